@@ -1,0 +1,307 @@
+//! The located intermediate form both readers produce, and the one validator.
+//!
+//! Readers only copy what the file says, each value with its line; they decide nothing.
+//! [`validate`] applies ranges, enumerations, cross-references and defaults.
+
+use crate::model::*;
+use crate::ProfileError;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A value and the line it came from (1-based; 0 when unknown).
+#[derive(Debug, Clone)]
+pub struct L<T> {
+    pub v: T,
+    pub line: u64,
+}
+
+pub fn l<T>(v: T, line: u64) -> L<T> {
+    L { v, line }
+}
+
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub application: Option<L<String>>,
+    pub policy: Option<L<String>>,
+    pub max_slots: Option<L<i64>>,
+    pub max_sessions: Option<L<i64>>,
+    pub transient_disconnection_timeout: Option<L<i64>>,
+    pub services: Vec<DraftService>,
+    pub session_types: Vec<DraftType>,
+}
+
+#[derive(Debug, Default)]
+pub struct DraftService {
+    pub line: u64,
+    pub name: Option<L<String>>,
+    pub default: Option<L<bool>>,
+    pub mode: Option<L<String>>,
+    pub command: Option<L<Vec<String>>>,
+    pub work_dir: Option<L<String>>,
+    pub env: Vec<(String, String)>,
+    pub launcher: Option<L<String>>,
+    pub partition: Option<L<String>>,
+    pub time_limit: Option<L<String>>,
+    pub extra_args: Vec<String>,
+    /// (method, timeout seconds, onFailure)
+    pub control: Vec<(L<String>, Option<L<i64>>, Option<L<String>>)>,
+}
+
+#[derive(Debug, Default)]
+pub struct DraftType {
+    pub line: u64,
+    pub name: Option<L<String>>,
+    pub service_name: Option<L<String>>,
+    pub priority: Option<L<i64>>,
+    pub min_services: Option<L<i64>>,
+    pub recoverable: Option<L<bool>>,
+    pub session_retry_limit: Option<L<i64>>,
+    pub task_retry_limit: Option<L<i64>>,
+    pub task_grace_period: Option<L<i64>>,
+    pub reclaim_grace_period: Option<L<i64>>,
+    pub suspend_grace_period: Option<L<i64>>,
+    pub task_cleanup_period: Option<L<i64>>,
+    pub abort_session_if_client_disconnect: Option<L<bool>>,
+    pub on_client_disconnect: Option<L<String>>,
+    pub abort_session_if_task_fail: Option<L<bool>>,
+    pub persist_session_history: Option<L<String>>,
+    pub persist_task_history: Option<L<String>>,
+    pub discard_results_on_delivery: Option<L<bool>>,
+    pub idle_timeout: Option<L<i64>>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, line: u64, message: impl Into<String>) -> ProfileError {
+        ProfileError { file: self.file.to_string(), line, message: message.into() }
+    }
+
+    fn int(&self, v: &Option<L<i64>>, name: &str, lo: i64, hi: i64, default: i64) -> Result<i64, ProfileError> {
+        match v {
+            None => Ok(default),
+            Some(L { v, line }) if *v < lo || *v > hi => {
+                let range = if hi == i64::MAX { format!("{lo} or more") } else { format!("{lo} to {hi}") };
+                Err(self.err(*line, format!("{name}: {v} is out of range (valid: {range})")))
+            }
+            Some(L { v, .. }) => Ok(*v),
+        }
+    }
+
+    fn choice<T: Copy>(&self, v: &Option<L<String>>, name: &str, options: &[(&str, T)], default: T) -> Result<T, ProfileError> {
+        let Some(L { v, line }) = v else { return Ok(default) };
+        options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(v))
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = options.iter().map(|(k, _)| *k).collect();
+                self.err(*line, format!("{name}: '{v}' is not valid (valid: {})", valid.join(" | ")))
+            })
+    }
+
+    fn name(&self, v: &L<String>, what: &str, allow_empty: bool) -> Result<(), ProfileError> {
+        let n = v.v.chars().count();
+        let printable = v.v.chars().all(|c| !c.is_control());
+        if (!allow_empty && n == 0) || n > 256 || !printable {
+            let lo = if allow_empty { 0 } else { 1 };
+            return Err(self.err(v.line, format!("{what}: '{}' is not valid (valid: {lo}-256 printable characters)", v.v)));
+        }
+        Ok(())
+    }
+}
+
+const FAILURE_ACTIONS: &[(&str, FailureAction)] =
+    &[("retry", FailureAction::Retry), ("fail", FailureAction::Fail), ("succeed", FailureAction::Succeed)];
+
+pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileError> {
+    let c = Ctx { file };
+    let app = d.application.ok_or_else(|| c.err(1, "application: missing (valid: 1-256 printable characters)"))?;
+    c.name(&app, "application", false)?;
+    if app.v.eq_ignore_ascii_case("all") {
+        return Err(c.err(app.line, "application: 'all' is reserved (valid: any other 1-256 printable characters)"));
+    }
+    let policy = c.choice(
+        &d.policy,
+        "policy",
+        &[("proportion", Policy::Proportion), ("minimumServices", Policy::MinimumServices), ("priority", Policy::Priority),
+          // Symphony spells them R_Proportion etc.
+          ("R_Proportion", Policy::Proportion), ("R_MinimumServices", Policy::MinimumServices), ("R_PriorityScheduling", Policy::Priority)],
+        Policy::Proportion,
+    )?;
+    let max_slots = match &d.max_slots {
+        None => None,
+        Some(_) => Some(c.int(&d.max_slots, "maxSlots", 1, 100_000, 0)? as u32),
+    };
+    let consumer = Consumer {
+        policy,
+        max_slots,
+        max_sessions: c.int(&d.max_sessions, "maxSessions", 0, 1_000_000, 0)? as u32,
+        transient_disconnection_timeout_s: c.int(&d.transient_disconnection_timeout, "transientDisconnectionTimeout", 0, 31_536_000, 30)? as u64,
+    };
+
+    if d.services.is_empty() {
+        return Err(c.err(1, "services: at least one service is required"));
+    }
+    let mut services = Vec::new();
+    for s in &d.services {
+        services.push(service(&c, s, base)?);
+    }
+    for (i, s) in services.iter().enumerate() {
+        if services[..i].iter().any(|o| o.name == s.name) {
+            return Err(c.err(d.services[i].line, format!("service '{}' is defined twice (valid: unique names)", s.name)));
+        }
+    }
+    let defaults: Vec<usize> = (0..services.len()).filter(|&i| services[i].default).collect();
+    if defaults.len() > 1 {
+        return Err(c.err(d.services[defaults[1]].line, format!(
+            "default: services '{}' and '{}' are both default (valid: at most one default service)",
+            services[defaults[0]].name, services[defaults[1]].name)));
+    }
+    let default_service = match (defaults.first(), services.len()) {
+        (Some(&i), _) => services[i].name.clone(),
+        (None, 1) => services[0].name.clone(),
+        (None, _) => {
+            return Err(c.err(d.services[1].line, "default: several services and none is default (valid: mark one with default: true)"));
+        }
+    };
+
+    let mut session_types: Vec<SessionType> = Vec::new();
+    for t in &d.session_types {
+        let st = session_type(&c, t, &services, &default_service)?;
+        if session_types.iter().any(|o| o.name == st.name) {
+            return Err(c.err(t.line, format!("session type '{}' is defined twice (valid: unique names)", st.name)));
+        }
+        session_types.push(st);
+    }
+    if !session_types.iter().any(|t| t.name.is_empty()) {
+        session_types.insert(0, SessionType::defaults("", &default_service));
+    }
+    Ok(Profile { application: app.v, consumer, services, session_types })
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileError> {
+    let name = s.name.as_ref().ok_or_else(|| c.err(s.line, "service name: missing (valid: 1-256 printable characters)"))?;
+    c.name(name, "service name", false)?;
+    let mode = c.choice(&s.mode, "mode", &[("persistent", Mode::Persistent), ("exec", Mode::Exec)], Mode::Persistent)?;
+    let command = s.command.as_ref().ok_or_else(|| c.err(s.line, format!("service '{}': command missing (valid: a list, program first)", name.v)))?;
+    if command.v.is_empty() || command.v[0].is_empty() {
+        return Err(c.err(command.line, "command: empty (valid: a list, program first)"));
+    }
+    let mut cmd = command.v.clone();
+    // "./svc" and "services/echo.py" are the profile's own files; "python3" is looked up on PATH.
+    if cmd[0].contains('/') {
+        cmd[0] = resolve(base, &cmd[0]).display().to_string();
+    }
+    let work_dir = resolve(base, s.work_dir.as_ref().map(|w| w.v.as_str()).unwrap_or("."));
+    let launcher = match c.choice(&s.launcher, "launcher", &[("local", false), ("slurm", true)], false)? {
+        false => Launcher::Local,
+        true => Launcher::Slurm(SlurmOptions {
+            partition: s.partition.as_ref().map(|p| p.v.clone()),
+            time_limit: s.time_limit.as_ref().map(|p| p.v.clone()),
+            extra_args: s.extra_args.clone(),
+        }),
+    };
+    let mut control = Control::default();
+    for (method, timeout, action) in &s.control {
+        let slot = match method.v.to_ascii_lowercase().as_str() {
+            "createservice" => &mut control.create_service,
+            "sessionenter" => &mut control.session_enter,
+            "invoke" => &mut control.invoke,
+            "sessionupdate" => &mut control.session_update,
+            "sessionleave" => &mut control.session_leave,
+            "destroyservice" => &mut control.destroy_service,
+            _ => {
+                return Err(c.err(method.line, format!(
+                    "control: unknown method '{}' (valid: createService | sessionEnter | invoke | sessionUpdate | sessionLeave | destroyService)",
+                    method.v)));
+            }
+        };
+        *slot = MethodControl {
+            timeout_s: c.int(timeout, "timeout", 0, 31_536_000, 0)? as u64,
+            on_failure: c.choice(action, "onFailure", FAILURE_ACTIONS, FailureAction::Retry)?,
+        };
+    }
+    Ok(Service {
+        name: name.v.clone(),
+        default: s.default.as_ref().map(|d| d.v).unwrap_or(false),
+        mode,
+        command: cmd,
+        work_dir,
+        env: s.env.iter().cloned().collect::<BTreeMap<_, _>>(),
+        launcher,
+        control,
+    })
+}
+
+fn session_type(c: &Ctx, t: &DraftType, services: &[Service], default_service: &str) -> Result<SessionType, ProfileError> {
+    let name = t.name.clone().unwrap_or(l(String::new(), t.line));
+    c.name(&name, "session type name", true)?;
+    let service_name = match &t.service_name {
+        None => default_service.to_string(),
+        Some(s) => {
+            if !services.iter().any(|x| x.name == s.v) {
+                let valid: Vec<&str> = services.iter().map(|x| x.name.as_str()).collect();
+                return Err(c.err(s.line, format!("serviceName: '{}' names no service (valid: {})", s.v, valid.join(" | "))));
+            }
+            s.v.clone()
+        }
+    };
+    let d = SessionType::defaults(&name.v, &service_name);
+    let max = i64::MAX;
+    let bool_action = t.abort_session_if_client_disconnect.as_ref().map(|b| {
+        if b.v { DisconnectAction::Abort } else { DisconnectAction::Continue }
+    });
+    let named_action = match &t.on_client_disconnect {
+        None => None,
+        Some(_) => Some(c.choice(&t.on_client_disconnect, "onClientDisconnect",
+            &[("abort", DisconnectAction::Abort), ("suspend", DisconnectAction::Suspend), ("continue", DisconnectAction::Continue)],
+            DisconnectAction::Abort)?),
+    };
+    let on_client_disconnect = match (bool_action, named_action) {
+        (Some(b), Some(n)) if b != n => {
+            let line = t.on_client_disconnect.as_ref().map(|x| x.line).unwrap_or(t.line);
+            return Err(c.err(line, format!(
+                "onClientDisconnect: '{}' disagrees with abortSessionIfClientDisconnect: {} (valid: abort with true, continue with false, or give only one)",
+                n.as_str(), b == DisconnectAction::Abort)));
+        }
+        (_, Some(n)) => n,
+        (Some(b), None) => b,
+        (None, None) => d.on_client_disconnect,
+    };
+    let persist_session_history = c.choice(&t.persist_session_history, "persistSessionHistory", &[("all", true), ("none", false)], true)?;
+    let persist_task_history = c.choice(&t.persist_task_history, "persistTaskHistory",
+        &[("none", TaskHistory::None), ("all", TaskHistory::All), ("error", TaskHistory::Error)], TaskHistory::All)?;
+    if !persist_session_history && persist_task_history != TaskHistory::None {
+        let line = t.persist_task_history.as_ref().or(t.persist_session_history.as_ref()).map(|x| x.line).unwrap_or(t.line);
+        return Err(c.err(line, "persistTaskHistory: task history needs persistSessionHistory: all (valid: persistTaskHistory: none, or persistSessionHistory: all)"));
+    }
+    let task_grace = c.int(&t.task_grace_period, "taskGracePeriod", 0, max, 100)? as u64;
+    let reclaim = c.int(&t.reclaim_grace_period, "reclaimGracePeriod", -1, max, -1)?;
+    Ok(SessionType {
+        priority: c.int(&t.priority, "priority", 1, 10_000, 1)? as u32,
+        min_services: c.int(&t.min_services, "minServices", 0, 10_000, 0)? as u32,
+        recoverable: t.recoverable.as_ref().map(|b| b.v).unwrap_or(false),
+        session_retry_limit: c.int(&t.session_retry_limit, "sessionRetryLimit", 0, u32::MAX as i64, 3)? as u32,
+        task_retry_limit: c.int(&t.task_retry_limit, "taskRetryLimit", 0, u32::MAX as i64, 3)? as u32,
+        task_grace_period_ms: task_grace,
+        reclaim_grace_period_ms: if reclaim < 0 { None } else { Some(reclaim as u64) },
+        // Seed 001: suspendGracePeriod, when given, overrides taskGracePeriod for suspends.
+        suspend_grace_period_ms: c.int(&t.suspend_grace_period, "suspendGracePeriod", 0, max, task_grace as i64)? as u64,
+        task_cleanup_period_ms: c.int(&t.task_cleanup_period, "taskCleanupPeriod", 0, max, 250)? as u64,
+        on_client_disconnect,
+        abort_session_if_task_fail: t.abort_session_if_task_fail.as_ref().map(|b| b.v).unwrap_or(false),
+        persist_session_history,
+        persist_task_history,
+        discard_results_on_delivery: t.discard_results_on_delivery.as_ref().map(|b| b.v).unwrap_or(true),
+        idle_timeout_s: c.int(&t.idle_timeout, "idleTimeout", 0, max, 0)? as u64,
+        ..d
+    })
+}

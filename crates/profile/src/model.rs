@@ -1,0 +1,187 @@
+//! The validated profile the agent works with. Every field is already defaulted and in
+//! range; names follow Symphony's attributes in snake_case.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub application: String,
+    pub consumer: Consumer,
+    pub services: Vec<Service>,
+    /// Always holds the system default type `""` (defined or implied).
+    pub session_types: Vec<SessionType>,
+}
+
+impl Profile {
+    pub fn session_type(&self, name: &str) -> Option<&SessionType> {
+        self.session_types.iter().find(|t| t.name == name)
+    }
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Proportion,
+    MinimumServices,
+    Priority,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Proportion => "proportion",
+            Policy::MinimumServices => "minimumServices",
+            Policy::Priority => "priority",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consumer {
+    pub policy: Policy,
+    /// Instances this application may hold at once; `None` = all slots.
+    pub max_slots: Option<u32>,
+    /// Open sessions allowed at once; 0 = no limit.
+    pub max_sessions: u32,
+    pub transient_disconnection_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Persistent,
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launcher {
+    Local,
+    Slurm(SlurmOptions),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub time_limit: Option<String>,
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    Retry,
+    Fail,
+    Succeed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodControl {
+    /// Seconds the method may take; 0 = no limit.
+    pub timeout_s: u64,
+    pub on_failure: FailureAction,
+}
+
+impl Default for MethodControl {
+    fn default() -> Self {
+        MethodControl { timeout_s: 0, on_failure: FailureAction::Retry }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control {
+    pub create_service: MethodControl,
+    pub session_enter: MethodControl,
+    pub invoke: MethodControl,
+    pub session_update: MethodControl,
+    pub session_leave: MethodControl,
+    pub destroy_service: MethodControl,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub default: bool,
+    pub mode: Mode,
+    /// Program and arguments; a relative program path containing `/` is resolved
+    /// against the profile's folder.
+    pub command: Vec<String>,
+    /// Absolute.
+    pub work_dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub launcher: Launcher,
+    pub control: Control,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectAction {
+    Abort,
+    Suspend,
+    Continue,
+}
+
+impl DisconnectAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectAction::Abort => "abort",
+            DisconnectAction::Suspend => "suspend",
+            DisconnectAction::Continue => "continue",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskHistory {
+    None,
+    All,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionType {
+    pub name: String,
+    /// Resolved: the named service, or the default one.
+    pub service_name: String,
+    pub priority: u32,
+    pub min_services: u32,
+    pub recoverable: bool,
+    pub session_retry_limit: u32,
+    pub task_retry_limit: u32,
+    pub task_grace_period_ms: u64,
+    /// `None` = unlimited (-1).
+    pub reclaim_grace_period_ms: Option<u64>,
+    pub suspend_grace_period_ms: u64,
+    pub task_cleanup_period_ms: u64,
+    pub on_client_disconnect: DisconnectAction,
+    pub abort_session_if_task_fail: bool,
+    pub persist_session_history: bool,
+    pub persist_task_history: TaskHistory,
+    pub discard_results_on_delivery: bool,
+    /// 0 = forever.
+    pub idle_timeout_s: u64,
+}
+
+impl SessionType {
+    /// The seed-001 defaults for a type named `name` bound to `service`.
+    pub fn defaults(name: &str, service: &str) -> SessionType {
+        SessionType {
+            name: name.to_string(),
+            service_name: service.to_string(),
+            priority: 1,
+            min_services: 0,
+            recoverable: false,
+            session_retry_limit: 3,
+            task_retry_limit: 3,
+            task_grace_period_ms: 100,
+            reclaim_grace_period_ms: None,
+            suspend_grace_period_ms: 100,
+            task_cleanup_period_ms: 250,
+            on_client_disconnect: DisconnectAction::Abort,
+            abort_session_if_task_fail: false,
+            persist_session_history: true,
+            persist_task_history: TaskHistory::All,
+            discard_results_on_delivery: true,
+            idle_timeout_s: 0,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! YAML reader: serde-saphyr into `Raw*` structs whose values are `Spanned`, then copied
+//! into the located draft. Unknown keys are refused by serde (`deny_unknown_fields`) and
+//! the error's location gives the line.
+
+use crate::draft::*;
+use crate::ProfileError;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawProfile {
+    application: S<String>,
+    consumer: Option<RawConsumer>,
+    #[serde(default)]
+    services: Vec<Spanned<RawService>>,
+    #[serde(default)]
+    session_types: Vec<Spanned<RawType>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConsumer {
+    policy: S<String>,
+    max_slots: S<i64>,
+    max_sessions: S<i64>,
+    transient_disconnection_timeout: S<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawService {
+    name: S<String>,
+    default: S<bool>,
+    mode: S<String>,
+    command: S<Vec<String>>,
+    work_dir: S<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    launcher: S<String>,
+    slurm: Option<RawSlurm>,
+    control: Option<RawControl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSlurm {
+    partition: S<String>,
+    time_limit: S<String>,
+    #[serde(default)]
+    extra_args: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawControl {
+    create_service: S<RawMethod>,
+    session_enter: S<RawMethod>,
+    invoke: S<RawMethod>,
+    session_update: S<RawMethod>,
+    session_leave: S<RawMethod>,
+    destroy_service: S<RawMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMethod {
+    timeout: S<i64>,
+    on_failure: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawType {
+    name: S<String>,
+    service_name: S<String>,
+    priority: S<i64>,
+    min_services: S<i64>,
+    recoverable: S<bool>,
+    session_retry_limit: S<i64>,
+    task_retry_limit: S<i64>,
+    task_grace_period: S<i64>,
+    reclaim_grace_period: S<i64>,
+    suspend_grace_period: S<i64>,
+    task_cleanup_period: S<i64>,
+    abort_session_if_client_disconnect: S<bool>,
+    on_client_disconnect: S<String>,
+    abort_session_if_task_fail: S<bool>,
+    persist_session_history: S<String>,
+    persist_task_history: S<String>,
+    discard_results_on_delivery: S<bool>,
+    idle_timeout: S<i64>,
+}
+
+fn c<T>(s: S<T>) -> Option<L<T>> {
+    s.map(|s| l(s.value, s.referenced.line()))
+}
+
+pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
+    let mut opts = serde_saphyr::Options::default();
+    opts.with_snippet = false;
+    let raw: RawProfile = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(0);
+        // The library's text may carry its own location suffix and several lines; keep one.
+        let msg = e.to_string();
+        let msg = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        ProfileError { file: file.to_string(), line, message: msg }
+    })?;
+    let consumer = raw.consumer.unwrap_or(RawConsumer { policy: None, max_slots: None, max_sessions: None, transient_disconnection_timeout: None });
+    Ok(Draft {
+        application: c(raw.application),
+        policy: c(consumer.policy),
+        max_slots: c(consumer.max_slots),
+        max_sessions: c(consumer.max_sessions),
+        transient_disconnection_timeout: c(consumer.transient_disconnection_timeout),
+        services: raw.services.into_iter().map(|s| {
+            let line = s.referenced.line();
+            let s = s.value;
+            let slurm = s.slurm.unwrap_or(RawSlurm { partition: None, time_limit: None, extra_args: vec![] });
+            let mut control = Vec::new();
+            if let Some(ctl) = s.control {
+                for (name, m) in [("createService", ctl.create_service), ("sessionEnter", ctl.session_enter), ("invoke", ctl.invoke),
+                    ("sessionUpdate", ctl.session_update), ("sessionLeave", ctl.session_leave), ("destroyService", ctl.destroy_service)] {
+                    if let Some(m) = m {
+                        let mline = m.referenced.line();
+                        control.push((l(name.to_string(), mline), c(m.value.timeout), c(m.value.on_failure)));
+                    }
+                }
+            }
+            DraftService {
+                line,
+                name: c(s.name),
+                default: c(s.default),
+                mode: c(s.mode),
+                command: c(s.command),
+                work_dir: c(s.work_dir),
+                env: s.env.into_iter().collect(),
+                launcher: c(s.launcher),
+                partition: c(slurm.partition),
+                time_limit: c(slurm.time_limit),
+                extra_args: slurm.extra_args,
+                control,
+            }
+        }).collect(),
+        session_types: raw.session_types.into_iter().map(|t| {
+            let line = t.referenced.line();
+            let t = t.value;
+            DraftType {
+                line,
+                name: c(t.name),
+                service_name: c(t.service_name),
+                priority: c(t.priority),
+                min_services: c(t.min_services),
+                recoverable: c(t.recoverable),
+                session_retry_limit: c(t.session_retry_limit),
+                task_retry_limit: c(t.task_retry_limit),
+                task_grace_period: c(t.task_grace_period),
+                reclaim_grace_period: c(t.reclaim_grace_period),
+                suspend_grace_period: c(t.suspend_grace_period),
+                task_cleanup_period: c(t.task_cleanup_period),
+                abort_session_if_client_disconnect: c(t.abort_session_if_client_disconnect),
+                on_client_disconnect: c(t.on_client_disconnect),
+                abort_session_if_task_fail: c(t.abort_session_if_task_fail),
+                persist_session_history: c(t.persist_session_history),
+                persist_task_history: c(t.persist_task_history),
+                discard_results_on_delivery: c(t.discard_results_on_delivery),
+                idle_timeout: c(t.idle_timeout),
+            }
+        }).collect(),
+    })
+}

@@ -1,0 +1,124 @@
+//! Length-prefixed frames with a hard size cap.
+//!
+//! A frame is `u32` little-endian body length, then the body. A peer that announces more
+//! than [`MAX_FRAME`] bytes is cut off before anything is allocated for it, so one bad
+//! client can cost the agent at most one connection.
+
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest body accepted in either direction. Senders split task batches below it.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Budget a sender aims for when packing many tasks into one frame, leaving headroom
+/// under [`MAX_FRAME`] for the envelope.
+pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame body into a fresh buffer. `Closed` means a clean EOF between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Malformed("connection closed inside a frame".into())
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(body)
+}
+
+/// Appends one encoded frame to `out` (so a writer can coalesce many frames into one
+/// syscall).
+pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    let mut out2 = std::mem::take(out);
+    out2 = postcard::to_extend(msg, out2).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    *out = out2;
+    let len = out.len() - start - 4;
+    if len > MAX_FRAME {
+        out.truncate(start);
+        return Err(FrameError::TooLarge(len));
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Writes one message as a frame and flushes.
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let mut buf = Vec::new();
+    encode_into(msg, &mut buf)?;
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads and decodes one message.
+pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+    let body = read_frame(r).await?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn roundtrip_and_cap() {
+        let mut buf = Vec::new();
+        encode_into(&("hello".to_string(), 7u32), &mut buf).unwrap();
+        encode_into(&("again".to_string(), 8u32), &mut buf).unwrap();
+        let mut r = &buf[..];
+        let a: (String, u32) = read_msg(&mut r).await.unwrap();
+        let b: (String, u32) = read_msg(&mut r).await.unwrap();
+        assert_eq!(a, ("hello".into(), 7));
+        assert_eq!(b, ("again".into(), 8));
+        assert!(matches!(read_frame(&mut r).await, Err(FrameError::Closed)));
+
+        let huge = ((MAX_FRAME as u32) + 1).to_le_bytes();
+        let mut r = &huge[..];
+        assert!(matches!(read_frame(&mut r).await, Err(FrameError::TooLarge(_))));
+
+        let truncated = [10u8, 0, 0, 0, 1, 2];
+        let mut r = &truncated[..];
+        assert!(matches!(read_frame(&mut r).await, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn bytes_are_raw_on_the_wire() {
+        let payload = bytes::Bytes::from_static(b"\x00\x01\xffABC");
+        let mut buf = Vec::new();
+        encode_into(&payload, &mut buf).unwrap();
+        // length prefix, varint length 6, then the six bytes themselves.
+        assert_eq!(&buf[4..], b"\x06\x00\x01\xffABC");
+    }
+}

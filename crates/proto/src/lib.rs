@@ -1,0 +1,25 @@
+//! The contract between soam's commands and its agent.
+//!
+//! Data flow: a client opens the agent's Unix socket, sends a [`msg::Hello`] frame and
+//! gets a [`msg::Welcome`] (or a refusal naming both versions). After that it sends
+//! [`msg::ClientFrame`]s, each a request with a client-chosen id, and reads
+//! [`msg::AgentFrame`]s: replies carrying that id, plus unsolicited events (task outputs,
+//! "your session was taken over"). Every frame is a little-endian `u32` length followed by
+//! a postcard body ([`frame`]); task payloads are `Bytes`, which postcard writes as raw
+//! bytes, and one frame carries many tasks.
+//!
+//! The crate also holds what both sides must agree on without talking: where the socket
+//! and store live ([`paths`]) and how `APP:ID[:TASK]` addresses are written ([`addr`]).
+
+pub mod addr;
+pub mod frame;
+pub mod msg;
+pub mod paths;
+
+pub use addr::{SessionKey, SessionRef, TaskRef};
+
+/// Bumped on any incompatible change to [`msg`]; the handshake refuses a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The agent's and commands' release, shown by `soamcontrol agent status`.
+pub const SOAM_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,264 @@
+//! Every message that crosses the agent's socket.
+//!
+//! Requests carry a client-chosen id and get exactly one [`AgentFrame::Reply`] with it,
+//! except [`Request::Ack`], which is fire-and-forget so that acknowledging outputs never
+//! costs a round trip. Events arrive unasked, interleaved with replies.
+
+use crate::addr::{SessionRef, TaskRef};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// First frame on every connection, from the client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always `*b"SOAM"`: lets the agent tell a soam client from a stray writer at once.
+    pub magic: [u8; 4],
+    pub version: u32,
+    /// Free text ("soamsession submit"), shown as the holder of a session.
+    pub client: String,
+}
+
+pub const MAGIC: [u8; 4] = *b"SOAM";
+
+/// The agent's answer to [`Hello`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Welcome {
+    Ok { version: u32, agent_version: String },
+    Refused { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientFrame {
+    pub id: u64,
+    pub req: Request,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// `profile` is the file's text; `path` its absolute location, so relative paths in
+    /// it resolve and errors can name the file.
+    RegisterApp { profile: String, path: String, force: bool },
+    UnregisterApp { app: String, force: bool },
+    ListApps { app: Option<String> },
+    SetAppEnabled { app: String, enabled: bool },
+    CreateSession(CreateSession),
+    /// Takes the session for this connection; queued outputs follow as events.
+    OpenSession { session: SessionRef, direct: bool, all: bool },
+    Submit { session: SessionRef, tasks: Vec<Bytes> },
+    /// No reply: outputs acknowledged are delivered for good.
+    Ack { session: SessionRef, tasks: Vec<u64> },
+    Detach { session: SessionRef },
+    Close { session: SessionRef },
+    Abort { session: SessionRef },
+    UpdateCommonData { session: SessionRef, data: Bytes },
+    ListSessions(SessionQuery),
+    ListTasks { session: SessionRef, state: Option<TaskState> },
+    History { app: Option<String> },
+    SessionControl { session: SessionRef, action: SessionAction },
+    TaskControl { task: TaskRef, action: TaskAction },
+    Status,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateSession {
+    pub app: String,
+    pub session_type: Option<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+    pub common_data: Bytes,
+    pub direct: bool,
+    /// Keep the session held by this connection (submit) rather than detached (create).
+    pub attach: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionQuery {
+    pub app: Option<String>,
+    /// Include ended sessions (from history).
+    pub all: bool,
+    pub state: Option<SessionState>,
+    pub orphaned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionAction {
+    Suspend,
+    Resume,
+    Kill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskAction {
+    Kill,
+    Requeue,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AgentFrame {
+    Reply { id: u64, result: Result<Reply, String> },
+    Event(Event),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Registered { app: String, created: bool, warnings: Vec<String> },
+    Apps(Vec<AppInfo>),
+    Session(SessionInfo),
+    /// `to_deliver`: outputs queued for this holder at the moment it opened.
+    Opened { session: SessionInfo, to_deliver: u64 },
+    /// Ids `first..first+count` were given to the tasks, in submission order.
+    Submitted { first: u64, count: u64 },
+    Sessions(Vec<SessionInfo>),
+    Tasks(Vec<TaskInfo>),
+    Status(AgentStatus),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    Outputs { app: String, session: u64, outputs: Vec<TaskOutput> },
+    /// The held session has no pending or running task and everything ended was sent.
+    Drained { app: String, session: u64 },
+    /// Another client opened the session; this connection may no longer act on it.
+    TakenOver { app: String, session: u64 },
+    /// The session ended while held (admin kill, task failure, profile update).
+    Ended { app: String, session: u64, state: SessionState, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskOutput {
+    pub task: u64,
+    pub state: TaskState,
+    pub attempts: u32,
+    /// The output for `Done`; the failure message for `Error` and `Canceled`.
+    pub data: Bytes,
+}
+
+macro_rules! lower_enum {
+    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($variant),* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)*
+                    _ => Err(format!("unknown {} '{}'; valid: {}", stringify!($name), s,
+                        [$($text),*].join(", "))),
+                }
+            }
+        }
+    };
+}
+
+lower_enum!(SessionState {
+    Open => "open",
+    Suspended => "suspended",
+    Reconnecting => "reconnecting",
+    Closed => "closed",
+    Aborted => "aborted",
+});
+
+impl SessionState {
+    pub fn is_ended(self) -> bool {
+        matches!(self, SessionState::Closed | SessionState::Aborted)
+    }
+}
+
+lower_enum!(TaskState {
+    Pending => "pending",
+    Running => "running",
+    Done => "done",
+    Error => "error",
+    Canceled => "canceled",
+});
+
+impl TaskState {
+    pub fn is_ended(self) -> bool {
+        matches!(self, TaskState::Done | TaskState::Error | TaskState::Canceled)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub app: String,
+    pub id: u64,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+    pub session_type: String,
+    pub state: SessionState,
+    pub priority: u32,
+    pub recoverable: bool,
+    pub direct: bool,
+    pub pending: u64,
+    pub running: u64,
+    pub done: u64,
+    pub error: u64,
+    pub canceled: u64,
+    /// Ended tasks whose output no holder has acknowledged yet.
+    pub undelivered: u64,
+    pub created_ms: u64,
+    pub ended_ms: Option<u64>,
+    /// Who holds the session now, if anyone ("pid 1234 soamsession submit").
+    pub holder: Option<String>,
+    /// Detached, idle, with output nobody collected: an admin should look at it.
+    pub orphaned: bool,
+    pub owner_uid: u32,
+    /// Why it ended, where it did.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub task: u64,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub submitted_ms: u64,
+    pub started_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+    pub input_bytes: u64,
+    pub output_bytes: Option<u64>,
+    pub error: Option<String>,
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub enabled: bool,
+    pub policy: String,
+    pub services: Vec<String>,
+    pub session_types: Vec<String>,
+    pub open_sessions: u64,
+    pub max_sessions: u32,
+    pub max_slots: Option<u32>,
+    pub registered_ms: u64,
+    pub source: String,
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub uptime_s: u64,
+    pub slots: u32,
+    pub instances: u32,
+    pub busy_instances: u32,
+    pub apps: u32,
+    pub open_sessions: u32,
+    pub store: String,
+    pub socket: String,
+}
