@@ -1,1 +1,143 @@
-pub fn x(){}
+//! The service side of soam: what a persistent-mode service process speaks on its
+//! stdin/stdout, and a run loop so a Rust service is one trait impl.
+//!
+//! Data flow: the agent writes [`Message`]s to the process's stdin, one after another and
+//! possibly many ahead (pipelining); the process answers each, in order, on stdout. The
+//! framing ([`wire`]) is byte-exact and documented in `docs/service-protocol.md` so that
+//! services can be written in any language. [`run`] reads requests through a buffer and
+//! only flushes its replies when no further request is already buffered, so a pipelined
+//! burst costs one write, not one per task.
+//!
+//! ```no_run
+//! use soam_service::{Failure, Service, TaskContext};
+//! struct Upper;
+//! impl Service for Upper {
+//!     fn invoke(&mut self, _t: &TaskContext, input: &[u8]) -> Result<Vec<u8>, Failure> {
+//!         Ok(input.to_ascii_uppercase())
+//!     }
+//! }
+//! fn main() -> std::io::Result<()> { soam_service::run(Upper) }
+//! ```
+
+pub mod wire;
+
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+pub use wire::{Kind, Message, Status};
+
+/// Why a method did not succeed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The attempt failed; the agent may retry per the profile (`taskRetryLimit`,
+    /// `sessionRetryLimit`, `control.*.onFailure`).
+    Retry(String),
+    /// Not retryable: the task (or session binding) fails at once.
+    Fatal(String),
+}
+
+/// What a task invocation knows about itself.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub session: u64,
+    pub task: u64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// A persistent-mode service. Every method but `invoke` defaults to success.
+pub trait Service {
+    fn create_service(&mut self, _app: &str) -> Result<(), Failure> {
+        Ok(())
+    }
+    fn session_enter(&mut self, _session: u64, _common_data: &[u8]) -> Result<(), Failure> {
+        Ok(())
+    }
+    fn invoke(&mut self, task: &TaskContext, input: &[u8]) -> Result<Vec<u8>, Failure>;
+    fn session_update(&mut self, _session: u64, _common_data: &[u8]) -> Result<(), Failure> {
+        Ok(())
+    }
+    fn session_leave(&mut self, _session: u64) -> Result<(), Failure> {
+        Ok(())
+    }
+    fn destroy_service(&mut self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+/// Serves the protocol on stdin/stdout until DestroyService or end of input.
+pub fn run<S: Service>(svc: S) -> io::Result<()> {
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    serve(svc, BufReader::with_capacity(1 << 16, stdin), stdout)
+}
+
+/// [`run`] over any reader and writer (tests, other transports).
+pub fn serve<S: Service, R: BufRead, W: Write>(mut svc: S, mut input: R, output: W) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 16, output);
+    let mut buf = Vec::new();
+    while let Some(msg) = wire::read(&mut input, &mut buf)? {
+        let (status, payload): (Status, Vec<u8>) = {
+            let r = match msg.kind {
+                Kind::CreateService => svc.create_service(&String::from_utf8_lossy(msg.payload)).map(|_| Vec::new()),
+                Kind::SessionEnter => svc.session_enter(msg.session, msg.payload).map(|_| Vec::new()),
+                Kind::Invoke => {
+                    let ctx = TaskContext { session: msg.session, task: msg.task, attempt: msg.attempt };
+                    svc.invoke(&ctx, msg.payload)
+                }
+                Kind::SessionUpdate => svc.session_update(msg.session, msg.payload).map(|_| Vec::new()),
+                Kind::SessionLeave => svc.session_leave(msg.session).map(|_| Vec::new()),
+                Kind::DestroyService => svc.destroy_service().map(|_| Vec::new()),
+            };
+            match r {
+                Ok(p) => (Status::Success, p),
+                Err(Failure::Retry(m)) => (Status::Failure, m.into_bytes()),
+                Err(Failure::Fatal(m)) => (Status::Fatal, m.into_bytes()),
+            }
+        };
+        let reply = Message { kind: msg.kind, status, session: msg.session, task: msg.task, attempt: msg.attempt, payload: &payload };
+        wire::write(&mut out, &reply)?;
+        let last = msg.kind == Kind::DestroyService;
+        // Flush only when the agent has nothing more queued for us: replies to a
+        // pipelined burst leave in one write.
+        if last || input.fill_buf()?.is_empty() {
+            out.flush()?;
+        }
+        if last {
+            break;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Rev;
+    impl Service for Rev {
+        fn invoke(&mut self, t: &TaskContext, input: &[u8]) -> Result<Vec<u8>, Failure> {
+            if input == b"bad" {
+                return Err(Failure::Retry(format!("attempt {}", t.attempt)));
+            }
+            Ok(input.iter().rev().copied().collect())
+        }
+    }
+
+    #[test]
+    fn serves_a_pipelined_burst() {
+        let mut req = Vec::new();
+        for (i, p) in [&b"abc"[..], b"bad", b"\x00\xff"].iter().enumerate() {
+            wire::write(&mut req, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64 + 1, attempt: 2, payload: p }).unwrap();
+        }
+        let mut out = Vec::new();
+        serve(Rev, &req[..], &mut out).unwrap();
+        let mut r = &out[..];
+        let mut buf = Vec::new();
+        let a = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!((a.task, a.status, a.payload), (1, Status::Success, &b"cba"[..]));
+        let b = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!((b.task, b.status, b.payload), (2, Status::Failure, &b"attempt 2"[..]));
+        let c = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!(c.payload, b"\xff\x00");
+        assert!(wire::read(&mut r, &mut buf).unwrap().is_none());
+    }
+}

@@ -1,1 +1,320 @@
-pub fn x(){}
+//! The agent's persistent state: one redb file, one writer thread.
+//!
+//! Data flow: at start [`Store::open`] takes the file (redb's own lock refuses a second
+//! agent), reads everything recovery needs into a [`Loaded`], and starts the writer
+//! thread. From then on the agent hands batches of [`Write`]s to [`Store::submit`], which
+//! never blocks the caller. The thread drains every batch waiting in its queue, applies
+//! them in one write transaction and commits once (group commit), then runs each batch's
+//! completion callback, which is how the agent delays an acknowledgement until what it
+//! promises is on disk. Records are postcard-encoded structs defined in [`records`].
+
+pub mod records;
+
+use records::*;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// Next session id per application, so ids are never reused even after unregistering.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const SESSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("sessions");
+const TASKS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("tasks");
+/// Keyed by end time first so the newest history is a reverse range scan.
+const HISTORY: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("history");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store {path} is in use by another process")]
+    Locked { path: PathBuf },
+    #[error("store: {0}")]
+    Db(String),
+    #[error("store: the writer thread has stopped")]
+    Stopped,
+}
+
+impl StoreError {
+    fn db(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// One change to the store.
+#[derive(Debug, Clone)]
+pub enum Write {
+    PutApp(AppRecord),
+    DeleteApp(String),
+    SetCounter { app: String, next: u64 },
+    PutSession(SessionRecord),
+    DeleteSession { app: String, id: u64 },
+    PutTasks { app: String, session: u64, tasks: Vec<(u64, TaskRecord)> },
+    DeleteTasks { app: String, session: u64 },
+    PutHistory(HistoryRecord),
+}
+
+pub type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+struct Batch {
+    writes: Vec<Write>,
+    done: Option<Done>,
+}
+
+enum Op {
+    Batch(Batch),
+    /// Commit whatever is queued, then stop.
+    Close(mpsc::Sender<()>),
+}
+
+/// Everything the agent needs from disk at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub apps: Vec<AppRecord>,
+    pub counters: Vec<(String, u64)>,
+    pub sessions: Vec<SessionRecord>,
+    /// Per session (app, id): its stored tasks in id order.
+    pub tasks: Vec<((String, u64), Vec<(u64, TaskRecord)>)>,
+    /// Newest first, at most `HISTORY_LOADED`.
+    pub history: Vec<HistoryRecord>,
+}
+
+/// How much history the agent keeps in memory for `soamview history`.
+pub const HISTORY_LOADED: usize = 10_000;
+
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<(Store, Loaded), StoreError> {
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_path_buf() },
+            e => StoreError::db(e),
+        })?;
+        init_tables(&db)?;
+        let loaded = load(&db)?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("soam-store".into())
+            .spawn(move || writer(db, rx))
+            .map_err(StoreError::db)?;
+        Ok((Store { tx, thread: Some(thread), path: path.to_path_buf() }, loaded))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a batch; `done` runs on the writer thread once it is committed (or failed).
+    pub fn submit(&self, writes: Vec<Write>, done: Option<Done>) {
+        if writes.is_empty() {
+            if let Some(d) = done {
+                d(Ok(()));
+            }
+            return;
+        }
+        if let Err(mpsc::SendError(Op::Batch(b))) = self.tx.send(Op::Batch(Batch { writes, done })) {
+            if let Some(d) = b.done {
+                d(Err(StoreError::Stopped.to_string()));
+            }
+        }
+    }
+
+    /// Commits what is queued and closes the file.
+    pub fn close(mut self) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Op::Close(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let (tx, _rx) = mpsc::channel();
+            let _ = self.tx.send(Op::Close(tx));
+            let _ = t.join();
+        }
+    }
+}
+
+fn init_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::db)?;
+    {
+        txn.open_table(APPS).map_err(StoreError::db)?;
+        txn.open_table(COUNTERS).map_err(StoreError::db)?;
+        txn.open_table(SESSIONS).map_err(StoreError::db)?;
+        txn.open_table(TASKS).map_err(StoreError::db)?;
+        txn.open_table(HISTORY).map_err(StoreError::db)?;
+    }
+    txn.commit().map_err(StoreError::db)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Db(format!("corrupt {what} record: {e}")))
+}
+
+fn load(db: &Database) -> Result<Loaded, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let mut out = Loaded::default();
+    let apps = txn.open_table(APPS).map_err(StoreError::db)?;
+    for row in apps.iter().map_err(StoreError::db)? {
+        let (_, v) = row.map_err(StoreError::db)?;
+        out.apps.push(decode("app", v.value())?);
+    }
+    let counters = txn.open_table(COUNTERS).map_err(StoreError::db)?;
+    for row in counters.iter().map_err(StoreError::db)? {
+        let (k, v) = row.map_err(StoreError::db)?;
+        out.counters.push((k.value().to_string(), v.value()));
+    }
+    let sessions = txn.open_table(SESSIONS).map_err(StoreError::db)?;
+    for row in sessions.iter().map_err(StoreError::db)? {
+        let (_, v) = row.map_err(StoreError::db)?;
+        out.sessions.push(decode("session", v.value())?);
+    }
+    let tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
+    for row in tasks.iter().map_err(StoreError::db)? {
+        let (k, v) = row.map_err(StoreError::db)?;
+        let (app, sid, tid) = k.value();
+        let rec: TaskRecord = decode("task", v.value())?;
+        match out.tasks.last_mut() {
+            Some(((a, s), list)) if a == app && *s == sid => list.push((tid, rec)),
+            _ => out.tasks.push(((app.to_string(), sid), vec![(tid, rec)])),
+        }
+    }
+    let history = txn.open_table(HISTORY).map_err(StoreError::db)?;
+    for row in history.iter().map_err(StoreError::db)?.rev().take(HISTORY_LOADED) {
+        let (_, v) = row.map_err(StoreError::db)?;
+        out.history.push(decode("history", v.value())?);
+    }
+    Ok(out)
+}
+
+fn writer(db: Database, rx: mpsc::Receiver<Op>) {
+    let mut closing: Option<mpsc::Sender<()>> = None;
+    while closing.is_none() {
+        let Ok(first) = rx.recv() else { break };
+        let mut batches = Vec::new();
+        let mut next = Some(first);
+        // Everything already queued joins this commit.
+        while let Some(op) = next {
+            match op {
+                Op::Batch(b) => batches.push(b),
+                Op::Close(tx) => {
+                    closing = Some(tx);
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if batches.is_empty() {
+            continue;
+        }
+        let result = apply(&db, &batches).map_err(|e| {
+            tracing::error!("store commit failed: {e}");
+            e.to_string()
+        });
+        for b in batches {
+            if let Some(done) = b.done {
+                done(result.clone());
+            }
+        }
+    }
+    drop(db);
+    if let Some(tx) = closing {
+        let _ = tx.send(());
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("records always encode")
+}
+
+fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(StoreError::db)?;
+    txn.set_durability(Durability::Immediate).map_err(StoreError::db)?;
+    {
+        let mut apps = txn.open_table(APPS).map_err(StoreError::db)?;
+        let mut counters = txn.open_table(COUNTERS).map_err(StoreError::db)?;
+        let mut sessions = txn.open_table(SESSIONS).map_err(StoreError::db)?;
+        let mut tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
+        let mut history = txn.open_table(HISTORY).map_err(StoreError::db)?;
+        for w in batches.iter().flat_map(|b| &b.writes) {
+            let r: Result<(), redb::StorageError> = (|| {
+                match w {
+                    Write::PutApp(a) => {
+                        apps.insert(a.name.as_str(), encode(a).as_slice())?;
+                    }
+                    Write::DeleteApp(name) => {
+                        apps.remove(name.as_str())?;
+                    }
+                    Write::SetCounter { app, next } => {
+                        counters.insert(app.as_str(), *next)?;
+                    }
+                    Write::PutSession(s) => {
+                        sessions.insert((s.app.as_str(), s.id), encode(s).as_slice())?;
+                    }
+                    Write::DeleteSession { app, id } => {
+                        sessions.remove((app.as_str(), *id))?;
+                    }
+                    Write::PutTasks { app, session, tasks: list } => {
+                        for (tid, t) in list {
+                            tasks.insert((app.as_str(), *session, *tid), encode(t).as_slice())?;
+                        }
+                    }
+                    Write::DeleteTasks { app, session } => {
+                        tasks.retain_in((app.as_str(), *session, 0)..=(app.as_str(), *session, u64::MAX), |_, _| false)?;
+                    }
+                    Write::PutHistory(h) => {
+                        history.insert((h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id), encode(h).as_slice())?;
+                    }
+                }
+                Ok(())
+            })();
+            r.map_err(StoreError::db)?;
+        }
+    }
+    txn.commit().map_err(StoreError::db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str) -> AppRecord {
+        AppRecord { name: name.into(), profile: "p".into(), source: "/x".into(), enabled: true, registered_ms: 1 }
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_second_open_is_refused() {
+        let dir = tempfile_dir();
+        let path = dir.join("s.redb");
+        let (store, loaded) = Store::open(&path).unwrap();
+        assert!(loaded.apps.is_empty());
+        assert!(matches!(Store::open(&path), Err(StoreError::Locked { .. })));
+        let (tx, rx) = mpsc::channel();
+        store.submit(
+            vec![Write::PutApp(app("a")), Write::SetCounter { app: "a".into(), next: 5 }],
+            Some(Box::new(move |r| tx.send(r).unwrap())),
+        );
+        rx.recv().unwrap().unwrap();
+        store.submit(vec![Write::PutApp(app("b")), Write::DeleteApp("a".into())], None);
+        store.close();
+        let (_store, loaded) = Store::open(&path).unwrap();
+        assert_eq!(loaded.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(loaded.counters, vec![("a".to_string(), 5)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("soam-store-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,145 @@
+//! The byte layout of one service-protocol message (both directions):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | `len`: u32 LE, number of bytes after this field (at least 22) |
+//! | 1 | `kind`: 1 CreateService, 2 SessionEnter, 3 Invoke, 4 SessionUpdate, 5 SessionLeave, 6 DestroyService |
+//! | 1 | `status`: 0 in requests; in replies 0 success, 1 failure (retryable), 2 fatal |
+//! | 8 | `session`: u64 LE (0 where none) |
+//! | 8 | `task`: u64 LE (Invoke; else 0) |
+//! | 4 | `attempt`: u32 LE (Invoke, from 1; else 0) |
+//! | len-22 | `payload`: raw bytes |
+//!
+//! Request payloads: CreateService the application name (UTF-8), SessionEnter and
+//! SessionUpdate the common data, Invoke the task input, others empty. Reply payloads:
+//! Invoke success the output; any failure a message (UTF-8); otherwise empty.
+//! Replies echo `kind`, `session`, `task` and `attempt`, and come in request order.
+
+use std::io::{self, Read, Write};
+
+pub const HEADER: usize = 22;
+/// A payload larger than this is refused: protects both sides from a garbled length.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    CreateService = 1,
+    SessionEnter = 2,
+    Invoke = 3,
+    SessionUpdate = 4,
+    SessionLeave = 5,
+    DestroyService = 6,
+}
+
+impl Kind {
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::CreateService,
+            2 => Kind::SessionEnter,
+            3 => Kind::Invoke,
+            4 => Kind::SessionUpdate,
+            5 => Kind::SessionLeave,
+            6 => Kind::DestroyService,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CreateService => "CreateService",
+            Kind::SessionEnter => "SessionEnter",
+            Kind::Invoke => "Invoke",
+            Kind::SessionUpdate => "SessionUpdate",
+            Kind::SessionLeave => "SessionLeave",
+            Kind::DestroyService => "DestroyService",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success = 0,
+    Failure = 1,
+    Fatal = 2,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    pub status: Status,
+    pub session: u64,
+    pub task: u64,
+    pub attempt: u32,
+    pub payload: &'a [u8],
+}
+
+fn bad(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Appends the message's bytes.
+pub fn encode(out: &mut Vec<u8>, m: &Message) {
+    out.extend_from_slice(&((HEADER + m.payload.len()) as u32).to_le_bytes());
+    out.push(m.kind as u8);
+    out.push(m.status as u8);
+    out.extend_from_slice(&m.session.to_le_bytes());
+    out.extend_from_slice(&m.task.to_le_bytes());
+    out.extend_from_slice(&m.attempt.to_le_bytes());
+    out.extend_from_slice(m.payload);
+}
+
+pub fn write<W: Write>(w: &mut W, m: &Message) -> io::Result<()> {
+    let mut head = Vec::with_capacity(4 + HEADER);
+    encode(&mut head, &Message { payload: &[], ..*m });
+    head[..4].copy_from_slice(&((HEADER + m.payload.len()) as u32).to_le_bytes());
+    w.write_all(&head)?;
+    w.write_all(m.payload)
+}
+
+/// Parses the 22 header bytes after the length; `payload` is the rest.
+pub fn parse<'a>(body: &'a [u8]) -> io::Result<Message<'a>> {
+    if body.len() < HEADER {
+        return Err(bad(format!("service message of {} bytes is shorter than its {HEADER}-byte header", body.len())));
+    }
+    let kind = Kind::from_u8(body[0]).ok_or_else(|| bad(format!("unknown service message kind {}", body[0])))?;
+    let status = match body[1] {
+        0 => Status::Success,
+        1 => Status::Failure,
+        2 => Status::Fatal,
+        s => return Err(bad(format!("unknown service reply status {s}"))),
+    };
+    let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap());
+    Ok(Message {
+        kind,
+        status,
+        session: u64_at(2),
+        task: u64_at(10),
+        attempt: u32::from_le_bytes(body[18..22].try_into().unwrap()),
+        payload: &body[HEADER..],
+    })
+}
+
+/// Checks a length prefix before anything is allocated for it.
+pub fn check_len(len: u32) -> io::Result<usize> {
+    let len = len as usize;
+    if !(HEADER..=HEADER + MAX_MESSAGE).contains(&len) {
+        return Err(bad(format!("service message length {len} is out of range")));
+    }
+    Ok(len)
+}
+
+/// Reads one message into `buf`; `None` at a clean end of input.
+pub fn read<'b, R: Read>(r: &mut R, buf: &'b mut Vec<u8>) -> io::Result<Option<Message<'b>>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..])? {
+            0 if got == 0 => return Ok(None),
+            0 => return Err(bad("end of input inside a message length".into())),
+            n => got += n,
+        }
+    }
+    let len = check_len(u32::from_le_bytes(len))?;
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    parse(buf).map(Some)
+}
