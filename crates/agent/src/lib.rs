@@ -1,1 +1,168 @@
-pub fn x(){}
+//! `soamd` as a library, so tests and benchmarks can run the agent in-process as well as
+//! as the real binary.
+//!
+//! Start-up order matters: take the lock file (naming the holder if another agent has
+//! it), open and recover the store completely, and only then bind the socket: no client
+//! is served before recovery is done. Shutdown (SIGTERM, SIGINT or a client's request)
+//! stops accepting, stops service instances, commits and closes the store, and removes
+//! the socket.
+
+pub mod config;
+mod core;
+pub mod instance;
+mod server;
+
+pub use config::{AgentConfig, Overrides};
+
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use soam_store::Store;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write as _};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("another agent (pid {pid}) is using the store in {dir}")]
+    AlreadyRunning { pid: String, dir: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Holds the store's lock file for the agent's lifetime; the OS releases it if we die.
+pub struct LockGuard {
+    _file: File,
+}
+
+fn take_lock(path: &Path) -> Result<LockGuard, AgentError> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| AgentError::Setup(format!("cannot open lock file {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(AgentError::AlreadyRunning {
+                pid: if pid.is_empty() { "unknown".into() } else { pid.into() },
+                dir: path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(AgentError::Setup(format!("cannot lock {}: {e}", path.display()))),
+    }
+    f.set_len(0).ok();
+    f.rewind().ok();
+    let _ = write!(f, "{}", std::process::id());
+    let _ = f.flush();
+    Ok(LockGuard { _file: f })
+}
+
+fn private_dir(dir: &Path) -> Result<(), AgentError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// A running agent's handle, for in-process use: request shutdown, await the end.
+pub struct AgentHandle {
+    shutdown: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl AgentHandle {
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Takes the lock, recovers the store and binds the socket; the agent then serves in
+/// the background until shut down.
+pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
+    let paths = cfg.paths.clone();
+    private_dir(&paths.data_dir)?;
+    let lock = take_lock(&paths.lock())?;
+    let store_path = paths.store();
+    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&store_path))
+        .await
+        .map_err(|e| AgentError::Setup(e.to_string()))?
+        .map_err(|e| AgentError::Setup(e.to_string()))?;
+
+    let sock_dir = paths.socket.parent().unwrap_or(Path::new("/")).to_path_buf();
+    private_dir(&sock_dir)?;
+    if cfg.shared {
+        let _ = fs::set_permissions(&sock_dir, fs::Permissions::from_mode(0o755));
+    }
+    // We hold the lock, so a socket file left here belongs to a dead agent.
+    match fs::remove_file(&paths.socket) {
+        Ok(()) => tracing::info!("replaced a stale socket at {}", paths.socket.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(AgentError::Setup(format!("cannot remove stale socket {}: {e}", paths.socket.display()))),
+    }
+    let name = paths.socket.clone().to_fs_name::<GenericFilePath>().map_err(|e| AgentError::Setup(e.to_string()))?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(if cfg.shared { 0o666 } else { 0o600 })
+        .create_tokio()
+        .map_err(|e| AgentError::Setup(format!("cannot listen on {}: {e}", paths.socket.display())))?;
+
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let (inbox, rx) = core::inbox();
+    let core = core::Core::new(cfg.clone(), store, loaded, inbox.clone(), shutdown.clone());
+    let core_task = tokio::spawn(core.run(rx));
+    // SAFETY: geteuid has no preconditions.
+    let agent_uid = unsafe { libc::geteuid() };
+    tracing::info!("soamd {} serving on {} (pid {}, {} slots)", soam_proto::SOAM_VERSION, paths.socket.display(), std::process::id(), cfg.slots);
+
+    let done = tokio::spawn(async move {
+        let mut next_conn = 1u64;
+        loop {
+            tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(stream) => {
+                        let conn = next_conn;
+                        next_conn += 1;
+                        tokio::spawn(server::connection(stream, conn, inbox.clone(), cfg.shared, agent_uid));
+                    }
+                    Err(e) => tracing::warn!("accept failed: {e}"),
+                },
+                _ = shutdown_rx.changed() => break,
+            }
+        }
+        drop(listener);
+        let _ = core_task.await;
+        let _ = fs::remove_file(&paths.socket);
+        drop(lock);
+        tracing::info!("soamd stopped");
+    });
+    Ok(AgentHandle { shutdown, done })
+}
+
+/// Runs the agent in the foreground until SIGTERM, SIGINT or a client asks it to stop.
+pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
+    let handle = start(cfg).await?;
+    let stop = handle.shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        let _ = stop.send(true);
+    });
+    handle.wait().await;
+    Ok(())
+}

@@ -1,1 +1,309 @@
-pub fn x(){}
+//! The client side of soam, used by every command and usable by any Rust program.
+//!
+//! Data flow: [`Client::connect`] finds the agent's socket (starting `soamd` when none
+//! answers, unless `SOAM_NO_AUTOSTART=1`), runs the handshake, and splits into a writer
+//! task (requests out, coalesced) and a reader task (replies matched to their request by
+//! id, events into a channel). Requests can be pipelined: [`Client::send`] returns a
+//! future for the reply without waiting for it. [`Dedup`] drops outputs already seen, as
+//! at-least-once delivery means a reopened session may resend some.
+
+use bytes::Bytes;
+use interprocess::local_socket::tokio::{Stream, prelude::*};
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+use soam_proto::frame::{self, FrameError};
+use soam_proto::msg::{AgentFrame, ClientFrame, Event, Hello, MAGIC, Reply, Request, Welcome};
+use soam_proto::paths::Paths;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// No agent answers and none could be started.
+    #[error("{0}")]
+    NoAgent(String),
+    /// The agent refused the request; the text is its one-line reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection broke.
+    #[error("connection to the agent lost: {0}")]
+    Lost(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub socket: PathBuf,
+    pub paths: Paths,
+    /// Start `soamd` if nobody answers.
+    pub autostart: bool,
+    /// Shown by the agent as the holder of sessions ("soamsession submit").
+    pub client_name: String,
+}
+
+impl ConnectOptions {
+    /// Paths from the environment; `socket` overrides (`--socket`).
+    pub fn from_env(client_name: &str, socket: Option<PathBuf>) -> ConnectOptions {
+        let paths = Paths::from_env();
+        let autostart = !matches!(std::env::var("SOAM_NO_AUTOSTART").as_deref(), Ok("1") | Ok("true") | Ok("yes"));
+        ConnectOptions { socket: socket.unwrap_or_else(|| paths.socket.clone()), paths, autostart, client_name: client_name.into() }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>>>;
+
+pub struct Client {
+    out: mpsc::UnboundedSender<ClientFrame>,
+    pending: Pending,
+    events: mpsc::UnboundedReceiver<Event>,
+    next_id: AtomicU64,
+    /// Set when the connection ends, so later calls fail with the cause.
+    lost: Arc<Mutex<Option<String>>>,
+    pub agent_version: String,
+}
+
+async fn try_connect(socket: &Path) -> std::io::Result<Stream> {
+    let name = socket.to_path_buf().to_fs_name::<GenericFilePath>()?;
+    Stream::connect(name).await
+}
+
+/// Where the agent binary is: `SOAM_AGENT_BIN`, next to this program, or on PATH.
+fn agent_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SOAM_AGENT_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("soamd");
+        if sibling.is_file() {
+            return sibling;
+        }
+        // Test binaries live in target/*/deps; the agent one level up.
+        if let Some(up) = exe.parent().and_then(|p| p.parent()).map(|p| p.join("soamd")) {
+            if up.is_file() {
+                return up;
+            }
+        }
+    }
+    PathBuf::from("soamd")
+}
+
+fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError> {
+    use std::os::unix::process::CommandExt;
+    let data = &opts.paths.data_dir;
+    std::fs::create_dir_all(data).map_err(|e| ClientError::NoAgent(format!("cannot create {}: {e}", data.display())))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.paths.log())
+        .map_err(|e| ClientError::NoAgent(format!("cannot open {}: {e}", opts.paths.log().display())))?;
+    let bin = agent_binary();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|e| ClientError::NoAgent(e.to_string()))?)
+        .stderr(log)
+        .env("SOAM_SOCKET", &opts.socket);
+    // SAFETY: setsid is async-signal-safe; the child leaves our session so it outlives
+    // this command and is not hit by the terminal's Ctrl-C.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| ClientError::NoAgent(format!("no agent answers on {} and starting {} failed: {e}", opts.socket.display(), bin.display())))
+}
+
+impl Client {
+    pub async fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
+        let stream = match try_connect(&opts.socket).await {
+            Ok(s) => s,
+            Err(e) if !opts.autostart => {
+                return Err(ClientError::NoAgent(format!("no agent answers on {} ({e}); start one with soamd", opts.socket.display())));
+            }
+            Err(_) => {
+                let mut child = start_agent(opts)?;
+                let deadline = Instant::now() + Duration::from_secs(15);
+                loop {
+                    if let Ok(s) = try_connect(&opts.socket).await {
+                        break s;
+                    }
+                    if let Ok(Some(status)) = child.try_wait() {
+                        // It may have lost a race with another autostarted agent.
+                        if let Ok(s) = try_connect(&opts.socket).await {
+                            break s;
+                        }
+                        let log = std::fs::read_to_string(opts.paths.log()).unwrap_or_default();
+                        let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                        return Err(ClientError::NoAgent(format!("the agent exited at start ({status}): {last}")));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(ClientError::NoAgent(format!("started soamd but it did not answer on {} within 15 s", opts.socket.display())));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        Self::handshake(stream, &opts.client_name).await
+    }
+
+    async fn handshake(stream: Stream, client_name: &str) -> Result<Client, ClientError> {
+        let stream = Arc::new(stream);
+        let mut rw = &*stream;
+        let hello = Hello { magic: MAGIC, version: soam_proto::PROTOCOL_VERSION, client: client_name.into() };
+        frame::write_msg(&mut rw, &hello).await.map_err(|e| ClientError::Lost(e.to_string()))?;
+        let welcome: Welcome = frame::read_msg(&mut rw).await.map_err(|e| ClientError::Lost(format!("during handshake: {e}")))?;
+        let agent_version = match welcome {
+            Welcome::Ok { agent_version, .. } => agent_version,
+            Welcome::Refused { reason } => return Err(ClientError::Refused(reason)),
+        };
+        let pending: Pending = Default::default();
+        let lost: Arc<Mutex<Option<String>>> = Default::default();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(stream.clone(), out_rx));
+        tokio::spawn(read_loop(stream, pending.clone(), ev_tx, lost.clone()));
+        Ok(Client { out: out_tx, pending, events: ev_rx, next_id: AtomicU64::new(1), lost, agent_version })
+    }
+
+    fn lost_reason(&self) -> String {
+        self.lost.lock().unwrap().clone().unwrap_or_else(|| "the connection closed".into())
+    }
+
+    /// Sends a request now; the returned future resolves to its reply.
+    pub fn send(&self, req: Request) -> impl std::future::Future<Output = Result<Reply, ClientError>> + use<> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        let sent = self.out.send(ClientFrame { id, req }).is_ok();
+        let lost = self.lost.clone();
+        async move {
+            if !sent {
+                return Err(ClientError::Lost(lost.lock().unwrap().clone().unwrap_or_default()));
+            }
+            match rx.await {
+                Ok(r) => r,
+                Err(_) => Err(ClientError::Lost(lost.lock().unwrap().clone().unwrap_or_else(|| "the connection closed".into()))),
+            }
+        }
+    }
+
+    pub async fn call(&self, req: Request) -> Result<Reply, ClientError> {
+        self.send(req).await
+    }
+
+    /// Sends a request that has no reply (acknowledgements).
+    pub fn notify(&self, req: Request) -> Result<(), ClientError> {
+        self.out.send(ClientFrame { id: 0, req }).map_err(|_| ClientError::Lost(self.lost_reason()))
+    }
+
+    /// The next event; `None` once the connection has ended.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap().clone()
+    }
+}
+
+async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientFrame>) {
+    use tokio::io::AsyncWriteExt;
+    let mut w = &*stream;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Some(f) = rx.recv().await {
+        buf.clear();
+        let mut next = Some(f);
+        while let Some(f) = next {
+            if let Err(e) = frame::encode_into(&f, &mut buf) {
+                tracing::error!("request not sent: {e}");
+            }
+            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+        }
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_loop(stream: Arc<Stream>, pending: Pending, events: mpsc::UnboundedSender<Event>, lost: Arc<Mutex<Option<String>>>) {
+    let mut r = &*stream;
+    let reason = loop {
+        let f: AgentFrame = match frame::read_msg(&mut r).await {
+            Ok(f) => f,
+            Err(FrameError::Closed) => break "the agent closed the connection".to_string(),
+            Err(e) => break e.to_string(),
+        };
+        match f {
+            AgentFrame::Reply { id: 0, result: Err(e) } => break format!("the agent closed the connection: {e}"),
+            AgentFrame::Reply { id, result } => {
+                if let Some(tx) = pending.lock().unwrap().remove(&id) {
+                    let _ = tx.send(result.map_err(ClientError::Refused));
+                }
+            }
+            AgentFrame::Event(e) => {
+                let _ = events.send(e);
+            }
+        }
+    };
+    *lost.lock().unwrap() = Some(reason.clone());
+    for (_, tx) in pending.lock().unwrap().drain() {
+        let _ = tx.send(Err(ClientError::Lost(reason.clone())));
+    }
+}
+
+/// Remembers which task ids were seen, so duplicates of at-least-once delivery are
+/// dropped. A bitmap: one bit per task id.
+#[derive(Debug, Default)]
+pub struct Dedup {
+    bits: Vec<u64>,
+}
+
+impl Dedup {
+    /// True the first time `task` is seen.
+    pub fn first(&mut self, task: u64) -> bool {
+        let (w, b) = ((task / 64) as usize, task % 64);
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        let new = self.bits[w] & (1 << b) == 0;
+        self.bits[w] |= 1 << b;
+        new
+    }
+}
+
+/// Splits inputs into `Submit`-sized batches (count and bytes), keeping order.
+pub fn batches(inputs: Vec<Bytes>, max_tasks: usize) -> Vec<Vec<Bytes>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for i in inputs {
+        if !cur.is_empty() && (cur.len() >= max_tasks || bytes + i.len() + 16 > frame::BATCH_BYTES) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        bytes += i.len() + 16;
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_and_batches() {
+        let mut d = Dedup::default();
+        assert!(d.first(1) && d.first(1000) && !d.first(1) && !d.first(1000) && d.first(2));
+        let b = batches((0..10).map(|i| Bytes::from(vec![i as u8])).collect(), 4);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let big = vec![Bytes::from(vec![0u8; frame::BATCH_BYTES - 100]), Bytes::from(vec![1u8; 200])];
+        assert_eq!(batches(big, 100).len(), 2);
+    }
+}

@@ -42,7 +42,7 @@ impl X<'_> {
         for a in e.attributes() {
             let a = a.map_err(|err| self.err(line, format!("malformed attribute: {err}")))?;
             let key = a.key.local_name().as_ref().to_string();
-            let value = a.unescape_value().map_err(|err| self.err(line, format!("malformed attribute value: {err}")))?.to_string();
+            let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| self.err(line, format!("malformed attribute value: {err}")))?.to_string();
             out.push(Attr { key, value });
         }
         Ok(out)

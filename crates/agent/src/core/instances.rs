@@ -1,0 +1,264 @@
+//! What services answer, and what happens when they die or overrun.
+//!
+//! An instance answers in request order, so each reply is matched with the head of its
+//! `expect` queue. A reply for a task that no longer runs with that attempt (killed,
+//! requeued, its session ended) is dropped. When the process ends, the head of the
+//! queue is what it was running: that method failed (unless the agent stopped it on
+//! purpose); everything queued behind it goes back to pending without counting a retry.
+
+use super::*;
+use soam_profile::FailureAction;
+use soam_service::wire::Status;
+
+impl Core {
+    pub(super) fn instance_event(&mut self, iid: InstId, ev: InstEvent) {
+        match ev {
+            InstEvent::Reply { kind, status, task, attempt, payload } => self.reply(iid, kind, status, task, attempt, payload),
+            InstEvent::Exited { why } => self.exited(iid, why),
+        }
+        self.needs_schedule = true;
+    }
+
+    fn reply(&mut self, iid: InstId, kind: Kind, status: Status, task: u64, attempt: u32, payload: Bytes) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        let Some(e) = inst.expect.pop_front() else {
+            self.kill(iid, KillReason::Failed(format!("the service sent a {} reply nobody asked for", kind.name())));
+            return;
+        };
+        if e.kind != kind || (kind == Kind::Invoke && (e.task != task || e.attempt != attempt)) {
+            inst.expect.push_front(e);
+            let msg = format!("the service answered {} (task {task}) where {} (task {}) was due", kind.name(), e.kind.name(), e.task);
+            self.kill(iid, KillReason::Failed(msg));
+            return;
+        }
+        if kind == Kind::Invoke {
+            inst.invokes -= 1;
+            if inst.invokes == 0 {
+                inst.idle_since = Instant::now();
+            }
+        }
+        let control = inst.service.control;
+        let message = || String::from_utf8_lossy(&payload).into_owned();
+        match kind {
+            Kind::CreateService => {
+                if status != Status::Success && control.create_service.on_failure != FailureAction::Succeed {
+                    let msg = format!("CreateService failed: {}", message());
+                    if let Some(sid) = self.instances[&iid].bound {
+                        self.bind_failure(sid, &msg, status, control.create_service.on_failure);
+                    }
+                    self.kill(iid, KillReason::Cleanup);
+                    return;
+                }
+            }
+            Kind::SessionEnter => {
+                let inst = self.instances.get_mut(&iid).unwrap();
+                if inst.bound == Some(e.sid) {
+                    if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
+                        inst.entered = Some(e.sid);
+                    } else {
+                        self.unbind(iid);
+                        self.bind_failure(e.sid, &format!("SessionEnter failed: {}", message()), status, control.session_enter.on_failure);
+                    }
+                }
+            }
+            Kind::SessionUpdate => {
+                if status != Status::Success {
+                    self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, control.session_update.on_failure);
+                }
+            }
+            Kind::Invoke => self.invoke_done(e, status, payload, control.invoke.on_failure),
+            Kind::SessionLeave | Kind::DestroyService => {}
+        }
+        self.arm_head(iid);
+        if let Some(inst) = self.instances.get(&iid) {
+            if inst.release && inst.invokes == 0 {
+                self.unbind(iid);
+            }
+        }
+    }
+
+    fn live_task(&self, e: &Expect) -> Option<usize> {
+        let s = self.sessions.get(&e.sid)?;
+        let idx = (e.task - 1) as usize;
+        let t = s.tasks.get(idx)?;
+        (t.state == TaskState::Running && t.attempts == e.attempt).then_some(idx)
+    }
+
+    fn invoke_done(&mut self, e: Expect, status: Status, payload: Bytes, action: FailureAction) {
+        let Some(idx) = self.live_task(&e) else { return };
+        match status {
+            Status::Success => self.end_task(e.sid, idx, TaskState::Done, payload),
+            Status::Failure => self.task_failed(e.sid, idx, payload, action),
+            Status::Fatal => self.end_task(e.sid, idx, TaskState::Error, payload),
+        }
+    }
+
+    /// An attempt failed: retry while the limit allows, else the task is in error.
+    fn task_failed(&mut self, sid: Sid, idx: usize, message: Bytes, action: FailureAction) {
+        let s = self.sessions.get_mut(&sid).unwrap();
+        match action {
+            FailureAction::Succeed => self.end_task(sid, idx, TaskState::Done, Bytes::new()),
+            FailureAction::Fail => self.end_task(sid, idx, TaskState::Error, message),
+            FailureAction::Retry => {
+                let t = &mut s.tasks[idx];
+                t.failures += 1;
+                if t.failures > s.stype.task_retry_limit {
+                    self.end_task(sid, idx, TaskState::Error, message);
+                } else {
+                    let attempts = t.attempts;
+                    tracing::debug!("task {}:{} attempt {attempts} failed; retrying", s.addr(), idx + 1);
+                    s.set_state(idx, TaskState::Pending);
+                    s.pending.push_back(idx as u32);
+                }
+            }
+        }
+    }
+
+    /// Back to pending without counting a retry (suspend, reclaim, lost instance).
+    fn requeue(&mut self, sid: Sid, idx: usize) {
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.set_state(idx, TaskState::Pending);
+        s.tasks[idx].attempts = s.tasks[idx].attempts.saturating_sub(1);
+        s.pending.push_front(idx as u32);
+    }
+
+    /// SessionEnter/SessionUpdate (or CreateService for a bound instance) failed.
+    fn bind_failure(&mut self, sid: Sid, msg: &str, status: Status, action: FailureAction) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        match action {
+            FailureAction::Succeed => {}
+            FailureAction::Fail => self.end_session(sid, SessionState::Aborted, msg, true),
+            FailureAction::Retry if status == Status::Fatal => self.end_session(sid, SessionState::Aborted, msg, true),
+            FailureAction::Retry => {
+                s.bind_failures += 1;
+                let limit = s.stype.session_retry_limit;
+                tracing::warn!("session {}: {msg} ({} of {} retries)", s.addr(), s.bind_failures, limit);
+                if s.bind_failures > limit {
+                    let why = format!("{msg} ({} failures, sessionRetryLimit {limit})", s.bind_failures);
+                    self.end_session(sid, SessionState::Aborted, &why, true);
+                }
+            }
+        }
+    }
+
+    pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        // A deliberate reason never downgrades a failure already being reported.
+        if !matches!(inst.kill, Some(KillReason::Failed(_))) {
+            inst.kill = Some(reason);
+        }
+        let _ = inst.tx.send(InstCmd::Kill);
+    }
+
+    fn exited(&mut self, iid: InstId, why: String) {
+        let Some(inst) = self.instances.remove(&iid) else { return };
+        let reason = inst.kill.clone();
+        tracing::debug!("instance {iid} (pid {:?}) of {}/{} gone: {why}", inst.pid, inst.app, inst.service.name);
+        let head_failed = match &reason {
+            None => Some(why.clone()),
+            Some(KillReason::Failed(m)) => Some(m.clone()),
+            Some(_) => None,
+        };
+        if let Some(sid) = inst.bound {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.bound = s.bound.saturating_sub(1);
+            }
+        }
+        let control = inst.service.control;
+        for (k, e) in inst.expect.iter().enumerate() {
+            let failed = if k == 0 { head_failed.clone() } else { None };
+            match e.kind {
+                Kind::Invoke => {
+                    let Some(idx) = self.live_task(e) else { continue };
+                    match failed {
+                        Some(m) => self.task_failed(e.sid, idx, Bytes::from(m), control.invoke.on_failure),
+                        None => self.requeue(e.sid, idx),
+                    }
+                }
+                Kind::SessionEnter | Kind::SessionUpdate | Kind::CreateService => {
+                    if let Some(m) = failed {
+                        let sid = if e.kind == Kind::CreateService { inst.bound.unwrap_or(0) } else { e.sid };
+                        let action = match e.kind {
+                            Kind::SessionEnter => control.session_enter.on_failure,
+                            Kind::SessionUpdate => control.session_update.on_failure,
+                            _ => control.create_service.on_failure,
+                        };
+                        self.bind_failure(sid, &format!("{} failed: {m}", e.kind.name()), Status::Failure, action);
+                    }
+                }
+                Kind::SessionLeave | Kind::DestroyService => {}
+            }
+        }
+        self.needs_schedule = true;
+    }
+
+    pub(super) fn timer(&mut self, t: Timer) {
+        match t {
+            Timer::Disconnect { sid, generation } => {
+                let Some(s) = self.sessions.get(&sid) else { return };
+                if s.holder.is_some() || s.disconnect_gen != generation {
+                    return;
+                }
+                let action = s.stype.on_client_disconnect;
+                tracing::info!("session {}: client did not come back; {}", s.addr(), action.as_str());
+                match action {
+                    soam_profile::DisconnectAction::Abort => {
+                        self.end_session(sid, SessionState::Aborted, "its client disconnected and did not come back in time", false)
+                    }
+                    soam_profile::DisconnectAction::Suspend => {
+                        if s.state != SessionState::Suspended {
+                            self.suspend(sid);
+                        }
+                    }
+                    soam_profile::DisconnectAction::Continue => {
+                        let s = self.sessions.get_mut(&sid).unwrap();
+                        if s.state == SessionState::Reconnecting {
+                            s.state = SessionState::Open;
+                        }
+                    }
+                }
+            }
+            Timer::MethodTimeout { inst, seq } => {
+                let Some(i) = self.instances.get(&inst) else { return };
+                if let Some(head) = i.expect.front().filter(|h| h.seq == seq) {
+                    let c = &i.service.control;
+                    let secs = match head.kind {
+                        Kind::CreateService => c.create_service.timeout_s,
+                        Kind::SessionEnter => c.session_enter.timeout_s,
+                        Kind::Invoke => c.invoke.timeout_s,
+                        Kind::SessionUpdate => c.session_update.timeout_s,
+                        Kind::SessionLeave => c.session_leave.timeout_s,
+                        Kind::DestroyService => c.destroy_service.timeout_s,
+                    };
+                    let msg = format!("{} timed out after {secs} s", head.kind.name());
+                    self.kill(inst, KillReason::Failed(msg));
+                }
+            }
+            Timer::Cleanup { inst, sid } => {
+                let stale = self.instances.get(&inst).is_some_and(|i| {
+                    i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid && self.live_task(e).is_none())
+                });
+                if stale {
+                    self.kill(inst, KillReason::Cleanup);
+                }
+            }
+            Timer::SuspendGrace { sid, generation } => {
+                let Some(s) = self.sessions.get(&sid) else { return };
+                if s.state != SessionState::Suspended || s.suspend_gen != generation {
+                    return;
+                }
+                let running: Vec<InstId> = self.instances.iter().filter(|(_, i)| i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid)).map(|(&id, _)| id).collect();
+                for iid in running {
+                    self.kill(iid, KillReason::Requeue);
+                }
+            }
+            Timer::ReclaimGrace { inst, sid } => {
+                let overdue = self.instances.get(&inst).is_some_and(|i| i.bound == Some(sid) && i.release && i.invokes > 0);
+                if overdue {
+                    self.kill(inst, KillReason::Requeue);
+                }
+            }
+        }
+        self.needs_schedule = true;
+    }
+}

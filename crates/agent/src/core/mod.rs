@@ -1,0 +1,508 @@
+//! The session manager: one task that owns every application, session, task, connection
+//! and service instance, so no state is shared and no lock is taken.
+//!
+//! Data flow: connections, instance I/O tasks, timers and the ticker post [`CoreMsg`]s to
+//! the [`Inbox`]. The loop takes a message, then every other message already waiting,
+//! and only then schedules once and flushes outputs once, so bursts are handled in
+//! batches (many tasks per dispatch, many outputs per frame). Anything that must be
+//! durable before the client hears of it goes to the store with a callback that sends
+//! the reply after the commit.
+//!
+//! Submodules by role: `requests` answers clients, `sched` shares slots and dispatches
+//! tasks, `instances` handles what services reply, `views` builds what `soamview` shows.
+
+mod instances;
+mod requests;
+mod sched;
+mod views;
+
+use crate::config::AgentConfig;
+use crate::instance::{InstCmd, InstEvent, InstId};
+use bytes::Bytes;
+use soam_profile::{Profile, Service, SessionType};
+use soam_proto::msg::{AgentFrame, Event, SessionState, TaskState};
+use soam_service::wire::Kind;
+use soam_store::records::{AppRecord, HistoryRecord};
+use soam_store::{Loaded, Store, Write};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+
+pub type ConnId = u64;
+/// The agent's own handle for a session, unique across applications (cheap to copy into
+/// every in-flight task entry, unlike `APP:ID`).
+pub type Sid = u64;
+
+pub enum CoreMsg {
+    Connected { conn: ConnId, out: mpsc::UnboundedSender<AgentFrame>, uid: u32, pid: Option<i32>, client: String },
+    Request { conn: ConnId, id: u64, req: soam_proto::msg::Request },
+    Disconnected { conn: ConnId },
+    Instance { inst: InstId, ev: InstEvent },
+    Timer(Timer),
+    Tick,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Timer {
+    /// A holder vanished; if nobody reopened by now, run the disconnect action.
+    Disconnect { sid: Sid, generation: u64 },
+    /// The method at the head of an instance's queue (by seq) overran its timeout.
+    MethodTimeout { inst: InstId, seq: u64 },
+    /// taskCleanupPeriod is over: stop the instance if it still runs the ended work.
+    Cleanup { inst: InstId, sid: Sid },
+    /// suspendGracePeriod is over: stop what still runs for the suspended session.
+    SuspendGrace { sid: Sid, generation: u64 },
+    /// reclaimGracePeriod is over for an instance given back by a session.
+    ReclaimGrace { inst: InstId, sid: Sid },
+}
+
+/// The one way into the core.
+#[derive(Clone)]
+pub struct Inbox(mpsc::UnboundedSender<CoreMsg>);
+
+impl Inbox {
+    pub fn send(&self, m: CoreMsg) {
+        let _ = self.0.send(m);
+    }
+}
+
+pub fn inbox() -> (Inbox, mpsc::UnboundedReceiver<CoreMsg>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Inbox(tx), rx)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Most outputs sent to a holder and not yet acknowledged: bounds what a slow client
+/// can make the agent buffer.
+const DELIVERY_WINDOW: usize = 65_536;
+/// Most invocations queued ahead on one instance.
+const PIPELINE: usize = 64;
+
+struct App {
+    profile: Arc<Profile>,
+    record: AppRecord,
+    /// Each service's config, shared by its instances and sessions; replaced on update,
+    /// which is how instances notice they run an outdated config.
+    services: HashMap<String, Arc<Service>>,
+    types: HashMap<String, Arc<SessionType>>,
+}
+
+struct Conn {
+    out: mpsc::UnboundedSender<AgentFrame>,
+    uid: u32,
+    /// Shown as the holder of the sessions it holds.
+    label: String,
+    held: HashSet<Sid>,
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    input: Bytes,
+    /// Output (done) or message (error, canceled) until discarded.
+    result: Option<Bytes>,
+    state: TaskState,
+    /// Attempts started (SOAM_ATTEMPT of the latest one).
+    attempts: u32,
+    /// Failed attempts that count against taskRetryLimit.
+    failures: u32,
+    delivered: bool,
+    submitted_ms: u64,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    pending: u64,
+    running: u64,
+    done: u64,
+    error: u64,
+    canceled: u64,
+}
+
+impl Counts {
+    fn slot(&mut self, s: TaskState) -> &mut u64 {
+        match s {
+            TaskState::Pending => &mut self.pending,
+            TaskState::Running => &mut self.running,
+            TaskState::Done => &mut self.done,
+            TaskState::Error => &mut self.error,
+            TaskState::Canceled => &mut self.canceled,
+        }
+    }
+}
+
+struct Session {
+    app: String,
+    id: u64,
+    name: Option<String>,
+    tag: Option<String>,
+    stype: Arc<SessionType>,
+    service: Arc<Service>,
+    state: SessionState,
+    holder: Option<ConnId>,
+    direct: bool,
+    common_data: Bytes,
+    created_ms: u64,
+    owner_uid: u32,
+    /// Task id N is `tasks[N-1]`.
+    tasks: Vec<Task>,
+    /// Indexes into `tasks`, in dispatch order.
+    pending: VecDeque<u32>,
+    counts: Counts,
+    /// Ended tasks whose output the current holder has not been sent yet.
+    undelivered: BTreeSet<u64>,
+    /// Sent to the current holder, not yet acknowledged.
+    unacked: BTreeSet<u64>,
+    /// Instances bound to this session.
+    bound: u32,
+    /// SessionEnter/SessionUpdate failures, against sessionRetryLimit.
+    bind_failures: u32,
+    /// Bumped on every attach, so a stale disconnect timer does nothing.
+    disconnect_gen: u64,
+    suspend_gen: u64,
+    /// `Drained` was sent for the current holder and nothing changed since.
+    drained_sent: bool,
+    /// When it became detached and idle, for idleTimeout.
+    idle_since: Option<Instant>,
+}
+
+impl Session {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.app, self.id)
+    }
+    fn set_state(&mut self, idx: usize, to: TaskState) {
+        let from = self.tasks[idx].state;
+        *self.counts.slot(from) -= 1;
+        *self.counts.slot(to) += 1;
+        self.tasks[idx].state = to;
+    }
+    fn runnable(&self) -> bool {
+        matches!(self.state, SessionState::Open | SessionState::Reconnecting)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    kind: Kind,
+    sid: Sid,
+    task: u64,
+    attempt: u32,
+    seq: u64,
+}
+
+#[derive(Debug, Clone)]
+enum KillReason {
+    /// A method overran its timeout: the method at the head failed with this message.
+    Failed(String),
+    /// Suspend or reclaim: what it was running goes back to pending, no retry counted.
+    Requeue,
+    /// taskCleanupPeriod ran out on work whose session or task already ended.
+    Cleanup,
+    /// Retired (profile changed, idle, shutdown).
+    Retire,
+}
+
+struct Instance {
+    app: String,
+    service: Arc<Service>,
+    tx: mpsc::UnboundedSender<InstCmd>,
+    pid: Option<u32>,
+    /// The session it serves now (SessionEnter sent or done).
+    bound: Option<Sid>,
+    /// SessionEnter succeeded for this session.
+    entered: Option<Sid>,
+    /// What it was asked and has not answered, in order: the head is running.
+    expect: VecDeque<Expect>,
+    invokes: usize,
+    /// Given back by its session: finish what is queued, then unbind.
+    release: bool,
+    /// Stop it as soon as it is idle.
+    retire: bool,
+    kill: Option<KillReason>,
+    /// Seq of the head whose timeout timer is armed.
+    armed_seq: u64,
+    idle_since: Instant,
+}
+
+pub struct Core {
+    cfg: AgentConfig,
+    store: Store,
+    inbox: Inbox,
+    started: Instant,
+    agent_uid: u32,
+    apps: HashMap<String, App>,
+    /// Next session id per application; never goes back.
+    counters: HashMap<String, u64>,
+    sessions: HashMap<Sid, Session>,
+    /// (app, id) and (app, name) to the internal handle.
+    by_id: HashMap<(String, u64), Sid>,
+    by_name: HashMap<(String, String), Sid>,
+    next_sid: Sid,
+    conns: HashMap<ConnId, Conn>,
+    instances: HashMap<InstId, Instance>,
+    next_inst: InstId,
+    next_seq: u64,
+    /// Ended sessions, newest first, for `soamview history` and `session -a`.
+    history: VecDeque<HistoryRecord>,
+    /// Sessions whose outputs or drained state may need sending at the next flush.
+    dirty: HashSet<Sid>,
+    needs_schedule: bool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Core {
+    pub fn new(cfg: AgentConfig, store: Store, loaded: Loaded, inbox: Inbox, shutdown: watch::Sender<bool>) -> Core {
+        let mut core = Core {
+            cfg,
+            store,
+            inbox,
+            started: Instant::now(),
+            // SAFETY: geteuid has no preconditions.
+            agent_uid: unsafe { libc::geteuid() },
+            apps: HashMap::new(),
+            counters: loaded.counters.into_iter().collect(),
+            sessions: HashMap::new(),
+            by_id: HashMap::new(),
+            by_name: HashMap::new(),
+            next_sid: 1,
+            conns: HashMap::new(),
+            instances: HashMap::new(),
+            next_inst: 1,
+            next_seq: 1,
+            history: loaded.history.into(),
+            dirty: HashSet::new(),
+            needs_schedule: false,
+            shutdown,
+        };
+        for rec in loaded.apps {
+            match soam_profile::parse(&rec.profile, std::path::Path::new(&rec.source)) {
+                Ok(p) => core.install_app(p, rec),
+                Err(e) => tracing::error!("registered application '{}' no longer validates ({e}); it is skipped", rec.name),
+            }
+        }
+        core.recover_sessions(loaded.sessions);
+        core
+    }
+
+    /// Sessions found in the store were open when the last agent stopped. Their clients'
+    /// connections are gone with it; they end `aborted` with history.
+    fn recover_sessions(&mut self, found: Vec<soam_store::records::SessionRecord>) {
+        let mut writes = Vec::new();
+        for rec in found {
+            let ended = now_ms();
+            let priority = self.apps.get(&rec.app).and_then(|a| a.types.get(&rec.session_type)).map(|t| t.priority).unwrap_or(1);
+            let h = HistoryRecord {
+                session: soam_store::records::HistorySession {
+                    app: rec.app.clone(),
+                    id: rec.id,
+                    name: rec.name.clone(),
+                    tag: rec.tag.clone(),
+                    session_type: rec.session_type.clone(),
+                    state: "aborted".into(),
+                    reason: Some("the agent stopped while the session was open".into()),
+                    created_ms: rec.created_ms,
+                    ended_ms: Some(ended),
+                    owner_uid: rec.owner_uid,
+                    priority,
+                    done: 0,
+                    error: 0,
+                    canceled: 0,
+                },
+                tasks: vec![],
+            };
+            self.history.push_front(h.clone());
+            writes.push(Write::PutHistory(h));
+            writes.push(Write::DeleteTasks { app: rec.app.clone(), session: rec.id });
+            writes.push(Write::DeleteSession { app: rec.app, id: rec.id });
+        }
+        self.store.submit(writes, None);
+    }
+
+    fn install_app(&mut self, profile: Profile, record: AppRecord) {
+        let services = profile.services.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect();
+        let types = profile.session_types.iter().map(|t| (t.name.clone(), Arc::new(t.clone()))).collect();
+        let name = profile.application.clone();
+        self.apps.insert(name, App { profile: Arc::new(profile), record, services, types });
+    }
+
+    /// Runs until shutdown is requested; then stops every instance and closes the store.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
+        let ticker = {
+            let inbox = self.inbox.clone();
+            tokio::spawn(async move {
+                let mut t = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    t.tick().await;
+                    inbox.send(CoreMsg::Tick);
+                }
+            })
+        };
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = shutdown.changed() => None,
+            };
+            let Some(msg) = msg else { break };
+            self.handle(msg);
+            let mut n = 0;
+            while n < 4096 {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(m),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            if self.needs_schedule {
+                self.needs_schedule = false;
+                self.schedule();
+            }
+            self.flush();
+            if *self.shutdown.borrow() {
+                break;
+            }
+        }
+        ticker.abort();
+        self.stop_instances().await;
+        let Core { store, .. } = self;
+        tokio::task::spawn_blocking(move || store.close()).await.ok();
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Connected { conn, out, uid, pid, client } => {
+                let label = match pid {
+                    Some(p) => format!("pid {p} {client}"),
+                    None => client,
+                };
+                self.conns.insert(conn, Conn { out, uid, label, held: HashSet::new() });
+            }
+            CoreMsg::Request { conn, id, req } => self.request(conn, id, req),
+            CoreMsg::Disconnected { conn } => self.disconnected(conn),
+            CoreMsg::Instance { inst, ev } => self.instance_event(inst, ev),
+            CoreMsg::Timer(t) => self.timer(t),
+            CoreMsg::Tick => self.tick(),
+        }
+    }
+
+    fn send(&self, conn: ConnId, f: AgentFrame) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.out.send(f);
+        }
+    }
+
+    fn event(&self, conn: ConnId, e: Event) {
+        self.send(conn, AgentFrame::Event(e));
+    }
+
+    fn after(&self, ms: u64, t: Timer) {
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            inbox.send(CoreMsg::Timer(t));
+        });
+    }
+
+    /// Sends queued outputs to holders and tells them when their session is drained.
+    fn flush(&mut self) {
+        let dirty: Vec<Sid> = self.dirty.drain().collect();
+        for sid in dirty {
+            let Some(s) = self.sessions.get_mut(&sid) else { continue };
+            let Some(conn) = s.holder else { continue };
+            let room = DELIVERY_WINDOW.saturating_sub(s.unacked.len());
+            let mut outputs = Vec::new();
+            while outputs.len() < room {
+                let Some(tid) = s.undelivered.pop_first() else { break };
+                let t = &s.tasks[(tid - 1) as usize];
+                outputs.push(soam_proto::msg::TaskOutput {
+                    task: tid,
+                    state: t.state,
+                    attempts: t.attempts,
+                    data: t.result.clone().unwrap_or_default(),
+                });
+                s.unacked.insert(tid);
+            }
+            let drained = s.counts.pending == 0 && s.counts.running == 0 && s.undelivered.is_empty();
+            let send_drained = drained && !s.drained_sent;
+            if send_drained {
+                s.drained_sent = true;
+            }
+            let (app, id) = (s.app.clone(), s.id);
+            let Some(c) = self.conns.get(&conn) else { continue };
+            // Keep frames under the cap: outputs can be large.
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            for o in outputs {
+                bytes += o.data.len() + 32;
+                batch.push(o);
+                if bytes > soam_proto::frame::BATCH_BYTES {
+                    let _ = c.out.send(AgentFrame::Event(Event::Outputs { app: app.clone(), session: id, outputs: std::mem::take(&mut batch) }));
+                    bytes = 0;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = c.out.send(AgentFrame::Event(Event::Outputs { app: app.clone(), session: id, outputs: batch }));
+            }
+            if send_drained {
+                let _ = c.out.send(AgentFrame::Event(Event::Drained { app, session: id }));
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        // idleTimeout: detached, nothing pending or running, nothing left to deliver.
+        let mut to_close = Vec::new();
+        for (&sid, s) in self.sessions.iter_mut() {
+            let idle = s.holder.is_none()
+                && s.state == SessionState::Open
+                && s.counts.pending == 0
+                && s.counts.running == 0
+                && s.undelivered.is_empty()
+                && s.unacked.is_empty();
+            if !idle {
+                s.idle_since = None;
+                continue;
+            }
+            let since = *s.idle_since.get_or_insert(now);
+            if s.stype.idle_timeout_s > 0 && now.duration_since(since) >= Duration::from_secs(s.stype.idle_timeout_s) {
+                to_close.push(sid);
+            }
+        }
+        for sid in to_close {
+            self.end_session(sid, SessionState::Closed, "idle timeout", true);
+        }
+        // Idle instances are stopped after a while: reuse is for bursts, not forever.
+        let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
+        let stale: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.destroy_instance(id);
+        }
+    }
+
+    async fn stop_instances(&mut self) {
+        let ids: Vec<InstId> = self.instances.keys().copied().collect();
+        for id in &ids {
+            self.destroy_instance(*id);
+        }
+        // Give services a moment to run DestroyService, then stop what is left.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.instances.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.instances.retain(|_, i| !i.tx.is_closed());
+        }
+        for i in self.instances.values() {
+            let _ = i.tx.send(InstCmd::Kill);
+        }
+    }
+}

@@ -1,0 +1,666 @@
+//! Answers to client requests. Each handler checks everything first and changes state
+//! only once nothing can fail, so a refused request leaves no trace.
+
+use super::*;
+use soam_proto::addr::{SessionKey, SessionRef, TaskRef, check_session_name};
+use soam_proto::msg::{CreateSession, Reply, Request, SessionAction, TaskAction};
+use soam_store::records::{SessionRecord, StoredSessionState, StoredTaskState, TaskRecord};
+
+type R = Result<Reply, String>;
+
+impl Core {
+    pub(super) fn request(&mut self, conn: ConnId, id: u64, req: Request) {
+        let result = match req {
+            Request::RegisterApp { profile, path, force } => return self.register(conn, id, profile, path, force),
+            Request::UnregisterApp { app, force } => return self.unregister(conn, id, app, force),
+            Request::ListApps { app } => self.list_apps(app),
+            Request::SetAppEnabled { app, enabled } => self.set_enabled(app, enabled),
+            Request::CreateSession(c) => return self.create(conn, id, c),
+            Request::OpenSession { session, direct, all } => self.open(conn, &session, direct, all),
+            Request::Submit { session, tasks } => return self.submit(conn, id, &session, tasks),
+            Request::Ack { session, tasks } => return self.ack(conn, &session, tasks),
+            Request::Detach { session } => self.detach(conn, &session),
+            Request::Close { session } => self.finish(conn, &session, SessionState::Closed),
+            Request::Abort { session } => self.finish(conn, &session, SessionState::Aborted),
+            Request::UpdateCommonData { session, data } => self.update_common(conn, &session, data),
+            Request::ListSessions(q) => self.list_sessions(conn, q),
+            Request::ListTasks { session, state } => self.list_tasks(conn, &session, state),
+            Request::History { app } => self.list_history(conn, app),
+            Request::SessionControl { session, action } => self.session_control(conn, &session, action),
+            Request::TaskControl { task, action } => self.task_control(conn, &task, action),
+            Request::Status => Ok(Reply::Status(self.status())),
+            Request::Shutdown => {
+                self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
+                tracing::info!("shutdown requested by a client");
+                let _ = self.shutdown.send(true);
+                return;
+            }
+        };
+        self.send(conn, AgentFrame::Reply { id, result });
+    }
+
+    /// Replies once `writes` are committed (or at once if there are none).
+    fn reply_after(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply) {
+        let Some(c) = self.conns.get(&conn) else {
+            self.store.submit(writes, None);
+            return;
+        };
+        let out = c.out.clone();
+        self.store.submit(
+            writes,
+            Some(Box::new(move |r| {
+                let result = r.map(|_| reply).map_err(|e| format!("not saved: {e}"));
+                let _ = out.send(AgentFrame::Reply { id, result });
+            })),
+        );
+    }
+
+    fn fail(&self, conn: ConnId, id: u64, msg: String) {
+        self.send(conn, AgentFrame::Reply { id, result: Err(msg) });
+    }
+
+    /// Resolves an address to a session this connection may act on.
+    pub(super) fn lookup(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, String> {
+        if !self.apps.contains_key(&r.app) && !self.sessions.values().any(|s| s.app == r.app) {
+            return Err(format!("unknown application '{}'", r.app));
+        }
+        let sid = match &r.key {
+            SessionKey::Id(id) => self.by_id.get(&(r.app.clone(), *id)),
+            SessionKey::Name(n) => self.by_name.get(&(r.app.clone(), n.clone())),
+        };
+        let Some(&sid) = sid else {
+            let ended = self.history.iter().any(|h| {
+                h.session.app == r.app
+                    && match &r.key {
+                        SessionKey::Id(id) => h.session.id == *id,
+                        SessionKey::Name(n) => h.session.name.as_deref() == Some(n),
+                    }
+            });
+            return Err(if ended {
+                format!("session {r} has ended (see soamview history {})", r.app)
+            } else {
+                format!("no session {r}")
+            });
+        };
+        let s = &self.sessions[&sid];
+        if !self.may_act(conn, s.owner_uid) {
+            return Err(format!("session {r} belongs to another user"));
+        }
+        Ok(sid)
+    }
+
+    pub(super) fn may_act(&self, conn: ConnId, owner: u32) -> bool {
+        let uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(u32::MAX);
+        !self.cfg.shared || uid == 0 || uid == owner || uid == self.agent_uid
+    }
+
+    fn register(&mut self, conn: ConnId, id: u64, text: String, path: String, force: bool) {
+        let profile = match soam_profile::parse(&text, std::path::Path::new(&path)) {
+            Ok(p) => p,
+            Err(e) => return self.fail(conn, id, e.to_string()),
+        };
+        let name = profile.application.clone();
+        let mut warnings = Vec::new();
+        let created = !self.apps.contains_key(&name);
+        if self.apps.contains_key(&name) {
+            // Sessions whose type or service the update removes or changes.
+            let mut affected = Vec::new();
+            for (&sid, s) in self.sessions.iter().filter(|(_, s)| s.app == name) {
+                let why = match profile.session_type(&s.stype.name) {
+                    None => Some(format!("type '{}' removed", s.stype.name)),
+                    Some(t) if t != s.stype.as_ref() => Some(format!("type '{}' changed", s.stype.name)),
+                    Some(t) => match profile.service(&t.service_name) {
+                        Some(svc) if svc == s.service.as_ref() => None,
+                        _ => Some(format!("service '{}' changed", t.service_name)),
+                    },
+                };
+                if let Some(why) = why {
+                    affected.push((sid, format!("{} ({why})", s.addr())));
+                }
+            }
+            affected.sort();
+            if !affected.is_empty() && !force {
+                let names: Vec<&str> = affected.iter().map(|(_, n)| n.as_str()).collect();
+                return self.fail(conn, id, format!(
+                    "updating '{name}' would end the workload of open sessions {}; use -f to update anyway",
+                    names.join(", ")));
+            }
+            for (sid, label) in affected {
+                warnings.push(format!("session {label} was aborted by the profile update"));
+                self.end_session(sid, SessionState::Aborted, "the application profile was updated (soamreg -f)", true);
+            }
+        }
+        let record = AppRecord {
+            name: name.clone(),
+            profile: text,
+            source: path,
+            enabled: self.apps.get(&name).map(|a| a.record.enabled).unwrap_or(true),
+            registered_ms: now_ms(),
+        };
+        let writes = vec![Write::PutApp(record.clone())];
+        // Sessions left open keep their (unchanged) type and service objects; instances
+        // of services whose config changed are retired once idle.
+        let old_services = self.apps.get(&name).map(|a| a.services.clone()).unwrap_or_default();
+        self.install_app(profile, record);
+        let new_services = &self.apps[&name].services;
+        let mut retire = Vec::new();
+        for (iid, inst) in &self.instances {
+            if inst.app == name {
+                let same = new_services.get(&inst.service.name).is_some_and(|s| s.as_ref() == inst.service.as_ref());
+                if !same {
+                    retire.push(*iid);
+                }
+            }
+        }
+        for (svc_name, old_svc) in &old_services {
+            // Unchanged services keep the old Arc so open sessions and instances match it.
+            if let Some(new) = self.apps.get_mut(&name).and_then(|a| a.services.get_mut(svc_name)) {
+                if new.as_ref() == old_svc.as_ref() {
+                    *new = old_svc.clone();
+                }
+            }
+        }
+        for iid in retire {
+            if let Some(i) = self.instances.get_mut(&iid) {
+                i.retire = true;
+            }
+        }
+        self.needs_schedule = true;
+        self.reply_after(conn, id, writes, Reply::Registered { app: name, created, warnings });
+    }
+
+    fn unregister(&mut self, conn: ConnId, id: u64, app: String, force: bool) {
+        if !self.apps.contains_key(&app) {
+            return self.fail(conn, id, format!("unknown application '{app}'"));
+        }
+        let mut open: Vec<(u64, Sid)> = self.sessions.iter().filter(|(_, s)| s.app == app).map(|(&sid, s)| (s.id, sid)).collect();
+        open.sort();
+        if !open.is_empty() && !force {
+            let names: Vec<String> = open.iter().map(|(i, _)| format!("{app}:{i}")).collect();
+            return self.fail(conn, id, format!("application '{app}' has open sessions {}; use -f to abort them and unregister", names.join(", ")));
+        }
+        for (_, sid) in open {
+            self.end_session(sid, SessionState::Aborted, "the application was unregistered", true);
+        }
+        self.apps.remove(&app);
+        for i in self.instances.values_mut().filter(|i| i.app == app) {
+            i.retire = true;
+        }
+        self.needs_schedule = true;
+        self.reply_after(conn, id, vec![Write::DeleteApp(app)], Reply::Ok);
+    }
+
+    fn set_enabled(&mut self, app: String, enabled: bool) -> R {
+        let a = self.apps.get_mut(&app).ok_or_else(|| format!("unknown application '{app}'"))?;
+        a.record.enabled = enabled;
+        self.store.submit(vec![Write::PutApp(a.record.clone())], None);
+        self.needs_schedule = true;
+        Ok(Reply::Ok)
+    }
+
+    fn create(&mut self, conn: ConnId, id: u64, c: CreateSession) {
+        let result = (|| -> Result<Sid, String> {
+            let app = self.apps.get(&c.app).ok_or_else(|| format!("unknown application '{}'", c.app))?;
+            if !app.record.enabled {
+                return Err(format!("application '{}' is disabled (soamcontrol app enable {})", c.app, c.app));
+            }
+            let tname = c.session_type.clone().unwrap_or_default();
+            let stype = app.types.get(&tname).cloned().ok_or_else(|| {
+                let mut valid: Vec<String> = app.types.keys().map(|k| format!("'{k}'")).collect();
+                valid.sort();
+                format!("application '{}' has no session type '{tname}' (valid: {})", c.app, valid.join(", "))
+            })?;
+            let service = app.services[&stype.service_name].clone();
+            let max = app.profile.consumer.max_sessions;
+            let open = self.sessions.values().filter(|s| s.app == c.app).count() as u32;
+            if max > 0 && open >= max {
+                return Err(format!("application '{}' has reached maxSessions ({max} open sessions)", c.app));
+            }
+            for (what, v) in [("session name", &c.name), ("session tag", &c.tag)] {
+                if let Some(v) = v {
+                    check_session_name(what, v)?;
+                }
+            }
+            if let Some(n) = &c.name {
+                if self.by_name.contains_key(&(c.app.clone(), n.clone())) {
+                    return Err(format!("application '{}' already has an open session named '{n}'", c.app));
+                }
+            }
+            if let Some(limit) = self.cfg.max_stored_sessions {
+                if self.sessions.len() as u64 >= limit {
+                    return Err(format!("the agent holds {} sessions, its maxStoredSessions limit ({limit})", self.sessions.len()));
+                }
+            }
+            let counter = self.counters.entry(c.app.clone()).or_insert(1);
+            let sess_id = *counter;
+            *counter += 1;
+            let sid = self.next_sid;
+            self.next_sid += 1;
+            let owner_uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
+            let s = Session {
+                app: c.app.clone(),
+                id: sess_id,
+                name: c.name.clone(),
+                tag: c.tag.clone(),
+                stype,
+                service,
+                state: SessionState::Open,
+                holder: None,
+                direct: c.direct,
+                common_data: c.common_data.clone(),
+                created_ms: now_ms(),
+                owner_uid,
+                tasks: Vec::new(),
+                pending: VecDeque::new(),
+                counts: Counts::default(),
+                undelivered: BTreeSet::new(),
+                unacked: BTreeSet::new(),
+                bound: 0,
+                bind_failures: 0,
+                disconnect_gen: 0,
+                suspend_gen: 0,
+                drained_sent: false,
+                idle_since: None,
+            };
+            self.by_id.insert((c.app.clone(), sess_id), sid);
+            if let Some(n) = &c.name {
+                self.by_name.insert((c.app.clone(), n.clone()), sid);
+            }
+            self.sessions.insert(sid, s);
+            Ok(sid)
+        })();
+        match result {
+            Err(e) => self.fail(conn, id, e),
+            Ok(sid) => {
+                if c.attach {
+                    self.attach(conn, sid);
+                }
+                let s = &self.sessions[&sid];
+                let writes = vec![Write::SetCounter { app: s.app.clone(), next: s.id + 1 }, Write::PutSession(self.session_record(sid))];
+                let info = self.session_info(sid);
+                self.reply_after(conn, id, writes, Reply::Session(info));
+            }
+        }
+    }
+
+    pub(super) fn session_record(&self, sid: Sid) -> SessionRecord {
+        let s = &self.sessions[&sid];
+        SessionRecord {
+            app: s.app.clone(),
+            id: s.id,
+            name: s.name.clone(),
+            tag: s.tag.clone(),
+            session_type: s.stype.name.clone(),
+            state: match s.state {
+                SessionState::Suspended => StoredSessionState::Suspended,
+                SessionState::Reconnecting => StoredSessionState::Reconnecting,
+                _ => StoredSessionState::Open,
+            },
+            attached: s.holder.is_some(),
+            recoverable: s.stype.recoverable,
+            direct: s.direct,
+            common_data: s.common_data.clone(),
+            created_ms: s.created_ms,
+            owner_uid: s.owner_uid,
+            next_task: s.tasks.len() as u64 + 1,
+        }
+    }
+
+    /// Makes `conn` the holder; the previous holder is told it lost the session.
+    fn attach(&mut self, conn: ConnId, sid: Sid) {
+        let s = self.sessions.get_mut(&sid).expect("attach to a live session");
+        let prev = s.holder.replace(conn);
+        s.disconnect_gen += 1;
+        s.drained_sent = false;
+        s.idle_since = None;
+        // What the previous holder never acknowledged goes to the new one.
+        let unacked = std::mem::take(&mut s.unacked);
+        s.undelivered.extend(unacked);
+        let (app, id) = (s.app.clone(), s.id);
+        if let Some(p) = prev.filter(|&p| p != conn) {
+            if let Some(c) = self.conns.get_mut(&p) {
+                c.held.remove(&sid);
+            }
+            self.event(p, Event::TakenOver { app, session: id });
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.held.insert(sid);
+        }
+        self.dirty.insert(sid);
+    }
+
+    fn open(&mut self, conn: ConnId, r: &SessionRef, direct: bool, all: bool) -> R {
+        let sid = self.lookup(conn, r)?;
+        let s = &self.sessions[&sid];
+        if s.direct != direct {
+            return Err(if s.direct {
+                format!("session {r} was created with --direct (FetchResultsDirectly); reopen it with --direct")
+            } else {
+                format!("session {r} was created without --direct (FetchResultsDirectly); reopen it without --direct")
+            });
+        }
+        self.attach(conn, sid);
+        let s = self.sessions.get_mut(&sid).unwrap();
+        if s.state == SessionState::Reconnecting {
+            s.state = SessionState::Open;
+        }
+        if all && !s.stype.discard_results_on_delivery {
+            let kept: Vec<u64> = s.tasks.iter().enumerate().filter(|(_, t)| t.delivered && t.result.is_some()).map(|(i, _)| i as u64 + 1).collect();
+            s.undelivered.extend(kept);
+        }
+        let to_deliver = s.undelivered.len() as u64;
+        Ok(Reply::Opened { session: self.session_info(sid), to_deliver })
+    }
+
+    fn held_by(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, String> {
+        let sid = self.lookup(conn, r)?;
+        if self.sessions[&sid].holder != Some(conn) {
+            return Err(format!("session {r} is not held by this client (reopen it first: soamsession reopen {r})"));
+        }
+        Ok(sid)
+    }
+
+    fn submit(&mut self, conn: ConnId, id: u64, r: &SessionRef, inputs: Vec<Bytes>) {
+        let sid = match self.held_by(conn, r) {
+            Ok(s) => s,
+            Err(e) => return self.fail(conn, id, e),
+        };
+        if let Some(limit) = self.cfg.max_stored_tasks {
+            let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
+            if held + inputs.len() as u64 > limit {
+                return self.fail(conn, id, format!(
+                    "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)", inputs.len()));
+            }
+        }
+        let now = now_ms();
+        let s = self.sessions.get_mut(&sid).unwrap();
+        let first = s.tasks.len() as u64 + 1;
+        let count = inputs.len() as u64;
+        let recoverable = s.stype.recoverable;
+        let mut records = Vec::new();
+        for input in inputs {
+            let idx = s.tasks.len() as u32;
+            if recoverable {
+                records.push((idx as u64 + 1, TaskRecord {
+                    state: StoredTaskState::Pending,
+                    attempts: 0,
+                    input: input.clone(),
+                    result: None,
+                    delivered: false,
+                    submitted_ms: now,
+                }));
+            }
+            s.tasks.push(Task {
+                input,
+                result: None,
+                state: TaskState::Pending,
+                attempts: 0,
+                failures: 0,
+                delivered: false,
+                submitted_ms: now,
+                started_ms: 0,
+                ended_ms: 0,
+            });
+            s.pending.push_back(idx);
+        }
+        s.counts.pending += count;
+        s.drained_sent = false;
+        s.idle_since = None;
+        self.needs_schedule = true;
+        let writes = if recoverable {
+            let app = s.app.clone();
+            let sess = s.id;
+            vec![Write::PutTasks { app, session: sess, tasks: records }, Write::PutSession(self.session_record(sid))]
+        } else {
+            Vec::new()
+        };
+        self.reply_after(conn, id, writes, Reply::Submitted { first, count });
+    }
+
+    fn ack(&mut self, conn: ConnId, r: &SessionRef, tasks: Vec<u64>) {
+        let Ok(sid) = self.held_by(conn, r) else { return };
+        let s = self.sessions.get_mut(&sid).unwrap();
+        let discard = s.stype.discard_results_on_delivery;
+        for tid in tasks {
+            if s.unacked.remove(&tid) {
+                let t = &mut s.tasks[(tid - 1) as usize];
+                t.delivered = true;
+                if discard {
+                    t.result = None;
+                }
+            }
+        }
+        self.dirty.insert(sid);
+    }
+
+    /// Leaves the session open and unheld. From a shell this acts on a session another
+    /// client holds; that client is told it was taken over.
+    fn detach(&mut self, conn: ConnId, r: &SessionRef) -> R {
+        let sid = self.lookup(conn, r)?;
+        let s = self.sessions.get_mut(&sid).unwrap();
+        let prev = s.holder.take();
+        s.disconnect_gen += 1;
+        let unacked = std::mem::take(&mut s.unacked);
+        s.undelivered.extend(unacked);
+        let (app, id) = (s.app.clone(), s.id);
+        if let Some(p) = prev {
+            if let Some(c) = self.conns.get_mut(&p) {
+                c.held.remove(&sid);
+            }
+            if p != conn {
+                self.event(p, Event::TakenOver { app, session: id });
+            }
+        }
+        Ok(Reply::Ok)
+    }
+
+    fn finish(&mut self, conn: ConnId, r: &SessionRef, state: SessionState) -> R {
+        let sid = self.lookup(conn, r)?;
+        let reason = if state == SessionState::Closed { "closed by a client" } else { "aborted by a client" };
+        let holder = self.sessions[&sid].holder;
+        // The caller hears it in the reply; another holder hears it as an event.
+        self.end_session(sid, state, reason, holder != Some(conn));
+        Ok(Reply::Ok)
+    }
+
+    fn update_common(&mut self, conn: ConnId, r: &SessionRef, data: Bytes) -> R {
+        let sid = self.lookup(conn, r)?;
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.common_data = data.clone();
+        let seq_base = self.next_seq;
+        let mut n = 0;
+        for inst in self.instances.values_mut().filter(|i| i.entered == Some(sid) && i.bound == Some(sid)) {
+            let seq = seq_base + n;
+            n += 1;
+            inst.expect.push_back(Expect { kind: Kind::SessionUpdate, sid, task: 0, attempt: 0, seq });
+            let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionUpdate, session: self.sessions[&sid].id, task: 0, attempt: 0, payload: data.clone() }]));
+        }
+        self.next_seq += n;
+        let rec = self.session_record(sid);
+        self.store.submit(vec![Write::PutSession(rec)], None);
+        Ok(Reply::Ok)
+    }
+
+    fn session_control(&mut self, conn: ConnId, r: &SessionRef, action: SessionAction) -> R {
+        let sid = self.lookup(conn, r)?;
+        match action {
+            SessionAction::Kill => self.end_session(sid, SessionState::Aborted, "killed by an administrator", true),
+            SessionAction::Suspend => {
+                let s = self.sessions.get_mut(&sid).unwrap();
+                if s.state == SessionState::Suspended {
+                    return Err(format!("session {r} is already suspended"));
+                }
+                self.suspend(sid);
+            }
+            SessionAction::Resume => {
+                let s = self.sessions.get_mut(&sid).unwrap();
+                if s.state != SessionState::Suspended {
+                    return Err(format!("session {r} is not suspended (it is {})", s.state));
+                }
+                s.state = SessionState::Open;
+                self.needs_schedule = true;
+            }
+        }
+        Ok(Reply::Ok)
+    }
+
+    pub(super) fn suspend(&mut self, sid: Sid) {
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.state = SessionState::Suspended;
+        s.suspend_gen += 1;
+        let (generation, grace) = (s.suspend_gen, s.stype.suspend_grace_period_ms);
+        self.after(grace, Timer::SuspendGrace { sid, generation });
+        self.needs_schedule = true;
+    }
+
+    fn task_control(&mut self, conn: ConnId, r: &TaskRef, action: TaskAction) -> R {
+        let sid = self.lookup(conn, &r.session)?;
+        let s = self.sessions.get_mut(&sid).unwrap();
+        if r.task == 0 || r.task > s.tasks.len() as u64 {
+            return Err(format!("session {} has no task {} (tasks are 1..{})", r.session, r.task, s.tasks.len()));
+        }
+        let idx = (r.task - 1) as usize;
+        let state = s.tasks[idx].state;
+        match (action, state) {
+            (TaskAction::Kill, TaskState::Pending) => {
+                s.pending.retain(|&i| i as usize != idx);
+                self.end_task(sid, idx, TaskState::Canceled, Bytes::from_static(b"killed by an administrator"));
+            }
+            (TaskAction::Kill, TaskState::Running) => {
+                self.end_task(sid, idx, TaskState::Canceled, Bytes::from_static(b"killed by an administrator"));
+                self.cleanup_running(sid, r.task);
+            }
+            (TaskAction::Kill, s) => return Err(format!("task {}:{} has already ended ({s})", r.session, r.task)),
+            (TaskAction::Requeue, TaskState::Pending) => return Err(format!("task {}:{} is already pending", r.session, r.task)),
+            (TaskAction::Requeue, TaskState::Running) => {
+                s.set_state(idx, TaskState::Pending);
+                s.tasks[idx].attempts = s.tasks[idx].attempts.saturating_sub(1);
+                s.pending.push_front(idx as u32);
+                self.cleanup_running(sid, r.task);
+            }
+            (TaskAction::Requeue, _) => {
+                let tid = r.task;
+                s.undelivered.remove(&tid);
+                s.unacked.remove(&tid);
+                let t = &mut s.tasks[idx];
+                t.result = None;
+                t.failures = 0;
+                t.delivered = false;
+                s.set_state(idx, TaskState::Pending);
+                s.pending.push_back(idx as u32);
+                s.drained_sent = false;
+            }
+        }
+        self.needs_schedule = true;
+        Ok(Reply::Ok)
+    }
+
+    /// The task no longer runs as far as the session is concerned; its instance gets
+    /// taskCleanupPeriod to finish, then is stopped.
+    fn cleanup_running(&mut self, sid: Sid, task: u64) {
+        let period = self.sessions[&sid].stype.task_cleanup_period_ms;
+        let insts: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid && e.task == task))
+            .map(|(&id, _)| id)
+            .collect();
+        for inst in insts {
+            self.after(period, Timer::Cleanup { inst, sid });
+        }
+    }
+
+    pub(super) fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        for sid in c.held {
+            let Some(s) = self.sessions.get_mut(&sid) else { continue };
+            if s.holder != Some(conn) {
+                continue;
+            }
+            s.holder = None;
+            s.disconnect_gen += 1;
+            let unacked = std::mem::take(&mut s.unacked);
+            s.undelivered.extend(unacked);
+            let generation = s.disconnect_gen;
+            let app = &self.apps.get(&s.app);
+            let timeout = app.map(|a| a.profile.consumer.transient_disconnection_timeout_s).unwrap_or(0);
+            tracing::info!("session {} lost its client; disconnect action in {timeout} s unless reopened", s.addr());
+            self.after(timeout * 1000, Timer::Disconnect { sid, generation });
+        }
+    }
+
+    /// Ends a session: pending and running tasks are canceled (running ones get
+    /// taskCleanupPeriod), instances are released, history is written.
+    pub(super) fn end_session(&mut self, sid: Sid, state: SessionState, reason: &str, notify_holder: bool) {
+        let Some(mut s) = self.sessions.remove(&sid) else { return };
+        tracing::info!("session {} {state}: {reason}", s.addr());
+        self.by_id.remove(&(s.app.clone(), s.id));
+        if let Some(n) = &s.name {
+            self.by_name.remove(&(s.app.clone(), n.clone()));
+        }
+        let now = now_ms();
+        for idx in 0..s.tasks.len() {
+            if !s.tasks[idx].state.is_ended() {
+                s.set_state(idx, TaskState::Canceled);
+                s.tasks[idx].ended_ms = now;
+                s.tasks[idx].result = Some(Bytes::from(format!("session {state}: {reason}")));
+            }
+        }
+        let period = s.stype.task_cleanup_period_ms;
+        let mut cleanup = Vec::new();
+        for (&iid, inst) in self.instances.iter_mut() {
+            if inst.bound == Some(sid) {
+                inst.bound = None;
+                inst.release = false;
+                if inst.entered == Some(sid) {
+                    inst.entered = None;
+                    inst.expect.push_back(Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq: self.next_seq });
+                    self.next_seq += 1;
+                    let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionLeave, session: s.id, task: 0, attempt: 0, payload: Bytes::new() }]));
+                }
+                inst.idle_since = Instant::now();
+            }
+            if inst.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid) {
+                cleanup.push(iid);
+            }
+        }
+        for iid in cleanup {
+            self.after(period, Timer::Cleanup { inst: iid, sid });
+        }
+        if let Some(h) = s.holder {
+            if let Some(c) = self.conns.get_mut(&h) {
+                c.held.remove(&sid);
+            }
+            if notify_holder {
+                self.event(h, Event::Ended { app: s.app.clone(), session: s.id, state, reason: reason.to_string() });
+            }
+        }
+        let mut writes = vec![Write::DeleteSession { app: s.app.clone(), id: s.id }];
+        if s.stype.recoverable {
+            writes.push(Write::DeleteTasks { app: s.app.clone(), session: s.id });
+        }
+        if s.stype.persist_session_history {
+            let h = self.history_record(&s, state, reason, now);
+            self.history.push_front(h.clone());
+            self.history.truncate(soam_store::HISTORY_LOADED);
+            writes.push(Write::PutHistory(h));
+        }
+        self.store.submit(writes, None);
+        self.needs_schedule = true;
+    }
+
+    /// Moves a task to an end state and queues its output for the holder.
+    pub(super) fn end_task(&mut self, sid: Sid, idx: usize, state: TaskState, result: Bytes) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.set_state(idx, state);
+        let t = &mut s.tasks[idx];
+        t.ended_ms = now_ms();
+        t.result = Some(result);
+        s.undelivered.insert(idx as u64 + 1);
+        self.dirty.insert(sid);
+        if state == TaskState::Error && s.stype.abort_session_if_task_fail {
+            let why = format!("task {} failed and abortSessionIfTaskFail is true", idx + 1);
+            self.end_session(sid, SessionState::Aborted, &why, true);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Sharing slots among sessions and feeding instances.
+//!
+//! `schedule` runs once per batch of inbox messages: it works out how many instances
+//! each session with runnable work should hold (its share), gives instances back from
+//! sessions above their share, binds idle or new instances to sessions below it, and
+//! then sends pending tasks to every bound, entered instance (several at a time, so a
+//! service never waits for the agent between tasks).
+//!
+//! Shares: slots are handed out one at a time to the session furthest below its
+//! priority-weighted share (`proportion`), after first covering `minServices` for
+//! applications with `minimumServices`; with `priority`, an application's lower-priority
+//! sessions only get slots its higher-priority ones cannot use. A session never gets more
+//! than it has tasks to run, and an application never more than its `maxSlots`.
+
+use super::*;
+use crate::instance::{self, OutMsg};
+use soam_profile::Policy;
+
+impl Core {
+    fn shares(&self) -> HashMap<Sid, u32> {
+        struct Want {
+            sid: Sid,
+            app: String,
+            prio: u32,
+            min: u32,
+            demand: u64,
+            policy: Policy,
+            got: u32,
+            created: u64,
+        }
+        let mut wants: Vec<Want> = Vec::new();
+        for (&sid, s) in &self.sessions {
+            let Some(app) = self.apps.get(&s.app) else { continue };
+            if !s.runnable() || !app.record.enabled {
+                continue;
+            }
+            let demand = s.counts.pending + s.counts.running;
+            if demand == 0 {
+                continue;
+            }
+            wants.push(Want {
+                sid,
+                app: s.app.clone(),
+                prio: s.stype.priority,
+                min: s.stype.min_services,
+                demand,
+                policy: app.profile.consumer.policy,
+                got: 0,
+                created: s.id,
+            });
+        }
+        let mut app_used: HashMap<String, u32> = HashMap::new();
+        let app_cap = |app: &str| self.apps.get(app).and_then(|a| a.profile.consumer.max_slots).unwrap_or(u32::MAX);
+        let mut left = self.cfg.slots;
+        // Oldest first among equals: stable, and fair to whoever waited longest.
+        wants.sort_by(|a, b| b.prio.cmp(&a.prio).then(a.app.cmp(&b.app)).then(a.created.cmp(&b.created)));
+        // minimumServices: each session's minimum first, by priority.
+        for w in wants.iter_mut().filter(|w| w.policy == Policy::MinimumServices) {
+            let used = app_used.entry(w.app.clone()).or_default();
+            let give = (w.min as u64).min(w.demand).min(left as u64).min(app_cap(&w.app).saturating_sub(*used) as u64) as u32;
+            w.got += give;
+            *used += give;
+            left -= give;
+        }
+        while left > 0 {
+            let mut best: Option<usize> = None;
+            for (i, w) in wants.iter().enumerate() {
+                if w.got as u64 >= w.demand || app_used.get(&w.app).copied().unwrap_or(0) >= app_cap(&w.app) {
+                    continue;
+                }
+                if w.policy == Policy::Priority
+                    && wants.iter().any(|o| o.app == w.app && o.prio > w.prio && (o.got as u64) < o.demand)
+                {
+                    continue;
+                }
+                // Furthest below its share: smallest got/prio (compared without division).
+                let better = match best {
+                    None => true,
+                    Some(b) => (w.got as u64) * (wants[b].prio as u64) < (wants[b].got as u64) * (w.prio as u64),
+                };
+                if better {
+                    best = Some(i);
+                }
+            }
+            let Some(b) = best else { break };
+            wants[b].got += 1;
+            *app_used.entry(wants[b].app.clone()).or_default() += 1;
+            left -= 1;
+        }
+        wants.into_iter().filter(|w| w.got > 0).map(|w| (w.sid, w.got)).collect()
+    }
+
+    pub(super) fn schedule(&mut self) {
+        let shares = self.shares();
+        // 1. Give back what sessions hold above their share, when another session wants
+        //    it or the holder cannot run (suspended, ended). An idle session otherwise
+        //    keeps its entered instances, so a client feeding batches does not pay
+        //    SessionLeave/SessionEnter between them.
+        let mut per: HashMap<Sid, Vec<InstId>> = HashMap::new();
+        for (&iid, i) in &self.instances {
+            if let (Some(sid), false, None) = (i.bound, i.release, &i.kill) {
+                per.entry(sid).or_default().push(iid);
+            }
+        }
+        let wanting = shares.iter().any(|(sid, &share)| per.get(sid).map_or(0, |v| v.len()) < share as usize);
+        let mut releases = Vec::new();
+        for (sid, mut insts) in per {
+            let share = shares.get(&sid).copied().unwrap_or(0) as usize;
+            let runnable = self.sessions.get(&sid).is_some_and(|s| s.runnable());
+            if insts.len() > share && (wanting || !runnable) {
+                // Keep the busiest; give back the least busy.
+                insts.sort_by_key(|i| (std::cmp::Reverse(self.instances[i].invokes), *i));
+                releases.extend(insts.into_iter().skip(share).map(|i| (i, sid)));
+            }
+        }
+        for (iid, sid) in releases {
+            self.release(iid, sid);
+        }
+        // 2. Bind instances to sessions below their share.
+        let mut order: Vec<(Sid, u32)> = shares.into_iter().collect();
+        order.sort_by_key(|&(sid, _)| (std::cmp::Reverse(self.sessions[&sid].stype.priority), sid));
+        for (sid, share) in order {
+            let have = self.instances.values().filter(|i| i.bound == Some(sid) && !i.release && i.kill.is_none()).count() as u32;
+            for _ in have..share {
+                if !self.acquire(sid) {
+                    break;
+                }
+            }
+        }
+        // 3. Feed bound instances.
+        let ids: Vec<InstId> = self.instances.keys().copied().collect();
+        for iid in ids {
+            self.dispatch(iid);
+        }
+        // 4. Retired instances go once idle.
+        let idle_retired: Vec<InstId> = self.instances.iter().filter(|(_, i)| i.retire && i.bound.is_none() && i.expect.is_empty() && i.kill.is_none()).map(|(&id, _)| id).collect();
+        for iid in idle_retired {
+            self.destroy_instance(iid);
+        }
+    }
+
+    /// The session gives the instance back: it finishes what it has queued, then leaves.
+    fn release(&mut self, iid: InstId, sid: Sid) {
+        let grace = self.sessions.get(&sid).and_then(|s| s.stype.reclaim_grace_period_ms);
+        let inst = self.instances.get_mut(&iid).unwrap();
+        if inst.invokes == 0 {
+            self.unbind(iid);
+            return;
+        }
+        inst.release = true;
+        if let Some(ms) = grace {
+            self.after(ms, Timer::ReclaimGrace { inst: iid, sid });
+        }
+    }
+
+    /// Detaches an instance from its session (SessionLeave if it had entered).
+    pub(super) fn unbind(&mut self, iid: InstId) {
+        let seq = self.take_seq();
+        let inst = self.instances.get_mut(&iid).unwrap();
+        let Some(sid) = inst.bound.take() else { return };
+        inst.release = false;
+        inst.idle_since = Instant::now();
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.bound = s.bound.saturating_sub(1);
+        }
+        if inst.entered.take() == Some(sid) {
+            let session = self.sessions.get(&sid).map(|s| s.id).unwrap_or(0);
+            self.push(iid, Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq }, vec![OutMsg { kind: Kind::SessionLeave, session, task: 0, attempt: 0, payload: Bytes::new() }]);
+        }
+        if self.instances[&iid].retire {
+            self.needs_schedule = true;
+        }
+    }
+
+    pub(super) fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Queues messages on an instance, tracking what it owes.
+    fn push(&mut self, iid: InstId, e: Expect, msgs: Vec<OutMsg>) {
+        let inst = self.instances.get_mut(&iid).unwrap();
+        let was_idle = inst.expect.is_empty();
+        inst.expect.push_back(e);
+        let _ = inst.tx.send(InstCmd::Send(msgs));
+        if was_idle {
+            self.arm_head(iid);
+        }
+    }
+
+    /// Starts the timeout of the method now at the head of the instance's queue.
+    pub(super) fn arm_head(&mut self, iid: InstId) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        let Some(head) = inst.expect.front().copied() else { return };
+        if inst.armed_seq == head.seq {
+            return;
+        }
+        let c = &inst.service.control;
+        let timeout = match head.kind {
+            Kind::CreateService => c.create_service.timeout_s,
+            Kind::SessionEnter => c.session_enter.timeout_s,
+            Kind::Invoke => c.invoke.timeout_s,
+            Kind::SessionUpdate => c.session_update.timeout_s,
+            Kind::SessionLeave => c.session_leave.timeout_s,
+            Kind::DestroyService => c.destroy_service.timeout_s,
+        };
+        if timeout > 0 {
+            inst.armed_seq = head.seq;
+            self.after(timeout * 1000, Timer::MethodTimeout { inst: iid, seq: head.seq });
+        }
+    }
+
+    /// Finds an instance for the session: an idle one of its service, a new one if a
+    /// slot is free, or a new one in place of an idle instance of another service.
+    fn acquire(&mut self, sid: Sid) -> bool {
+        let (service, app) = {
+            let s = &self.sessions[&sid];
+            (s.service.clone(), s.app.clone())
+        };
+        let idle = |i: &Instance| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && !i.retire;
+        let found = self.instances.iter().filter(|(_, i)| idle(i) && i.app == app && Arc::ptr_eq(&i.service, &service)).map(|(&id, _)| id).min();
+        let iid = match found {
+            Some(iid) => iid,
+            None => {
+                if self.instances.len() as u32 >= self.cfg.slots {
+                    let other = self.instances.iter().filter(|(_, i)| idle(i)).map(|(&id, _)| id).min();
+                    match other {
+                        Some(o) => self.destroy_instance(o),
+                        None => return false,
+                    }
+                    // The destroyed instance holds its slot until it has gone.
+                    return false;
+                }
+                self.start_instance(&app, service)
+            }
+        };
+        self.bind(iid, sid);
+        true
+    }
+
+    fn start_instance(&mut self, app: &str, service: Arc<Service>) -> InstId {
+        let iid = self.next_inst;
+        self.next_inst += 1;
+        let inbox = self.inbox.clone();
+        let sink: instance::EventSink = Arc::new(move |inst, ev| inbox.send(CoreMsg::Instance { inst, ev }));
+        let spawned = instance::spawn(iid, app, service.clone(), sink);
+        tracing::debug!("instance {iid} of {app}/{} started (pid {:?})", service.name, spawned.pid);
+        self.instances.insert(iid, Instance {
+            app: app.to_string(),
+            service,
+            tx: spawned.tx,
+            pid: spawned.pid,
+            bound: None,
+            entered: None,
+            expect: VecDeque::new(),
+            invokes: 0,
+            release: false,
+            retire: false,
+            kill: None,
+            armed_seq: 0,
+            idle_since: Instant::now(),
+        });
+        let seq = self.take_seq();
+        self.push(iid, Expect { kind: Kind::CreateService, sid: 0, task: 0, attempt: 0, seq }, vec![OutMsg {
+            kind: Kind::CreateService,
+            session: 0,
+            task: 0,
+            attempt: 0,
+            payload: Bytes::from(app.to_string()),
+        }]);
+        iid
+    }
+
+    fn bind(&mut self, iid: InstId, sid: Sid) {
+        let seq = self.take_seq();
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.bound += 1;
+        let msg = OutMsg { kind: Kind::SessionEnter, session: s.id, task: 0, attempt: 0, payload: s.common_data.clone() };
+        self.instances.get_mut(&iid).unwrap().bound = Some(sid);
+        self.push(iid, Expect { kind: Kind::SessionEnter, sid, task: 0, attempt: 0, seq }, vec![msg]);
+    }
+
+    pub(super) fn destroy_instance(&mut self, iid: InstId) {
+        let seq = self.take_seq();
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        if inst.kill.is_some() {
+            return;
+        }
+        inst.kill = Some(KillReason::Retire);
+        inst.retire = true;
+        self.push(iid, Expect { kind: Kind::DestroyService, sid: 0, task: 0, attempt: 0, seq }, vec![OutMsg {
+            kind: Kind::DestroyService,
+            session: 0,
+            task: 0,
+            attempt: 0,
+            payload: Bytes::new(),
+        }]);
+    }
+
+    /// Sends pending tasks to an entered instance, keeping a few queued on it.
+    fn dispatch(&mut self, iid: InstId) {
+        let inst = &self.instances[&iid];
+        let Some(sid) = inst.bound else { return };
+        if inst.entered != Some(sid) || inst.release || inst.kill.is_some() {
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if !s.runnable() || s.pending.is_empty() {
+            return;
+        }
+        // Split what is pending evenly over the session's instances, so one instance
+        // does not queue work another could start now.
+        let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, PIPELINE);
+        let room = PIPELINE.saturating_sub(inst.invokes);
+        let n = per.min(room).min(s.pending.len());
+        if n == 0 || (inst.invokes > 0 && per <= inst.invokes) {
+            return;
+        }
+        let now = now_ms();
+        let mut msgs = Vec::with_capacity(n);
+        let mut expects = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some(idx) = s.pending.pop_front() else { break };
+            let idx = idx as usize;
+            s.set_state(idx, TaskState::Running);
+            let t = &mut s.tasks[idx];
+            t.attempts += 1;
+            t.started_ms = now;
+            msgs.push(OutMsg { kind: Kind::Invoke, session: s.id, task: idx as u64 + 1, attempt: t.attempts, payload: t.input.clone() });
+            expects.push((idx as u64 + 1, t.attempts));
+        }
+        let base = self.next_seq;
+        self.next_seq += expects.len() as u64;
+        let inst = self.instances.get_mut(&iid).unwrap();
+        let was_idle = inst.expect.is_empty();
+        for (k, (task, attempt)) in expects.into_iter().enumerate() {
+            inst.expect.push_back(Expect { kind: Kind::Invoke, sid, task, attempt, seq: base + 1 + k as u64 });
+            inst.invokes += 1;
+        }
+        let _ = inst.tx.send(InstCmd::Send(msgs));
+        if was_idle {
+            self.arm_head(iid);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! One service instance's process and its I/O, outside the core.
+//!
+//! The core sends [`InstCmd`]s; a task per instance turns them into service-protocol
+//! bytes on the process's stdin (persistent mode) or into one process per Invoke (exec
+//! mode), and sends every reply and the process's exit back as [`InstEvent`]s. Replies
+//! come back in request order in both modes, which is what lets the core track what an
+//! instance is doing as a simple queue.
+
+use bytes::Bytes;
+use soam_profile::{Launcher, Mode, Service};
+use soam_service::wire::{self, Kind, Message, Status};
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+pub type InstId = u64;
+
+/// One message for the service.
+#[derive(Debug, Clone)]
+pub struct OutMsg {
+    pub kind: Kind,
+    pub session: u64,
+    pub task: u64,
+    pub attempt: u32,
+    pub payload: Bytes,
+}
+
+#[derive(Debug)]
+pub enum InstCmd {
+    Send(Vec<OutMsg>),
+    Kill,
+}
+
+#[derive(Debug)]
+pub enum InstEvent {
+    Reply { kind: Kind, status: Status, task: u64, attempt: u32, payload: Bytes },
+    /// The process is gone (or never started); `why` says how.
+    Exited { why: String },
+}
+
+/// Where an event comes from, for the core's single inbox.
+pub type EventSink = Arc<dyn Fn(InstId, InstEvent) + Send + Sync>;
+
+pub struct Spawned {
+    pub tx: mpsc::UnboundedSender<InstCmd>,
+    pub pid: Option<u32>,
+}
+
+fn command_line(svc: &Service) -> Vec<String> {
+    match &svc.launcher {
+        Launcher::Local => svc.command.clone(),
+        Launcher::Slurm(o) => {
+            let mut c = vec!["srun".to_string(), "--ntasks=1".into(), "--quiet".into(), "--unbuffered".into()];
+            if let Some(p) = &o.partition {
+                c.push(format!("--partition={p}"));
+            }
+            if let Some(t) = &o.time_limit {
+                c.push(format!("--time={t}"));
+            }
+            c.extend(o.extra_args.iter().cloned());
+            c.push("--".into());
+            c.extend(svc.command.iter().cloned());
+            c
+        }
+    }
+}
+
+fn base_command(svc: &Service, app: &str) -> Command {
+    let argv = command_line(svc);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(&svc.work_dir)
+        .envs(&svc.env)
+        .env("SOAM_APP", app)
+        .env("SOAM_SERVICE", &svc.name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group: a Ctrl-C meant for a foreground soamd is the agent's
+        // to handle, not every service's.
+        .process_group(0);
+    cmd
+}
+
+/// Starts an instance. Failure to start is reported as an `Exited` event, never a panic.
+pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, sink: EventSink) -> Spawned {
+    let (tx, rx) = mpsc::unbounded_channel();
+    match svc.mode {
+        Mode::Persistent => {
+            let mut cmd = base_command(&svc, app);
+            cmd.stderr(Stdio::inherit());
+            match cmd.spawn() {
+                Ok(child) => {
+                    let pid = child.id();
+                    tokio::spawn(persistent(id, child, rx, sink));
+                    Spawned { tx, pid }
+                }
+                Err(e) => {
+                    let why = format!("cannot start service '{}' ({}): {e}", svc.name, svc.command[0]);
+                    sink(id, InstEvent::Exited { why });
+                    Spawned { tx, pid: None }
+                }
+            }
+        }
+        Mode::Exec => {
+            tokio::spawn(exec(id, app.to_string(), svc, rx, sink));
+            Spawned { tx, pid: None }
+        }
+    }
+}
+
+async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let reader_sink = sink.clone();
+    let mut reader = tokio::spawn(async move {
+        let mut r = BufReader::with_capacity(1 << 16, stdout);
+        loop {
+            let mut len = [0u8; 4];
+            if r.read_exact(&mut len).await.is_err() {
+                return "its output ended".to_string();
+            }
+            let len = match wire::check_len(u32::from_le_bytes(len)) {
+                Ok(l) => l,
+                Err(e) => return format!("it sent a malformed message ({e})"),
+            };
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).await.is_err() {
+                return "its output ended inside a message".to_string();
+            }
+            let body = Bytes::from(body);
+            match wire::parse(&body) {
+                Ok(m) => {
+                    let payload = body.slice(wire::HEADER..);
+                    reader_sink(id, InstEvent::Reply { kind: m.kind, status: m.status, task: m.task, attempt: m.attempt, payload });
+                }
+                Err(e) => return format!("it sent a malformed message ({e})"),
+            }
+        }
+    });
+    let mut buf = Vec::with_capacity(1 << 16);
+    let why = loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(InstCmd::Send(msgs)) => {
+                    buf.clear();
+                    encode_all(&mut buf, &msgs);
+                    // Coalesce whatever else is already queued into the same write.
+                    while let Ok(InstCmd::Send(more)) = rx.try_recv() {
+                        encode_all(&mut buf, &more);
+                        if buf.len() > 1 << 20 { break; }
+                    }
+                    if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
+                        // The reader will see the end too; let the exit status speak.
+                        let _ = (&mut reader).await;
+                        break "its input closed".to_string();
+                    }
+                }
+                Some(InstCmd::Kill) | None => {
+                    let _ = child.start_kill();
+                    let _ = (&mut reader).await;
+                    break "it was stopped by the agent".to_string();
+                }
+            },
+            r = &mut reader => break r.unwrap_or_else(|e| e.to_string()),
+        }
+    };
+    drop(stdin);
+    let status = match tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await {
+        Ok(Ok(s)) => s.to_string(),
+        _ => {
+            let _ = child.kill().await;
+            "killed".to_string()
+        }
+    };
+    sink(id, InstEvent::Exited { why: format!("service process ended ({status}; {why})") });
+}
+
+fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
+    for m in msgs {
+        wire::encode(buf, &Message { kind: m.kind, status: Status::Success, session: m.session, task: m.task, attempt: m.attempt, payload: &m.payload });
+    }
+}
+
+async fn exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
+    let mut queue: std::collections::VecDeque<OutMsg> = Default::default();
+    loop {
+        let m = match queue.pop_front() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(InstCmd::Send(msgs)) => {
+                    queue.extend(msgs);
+                    continue;
+                }
+                Some(InstCmd::Kill) | None => break,
+            },
+        };
+        let reply = |status, payload: Bytes| InstEvent::Reply { kind: m.kind, status, task: m.task, attempt: m.attempt, payload };
+        if m.kind != Kind::Invoke {
+            // Exec mode has no lifecycle: every other method trivially succeeds.
+            sink(id, reply(Status::Success, Bytes::new()));
+            if m.kind == Kind::DestroyService {
+                break;
+            }
+            continue;
+        }
+        let mut cmd = base_command(&svc, &app);
+        cmd.stderr(Stdio::piped())
+            .env("SOAM_SESSION", m.session.to_string())
+            .env("SOAM_TASK", m.task.to_string())
+            .env("SOAM_ATTEMPT", m.attempt.to_string());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                sink(id, reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", svc.command[0]))));
+                continue;
+            }
+        };
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        let input = m.payload.clone();
+        let feed = tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+        let out = child.wait_with_output();
+        tokio::pin!(out);
+        let result = loop {
+            tokio::select! {
+                r = &mut out => break Some(r),
+                cmd = rx.recv() => match cmd {
+                    Some(InstCmd::Send(more)) => queue.extend(more),
+                    Some(InstCmd::Kill) | None => break None,
+                },
+            }
+        };
+        feed.abort();
+        match result {
+            None => {
+                // Dropping the future drops the child (kill_on_drop).
+                sink(id, InstEvent::Exited { why: "it was stopped by the agent".into() });
+                return;
+            }
+            Some(Err(e)) => sink(id, reply(Status::Failure, Bytes::from(format!("task process failed: {e}")))),
+            Some(Ok(o)) if o.status.success() => sink(id, reply(Status::Success, Bytes::from(o.stdout))),
+            Some(Ok(o)) => {
+                let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                let msg = if err.is_empty() { format!("task process ended with {}", o.status) } else { err };
+                sink(id, reply(Status::Failure, Bytes::from(msg)));
+            }
+        }
+    }
+    sink(id, InstEvent::Exited { why: "exec instance stopped".into() });
+}
