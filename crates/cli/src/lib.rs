@@ -1,1 +1,16 @@
-pub fn x(){}
+//! The soam commands. Each binary is a thin `main` over one module here, so the
+//! definitions can also generate man pages and completions ([`docs`]) and be tested.
+//!
+//! Conventions shared by every command (see [`common`]): exit 0 on success, 1 on a
+//! failed operation with a one-line reason on stderr, 2 on bad usage (clap's own);
+//! `--socket`/`SOAM_SOCKET`; `--json` wherever state is printed.
+
+pub mod common;
+pub mod docs;
+pub mod output;
+pub mod soamcontrol;
+pub mod soamd;
+pub mod soamreg;
+pub mod soamunreg;
+pub mod soamview;
+pub mod session;

@@ -1,0 +1,92 @@
+//! What every command shares: connection flags, the runtime, error reporting and
+//! formatting of times.
+
+use clap::Args;
+use soam_client::{Client, ConnectOptions};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)
+    #[arg(long, env = "SOAM_SOCKET", global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl Conn {
+    pub async fn connect(&self, client_name: &str) -> anyhow::Result<Client> {
+        let opts = ConnectOptions::from_env(client_name, self.socket.clone());
+        Ok(Client::connect(&opts).await?)
+    }
+}
+
+/// Runs a command's async body on a small runtime and turns its result into an exit
+/// code: errors print as `NAME: reason` on one line.
+pub fn run<F>(name: &str, body: F) -> i32
+where
+    F: std::future::Future<Output = anyhow::Result<i32>>,
+{
+    init_logging(0);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(body) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("{name}: {}", msg.lines().next().unwrap_or("failed"));
+            1
+        }
+    }
+}
+
+/// Logs to stderr per `RUST_LOG`, or `-v` (info) / `-vv` (debug).
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// `2026-11-21T20:31:11Z` from Unix milliseconds (UTC, no time-zone database needed).
+pub fn time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+pub fn opt_time(ms: Option<u64>) -> String {
+    ms.map(time).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc() {
+        assert_eq!(super::time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time(1_795_379_471_000), "2026-11-22T20:17:51Z");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+}

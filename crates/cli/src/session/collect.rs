@@ -1,0 +1,239 @@
+//! The output loop shared by submit, reopen and fetch: receive outputs, drop duplicates,
+//! write them (lines, JSON lines or files; optionally in task order), acknowledge them,
+//! and stop when the caller's condition is met or the session is lost.
+
+use base64::Engine;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use soam_client::{Client, Dedup};
+use soam_proto::SessionRef;
+use soam_proto::msg::{Event, Request, TaskOutput, TaskState};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Write each output to DIR/TASK.out (failures to DIR/TASK.err) instead of stdout
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// One JSON object per task: task, state, attempts, output or output_base64, error
+    #[arg(long, conflicts_with = "output_dir")]
+    pub jsonl: bool,
+    /// Write outputs in task order rather than as they come
+    #[arg(long)]
+    pub ordered: bool,
+}
+
+/// Why collecting stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The caller's condition was met.
+    Done,
+    /// The session has nothing pending, running or undelivered.
+    Drained,
+    Timeout,
+    TakenOver,
+    Ended(String),
+    Lost(String),
+    Interrupted,
+}
+
+/// When to stop, besides the session ending or being taken.
+#[derive(Debug, Default)]
+pub struct Until {
+    /// Stop once this many of *our* tasks (ids in `mine`) have ended.
+    pub mine: Option<(u64, u64, u64)>,
+    /// Stop once this many outputs arrived (duplicates included).
+    pub messages: Option<u64>,
+    /// Stop once this many outputs were written.
+    pub max: Option<u64>,
+    pub deadline: Option<Instant>,
+    pub drained: bool,
+}
+
+pub struct Collector {
+    args: OutputArgs,
+    dedup: Dedup,
+    out: std::io::BufWriter<std::io::Stdout>,
+    held: BTreeMap<u64, TaskOutput>,
+    /// In --ordered mode, the next task id to write (None: write all at the end).
+    next: Option<u64>,
+    pub written: u64,
+    pub failed: u64,
+    pub received: u64,
+    progress: Option<ProgressBar>,
+}
+
+impl Collector {
+    pub fn new(args: OutputArgs, first_task: Option<u64>, total: u64) -> anyhow::Result<Collector> {
+        if let Some(d) = &args.output_dir {
+            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+        }
+        let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
+            let pb = ProgressBar::new(total);
+            pb.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb
+        });
+        Ok(Collector {
+            next: if args.ordered { first_task } else { None },
+            args,
+            dedup: Dedup::default(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+            held: BTreeMap::new(),
+            written: 0,
+            failed: 0,
+            received: 0,
+            progress,
+        })
+    }
+
+    fn write(&mut self, o: &TaskOutput) -> anyhow::Result<()> {
+        self.written += 1;
+        if o.state != TaskState::Done {
+            self.failed += 1;
+        }
+        if let Some(p) = &self.progress {
+            p.inc(1);
+        }
+        if let Some(dir) = &self.args.output_dir {
+            let ext = if o.state == TaskState::Done { "out" } else { "err" };
+            let path = dir.join(format!("{}.{ext}", o.task));
+            std::fs::write(&path, &o.data).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            return Ok(());
+        }
+        if self.args.jsonl {
+            let mut obj = serde_json::Map::new();
+            obj.insert("task".into(), o.task.into());
+            obj.insert("state".into(), o.state.as_str().into());
+            obj.insert("attempts".into(), o.attempts.into());
+            if o.state == TaskState::Done {
+                match std::str::from_utf8(&o.data) {
+                    Ok(s) => obj.insert("output".into(), s.into()),
+                    Err(_) => obj.insert("output_base64".into(), base64::engine::general_purpose::STANDARD.encode(&o.data).into()),
+                };
+            } else {
+                obj.insert("error".into(), String::from_utf8_lossy(&o.data).into_owned().into());
+            }
+            writeln!(self.out, "{}", serde_json::Value::Object(obj))?;
+            return Ok(());
+        }
+        if o.state == TaskState::Done {
+            self.out.write_all(&o.data)?;
+            if !o.data.ends_with(b"\n") {
+                self.out.write_all(b"\n")?;
+            }
+        } else {
+            self.out.flush()?;
+            let msg = String::from_utf8_lossy(&o.data);
+            let line = |m: &str| format!("soamsession: task {} {}: {}", o.task, o.state, m.lines().next().unwrap_or(""));
+            match &self.progress {
+                Some(p) => p.println(line(&msg)),
+                None => eprintln!("{}", line(&msg)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one output: false if it was a duplicate.
+    fn take(&mut self, o: TaskOutput) -> anyhow::Result<bool> {
+        if !self.dedup.first(o.task) {
+            return Ok(false);
+        }
+        if self.args.ordered {
+            self.held.insert(o.task, o);
+            if let Some(mut n) = self.next {
+                while let Some(o) = self.held.remove(&n) {
+                    self.write(&o)?;
+                    n += 1;
+                }
+                self.next = Some(n);
+            }
+        } else {
+            self.write(&o)?;
+        }
+        Ok(true)
+    }
+
+    /// Writes whatever --ordered still holds, and flushes.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        for o in held.values() {
+            self.write(o)?;
+        }
+        if let Some(p) = &self.progress {
+            p.finish_and_clear();
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Receives until `until` is met or the session is lost; acknowledges what it took.
+    pub async fn collect(&mut self, client: &mut Client, session: &SessionRef, id: u64, until: &mut Until) -> anyhow::Result<Stop> {
+        let mut mine_left = until.mine.map(|(_, _, n)| n);
+        loop {
+            if mine_left == Some(0) || until.messages.is_some_and(|m| self.received >= m) || until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
+                return Ok(Stop::Done);
+            }
+            let deadline = until.deadline;
+            let ev = tokio::select! {
+                ev = client.next_event() => ev,
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => return Ok(Stop::Timeout),
+                _ = tokio::signal::ctrl_c() => return Ok(Stop::Interrupted),
+            };
+            match ev {
+                None => return Ok(Stop::Lost(client.lost().unwrap_or_default())),
+                Some(Event::Outputs { session: sid, outputs, .. }) if sid == id => {
+                    let mut acks = Vec::with_capacity(outputs.len());
+                    for o in outputs {
+                        if until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
+                            break; // not acknowledged: it stays for a later fetch
+                        }
+                        self.received += 1;
+                        acks.push(o.task);
+                        let task = o.task;
+                        if self.take(o)? {
+                            if let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut()) {
+                                if (first..=last).contains(&task) {
+                                    *left -= 1;
+                                }
+                            }
+                        }
+                    }
+                    self.out.flush()?;
+                    client.notify(Request::Ack { session: session.clone(), tasks: acks })?;
+                }
+                Some(Event::Drained { session: sid, .. }) if sid == id && until.drained => return Ok(Stop::Drained),
+                Some(Event::TakenOver { session: sid, .. }) if sid == id => return Ok(Stop::TakenOver),
+                Some(Event::Ended { session: sid, state, reason, .. }) if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// What to tell the user, and the exit code, when collecting stopped early.
+pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
+    match stop {
+        Stop::Done | Stop::Drained | Stop::Timeout => None,
+        Stop::TakenOver => {
+            eprintln!("soamsession: session {session} was taken over by another client");
+            Some(1)
+        }
+        Stop::Ended(why) => {
+            eprintln!("soamsession: session {session} ended ({why})");
+            Some(1)
+        }
+        Stop::Lost(why) => {
+            eprintln!("soamsession: {why}; reopen later with: soamsession reopen {session}");
+            Some(1)
+        }
+        Stop::Interrupted => {
+            eprintln!("soamsession: detached from {session}; its workload keeps running. Collect it with: soamsession reopen {session}");
+            Some(130)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `soamsession`: drive a session's workflow from a shell. One file per subcommand;
+//! `collect` is the output loop that `submit`, `reopen` and `fetch` share.
+
+mod collect;
+mod inputs;
+mod reopen;
+mod simple;
+mod submit;
+
+pub use collect::OutputArgs;
+
+use crate::common::{Conn, run};
+use clap::{Parser, Subcommand};
+use soam_proto::SessionRef;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "soamsession", version, about = "Create, feed, detach from, reopen and end sessions",
+    after_help = "Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id")]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create a session and leave it detached; prints its id
+    Create(CreateArgs),
+    /// Submit tasks and (unless --detach) collect their outputs
+    Submit(submit::SubmitArgs),
+    /// Re-attach to a session and collect its outputs
+    Reopen(reopen::ReopenArgs),
+    /// Collect the outputs that are ready (up to --max, waiting up to --timeout)
+    Fetch(reopen::FetchArgs),
+    /// Leave a session open and unheld: its workload keeps running
+    Detach(SessionArg),
+    /// End a session (closed); undelivered outputs are discarded
+    Close(SessionArg),
+    /// Abort a session: pending tasks are canceled, running ones stopped
+    Abort(SessionArg),
+    /// Replace a session's common data (services get SessionUpdate)
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub app: String,
+    /// Session type (default: the application's "" type)
+    #[arg(long = "type", value_name = "T")]
+    pub session_type: Option<String>,
+    /// A name that can stand in for the id (APP:NAME)
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// File whose bytes every service instance gets in SessionEnter
+    #[arg(long, value_name = "FILE")]
+    pub common_data: Option<PathBuf>,
+    /// FetchResultsDirectly: outputs go to the holding client only, never to the store
+    #[arg(long)]
+    pub direct: bool,
+    /// Print the session as a JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SessionArg {
+    /// APP:ID or APP:NAME
+    pub session: SessionRef,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    pub session: SessionRef,
+    #[arg(long, value_name = "FILE", required = true)]
+    pub common_data: PathBuf,
+}
+
+pub fn main() -> i32 {
+    let args = Args::parse();
+    run("soamsession", async move {
+        match args.cmd {
+            Cmd::Create(a) => simple::create(&args.conn, a).await,
+            Cmd::Submit(a) => submit::submit(&args.conn, a).await,
+            Cmd::Reopen(a) => reopen::reopen(&args.conn, a).await,
+            Cmd::Fetch(a) => reopen::fetch(&args.conn, a).await,
+            Cmd::Detach(a) => simple::detach(&args.conn, a).await,
+            Cmd::Close(a) => simple::close(&args.conn, a).await,
+            Cmd::Abort(a) => simple::abort(&args.conn, a).await,
+            Cmd::Update(a) => simple::update(&args.conn, a).await,
+        }
+    })
+}

@@ -1,0 +1,102 @@
+//! `soamsession submit`: send tasks (many per frame, pipelined) and collect outputs.
+
+use super::collect::{Collector, OutputArgs, Stop, Until, report_stop};
+use super::inputs::InputArgs;
+use crate::common::Conn;
+use soam_proto::msg::{CreateSession, Reply, Request};
+use soam_proto::{SessionKey, SessionRef};
+
+/// Most tasks in one Submit frame (bytes are capped separately).
+const BATCH_TASKS: usize = 16_384;
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// Create a session of this application (closed when its tasks have ended)
+    #[arg(long, required_unless_present = "session", conflicts_with = "session")]
+    pub app: Option<String>,
+    /// Session type, with --app
+    #[arg(long = "type", value_name = "T", requires = "app")]
+    pub session_type: Option<String>,
+    /// Submit into this open session (APP:ID or APP:NAME); left open when done
+    #[arg(long, value_name = "APP:ID")]
+    pub session: Option<SessionRef>,
+    /// The session was created with --direct (FetchResultsDirectly)
+    #[arg(long)]
+    pub direct: bool,
+    /// Submit, print the session, and leave without waiting for outputs
+    #[arg(long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
+    let inputs = a.inputs.read()?;
+    let mut client = conn.connect("soamsession submit").await?;
+    let (sref, id, created) = match (&a.app, &a.session) {
+        (Some(app), _) => {
+            let req = Request::CreateSession(CreateSession {
+                app: app.clone(),
+                session_type: a.session_type.clone(),
+                name: None,
+                tag: None,
+                common_data: Default::default(),
+                direct: a.direct,
+                attach: true,
+            });
+            let Reply::Session(s) = client.call(req).await? else { anyhow::bail!("unexpected reply") };
+            (SessionRef { app: s.app, key: SessionKey::Id(s.id) }, s.id, true)
+        }
+        (None, Some(r)) => {
+            let Reply::Opened { session: s, .. } = client.call(Request::OpenSession { session: r.clone(), direct: a.direct, all: false }).await? else {
+                anyhow::bail!("unexpected reply")
+            };
+            (r.clone(), s.id, false)
+        }
+        (None, None) => anyhow::bail!("give --app or --session"),
+    };
+    let total = inputs.len() as u64;
+    // All batches go out before the first reply is awaited.
+    let replies: Vec<_> = soam_client::batches(inputs, BATCH_TASKS)
+        .into_iter()
+        .map(|tasks| client.send(Request::Submit { session: sref.clone(), tasks }))
+        .collect();
+    let (mut first, mut last) = (u64::MAX, 0);
+    for r in replies {
+        let Reply::Submitted { first: f, count } = r.await? else { anyhow::bail!("unexpected reply") };
+        if count > 0 {
+            first = first.min(f);
+            last = last.max(f + count - 1);
+        }
+    }
+    let addr = format!("{}:{id}", sref.app);
+    if a.detach {
+        client.call(Request::Detach { session: sref.clone() }).await?;
+        println!("{id}");
+        eprintln!("submitted {total} tasks to session {addr}; collect them with: soamsession reopen {addr}");
+        return Ok(0);
+    }
+    let mut col = Collector::new(a.output.clone(), (total > 0).then_some(first), total)?;
+    let mut until = Until { mine: Some((first, last, total)), ..Default::default() };
+    let stop = col.collect(&mut client, &sref, id, &mut until).await?;
+    col.finish()?;
+    if let Stop::Interrupted = stop {
+        let _ = client.call(Request::Detach { session: sref.clone() }).await;
+    }
+    let here = SessionRef { app: sref.app.clone(), key: SessionKey::Id(id) };
+    if let Some(code) = report_stop(&stop, &here) {
+        return Ok(code);
+    }
+    if created {
+        client.call(Request::Close { session: sref.clone() }).await?;
+    } else {
+        client.call(Request::Detach { session: sref.clone() }).await?;
+    }
+    if col.failed > 0 {
+        eprintln!("soamsession: {} of {total} tasks did not succeed (session {addr})", col.failed);
+        return Ok(1);
+    }
+    Ok(0)
+}

@@ -1,0 +1,37 @@
+//! `soamreg FILE [-f]`: register an application profile, or update it in place.
+
+use crate::common::{Conn, run};
+use anyhow::Context;
+use clap::Parser;
+use soam_proto::msg::{Reply, Request};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "soamreg", version, about = "Register an application profile with the soam agent, or update it in place",
+    after_help = "Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload")]
+pub struct Args {
+    /// Profile file (YAML, or Symphony-style XML)
+    pub file: PathBuf,
+    /// Update even if the change ends the workload of open sessions whose type or service it changes
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+pub fn main() -> i32 {
+    let args = Args::parse();
+    run("soamreg", async move {
+        let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        let path = std::path::absolute(&args.file).with_context(|| format!("cannot resolve {}", args.file.display()))?;
+        let client = args.conn.connect("soamreg").await?;
+        let reply = client.call(Request::RegisterApp { profile: text, path: path.display().to_string(), force: args.force }).await?;
+        if let Reply::Registered { app, created, warnings } = reply {
+            for w in warnings {
+                eprintln!("soamreg: warning: {w}");
+            }
+            println!("{} application '{app}'", if created { "registered" } else { "updated" });
+        }
+        Ok(0)
+    })
+}

@@ -1,0 +1,163 @@
+//! `soamview app|session|task|history`: tables for people, `--json` for scripts,
+//! `--watch` to follow.
+
+use crate::common::{Conn, opt_time, run, time};
+use crate::output::Grid;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use soam_client::Client;
+use soam_proto::SessionRef;
+use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, TaskState};
+
+#[derive(Debug, Parser)]
+#[command(name = "soamview", version, about = "Show applications, sessions, tasks and history",
+    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp")]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+    /// Print JSON (an array of objects keyed by the table's columns)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Redraw every second until interrupted
+    #[arg(long, global = true)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum What {
+    /// Registered applications
+    App {
+        /// Only this application
+        app: Option<String>,
+        /// Long listing: limits, source file, registration time
+        #[arg(short, long)]
+        long: bool,
+        /// Print the registered profile text
+        #[arg(short, long)]
+        profile: bool,
+    },
+    /// Sessions (open ones; -a adds ended ones from history)
+    Session {
+        app: Option<String>,
+        /// Include ended sessions
+        #[arg(short, long)]
+        all: bool,
+        /// Only sessions in this state (open, suspended, reconnecting, closed, aborted)
+        #[arg(long, value_name = "S")]
+        state: Option<SessionState>,
+        /// Only detached, idle sessions with output nobody collected
+        #[arg(long)]
+        orphaned: bool,
+    },
+    /// Tasks of one session
+    Task {
+        /// APP:ID or APP:NAME
+        session: SessionRef,
+        /// Only tasks in this state (pending, running, done, error, canceled)
+        #[arg(long, value_name = "S")]
+        state: Option<TaskState>,
+    },
+    /// Ended sessions
+    History { app: Option<String> },
+}
+
+pub fn main() -> i32 {
+    let args = Args::parse();
+    run("soamview", async move {
+        let client = args.conn.connect("soamview").await?;
+        loop {
+            let out = view(&client, &args).await?;
+            if args.watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{out}");
+            if !args.watch {
+                return Ok(0);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(0),
+            }
+        }
+    })
+}
+
+fn render(g: &Grid, json: bool) -> String {
+    if json {
+        format!("{}\n", g.to_json())
+    } else if g.to_json().as_array().is_some_and(|a| a.is_empty()) {
+        "(none)\n".into()
+    } else {
+        format!("{}\n", g.render())
+    }
+}
+
+pub fn session_grid(list: &[SessionInfo]) -> Grid {
+    let mut g = Grid::new(&["app", "id", "name", "type", "state", "priority", "pending", "running", "done", "error", "canceled", "undelivered", "created", "ended", "holder"]);
+    for s in list {
+        g.row(vec![
+            json!(s.app), json!(s.id), json!(s.name), json!(s.session_type), json!(s.state.as_str()), json!(s.priority),
+            json!(s.pending), json!(s.running), json!(s.done), json!(s.error), json!(s.canceled), json!(s.undelivered),
+            json!(time(s.created_ms)), json!(s.ended_ms.map(time)), json!(s.holder),
+        ]);
+    }
+    g
+}
+
+async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
+    Ok(match &args.what {
+        What::App { app, long, profile } => {
+            let Reply::Apps(apps) = client.call(Request::ListApps { app: app.clone() }).await? else { anyhow::bail!("unexpected reply") };
+            if *profile {
+                return Ok(apps.iter().map(|a| format!("# {} ({})\n{}\n", a.name, a.source, a.profile.trim_end())).collect());
+            }
+            let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];
+            if *long {
+                cols.extend(["max_sessions", "max_slots", "registered", "source"]);
+            }
+            let mut g = Grid::new(&cols);
+            for a in &apps {
+                let types: Vec<String> = a.session_types.iter().map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() }).collect();
+                let mut row = vec![
+                    json!(a.name), json!(if a.enabled { "enabled" } else { "disabled" }), json!(a.policy), json!(a.open_sessions),
+                    json!(a.services.join(",")), json!(types.join(",")),
+                ];
+                if *long {
+                    row.extend([json!(a.max_sessions), json!(a.max_slots), json!(time(a.registered_ms)), json!(a.source)]);
+                }
+                g.row(row);
+            }
+            render(&g, args.json)
+        }
+        What::Session { app, all, state, orphaned } => {
+            let q = SessionQuery { app: app.clone(), all: *all, state: *state, orphaned: *orphaned };
+            let Reply::Sessions(list) = client.call(Request::ListSessions(q)).await? else { anyhow::bail!("unexpected reply") };
+            render(&session_grid(&list), args.json)
+        }
+        What::Task { session, state } => {
+            let Reply::Tasks(list) = client.call(Request::ListTasks { session: session.clone(), state: *state }).await? else { anyhow::bail!("unexpected reply") };
+            let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "input_bytes", "output_bytes", "delivered", "error"]);
+            for t in &list {
+                g.row(vec![
+                    json!(t.task), json!(t.state.as_str()), json!(t.attempts), json!(time(t.submitted_ms)), json!(opt_time(t.started_ms)),
+                    json!(opt_time(t.ended_ms)), json!(t.input_bytes), json!(t.output_bytes), json!(t.delivered),
+                    t.error.as_ref().map(|e| Value::from(e.lines().next().unwrap_or(""))).unwrap_or(Value::Null),
+                ]);
+            }
+            render(&g, args.json)
+        }
+        What::History { app } => {
+            let Reply::Sessions(list) = client.call(Request::History { app: app.clone() }).await? else { anyhow::bail!("unexpected reply") };
+            let mut g = Grid::new(&["app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason"]);
+            for s in &list {
+                g.row(vec![
+                    json!(s.app), json!(s.id), json!(s.name), json!(s.session_type), json!(s.state.as_str()), json!(s.done),
+                    json!(s.error), json!(s.canceled), json!(time(s.created_ms)), json!(s.ended_ms.map(time)), json!(s.reason),
+                ]);
+            }
+            render(&g, args.json)
+        }
+    })
+}
