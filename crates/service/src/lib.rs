@@ -21,7 +21,7 @@
 
 pub mod wire;
 
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 pub use wire::{Kind, Message, Status};
 
 /// Why a method did not succeed.
@@ -65,13 +65,12 @@ pub trait Service {
 
 /// Serves the protocol on stdin/stdout until DestroyService or end of input.
 pub fn run<S: Service>(svc: S) -> io::Result<()> {
-    let stdin = io::stdin().lock();
-    let stdout = io::stdout().lock();
-    serve(svc, BufReader::with_capacity(1 << 16, stdin), stdout)
+    serve(svc, io::stdin().lock(), io::stdout().lock())
 }
 
 /// [`run`] over any reader and writer (tests, other transports).
-pub fn serve<S: Service, R: BufRead, W: Write>(mut svc: S, mut input: R, output: W) -> io::Result<()> {
+pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> io::Result<()> {
+    let mut input = BufReader::with_capacity(1 << 16, input);
     let mut out = BufWriter::with_capacity(1 << 16, output);
     let mut buf = Vec::new();
     while let Some(msg) = wire::read(&mut input, &mut buf)? {
@@ -96,9 +95,10 @@ pub fn serve<S: Service, R: BufRead, W: Write>(mut svc: S, mut input: R, output:
         let reply = Message { kind: msg.kind, status, session: msg.session, task: msg.task, attempt: msg.attempt, payload: &payload };
         wire::write(&mut out, &reply)?;
         let last = msg.kind == Kind::DestroyService;
-        // Flush only when the agent has nothing more queued for us: replies to a
-        // pipelined burst leave in one write.
-        if last || input.fill_buf()?.is_empty() {
+        // Flush only when nothing more is already buffered (never read ahead to find
+        // out: that would block with the reply unsent): replies to a pipelined burst
+        // leave in one write.
+        if last || input.buffer().is_empty() {
             out.flush()?;
         }
         if last {
