@@ -1,0 +1,136 @@
+//! The agent process: socket security, single owner of a store, clean stops, stale
+//! sockets, autostart, and bad frames from a client.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+
+#[test]
+fn socket_is_private_and_status_describes_the_agent() {
+    let env = Env::new();
+    let sock = env.socket();
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode");
+    let dir_mode = std::fs::metadata(sock.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "socket folder mode");
+    let st = env.json("soamcontrol", &["agent", "status"]);
+    assert_eq!(st["pid"], env.agent_pid());
+    assert_eq!(st["slots"], 2);
+    assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
+    assert!(st["store"].as_str().unwrap().starts_with(env.home.path().to_str().unwrap()));
+    assert!(st["uptime_s"].is_u64());
+}
+
+#[test]
+fn second_agent_on_the_same_store_refuses_and_names_the_holder() {
+    let env = Env::new();
+    let o = env.cmd("soamd").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("pid {}", env.agent_pid())), "{err}");
+    // The first agent is unharmed.
+    env.ok("soamcontrol", &["agent", "status"]);
+}
+
+#[test]
+fn shutdown_command_sigterm_and_sigint_stop_cleanly() {
+    let mut env = Env::new();
+    env.ok("soamcontrol", &["agent", "shutdown"]);
+    let mut child = env.agent.take().unwrap();
+    let status = wait_for(10, "agent exit", || child.try_wait().unwrap());
+    assert!(status.success());
+    assert!(!env.socket().exists(), "socket removed");
+
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        env.start_agent();
+        assert_eq!(env.stop_agent(sig), Some(0));
+        assert!(!env.socket().exists(), "socket removed after signal {sig}");
+    }
+    // The store was closed properly: a new agent opens it at once.
+    env.start_agent();
+}
+
+#[test]
+fn stale_socket_from_a_killed_agent_is_replaced() {
+    let mut env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    env.stop_agent(libc::SIGKILL);
+    assert!(env.socket().exists(), "a killed agent leaves its socket behind");
+    env.start_agent();
+    // Profiles survive the restart.
+    let apps = env.json("soamview", &["app"]);
+    assert_eq!(apps[0]["app"], "a");
+}
+
+#[test]
+fn commands_start_the_agent_on_demand() {
+    let env = Env::empty();
+    let mut c = env.cmd("soamcontrol");
+    c.env_remove("SOAM_NO_AUTOSTART").args(["agent", "status", "--json"]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pid = st["pid"].as_u64().unwrap() as i32;
+    env.ok("soamcontrol", &["agent", "shutdown"]);
+    wait_for(10, "autostarted agent to exit", || (unsafe { libc::kill(pid, 0) } != 0).then_some(()));
+    // Without autostart, no agent is a clear error.
+    let err = env.fails("soamview", &["app"]);
+    assert!(err.starts_with("soamview: no agent answers on"), "{err}");
+}
+
+fn raw(env: &Env) -> UnixStream {
+    let s = UnixStream::connect(env.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_all(mut s: UnixStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf
+}
+
+#[test]
+fn bad_frames_get_an_error_and_only_their_connection_closes() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    // Not a soam client at all.
+    let mut s = raw(&env);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let reply = read_all(s);
+    assert!(String::from_utf8_lossy(&reply).contains("exceeds"), "oversized length is refused: {reply:?}");
+
+    // A good handshake, then a frame announcing 1 GiB.
+    let mut s = raw(&env);
+    let hello = soam_proto::msg::Hello { magic: soam_proto::msg::MAGIC, version: soam_proto::PROTOCOL_VERSION, client: "raw".into() };
+    let mut buf = Vec::new();
+    soam_proto::frame::encode_into(&hello, &mut buf).unwrap();
+    s.write_all(&buf).unwrap();
+    s.write_all(&(1u32 << 30).to_le_bytes()).unwrap();
+    let reply = read_all(s);
+    assert!(String::from_utf8_lossy(&reply).contains("exceeds the"), "{reply:?}");
+
+    // A good handshake, then garbage of a valid length.
+    let mut s = raw(&env);
+    s.write_all(&buf).unwrap();
+    s.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    let reply = read_all(s);
+    assert!(String::from_utf8_lossy(&reply).contains("malformed frame"), "{reply:?}");
+
+    // A client of another protocol version is told both versions.
+    let mut s = raw(&env);
+    let old = soam_proto::msg::Hello { version: 999, ..hello };
+    let mut b2 = Vec::new();
+    soam_proto::frame::encode_into(&old, &mut b2).unwrap();
+    s.write_all(&b2).unwrap();
+    let reply = String::from_utf8_lossy(&read_all(s)).to_string();
+    assert!(reply.contains("version 999") && reply.contains("protocol mismatch"), "{reply}");
+
+    // Everyone else is still served, and nothing changed.
+    let apps = env.json("soamview", &["app"]);
+    assert_eq!(apps.as_array().unwrap().len(), 1);
+    let out = env.run_stdin("soamsession", &["submit", "--app", "a"], "x\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n");
+}

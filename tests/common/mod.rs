@@ -1,0 +1,198 @@
+//! Test harness: a real `soamd` in a temporary SOAM_HOME, and the real commands run
+//! against it. Every agent a test starts is stopped when its `Env` is dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub agent: Option<Child>,
+    pub slots: u32,
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "soamd" => PathBuf::from(env!("CARGO_BIN_EXE_soamd")),
+        "soamreg" => PathBuf::from(env!("CARGO_BIN_EXE_soamreg")),
+        "soamunreg" => PathBuf::from(env!("CARGO_BIN_EXE_soamunreg")),
+        "soamview" => PathBuf::from(env!("CARGO_BIN_EXE_soamview")),
+        "soamcontrol" => PathBuf::from(env!("CARGO_BIN_EXE_soamcontrol")),
+        "soamsession" => PathBuf::from(env!("CARGO_BIN_EXE_soamsession")),
+        "soam-echo-service" => PathBuf::from(env!("CARGO_BIN_EXE_soam-echo-service")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+pub fn behave_py() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/behave.py").display().to_string()
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Env {
+    /// A fresh home with an agent of 2 slots already serving.
+    pub fn new() -> Env {
+        Env::with_slots(2)
+    }
+
+    pub fn with_slots(slots: u32) -> Env {
+        let mut e = Env { home: tempfile::tempdir().unwrap(), agent: None, slots };
+        e.start_agent();
+        e
+    }
+
+    /// A home with no agent running.
+    pub fn empty() -> Env {
+        Env { home: tempfile::tempdir().unwrap(), agent: None, slots: 2 }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home.path().join("run/soamd.sock")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+
+    /// Starts `soamd` in the foreground and waits until it answers.
+    pub fn start_agent(&mut self) {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::fs::File::create(self.home.path().join(format!("agent-{n}.log"))).unwrap();
+        let child = Command::new(bin("soamd"))
+            .args(["--slots", &self.slots.to_string()])
+            .env("SOAM_HOME", self.home.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+        self.wait_serving();
+    }
+
+    pub fn wait_serving(&self) {
+        wait_for(15, "the agent to serve", || {
+            let o = self.cmd("soamcontrol").args(["agent", "status"]).output().unwrap();
+            o.status.success().then_some(())
+        });
+    }
+
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.as_ref().unwrap().id()
+    }
+
+    /// Stops the agent with a signal and waits for it to exit.
+    pub fn stop_agent(&mut self, signal: i32) -> Option<i32> {
+        let mut child = self.agent.take()?;
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("agent did not stop on signal {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A command against this agent (never autostarting one).
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("SOAM_HOME", self.home.path()).env("SOAM_NO_AUTOSTART", "1").env("NO_COLOR", "1").env_remove("SOAM_SOCKET");
+        c
+    }
+
+    pub fn run(&self, name: &str, args: &[&str]) -> Output {
+        self.cmd(name).args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn run_stdin(&self, name: &str, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut c = self.cmd(name).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, name: &str, args: &[&str]) -> String {
+        let o = self.run(name, args);
+        assert!(o.status.success(), "{name} {args:?} failed ({:?}): {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs and asserts exit code 1 with a one-line reason; returns that line.
+    pub fn fails(&self, name: &str, args: &[&str]) -> String {
+        let o = self.run(name, args);
+        assert_eq!(o.status.code(), Some(1), "{name} {args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected, got: {err}");
+        err.trim_end().to_string()
+    }
+
+    pub fn json(&self, name: &str, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(name, &a)).unwrap()
+    }
+
+    /// Writes a profile into the home and registers it.
+    pub fn register(&self, file: &str, yaml: &str) -> PathBuf {
+        let p = self.home.path().join(file);
+        std::fs::write(&p, yaml).unwrap();
+        self.ok("soamreg", &[p.to_str().unwrap()]);
+        p
+    }
+
+    /// A profile for the behaviour-driven Python test service.
+    pub fn behave_profile(app: &str, extra_consumer: &str, types: &str) -> String {
+        format!(
+            "application: {app}\nconsumer:\n  policy: proportion\n{extra_consumer}services:\n  - name: behave\n    command: [\"python3\", \"{}\"]\nsessionTypes:\n  - name: \"\"\n{types}",
+            behave_py()
+        )
+    }
+
+    /// The session (as soamview shows it), if it is still open.
+    pub fn session(&self, app: &str, id: u64) -> Option<serde_json::Value> {
+        let v = self.json("soamview", &["session", app]);
+        v.as_array().unwrap().iter().find(|s| s["id"] == id).cloned()
+    }
+
+    pub fn history(&self, app: &str, id: u64) -> Option<serde_json::Value> {
+        let v = self.json("soamview", &["history", app]);
+        v.as_array().unwrap().iter().find(|s| s["id"] == id).cloned()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

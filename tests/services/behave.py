@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Test service whose behaviour each task's input chooses:
+  fail            failure (retryable) with "failed on attempt N"
+  fatal           fatal failure
+  die             the process exits in the middle of the task
+  dieonce:PATH    dies unless PATH exists (creates it first): the retry succeeds
+  sleep:S         sleeps S seconds, then answers "slept"
+  pid             answers its process id
+  anything else   answers common data + input
+Common data "fail-enter" makes SessionEnter fail."""
+import os
+import struct
+import sys
+import time
+
+HEADER = struct.Struct("<BBQQI")
+CREATE, ENTER, INVOKE, UPDATE, LEAVE, DESTROY = range(1, 7)
+
+
+def read_exact(f, n):
+    b = f.read(n)
+    return b if len(b) == n else None
+
+
+def main():
+    rd, wr = sys.stdin.buffer, sys.stdout.buffer
+    common = b""
+    while True:
+        raw = read_exact(rd, 4)
+        if raw is None:
+            return
+        body = read_exact(rd, struct.unpack("<I", raw)[0])
+        if body is None:
+            return
+        kind, _s, session, task, attempt = HEADER.unpack_from(body)
+        payload = body[HEADER.size:]
+        status, out = 0, b""
+        if kind in (ENTER, UPDATE):
+            if payload == b"fail-enter":
+                status, out = 1, b"enter refused"
+            else:
+                common = payload
+        elif kind == INVOKE:
+            text = payload.decode("utf-8", "replace")
+            if text == "fail":
+                status, out = 1, b"failed on attempt %d" % attempt
+            elif text == "fatal":
+                status, out = 2, b"fatal on attempt %d" % attempt
+            elif text == "die":
+                os._exit(3)
+            elif text.startswith("dieonce:"):
+                path = text[len("dieonce:"):]
+                if not os.path.exists(path):
+                    open(path, "w").close()
+                    os._exit(3)
+                out = b"survived on attempt %d" % attempt
+            elif text.startswith("sleep:"):
+                time.sleep(float(text[len("sleep:"):]))
+                out = b"slept"
+            elif text == "pid":
+                out = str(os.getpid()).encode()
+            else:
+                out = common + payload
+        wr.write(struct.pack("<I", HEADER.size + len(out)))
+        wr.write(HEADER.pack(kind, status, session, task, attempt))
+        wr.write(out)
+        wr.flush()
+        if kind == DESTROY:
+            return
+
+
+if __name__ == "__main__":
+    main()
