@@ -1,0 +1,205 @@
+//! Sessions from a shell: submit in every input and output form, detach and reopen from
+//! another client, exclusive access, delivery modes, fetch, and clear errors.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn jsonl(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+const TYPES: &str = "  - name: Keep\n    discardResultsOnDelivery: false\n    onClientDisconnect: continue\n  - name: Direct\n    onClientDisconnect: continue\n";
+
+#[test]
+fn submit_inputs_and_output_forms() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    // stdin lines, in order with --ordered
+    let o = env.run_stdin("soamsession", &["submit", "--app", "a", "--ordered"], "one\ntwo\nthree\n");
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\ntwo\nthree\n");
+    // --task, --jsonl
+    let o = env.run("soamsession", &["submit", "--app", "a", "--task", "x", "--task", "fatal", "--jsonl"]);
+    assert_eq!(o.status.code(), Some(1), "a failed task makes the exit code 1");
+    let mut rows = jsonl(&o.stdout);
+    rows.sort_by_key(|r| r["task"].as_u64());
+    assert_eq!(rows[0]["state"], "done");
+    assert_eq!(rows[0]["output"], "x");
+    assert_eq!(rows[1]["state"], "error");
+    assert_eq!(rows[1]["error"], "fatal on attempt 1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 2 tasks did not succeed"));
+    // --input-file and --output-dir
+    let f = env.path("in.txt");
+    std::fs::write(&f, "alpha\nbeta\n").unwrap();
+    let dir = env.path("out");
+    env.ok("soamsession", &["submit", "--app", "a", "--input-file", f.to_str().unwrap(), "--output-dir", dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dir.join("1.out")).unwrap(), "alpha");
+    assert_eq!(std::fs::read_to_string(dir.join("2.out")).unwrap(), "beta");
+    // --input-dir: a task per file, in name order, bytes untouched
+    let d = env.path("inputs");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("b"), b"\x00\xffbin").unwrap();
+    std::fs::write(d.join("a"), b"text").unwrap();
+    let o = env.run("soamsession", &["submit", "--app", "a", "--input-dir", d.to_str().unwrap(), "--jsonl", "--ordered"]);
+    let rows = jsonl(&o.stdout);
+    assert_eq!(rows[0]["output"], "text");
+    assert_eq!(rows[1]["output_base64"], "AP9iaW4=");
+    // --count
+    let out = env.ok("soamsession", &["submit", "--app", "a", "--count", "500"]);
+    assert_eq!(out.lines().count(), 500);
+    // Every submit closed the session it created.
+    assert_eq!(env.json("soamview", &["session", "a"]).as_array().unwrap().len(), 0);
+    assert_eq!(env.json("soamview", &["history", "a"]).as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn detach_then_reopen_from_another_client_collects_everything() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let id: u64 = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--name", "nightly"]).trim().parse().unwrap();
+    assert_eq!(id, 1);
+    let s = env.session("a", id).unwrap();
+    assert_eq!((s["state"].as_str(), s["holder"].is_null(), s["name"].as_str()), (Some("open"), true, Some("nightly")));
+    let o = env.run_stdin("soamsession", &["submit", "--session", "a:nightly", "--detach"], "1\n2\n3\n");
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("soamsession reopen a:1"));
+    wait_for(20, "tasks to finish", || (env.session("a", id).unwrap()["done"] == 3).then_some(()));
+    // Another client collects, by name, and leaves it open with --detach.
+    let out = env.ok("soamsession", &["reopen", "a:nightly", "--ordered", "--detach"]);
+    assert_eq!(out, "1\n2\n3\n");
+    // Delivered and acknowledged: a plain reopen has nothing more...
+    let out = env.ok("soamsession", &["reopen", "a:1", "--no-wait"]);
+    assert_eq!(out, "");
+    // ...but the type keeps outputs, so --all fetches them again; then it closes.
+    let out = env.ok("soamsession", &["reopen", "a:1", "--all", "--ordered"]);
+    assert_eq!(out, "1\n2\n3\n");
+    assert!(env.session("a", id).is_none());
+    assert_eq!(env.history("a", id).unwrap()["state"], "closed");
+}
+
+#[test]
+fn discarded_outputs_are_not_fetched_again() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let id = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
+    let sess = format!("a:{id}");
+    env.run_stdin("soamsession", &["submit", "--session", &sess], "x\ny\n");
+    let out = env.ok("soamsession", &["reopen", &sess, "--all", "--no-wait"]);
+    assert_eq!(out, "", "discardResultsOnDelivery: true drops acknowledged outputs");
+}
+
+#[test]
+fn exclusive_access_new_opener_takes_over() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep"]).trim().to_string();
+    let sess = format!("a:{id}");
+    // First holder waits on a slow task.
+    let first = env.cmd("soamsession").args(["submit", "--session", &sess, "--task", "sleep:30"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    wait_for(20, "first holder", || env.session("a", id.parse().unwrap()).and_then(|s| s["holder"].as_str().map(|_| ())).filter(|_| env.session("a", id.parse().unwrap()).unwrap()["running"] == 1));
+    // A second client takes it.
+    let second = env.ok("soamsession", &["fetch", &sess]);
+    assert_eq!(second, "");
+    let o = first.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("session {sess} was taken over")), "{}", String::from_utf8_lossy(&o.stderr));
+    env.ok("soamsession", &["abort", &sess]);
+    assert_eq!(env.history("a", id.parse().unwrap()).unwrap()["state"], "aborted");
+}
+
+#[test]
+fn fetch_takes_at_most_max_and_leaves_the_rest() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let id: u64 = env.ok("soamsession", &["create", "--app", "a"]).trim().parse().unwrap();
+    let sess = format!("a:{id}");
+    env.ok("soamsession", &["submit", "--session", &sess, "--count", "10", "--detach"]);
+    wait_for(20, "tasks", || (env.session("a", id).unwrap()["done"] == 10).then_some(()));
+    let a = env.ok("soamsession", &["fetch", &sess, "--max", "4"]);
+    assert_eq!(a.lines().count(), 4);
+    assert_eq!(env.session("a", id).unwrap()["undelivered"], 6);
+    let b = env.ok("soamsession", &["fetch", &sess, "--timeout", "0.2"]);
+    assert_eq!(b.lines().count(), 6);
+    assert_eq!(env.session("a", id).unwrap()["undelivered"], 0);
+    env.ok("soamsession", &["close", &sess]);
+}
+
+#[test]
+fn direct_flag_must_match_at_reopen() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Direct", "--direct"]).trim().to_string();
+    let sess = format!("a:{id}");
+    let err = env.fails("soamsession", &["reopen", &sess]);
+    assert!(err.contains("created with --direct"), "{err}");
+    let out = env.run("soamsession", &["submit", "--session", &sess, "--direct", "--task", "d"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "d\n");
+    let id2 = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
+    let err = env.fails("soamsession", &["reopen", &format!("a:{id2}"), "--direct"]);
+    assert!(err.contains("created without --direct"), "{err}");
+}
+
+#[test]
+fn clear_errors_and_no_session_left_behind() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "  maxSessions: 1\n", TYPES));
+    let e = env.fails("soamsession", &["create", "--app", "nope"]);
+    assert_eq!(e, "soamsession: unknown application 'nope'");
+    let e = env.fails("soamsession", &["create", "--app", "a", "--type", "Nope"]);
+    assert!(e.contains("has no session type 'Nope'") && e.contains("'Keep'"), "{e}");
+    let e = env.fails("soamsession", &["reopen", "a:42"]);
+    assert_eq!(e, "soamsession: no session a:42");
+    let e = env.fails("soamsession", &["close", "a:nosuch"]);
+    assert_eq!(e, "soamsession: no session a:nosuch");
+    let e = env.fails("soamsession", &["create", "--app", "a", "--name", "123"]);
+    assert!(e.contains("may not be all digits"), "{e}");
+    // Usage errors exit 2.
+    assert_eq!(env.run("soamsession", &["reopen", "not-an-address"]).status.code(), Some(2));
+    assert_eq!(env.run("soamsession", &["submit"]).status.code(), Some(2));
+    // maxSessions
+    env.ok("soamsession", &["create", "--app", "a"]);
+    let e = env.fails("soamsession", &["create", "--app", "a"]);
+    assert!(e.contains("maxSessions (1"), "{e}");
+    // A disabled application creates nothing.
+    env.ok("soamcontrol", &["app", "disable", "a"]);
+    let e = env.fails("soamsession", &["submit", "--app", "a", "--task", "x"]);
+    assert!(e.contains("disabled"), "{e}");
+    assert_eq!(env.json("soamview", &["session", "a"]).as_array().unwrap().len(), 1);
+    let e = env.fails("soamview", &["task", "a:7"]);
+    assert_eq!(e, "soamview: no session a:7");
+    // The ended session is named as such.
+    env.ok("soamsession", &["close", "a:1"]);
+    let e = env.fails("soamsession", &["reopen", "a:1"]);
+    assert!(e.contains("has ended"), "{e}");
+}
+
+#[test]
+fn views_show_counts_and_tasks() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Keep\n    priority: 5\n    discardResultsOnDelivery: false\n"));
+    let id: u64 = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--tag", "t1"]).trim().parse().unwrap();
+    let sess = format!("a:{id}");
+    env.run("soamsession", &["submit", "--session", &sess, "--task", "ok", "--task", "fatal", "--task", "sleep:30", "--detach"]);
+    wait_for(20, "progress", || {
+        let s = env.session("a", id).unwrap();
+        (s["done"] == 1 && s["error"] == 1 && s["running"] == 1).then_some(())
+    });
+    let s = env.session("a", id).unwrap();
+    assert_eq!((s["type"].as_str(), s["priority"].as_u64(), s["state"].as_str()), (Some("Keep"), Some(5), Some("open")));
+    let tasks = env.json("soamview", &["task", &sess]);
+    let states: Vec<&str> = tasks.as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+    assert_eq!(states, vec!["done", "error", "running"]);
+    assert_eq!(tasks[1]["error"], "fatal on attempt 1");
+    let errs = env.json("soamview", &["task", &sess, "--state", "error"]);
+    assert_eq!(errs.as_array().unwrap().len(), 1);
+    // The table has the same columns, upper-cased.
+    let table = env.ok("soamview", &["session", "a"]);
+    assert!(table.lines().next().unwrap().split_whitespace().eq(["APP", "ID", "NAME", "TYPE", "STATE", "PRIORITY", "PENDING", "RUNNING", "DONE", "ERROR", "CANCELED", "UNDELIVERED", "CREATED", "ENDED", "HOLDER"]));
+    // Admin kill: running task canceled, session aborted with history.
+    env.ok("soamcontrol", &["session", "kill", &sess]);
+    let h = env.history("a", id).unwrap();
+    assert_eq!((h["state"].as_str(), h["canceled"].as_u64()), (Some("aborted"), Some(1)));
+    let all = env.json("soamview", &["session", "a", "-a"]);
+    assert_eq!(all[0]["state"], "aborted");
+}
