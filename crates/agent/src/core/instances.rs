@@ -32,12 +32,19 @@ impl Core {
             return;
         }
         if kind == Kind::Invoke {
+            let now = Instant::now();
+            let took = now.duration_since(e.sent.max(inst.last_reply)).as_nanos() as u64;
+            inst.last_reply = now;
+            if let Some(s) = self.sessions.get_mut(&e.sid) {
+                s.task_ns = if s.task_ns == 0 { took.max(1) } else { (s.task_ns * 7 + took) / 8 }.max(1);
+            }
+            let inst = self.instances.get_mut(&iid).unwrap();
             inst.invokes -= 1;
             if inst.invokes == 0 {
                 inst.idle_since = Instant::now();
             }
         }
-        let control = inst.service.control;
+        let control = self.instances[&iid].service.control;
         let message = || String::from_utf8_lossy(&payload).into_owned();
         match kind {
             Kind::CreateService => {

@@ -81,6 +81,10 @@ pub fn now_ms() -> u64 {
 const DELIVERY_WINDOW: usize = 65_536;
 /// Most invocations queued ahead on one instance.
 const PIPELINE: usize = 64;
+/// How much work (by the session's measured task time) to queue on one instance: enough
+/// that a fast service never waits for the agent, little enough that a slow task does
+/// not hold others another instance could start.
+const PIPELINE_TARGET_NS: u64 = 2_000_000;
 
 struct App {
     profile: Arc<Profile>,
@@ -169,6 +173,9 @@ struct Session {
     drained_sent: bool,
     /// When it became detached and idle, for idleTimeout.
     idle_since: Option<Instant>,
+    /// Moving average of how long its tasks take on an instance (0 = not measured yet);
+    /// sets how many tasks are queued ahead on an instance.
+    task_ns: u64,
 }
 
 impl Session {
@@ -193,6 +200,8 @@ struct Expect {
     task: u64,
     attempt: u32,
     seq: u64,
+    /// When it was sent, to measure service time.
+    sent: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +236,8 @@ struct Instance {
     /// Seq of the head whose timeout timer is armed.
     armed_seq: u64,
     idle_since: Instant,
+    /// When its last reply came: a queued task starts no earlier than that.
+    last_reply: Instant,
 }
 
 pub struct Core {

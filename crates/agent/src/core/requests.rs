@@ -261,6 +261,7 @@ impl Core {
                 suspend_gen: 0,
                 drained_sent: false,
                 idle_since: None,
+                task_ns: 0,
             };
             self.by_id.insert((c.app.clone(), sess_id), sid);
             if let Some(n) = &c.name {
@@ -472,7 +473,7 @@ impl Core {
         for inst in self.instances.values_mut().filter(|i| i.entered == Some(sid) && i.bound == Some(sid)) {
             let seq = seq_base + n;
             n += 1;
-            inst.expect.push_back(Expect { kind: Kind::SessionUpdate, sid, task: 0, attempt: 0, seq });
+            inst.expect.push_back(Expect { kind: Kind::SessionUpdate, sid, task: 0, attempt: 0, seq, sent: Instant::now() });
             let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionUpdate, session: self.sessions[&sid].id, task: 0, attempt: 0, payload: data.clone() }]));
         }
         self.next_seq += n;
@@ -614,7 +615,7 @@ impl Core {
                 inst.release = false;
                 if inst.entered == Some(sid) {
                     inst.entered = None;
-                    inst.expect.push_back(Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq: self.next_seq });
+                    inst.expect.push_back(Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq: self.next_seq, sent: Instant::now() });
                     self.next_seq += 1;
                     let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionLeave, session: s.id, task: 0, attempt: 0, payload: Bytes::new() }]));
                 }

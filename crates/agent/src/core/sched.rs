@@ -165,7 +165,7 @@ impl Core {
         }
         if inst.entered.take() == Some(sid) {
             let session = self.sessions.get(&sid).map(|s| s.id).unwrap_or(0);
-            self.push(iid, Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq }, vec![OutMsg { kind: Kind::SessionLeave, session, task: 0, attempt: 0, payload: Bytes::new() }]);
+            self.push(iid, Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg { kind: Kind::SessionLeave, session, task: 0, attempt: 0, payload: Bytes::new() }]);
         }
         if self.instances[&iid].retire {
             self.needs_schedule = true;
@@ -259,9 +259,10 @@ impl Core {
             kill: None,
             armed_seq: 0,
             idle_since: Instant::now(),
+            last_reply: Instant::now(),
         });
         let seq = self.take_seq();
-        self.push(iid, Expect { kind: Kind::CreateService, sid: 0, task: 0, attempt: 0, seq }, vec![OutMsg {
+        self.push(iid, Expect { kind: Kind::CreateService, sid: 0, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg {
             kind: Kind::CreateService,
             session: 0,
             task: 0,
@@ -277,7 +278,7 @@ impl Core {
         s.bound += 1;
         let msg = OutMsg { kind: Kind::SessionEnter, session: s.id, task: 0, attempt: 0, payload: s.common_data.clone() };
         self.instances.get_mut(&iid).unwrap().bound = Some(sid);
-        self.push(iid, Expect { kind: Kind::SessionEnter, sid, task: 0, attempt: 0, seq }, vec![msg]);
+        self.push(iid, Expect { kind: Kind::SessionEnter, sid, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![msg]);
     }
 
     pub(super) fn destroy_instance(&mut self, iid: InstId) {
@@ -288,7 +289,7 @@ impl Core {
         }
         inst.kill = Some(KillReason::Retire);
         inst.retire = true;
-        self.push(iid, Expect { kind: Kind::DestroyService, sid: 0, task: 0, attempt: 0, seq }, vec![OutMsg {
+        self.push(iid, Expect { kind: Kind::DestroyService, sid: 0, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg {
             kind: Kind::DestroyService,
             session: 0,
             task: 0,
@@ -308,10 +309,12 @@ impl Core {
         if !s.runnable() || s.pending.is_empty() {
             return;
         }
-        // Split what is pending evenly over the session's instances, so one instance
-        // does not queue work another could start now.
-        let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, PIPELINE);
-        let room = PIPELINE.saturating_sub(inst.invokes);
+        // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
+        // split evenly over the session's instances so none queues what another could
+        // start now.
+        let depth = if s.task_ns == 0 { 1 } else { (PIPELINE_TARGET_NS / s.task_ns).clamp(1, PIPELINE as u64) as usize };
+        let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
+        let room = depth.saturating_sub(inst.invokes);
         let n = per.min(room).min(s.pending.len());
         if n == 0 || (inst.invokes > 0 && per <= inst.invokes) {
             return;
@@ -334,7 +337,7 @@ impl Core {
         let inst = self.instances.get_mut(&iid).unwrap();
         let was_idle = inst.expect.is_empty();
         for (k, (task, attempt)) in expects.into_iter().enumerate() {
-            inst.expect.push_back(Expect { kind: Kind::Invoke, sid, task, attempt, seq: base + 1 + k as u64 });
+            inst.expect.push_back(Expect { kind: Kind::Invoke, sid, task, attempt, seq: base + 1 + k as u64, sent: Instant::now() });
             inst.invokes += 1;
         }
         let _ = inst.tx.send(InstCmd::Send(msgs));

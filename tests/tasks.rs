@@ -1,0 +1,159 @@
+//! Tasks and services: retries, failures that end sessions, common data, instances that
+//! die, exec mode, instance reuse, and slots shared by priority.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn jsonl(out: &[u8]) -> Vec<Value> {
+    let mut v: Vec<Value> = String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    v.sort_by_key(|r| r["task"].as_u64());
+    v
+}
+
+#[test]
+fn task_retry_limit_gives_limit_plus_one_attempts_then_error() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: R2\n    taskRetryLimit: 2\n"));
+    let o = env.run("soamsession", &["submit", "--app", "a", "--type", "R2", "--task", "fail", "--task", "ok", "--jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    let rows = jsonl(&o.stdout);
+    assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some(3)));
+    assert_eq!(rows[0]["error"], "failed on attempt 3", "the last failure message is kept");
+    assert_eq!(rows[1]["state"], "done");
+    // Default limit 3: four attempts.
+    let o = env.run("soamsession", &["submit", "--app", "a", "--task", "fail", "--jsonl"]);
+    assert_eq!(jsonl(&o.stdout)[0]["attempts"], 4);
+}
+
+#[test]
+fn abort_session_if_task_fail() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Strict\n    abortSessionIfTaskFail: true\n    taskRetryLimit: 0\n"));
+    let o = env.run("soamsession", &["submit", "--app", "a", "--type", "Strict", "--task", "fail", "--task", "sleep:30"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("aborted") && err.contains("abortSessionIfTaskFail"), "{err}");
+    let h = env.history("a", 1).unwrap();
+    assert_eq!(h["state"], "aborted");
+    assert_eq!((h["error"].as_u64(), h["canceled"].as_u64()), (Some(1), Some(1)));
+}
+
+#[test]
+fn session_enter_failures_count_against_session_retry_limit() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: S1\n    sessionRetryLimit: 1\n"));
+    let cd = env.path("cd");
+    std::fs::write(&cd, "fail-enter").unwrap();
+    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "S1", "--common-data", cd.to_str().unwrap()]).trim().to_string();
+    env.ok("soamsession", &["submit", "--session", &format!("a:{id}"), "--task", "x", "--detach"]);
+    let h = wait_for(20, "session abort", || env.history("a", id.parse().unwrap()));
+    assert_eq!(h["state"], "aborted");
+    let reason = h["reason"].as_str().unwrap();
+    assert!(reason.contains("SessionEnter failed: enter refused") && reason.contains("2 failures, sessionRetryLimit 1"), "{reason}");
+}
+
+#[test]
+fn common_data_reaches_session_enter_and_update() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let cd = env.path("cd");
+    std::fs::write(&cd, "pre-").unwrap();
+    let id = env.ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()]).trim().to_string();
+    let sess = format!("a:{id}");
+    let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
+    std::fs::write(&cd, "new-").unwrap();
+    env.ok("soamsession", &["update", &sess, "--common-data", cd.to_str().unwrap()]);
+    let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "y"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "new-y\n");
+}
+
+#[test]
+fn instance_that_dies_mid_task_is_replaced_and_the_task_retried() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let marker = env.path("died-once");
+    let task = format!("dieonce:{}", marker.display());
+    let o = env.run("soamsession", &["submit", "--app", "a", "--task", &task, "--jsonl"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = jsonl(&o.stdout);
+    assert_eq!(rows[0]["output"], "survived on attempt 2");
+    // Dying every time: the limit applies and the message says what happened.
+    let o = env.run("soamsession", &["submit", "--app", "a", "--task", "die", "--jsonl"]);
+    let rows = jsonl(&o.stdout);
+    assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some(4)));
+    assert!(rows[0]["error"].as_str().unwrap().contains("service process ended"), "{}", rows[0]["error"]);
+}
+
+#[test]
+fn exec_mode_runs_a_process_per_task() {
+    let env = Env::new();
+    env.register("p.yaml", "application: x\nservices:\n  - name: up\n    mode: exec\n    command: [\"sh\", \"-c\", \"tr a-z A-Z; test \\\"$(cat /dev/null)\\\" = '' && echo \\\" $SOAM_APP:$SOAM_SESSION:$SOAM_TASK:$SOAM_ATTEMPT\\\"\"]\n");
+    let out = env.run("soamsession", &["submit", "--app", "x", "--task", "abc", "--task", "de"]);
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["ABC x:1:1:1", "DE x:1:2:1"]);
+    env.register("q.yaml", "application: y\nservices:\n  - name: bad\n    mode: exec\n    command: [\"sh\", \"-c\", \"echo broken >&2; exit 3\"]\nsessionTypes:\n  - name: \"\"\n    taskRetryLimit: 1\n");
+    let o = env.run("soamsession", &["submit", "--app", "y", "--task", "z", "--jsonl"]);
+    let rows = jsonl(&o.stdout);
+    assert_eq!((rows[0]["state"].as_str(), rows[0]["error"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some("broken"), Some(2)));
+}
+
+#[test]
+fn instances_are_reused_across_tasks_and_sessions() {
+    let env = Env::with_slots(1);
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let first = env.ok("soamsession", &["submit", "--app", "a", "--task", "pid", "--task", "pid", "--task", "pid"]);
+    let second = env.ok("soamsession", &["submit", "--app", "a", "--task", "pid"]);
+    let pids: std::collections::HashSet<&str> = first.lines().chain(second.lines()).collect();
+    assert_eq!(pids.len(), 1, "one slot, one reused instance: {pids:?}");
+}
+
+#[test]
+fn slots_bound_instances_and_are_shared_by_priority() {
+    let env = Env::with_slots(4);
+    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Low\n    priority: 1\n    reclaimGracePeriod: 100\n  - name: High\n    priority: 3\n"));
+    let lo = env.ok("soamsession", &["create", "--app", "a", "--type", "Low"]).trim().parse::<u64>().unwrap();
+    let hi = env.ok("soamsession", &["create", "--app", "a", "--type", "High"]).trim().parse::<u64>().unwrap();
+    let sleeps: Vec<&str> = std::iter::repeat_n(["--task", "sleep:30"], 8).flatten().collect();
+    for id in [lo, hi] {
+        let s = format!("a:{id}");
+        let mut args = vec!["submit", "--session", &s, "--detach"];
+        args.extend(&sleeps);
+        env.ok("soamsession", &args);
+    }
+    // 4 slots in proportion 1:3.
+    wait_for(30, "shares 1 and 3", || {
+        let (l, h) = (env.session("a", lo).unwrap(), env.session("a", hi).unwrap());
+        (l["running"] == 1 && h["running"] == 3).then_some(())
+    });
+    let st = env.json("soamcontrol", &["agent", "status"]);
+    assert!(st["instances"].as_u64().unwrap() <= 4);
+    assert_eq!(st["busy_instances"], 4);
+    for id in [lo, hi] {
+        env.ok("soamsession", &["abort", &format!("a:{id}")]);
+    }
+}
+
+#[test]
+fn admin_task_kill_and_requeue() {
+    let env = Env::with_slots(1);
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let id: u64 = env.ok("soamsession", &["create", "--app", "a"]).trim().parse().unwrap();
+    let s = format!("a:{id}");
+    env.ok("soamsession", &["submit", "--session", &s, "--task", "sleep:30", "--task", "b", "--task", "c", "--detach"]);
+    wait_for(20, "task 1 running", || (env.session("a", id).unwrap()["running"] == 1).then_some(()));
+    env.ok("soamcontrol", &["task", "kill", &format!("{s}:2")]);
+    env.ok("soamcontrol", &["task", "kill", &format!("{s}:1")]);
+    wait_for(20, "task 3 done", || (env.session("a", id).unwrap()["done"] == 1).then_some(()));
+    let tasks = env.json("soamview", &["task", &s]);
+    let states: Vec<&str> = tasks.as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+    assert_eq!(states, vec!["canceled", "canceled", "done"]);
+    let e = env.fails("soamcontrol", &["task", "kill", &format!("{s}:3")]);
+    assert!(e.contains("already ended"), "{e}");
+    let e = env.fails("soamcontrol", &["task", "kill", &format!("{s}:9")]);
+    assert!(e.contains("has no task 9"), "{e}");
+    env.ok("soamcontrol", &["task", "requeue", &format!("{s}:2")]);
+    wait_for(20, "requeued task done", || (env.session("a", id).unwrap()["done"] == 2).then_some(()));
+}
