@@ -74,7 +74,9 @@ fn commands_start_the_agent_on_demand() {
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let pid = st["pid"].as_u64().unwrap() as i32;
     env.ok("soamcontrol", &["agent", "shutdown"]);
-    wait_for(10, "autostarted agent to exit", || (unsafe { libc::kill(pid, 0) } != 0).then_some(()));
+    wait_for(10, "autostarted agent to exit", || {
+        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+    });
     // Without autostart, no agent is a clear error.
     let err = env.fails("soamview", &["app"]);
     assert!(err.starts_with("soamview: no agent answers on"), "{err}");
@@ -100,11 +102,18 @@ fn bad_frames_get_an_error_and_only_their_connection_closes() {
     let mut s = raw(&env);
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let reply = read_all(s);
-    assert!(String::from_utf8_lossy(&reply).contains("exceeds"), "oversized length is refused: {reply:?}");
+    assert!(
+        String::from_utf8_lossy(&reply).contains("exceeds"),
+        "oversized length is refused: {reply:?}"
+    );
 
     // A good handshake, then a frame announcing 1 GiB.
     let mut s = raw(&env);
-    let hello = soam_proto::msg::Hello { magic: soam_proto::msg::MAGIC, version: soam_proto::PROTOCOL_VERSION, client: "raw".into() };
+    let hello = soam_proto::msg::Hello {
+        magic: soam_proto::msg::MAGIC,
+        version: soam_proto::PROTOCOL_VERSION,
+        client: "raw".into(),
+    };
     let mut buf = Vec::new();
     soam_proto::frame::encode_into(&hello, &mut buf).unwrap();
     s.write_all(&buf).unwrap();

@@ -15,7 +15,9 @@ fn holder(env: &Env, session: &str) -> Child {
 }
 
 fn held(env: &Env, id: u64) {
-    wait_for(20, "a holder", || env.session("a", id).filter(|s| s["holder"].is_string()).map(|_| ()));
+    wait_for(20, "a holder", || {
+        env.session("a", id).filter(|s| s["holder"].is_string()).map(|_| ())
+    });
 }
 
 fn kill(mut c: Child) {
@@ -55,12 +57,25 @@ fn reopen_within_the_timeout_keeps_the_session() {
 #[test]
 fn continue_keeps_the_workload_running_detached() {
     let env = Env::new();
-    env.register("p.yaml", &Env::behave_profile("a", "  transientDisconnectionTimeout: 0\n", "  - name: Keep\n    abortSessionIfClientDisconnect: false\n"));
-    let id: u64 = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep"]).trim().parse().unwrap();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile(
+            "a",
+            "  transientDisconnectionTimeout: 0\n",
+            "  - name: Keep\n    abortSessionIfClientDisconnect: false\n",
+        ),
+    );
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Keep"])
+        .trim()
+        .parse()
+        .unwrap();
     let c = holder(&env, &format!("a:{id}"));
     held(&env, id);
     kill(c);
-    wait_for(20, "tasks done while detached", || env.session("a", id).filter(|s| s["done"] == 2 && s["holder"].is_null()).map(|_| ()));
+    wait_for(20, "tasks done while detached", || {
+        env.session("a", id).filter(|s| s["done"] == 2 && s["holder"].is_null()).map(|_| ())
+    });
     let out = env.ok("soamsession", &["reopen", &format!("a:{id}")]);
     assert_eq!(out, "slept\nslept\n");
     assert_eq!(env.history("a", id).unwrap()["state"], "closed");

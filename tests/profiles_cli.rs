@@ -7,9 +7,16 @@ use common::*;
 fn bad_profile_is_refused_with_file_and_line_and_changes_nothing() {
     let env = Env::new();
     let p = env.path("bad.yaml");
-    std::fs::write(&p, "application: a\nservices:\n  - name: s\n    command: [x]\nsessionTypes:\n  - name: T\n    priority: 0\n").unwrap();
+    std::fs::write(
+        &p,
+        "application: a\nservices:\n  - name: s\n    command: [x]\nsessionTypes:\n  - name: T\n    priority: 0\n",
+    )
+    .unwrap();
     let e = env.fails("soamreg", &[p.to_str().unwrap()]);
-    assert_eq!(e, format!("soamreg: {}:7: priority: 0 is out of range (valid: 1 to 10000)", p.display()));
+    assert_eq!(
+        e,
+        format!("soamreg: {}:7: priority: 0 is out of range (valid: 1 to 10000)", p.display())
+    );
     std::fs::write(&p, "application: a\nservices:\n  - name: s\n    command: [x]\n    colour: blue\n").unwrap();
     let e = env.fails("soamreg", &[p.to_str().unwrap()]);
     assert!(e.contains(":5:") && e.contains("colour"), "{e}");
@@ -28,7 +35,14 @@ fn register_view_update_unregister() {
     assert_eq!(apps[0]["state"], "enabled");
     assert_eq!(apps[0]["session_types"], "\"\",T");
     assert_eq!(apps[0]["source"], p.to_str().unwrap());
-    assert_eq!(env.ok("soamview", &["app", "a", "-p"]).lines().skip(1).collect::<Vec<_>>().join("\n"), yaml.trim_end());
+    assert_eq!(
+        env.ok("soamview", &["app", "a", "-p"])
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        yaml.trim_end()
+    );
     // An open session of type T.
     let id = env.ok("soamsession", &["create", "--app", "a", "--type", "T"]).trim().to_string();
     let other = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
@@ -46,7 +60,11 @@ fn register_view_update_unregister() {
     assert!(env.session("a", id.parse().unwrap()).is_none());
     assert!(env.session("a", other.parse().unwrap()).is_some());
     let new_id = env.ok("soamsession", &["create", "--app", "a", "--type", "T"]).trim().to_string();
-    assert_eq!(env.session("a", new_id.parse().unwrap()).unwrap()["priority"], 9, "new sessions get the new type");
+    assert_eq!(
+        env.session("a", new_id.parse().unwrap()).unwrap()["priority"],
+        9,
+        "new sessions get the new type"
+    );
     // Unregister refuses while sessions are open, then -f aborts them.
     let e = env.fails("soamunreg", &["a"]);
     assert!(e.contains("has open sessions") && e.contains(&format!("a:{other}")), "{e}");

@@ -6,7 +6,10 @@ use common::*;
 use serde_json::Value;
 
 fn jsonl(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 const TYPES: &str = "  - name: Keep\n    discardResultsOnDelivery: false\n    onClientDisconnect: continue\n  - name: Direct\n    onClientDisconnect: continue\n";
@@ -20,7 +23,10 @@ fn submit_inputs_and_output_forms() {
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout), "one\ntwo\nthree\n");
     // --task, --jsonl
-    let o = env.run("soamsession", &["submit", "--app", "a", "--task", "x", "--task", "fatal", "--jsonl"]);
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--task", "x", "--task", "fatal", "--jsonl"],
+    );
     assert_eq!(o.status.code(), Some(1), "a failed task makes the exit code 1");
     let mut rows = jsonl(&o.stdout);
     rows.sort_by_key(|r| r["task"].as_u64());
@@ -33,7 +39,18 @@ fn submit_inputs_and_output_forms() {
     let f = env.path("in.txt");
     std::fs::write(&f, "alpha\nbeta\n").unwrap();
     let dir = env.path("out");
-    env.ok("soamsession", &["submit", "--app", "a", "--input-file", f.to_str().unwrap(), "--output-dir", dir.to_str().unwrap()]);
+    env.ok(
+        "soamsession",
+        &[
+            "submit",
+            "--app",
+            "a",
+            "--input-file",
+            f.to_str().unwrap(),
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
     assert_eq!(std::fs::read_to_string(dir.join("1.out")).unwrap(), "alpha");
     assert_eq!(std::fs::read_to_string(dir.join("2.out")).unwrap(), "beta");
     // --input-dir: a task per file, in name order, bytes untouched
@@ -41,7 +58,10 @@ fn submit_inputs_and_output_forms() {
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("b"), b"\x00\xffbin").unwrap();
     std::fs::write(d.join("a"), b"text").unwrap();
-    let o = env.run("soamsession", &["submit", "--app", "a", "--input-dir", d.to_str().unwrap(), "--jsonl", "--ordered"]);
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--input-dir", d.to_str().unwrap(), "--jsonl", "--ordered"],
+    );
     let rows = jsonl(&o.stdout);
     assert_eq!(rows[0]["output"], "text");
     assert_eq!(rows[1]["output_base64"], "AP9iaW4=");
@@ -57,10 +77,17 @@ fn submit_inputs_and_output_forms() {
 fn detach_then_reopen_from_another_client_collects_everything() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
-    let id: u64 = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--name", "nightly"]).trim().parse().unwrap();
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--name", "nightly"])
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(id, 1);
     let s = env.session("a", id).unwrap();
-    assert_eq!((s["state"].as_str(), s["holder"].is_null(), s["name"].as_str()), (Some("open"), true, Some("nightly")));
+    assert_eq!(
+        (s["state"].as_str(), s["holder"].is_null(), s["name"].as_str()),
+        (Some("open"), true, Some("nightly"))
+    );
     let o = env.run_stdin("soamsession", &["submit", "--session", "a:nightly", "--detach"], "1\n2\n3\n");
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("soamsession reopen a:1"));
@@ -93,17 +120,34 @@ fn discarded_outputs_are_not_fetched_again() {
 fn exclusive_access_new_opener_takes_over() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
-    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep"]).trim().to_string();
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Keep"])
+        .trim()
+        .to_string();
     let sess = format!("a:{id}");
     // First holder waits on a slow task.
-    let first = env.cmd("soamsession").args(["submit", "--session", &sess, "--task", "sleep:30"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    wait_for(20, "first holder", || env.session("a", id.parse().unwrap()).and_then(|s| s["holder"].as_str().map(|_| ())).filter(|_| env.session("a", id.parse().unwrap()).unwrap()["running"] == 1));
+    let first = env
+        .cmd("soamsession")
+        .args(["submit", "--session", &sess, "--task", "sleep:30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(20, "first holder", || {
+        env.session("a", id.parse().unwrap())
+            .and_then(|s| s["holder"].as_str().map(|_| ()))
+            .filter(|_| env.session("a", id.parse().unwrap()).unwrap()["running"] == 1)
+    });
     // A second client takes it.
     let second = env.ok("soamsession", &["fetch", &sess]);
     assert_eq!(second, "");
     let o = first.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("session {sess} was taken over")), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("session {sess} was taken over")),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     env.ok("soamsession", &["abort", &sess]);
     assert_eq!(env.history("a", id.parse().unwrap()).unwrap()["state"], "aborted");
 }
@@ -129,7 +173,10 @@ fn fetch_takes_at_most_max_and_leaves_the_rest() {
 fn direct_flag_must_match_at_reopen() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
-    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Direct", "--direct"]).trim().to_string();
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Direct", "--direct"])
+        .trim()
+        .to_string();
     let sess = format!("a:{id}");
     let err = env.fails("soamsession", &["reopen", &sess]);
     assert!(err.contains("created with --direct"), "{err}");
@@ -177,16 +224,40 @@ fn clear_errors_and_no_session_left_behind() {
 #[test]
 fn views_show_counts_and_tasks() {
     let env = Env::new();
-    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Keep\n    priority: 5\n    discardResultsOnDelivery: false\n"));
-    let id: u64 = env.ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--tag", "t1"]).trim().parse().unwrap();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile("a", "", "  - name: Keep\n    priority: 5\n    discardResultsOnDelivery: false\n"),
+    );
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--tag", "t1"])
+        .trim()
+        .parse()
+        .unwrap();
     let sess = format!("a:{id}");
-    env.run("soamsession", &["submit", "--session", &sess, "--task", "ok", "--task", "fatal", "--task", "sleep:30", "--detach"]);
+    env.run(
+        "soamsession",
+        &[
+            "submit",
+            "--session",
+            &sess,
+            "--task",
+            "ok",
+            "--task",
+            "fatal",
+            "--task",
+            "sleep:30",
+            "--detach",
+        ],
+    );
     wait_for(20, "progress", || {
         let s = env.session("a", id).unwrap();
         (s["done"] == 1 && s["error"] == 1 && s["running"] == 1).then_some(())
     });
     let s = env.session("a", id).unwrap();
-    assert_eq!((s["type"].as_str(), s["priority"].as_u64(), s["state"].as_str()), (Some("Keep"), Some(5), Some("open")));
+    assert_eq!(
+        (s["type"].as_str(), s["priority"].as_u64(), s["state"].as_str()),
+        (Some("Keep"), Some(5), Some("open"))
+    );
     let tasks = env.json("soamview", &["task", &sess]);
     let states: Vec<&str> = tasks.as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
     assert_eq!(states, vec!["done", "error", "running"]);
@@ -195,7 +266,23 @@ fn views_show_counts_and_tasks() {
     assert_eq!(errs.as_array().unwrap().len(), 1);
     // The table has the same columns, upper-cased.
     let table = env.ok("soamview", &["session", "a"]);
-    assert!(table.lines().next().unwrap().split_whitespace().eq(["APP", "ID", "NAME", "TYPE", "STATE", "PRIORITY", "PENDING", "RUNNING", "DONE", "ERROR", "CANCELED", "UNDELIVERED", "CREATED", "ENDED", "HOLDER"]));
+    assert!(table.lines().next().unwrap().split_whitespace().eq([
+        "APP",
+        "ID",
+        "NAME",
+        "TYPE",
+        "STATE",
+        "PRIORITY",
+        "PENDING",
+        "RUNNING",
+        "DONE",
+        "ERROR",
+        "CANCELED",
+        "UNDELIVERED",
+        "CREATED",
+        "ENDED",
+        "HOLDER"
+    ]));
     // Admin kill: running task canceled, session aborted with history.
     env.ok("soamcontrol", &["session", "kill", &sess]);
     let h = env.history("a", id).unwrap();

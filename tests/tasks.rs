@@ -6,7 +6,10 @@ use common::*;
 use serde_json::Value;
 
 fn jsonl(out: &[u8]) -> Vec<Value> {
-    let mut v: Vec<Value> = String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut v: Vec<Value> = String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     v.sort_by_key(|r| r["task"].as_u64());
     v
 }
@@ -15,7 +18,10 @@ fn jsonl(out: &[u8]) -> Vec<Value> {
 fn task_retry_limit_gives_limit_plus_one_attempts_then_error() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "", "  - name: R2\n    taskRetryLimit: 2\n"));
-    let o = env.run("soamsession", &["submit", "--app", "a", "--type", "R2", "--task", "fail", "--task", "ok", "--jsonl"]);
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--type", "R2", "--task", "fail", "--task", "ok", "--jsonl"],
+    );
     assert_eq!(o.status.code(), Some(1));
     let rows = jsonl(&o.stdout);
     assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some(3)));
@@ -29,8 +35,18 @@ fn task_retry_limit_gives_limit_plus_one_attempts_then_error() {
 #[test]
 fn abort_session_if_task_fail() {
     let env = Env::new();
-    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Strict\n    abortSessionIfTaskFail: true\n    taskRetryLimit: 0\n"));
-    let o = env.run("soamsession", &["submit", "--app", "a", "--type", "Strict", "--task", "fail", "--task", "sleep:30"]);
+    env.register(
+        "p.yaml",
+        &Env::behave_profile(
+            "a",
+            "",
+            "  - name: Strict\n    abortSessionIfTaskFail: true\n    taskRetryLimit: 0\n",
+        ),
+    );
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--type", "Strict", "--task", "fail", "--task", "sleep:30"],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("aborted") && err.contains("abortSessionIfTaskFail"), "{err}");
@@ -45,12 +61,24 @@ fn session_enter_failures_count_against_session_retry_limit() {
     env.register("p.yaml", &Env::behave_profile("a", "", "  - name: S1\n    sessionRetryLimit: 1\n"));
     let cd = env.path("cd");
     std::fs::write(&cd, "fail-enter").unwrap();
-    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "S1", "--common-data", cd.to_str().unwrap()]).trim().to_string();
-    env.ok("soamsession", &["submit", "--session", &format!("a:{id}"), "--task", "x", "--detach"]);
+    let id = env
+        .ok(
+            "soamsession",
+            &["create", "--app", "a", "--type", "S1", "--common-data", cd.to_str().unwrap()],
+        )
+        .trim()
+        .to_string();
+    env.ok(
+        "soamsession",
+        &["submit", "--session", &format!("a:{id}"), "--task", "x", "--detach"],
+    );
     let h = wait_for(20, "session abort", || env.history("a", id.parse().unwrap()));
     assert_eq!(h["state"], "aborted");
     let reason = h["reason"].as_str().unwrap();
-    assert!(reason.contains("SessionEnter failed: enter refused") && reason.contains("2 failures, sessionRetryLimit 1"), "{reason}");
+    assert!(
+        reason.contains("SessionEnter failed: enter refused") && reason.contains("2 failures, sessionRetryLimit 1"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -59,7 +87,10 @@ fn common_data_reaches_session_enter_and_update() {
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let cd = env.path("cd");
     std::fs::write(&cd, "pre-").unwrap();
-    let id = env.ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()]).trim().to_string();
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
+        .trim()
+        .to_string();
     let sess = format!("a:{id}");
     let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
@@ -83,7 +114,11 @@ fn instance_that_dies_mid_task_is_replaced_and_the_task_retried() {
     let o = env.run("soamsession", &["submit", "--app", "a", "--task", "die", "--jsonl"]);
     let rows = jsonl(&o.stdout);
     assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some(4)));
-    assert!(rows[0]["error"].as_str().unwrap().contains("service process ended"), "{}", rows[0]["error"]);
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("service process ended"),
+        "{}",
+        rows[0]["error"]
+    );
 }
 
 #[test]
@@ -97,14 +132,20 @@ fn exec_mode_runs_a_process_per_task() {
     env.register("q.yaml", "application: y\nservices:\n  - name: bad\n    mode: exec\n    command: [\"sh\", \"-c\", \"echo broken >&2; exit 3\"]\nsessionTypes:\n  - name: \"\"\n    taskRetryLimit: 1\n");
     let o = env.run("soamsession", &["submit", "--app", "y", "--task", "z", "--jsonl"]);
     let rows = jsonl(&o.stdout);
-    assert_eq!((rows[0]["state"].as_str(), rows[0]["error"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some("broken"), Some(2)));
+    assert_eq!(
+        (rows[0]["state"].as_str(), rows[0]["error"].as_str(), rows[0]["attempts"].as_u64()),
+        (Some("error"), Some("broken"), Some(2))
+    );
 }
 
 #[test]
 fn instances_are_reused_across_tasks_and_sessions() {
     let env = Env::with_slots(1);
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
-    let first = env.ok("soamsession", &["submit", "--app", "a", "--task", "pid", "--task", "pid", "--task", "pid"]);
+    let first = env.ok(
+        "soamsession",
+        &["submit", "--app", "a", "--task", "pid", "--task", "pid", "--task", "pid"],
+    );
     let second = env.ok("soamsession", &["submit", "--app", "a", "--task", "pid"]);
     let pids: std::collections::HashSet<&str> = first.lines().chain(second.lines()).collect();
     assert_eq!(pids.len(), 1, "one slot, one reused instance: {pids:?}");
@@ -113,9 +154,24 @@ fn instances_are_reused_across_tasks_and_sessions() {
 #[test]
 fn slots_bound_instances_and_are_shared_by_priority() {
     let env = Env::with_slots(4);
-    env.register("p.yaml", &Env::behave_profile("a", "", "  - name: Low\n    priority: 1\n    reclaimGracePeriod: 100\n  - name: High\n    priority: 3\n"));
-    let lo = env.ok("soamsession", &["create", "--app", "a", "--type", "Low"]).trim().parse::<u64>().unwrap();
-    let hi = env.ok("soamsession", &["create", "--app", "a", "--type", "High"]).trim().parse::<u64>().unwrap();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile(
+            "a",
+            "",
+            "  - name: Low\n    priority: 1\n    reclaimGracePeriod: 100\n  - name: High\n    priority: 3\n",
+        ),
+    );
+    let lo = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Low"])
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    let hi = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "High"])
+        .trim()
+        .parse::<u64>()
+        .unwrap();
     let sleeps: Vec<&str> = std::iter::repeat_n(["--task", "sleep:30"], 8).flatten().collect();
     for id in [lo, hi] {
         let s = format!("a:{id}");
@@ -142,8 +198,24 @@ fn admin_task_kill_and_requeue() {
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let id: u64 = env.ok("soamsession", &["create", "--app", "a"]).trim().parse().unwrap();
     let s = format!("a:{id}");
-    env.ok("soamsession", &["submit", "--session", &s, "--task", "sleep:30", "--task", "b", "--task", "c", "--detach"]);
-    wait_for(20, "task 1 running", || (env.session("a", id).unwrap()["running"] == 1).then_some(()));
+    env.ok(
+        "soamsession",
+        &[
+            "submit",
+            "--session",
+            &s,
+            "--task",
+            "sleep:30",
+            "--task",
+            "b",
+            "--task",
+            "c",
+            "--detach",
+        ],
+    );
+    wait_for(20, "task 1 running", || {
+        (env.session("a", id).unwrap()["running"] == 1).then_some(())
+    });
     env.ok("soamcontrol", &["task", "kill", &format!("{s}:2")]);
     env.ok("soamcontrol", &["task", "kill", &format!("{s}:1")]);
     wait_for(20, "task 3 done", || (env.session("a", id).unwrap()["done"] == 1).then_some(()));
@@ -155,5 +227,7 @@ fn admin_task_kill_and_requeue() {
     let e = env.fails("soamcontrol", &["task", "kill", &format!("{s}:9")]);
     assert!(e.contains("has no task 9"), "{e}");
     env.ok("soamcontrol", &["task", "requeue", &format!("{s}:2")]);
-    wait_for(20, "requeued task done", || (env.session("a", id).unwrap()["done"] == 2).then_some(()));
+    wait_for(20, "requeued task done", || {
+        (env.session("a", id).unwrap()["done"] == 2).then_some(())
+    });
 }

@@ -26,7 +26,10 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub fn behave_py() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/behave.py").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/services/behave.py")
+        .display()
+        .to_string()
 }
 
 /// Polls `f` until it returns Some, or panics after `secs`.
@@ -48,14 +51,22 @@ impl Env {
     }
 
     pub fn with_slots(slots: u32) -> Env {
-        let mut e = Env { home: tempfile::tempdir().unwrap(), agent: None, slots };
+        let mut e = Env {
+            home: tempfile::tempdir().unwrap(),
+            agent: None,
+            slots,
+        };
         e.start_agent();
         e
     }
 
     /// A home with no agent running.
     pub fn empty() -> Env {
-        Env { home: tempfile::tempdir().unwrap(), agent: None, slots: 2 }
+        Env {
+            home: tempfile::tempdir().unwrap(),
+            agent: None,
+            slots: 2,
+        }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -115,7 +126,10 @@ impl Env {
     /// A command against this agent (never autostarting one).
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(bin(name));
-        c.env("SOAM_HOME", self.home.path()).env("SOAM_NO_AUTOSTART", "1").env("NO_COLOR", "1").env_remove("SOAM_SOCKET");
+        c.env("SOAM_HOME", self.home.path())
+            .env("SOAM_NO_AUTOSTART", "1")
+            .env("NO_COLOR", "1")
+            .env_remove("SOAM_SOCKET");
         c
     }
 
@@ -125,7 +139,14 @@ impl Env {
 
     pub fn run_stdin(&self, name: &str, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut c = self.cmd(name).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut c = self
+            .cmd(name)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         c.wait_with_output().unwrap()
     }
@@ -133,14 +154,24 @@ impl Env {
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, name: &str, args: &[&str]) -> String {
         let o = self.run(name, args);
-        assert!(o.status.success(), "{name} {args:?} failed ({:?}): {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name} {args:?} failed ({:?}): {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
     /// Runs and asserts exit code 1 with a one-line reason; returns that line.
     pub fn fails(&self, name: &str, args: &[&str]) -> String {
         let o = self.run(name, args);
-        assert_eq!(o.status.code(), Some(1), "{name} {args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{name} {args:?} should fail: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         let err = String::from_utf8(o.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected, got: {err}");
         err.trim_end().to_string()

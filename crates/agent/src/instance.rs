@@ -35,7 +35,13 @@ pub enum InstCmd {
 
 #[derive(Debug)]
 pub enum InstEvent {
-    Reply { kind: Kind, status: Status, task: u64, attempt: u32, payload: Bytes },
+    Reply {
+        kind: Kind,
+        status: Status,
+        task: u64,
+        attempt: u32,
+        payload: Bytes,
+    },
     /// The process is gone (or never started); `why` says how.
     Exited { why: String },
 }
@@ -134,7 +140,16 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
             match wire::parse(&body) {
                 Ok(m) => {
                     let payload = body.slice(wire::HEADER..);
-                    reader_sink(id, InstEvent::Reply { kind: m.kind, status: m.status, task: m.task, attempt: m.attempt, payload });
+                    reader_sink(
+                        id,
+                        InstEvent::Reply {
+                            kind: m.kind,
+                            status: m.status,
+                            task: m.task,
+                            attempt: m.attempt,
+                            payload,
+                        },
+                    );
                 }
                 Err(e) => return format!("it sent a malformed message ({e})"),
             }
@@ -175,12 +190,27 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
             "killed".to_string()
         }
     };
-    sink(id, InstEvent::Exited { why: format!("service process ended ({status}; {why})") });
+    sink(
+        id,
+        InstEvent::Exited {
+            why: format!("service process ended ({status}; {why})"),
+        },
+    );
 }
 
 fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
     for m in msgs {
-        wire::encode(buf, &Message { kind: m.kind, status: Status::Success, session: m.session, task: m.task, attempt: m.attempt, payload: &m.payload });
+        wire::encode(
+            buf,
+            &Message {
+                kind: m.kind,
+                status: Status::Success,
+                session: m.session,
+                task: m.task,
+                attempt: m.attempt,
+                payload: &m.payload,
+            },
+        );
     }
 }
 
@@ -197,7 +227,13 @@ async fn exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
                 Some(InstCmd::Kill) | None => break,
             },
         };
-        let reply = |status, payload: Bytes| InstEvent::Reply { kind: m.kind, status, task: m.task, attempt: m.attempt, payload };
+        let reply = |status, payload: Bytes| InstEvent::Reply {
+            kind: m.kind,
+            status,
+            task: m.task,
+            attempt: m.attempt,
+            payload,
+        };
         if m.kind != Kind::Invoke {
             // Exec mode has no lifecycle: every other method trivially succeeds.
             sink(id, reply(Status::Success, Bytes::new()));
@@ -214,7 +250,10 @@ async fn exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                sink(id, reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", svc.command[0]))));
+                sink(
+                    id,
+                    reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", svc.command[0]))),
+                );
                 continue;
             }
         };
@@ -238,17 +277,31 @@ async fn exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
         match result {
             None => {
                 // Dropping the future drops the child (kill_on_drop).
-                sink(id, InstEvent::Exited { why: "it was stopped by the agent".into() });
+                sink(
+                    id,
+                    InstEvent::Exited {
+                        why: "it was stopped by the agent".into(),
+                    },
+                );
                 return;
             }
             Some(Err(e)) => sink(id, reply(Status::Failure, Bytes::from(format!("task process failed: {e}")))),
             Some(Ok(o)) if o.status.success() => sink(id, reply(Status::Success, Bytes::from(o.stdout))),
             Some(Ok(o)) => {
                 let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-                let msg = if err.is_empty() { format!("task process ended with {}", o.status) } else { err };
+                let msg = if err.is_empty() {
+                    format!("task process ended with {}", o.status)
+                } else {
+                    err
+                };
                 sink(id, reply(Status::Failure, Bytes::from(msg)));
             }
         }
     }
-    sink(id, InstEvent::Exited { why: "exec instance stopped".into() });
+    sink(
+        id,
+        InstEvent::Exited {
+            why: "exec instance stopped".into(),
+        },
+    );
 }

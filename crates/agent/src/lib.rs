@@ -109,9 +109,18 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
     match fs::remove_file(&paths.socket) {
         Ok(()) => tracing::info!("replaced a stale socket at {}", paths.socket.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(AgentError::Setup(format!("cannot remove stale socket {}: {e}", paths.socket.display()))),
+        Err(e) => {
+            return Err(AgentError::Setup(format!(
+                "cannot remove stale socket {}: {e}",
+                paths.socket.display()
+            )));
+        }
     }
-    let name = paths.socket.clone().to_fs_name::<GenericFilePath>().map_err(|e| AgentError::Setup(e.to_string()))?;
+    let name = paths
+        .socket
+        .clone()
+        .to_fs_name::<GenericFilePath>()
+        .map_err(|e| AgentError::Setup(e.to_string()))?;
     let listener = ListenerOptions::new()
         .name(name)
         .mode(if cfg.shared { 0o666 } else { 0o600 })
@@ -124,7 +133,13 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
     let core_task = tokio::spawn(core.run(rx));
     // SAFETY: geteuid has no preconditions.
     let agent_uid = unsafe { libc::geteuid() };
-    tracing::info!("soamd {} serving on {} (pid {}, {} slots)", soam_proto::SOAM_VERSION, paths.socket.display(), std::process::id(), cfg.slots);
+    tracing::info!(
+        "soamd {} serving on {} (pid {}, {} slots)",
+        soam_proto::SOAM_VERSION,
+        paths.socket.display(),
+        std::process::id(),
+        cfg.slots
+    );
 
     let done = tokio::spawn(async move {
         let mut next_conn = 1u64;
@@ -156,7 +171,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let stop = handle.shutdown.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),

@@ -7,10 +7,10 @@
 
 use crate::core::{ConnId, CoreMsg, Inbox};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
-use std::sync::Arc;
 use soam_proto::PROTOCOL_VERSION;
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -28,14 +28,21 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, shared: bool
     let mut rx = &*stream;
     let mut tx = &*stream;
     let peer = match creds {
-        Ok(c) => Peer { uid: c.euid().unwrap_or(u32::MAX), pid: c.pid() },
+        Ok(c) => Peer {
+            uid: c.euid().unwrap_or(u32::MAX),
+            pid: c.pid(),
+        },
         Err(e) => {
             tracing::warn!("connection {conn}: no peer credentials: {e}");
             return;
         }
     };
     if !shared && peer.uid != agent_uid && peer.uid != 0 {
-        let _ = refuse(tx, format!("this agent serves uid {agent_uid} only (start it with --shared to serve others)")).await;
+        let _ = refuse(
+            tx,
+            format!("this agent serves uid {agent_uid} only (start it with --shared to serve others)"),
+        )
+        .await;
         return;
     }
     let hello: Hello = match tokio::time::timeout(Duration::from_secs(10), frame::read_msg(&mut rx)).await {
@@ -55,13 +62,22 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, shared: bool
         let _ = refuse(tx, reason).await;
         return;
     }
-    let welcome = Welcome::Ok { version: PROTOCOL_VERSION, agent_version: soam_proto::SOAM_VERSION.into() };
+    let welcome = Welcome::Ok {
+        version: PROTOCOL_VERSION,
+        agent_version: soam_proto::SOAM_VERSION.into(),
+    };
     if frame::write_msg(&mut tx, &welcome).await.is_err() {
         return;
     }
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(stream.clone(), out_rx));
-    inbox.send(CoreMsg::Connected { conn, out: out_tx.clone(), uid: peer.uid, pid: peer.pid, client: hello.client });
+    inbox.send(CoreMsg::Connected {
+        conn,
+        out: out_tx.clone(),
+        uid: peer.uid,
+        pid: peer.pid,
+        client: hello.client,
+    });
     read_loop(rx, conn, &inbox, &out_tx).await;
     drop(out_tx);
     inbox.send(CoreMsg::Disconnected { conn });
@@ -79,15 +95,25 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &mpsc::Unb
             Err(FrameError::Closed) => return,
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
-                let _ = out.send(AgentFrame::Reply { id: 0, result: Err(e.to_string()) });
+                let _ = out.send(AgentFrame::Reply {
+                    id: 0,
+                    result: Err(e.to_string()),
+                });
                 return;
             }
         };
         match frame::decode::<ClientFrame>(&body) {
-            Ok(f) => inbox.send(CoreMsg::Request { conn, id: f.id, req: f.req }),
+            Ok(f) => inbox.send(CoreMsg::Request {
+                conn,
+                id: f.id,
+                req: f.req,
+            }),
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
-                let _ = out.send(AgentFrame::Reply { id: 0, result: Err(e.to_string()) });
+                let _ = out.send(AgentFrame::Reply {
+                    id: 0,
+                    result: Err(e.to_string()),
+                });
                 return;
             }
         }

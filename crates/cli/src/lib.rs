@@ -8,9 +8,9 @@
 pub mod common;
 pub mod docs;
 pub mod output;
+pub mod session;
 pub mod soamcontrol;
 pub mod soamd;
 pub mod soamreg;
 pub mod soamunreg;
 pub mod soamview;
-pub mod session;

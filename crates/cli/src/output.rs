@@ -28,7 +28,10 @@ fn state_colour(s: &str) -> Option<Color> {
 impl Grid {
     /// Column names as shown, in snake_case (the table upper-cases them).
     pub fn new(columns: &[&'static str]) -> Grid {
-        Grid { columns: columns.to_vec(), rows: Vec::new() }
+        Grid {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, values: Vec<Value>) {
@@ -61,7 +64,13 @@ impl Grid {
                 let text = match v {
                     Value::Null => String::new(),
                     Value::String(s) => s.clone(),
-                    Value::Bool(b) => if *b { "yes".into() } else { "no".into() },
+                    Value::Bool(b) => {
+                        if *b {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        }
+                    }
                     other => other.to_string(),
                 };
                 let mut cell = Cell::new(&text);

@@ -7,8 +7,12 @@ use soam_proto::msg::{Reply, Request, SessionAction, TaskAction};
 use soam_proto::{SessionRef, TaskRef};
 
 #[derive(Debug, Parser)]
-#[command(name = "soamcontrol", version, about = "Administer applications, sessions, tasks and the agent",
-    after_help = "Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent shutdown")]
+#[command(
+    name = "soamcontrol",
+    version,
+    about = "Administer applications, sessions, tasks and the agent",
+    after_help = "Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent shutdown"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
@@ -80,8 +84,24 @@ pub fn main() -> i32 {
     run("soamcontrol", async move {
         let client = args.conn.connect("soamcontrol").await?;
         let (req, done) = match args.what {
-            What::App { action: AppAction::Enable { app } } => (Request::SetAppEnabled { app: app.clone(), enabled: true }, format!("application '{app}' enabled")),
-            What::App { action: AppAction::Disable { app } } => (Request::SetAppEnabled { app: app.clone(), enabled: false }, format!("application '{app}' disabled")),
+            What::App {
+                action: AppAction::Enable { app },
+            } => (
+                Request::SetAppEnabled {
+                    app: app.clone(),
+                    enabled: true,
+                },
+                format!("application '{app}' enabled"),
+            ),
+            What::App {
+                action: AppAction::Disable { app },
+            } => (
+                Request::SetAppEnabled {
+                    app: app.clone(),
+                    enabled: false,
+                },
+                format!("application '{app}' disabled"),
+            ),
             What::Session { action } => {
                 let (session, action, word) = match action {
                     SessionCmd::Suspend { session } => (session, SessionAction::Suspend, "suspended"),
@@ -99,15 +119,22 @@ pub fn main() -> i32 {
                 let msg = format!("task {}:{} {word}", task.session, task.task);
                 (Request::TaskControl { task, action }, msg)
             }
-            What::Agent { action: AgentCmd::Shutdown } => (Request::Shutdown, "agent stopping".into()),
+            What::Agent {
+                action: AgentCmd::Shutdown,
+            } => (Request::Shutdown, "agent stopping".into()),
             What::Agent { action: AgentCmd::Status } => {
-                let Reply::Status(s) = client.call(Request::Status).await? else { anyhow::bail!("unexpected reply") };
+                let Reply::Status(s) = client.call(Request::Status).await? else {
+                    anyhow::bail!("unexpected reply")
+                };
                 if args.json {
-                    println!("{}", json!({
-                        "version": s.version, "protocol": s.protocol, "pid": s.pid, "uptime_s": s.uptime_s, "slots": s.slots,
-                        "instances": s.instances, "busy_instances": s.busy_instances, "apps": s.apps,
-                        "open_sessions": s.open_sessions, "store": s.store, "socket": s.socket,
-                    }));
+                    println!(
+                        "{}",
+                        json!({
+                            "version": s.version, "protocol": s.protocol, "pid": s.pid, "uptime_s": s.uptime_s, "slots": s.slots,
+                            "instances": s.instances, "busy_instances": s.busy_instances, "apps": s.apps,
+                            "open_sessions": s.open_sessions, "store": s.store, "socket": s.socket,
+                        })
+                    );
                 } else {
                     println!("version:        {} (protocol {})", s.version, s.protocol);
                     println!("pid:            {}", s.pid);

@@ -4,9 +4,13 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "soamd", version, about = "The soam agent: keeps profiles, sessions and tasks and runs them on service instances",
+#[command(
+    name = "soamd",
+    version,
+    about = "The soam agent: keeps profiles, sessions and tasks and runs them on service instances",
     after_help = "Runs in the foreground until SIGTERM, SIGINT or `soamcontrol agent shutdown`.\n\
-Settings: config file < environment (SOAM_SLOTS, SOAM_HOME, SOAM_SOCKET) < flags.\n\nExamples:\n  soamd --slots 4\n  SOAM_HOME=/tmp/soam soamd -v")]
+Settings: config file < environment (SOAM_SLOTS, SOAM_HOME, SOAM_SOCKET) < flags.\n\nExamples:\n  soamd --slots 4\n  SOAM_HOME=/tmp/soam soamd -v"
+)]
 pub struct Args {
     /// Service instances that may run at once (default: number of CPUs)
     #[arg(long, value_name = "N")]
@@ -25,7 +29,11 @@ pub struct Args {
 pub fn main() -> i32 {
     let args = Args::parse();
     crate::common::init_logging(args.verbose.max(1));
-    let overrides = soam_agent::Overrides { config: args.config, slots: args.slots, shared: args.shared };
+    let overrides = soam_agent::Overrides {
+        config: args.config,
+        slots: args.slots,
+        shared: args.shared,
+    };
     let cfg = match soam_agent::AgentConfig::load(&overrides) {
         Ok(c) => c,
         Err(e) => {

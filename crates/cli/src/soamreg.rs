@@ -7,8 +7,12 @@ use soam_proto::msg::{Reply, Request};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "soamreg", version, about = "Register an application profile with the soam agent, or update it in place",
-    after_help = "Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload")]
+#[command(
+    name = "soamreg",
+    version,
+    about = "Register an application profile with the soam agent, or update it in place",
+    after_help = "Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload"
+)]
 pub struct Args {
     /// Profile file (YAML, or Symphony-style XML)
     pub file: PathBuf,
@@ -25,7 +29,13 @@ pub fn main() -> i32 {
         let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
         let path = std::path::absolute(&args.file).with_context(|| format!("cannot resolve {}", args.file.display()))?;
         let client = args.conn.connect("soamreg").await?;
-        let reply = client.call(Request::RegisterApp { profile: text, path: path.display().to_string(), force: args.force }).await?;
+        let reply = client
+            .call(Request::RegisterApp {
+                profile: text,
+                path: path.display().to_string(),
+                force: args.force,
+            })
+            .await?;
         if let Reply::Registered { app, created, warnings } = reply {
             for w in warnings {
                 eprintln!("soamreg: warning: {w}");

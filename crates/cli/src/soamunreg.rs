@@ -5,8 +5,12 @@ use clap::Parser;
 use soam_proto::msg::Request;
 
 #[derive(Debug, Parser)]
-#[command(name = "soamunreg", version, about = "Remove a registered application",
-    after_help = "Examples:\n  soamunreg sampleApp\n  soamunreg -f sampleApp   # abort its open sessions first")]
+#[command(
+    name = "soamunreg",
+    version,
+    about = "Remove a registered application",
+    after_help = "Examples:\n  soamunreg sampleApp\n  soamunreg -f sampleApp   # abort its open sessions first"
+)]
 pub struct Args {
     /// Application name
     pub app: String,
@@ -21,7 +25,12 @@ pub fn main() -> i32 {
     let args = Args::parse();
     run("soamunreg", async move {
         let client = args.conn.connect("soamunreg").await?;
-        client.call(Request::UnregisterApp { app: args.app.clone(), force: args.force }).await?;
+        client
+            .call(Request::UnregisterApp {
+                app: args.app.clone(),
+                force: args.force,
+            })
+            .await?;
         println!("unregistered application '{}'", args.app);
         Ok(0)
     })

@@ -10,8 +10,12 @@ use soam_proto::SessionRef;
 use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, TaskState};
 
 #[derive(Debug, Parser)]
-#[command(name = "soamview", version, about = "Show applications, sessions, tasks and history",
-    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp")]
+#[command(
+    name = "soamview",
+    version,
+    about = "Show applications, sessions, tasks and history",
+    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
@@ -95,12 +99,40 @@ fn render(g: &Grid, json: bool) -> String {
 }
 
 pub fn session_grid(list: &[SessionInfo]) -> Grid {
-    let mut g = Grid::new(&["app", "id", "name", "type", "state", "priority", "pending", "running", "done", "error", "canceled", "undelivered", "created", "ended", "holder"]);
+    let mut g = Grid::new(&[
+        "app",
+        "id",
+        "name",
+        "type",
+        "state",
+        "priority",
+        "pending",
+        "running",
+        "done",
+        "error",
+        "canceled",
+        "undelivered",
+        "created",
+        "ended",
+        "holder",
+    ]);
     for s in list {
         g.row(vec![
-            json!(s.app), json!(s.id), json!(s.name), json!(s.session_type), json!(s.state.as_str()), json!(s.priority),
-            json!(s.pending), json!(s.running), json!(s.done), json!(s.error), json!(s.canceled), json!(s.undelivered),
-            json!(time(s.created_ms)), json!(s.ended_ms.map(time)), json!(s.holder),
+            json!(s.app),
+            json!(s.id),
+            json!(s.name),
+            json!(s.session_type),
+            json!(s.state.as_str()),
+            json!(s.priority),
+            json!(s.pending),
+            json!(s.running),
+            json!(s.done),
+            json!(s.error),
+            json!(s.canceled),
+            json!(s.undelivered),
+            json!(time(s.created_ms)),
+            json!(s.ended_ms.map(time)),
+            json!(s.holder),
         ]);
     }
     g
@@ -109,9 +141,14 @@ pub fn session_grid(list: &[SessionInfo]) -> Grid {
 async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
     Ok(match &args.what {
         What::App { app, long, profile } => {
-            let Reply::Apps(apps) = client.call(Request::ListApps { app: app.clone() }).await? else { anyhow::bail!("unexpected reply") };
+            let Reply::Apps(apps) = client.call(Request::ListApps { app: app.clone() }).await? else {
+                anyhow::bail!("unexpected reply")
+            };
             if *profile {
-                return Ok(apps.iter().map(|a| format!("# {} ({})\n{}\n", a.name, a.source, a.profile.trim_end())).collect());
+                return Ok(apps
+                    .iter()
+                    .map(|a| format!("# {} ({})\n{}\n", a.name, a.source, a.profile.trim_end()))
+                    .collect());
             }
             let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];
             if *long {
@@ -119,42 +156,104 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
             }
             let mut g = Grid::new(&cols);
             for a in &apps {
-                let types: Vec<String> = a.session_types.iter().map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() }).collect();
+                let types: Vec<String> = a
+                    .session_types
+                    .iter()
+                    .map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() })
+                    .collect();
                 let mut row = vec![
-                    json!(a.name), json!(if a.enabled { "enabled" } else { "disabled" }), json!(a.policy), json!(a.open_sessions),
-                    json!(a.services.join(",")), json!(types.join(",")),
+                    json!(a.name),
+                    json!(if a.enabled { "enabled" } else { "disabled" }),
+                    json!(a.policy),
+                    json!(a.open_sessions),
+                    json!(a.services.join(",")),
+                    json!(types.join(",")),
                 ];
                 if *long {
-                    row.extend([json!(a.max_sessions), json!(a.max_slots), json!(time(a.registered_ms)), json!(a.source)]);
+                    row.extend([
+                        json!(a.max_sessions),
+                        json!(a.max_slots),
+                        json!(time(a.registered_ms)),
+                        json!(a.source),
+                    ]);
                 }
                 g.row(row);
             }
             render(&g, args.json)
         }
         What::Session { app, all, state, orphaned } => {
-            let q = SessionQuery { app: app.clone(), all: *all, state: *state, orphaned: *orphaned };
-            let Reply::Sessions(list) = client.call(Request::ListSessions(q)).await? else { anyhow::bail!("unexpected reply") };
+            let q = SessionQuery {
+                app: app.clone(),
+                all: *all,
+                state: *state,
+                orphaned: *orphaned,
+            };
+            let Reply::Sessions(list) = client.call(Request::ListSessions(q)).await? else {
+                anyhow::bail!("unexpected reply")
+            };
             render(&session_grid(&list), args.json)
         }
         What::Task { session, state } => {
-            let Reply::Tasks(list) = client.call(Request::ListTasks { session: session.clone(), state: *state }).await? else { anyhow::bail!("unexpected reply") };
-            let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "input_bytes", "output_bytes", "delivered", "error"]);
+            let Reply::Tasks(list) = client
+                .call(Request::ListTasks {
+                    session: session.clone(),
+                    state: *state,
+                })
+                .await?
+            else {
+                anyhow::bail!("unexpected reply")
+            };
+            let mut g = Grid::new(&[
+                "task",
+                "state",
+                "attempts",
+                "submitted",
+                "started",
+                "ended",
+                "input_bytes",
+                "output_bytes",
+                "delivered",
+                "error",
+            ]);
             for t in &list {
                 g.row(vec![
-                    json!(t.task), json!(t.state.as_str()), json!(t.attempts), json!(time(t.submitted_ms)), json!(opt_time(t.started_ms)),
-                    json!(opt_time(t.ended_ms)), json!(t.input_bytes), json!(t.output_bytes), json!(t.delivered),
-                    t.error.as_ref().map(|e| Value::from(e.lines().next().unwrap_or(""))).unwrap_or(Value::Null),
+                    json!(t.task),
+                    json!(t.state.as_str()),
+                    json!(t.attempts),
+                    json!(time(t.submitted_ms)),
+                    json!(opt_time(t.started_ms)),
+                    json!(opt_time(t.ended_ms)),
+                    json!(t.input_bytes),
+                    json!(t.output_bytes),
+                    json!(t.delivered),
+                    t.error
+                        .as_ref()
+                        .map(|e| Value::from(e.lines().next().unwrap_or("")))
+                        .unwrap_or(Value::Null),
                 ]);
             }
             render(&g, args.json)
         }
         What::History { app } => {
-            let Reply::Sessions(list) = client.call(Request::History { app: app.clone() }).await? else { anyhow::bail!("unexpected reply") };
-            let mut g = Grid::new(&["app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason"]);
+            let Reply::Sessions(list) = client.call(Request::History { app: app.clone() }).await? else {
+                anyhow::bail!("unexpected reply")
+            };
+            let mut g = Grid::new(&[
+                "app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason",
+            ]);
             for s in &list {
                 g.row(vec![
-                    json!(s.app), json!(s.id), json!(s.name), json!(s.session_type), json!(s.state.as_str()), json!(s.done),
-                    json!(s.error), json!(s.canceled), json!(time(s.created_ms)), json!(s.ended_ms.map(time)), json!(s.reason),
+                    json!(s.app),
+                    json!(s.id),
+                    json!(s.name),
+                    json!(s.session_type),
+                    json!(s.state.as_str()),
+                    json!(s.done),
+                    json!(s.error),
+                    json!(s.canceled),
+                    json!(time(s.created_ms)),
+                    json!(s.ended_ms.map(time)),
+                    json!(s.reason),
                 ]);
             }
             render(&g, args.json)

@@ -48,7 +48,12 @@ impl ConnectOptions {
     pub fn from_env(client_name: &str, socket: Option<PathBuf>) -> ConnectOptions {
         let paths = Paths::from_env();
         let autostart = !matches!(std::env::var("SOAM_NO_AUTOSTART").as_deref(), Ok("1") | Ok("true") | Ok("yes"));
-        ConnectOptions { socket: socket.unwrap_or_else(|| paths.socket.clone()), paths, autostart, client_name: client_name.into() }
+        ConnectOptions {
+            socket: socket.unwrap_or_else(|| paths.socket.clone()),
+            paths,
+            autostart,
+            client_name: client_name.into(),
+        }
     }
 }
 
@@ -112,7 +117,13 @@ fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| ClientError::NoAgent(format!("no agent answers on {} and starting {} failed: {e}", opts.socket.display(), bin.display())))
+    cmd.spawn().map_err(|e| {
+        ClientError::NoAgent(format!(
+            "no agent answers on {} and starting {} failed: {e}",
+            opts.socket.display(),
+            bin.display()
+        ))
+    })
 }
 
 impl Client {
@@ -120,7 +131,10 @@ impl Client {
         let stream = match try_connect(&opts.socket).await {
             Ok(s) => s,
             Err(e) if !opts.autostart => {
-                return Err(ClientError::NoAgent(format!("no agent answers on {} ({e}); start one with soamd", opts.socket.display())));
+                return Err(ClientError::NoAgent(format!(
+                    "no agent answers on {} ({e}); start one with soamd",
+                    opts.socket.display()
+                )));
             }
             Err(_) => {
                 let mut child = start_agent(opts)?;
@@ -139,7 +153,10 @@ impl Client {
                         return Err(ClientError::NoAgent(format!("the agent exited at start ({status}): {last}")));
                     }
                     if Instant::now() > deadline {
-                        return Err(ClientError::NoAgent(format!("started soamd but it did not answer on {} within 15 s", opts.socket.display())));
+                        return Err(ClientError::NoAgent(format!(
+                            "started soamd but it did not answer on {} within 15 s",
+                            opts.socket.display()
+                        )));
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -151,9 +168,17 @@ impl Client {
     async fn handshake(stream: Stream, client_name: &str) -> Result<Client, ClientError> {
         let stream = Arc::new(stream);
         let mut rw = &*stream;
-        let hello = Hello { magic: MAGIC, version: soam_proto::PROTOCOL_VERSION, client: client_name.into() };
-        frame::write_msg(&mut rw, &hello).await.map_err(|e| ClientError::Lost(e.to_string()))?;
-        let welcome: Welcome = frame::read_msg(&mut rw).await.map_err(|e| ClientError::Lost(format!("during handshake: {e}")))?;
+        let hello = Hello {
+            magic: MAGIC,
+            version: soam_proto::PROTOCOL_VERSION,
+            client: client_name.into(),
+        };
+        frame::write_msg(&mut rw, &hello)
+            .await
+            .map_err(|e| ClientError::Lost(e.to_string()))?;
+        let welcome: Welcome = frame::read_msg(&mut rw)
+            .await
+            .map_err(|e| ClientError::Lost(format!("during handshake: {e}")))?;
         let agent_version = match welcome {
             Welcome::Ok { agent_version, .. } => agent_version,
             Welcome::Refused { reason } => return Err(ClientError::Refused(reason)),
@@ -164,7 +189,14 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(stream.clone(), out_rx));
         tokio::spawn(read_loop(stream, pending.clone(), ev_tx, lost.clone()));
-        Ok(Client { out: out_tx, pending, events: ev_rx, next_id: AtomicU64::new(1), lost, agent_version })
+        Ok(Client {
+            out: out_tx,
+            pending,
+            events: ev_rx,
+            next_id: AtomicU64::new(1),
+            lost,
+            agent_version,
+        })
     }
 
     fn lost_reason(&self) -> String {
@@ -184,7 +216,9 @@ impl Client {
             }
             match rx.await {
                 Ok(r) => r,
-                Err(_) => Err(ClientError::Lost(lost.lock().unwrap().clone().unwrap_or_else(|| "the connection closed".into()))),
+                Err(_) => Err(ClientError::Lost(
+                    lost.lock().unwrap().clone().unwrap_or_else(|| "the connection closed".into()),
+                )),
             }
         }
     }
@@ -195,7 +229,9 @@ impl Client {
 
     /// Sends a request that has no reply (acknowledgements).
     pub fn notify(&self, req: Request) -> Result<(), ClientError> {
-        self.out.send(ClientFrame { id: 0, req }).map_err(|_| ClientError::Lost(self.lost_reason()))
+        self.out
+            .send(ClientFrame { id: 0, req })
+            .map_err(|_| ClientError::Lost(self.lost_reason()))
     }
 
     /// The next event; `None` once the connection has ended.

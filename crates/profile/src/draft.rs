@@ -3,8 +3,8 @@
 //! Readers only copy what the file says, each value with its line; they decide nothing.
 //! [`validate`] applies ranges, enumerations, cross-references and defaults.
 
-use crate::model::*;
 use crate::ProfileError;
+use crate::model::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -43,9 +43,11 @@ pub struct DraftService {
     pub partition: Option<L<String>>,
     pub time_limit: Option<L<String>>,
     pub extra_args: Vec<String>,
-    /// (method, timeout seconds, onFailure)
-    pub control: Vec<(L<String>, Option<L<i64>>, Option<L<String>>)>,
+    pub control: Vec<DraftMethod>,
 }
+
+/// (method, timeout seconds, onFailure) of one `control` entry.
+pub type DraftMethod = (L<String>, Option<L<i64>>, Option<L<String>>);
 
 #[derive(Debug, Default)]
 pub struct DraftType {
@@ -76,14 +78,22 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, line: u64, message: impl Into<String>) -> ProfileError {
-        ProfileError { file: self.file.to_string(), line, message: message.into() }
+        ProfileError {
+            file: self.file.to_string(),
+            line,
+            message: message.into(),
+        }
     }
 
     fn int(&self, v: &Option<L<i64>>, name: &str, lo: i64, hi: i64, default: i64) -> Result<i64, ProfileError> {
         match v {
             None => Ok(default),
             Some(L { v, line }) if *v < lo || *v > hi => {
-                let range = if hi == i64::MAX { format!("{lo} or more") } else { format!("{lo} to {hi}") };
+                let range = if hi == i64::MAX {
+                    format!("{lo} or more")
+                } else {
+                    format!("{lo} to {hi}")
+                };
                 Err(self.err(*line, format!("{name}: {v} is out of range (valid: {range})")))
             }
             Some(L { v, .. }) => Ok(*v),
@@ -107,28 +117,45 @@ impl Ctx<'_> {
         let printable = v.v.chars().all(|c| !c.is_control());
         if (!allow_empty && n == 0) || n > 256 || !printable {
             let lo = if allow_empty { 0 } else { 1 };
-            return Err(self.err(v.line, format!("{what}: '{}' is not valid (valid: {lo}-256 printable characters)", v.v)));
+            return Err(self.err(
+                v.line,
+                format!("{what}: '{}' is not valid (valid: {lo}-256 printable characters)", v.v),
+            ));
         }
         Ok(())
     }
 }
 
-const FAILURE_ACTIONS: &[(&str, FailureAction)] =
-    &[("retry", FailureAction::Retry), ("fail", FailureAction::Fail), ("succeed", FailureAction::Succeed)];
+const FAILURE_ACTIONS: &[(&str, FailureAction)] = &[
+    ("retry", FailureAction::Retry),
+    ("fail", FailureAction::Fail),
+    ("succeed", FailureAction::Succeed),
+];
 
 pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileError> {
     let c = Ctx { file };
-    let app = d.application.ok_or_else(|| c.err(1, "application: missing (valid: 1-256 printable characters)"))?;
+    let app = d
+        .application
+        .ok_or_else(|| c.err(1, "application: missing (valid: 1-256 printable characters)"))?;
     c.name(&app, "application", false)?;
     if app.v.eq_ignore_ascii_case("all") {
-        return Err(c.err(app.line, "application: 'all' is reserved (valid: any other 1-256 printable characters)"));
+        return Err(c.err(
+            app.line,
+            "application: 'all' is reserved (valid: any other 1-256 printable characters)",
+        ));
     }
     let policy = c.choice(
         &d.policy,
         "policy",
-        &[("proportion", Policy::Proportion), ("minimumServices", Policy::MinimumServices), ("priority", Policy::Priority),
-          // Symphony spells them R_Proportion etc.
-          ("R_Proportion", Policy::Proportion), ("R_MinimumServices", Policy::MinimumServices), ("R_PriorityScheduling", Policy::Priority)],
+        &[
+            ("proportion", Policy::Proportion),
+            ("minimumServices", Policy::MinimumServices),
+            ("priority", Policy::Priority),
+            // Symphony spells them R_Proportion etc.
+            ("R_Proportion", Policy::Proportion),
+            ("R_MinimumServices", Policy::MinimumServices),
+            ("R_PriorityScheduling", Policy::Priority),
+        ],
         Policy::Proportion,
     )?;
     let max_slots = match &d.max_slots {
@@ -139,7 +166,13 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
         policy,
         max_slots,
         max_sessions: c.int(&d.max_sessions, "maxSessions", 0, 1_000_000, 0)? as u32,
-        transient_disconnection_timeout_s: c.int(&d.transient_disconnection_timeout, "transientDisconnectionTimeout", 0, 31_536_000, 30)? as u64,
+        transient_disconnection_timeout_s: c.int(
+            &d.transient_disconnection_timeout,
+            "transientDisconnectionTimeout",
+            0,
+            31_536_000,
+            30,
+        )? as u64,
     };
 
     if d.services.is_empty() {
@@ -151,20 +184,30 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
     }
     for (i, s) in services.iter().enumerate() {
         if services[..i].iter().any(|o| o.name == s.name) {
-            return Err(c.err(d.services[i].line, format!("service '{}' is defined twice (valid: unique names)", s.name)));
+            return Err(c.err(
+                d.services[i].line,
+                format!("service '{}' is defined twice (valid: unique names)", s.name),
+            ));
         }
     }
     let defaults: Vec<usize> = (0..services.len()).filter(|&i| services[i].default).collect();
     if defaults.len() > 1 {
-        return Err(c.err(d.services[defaults[1]].line, format!(
-            "default: services '{}' and '{}' are both default (valid: at most one default service)",
-            services[defaults[0]].name, services[defaults[1]].name)));
+        return Err(c.err(
+            d.services[defaults[1]].line,
+            format!(
+                "default: services '{}' and '{}' are both default (valid: at most one default service)",
+                services[defaults[0]].name, services[defaults[1]].name
+            ),
+        ));
     }
     let default_service = match (defaults.first(), services.len()) {
         (Some(&i), _) => services[i].name.clone(),
         (None, 1) => services[0].name.clone(),
         (None, _) => {
-            return Err(c.err(d.services[1].line, "default: several services and none is default (valid: mark one with default: true)"));
+            return Err(c.err(
+                d.services[1].line,
+                "default: several services and none is default (valid: mark one with default: true)",
+            ));
         }
     };
 
@@ -179,7 +222,12 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
     if !session_types.iter().any(|t| t.name.is_empty()) {
         session_types.insert(0, SessionType::defaults("", &default_service));
     }
-    Ok(Profile { application: app.v, consumer, services, session_types })
+    Ok(Profile {
+        application: app.v,
+        consumer,
+        services,
+        session_types,
+    })
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -188,10 +236,23 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileError> {
-    let name = s.name.as_ref().ok_or_else(|| c.err(s.line, "service name: missing (valid: 1-256 printable characters)"))?;
+    let name = s
+        .name
+        .as_ref()
+        .ok_or_else(|| c.err(s.line, "service name: missing (valid: 1-256 printable characters)"))?;
     c.name(name, "service name", false)?;
-    let mode = c.choice(&s.mode, "mode", &[("persistent", Mode::Persistent), ("exec", Mode::Exec)], Mode::Persistent)?;
-    let command = s.command.as_ref().ok_or_else(|| c.err(s.line, format!("service '{}': command missing (valid: a list, program first)", name.v)))?;
+    let mode = c.choice(
+        &s.mode,
+        "mode",
+        &[("persistent", Mode::Persistent), ("exec", Mode::Exec)],
+        Mode::Persistent,
+    )?;
+    let command = s.command.as_ref().ok_or_else(|| {
+        c.err(
+            s.line,
+            format!("service '{}': command missing (valid: a list, program first)", name.v),
+        )
+    })?;
     if command.v.is_empty() || command.v[0].is_empty() {
         return Err(c.err(command.line, "command: empty (valid: a list, program first)"));
     }
@@ -249,21 +310,32 @@ fn session_type(c: &Ctx, t: &DraftType, services: &[Service], default_service: &
         Some(s) => {
             if !services.iter().any(|x| x.name == s.v) {
                 let valid: Vec<&str> = services.iter().map(|x| x.name.as_str()).collect();
-                return Err(c.err(s.line, format!("serviceName: '{}' names no service (valid: {})", s.v, valid.join(" | "))));
+                return Err(c.err(
+                    s.line,
+                    format!("serviceName: '{}' names no service (valid: {})", s.v, valid.join(" | ")),
+                ));
             }
             s.v.clone()
         }
     };
     let d = SessionType::defaults(&name.v, &service_name);
     let max = i64::MAX;
-    let bool_action = t.abort_session_if_client_disconnect.as_ref().map(|b| {
-        if b.v { DisconnectAction::Abort } else { DisconnectAction::Continue }
-    });
+    let bool_action = t
+        .abort_session_if_client_disconnect
+        .as_ref()
+        .map(|b| if b.v { DisconnectAction::Abort } else { DisconnectAction::Continue });
     let named_action = match &t.on_client_disconnect {
         None => None,
-        Some(_) => Some(c.choice(&t.on_client_disconnect, "onClientDisconnect",
-            &[("abort", DisconnectAction::Abort), ("suspend", DisconnectAction::Suspend), ("continue", DisconnectAction::Continue)],
-            DisconnectAction::Abort)?),
+        Some(_) => Some(c.choice(
+            &t.on_client_disconnect,
+            "onClientDisconnect",
+            &[
+                ("abort", DisconnectAction::Abort),
+                ("suspend", DisconnectAction::Suspend),
+                ("continue", DisconnectAction::Continue),
+            ],
+            DisconnectAction::Abort,
+        )?),
     };
     let on_client_disconnect = match (bool_action, named_action) {
         (Some(b), Some(n)) if b != n => {
@@ -276,11 +348,29 @@ fn session_type(c: &Ctx, t: &DraftType, services: &[Service], default_service: &
         (Some(b), None) => b,
         (None, None) => d.on_client_disconnect,
     };
-    let persist_session_history = c.choice(&t.persist_session_history, "persistSessionHistory", &[("all", true), ("none", false)], true)?;
-    let persist_task_history = c.choice(&t.persist_task_history, "persistTaskHistory",
-        &[("none", TaskHistory::None), ("all", TaskHistory::All), ("error", TaskHistory::Error)], TaskHistory::All)?;
+    let persist_session_history = c.choice(
+        &t.persist_session_history,
+        "persistSessionHistory",
+        &[("all", true), ("none", false)],
+        true,
+    )?;
+    let persist_task_history = c.choice(
+        &t.persist_task_history,
+        "persistTaskHistory",
+        &[
+            ("none", TaskHistory::None),
+            ("all", TaskHistory::All),
+            ("error", TaskHistory::Error),
+        ],
+        TaskHistory::All,
+    )?;
     if !persist_session_history && persist_task_history != TaskHistory::None {
-        let line = t.persist_task_history.as_ref().or(t.persist_session_history.as_ref()).map(|x| x.line).unwrap_or(t.line);
+        let line = t
+            .persist_task_history
+            .as_ref()
+            .or(t.persist_session_history.as_ref())
+            .map(|x| x.line)
+            .unwrap_or(t.line);
         return Err(c.err(line, "persistTaskHistory: task history needs persistSessionHistory: all (valid: persistTaskHistory: none, or persistSessionHistory: all)"));
     }
     let task_grace = c.int(&t.task_grace_period, "taskGracePeriod", 0, max, 100)? as u64;

@@ -84,7 +84,10 @@ pub struct MethodControl {
 
 impl Default for MethodControl {
     fn default() -> Self {
-        MethodControl { timeout_s: 0, on_failure: FailureAction::Retry }
+        MethodControl {
+            timeout_s: 0,
+            on_failure: FailureAction::Retry,
+        }
     }
 }
 

@@ -35,22 +35,31 @@ impl X<'_> {
         self.text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() as u64 + 1
     }
     fn err(&self, line: u64, message: impl Into<String>) -> ProfileError {
-        ProfileError { file: self.file.to_string(), line, message: message.into() }
+        ProfileError {
+            file: self.file.to_string(),
+            line,
+            message: message.into(),
+        }
     }
     fn attrs(&self, e: &BytesStart, line: u64) -> Result<Vec<Attr>, ProfileError> {
         let mut out = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|err| self.err(line, format!("malformed attribute: {err}")))?;
             let key = a.key.local_name().as_ref().to_string();
-            let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| self.err(line, format!("malformed attribute value: {err}")))?.to_string();
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|err| self.err(line, format!("malformed attribute value: {err}")))?
+                .to_string();
             out.push(Attr { key, value });
         }
         Ok(out)
     }
     fn int(&self, a: &Attr, line: u64) -> Result<Option<L<i64>>, ProfileError> {
-        a.value.trim().parse::<i64>().map(|v| Some(l(v, line))).map_err(|_| {
-            self.err(line, format!("{}: '{}' is not a whole number", a.key, a.value))
-        })
+        a.value
+            .trim()
+            .parse::<i64>()
+            .map(|v| Some(l(v, line)))
+            .map_err(|_| self.err(line, format!("{}: '{}' is not a whole number", a.key, a.value)))
     }
     fn bool(&self, a: &Attr, line: u64) -> Result<Option<L<bool>>, ProfileError> {
         match a.value.trim().to_ascii_lowercase().as_str() {
@@ -76,8 +85,15 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
     let mut stack: Vec<String> = Vec::new();
     loop {
         let pos = r.buffer_position();
-        let ev = r.read_event().map_err(|e| x.err(x.line(r.error_position()), format!("invalid XML: {e}")))?;
-        let line = x.line(pos) + text[pos as usize..].chars().take_while(|c| c.is_whitespace()).filter(|&c| c == '\n').count() as u64;
+        let ev = r
+            .read_event()
+            .map_err(|e| x.err(x.line(r.error_position()), format!("invalid XML: {e}")))?;
+        let line = x.line(pos)
+            + text[pos as usize..]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .filter(|&c| c == '\n')
+                .count() as u64;
         let (e, empty) = match &ev {
             Event::Start(e) => (e.clone(), false),
             Event::Empty(e) => (e.clone(), true),
@@ -120,15 +136,16 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
             }
             ("Profile", "SessionTypes") | ("Service", "Control") => {}
             ("Profile", "Service") => {
-                let mut sv = DraftService { line, ..Default::default() };
+                let mut sv = DraftService {
+                    line,
+                    ..Default::default()
+                };
                 for a in &attrs {
                     match a.key.as_str() {
                         "name" => sv.name = s(a, line),
                         "default" => sv.default = x.bool(a, line)?,
                         "mode" => sv.mode = s(a, line),
-                        "command" | "startCmd" => {
-                            sv.command = Some(l(a.value.split_whitespace().map(String::from).collect(), line))
-                        }
+                        "command" | "startCmd" => sv.command = Some(l(a.value.split_whitespace().map(String::from).collect(), line)),
                         "workDir" => sv.work_dir = s(a, line),
                         "launcher" => sv.launcher = s(a, line),
                         "partition" => sv.partition = s(a, line),
@@ -169,7 +186,10 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                 }
             }
             ("SessionTypes", "Type") => {
-                let mut t = DraftType { line, ..Default::default() };
+                let mut t = DraftType {
+                    line,
+                    ..Default::default()
+                };
                 for a in &attrs {
                     match a.key.as_str() {
                         "name" => t.name = s(a, line),
@@ -196,7 +216,11 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                 d.session_types.push(t);
             }
             _ => {
-                let where_ = if parent.is_empty() { "the top".to_string() } else { format!("<{parent}>") };
+                let where_ = if parent.is_empty() {
+                    "the top".to_string()
+                } else {
+                    format!("<{parent}>")
+                };
                 return Err(x.err(line, format!("unknown element <{name}> in {where_}")));
             }
         }

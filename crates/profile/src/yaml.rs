@@ -2,8 +2,8 @@
 //! into the located draft. Unknown keys are refused by serde (`deny_unknown_fields`) and
 //! the error's location gives the line.
 
-use crate::draft::*;
 use crate::ProfileError;
+use crate::draft::*;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -107,68 +107,95 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         // The library's text may carry its own location suffix and several lines; keep one.
         let msg = e.to_string();
         let msg = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
-        ProfileError { file: file.to_string(), line, message: msg }
+        ProfileError {
+            file: file.to_string(),
+            line,
+            message: msg,
+        }
     })?;
-    let consumer = raw.consumer.unwrap_or(RawConsumer { policy: None, max_slots: None, max_sessions: None, transient_disconnection_timeout: None });
+    let consumer = raw.consumer.unwrap_or(RawConsumer {
+        policy: None,
+        max_slots: None,
+        max_sessions: None,
+        transient_disconnection_timeout: None,
+    });
     Ok(Draft {
         application: c(raw.application),
         policy: c(consumer.policy),
         max_slots: c(consumer.max_slots),
         max_sessions: c(consumer.max_sessions),
         transient_disconnection_timeout: c(consumer.transient_disconnection_timeout),
-        services: raw.services.into_iter().map(|s| {
-            let line = s.referenced.line();
-            let s = s.value;
-            let slurm = s.slurm.unwrap_or(RawSlurm { partition: None, time_limit: None, extra_args: vec![] });
-            let mut control = Vec::new();
-            if let Some(ctl) = s.control {
-                for (name, m) in [("createService", ctl.create_service), ("sessionEnter", ctl.session_enter), ("invoke", ctl.invoke),
-                    ("sessionUpdate", ctl.session_update), ("sessionLeave", ctl.session_leave), ("destroyService", ctl.destroy_service)] {
-                    if let Some(m) = m {
-                        let mline = m.referenced.line();
-                        control.push((l(name.to_string(), mline), c(m.value.timeout), c(m.value.on_failure)));
+        services: raw
+            .services
+            .into_iter()
+            .map(|s| {
+                let line = s.referenced.line();
+                let s = s.value;
+                let slurm = s.slurm.unwrap_or(RawSlurm {
+                    partition: None,
+                    time_limit: None,
+                    extra_args: vec![],
+                });
+                let mut control = Vec::new();
+                if let Some(ctl) = s.control {
+                    for (name, m) in [
+                        ("createService", ctl.create_service),
+                        ("sessionEnter", ctl.session_enter),
+                        ("invoke", ctl.invoke),
+                        ("sessionUpdate", ctl.session_update),
+                        ("sessionLeave", ctl.session_leave),
+                        ("destroyService", ctl.destroy_service),
+                    ] {
+                        if let Some(m) = m {
+                            let mline = m.referenced.line();
+                            control.push((l(name.to_string(), mline), c(m.value.timeout), c(m.value.on_failure)));
+                        }
                     }
                 }
-            }
-            DraftService {
-                line,
-                name: c(s.name),
-                default: c(s.default),
-                mode: c(s.mode),
-                command: c(s.command),
-                work_dir: c(s.work_dir),
-                env: s.env.into_iter().collect(),
-                launcher: c(s.launcher),
-                partition: c(slurm.partition),
-                time_limit: c(slurm.time_limit),
-                extra_args: slurm.extra_args,
-                control,
-            }
-        }).collect(),
-        session_types: raw.session_types.into_iter().map(|t| {
-            let line = t.referenced.line();
-            let t = t.value;
-            DraftType {
-                line,
-                name: c(t.name),
-                service_name: c(t.service_name),
-                priority: c(t.priority),
-                min_services: c(t.min_services),
-                recoverable: c(t.recoverable),
-                session_retry_limit: c(t.session_retry_limit),
-                task_retry_limit: c(t.task_retry_limit),
-                task_grace_period: c(t.task_grace_period),
-                reclaim_grace_period: c(t.reclaim_grace_period),
-                suspend_grace_period: c(t.suspend_grace_period),
-                task_cleanup_period: c(t.task_cleanup_period),
-                abort_session_if_client_disconnect: c(t.abort_session_if_client_disconnect),
-                on_client_disconnect: c(t.on_client_disconnect),
-                abort_session_if_task_fail: c(t.abort_session_if_task_fail),
-                persist_session_history: c(t.persist_session_history),
-                persist_task_history: c(t.persist_task_history),
-                discard_results_on_delivery: c(t.discard_results_on_delivery),
-                idle_timeout: c(t.idle_timeout),
-            }
-        }).collect(),
+                DraftService {
+                    line,
+                    name: c(s.name),
+                    default: c(s.default),
+                    mode: c(s.mode),
+                    command: c(s.command),
+                    work_dir: c(s.work_dir),
+                    env: s.env.into_iter().collect(),
+                    launcher: c(s.launcher),
+                    partition: c(slurm.partition),
+                    time_limit: c(slurm.time_limit),
+                    extra_args: slurm.extra_args,
+                    control,
+                }
+            })
+            .collect(),
+        session_types: raw
+            .session_types
+            .into_iter()
+            .map(|t| {
+                let line = t.referenced.line();
+                let t = t.value;
+                DraftType {
+                    line,
+                    name: c(t.name),
+                    service_name: c(t.service_name),
+                    priority: c(t.priority),
+                    min_services: c(t.min_services),
+                    recoverable: c(t.recoverable),
+                    session_retry_limit: c(t.session_retry_limit),
+                    task_retry_limit: c(t.task_retry_limit),
+                    task_grace_period: c(t.task_grace_period),
+                    reclaim_grace_period: c(t.reclaim_grace_period),
+                    suspend_grace_period: c(t.suspend_grace_period),
+                    task_cleanup_period: c(t.task_cleanup_period),
+                    abort_session_if_client_disconnect: c(t.abort_session_if_client_disconnect),
+                    on_client_disconnect: c(t.on_client_disconnect),
+                    abort_session_if_task_fail: c(t.abort_session_if_task_fail),
+                    persist_session_history: c(t.persist_session_history),
+                    persist_task_history: c(t.persist_task_history),
+                    discard_results_on_delivery: c(t.discard_results_on_delivery),
+                    idle_timeout: c(t.idle_timeout),
+                }
+            })
+            .collect(),
     })
 }

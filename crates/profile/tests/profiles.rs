@@ -17,7 +17,10 @@ fn defaults_follow_seed_001() {
     let t = prof.session_type("").unwrap();
     assert_eq!(t.service_name, "s");
     assert_eq!((t.priority, t.task_retry_limit, t.session_retry_limit), (1, 3, 3));
-    assert_eq!((t.task_grace_period_ms, t.suspend_grace_period_ms, t.task_cleanup_period_ms), (100, 100, 250));
+    assert_eq!(
+        (t.task_grace_period_ms, t.suspend_grace_period_ms, t.task_cleanup_period_ms),
+        (100, 100, 250)
+    );
     assert_eq!(t.reclaim_grace_period_ms, None);
     assert_eq!(t.on_client_disconnect, DisconnectAction::Abort);
     assert!(t.discard_results_on_delivery && t.persist_session_history && !t.recoverable);
@@ -31,16 +34,23 @@ fn errors_name_file_line_and_valid_values() {
     let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    priority: 0\n"));
     assert_eq!(e, "/p/app.yaml:7: priority: 0 is out of range (valid: 1 to 10000)");
     let e = err(&format!("{MIN}consumer:\n  policy: fastest\n"));
-    assert!(e.starts_with("/p/app.yaml:6: policy: 'fastest' is not valid (valid: proportion | minimumServices | priority"), "{e}");
+    assert!(
+        e.starts_with("/p/app.yaml:6: policy: 'fastest' is not valid (valid: proportion | minimumServices | priority"),
+        "{e}"
+    );
     let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    serviceName: nope\n"));
     assert_eq!(e, "/p/app.yaml:7: serviceName: 'nope' names no service (valid: s)");
     let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    persistSessionHistory: none\n"));
     assert!(e.contains("needs persistSessionHistory: all"), "{e}");
-    let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    abortSessionIfClientDisconnect: false\n    onClientDisconnect: abort\n"));
+    let e = err(&format!(
+        "{MIN}sessionTypes:\n  - name: T\n    abortSessionIfClientDisconnect: false\n    onClientDisconnect: abort\n"
+    ));
     assert!(e.contains("disagrees"), "{e}");
     let e = err(&format!("{MIN}  - name: t\n    command: [x]\n"));
     assert!(e.contains("several services and none is default"), "{e}");
-    let e = err(&format!("{MIN}    default: true\n  - name: t\n    command: [x]\n    default: true\n"));
+    let e = err(&format!(
+        "{MIN}    default: true\n  - name: t\n    command: [x]\n    default: true\n"
+    ));
     assert!(e.contains("both default"), "{e}");
     let e = err("application: all\nservices:\n  - name: s\n    command: [x]\n");
     assert!(e.contains("reserved"), "{e}");
@@ -57,7 +67,10 @@ fn unknown_key_is_refused_with_its_line() {
 
 #[test]
 fn disconnect_spellings() {
-    let prof = p(&format!("{MIN}sessionTypes:\n  - name: A\n    abortSessionIfClientDisconnect: false\n  - name: B\n    onClientDisconnect: suspend\n")).unwrap();
+    let prof = p(&format!(
+        "{MIN}sessionTypes:\n  - name: A\n    abortSessionIfClientDisconnect: false\n  - name: B\n    onClientDisconnect: suspend\n"
+    ))
+    .unwrap();
     assert_eq!(prof.session_type("A").unwrap().on_client_disconnect, DisconnectAction::Continue);
     assert_eq!(prof.session_type("B").unwrap().on_client_disconnect, DisconnectAction::Suspend);
 }
@@ -80,7 +93,13 @@ fn xml_profile_reads_like_yaml() {
     assert_eq!(prof.consumer.max_sessions, 2);
     assert_eq!(prof.services[0].mode, Mode::Exec);
     assert_eq!(prof.services[0].command, vec!["/bin/cat", "-"]);
-    assert_eq!(prof.services[0].control.invoke, MethodControl { timeout_s: 5, on_failure: FailureAction::Fail });
+    assert_eq!(
+        prof.services[0].control.invoke,
+        MethodControl {
+            timeout_s: 5,
+            on_failure: FailureAction::Fail
+        }
+    );
     let t = prof.session_type("Long").unwrap();
     assert_eq!((t.priority, t.task_retry_limit, t.discard_results_on_delivery), (7, 1, false));
     let bad = xml.replace("priority=\"7\"", "priority=\"70000\"");

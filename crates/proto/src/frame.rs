@@ -71,10 +71,7 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 }
 
 /// Writes one message as a frame and flushes.
-pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
-    w: &mut W,
-    msg: &T,
-) -> Result<(), FrameError> {
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
     let mut buf = Vec::new();
     encode_into(msg, &mut buf)?;
     w.write_all(&buf).await?;

@@ -38,25 +38,67 @@ pub struct ClientFrame {
 pub enum Request {
     /// `profile` is the file's text; `path` its absolute location, so relative paths in
     /// it resolve and errors can name the file.
-    RegisterApp { profile: String, path: String, force: bool },
-    UnregisterApp { app: String, force: bool },
-    ListApps { app: Option<String> },
-    SetAppEnabled { app: String, enabled: bool },
+    RegisterApp {
+        profile: String,
+        path: String,
+        force: bool,
+    },
+    UnregisterApp {
+        app: String,
+        force: bool,
+    },
+    ListApps {
+        app: Option<String>,
+    },
+    SetAppEnabled {
+        app: String,
+        enabled: bool,
+    },
     CreateSession(CreateSession),
     /// Takes the session for this connection; queued outputs follow as events.
-    OpenSession { session: SessionRef, direct: bool, all: bool },
-    Submit { session: SessionRef, tasks: Vec<Bytes> },
+    OpenSession {
+        session: SessionRef,
+        direct: bool,
+        all: bool,
+    },
+    Submit {
+        session: SessionRef,
+        tasks: Vec<Bytes>,
+    },
     /// No reply: outputs acknowledged are delivered for good.
-    Ack { session: SessionRef, tasks: Vec<u64> },
-    Detach { session: SessionRef },
-    Close { session: SessionRef },
-    Abort { session: SessionRef },
-    UpdateCommonData { session: SessionRef, data: Bytes },
+    Ack {
+        session: SessionRef,
+        tasks: Vec<u64>,
+    },
+    Detach {
+        session: SessionRef,
+    },
+    Close {
+        session: SessionRef,
+    },
+    Abort {
+        session: SessionRef,
+    },
+    UpdateCommonData {
+        session: SessionRef,
+        data: Bytes,
+    },
     ListSessions(SessionQuery),
-    ListTasks { session: SessionRef, state: Option<TaskState> },
-    History { app: Option<String> },
-    SessionControl { session: SessionRef, action: SessionAction },
-    TaskControl { task: TaskRef, action: TaskAction },
+    ListTasks {
+        session: SessionRef,
+        state: Option<TaskState>,
+    },
+    History {
+        app: Option<String>,
+    },
+    SessionControl {
+        session: SessionRef,
+        action: SessionAction,
+    },
+    TaskControl {
+        task: TaskRef,
+        action: TaskAction,
+    },
     Status,
     Shutdown,
 }
@@ -104,13 +146,23 @@ pub enum AgentFrame {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {
     Ok,
-    Registered { app: String, created: bool, warnings: Vec<String> },
+    Registered {
+        app: String,
+        created: bool,
+        warnings: Vec<String>,
+    },
     Apps(Vec<AppInfo>),
     Session(SessionInfo),
     /// `to_deliver`: outputs queued for this holder at the moment it opened.
-    Opened { session: SessionInfo, to_deliver: u64 },
+    Opened {
+        session: SessionInfo,
+        to_deliver: u64,
+    },
     /// Ids `first..first+count` were given to the tasks, in submission order.
-    Submitted { first: u64, count: u64 },
+    Submitted {
+        first: u64,
+        count: u64,
+    },
     Sessions(Vec<SessionInfo>),
     Tasks(Vec<TaskInfo>),
     Status(AgentStatus),
@@ -118,13 +170,22 @@ pub enum Reply {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
-    Outputs { app: String, session: u64, outputs: Vec<TaskOutput> },
+    Outputs {
+        app: String,
+        session: u64,
+        outputs: Vec<TaskOutput>,
+    },
     /// The held session has no pending or running task and everything ended was sent.
     Drained { app: String, session: u64 },
     /// Another client opened the session; this connection may no longer act on it.
     TakenOver { app: String, session: u64 },
     /// The session ended while held (admin kill, task failure, profile update).
-    Ended { app: String, session: u64, state: SessionState, reason: String },
+    Ended {
+        app: String,
+        session: u64,
+        state: SessionState,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

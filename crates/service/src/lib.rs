@@ -79,7 +79,11 @@ pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> 
                 Kind::CreateService => svc.create_service(&String::from_utf8_lossy(msg.payload)).map(|_| Vec::new()),
                 Kind::SessionEnter => svc.session_enter(msg.session, msg.payload).map(|_| Vec::new()),
                 Kind::Invoke => {
-                    let ctx = TaskContext { session: msg.session, task: msg.task, attempt: msg.attempt };
+                    let ctx = TaskContext {
+                        session: msg.session,
+                        task: msg.task,
+                        attempt: msg.attempt,
+                    };
                     svc.invoke(&ctx, msg.payload)
                 }
                 Kind::SessionUpdate => svc.session_update(msg.session, msg.payload).map(|_| Vec::new()),
@@ -92,7 +96,14 @@ pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> 
                 Err(Failure::Fatal(m)) => (Status::Fatal, m.into_bytes()),
             }
         };
-        let reply = Message { kind: msg.kind, status, session: msg.session, task: msg.task, attempt: msg.attempt, payload: &payload };
+        let reply = Message {
+            kind: msg.kind,
+            status,
+            session: msg.session,
+            task: msg.task,
+            attempt: msg.attempt,
+            payload: &payload,
+        };
         wire::write(&mut out, &reply)?;
         let last = msg.kind == Kind::DestroyService;
         // Flush only when nothing more is already buffered (never read ahead to find
@@ -126,7 +137,18 @@ mod tests {
     fn serves_a_pipelined_burst() {
         let mut req = Vec::new();
         for (i, p) in [&b"abc"[..], b"bad", b"\x00\xff"].iter().enumerate() {
-            wire::write(&mut req, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64 + 1, attempt: 2, payload: p }).unwrap();
+            wire::write(
+                &mut req,
+                &Message {
+                    kind: Kind::Invoke,
+                    status: Status::Success,
+                    session: 1,
+                    task: i as u64 + 1,
+                    attempt: 2,
+                    payload: p,
+                },
+            )
+            .unwrap();
         }
         let mut out = Vec::new();
         serve(Rev, &req[..], &mut out).unwrap();

@@ -98,7 +98,10 @@ pub fn write<W: Write>(w: &mut W, m: &Message) -> io::Result<()> {
 /// Parses the 22 header bytes after the length; `payload` is the rest.
 pub fn parse<'a>(body: &'a [u8]) -> io::Result<Message<'a>> {
     if body.len() < HEADER {
-        return Err(bad(format!("service message of {} bytes is shorter than its {HEADER}-byte header", body.len())));
+        return Err(bad(format!(
+            "service message of {} bytes is shorter than its {HEADER}-byte header",
+            body.len()
+        )));
     }
     let kind = Kind::from_u8(body[0]).ok_or_else(|| bad(format!("unknown service message kind {}", body[0])))?;
     let status = match body[1] {

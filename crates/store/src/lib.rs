@@ -45,11 +45,24 @@ impl StoreError {
 pub enum Write {
     PutApp(AppRecord),
     DeleteApp(String),
-    SetCounter { app: String, next: u64 },
+    SetCounter {
+        app: String,
+        next: u64,
+    },
     PutSession(SessionRecord),
-    DeleteSession { app: String, id: u64 },
-    PutTasks { app: String, session: u64, tasks: Vec<(u64, TaskRecord)> },
-    DeleteTasks { app: String, session: u64 },
+    DeleteSession {
+        app: String,
+        id: u64,
+    },
+    PutTasks {
+        app: String,
+        session: u64,
+        tasks: Vec<(u64, TaskRecord)>,
+    },
+    DeleteTasks {
+        app: String,
+        session: u64,
+    },
     PutHistory(HistoryRecord),
 }
 
@@ -66,6 +79,9 @@ enum Op {
     Close(mpsc::Sender<()>),
 }
 
+/// (application, session id)
+pub type SessionKey = (String, u64);
+
 /// Everything the agent needs from disk at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -73,7 +89,7 @@ pub struct Loaded {
     pub counters: Vec<(String, u64)>,
     pub sessions: Vec<SessionRecord>,
     /// Per session (app, id): its stored tasks in id order.
-    pub tasks: Vec<((String, u64), Vec<(u64, TaskRecord)>)>,
+    pub tasks: Vec<(SessionKey, Vec<(u64, TaskRecord)>)>,
     /// Newest first, at most `HISTORY_LOADED`.
     pub history: Vec<HistoryRecord>,
 }
@@ -100,7 +116,14 @@ impl Store {
             .name("soam-store".into())
             .spawn(move || writer(db, rx))
             .map_err(StoreError::db)?;
-        Ok((Store { tx, thread: Some(thread), path: path.to_path_buf() }, loaded))
+        Ok((
+            Store {
+                tx,
+                thread: Some(thread),
+                path: path.to_path_buf(),
+            },
+            loaded,
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -115,10 +138,8 @@ impl Store {
             }
             return;
         }
-        if let Err(mpsc::SendError(Op::Batch(b))) = self.tx.send(Op::Batch(Batch { writes, done })) {
-            if let Some(d) = b.done {
-                d(Err(StoreError::Stopped.to_string()));
-            }
+        if let Err(mpsc::SendError(Op::Batch(Batch { done: Some(d), .. }))) = self.tx.send(Op::Batch(Batch { writes, done })) {
+            d(Err(StoreError::Stopped.to_string()));
         }
     }
 
@@ -272,7 +293,10 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
                         tasks.retain_in((app.as_str(), *session, 0)..=(app.as_str(), *session, u64::MAX), |_, _| false)?;
                     }
                     Write::PutHistory(h) => {
-                        history.insert((h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id), encode(h).as_slice())?;
+                        history.insert(
+                            (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id),
+                            encode(h).as_slice(),
+                        )?;
                     }
                 }
                 Ok(())
@@ -288,7 +312,13 @@ mod tests {
     use super::*;
 
     fn app(name: &str) -> AppRecord {
-        AppRecord { name: name.into(), profile: "p".into(), source: "/x".into(), enabled: true, registered_ms: 1 }
+        AppRecord {
+            name: name.into(),
+            profile: "p".into(),
+            source: "/x".into(),
+            enabled: true,
+            registered_ms: 1,
+        }
     }
 
     #[test]

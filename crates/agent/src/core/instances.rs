@@ -13,7 +13,13 @@ use soam_service::wire::Status;
 impl Core {
     pub(super) fn instance_event(&mut self, iid: InstId, ev: InstEvent) {
         match ev {
-            InstEvent::Reply { kind, status, task, attempt, payload } => self.reply(iid, kind, status, task, attempt, payload),
+            InstEvent::Reply {
+                kind,
+                status,
+                task,
+                attempt,
+                payload,
+            } => self.reply(iid, kind, status, task, attempt, payload),
             InstEvent::Exited { why } => self.exited(iid, why),
         }
         self.needs_schedule = true;
@@ -22,12 +28,20 @@ impl Core {
     fn reply(&mut self, iid: InstId, kind: Kind, status: Status, task: u64, attempt: u32, payload: Bytes) {
         let Some(inst) = self.instances.get_mut(&iid) else { return };
         let Some(e) = inst.expect.pop_front() else {
-            self.kill(iid, KillReason::Failed(format!("the service sent a {} reply nobody asked for", kind.name())));
+            self.kill(
+                iid,
+                KillReason::Failed(format!("the service sent a {} reply nobody asked for", kind.name())),
+            );
             return;
         };
         if e.kind != kind || (kind == Kind::Invoke && (e.task != task || e.attempt != attempt)) {
             inst.expect.push_front(e);
-            let msg = format!("the service answered {} (task {task}) where {} (task {}) was due", kind.name(), e.kind.name(), e.task);
+            let msg = format!(
+                "the service answered {} (task {task}) where {} (task {}) was due",
+                kind.name(),
+                e.kind.name(),
+                e.task
+            );
             self.kill(iid, KillReason::Failed(msg));
             return;
         }
@@ -64,13 +78,23 @@ impl Core {
                         inst.entered = Some(e.sid);
                     } else {
                         self.unbind(iid);
-                        self.bind_failure(e.sid, &format!("SessionEnter failed: {}", message()), status, control.session_enter.on_failure);
+                        self.bind_failure(
+                            e.sid,
+                            &format!("SessionEnter failed: {}", message()),
+                            status,
+                            control.session_enter.on_failure,
+                        );
                     }
                 }
             }
             Kind::SessionUpdate => {
                 if status != Status::Success {
-                    self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, control.session_update.on_failure);
+                    self.bind_failure(
+                        e.sid,
+                        &format!("SessionUpdate failed: {}", message()),
+                        status,
+                        control.session_update.on_failure,
+                    );
                 }
             }
             Kind::Invoke => self.invoke_done(e, status, payload, control.invoke.on_failure),
@@ -160,7 +184,12 @@ impl Core {
     fn exited(&mut self, iid: InstId, why: String) {
         let Some(inst) = self.instances.remove(&iid) else { return };
         let reason = inst.kill.clone();
-        tracing::debug!("instance {iid} (pid {:?}) of {}/{} gone: {why}", inst.pid, inst.app, inst.service.name);
+        tracing::debug!(
+            "instance {iid} (pid {:?}) of {}/{} gone: {why}",
+            inst.pid,
+            inst.app,
+            inst.service.name
+        );
         let head_failed = match &reason {
             None => Some(why.clone()),
             Some(KillReason::Failed(m)) => Some(m.clone()),
@@ -184,7 +213,11 @@ impl Core {
                 }
                 Kind::SessionEnter | Kind::SessionUpdate | Kind::CreateService => {
                     if let Some(m) = failed {
-                        let sid = if e.kind == Kind::CreateService { inst.bound.unwrap_or(0) } else { e.sid };
+                        let sid = if e.kind == Kind::CreateService {
+                            inst.bound.unwrap_or(0)
+                        } else {
+                            e.sid
+                        };
                         let action = match e.kind {
                             Kind::SessionEnter => control.session_enter.on_failure,
                             Kind::SessionUpdate => control.session_update.on_failure,
@@ -209,9 +242,12 @@ impl Core {
                 let action = s.stype.on_client_disconnect;
                 tracing::info!("session {}: client did not come back; {}", s.addr(), action.as_str());
                 match action {
-                    soam_profile::DisconnectAction::Abort => {
-                        self.end_session(sid, SessionState::Aborted, "its client disconnected and did not come back in time", false)
-                    }
+                    soam_profile::DisconnectAction::Abort => self.end_session(
+                        sid,
+                        SessionState::Aborted,
+                        "its client disconnected and did not come back in time",
+                        false,
+                    ),
                     soam_profile::DisconnectAction::Suspend => {
                         if s.state != SessionState::Suspended {
                             self.suspend(sid);
@@ -243,7 +279,9 @@ impl Core {
             }
             Timer::Cleanup { inst, sid } => {
                 let stale = self.instances.get(&inst).is_some_and(|i| {
-                    i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid && self.live_task(e).is_none())
+                    i.expect
+                        .iter()
+                        .any(|e| e.kind == Kind::Invoke && e.sid == sid && self.live_task(e).is_none())
                 });
                 if stale {
                     self.kill(inst, KillReason::Cleanup);
@@ -254,13 +292,21 @@ impl Core {
                 if s.state != SessionState::Suspended || s.suspend_gen != generation {
                     return;
                 }
-                let running: Vec<InstId> = self.instances.iter().filter(|(_, i)| i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid)).map(|(&id, _)| id).collect();
+                let running: Vec<InstId> = self
+                    .instances
+                    .iter()
+                    .filter(|(_, i)| i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid))
+                    .map(|(&id, _)| id)
+                    .collect();
                 for iid in running {
                     self.kill(iid, KillReason::Requeue);
                 }
             }
             Timer::ReclaimGrace { inst, sid } => {
-                let overdue = self.instances.get(&inst).is_some_and(|i| i.bound == Some(sid) && i.release && i.invokes > 0);
+                let overdue = self
+                    .instances
+                    .get(&inst)
+                    .is_some_and(|i| i.bound == Some(sid) && i.release && i.invokes > 0);
                 if overdue {
                     self.kill(inst, KillReason::Requeue);
                 }

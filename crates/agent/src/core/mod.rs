@@ -35,10 +35,25 @@ pub type ConnId = u64;
 pub type Sid = u64;
 
 pub enum CoreMsg {
-    Connected { conn: ConnId, out: mpsc::UnboundedSender<AgentFrame>, uid: u32, pid: Option<i32>, client: String },
-    Request { conn: ConnId, id: u64, req: soam_proto::msg::Request },
-    Disconnected { conn: ConnId },
-    Instance { inst: InstId, ev: InstEvent },
+    Connected {
+        conn: ConnId,
+        out: mpsc::UnboundedSender<AgentFrame>,
+        uid: u32,
+        pid: Option<i32>,
+        client: String,
+    },
+    Request {
+        conn: ConnId,
+        id: u64,
+        req: soam_proto::msg::Request,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    Instance {
+        inst: InstId,
+        ev: InstEvent,
+    },
     Timer(Timer),
     Tick,
 }
@@ -73,7 +88,10 @@ pub fn inbox() -> (Inbox, mpsc::UnboundedReceiver<CoreMsg>) {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Most outputs sent to a holder and not yet acknowledged: bounds what a slow client
@@ -306,7 +324,12 @@ impl Core {
         let mut writes = Vec::new();
         for rec in found {
             let ended = now_ms();
-            let priority = self.apps.get(&rec.app).and_then(|a| a.types.get(&rec.session_type)).map(|t| t.priority).unwrap_or(1);
+            let priority = self
+                .apps
+                .get(&rec.app)
+                .and_then(|a| a.types.get(&rec.session_type))
+                .map(|t| t.priority)
+                .unwrap_or(1);
             let h = HistoryRecord {
                 session: soam_store::records::HistorySession {
                     app: rec.app.clone(),
@@ -328,7 +351,10 @@ impl Core {
             };
             self.history.push_front(h.clone());
             writes.push(Write::PutHistory(h));
-            writes.push(Write::DeleteTasks { app: rec.app.clone(), session: rec.id });
+            writes.push(Write::DeleteTasks {
+                app: rec.app.clone(),
+                session: rec.id,
+            });
             writes.push(Write::DeleteSession { app: rec.app, id: rec.id });
         }
         self.store.submit(writes, None);
@@ -336,9 +362,21 @@ impl Core {
 
     fn install_app(&mut self, profile: Profile, record: AppRecord) {
         let services = profile.services.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect();
-        let types = profile.session_types.iter().map(|t| (t.name.clone(), Arc::new(t.clone()))).collect();
+        let types = profile
+            .session_types
+            .iter()
+            .map(|t| (t.name.clone(), Arc::new(t.clone())))
+            .collect();
         let name = profile.application.clone();
-        self.apps.insert(name, App { profile: Arc::new(profile), record, services, types });
+        self.apps.insert(
+            name,
+            App {
+                profile: Arc::new(profile),
+                record,
+                services,
+                types,
+            },
+        );
     }
 
     /// Runs until shutdown is requested; then stops every instance and closes the store.
@@ -386,12 +424,26 @@ impl Core {
 
     fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Connected { conn, out, uid, pid, client } => {
+            CoreMsg::Connected {
+                conn,
+                out,
+                uid,
+                pid,
+                client,
+            } => {
                 let label = match pid {
                     Some(p) => format!("pid {p} {client}"),
                     None => client,
                 };
-                self.conns.insert(conn, Conn { out, uid, label, held: HashSet::new() });
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        out,
+                        uid,
+                        label,
+                        held: HashSet::new(),
+                    },
+                );
             }
             CoreMsg::Request { conn, id, req } => self.request(conn, id, req),
             CoreMsg::Disconnected { conn } => self.disconnected(conn),
@@ -452,12 +504,20 @@ impl Core {
                 bytes += o.data.len() + 32;
                 batch.push(o);
                 if bytes > soam_proto::frame::BATCH_BYTES {
-                    let _ = c.out.send(AgentFrame::Event(Event::Outputs { app: app.clone(), session: id, outputs: std::mem::take(&mut batch) }));
+                    let _ = c.out.send(AgentFrame::Event(Event::Outputs {
+                        app: app.clone(),
+                        session: id,
+                        outputs: std::mem::take(&mut batch),
+                    }));
                     bytes = 0;
                 }
             }
             if !batch.is_empty() {
-                let _ = c.out.send(AgentFrame::Event(Event::Outputs { app: app.clone(), session: id, outputs: batch }));
+                let _ = c.out.send(AgentFrame::Event(Event::Outputs {
+                    app: app.clone(),
+                    session: id,
+                    outputs: batch,
+                }));
             }
             if send_drained {
                 let _ = c.out.send(AgentFrame::Event(Event::Drained { app, session: id }));

@@ -121,9 +121,14 @@ impl Core {
             affected.sort();
             if !affected.is_empty() && !force {
                 let names: Vec<&str> = affected.iter().map(|(_, n)| n.as_str()).collect();
-                return self.fail(conn, id, format!(
-                    "updating '{name}' would end the workload of open sessions {}; use -f to update anyway",
-                    names.join(", ")));
+                return self.fail(
+                    conn,
+                    id,
+                    format!(
+                        "updating '{name}' would end the workload of open sessions {}; use -f to update anyway",
+                        names.join(", ")
+                    ),
+                );
             }
             for (sid, label) in affected {
                 warnings.push(format!("session {label} was aborted by the profile update"));
@@ -146,7 +151,9 @@ impl Core {
         let mut retire = Vec::new();
         for (iid, inst) in &self.instances {
             if inst.app == name {
-                let same = new_services.get(&inst.service.name).is_some_and(|s| s.as_ref() == inst.service.as_ref());
+                let same = new_services
+                    .get(&inst.service.name)
+                    .is_some_and(|s| s.as_ref() == inst.service.as_ref());
                 if !same {
                     retire.push(*iid);
                 }
@@ -166,18 +173,39 @@ impl Core {
             }
         }
         self.needs_schedule = true;
-        self.reply_after(conn, id, writes, Reply::Registered { app: name, created, warnings });
+        self.reply_after(
+            conn,
+            id,
+            writes,
+            Reply::Registered {
+                app: name,
+                created,
+                warnings,
+            },
+        );
     }
 
     fn unregister(&mut self, conn: ConnId, id: u64, app: String, force: bool) {
         if !self.apps.contains_key(&app) {
             return self.fail(conn, id, format!("unknown application '{app}'"));
         }
-        let mut open: Vec<(u64, Sid)> = self.sessions.iter().filter(|(_, s)| s.app == app).map(|(&sid, s)| (s.id, sid)).collect();
+        let mut open: Vec<(u64, Sid)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.app == app)
+            .map(|(&sid, s)| (s.id, sid))
+            .collect();
         open.sort();
         if !open.is_empty() && !force {
             let names: Vec<String> = open.iter().map(|(i, _)| format!("{app}:{i}")).collect();
-            return self.fail(conn, id, format!("application '{app}' has open sessions {}; use -f to abort them and unregister", names.join(", ")));
+            return self.fail(
+                conn,
+                id,
+                format!(
+                    "application '{app}' has open sessions {}; use -f to abort them and unregister",
+                    names.join(", ")
+                ),
+            );
         }
         for (_, sid) in open {
             self.end_session(sid, SessionState::Aborted, "the application was unregistered", true);
@@ -208,7 +236,11 @@ impl Core {
             let stype = app.types.get(&tname).cloned().ok_or_else(|| {
                 let mut valid: Vec<String> = app.types.keys().map(|k| format!("'{k}'")).collect();
                 valid.sort();
-                format!("application '{}' has no session type '{tname}' (valid: {})", c.app, valid.join(", "))
+                format!(
+                    "application '{}' has no session type '{tname}' (valid: {})",
+                    c.app,
+                    valid.join(", ")
+                )
             })?;
             let service = app.services[&stype.service_name].clone();
             let max = app.profile.consumer.max_sessions;
@@ -228,7 +260,10 @@ impl Core {
             }
             if let Some(limit) = self.cfg.max_stored_sessions {
                 if self.sessions.len() as u64 >= limit {
-                    return Err(format!("the agent holds {} sessions, its maxStoredSessions limit ({limit})", self.sessions.len()));
+                    return Err(format!(
+                        "the agent holds {} sessions, its maxStoredSessions limit ({limit})",
+                        self.sessions.len()
+                    ));
                 }
             }
             let counter = self.counters.entry(c.app.clone()).or_insert(1);
@@ -277,7 +312,13 @@ impl Core {
                     self.attach(conn, sid);
                 }
                 let s = &self.sessions[&sid];
-                let writes = vec![Write::SetCounter { app: s.app.clone(), next: s.id + 1 }, Write::PutSession(self.session_record(sid))];
+                let writes = vec![
+                    Write::SetCounter {
+                        app: s.app.clone(),
+                        next: s.id + 1,
+                    },
+                    Write::PutSession(self.session_record(sid)),
+                ];
                 let info = self.session_info(sid);
                 self.reply_after(conn, id, writes, Reply::Session(info));
             }
@@ -346,17 +387,28 @@ impl Core {
             s.state = SessionState::Open;
         }
         if all && !s.stype.discard_results_on_delivery {
-            let kept: Vec<u64> = s.tasks.iter().enumerate().filter(|(_, t)| t.delivered && t.result.is_some()).map(|(i, _)| i as u64 + 1).collect();
+            let kept: Vec<u64> = s
+                .tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.delivered && t.result.is_some())
+                .map(|(i, _)| i as u64 + 1)
+                .collect();
             s.undelivered.extend(kept);
         }
         let to_deliver = s.undelivered.len() as u64;
-        Ok(Reply::Opened { session: self.session_info(sid), to_deliver })
+        Ok(Reply::Opened {
+            session: self.session_info(sid),
+            to_deliver,
+        })
     }
 
     fn held_by(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, String> {
         let sid = self.lookup(conn, r)?;
         if self.sessions[&sid].holder != Some(conn) {
-            return Err(format!("session {r} is not held by this client (reopen it first: soamsession reopen {r})"));
+            return Err(format!(
+                "session {r} is not held by this client (reopen it first: soamsession reopen {r})"
+            ));
         }
         Ok(sid)
     }
@@ -369,8 +421,14 @@ impl Core {
         if let Some(limit) = self.cfg.max_stored_tasks {
             let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
             if held + inputs.len() as u64 > limit {
-                return self.fail(conn, id, format!(
-                    "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)", inputs.len()));
+                return self.fail(
+                    conn,
+                    id,
+                    format!(
+                        "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)",
+                        inputs.len()
+                    ),
+                );
             }
         }
         let now = now_ms();
@@ -382,14 +440,17 @@ impl Core {
         for input in inputs {
             let idx = s.tasks.len() as u32;
             if recoverable {
-                records.push((idx as u64 + 1, TaskRecord {
-                    state: StoredTaskState::Pending,
-                    attempts: 0,
-                    input: input.clone(),
-                    result: None,
-                    delivered: false,
-                    submitted_ms: now,
-                }));
+                records.push((
+                    idx as u64 + 1,
+                    TaskRecord {
+                        state: StoredTaskState::Pending,
+                        attempts: 0,
+                        input: input.clone(),
+                        result: None,
+                        delivered: false,
+                        submitted_ms: now,
+                    },
+                ));
             }
             s.tasks.push(Task {
                 input,
@@ -411,7 +472,14 @@ impl Core {
         let writes = if recoverable {
             let app = s.app.clone();
             let sess = s.id;
-            vec![Write::PutTasks { app, session: sess, tasks: records }, Write::PutSession(self.session_record(sid))]
+            vec![
+                Write::PutTasks {
+                    app,
+                    session: sess,
+                    tasks: records,
+                },
+                Write::PutSession(self.session_record(sid)),
+            ]
         } else {
             Vec::new()
         };
@@ -457,7 +525,11 @@ impl Core {
 
     fn finish(&mut self, conn: ConnId, r: &SessionRef, state: SessionState) -> R {
         let sid = self.lookup(conn, r)?;
-        let reason = if state == SessionState::Closed { "closed by a client" } else { "aborted by a client" };
+        let reason = if state == SessionState::Closed {
+            "closed by a client"
+        } else {
+            "aborted by a client"
+        };
         let holder = self.sessions[&sid].holder;
         // The caller hears it in the reply; another holder hears it as an event.
         self.end_session(sid, state, reason, holder != Some(conn));
@@ -470,11 +542,28 @@ impl Core {
         s.common_data = data.clone();
         let seq_base = self.next_seq;
         let mut n = 0;
-        for inst in self.instances.values_mut().filter(|i| i.entered == Some(sid) && i.bound == Some(sid)) {
+        for inst in self
+            .instances
+            .values_mut()
+            .filter(|i| i.entered == Some(sid) && i.bound == Some(sid))
+        {
             let seq = seq_base + n;
             n += 1;
-            inst.expect.push_back(Expect { kind: Kind::SessionUpdate, sid, task: 0, attempt: 0, seq, sent: Instant::now() });
-            let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionUpdate, session: self.sessions[&sid].id, task: 0, attempt: 0, payload: data.clone() }]));
+            inst.expect.push_back(Expect {
+                kind: Kind::SessionUpdate,
+                sid,
+                task: 0,
+                attempt: 0,
+                seq,
+                sent: Instant::now(),
+            });
+            let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg {
+                kind: Kind::SessionUpdate,
+                session: self.sessions[&sid].id,
+                task: 0,
+                attempt: 0,
+                payload: data.clone(),
+            }]));
         }
         self.next_seq += n;
         let rec = self.session_record(sid);
@@ -518,7 +607,12 @@ impl Core {
         let sid = self.lookup(conn, &r.session)?;
         let s = self.sessions.get_mut(&sid).unwrap();
         if r.task == 0 || r.task > s.tasks.len() as u64 {
-            return Err(format!("session {} has no task {} (tasks are 1..{})", r.session, r.task, s.tasks.len()));
+            return Err(format!(
+                "session {} has no task {} (tasks are 1..{})",
+                r.session,
+                r.task,
+                s.tasks.len()
+            ));
         }
         let idx = (r.task - 1) as usize;
         let state = s.tasks[idx].state;
@@ -585,7 +679,10 @@ impl Core {
             let generation = s.disconnect_gen;
             let app = &self.apps.get(&s.app);
             let timeout = app.map(|a| a.profile.consumer.transient_disconnection_timeout_s).unwrap_or(0);
-            tracing::info!("session {} lost its client; disconnect action in {timeout} s unless reopened", s.addr());
+            tracing::info!(
+                "session {} lost its client; disconnect action in {timeout} s unless reopened",
+                s.addr()
+            );
             self.after(timeout * 1000, Timer::Disconnect { sid, generation });
         }
     }
@@ -615,9 +712,22 @@ impl Core {
                 inst.release = false;
                 if inst.entered == Some(sid) {
                     inst.entered = None;
-                    inst.expect.push_back(Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq: self.next_seq, sent: Instant::now() });
+                    inst.expect.push_back(Expect {
+                        kind: Kind::SessionLeave,
+                        sid,
+                        task: 0,
+                        attempt: 0,
+                        seq: self.next_seq,
+                        sent: Instant::now(),
+                    });
                     self.next_seq += 1;
-                    let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg { kind: Kind::SessionLeave, session: s.id, task: 0, attempt: 0, payload: Bytes::new() }]));
+                    let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg {
+                        kind: Kind::SessionLeave,
+                        session: s.id,
+                        task: 0,
+                        attempt: 0,
+                        payload: Bytes::new(),
+                    }]));
                 }
                 inst.idle_since = Instant::now();
             }
@@ -633,12 +743,26 @@ impl Core {
                 c.held.remove(&sid);
             }
             if notify_holder {
-                self.event(h, Event::Ended { app: s.app.clone(), session: s.id, state, reason: reason.to_string() });
+                self.event(
+                    h,
+                    Event::Ended {
+                        app: s.app.clone(),
+                        session: s.id,
+                        state,
+                        reason: reason.to_string(),
+                    },
+                );
             }
         }
-        let mut writes = vec![Write::DeleteSession { app: s.app.clone(), id: s.id }];
+        let mut writes = vec![Write::DeleteSession {
+            app: s.app.clone(),
+            id: s.id,
+        }];
         if s.stype.recoverable {
-            writes.push(Write::DeleteTasks { app: s.app.clone(), session: s.id });
+            writes.push(Write::DeleteTasks {
+                app: s.app.clone(),
+                session: s.id,
+            });
         }
         if s.stype.persist_session_history {
             let h = self.history_record(&s, state, reason, now);

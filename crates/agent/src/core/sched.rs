@@ -57,7 +57,10 @@ impl Core {
         // minimumServices: each session's minimum first, by priority.
         for w in wants.iter_mut().filter(|w| w.policy == Policy::MinimumServices) {
             let used = app_used.entry(w.app.clone()).or_default();
-            let give = (w.min as u64).min(w.demand).min(left as u64).min(app_cap(&w.app).saturating_sub(*used) as u64) as u32;
+            let give = (w.min as u64)
+                .min(w.demand)
+                .min(left as u64)
+                .min(app_cap(&w.app).saturating_sub(*used) as u64) as u32;
             w.got += give;
             *used += give;
             left -= give;
@@ -68,9 +71,7 @@ impl Core {
                 if w.got as u64 >= w.demand || app_used.get(&w.app).copied().unwrap_or(0) >= app_cap(&w.app) {
                     continue;
                 }
-                if w.policy == Policy::Priority
-                    && wants.iter().any(|o| o.app == w.app && o.prio > w.prio && (o.got as u64) < o.demand)
-                {
+                if w.policy == Policy::Priority && wants.iter().any(|o| o.app == w.app && o.prio > w.prio && (o.got as u64) < o.demand) {
                     continue;
                 }
                 // Furthest below its share: smallest got/prio (compared without division).
@@ -102,7 +103,9 @@ impl Core {
                 per.entry(sid).or_default().push(iid);
             }
         }
-        let wanting = shares.iter().any(|(sid, &share)| per.get(sid).map_or(0, |v| v.len()) < share as usize);
+        let wanting = shares
+            .iter()
+            .any(|(sid, &share)| per.get(sid).map_or(0, |v| v.len()) < share as usize);
         let mut releases = Vec::new();
         for (sid, mut insts) in per {
             let share = shares.get(&sid).copied().unwrap_or(0) as usize;
@@ -120,7 +123,11 @@ impl Core {
         let mut order: Vec<(Sid, u32)> = shares.into_iter().collect();
         order.sort_by_key(|&(sid, _)| (std::cmp::Reverse(self.sessions[&sid].stype.priority), sid));
         for (sid, share) in order {
-            let have = self.instances.values().filter(|i| i.bound == Some(sid) && !i.release && i.kill.is_none()).count() as u32;
+            let have = self
+                .instances
+                .values()
+                .filter(|i| i.bound == Some(sid) && !i.release && i.kill.is_none())
+                .count() as u32;
             for _ in have..share {
                 if !self.acquire(sid) {
                     break;
@@ -133,7 +140,12 @@ impl Core {
             self.dispatch(iid);
         }
         // 4. Retired instances go once idle.
-        let idle_retired: Vec<InstId> = self.instances.iter().filter(|(_, i)| i.retire && i.bound.is_none() && i.expect.is_empty() && i.kill.is_none()).map(|(&id, _)| id).collect();
+        let idle_retired: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.retire && i.bound.is_none() && i.expect.is_empty() && i.kill.is_none())
+            .map(|(&id, _)| id)
+            .collect();
         for iid in idle_retired {
             self.destroy_instance(iid);
         }
@@ -165,7 +177,24 @@ impl Core {
         }
         if inst.entered.take() == Some(sid) {
             let session = self.sessions.get(&sid).map(|s| s.id).unwrap_or(0);
-            self.push(iid, Expect { kind: Kind::SessionLeave, sid, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg { kind: Kind::SessionLeave, session, task: 0, attempt: 0, payload: Bytes::new() }]);
+            self.push(
+                iid,
+                Expect {
+                    kind: Kind::SessionLeave,
+                    sid,
+                    task: 0,
+                    attempt: 0,
+                    seq,
+                    sent: Instant::now(),
+                },
+                vec![OutMsg {
+                    kind: Kind::SessionLeave,
+                    session,
+                    task: 0,
+                    attempt: 0,
+                    payload: Bytes::new(),
+                }],
+            );
         }
         if self.instances[&iid].retire {
             self.needs_schedule = true;
@@ -218,7 +247,12 @@ impl Core {
             (s.service.clone(), s.app.clone())
         };
         let idle = |i: &Instance| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && !i.retire;
-        let found = self.instances.iter().filter(|(_, i)| idle(i) && i.app == app && Arc::ptr_eq(&i.service, &service)).map(|(&id, _)| id).min();
+        let found = self
+            .instances
+            .iter()
+            .filter(|(_, i)| idle(i) && i.app == app && Arc::ptr_eq(&i.service, &service))
+            .map(|(&id, _)| id)
+            .min();
         let iid = match found {
             Some(iid) => iid,
             None => {
@@ -245,30 +279,44 @@ impl Core {
         let sink: instance::EventSink = Arc::new(move |inst, ev| inbox.send(CoreMsg::Instance { inst, ev }));
         let spawned = instance::spawn(iid, app, service.clone(), sink);
         tracing::debug!("instance {iid} of {app}/{} started (pid {:?})", service.name, spawned.pid);
-        self.instances.insert(iid, Instance {
-            app: app.to_string(),
-            service,
-            tx: spawned.tx,
-            pid: spawned.pid,
-            bound: None,
-            entered: None,
-            expect: VecDeque::new(),
-            invokes: 0,
-            release: false,
-            retire: false,
-            kill: None,
-            armed_seq: 0,
-            idle_since: Instant::now(),
-            last_reply: Instant::now(),
-        });
+        self.instances.insert(
+            iid,
+            Instance {
+                app: app.to_string(),
+                service,
+                tx: spawned.tx,
+                pid: spawned.pid,
+                bound: None,
+                entered: None,
+                expect: VecDeque::new(),
+                invokes: 0,
+                release: false,
+                retire: false,
+                kill: None,
+                armed_seq: 0,
+                idle_since: Instant::now(),
+                last_reply: Instant::now(),
+            },
+        );
         let seq = self.take_seq();
-        self.push(iid, Expect { kind: Kind::CreateService, sid: 0, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg {
-            kind: Kind::CreateService,
-            session: 0,
-            task: 0,
-            attempt: 0,
-            payload: Bytes::from(app.to_string()),
-        }]);
+        self.push(
+            iid,
+            Expect {
+                kind: Kind::CreateService,
+                sid: 0,
+                task: 0,
+                attempt: 0,
+                seq,
+                sent: Instant::now(),
+            },
+            vec![OutMsg {
+                kind: Kind::CreateService,
+                session: 0,
+                task: 0,
+                attempt: 0,
+                payload: Bytes::from(app.to_string()),
+            }],
+        );
         iid
     }
 
@@ -276,9 +324,26 @@ impl Core {
         let seq = self.take_seq();
         let s = self.sessions.get_mut(&sid).unwrap();
         s.bound += 1;
-        let msg = OutMsg { kind: Kind::SessionEnter, session: s.id, task: 0, attempt: 0, payload: s.common_data.clone() };
+        let msg = OutMsg {
+            kind: Kind::SessionEnter,
+            session: s.id,
+            task: 0,
+            attempt: 0,
+            payload: s.common_data.clone(),
+        };
         self.instances.get_mut(&iid).unwrap().bound = Some(sid);
-        self.push(iid, Expect { kind: Kind::SessionEnter, sid, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![msg]);
+        self.push(
+            iid,
+            Expect {
+                kind: Kind::SessionEnter,
+                sid,
+                task: 0,
+                attempt: 0,
+                seq,
+                sent: Instant::now(),
+            },
+            vec![msg],
+        );
     }
 
     pub(super) fn destroy_instance(&mut self, iid: InstId) {
@@ -289,13 +354,24 @@ impl Core {
         }
         inst.kill = Some(KillReason::Retire);
         inst.retire = true;
-        self.push(iid, Expect { kind: Kind::DestroyService, sid: 0, task: 0, attempt: 0, seq, sent: Instant::now() }, vec![OutMsg {
-            kind: Kind::DestroyService,
-            session: 0,
-            task: 0,
-            attempt: 0,
-            payload: Bytes::new(),
-        }]);
+        self.push(
+            iid,
+            Expect {
+                kind: Kind::DestroyService,
+                sid: 0,
+                task: 0,
+                attempt: 0,
+                seq,
+                sent: Instant::now(),
+            },
+            vec![OutMsg {
+                kind: Kind::DestroyService,
+                session: 0,
+                task: 0,
+                attempt: 0,
+                payload: Bytes::new(),
+            }],
+        );
     }
 
     /// Sends pending tasks to an entered instance, keeping a few queued on it.
@@ -312,7 +388,11 @@ impl Core {
         // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
         // split evenly over the session's instances so none queues what another could
         // start now.
-        let depth = if s.task_ns == 0 { 1 } else { (PIPELINE_TARGET_NS / s.task_ns).clamp(1, PIPELINE as u64) as usize };
+        let depth = if s.task_ns == 0 {
+            1
+        } else {
+            (PIPELINE_TARGET_NS / s.task_ns).clamp(1, PIPELINE as u64) as usize
+        };
         let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
         let room = depth.saturating_sub(inst.invokes);
         let n = per.min(room).min(s.pending.len());
@@ -329,7 +409,13 @@ impl Core {
             let t = &mut s.tasks[idx];
             t.attempts += 1;
             t.started_ms = now;
-            msgs.push(OutMsg { kind: Kind::Invoke, session: s.id, task: idx as u64 + 1, attempt: t.attempts, payload: t.input.clone() });
+            msgs.push(OutMsg {
+                kind: Kind::Invoke,
+                session: s.id,
+                task: idx as u64 + 1,
+                attempt: t.attempts,
+                payload: t.input.clone(),
+            });
             expects.push((idx as u64 + 1, t.attempts));
         }
         let base = self.next_seq;
@@ -337,7 +423,14 @@ impl Core {
         let inst = self.instances.get_mut(&iid).unwrap();
         let was_idle = inst.expect.is_empty();
         for (k, (task, attempt)) in expects.into_iter().enumerate() {
-            inst.expect.push_back(Expect { kind: Kind::Invoke, sid, task, attempt, seq: base + 1 + k as u64, sent: Instant::now() });
+            inst.expect.push_back(Expect {
+                kind: Kind::Invoke,
+                sid,
+                task,
+                attempt,
+                seq: base + 1 + k as u64,
+                sent: Instant::now(),
+            });
             inst.invokes += 1;
         }
         let _ = inst.tx.send(InstCmd::Send(msgs));

@@ -80,7 +80,9 @@ impl Core {
                 started_ms: (t.started_ms > 0).then_some(t.started_ms),
                 ended_ms: (t.ended_ms > 0).then_some(t.ended_ms),
                 input_bytes: t.input.len() as u64,
-                output_bytes: (t.state == TaskState::Done).then(|| t.result.as_ref().map(|r| r.len() as u64)).flatten(),
+                output_bytes: (t.state == TaskState::Done)
+                    .then(|| t.result.as_ref().map(|r| r.len() as u64))
+                    .flatten(),
                 error: (matches!(t.state, TaskState::Error | TaskState::Canceled))
                     .then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()))
                     .flatten(),
@@ -163,7 +165,9 @@ impl Core {
                 submitted_ms: t.submitted_ms,
                 started_ms: (t.started_ms > 0).then_some(t.started_ms),
                 ended_ms: (t.ended_ms > 0).then_some(t.ended_ms),
-                error: (t.state == TaskState::Error).then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned())).flatten(),
+                error: (t.state == TaskState::Error)
+                    .then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()))
+                    .flatten(),
             })
             .collect();
         HistoryRecord {

@@ -74,7 +74,8 @@ impl Collector {
         let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
             let pb = ProgressBar::new(total);
             pb.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             pb
         });
@@ -113,7 +114,10 @@ impl Collector {
             if o.state == TaskState::Done {
                 match std::str::from_utf8(&o.data) {
                     Ok(s) => obj.insert("output".into(), s.into()),
-                    Err(_) => obj.insert("output_base64".into(), base64::engine::general_purpose::STANDARD.encode(&o.data).into()),
+                    Err(_) => obj.insert(
+                        "output_base64".into(),
+                        base64::engine::general_purpose::STANDARD.encode(&o.data).into(),
+                    ),
                 };
             } else {
                 obj.insert("error".into(), String::from_utf8_lossy(&o.data).into_owned().into());
@@ -175,7 +179,10 @@ impl Collector {
     pub async fn collect(&mut self, client: &mut Client, session: &SessionRef, id: u64, until: &mut Until) -> anyhow::Result<Stop> {
         let mut mine_left = until.mine.map(|(_, _, n)| n);
         loop {
-            if mine_left == Some(0) || until.messages.is_some_and(|m| self.received >= m) || until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
+            if mine_left == Some(0)
+                || until.messages.is_some_and(|m| self.received >= m)
+                || until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m)
+            {
                 return Ok(Stop::Done);
             }
             let deadline = until.deadline;
@@ -204,11 +211,19 @@ impl Collector {
                         }
                     }
                     self.out.flush()?;
-                    client.notify(Request::Ack { session: session.clone(), tasks: acks })?;
+                    client.notify(Request::Ack {
+                        session: session.clone(),
+                        tasks: acks,
+                    })?;
                 }
                 Some(Event::Drained { session: sid, .. }) if sid == id && until.drained => return Ok(Stop::Drained),
                 Some(Event::TakenOver { session: sid, .. }) if sid == id => return Ok(Stop::TakenOver),
-                Some(Event::Ended { session: sid, state, reason, .. }) if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
+                Some(Event::Ended {
+                    session: sid,
+                    state,
+                    reason,
+                    ..
+                }) if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
                 Some(_) => {}
             }
         }

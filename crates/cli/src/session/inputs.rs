@@ -59,7 +59,14 @@ impl InputArgs {
                 .filter(|p| p.is_file())
                 .collect();
             files.sort();
-            return files.iter().map(|p| Ok(Bytes::from(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?))).collect();
+            return files
+                .iter()
+                .map(|p| {
+                    Ok(Bytes::from(
+                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+                    ))
+                })
+                .collect();
         }
         let mut data = Vec::new();
         std::io::stdin().read_to_end(&mut data).context("cannot read stdin")?;

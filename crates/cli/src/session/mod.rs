@@ -15,8 +15,12 @@ use soam_proto::SessionRef;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "soamsession", version, about = "Create, feed, detach from, reopen and end sessions",
-    after_help = "Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id")]
+#[command(
+    name = "soamsession",
+    version,
+    about = "Create, feed, detach from, reopen and end sessions",
+    after_help = "Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,

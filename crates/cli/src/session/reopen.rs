@@ -44,7 +44,14 @@ pub struct FetchArgs {
 }
 
 async fn open(client: &soam_client::Client, r: &SessionRef, direct: bool, all: bool) -> anyhow::Result<(SessionInfo, u64)> {
-    match client.call(Request::OpenSession { session: r.clone(), direct, all }).await? {
+    match client
+        .call(Request::OpenSession {
+            session: r.clone(),
+            direct,
+            all,
+        })
+        .await?
+    {
         Reply::Opened { session, to_deliver } => Ok((session, to_deliver)),
         _ => anyhow::bail!("unexpected reply"),
     }
@@ -55,20 +62,42 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
     let (s, to_deliver) = open(&client, &a.session, a.direct, a.all).await?;
     let outstanding = s.pending + s.running;
     let mut col = Collector::new(a.output.clone(), None, to_deliver + outstanding)?;
-    let mut until = if a.no_wait { Until { messages: Some(to_deliver), ..Default::default() } } else { Until { drained: true, ..Default::default() } };
+    let mut until = if a.no_wait {
+        Until {
+            messages: Some(to_deliver),
+            ..Default::default()
+        }
+    } else {
+        Until {
+            drained: true,
+            ..Default::default()
+        }
+    };
     let stop = col.collect(&mut client, &a.session, s.id, &mut until).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         if let Stop::Interrupted = stop {
-            let _ = client.call(Request::Detach { session: a.session.clone() }).await;
+            let _ = client
+                .call(Request::Detach {
+                    session: a.session.clone(),
+                })
+                .await;
         }
         return Ok(code);
     }
     // Drained means nothing is pending, running or left to deliver: safe to close.
     if matches!(stop, Stop::Drained) && !a.detach && !a.no_wait {
-        client.call(Request::Close { session: a.session.clone() }).await?;
+        client
+            .call(Request::Close {
+                session: a.session.clone(),
+            })
+            .await?;
     } else {
-        client.call(Request::Detach { session: a.session.clone() }).await?;
+        client
+            .call(Request::Detach {
+                session: a.session.clone(),
+            })
+            .await?;
     }
     Ok(if col.failed > 0 { 1 } else { 0 })
 }
@@ -78,14 +107,27 @@ pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
     let (s, to_deliver) = open(&client, &a.session, a.direct, false).await?;
     let mut col = Collector::new(a.output.clone(), None, 0)?;
     let mut until = match a.timeout {
-        Some(t) if t > 0.0 => Until { max: a.max, drained: true, deadline: Some(Instant::now() + Duration::from_secs_f64(t)), ..Default::default() },
-        _ => Until { max: a.max, messages: Some(to_deliver), ..Default::default() },
+        Some(t) if t > 0.0 => Until {
+            max: a.max,
+            drained: true,
+            deadline: Some(Instant::now() + Duration::from_secs_f64(t)),
+            ..Default::default()
+        },
+        _ => Until {
+            max: a.max,
+            messages: Some(to_deliver),
+            ..Default::default()
+        },
     };
     let stop = col.collect(&mut client, &a.session, s.id, &mut until).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         return Ok(code);
     }
-    client.call(Request::Detach { session: a.session.clone() }).await?;
+    client
+        .call(Request::Detach {
+            session: a.session.clone(),
+        })
+        .await?;
     Ok(0)
 }

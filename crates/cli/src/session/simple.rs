@@ -16,7 +16,9 @@ pub fn session_json(s: &SessionInfo) -> serde_json::Value {
 pub fn read_common(path: Option<&std::path::Path>) -> anyhow::Result<bytes::Bytes> {
     match path {
         None => Ok(bytes::Bytes::new()),
-        Some(p) => Ok(std::fs::read(p).with_context(|| format!("cannot read common data {}", p.display()))?.into()),
+        Some(p) => Ok(std::fs::read(p)
+            .with_context(|| format!("cannot read common data {}", p.display()))?
+            .into()),
     }
 }
 
@@ -32,7 +34,9 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
         direct: a.direct,
         attach: false,
     });
-    let Reply::Session(s) = client.call(req).await? else { anyhow::bail!("unexpected reply") };
+    let Reply::Session(s) = client.call(req).await? else {
+        anyhow::bail!("unexpected reply")
+    };
     if a.json {
         println!("{}", session_json(&s));
     } else {
@@ -43,21 +47,33 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
 
 pub async fn detach(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
     let client = conn.connect("soamsession detach").await?;
-    client.call(Request::Detach { session: a.session.clone() }).await?;
+    client
+        .call(Request::Detach {
+            session: a.session.clone(),
+        })
+        .await?;
     eprintln!("session {} detached; its workload keeps running", a.session);
     Ok(0)
 }
 
 pub async fn close(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
     let client = conn.connect("soamsession close").await?;
-    client.call(Request::Close { session: a.session.clone() }).await?;
+    client
+        .call(Request::Close {
+            session: a.session.clone(),
+        })
+        .await?;
     eprintln!("session {} closed", a.session);
     Ok(0)
 }
 
 pub async fn abort(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
     let client = conn.connect("soamsession abort").await?;
-    client.call(Request::Abort { session: a.session.clone() }).await?;
+    client
+        .call(Request::Abort {
+            session: a.session.clone(),
+        })
+        .await?;
     eprintln!("session {} aborted", a.session);
     Ok(0)
 }
@@ -65,7 +81,12 @@ pub async fn abort(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
 pub async fn update(conn: &Conn, a: UpdateArgs) -> anyhow::Result<i32> {
     let data = read_common(Some(&a.common_data))?;
     let client = conn.connect("soamsession update").await?;
-    client.call(Request::UpdateCommonData { session: a.session.clone(), data }).await?;
+    client
+        .call(Request::UpdateCommonData {
+            session: a.session.clone(),
+            data,
+        })
+        .await?;
     eprintln!("session {} common data updated", a.session);
     Ok(0)
 }

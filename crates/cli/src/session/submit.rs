@@ -46,11 +46,27 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
                 direct: a.direct,
                 attach: true,
             });
-            let Reply::Session(s) = client.call(req).await? else { anyhow::bail!("unexpected reply") };
-            (SessionRef { app: s.app, key: SessionKey::Id(s.id) }, s.id, true)
+            let Reply::Session(s) = client.call(req).await? else {
+                anyhow::bail!("unexpected reply")
+            };
+            (
+                SessionRef {
+                    app: s.app,
+                    key: SessionKey::Id(s.id),
+                },
+                s.id,
+                true,
+            )
         }
         (None, Some(r)) => {
-            let Reply::Opened { session: s, .. } = client.call(Request::OpenSession { session: r.clone(), direct: a.direct, all: false }).await? else {
+            let Reply::Opened { session: s, .. } = client
+                .call(Request::OpenSession {
+                    session: r.clone(),
+                    direct: a.direct,
+                    all: false,
+                })
+                .await?
+            else {
                 anyhow::bail!("unexpected reply")
             };
             (r.clone(), s.id, false)
@@ -61,11 +77,18 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     // All batches go out before the first reply is awaited.
     let replies: Vec<_> = soam_client::batches(inputs, BATCH_TASKS)
         .into_iter()
-        .map(|tasks| client.send(Request::Submit { session: sref.clone(), tasks }))
+        .map(|tasks| {
+            client.send(Request::Submit {
+                session: sref.clone(),
+                tasks,
+            })
+        })
         .collect();
     let (mut first, mut last) = (u64::MAX, 0);
     for r in replies {
-        let Reply::Submitted { first: f, count } = r.await? else { anyhow::bail!("unexpected reply") };
+        let Reply::Submitted { first: f, count } = r.await? else {
+            anyhow::bail!("unexpected reply")
+        };
         if count > 0 {
             first = first.min(f);
             last = last.max(f + count - 1);
@@ -79,13 +102,19 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut col = Collector::new(a.output.clone(), (total > 0).then_some(first), total)?;
-    let mut until = Until { mine: Some((first, last, total)), ..Default::default() };
+    let mut until = Until {
+        mine: Some((first, last, total)),
+        ..Default::default()
+    };
     let stop = col.collect(&mut client, &sref, id, &mut until).await?;
     col.finish()?;
     if let Stop::Interrupted = stop {
         let _ = client.call(Request::Detach { session: sref.clone() }).await;
     }
-    let here = SessionRef { app: sref.app.clone(), key: SessionKey::Id(id) };
+    let here = SessionRef {
+        app: sref.app.clone(),
+        key: SessionKey::Id(id),
+    };
     if let Some(code) = report_stop(&stop, &here) {
         return Ok(code);
     }

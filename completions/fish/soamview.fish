@@ -1,0 +1,63 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_soamview_global_optspecs
+    string join \n json watch socket= h/help V/version
+end
+
+function __fish_soamview_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_soamview_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_soamview_using_subcommand
+    set -l cmd (__fish_soamview_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c soamview -n "__fish_soamview_needs_command" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_needs_command" -l json -d 'Print JSON (an array of objects keyed by the table\'s columns)'
+complete -c soamview -n "__fish_soamview_needs_command" -l watch -d 'Redraw every second until interrupted'
+complete -c soamview -n "__fish_soamview_needs_command" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_needs_command" -s V -l version -d 'Print version'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "app" -d 'Registered applications'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "task" -d 'Tasks of one session'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamview -n "__fish_soamview_using_subcommand app" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand app" -s l -l long -d 'Long listing: limits, source file, registration time'
+complete -c soamview -n "__fish_soamview_using_subcommand app" -s p -l profile -d 'Print the registered profile text'
+complete -c soamview -n "__fish_soamview_using_subcommand app" -l json -d 'Print JSON (an array of objects keyed by the table\'s columns)'
+complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Redraw every second until interrupted'
+complete -c soamview -n "__fish_soamview_using_subcommand app" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l state -d 'Only sessions in this state (open, suspended, reconnecting, closed, aborted)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand session" -s a -l all -d 'Include ended sessions'
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l orphaned -d 'Only detached, idle sessions with output nobody collected'
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l json -d 'Print JSON (an array of objects keyed by the table\'s columns)'
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Redraw every second until interrupted'
+complete -c soamview -n "__fish_soamview_using_subcommand session" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l state -d 'Only tasks in this state (pending, running, done, error, canceled)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l json -d 'Print JSON (an array of objects keyed by the table\'s columns)'
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l watch -d 'Redraw every second until interrupted'
+complete -c soamview -n "__fish_soamview_using_subcommand task" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_using_subcommand history" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand history" -l json -d 'Print JSON (an array of objects keyed by the table\'s columns)'
+complete -c soamview -n "__fish_soamview_using_subcommand history" -l watch -d 'Redraw every second until interrupted'
+complete -c soamview -n "__fish_soamview_using_subcommand history" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "app" -d 'Registered applications'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "task" -d 'Tasks of one session'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "history" -d 'Ended sessions'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
