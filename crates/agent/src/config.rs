@@ -15,7 +15,6 @@ pub struct AgentConfig {
     pub instance_idle_timeout_s: u64,
     pub max_stored_sessions: Option<u64>,
     pub max_stored_tasks: Option<u64>,
-    pub max_store_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -26,7 +25,6 @@ struct FileConfig {
     instance_idle_timeout: Option<u64>,
     max_stored_sessions: Option<u64>,
     max_stored_tasks: Option<u64>,
-    max_store_bytes: Option<u64>,
 }
 
 /// What the command line said (None = not given).
@@ -64,7 +62,6 @@ impl AgentConfig {
             instance_idle_timeout_s: env_num("SOAM_INSTANCE_IDLE_TIMEOUT")?.or(fc.instance_idle_timeout).unwrap_or(60),
             max_stored_sessions: fc.max_stored_sessions,
             max_stored_tasks: fc.max_stored_tasks,
-            max_store_bytes: fc.max_store_bytes,
         })
     }
 }

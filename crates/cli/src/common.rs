@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn formats_utc() {
         assert_eq!(super::time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::time(1_795_379_471_000), "2026-11-22T20:17:51Z");
+        assert_eq!(super::time(1_795_379_471_000), "2026-11-22T20:31:11Z");
         assert_eq!(super::time(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

@@ -74,10 +74,11 @@ impl Grid {
                     other => other.to_string(),
                 };
                 let mut cell = Cell::new(&text);
-                if colour && self.columns[i] == "state" {
-                    if let Some(c) = state_colour(&text) {
-                        cell = cell.fg(c);
-                    }
+                if colour
+                    && self.columns[i] == "state"
+                    && let Some(c) = state_colour(&text)
+                {
+                    cell = cell.fg(c);
                 }
                 cell
             }));

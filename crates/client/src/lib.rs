@@ -85,10 +85,10 @@ fn agent_binary() -> PathBuf {
             return sibling;
         }
         // Test binaries live in target/*/deps; the agent one level up.
-        if let Some(up) = exe.parent().and_then(|p| p.parent()).map(|p| p.join("soamd")) {
-            if up.is_file() {
-                return up;
-            }
+        if let Some(up) = exe.parent().and_then(|p| p.parent()).map(|p| p.join("soamd"))
+            && up.is_file()
+        {
+            return up;
         }
     }
     PathBuf::from("soamd")

@@ -101,10 +101,11 @@ impl Core {
             Kind::SessionLeave | Kind::DestroyService => {}
         }
         self.arm_head(iid);
-        if let Some(inst) = self.instances.get(&iid) {
-            if inst.release && inst.invokes == 0 {
-                self.unbind(iid);
-            }
+        if let Some(inst) = self.instances.get(&iid)
+            && inst.release
+            && inst.invokes == 0
+        {
+            self.unbind(iid);
         }
     }
 
@@ -195,10 +196,10 @@ impl Core {
             Some(KillReason::Failed(m)) => Some(m.clone()),
             Some(_) => None,
         };
-        if let Some(sid) = inst.bound {
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                s.bound = s.bound.saturating_sub(1);
-            }
+        if let Some(sid) = inst.bound
+            && let Some(s) = self.sessions.get_mut(&sid)
+        {
+            s.bound = s.bound.saturating_sub(1);
         }
         let control = inst.service.control;
         for (k, e) in inst.expect.iter().enumerate() {

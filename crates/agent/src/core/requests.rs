@@ -161,10 +161,10 @@ impl Core {
         }
         for (svc_name, old_svc) in &old_services {
             // Unchanged services keep the old Arc so open sessions and instances match it.
-            if let Some(new) = self.apps.get_mut(&name).and_then(|a| a.services.get_mut(svc_name)) {
-                if new.as_ref() == old_svc.as_ref() {
-                    *new = old_svc.clone();
-                }
+            if let Some(new) = self.apps.get_mut(&name).and_then(|a| a.services.get_mut(svc_name))
+                && new.as_ref() == old_svc.as_ref()
+            {
+                *new = old_svc.clone();
             }
         }
         for iid in retire {
@@ -253,18 +253,18 @@ impl Core {
                     check_session_name(what, v)?;
                 }
             }
-            if let Some(n) = &c.name {
-                if self.by_name.contains_key(&(c.app.clone(), n.clone())) {
-                    return Err(format!("application '{}' already has an open session named '{n}'", c.app));
-                }
+            if let Some(n) = &c.name
+                && self.by_name.contains_key(&(c.app.clone(), n.clone()))
+            {
+                return Err(format!("application '{}' already has an open session named '{n}'", c.app));
             }
-            if let Some(limit) = self.cfg.max_stored_sessions {
-                if self.sessions.len() as u64 >= limit {
-                    return Err(format!(
-                        "the agent holds {} sessions, its maxStoredSessions limit ({limit})",
-                        self.sessions.len()
-                    ));
-                }
+            if let Some(limit) = self.cfg.max_stored_sessions
+                && self.sessions.len() as u64 >= limit
+            {
+                return Err(format!(
+                    "the agent holds {} sessions, its maxStoredSessions limit ({limit})",
+                    self.sessions.len()
+                ));
             }
             let counter = self.counters.entry(c.app.clone()).or_insert(1);
             let sess_id = *counter;

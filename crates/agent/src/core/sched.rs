@@ -388,11 +388,9 @@ impl Core {
         // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
         // split evenly over the session's instances so none queues what another could
         // start now.
-        let depth = if s.task_ns == 0 {
-            1
-        } else {
-            (PIPELINE_TARGET_NS / s.task_ns).clamp(1, PIPELINE as u64) as usize
-        };
+        let depth = PIPELINE_TARGET_NS
+            .checked_div(s.task_ns)
+            .map_or(1, |d| d.clamp(1, PIPELINE as u64) as usize);
         let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
         let room = depth.saturating_sub(inst.invokes);
         let n = per.min(room).min(s.pending.len());

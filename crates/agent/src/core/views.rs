@@ -40,10 +40,11 @@ impl Core {
     }
 
     pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, String> {
-        if let Some(app) = &q.app {
-            if !self.apps.contains_key(app) && !self.sessions.values().any(|s| &s.app == app) {
-                return Err(format!("unknown application '{app}'"));
-            }
+        if let Some(app) = &q.app
+            && !self.apps.contains_key(app)
+            && !self.sessions.values().any(|s| &s.app == app)
+        {
+            return Err(format!("unknown application '{app}'"));
         }
         let mut out: Vec<SessionInfo> = self
             .sessions
@@ -103,10 +104,10 @@ impl Core {
     }
 
     pub(super) fn list_apps(&self, app: Option<String>) -> Result<Reply, String> {
-        if let Some(a) = &app {
-            if !self.apps.contains_key(a) {
-                return Err(format!("unknown application '{a}'"));
-            }
+        if let Some(a) = &app
+            && !self.apps.contains_key(a)
+        {
+            return Err(format!("unknown application '{a}'"));
         }
         let mut out: Vec<AppInfo> = self
             .apps

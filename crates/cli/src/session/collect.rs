@@ -202,12 +202,11 @@ impl Collector {
                         self.received += 1;
                         acks.push(o.task);
                         let task = o.task;
-                        if self.take(o)? {
-                            if let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut()) {
-                                if (first..=last).contains(&task) {
-                                    *left -= 1;
-                                }
-                            }
+                        if self.take(o)?
+                            && let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut())
+                            && (first..=last).contains(&task)
+                        {
+                            *left -= 1;
                         }
                     }
                     self.out.flush()?;
