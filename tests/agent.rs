@@ -143,3 +143,30 @@ fn bad_frames_get_an_error_and_only_their_connection_closes() {
     let out = env.run_stdin("soamsession", &["submit", "--app", "a"], "x\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n");
 }
+
+#[test]
+fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
+    let mut env = Env::empty();
+    std::fs::write(env.path("soamd.yaml"), "instanceIdleTimeout: 1\nmaxStoredSessions: 2\nmaxStoredTasks: 5\n").unwrap();
+    env.start_agent();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let id = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
+    let sess = format!("a:{id}");
+    env.ok("soamsession", &["submit", "--session", &sess, "--count", "3"]);
+    // Nothing to run for a while: instances leave their session and stop.
+    wait_for(20, "idle instances to stop", || (env.json("soamcontrol", &["agent", "status"])["instances"] == 0).then_some(()));
+    // maxStoredTasks: 3 held, 3 more would pass 5; refused, nothing accepted.
+    let e = env.fails("soamsession", &["submit", "--session", &sess, "--count", "3"]);
+    assert!(e.contains("maxStoredTasks limit (5"), "{e}");
+    assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), 3);
+    // maxStoredSessions: the second fits, the third does not.
+    env.ok("soamsession", &["create", "--app", "a"]);
+    let e = env.fails("soamsession", &["create", "--app", "a"]);
+    assert!(e.contains("maxStoredSessions limit (2)"), "{e}");
+    // A bad config is refused at start with its file and line.
+    std::fs::write(env.path("soamd.yaml"), "slots: 2\nslotz: 3\n").unwrap();
+    let o = env.cmd("soamd").env("SOAM_HOME", env.home.path()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("soamd.yaml:2") && err.contains("slotz"), "{err}");
+}

@@ -549,7 +549,17 @@ impl Core {
             self.end_session(sid, SessionState::Closed, "idle timeout", true);
         }
         // Idle instances are stopped after a while: reuse is for bursts, not forever.
+        // One bound to a session with nothing to run first leaves it.
         let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
+        let idle_bound: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.bound.is_some() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in idle_bound {
+            self.unbind(id);
+        }
         let stale: Vec<InstId> = self
             .instances
             .iter()

@@ -71,7 +71,9 @@ impl Collector {
         if let Some(d) = &args.output_dir {
             std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
         }
-        let progress = (std::io::stderr().is_terminal() && total > 0).then(|| {
+        // A bar only for a person watching: never when the outputs are piped away.
+        let watched = std::io::stderr().is_terminal() && (std::io::stdout().is_terminal() || args.output_dir.is_some());
+        let progress = (watched && total > 0).then(|| {
             let pb = ProgressBar::new(total);
             pb.set_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec} eta {eta}")
