@@ -147,14 +147,20 @@ fn bad_frames_get_an_error_and_only_their_connection_closes() {
 #[test]
 fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
     let mut env = Env::empty();
-    std::fs::write(env.path("soamd.yaml"), "instanceIdleTimeout: 1\nmaxStoredSessions: 2\nmaxStoredTasks: 5\n").unwrap();
+    std::fs::write(
+        env.path("soamd.yaml"),
+        "instanceIdleTimeout: 1\nmaxStoredSessions: 2\nmaxStoredTasks: 5\n",
+    )
+    .unwrap();
     env.start_agent();
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let id = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
     let sess = format!("a:{id}");
     env.ok("soamsession", &["submit", "--session", &sess, "--count", "3"]);
     // Nothing to run for a while: instances leave their session and stop.
-    wait_for(20, "idle instances to stop", || (env.json("soamcontrol", &["agent", "status"])["instances"] == 0).then_some(()));
+    wait_for(20, "idle instances to stop", || {
+        (env.json("soamcontrol", &["agent", "status"])["instances"] == 0).then_some(())
+    });
     // maxStoredTasks: 3 held, 3 more would pass 5; refused, nothing accepted.
     let e = env.fails("soamsession", &["submit", "--session", &sess, "--count", "3"]);
     assert!(e.contains("maxStoredTasks limit (5"), "{e}");

@@ -231,3 +231,31 @@ fn admin_task_kill_and_requeue() {
         (env.session("a", id).unwrap()["done"] == 2).then_some(())
     });
 }
+
+#[test]
+fn suspend_requeues_running_work_and_resume_dispatches_again() {
+    let env = Env::with_slots(1);
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let id: u64 = env.ok("soamsession", &["create", "--app", "a"]).trim().parse().unwrap();
+    let s = format!("a:{id}");
+    env.ok("soamsession", &["submit", "--session", &s, "--task", "sleep:30", "--detach"]);
+    wait_for(20, "running", || (env.session("a", id).unwrap()["running"] == 1).then_some(()));
+    env.ok("soamcontrol", &["session", "suspend", &s]);
+    // After suspendGracePeriod (100 ms) the running task is stopped and back to pending.
+    wait_for(20, "requeued", || {
+        let v = env.session("a", id).unwrap();
+        (v["state"] == "suspended" && v["running"] == 0 && v["pending"] == 1).then_some(())
+    });
+    let e = env.fails("soamcontrol", &["session", "suspend", &s]);
+    assert!(e.contains("already suspended"), "{e}");
+    // Tasks are still accepted while suspended, but not run.
+    env.ok("soamsession", &["submit", "--session", &s, "--task", "quick", "--detach"]);
+    assert_eq!(env.session("a", id).unwrap()["pending"], 2);
+    env.ok("soamcontrol", &["session", "resume", &s]);
+    wait_for(20, "running again", || {
+        (env.session("a", id).unwrap()["running"] == 1).then_some(())
+    });
+    let tasks = env.json("soamview", &["task", &s]);
+    assert_eq!(tasks[0]["attempts"], 1, "a suspended attempt does not count");
+    env.ok("soamsession", &["abort", &s]);
+}

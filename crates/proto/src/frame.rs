@@ -10,6 +10,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Largest body accepted in either direction. Senders split task batches below it.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// Largest task input or output: one always fits a frame with its envelope.
+pub const MAX_PAYLOAD: usize = 15 * 1024 * 1024;
+
 /// Budget a sender aims for when packing many tasks into one frame, leaving headroom
 /// under [`MAX_FRAME`] for the envelope.
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;

@@ -18,8 +18,9 @@
 use std::io::{self, Read, Write};
 
 pub const HEADER: usize = 22;
-/// A payload larger than this is refused: protects both sides from a garbled length.
-pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// A payload larger than this is refused: protects both sides from a garbled length,
+/// and keeps every output small enough for one client frame (16 MiB).
+pub const MAX_MESSAGE: usize = 15 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

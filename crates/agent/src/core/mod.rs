@@ -573,8 +573,13 @@ impl Core {
 
     async fn stop_instances(&mut self) {
         let ids: Vec<InstId> = self.instances.keys().copied().collect();
-        for id in &ids {
-            self.destroy_instance(*id);
+        for id in ids {
+            // A busy instance would only answer DestroyService after its tasks.
+            if self.instances[&id].invokes > 0 {
+                self.kill(id, KillReason::Retire);
+            } else {
+                self.destroy_instance(id);
+            }
         }
         // Give services a moment to run DestroyService, then stop what is left.
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -418,6 +418,15 @@ impl Core {
             Ok(s) => s,
             Err(e) => return self.fail(conn, id, e),
         };
+        if let Some((i, big)) = inputs.iter().enumerate().find(|(_, t)| t.len() > soam_proto::frame::MAX_PAYLOAD) {
+            let msg = format!(
+                "task {} input is {} bytes; the limit is {} bytes",
+                i + 1,
+                big.len(),
+                soam_proto::frame::MAX_PAYLOAD
+            );
+            return self.fail(conn, id, msg);
+        }
         if let Some(limit) = self.cfg.max_stored_tasks {
             let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
             if held + inputs.len() as u64 > limit {

@@ -34,6 +34,14 @@ pub struct SubmitArgs {
 
 pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     let inputs = a.inputs.read()?;
+    if let Some((i, big)) = inputs.iter().enumerate().find(|(_, t)| t.len() > soam_proto::frame::MAX_PAYLOAD) {
+        anyhow::bail!(
+            "task {} input is {} bytes; the limit is {} bytes",
+            i + 1,
+            big.len(),
+            soam_proto::frame::MAX_PAYLOAD
+        );
+    }
     let mut client = conn.connect("soamsession submit").await?;
     let (sref, id, created) = match (&a.app, &a.session) {
         (Some(app), _) => {
@@ -86,7 +94,18 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         .collect();
     let (mut first, mut last) = (u64::MAX, 0);
     for r in replies {
-        let Reply::Submitted { first: f, count } = r.await? else {
+        let reply = match r.await {
+            Ok(r) => r,
+            Err(e) => {
+                // A session this command created would otherwise wait for its
+                // disconnect action; tasks already accepted in it end with it.
+                if created {
+                    let _ = client.call(Request::Close { session: sref.clone() }).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let Reply::Submitted { first: f, count } = reply else {
             anyhow::bail!("unexpected reply")
         };
         if count > 0 {
