@@ -100,6 +100,8 @@ pub enum Request {
         action: TaskAction,
     },
     Status,
+    /// Liveness check for long-running clients; answered `Ok`.
+    Ping,
     Shutdown,
 }
 

@@ -52,11 +52,15 @@ pub enum StoredTaskState {
 pub struct TaskRecord {
     pub state: StoredTaskState,
     pub attempts: u32,
+    /// Failed attempts so far, against taskRetryLimit (kept across a restart).
+    pub failures: u32,
     pub input: Bytes,
     /// Output (done) or failure message (error/canceled), while kept.
     pub result: Option<Bytes>,
     pub delivered: bool,
     pub submitted_ms: u64,
+    pub started_ms: u64,
+    pub ended_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

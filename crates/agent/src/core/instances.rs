@@ -162,6 +162,7 @@ impl Core {
                     tracing::debug!("task {}:{} attempt {attempts} failed; retrying", s.addr(), idx + 1);
                     s.set_state(idx, TaskState::Pending);
                     s.pending.push_back(idx as u32);
+                    self.persist_tasks(sid, [idx as u64 + 1]);
                 }
             }
         }
@@ -273,12 +274,14 @@ impl Core {
                     soam_profile::DisconnectAction::Suspend => {
                         if s.state != SessionState::Suspended {
                             self.suspend(sid);
+                            self.sessions.get_mut(&sid).unwrap().suspended_by_disconnect = true;
                         }
                     }
                     soam_profile::DisconnectAction::Continue => {
                         let s = self.sessions.get_mut(&sid).unwrap();
                         if s.state == SessionState::Reconnecting {
                             s.state = SessionState::Open;
+                            self.persist_session(sid);
                         }
                     }
                 }

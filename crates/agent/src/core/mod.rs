@@ -12,6 +12,7 @@
 //! tasks, `instances` handles what services reply, `views` builds what `soamview` shows.
 
 mod instances;
+mod persist;
 mod requests;
 mod sched;
 mod views;
@@ -56,6 +57,8 @@ pub enum CoreMsg {
     },
     Timer(Timer),
     Tick,
+    /// These task ends (recoverable sessions) are committed: their outputs may go out.
+    Persisted(Vec<(Sid, u64)>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +140,27 @@ struct Task {
     ended_ms: u64,
 }
 
+impl Task {
+    fn new(input: Bytes, now: u64) -> Task {
+        Task {
+            input,
+            result: None,
+            state: TaskState::Pending,
+            attempts: 0,
+            failures: 0,
+            delivered: false,
+            submitted_ms: now,
+            started_ms: 0,
+            ended_ms: 0,
+        }
+    }
+
+    /// Stands in for a task the store lost, so later ids keep their place.
+    fn canceled_placeholder() -> Task {
+        Task { state: TaskState::Canceled, result: Some(Bytes::from_static(b"lost from the store")), ..Task::new(Bytes::new(), 0) }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     pending: u64,
@@ -194,6 +218,54 @@ struct Session {
     /// Moving average of how long its tasks take on an instance (0 = not measured yet);
     /// sets how many tasks are queued ahead on an instance.
     task_ns: u64,
+    /// Task ends being committed (recoverable): not yet deliverable, not yet drained.
+    persisting: u64,
+    /// Suspended by its disconnect action (a reopen resumes it), not by an admin.
+    suspended_by_disconnect: bool,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        app: &str,
+        id: u64,
+        name: Option<String>,
+        tag: Option<String>,
+        stype: Arc<SessionType>,
+        service: Arc<Service>,
+        direct: bool,
+        common_data: Bytes,
+        owner_uid: u32,
+    ) -> Session {
+        Session {
+            app: app.to_string(),
+            id,
+            name,
+            tag,
+            stype,
+            service,
+            state: SessionState::Open,
+            holder: None,
+            direct,
+            common_data,
+            created_ms: now_ms(),
+            owner_uid,
+            tasks: Vec::new(),
+            pending: VecDeque::new(),
+            counts: Counts::default(),
+            undelivered: BTreeSet::new(),
+            unacked: BTreeSet::new(),
+            bound: 0,
+            bind_failures: 0,
+            disconnect_gen: 0,
+            suspend_gen: 0,
+            drained_sent: false,
+            idle_since: None,
+            task_ns: 0,
+            persisting: 0,
+            suspended_by_disconnect: false,
+        }
+    }
 }
 
 impl Session {
@@ -280,6 +352,8 @@ pub struct Core {
     history: VecDeque<HistoryRecord>,
     /// Sessions whose outputs or drained state may need sending at the next flush.
     dirty: HashSet<Sid>,
+    /// Task ends of recoverable sessions to commit at the end of this loop turn.
+    pending_ends: Vec<(Sid, u64)>,
     needs_schedule: bool,
     shutdown: watch::Sender<bool>,
 }
@@ -305,6 +379,7 @@ impl Core {
             next_seq: 1,
             history: loaded.history.into(),
             dirty: HashSet::new(),
+            pending_ends: Vec::new(),
             needs_schedule: false,
             shutdown,
         };
@@ -314,50 +389,8 @@ impl Core {
                 Err(e) => tracing::error!("registered application '{}' no longer validates ({e}); it is skipped", rec.name),
             }
         }
-        core.recover_sessions(loaded.sessions);
+        core.recover_sessions(loaded.sessions, loaded.tasks);
         core
-    }
-
-    /// Sessions found in the store were open when the last agent stopped. Their clients'
-    /// connections are gone with it; they end `aborted` with history.
-    fn recover_sessions(&mut self, found: Vec<soam_store::records::SessionRecord>) {
-        let mut writes = Vec::new();
-        for rec in found {
-            let ended = now_ms();
-            let priority = self
-                .apps
-                .get(&rec.app)
-                .and_then(|a| a.types.get(&rec.session_type))
-                .map(|t| t.priority)
-                .unwrap_or(1);
-            let h = HistoryRecord {
-                session: soam_store::records::HistorySession {
-                    app: rec.app.clone(),
-                    id: rec.id,
-                    name: rec.name.clone(),
-                    tag: rec.tag.clone(),
-                    session_type: rec.session_type.clone(),
-                    state: "aborted".into(),
-                    reason: Some("the agent stopped while the session was open".into()),
-                    created_ms: rec.created_ms,
-                    ended_ms: Some(ended),
-                    owner_uid: rec.owner_uid,
-                    priority,
-                    done: 0,
-                    error: 0,
-                    canceled: 0,
-                },
-                tasks: vec![],
-            };
-            self.history.push_front(h.clone());
-            writes.push(Write::PutHistory(h));
-            writes.push(Write::DeleteTasks {
-                app: rec.app.clone(),
-                session: rec.id,
-            });
-            writes.push(Write::DeleteSession { app: rec.app, id: rec.id });
-        }
-        self.store.submit(writes, None);
     }
 
     fn install_app(&mut self, profile: Profile, record: AppRecord) {
@@ -411,6 +444,7 @@ impl Core {
                 self.needs_schedule = false;
                 self.schedule();
             }
+            self.commit_ends();
             self.flush();
             if *self.shutdown.borrow() {
                 break;
@@ -450,6 +484,7 @@ impl Core {
             CoreMsg::Instance { inst, ev } => self.instance_event(inst, ev),
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
+            CoreMsg::Persisted(ends) => self.persisted(ends),
         }
     }
 
@@ -490,7 +525,7 @@ impl Core {
                 });
                 s.unacked.insert(tid);
             }
-            let drained = s.counts.pending == 0 && s.counts.running == 0 && s.undelivered.is_empty();
+            let drained = s.counts.pending == 0 && s.counts.running == 0 && s.persisting == 0 && s.undelivered.is_empty();
             let send_drained = drained && !s.drained_sent;
             if send_drained {
                 s.drained_sent = true;
@@ -534,6 +569,7 @@ impl Core {
                 && s.state == SessionState::Open
                 && s.counts.pending == 0
                 && s.counts.running == 0
+                && s.persisting == 0
                 && s.undelivered.is_empty()
                 && s.unacked.is_empty();
             if !idle {

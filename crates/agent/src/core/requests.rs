@@ -4,7 +4,6 @@
 use super::*;
 use soam_proto::addr::{SessionKey, SessionRef, TaskRef, check_session_name};
 use soam_proto::msg::{CreateSession, Reply, Request, SessionAction, TaskAction};
-use soam_store::records::{SessionRecord, StoredSessionState, StoredTaskState, TaskRecord};
 
 type R = Result<Reply, String>;
 
@@ -29,6 +28,7 @@ impl Core {
             Request::SessionControl { session, action } => self.session_control(conn, &session, action),
             Request::TaskControl { task, action } => self.task_control(conn, &task, action),
             Request::Status => Ok(Reply::Status(self.status())),
+            Request::Ping => Ok(Reply::Ok),
             Request::Shutdown => {
                 self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
                 tracing::info!("shutdown requested by a client");
@@ -272,32 +272,7 @@ impl Core {
             let sid = self.next_sid;
             self.next_sid += 1;
             let owner_uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
-            let s = Session {
-                app: c.app.clone(),
-                id: sess_id,
-                name: c.name.clone(),
-                tag: c.tag.clone(),
-                stype,
-                service,
-                state: SessionState::Open,
-                holder: None,
-                direct: c.direct,
-                common_data: c.common_data.clone(),
-                created_ms: now_ms(),
-                owner_uid,
-                tasks: Vec::new(),
-                pending: VecDeque::new(),
-                counts: Counts::default(),
-                undelivered: BTreeSet::new(),
-                unacked: BTreeSet::new(),
-                bound: 0,
-                bind_failures: 0,
-                disconnect_gen: 0,
-                suspend_gen: 0,
-                drained_sent: false,
-                idle_since: None,
-                task_ns: 0,
-            };
+            let s = Session::new(&c.app, sess_id, c.name.clone(), c.tag.clone(), stype, service, c.direct, c.common_data.clone(), owner_uid);
             self.by_id.insert((c.app.clone(), sess_id), sid);
             if let Some(n) = &c.name {
                 self.by_name.insert((c.app.clone(), n.clone()), sid);
@@ -325,29 +300,6 @@ impl Core {
         }
     }
 
-    pub(super) fn session_record(&self, sid: Sid) -> SessionRecord {
-        let s = &self.sessions[&sid];
-        SessionRecord {
-            app: s.app.clone(),
-            id: s.id,
-            name: s.name.clone(),
-            tag: s.tag.clone(),
-            session_type: s.stype.name.clone(),
-            state: match s.state {
-                SessionState::Suspended => StoredSessionState::Suspended,
-                SessionState::Reconnecting => StoredSessionState::Reconnecting,
-                _ => StoredSessionState::Open,
-            },
-            attached: s.holder.is_some(),
-            recoverable: s.stype.recoverable,
-            direct: s.direct,
-            common_data: s.common_data.clone(),
-            created_ms: s.created_ms,
-            owner_uid: s.owner_uid,
-            next_task: s.tasks.len() as u64 + 1,
-        }
-    }
-
     /// Makes `conn` the holder; the previous holder is told it lost the session.
     fn attach(&mut self, conn: ConnId, sid: Sid) {
         let s = self.sessions.get_mut(&sid).expect("attach to a live session");
@@ -369,6 +321,7 @@ impl Core {
             c.held.insert(sid);
         }
         self.dirty.insert(sid);
+        self.persist_session(sid);
     }
 
     fn open(&mut self, conn: ConnId, r: &SessionRef, direct: bool, all: bool) -> R {
@@ -383,8 +336,11 @@ impl Core {
         }
         self.attach(conn, sid);
         let s = self.sessions.get_mut(&sid).unwrap();
-        if s.state == SessionState::Reconnecting {
+        if s.state == SessionState::Reconnecting || (s.state == SessionState::Suspended && s.suspended_by_disconnect) {
+            // The client came back: what its absence set in motion is undone.
             s.state = SessionState::Open;
+            s.suspended_by_disconnect = false;
+            self.needs_schedule = true;
         }
         if all && !s.stype.discard_results_on_delivery {
             let kept: Vec<u64> = s
@@ -445,33 +401,9 @@ impl Core {
         let first = s.tasks.len() as u64 + 1;
         let count = inputs.len() as u64;
         let recoverable = s.stype.recoverable;
-        let mut records = Vec::new();
         for input in inputs {
             let idx = s.tasks.len() as u32;
-            if recoverable {
-                records.push((
-                    idx as u64 + 1,
-                    TaskRecord {
-                        state: StoredTaskState::Pending,
-                        attempts: 0,
-                        input: input.clone(),
-                        result: None,
-                        delivered: false,
-                        submitted_ms: now,
-                    },
-                ));
-            }
-            s.tasks.push(Task {
-                input,
-                result: None,
-                state: TaskState::Pending,
-                attempts: 0,
-                failures: 0,
-                delivered: false,
-                submitted_ms: now,
-                started_ms: 0,
-                ended_ms: 0,
-            });
+            s.tasks.push(Task::new(input, now));
             s.pending.push_back(idx);
         }
         s.counts.pending += count;
@@ -479,16 +411,9 @@ impl Core {
         s.idle_since = None;
         self.needs_schedule = true;
         let writes = if recoverable {
-            let app = s.app.clone();
-            let sess = s.id;
-            vec![
-                Write::PutTasks {
-                    app,
-                    session: sess,
-                    tasks: records,
-                },
-                Write::PutSession(self.session_record(sid)),
-            ]
+            let records = (first..first + count).map(|tid| (tid, Self::task_record(s, (tid - 1) as usize))).collect();
+            let (app, sess) = (s.app.clone(), s.id);
+            vec![Write::PutTasks { app, session: sess, tasks: records }, Write::PutSession(self.session_record(sid))]
         } else {
             Vec::new()
         };
@@ -499,6 +424,7 @@ impl Core {
         let Ok(sid) = self.held_by(conn, r) else { return };
         let s = self.sessions.get_mut(&sid).unwrap();
         let discard = s.stype.discard_results_on_delivery;
+        let mut acked = Vec::with_capacity(tasks.len());
         for tid in tasks {
             if s.unacked.remove(&tid) {
                 let t = &mut s.tasks[(tid - 1) as usize];
@@ -506,8 +432,10 @@ impl Core {
                 if discard {
                     t.result = None;
                 }
+                acked.push(tid);
             }
         }
+        self.persist_tasks(sid, acked);
         self.dirty.insert(sid);
     }
 
@@ -529,6 +457,7 @@ impl Core {
                 self.event(p, Event::TakenOver { app, session: id });
             }
         }
+        self.persist_session(sid);
         Ok(Reply::Ok)
     }
 
@@ -575,8 +504,7 @@ impl Core {
             }]));
         }
         self.next_seq += n;
-        let rec = self.session_record(sid);
-        self.store.submit(vec![Write::PutSession(rec)], None);
+        self.persist_session(sid);
         Ok(Reply::Ok)
     }
 
@@ -597,6 +525,8 @@ impl Core {
                     return Err(format!("session {r} is not suspended (it is {})", s.state));
                 }
                 s.state = SessionState::Open;
+                s.suspended_by_disconnect = false;
+                self.persist_session(sid);
                 self.needs_schedule = true;
             }
         }
@@ -609,6 +539,7 @@ impl Core {
         s.suspend_gen += 1;
         let (generation, grace) = (s.suspend_gen, s.stype.suspend_grace_period_ms);
         self.after(grace, Timer::SuspendGrace { sid, generation });
+        self.persist_session(sid);
         self.needs_schedule = true;
     }
 
@@ -653,6 +584,7 @@ impl Core {
                 s.set_state(idx, TaskState::Pending);
                 s.pending.push_back(idx as u32);
                 s.drained_sent = false;
+                self.persist_tasks(sid, [r.task]);
             }
         }
         self.needs_schedule = true;
@@ -693,6 +625,7 @@ impl Core {
                 s.addr()
             );
             self.after(timeout * 1000, Timer::Disconnect { sid, generation });
+            self.persist_session(sid);
         }
     }
 
@@ -790,7 +723,13 @@ impl Core {
         let t = &mut s.tasks[idx];
         t.ended_ms = now_ms();
         t.result = Some(result);
-        s.undelivered.insert(idx as u64 + 1);
+        if s.stype.recoverable {
+            // Delivered once committed (see persist::commit_ends).
+            s.persisting += 1;
+            self.pending_ends.push((sid, idx as u64 + 1));
+        } else {
+            s.undelivered.insert(idx as u64 + 1);
+        }
         self.dirty.insert(sid);
         if state == TaskState::Error && s.stype.abort_session_if_task_fail {
             let why = format!("task {} failed and abortSessionIfTaskFail is true", idx + 1);

@@ -1,0 +1,241 @@
+//! Keeping recoverable sessions on disk, and bringing them back after a restart.
+//!
+//! What a recoverable session promises, and how:
+//! - an accepted task is committed before the submit is acknowledged (`requests::submit`);
+//! - a task's end, with its kept output, is committed before the output is sent to a
+//!   client: ends are gathered during a loop turn and committed together
+//!   ([`Core::commit_ends`]); the commit's completion posts [`CoreMsg::Persisted`], and
+//!   only then do the outputs join the undelivered set;
+//! - retries, acknowledgements and session state changes are written without waiting: if
+//!   they are lost, the worst case is an output delivered again or a state to redo.
+//!
+//! Non-recoverable sessions write only their session record (so a restart can end them
+//! with history) and never pay for the rest.
+
+use super::*;
+use soam_store::records::{SessionRecord, StoredSessionState, StoredTaskState, TaskRecord};
+
+impl Core {
+    pub(super) fn task_record(s: &Session, idx: usize) -> TaskRecord {
+        let t = &s.tasks[idx];
+        TaskRecord {
+            state: match t.state {
+                // A running attempt is not a state to recover: it runs again.
+                TaskState::Pending | TaskState::Running => StoredTaskState::Pending,
+                TaskState::Done => StoredTaskState::Done,
+                TaskState::Error => StoredTaskState::Error,
+                TaskState::Canceled => StoredTaskState::Canceled,
+            },
+            attempts: if t.state == TaskState::Running { t.attempts.saturating_sub(1) } else { t.attempts },
+            failures: t.failures,
+            input: t.input.clone(),
+            result: t.result.clone(),
+            delivered: t.delivered,
+            submitted_ms: t.submitted_ms,
+            started_ms: t.started_ms,
+            ended_ms: t.ended_ms,
+        }
+    }
+
+    /// Writes the tasks' current records, without waiting (recoverable sessions only).
+    pub(super) fn persist_tasks(&self, sid: Sid, ids: impl IntoIterator<Item = u64>) {
+        let Some(s) = self.sessions.get(&sid).filter(|s| s.stype.recoverable) else { return };
+        let tasks: Vec<(u64, TaskRecord)> = ids.into_iter().map(|tid| (tid, Self::task_record(s, (tid - 1) as usize))).collect();
+        if !tasks.is_empty() {
+            self.store.submit(vec![Write::PutTasks { app: s.app.clone(), session: s.id, tasks }], None);
+        }
+    }
+
+    /// Writes the session's record (state, holder) for a recoverable session.
+    pub(super) fn persist_session(&self, sid: Sid) {
+        if self.sessions.get(&sid).is_some_and(|s| s.stype.recoverable) {
+            self.store.submit(vec![Write::PutSession(self.session_record(sid))], None);
+        }
+    }
+
+    /// Commits the task ends gathered this turn; their outputs are released on commit.
+    pub(super) fn commit_ends(&mut self) {
+        if self.pending_ends.is_empty() {
+            return;
+        }
+        let ends = std::mem::take(&mut self.pending_ends);
+        let mut writes: Vec<Write> = Vec::new();
+        let mut by_session: HashMap<Sid, Vec<(u64, TaskRecord)>> = HashMap::new();
+        for &(sid, tid) in &ends {
+            if let Some(s) = self.sessions.get(&sid) {
+                by_session.entry(sid).or_default().push((tid, Self::task_record(s, (tid - 1) as usize)));
+            }
+        }
+        for (sid, tasks) in by_session {
+            let s = &self.sessions[&sid];
+            writes.push(Write::PutTasks { app: s.app.clone(), session: s.id, tasks });
+        }
+        let inbox = self.inbox.clone();
+        self.store.submit(
+            writes,
+            Some(Box::new(move |r| {
+                if let Err(e) = &r {
+                    tracing::error!("task results not saved ({e}); they are delivered anyway");
+                }
+                inbox.send(CoreMsg::Persisted(ends));
+            })),
+        );
+    }
+
+    /// Ends now on disk: their outputs may go to clients.
+    pub(super) fn persisted(&mut self, ends: Vec<(Sid, u64)>) {
+        for (sid, tid) in ends {
+            let Some(s) = self.sessions.get_mut(&sid) else { continue };
+            s.persisting = s.persisting.saturating_sub(1);
+            if s.tasks[(tid - 1) as usize].state.is_ended() {
+                s.undelivered.insert(tid);
+            }
+            self.dirty.insert(sid);
+        }
+    }
+
+    pub(super) fn session_record(&self, sid: Sid) -> SessionRecord {
+        let s = &self.sessions[&sid];
+        SessionRecord {
+            app: s.app.clone(),
+            id: s.id,
+            name: s.name.clone(),
+            tag: s.tag.clone(),
+            session_type: s.stype.name.clone(),
+            state: match s.state {
+                SessionState::Suspended => StoredSessionState::Suspended,
+                SessionState::Reconnecting => StoredSessionState::Reconnecting,
+                _ => StoredSessionState::Open,
+            },
+            // A reconnecting session still waits for the client it had.
+            attached: s.holder.is_some() || s.state == SessionState::Reconnecting,
+            recoverable: s.stype.recoverable,
+            direct: s.direct,
+            common_data: s.common_data.clone(),
+            created_ms: s.created_ms,
+            owner_uid: s.owner_uid,
+            next_task: s.tasks.len() as u64 + 1,
+        }
+    }
+
+    /// Sessions found in the store were open when the last agent stopped. Recoverable
+    /// ones come back with their tasks and kept outputs (`reconnecting` if a client held
+    /// them); the others end `aborted`, with history.
+    pub(super) fn recover_sessions(&mut self, found: Vec<SessionRecord>, tasks: Vec<(soam_store::SessionKey, Vec<(u64, TaskRecord)>)>) {
+        let mut tasks: HashMap<soam_store::SessionKey, Vec<(u64, TaskRecord)>> = tasks.into_iter().collect();
+        let mut writes = Vec::new();
+        for rec in found {
+            let stored = tasks.remove(&(rec.app.clone(), rec.id)).unwrap_or_default();
+            let next = self.counters.entry(rec.app.clone()).or_insert(1);
+            *next = (*next).max(rec.id + 1);
+            let stype = self.apps.get(&rec.app).and_then(|a| a.types.get(&rec.session_type)).cloned();
+            let why = match (&stype, rec.recoverable) {
+                (_, false) => "the agent stopped while the session was open (it is not recoverable)",
+                (None, true) => "its application or session type is no longer registered",
+                (Some(t), true) if !t.recoverable => "its session type is no longer recoverable",
+                _ => "",
+            };
+            if !why.is_empty() {
+                self.abort_found(&rec, &stored, why, &mut writes);
+                continue;
+            }
+            let stype = stype.unwrap();
+            let service = self.apps[&rec.app].services[&stype.service_name].clone();
+            let sid = self.next_sid;
+            self.next_sid += 1;
+            let mut s = Session::new(&rec.app, rec.id, rec.name.clone(), rec.tag.clone(), stype, service, rec.direct, rec.common_data.clone(), rec.owner_uid);
+            s.created_ms = rec.created_ms;
+            // Ids are dense from 1; a task lost from the store (it cannot be, but the file
+            // is outside our control) comes back canceled rather than shifting the rest.
+            let n = (rec.next_task.max(1) - 1) as usize;
+            s.tasks = vec![Task::canceled_placeholder(); n];
+            s.counts.canceled = n as u64;
+            for (tid, t) in stored {
+                let idx = (tid - 1) as usize;
+                if idx >= n {
+                    continue;
+                }
+                let state = match t.state {
+                    StoredTaskState::Pending => TaskState::Pending,
+                    StoredTaskState::Done => TaskState::Done,
+                    StoredTaskState::Error => TaskState::Error,
+                    StoredTaskState::Canceled => TaskState::Canceled,
+                };
+                s.tasks[idx] = Task {
+                    input: t.input,
+                    result: t.result,
+                    state: TaskState::Canceled,
+                    attempts: t.attempts,
+                    failures: t.failures,
+                    delivered: t.delivered,
+                    submitted_ms: t.submitted_ms,
+                    started_ms: t.started_ms,
+                    ended_ms: t.ended_ms,
+                };
+                s.set_state(idx, state);
+                match state {
+                    TaskState::Pending => s.pending.push_back(idx as u32),
+                    _ if !s.tasks[idx].delivered && s.tasks[idx].result.is_some() => {
+                        s.undelivered.insert(tid);
+                    }
+                    _ => {}
+                }
+            }
+            s.state = match (rec.state, rec.attached) {
+                (StoredSessionState::Suspended, _) => SessionState::Suspended,
+                (_, true) => SessionState::Reconnecting,
+                _ => SessionState::Open,
+            };
+            tracing::info!(
+                "recovered session {} ({}): {} pending, {} ended",
+                s.addr(),
+                s.state,
+                s.counts.pending,
+                s.counts.done + s.counts.error + s.counts.canceled
+            );
+            let reconnecting = s.state == SessionState::Reconnecting;
+            self.by_id.insert((s.app.clone(), s.id), sid);
+            if let Some(n) = &s.name {
+                self.by_name.insert((s.app.clone(), n.clone()), sid);
+            }
+            self.sessions.insert(sid, s);
+            if reconnecting {
+                // RECONNECTION_IN_PROGRESS: the client has transientDisconnectionTimeout
+                // to come back, then the disconnect action applies.
+                let timeout = self.apps[&rec.app].profile.consumer.transient_disconnection_timeout_s;
+                self.after(timeout * 1000, Timer::Disconnect { sid, generation: 0 });
+            }
+            self.needs_schedule = true;
+        }
+        self.store.submit(writes, None);
+    }
+
+    fn abort_found(&mut self, rec: &SessionRecord, stored: &[(u64, TaskRecord)], why: &str, writes: &mut Vec<Write>) {
+        let count = |st: StoredTaskState| stored.iter().filter(|(_, t)| t.state == st).count() as u64;
+        let priority = self.apps.get(&rec.app).and_then(|a| a.types.get(&rec.session_type)).map(|t| t.priority).unwrap_or(1);
+        let h = HistoryRecord {
+            session: soam_store::records::HistorySession {
+                app: rec.app.clone(),
+                id: rec.id,
+                name: rec.name.clone(),
+                tag: rec.tag.clone(),
+                session_type: rec.session_type.clone(),
+                state: "aborted".into(),
+                reason: Some(why.into()),
+                created_ms: rec.created_ms,
+                ended_ms: Some(now_ms()),
+                owner_uid: rec.owner_uid,
+                priority,
+                done: count(StoredTaskState::Done),
+                error: count(StoredTaskState::Error),
+                canceled: count(StoredTaskState::Canceled) + count(StoredTaskState::Pending),
+            },
+            tasks: vec![],
+        };
+        tracing::info!("session {}:{} aborted at start: {why}", rec.app, rec.id);
+        self.history.push_front(h.clone());
+        writes.push(Write::PutHistory(h));
+        writes.push(Write::DeleteTasks { app: rec.app.clone(), session: rec.id });
+        writes.push(Write::DeleteSession { app: rec.app.clone(), id: rec.id });
+    }
+}
