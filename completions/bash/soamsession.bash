@@ -357,13 +357,21 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__reopen)
-            opts="-h --all --no-wait --detach --direct --output-dir --jsonl --ordered --socket --help"
+            opts="-h --all --no-wait --detach --direct --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -379,7 +387,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__submit)
-            opts="-h --app --type --session --direct --detach --input-file --input-dir --task --count --output-dir --jsonl --ordered --socket --help"
+            opts="-h --app --type --session --direct --detach --input-file --input-dir --task --count --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +422,14 @@ _soamsession() {
                     return 0
                     ;;
                 --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

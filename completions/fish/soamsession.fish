@@ -53,6 +53,8 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l input
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l task -d 'A task with this text (repeatable)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l count -d 'N tasks with empty input' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l output-dir -d 'Write each output to DIR/TASK.out (failures to DIR/TASK.err) instead of stdout' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l ping-interval -d 'Seconds between liveness pings while waiting; an unanswered ping means the agent is lost' -r
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l reconnect-timeout -d 'Seconds to keep reconnecting (and reopening the session) after losing the agent; 0 gives up at once' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l detach -d 'Submit, print the session, and leave without waiting for outputs'
@@ -60,6 +62,8 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l jsonl
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l ordered -d 'Write outputs in task order rather than as they come'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l output-dir -d 'Write each output to DIR/TASK.out (failures to DIR/TASK.err) instead of stdout' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l ping-interval -d 'Seconds between liveness pings while waiting; an unanswered ping means the agent is lost' -r
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l reconnect-timeout -d 'Seconds to keep reconnecting (and reopening the session) after losing the agent; 0 gives up at once' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l all -d 'Also outputs already delivered, where the session type keeps them (discardResultsOnDelivery: false)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l no-wait -d 'Deliver what is ready now and detach'

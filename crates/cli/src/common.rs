@@ -13,9 +13,12 @@ pub struct Conn {
 }
 
 impl Conn {
+    pub fn options(&self, client_name: &str) -> ConnectOptions {
+        ConnectOptions::from_env(client_name, self.socket.clone())
+    }
+
     pub async fn connect(&self, client_name: &str) -> anyhow::Result<Client> {
-        let opts = ConnectOptions::from_env(client_name, self.socket.clone());
-        Ok(Client::connect(&opts).await?)
+        Ok(Client::connect(&self.options(client_name)).await?)
     }
 }
 

@@ -157,7 +157,11 @@ impl Task {
 
     /// Stands in for a task the store lost, so later ids keep their place.
     fn canceled_placeholder() -> Task {
-        Task { state: TaskState::Canceled, result: Some(Bytes::from_static(b"lost from the store")), ..Task::new(Bytes::new(), 0) }
+        Task {
+            state: TaskState::Canceled,
+            result: Some(Bytes::from_static(b"lost from the store")),
+            ..Task::new(Bytes::new(), 0)
+        }
     }
 }
 

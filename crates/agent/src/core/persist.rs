@@ -26,7 +26,11 @@ impl Core {
                 TaskState::Error => StoredTaskState::Error,
                 TaskState::Canceled => StoredTaskState::Canceled,
             },
-            attempts: if t.state == TaskState::Running { t.attempts.saturating_sub(1) } else { t.attempts },
+            attempts: if t.state == TaskState::Running {
+                t.attempts.saturating_sub(1)
+            } else {
+                t.attempts
+            },
             failures: t.failures,
             input: t.input.clone(),
             result: t.result.clone(),
@@ -39,10 +43,19 @@ impl Core {
 
     /// Writes the tasks' current records, without waiting (recoverable sessions only).
     pub(super) fn persist_tasks(&self, sid: Sid, ids: impl IntoIterator<Item = u64>) {
-        let Some(s) = self.sessions.get(&sid).filter(|s| s.stype.recoverable) else { return };
+        let Some(s) = self.sessions.get(&sid).filter(|s| s.stype.recoverable) else {
+            return;
+        };
         let tasks: Vec<(u64, TaskRecord)> = ids.into_iter().map(|tid| (tid, Self::task_record(s, (tid - 1) as usize))).collect();
         if !tasks.is_empty() {
-            self.store.submit(vec![Write::PutTasks { app: s.app.clone(), session: s.id, tasks }], None);
+            self.store.submit(
+                vec![Write::PutTasks {
+                    app: s.app.clone(),
+                    session: s.id,
+                    tasks,
+                }],
+                None,
+            );
         }
     }
 
@@ -63,12 +76,19 @@ impl Core {
         let mut by_session: HashMap<Sid, Vec<(u64, TaskRecord)>> = HashMap::new();
         for &(sid, tid) in &ends {
             if let Some(s) = self.sessions.get(&sid) {
-                by_session.entry(sid).or_default().push((tid, Self::task_record(s, (tid - 1) as usize)));
+                by_session
+                    .entry(sid)
+                    .or_default()
+                    .push((tid, Self::task_record(s, (tid - 1) as usize)));
             }
         }
         for (sid, tasks) in by_session {
             let s = &self.sessions[&sid];
-            writes.push(Write::PutTasks { app: s.app.clone(), session: s.id, tasks });
+            writes.push(Write::PutTasks {
+                app: s.app.clone(),
+                session: s.id,
+                tasks,
+            });
         }
         let inbox = self.inbox.clone();
         self.store.submit(
@@ -143,7 +163,17 @@ impl Core {
             let service = self.apps[&rec.app].services[&stype.service_name].clone();
             let sid = self.next_sid;
             self.next_sid += 1;
-            let mut s = Session::new(&rec.app, rec.id, rec.name.clone(), rec.tag.clone(), stype, service, rec.direct, rec.common_data.clone(), rec.owner_uid);
+            let mut s = Session::new(
+                &rec.app,
+                rec.id,
+                rec.name.clone(),
+                rec.tag.clone(),
+                stype,
+                service,
+                rec.direct,
+                rec.common_data.clone(),
+                rec.owner_uid,
+            );
             s.created_ms = rec.created_ms;
             // Ids are dense from 1; a task lost from the store (it cannot be, but the file
             // is outside our control) comes back canceled rather than shifting the rest.
@@ -212,7 +242,12 @@ impl Core {
 
     fn abort_found(&mut self, rec: &SessionRecord, stored: &[(u64, TaskRecord)], why: &str, writes: &mut Vec<Write>) {
         let count = |st: StoredTaskState| stored.iter().filter(|(_, t)| t.state == st).count() as u64;
-        let priority = self.apps.get(&rec.app).and_then(|a| a.types.get(&rec.session_type)).map(|t| t.priority).unwrap_or(1);
+        let priority = self
+            .apps
+            .get(&rec.app)
+            .and_then(|a| a.types.get(&rec.session_type))
+            .map(|t| t.priority)
+            .unwrap_or(1);
         let h = HistoryRecord {
             session: soam_store::records::HistorySession {
                 app: rec.app.clone(),
@@ -235,7 +270,13 @@ impl Core {
         tracing::info!("session {}:{} aborted at start: {why}", rec.app, rec.id);
         self.history.push_front(h.clone());
         writes.push(Write::PutHistory(h));
-        writes.push(Write::DeleteTasks { app: rec.app.clone(), session: rec.id });
-        writes.push(Write::DeleteSession { app: rec.app.clone(), id: rec.id });
+        writes.push(Write::DeleteTasks {
+            app: rec.app.clone(),
+            session: rec.id,
+        });
+        writes.push(Write::DeleteSession {
+            app: rec.app.clone(),
+            id: rec.id,
+        });
     }
 }

@@ -272,7 +272,17 @@ impl Core {
             let sid = self.next_sid;
             self.next_sid += 1;
             let owner_uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
-            let s = Session::new(&c.app, sess_id, c.name.clone(), c.tag.clone(), stype, service, c.direct, c.common_data.clone(), owner_uid);
+            let s = Session::new(
+                &c.app,
+                sess_id,
+                c.name.clone(),
+                c.tag.clone(),
+                stype,
+                service,
+                c.direct,
+                c.common_data.clone(),
+                owner_uid,
+            );
             self.by_id.insert((c.app.clone(), sess_id), sid);
             if let Some(n) = &c.name {
                 self.by_name.insert((c.app.clone(), n.clone()), sid);
@@ -411,9 +421,18 @@ impl Core {
         s.idle_since = None;
         self.needs_schedule = true;
         let writes = if recoverable {
-            let records = (first..first + count).map(|tid| (tid, Self::task_record(s, (tid - 1) as usize))).collect();
+            let records = (first..first + count)
+                .map(|tid| (tid, Self::task_record(s, (tid - 1) as usize)))
+                .collect();
             let (app, sess) = (s.app.clone(), s.id);
-            vec![Write::PutTasks { app, session: sess, tasks: records }, Write::PutSession(self.session_record(sid))]
+            vec![
+                Write::PutTasks {
+                    app,
+                    session: sess,
+                    tasks: records,
+                },
+                Write::PutSession(self.session_record(sid)),
+            ]
         } else {
             Vec::new()
         };

@@ -11,7 +11,9 @@ use soam_proto::msg::{Event, Request, TaskOutput, TaskState};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -24,6 +26,71 @@ pub struct OutputArgs {
     /// Write outputs in task order rather than as they come
     #[arg(long)]
     pub ordered: bool,
+}
+
+/// How a waiting command rides out a lost agent.
+#[derive(Debug, Clone, Args)]
+pub struct ResilienceArgs {
+    /// Seconds between liveness pings while waiting; an unanswered ping means the agent is lost
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub ping_interval: f64,
+    /// Seconds to keep reconnecting (and reopening the session) after losing the agent; 0 gives up at once
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    pub reconnect_timeout: f64,
+}
+
+/// What reconnecting needs to know.
+pub struct Reconnect {
+    pub opts: soam_client::ConnectOptions,
+    pub direct: bool,
+    pub ping: Duration,
+    pub timeout: Duration,
+}
+
+impl Reconnect {
+    pub fn new(r: &ResilienceArgs, opts: soam_client::ConnectOptions, direct: bool) -> Reconnect {
+        Reconnect {
+            opts,
+            direct,
+            ping: Duration::from_secs_f64(r.ping_interval.max(0.05)),
+            timeout: Duration::from_secs_f64(r.reconnect_timeout.max(0.0)),
+        }
+    }
+
+    /// Connects again and reopens the session; Err says why it could not.
+    async fn again(&self, session: &SessionRef, why: &str) -> Result<Client, Stop> {
+        if self.timeout.is_zero() {
+            return Err(Stop::Lost(why.to_string()));
+        }
+        eprintln!("soamsession: {why}; reconnecting for up to {} s", self.timeout.as_secs_f64());
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Ok(c) = Client::connect(&self.opts).await {
+                match c
+                    .call(Request::OpenSession {
+                        session: session.clone(),
+                        direct: self.direct,
+                        all: false,
+                    })
+                    .await
+                {
+                    Ok(_) => {
+                        eprintln!("soamsession: reconnected; session {session} reopened");
+                        return Ok(c);
+                    }
+                    Err(soam_client::ClientError::Refused(e)) => return Err(Stop::Ended(e)),
+                    Err(_) => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Stop::Lost(format!(
+                    "{why}; gave up reconnecting after {} s",
+                    self.timeout.as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Why collecting stopped.
@@ -177,9 +244,22 @@ impl Collector {
         Ok(())
     }
 
-    /// Receives until `until` is met or the session is lost; acknowledges what it took.
-    pub async fn collect(&mut self, client: &mut Client, session: &SessionRef, id: u64, until: &mut Until) -> anyhow::Result<Stop> {
+    /// Receives until `until` is met or the session is lost for good; acknowledges what
+    /// it took. A lost agent is reconnected to (and the session reopened) per `rc`.
+    pub async fn collect(
+        &mut self,
+        client: &mut Client,
+        session: &SessionRef,
+        id: u64,
+        until: &mut Until,
+        rc: &Reconnect,
+    ) -> anyhow::Result<Stop> {
         let mut mine_left = until.mine.map(|(_, _, n)| n);
+        let mut ping = tokio::time::interval(rc.ping);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        // Set while a ping is unanswered.
+        let mut awaiting = Arc::new(AtomicBool::new(false));
         loop {
             if mine_left == Some(0)
                 || until.messages.is_some_and(|m| self.received >= m)
@@ -189,13 +269,42 @@ impl Collector {
             }
             let deadline = until.deadline;
             let ev = tokio::select! {
-                ev = client.next_event() => ev,
+                ev = client.next_event() => Some(ev),
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => return Ok(Stop::Timeout),
                 _ = tokio::signal::ctrl_c() => return Ok(Stop::Interrupted),
+                _ = ping.tick() => None,
             };
+            let lost = match ev {
+                // A ping is due: the previous one must have been answered.
+                None if awaiting.load(Ordering::Relaxed) => {
+                    Some(format!("the agent did not answer a ping within {} s", rc.ping.as_secs_f64()))
+                }
+                None => {
+                    awaiting.store(true, Ordering::Relaxed);
+                    let (flag, reply) = (awaiting.clone(), client.send(Request::Ping));
+                    tokio::spawn(async move {
+                        if reply.await.is_ok() {
+                            flag.store(false, Ordering::Relaxed);
+                        }
+                    });
+                    continue;
+                }
+                Some(None) => Some(client.lost().unwrap_or_else(|| "connection to the agent lost".into())),
+                Some(Some(_)) => None,
+            };
+            if let Some(why) = lost {
+                match rc.again(session, &why).await {
+                    Ok(c) => {
+                        *client = c;
+                        awaiting = Arc::new(AtomicBool::new(false));
+                        continue;
+                    }
+                    Err(stop) => return Ok(stop),
+                }
+            }
+            let Some(ev) = ev.flatten() else { continue };
             match ev {
-                None => return Ok(Stop::Lost(client.lost().unwrap_or_default())),
-                Some(Event::Outputs { session: sid, outputs, .. }) if sid == id => {
+                Event::Outputs { session: sid, outputs, .. } if sid == id => {
                     let mut acks = Vec::with_capacity(outputs.len());
                     for o in outputs {
                         if until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
@@ -217,15 +326,15 @@ impl Collector {
                         tasks: acks,
                     })?;
                 }
-                Some(Event::Drained { session: sid, .. }) if sid == id && until.drained => return Ok(Stop::Drained),
-                Some(Event::TakenOver { session: sid, .. }) if sid == id => return Ok(Stop::TakenOver),
-                Some(Event::Ended {
+                Event::Drained { session: sid, .. } if sid == id && until.drained => return Ok(Stop::Drained),
+                Event::TakenOver { session: sid, .. } if sid == id => return Ok(Stop::TakenOver),
+                Event::Ended {
                     session: sid,
                     state,
                     reason,
                     ..
-                }) if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
-                Some(_) => {}
+                } if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
+                _ => {}
             }
         }
     }
@@ -244,7 +353,7 @@ pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
             Some(1)
         }
         Stop::Lost(why) => {
-            eprintln!("soamsession: {why}; reopen later with: soamsession reopen {session}");
+            eprintln!("soamsession: connection to the agent permanently lost ({why}); reopen later with: soamsession reopen {session}");
             Some(1)
         }
         Stop::Interrupted => {

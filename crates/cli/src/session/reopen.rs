@@ -1,6 +1,6 @@
 //! `soamsession reopen` and `fetch`: take a session and collect its outputs.
 
-use super::collect::{Collector, OutputArgs, Stop, Until, report_stop};
+use super::collect::{Collector, OutputArgs, Reconnect, ResilienceArgs, Stop, Until, report_stop};
 use crate::common::Conn;
 use soam_proto::SessionRef;
 use soam_proto::msg::{Reply, Request, SessionInfo};
@@ -24,6 +24,8 @@ pub struct ReopenArgs {
     pub direct: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +75,8 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
             ..Default::default()
         }
     };
-    let stop = col.collect(&mut client, &a.session, s.id, &mut until).await?;
+    let rc = Reconnect::new(&a.resilience, conn.options("soamsession reopen"), a.direct);
+    let stop = col.collect(&mut client, &a.session, s.id, &mut until, &rc).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         if let Stop::Interrupted = stop {
@@ -119,7 +122,16 @@ pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
     };
-    let stop = col.collect(&mut client, &a.session, s.id, &mut until).await?;
+    // fetch is short-lived: it does not wait out an agent restart.
+    let rc = Reconnect::new(
+        &ResilienceArgs {
+            ping_interval: 5.0,
+            reconnect_timeout: 0.0,
+        },
+        conn.options("soamsession fetch"),
+        a.direct,
+    );
+    let stop = col.collect(&mut client, &a.session, s.id, &mut until, &rc).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         return Ok(code);

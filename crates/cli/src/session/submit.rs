@@ -1,6 +1,6 @@
 //! `soamsession submit`: send tasks (many per frame, pipelined) and collect outputs.
 
-use super::collect::{Collector, OutputArgs, Stop, Until, report_stop};
+use super::collect::{Collector, OutputArgs, Reconnect, ResilienceArgs, Stop, Until, report_stop};
 use super::inputs::InputArgs;
 use crate::common::Conn;
 use soam_proto::msg::{CreateSession, Reply, Request};
@@ -30,6 +30,8 @@ pub struct SubmitArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
 }
 
 pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
@@ -125,7 +127,8 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         mine: Some((first, last, total)),
         ..Default::default()
     };
-    let stop = col.collect(&mut client, &sref, id, &mut until).await?;
+    let rc = Reconnect::new(&a.resilience, conn.options("soamsession submit"), a.direct);
+    let stop = col.collect(&mut client, &sref, id, &mut until, &rc).await?;
     col.finish()?;
     if let Stop::Interrupted = stop {
         let _ = client.call(Request::Detach { session: sref.clone() }).await;
