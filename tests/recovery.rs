@@ -43,7 +43,11 @@ fn recoverable_session_survives_kill_9_with_its_tasks_and_outputs() {
     assert_eq!(v["undelivered"], 1, "the output nobody acknowledged is kept");
     // The running attempt went back to pending without counting.
     let tasks = env.json("soamview", &["task", &s]);
-    assert!(tasks[2]["attempts"].as_u64().unwrap() <= 1, "the attempt cut short does not count: {}", tasks[2]);
+    assert!(
+        tasks[2]["attempts"].as_u64().unwrap() <= 1,
+        "the attempt cut short does not count: {}",
+        tasks[2]
+    );
     assert!(env.session("a", plain).is_none());
     let h = env.history("a", plain).unwrap();
     assert_eq!(h["state"], "aborted");

@@ -5,6 +5,7 @@
   die             the process exits in the middle of the task
   dieonce:PATH    dies unless PATH exists (creates it first): the retry succeeds
   sleep:S         sleeps S seconds, then answers "slept"
+  nap:S:TEXT      sleeps S seconds, then answers TEXT
   pid             answers its process id
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter fail."""
@@ -57,6 +58,10 @@ def main():
             elif text.startswith("sleep:"):
                 time.sleep(float(text[len("sleep:"):]))
                 out = b"slept"
+            elif text.startswith("nap:"):
+                _, secs, rest = text.split(":", 2)
+                time.sleep(float(secs))
+                out = rest.encode()
             elif text == "pid":
                 out = str(os.getpid()).encode()
             else:
