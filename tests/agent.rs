@@ -176,3 +176,43 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("soamd.yaml:2") && err.contains("slotz"), "{err}");
 }
+
+#[test]
+fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
+    let mut env = Env::empty();
+    std::fs::write(env.path("soamd.yaml"), "maxStoreBytes: 3000000\n").unwrap();
+    env.start_agent();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile("a", "", "  - name: Rec\n    recoverable: true\n    onClientDisconnect: continue\n"),
+    );
+    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]).trim().to_string();
+    let sess = format!("a:{id}");
+    env.ok("soamcontrol", &["session", "suspend", &sess]);
+    // 100 KiB tasks until the store is full.
+    let big = "x".repeat(100 * 1024);
+    let f = env.path("big.txt");
+    std::fs::write(&f, format!("{big}\n").repeat(5)).unwrap();
+    let mut accepted = 0;
+    let err = loop {
+        let o = env.run(
+            "soamsession",
+            &["submit", "--session", &sess, "--input-file", f.to_str().unwrap(), "--detach"],
+        );
+        if !o.status.success() {
+            break String::from_utf8_lossy(&o.stderr).trim().to_string();
+        }
+        accepted += 5;
+        assert!(accepted < 1000, "the limit never applied");
+    };
+    assert!(err.contains("maxStoreBytes limit (3000000 bytes)"), "{err}");
+    assert!(accepted > 0);
+    // Nothing accepted is lost, and the store stays usable.
+    let tasks = env.json("soamview", &["task", &sess]);
+    assert_eq!(tasks.as_array().unwrap().len(), accepted);
+    env.stop_agent(libc::SIGKILL);
+    env.start_agent();
+    assert_eq!(env.session("a", id.parse().unwrap()).unwrap()["pending"], accepted as u64);
+    env.ok("soamsession", &["abort", &sess]);
+    env.ok("soamview", &["history", "a"]);
+}

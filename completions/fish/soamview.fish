@@ -32,7 +32,7 @@ complete -c soamview -n "__fish_soamview_needs_command" -s V -l version -d 'Prin
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "app" -d 'Registered applications'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "task" -d 'Tasks of one session'
-complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s l -l long -d 'Long listing: limits, source file, registration time'
@@ -59,5 +59,5 @@ complete -c soamview -n "__fish_soamview_using_subcommand history" -s h -l help 
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "app" -d 'Registered applications'
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "task" -d 'Tasks of one session'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "history" -d 'Ended sessions'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

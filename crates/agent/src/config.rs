@@ -15,6 +15,9 @@ pub struct AgentConfig {
     pub instance_idle_timeout_s: u64,
     pub max_stored_sessions: Option<u64>,
     pub max_stored_tasks: Option<u64>,
+    /// Size the store file may reach; recoverable submissions and new sessions beyond it
+    /// are refused.
+    pub max_store_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +28,7 @@ struct FileConfig {
     instance_idle_timeout: Option<u64>,
     max_stored_sessions: Option<u64>,
     max_stored_tasks: Option<u64>,
+    max_store_bytes: Option<u64>,
 }
 
 /// What the command line said (None = not given).
@@ -62,6 +66,7 @@ impl AgentConfig {
             instance_idle_timeout_s: env_num("SOAM_INSTANCE_IDLE_TIMEOUT")?.or(fc.instance_idle_timeout).unwrap_or(60),
             max_stored_sessions: fc.max_stored_sessions,
             max_stored_tasks: fc.max_stored_tasks,
+            max_store_bytes: fc.max_store_bytes,
         })
     }
 }

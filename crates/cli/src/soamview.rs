@@ -63,8 +63,11 @@ pub enum What {
         #[arg(long, value_name = "S")]
         state: Option<TaskState>,
     },
-    /// Ended sessions
-    History { app: Option<String> },
+    /// Ended sessions; with APP:ID, that session's kept task history
+    History {
+        /// An application, or APP:ID / APP:NAME for one session's tasks
+        target: Option<String>,
+    },
 }
 
 pub fn main() -> i32 {
@@ -234,8 +237,32 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
             }
             render(&g, args.json)
         }
-        What::History { app } => {
-            let Reply::Sessions(list) = client.call(Request::History { app: app.clone() }).await? else {
+        What::History { target: Some(t) } if t.contains(':') => {
+            let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let Reply::Tasks(list) = client.call(Request::TaskHistory { session }).await? else {
+                anyhow::bail!("unexpected reply")
+            };
+            let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "run_ms", "error"]);
+            for t in &list {
+                let run = t.started_ms.zip(t.ended_ms).map(|(s, e)| e.saturating_sub(s));
+                g.row(vec![
+                    json!(t.task),
+                    json!(t.state.as_str()),
+                    json!(t.attempts),
+                    json!(time(t.submitted_ms)),
+                    json!(opt_time(t.started_ms)),
+                    json!(opt_time(t.ended_ms)),
+                    json!(run),
+                    t.error
+                        .as_ref()
+                        .map(|e| Value::from(e.lines().next().unwrap_or("")))
+                        .unwrap_or(Value::Null),
+                ]);
+            }
+            render(&g, args.json)
+        }
+        What::History { target } => {
+            let Reply::Sessions(list) = client.call(Request::History { app: target.clone() }).await? else {
                 anyhow::bail!("unexpected reply")
             };
             let mut g = Grid::new(&[

@@ -91,6 +91,10 @@ pub enum Request {
     History {
         app: Option<String>,
     },
+    /// The kept task history of an ended session.
+    TaskHistory {
+        session: SessionRef,
+    },
     SessionControl {
         session: SessionRef,
         action: SessionAction,

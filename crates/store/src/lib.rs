@@ -13,7 +13,7 @@ pub mod records;
 use records::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
@@ -23,6 +23,9 @@ const SESSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("sess
 const TASKS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("tasks");
 /// Keyed by end time first so the newest history is a reverse range scan.
 const HISTORY: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("history");
+/// Task history apart from the session summaries: a million-task session's history is
+/// read when asked for, never loaded at start.
+const TASK_HISTORY: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("task_history");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,6 +101,8 @@ pub struct Loaded {
 pub const HISTORY_LOADED: usize = 10_000;
 
 pub struct Store {
+    /// Shared with the writer thread: redb serves reads beside a write.
+    db: Arc<Database>,
     tx: mpsc::Sender<Op>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
@@ -111,19 +116,27 @@ impl Store {
         })?;
         init_tables(&db)?;
         let loaded = load(&db)?;
+        let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
+        let wdb = db.clone();
         let thread = std::thread::Builder::new()
             .name("soam-store".into())
-            .spawn(move || writer(db, rx))
+            .spawn(move || writer(wdb, rx))
             .map_err(StoreError::db)?;
         Ok((
             Store {
+                db,
                 tx,
                 thread: Some(thread),
                 path: path.to_path_buf(),
             },
             loaded,
         ))
+    }
+
+    /// A handle for reads from another thread (they block: not on the async reactor).
+    pub fn reader(&self) -> Reader {
+        Reader { db: self.db.clone() }
     }
 
     pub fn path(&self) -> &Path {
@@ -165,6 +178,26 @@ impl Drop for Store {
     }
 }
 
+/// Reads what the agent does not keep in memory.
+#[derive(Clone)]
+pub struct Reader {
+    db: Arc<Database>,
+}
+
+impl Reader {
+    /// The kept task history of an ended session, in task order.
+    pub fn task_history(&self, app: &str, session: u64) -> Result<Vec<HistoryTask>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let t = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
+        let mut out = Vec::new();
+        for row in t.range((app, session, 0)..=(app, session, u64::MAX)).map_err(StoreError::db)? {
+            let (_, v) = row.map_err(StoreError::db)?;
+            out.push(decode("task history", v.value())?);
+        }
+        Ok(out)
+    }
+}
+
 fn init_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(StoreError::db)?;
     {
@@ -173,6 +206,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SESSIONS).map_err(StoreError::db)?;
         txn.open_table(TASKS).map_err(StoreError::db)?;
         txn.open_table(HISTORY).map_err(StoreError::db)?;
+        txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)
 }
@@ -217,7 +251,7 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     Ok(out)
 }
 
-fn writer(db: Database, rx: mpsc::Receiver<Op>) {
+fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
     let mut closing: Option<mpsc::Sender<()>> = None;
     while closing.is_none() {
         let Ok(first) = rx.recv() else { break };
@@ -266,6 +300,7 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
         let mut sessions = txn.open_table(SESSIONS).map_err(StoreError::db)?;
         let mut tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
         let mut history = txn.open_table(HISTORY).map_err(StoreError::db)?;
+        let mut task_history = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
         for w in batches.iter().flat_map(|b| &b.writes) {
             let r: Result<(), redb::StorageError> = (|| {
                 match w {
@@ -293,10 +328,15 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
                         tasks.retain_in((app.as_str(), *session, 0)..=(app.as_str(), *session, u64::MAX), |_, _| false)?;
                     }
                     Write::PutHistory(h) => {
-                        history.insert(
-                            (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id),
-                            encode(h).as_slice(),
-                        )?;
+                        let summary = HistoryRecord {
+                            session: h.session.clone(),
+                            tasks: Vec::new(),
+                        };
+                        let key = (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id);
+                        history.insert(key, encode(&summary).as_slice())?;
+                        for t in &h.tasks {
+                            task_history.insert((h.session.app.as_str(), h.session.id, t.task), encode(t).as_slice())?;
+                        }
                     }
                 }
                 Ok(())

@@ -25,6 +25,7 @@ impl Core {
             Request::ListSessions(q) => self.list_sessions(conn, q),
             Request::ListTasks { session, state } => self.list_tasks(conn, &session, state),
             Request::History { app } => self.list_history(conn, app),
+            Request::TaskHistory { session } => return self.task_history(conn, id, &session),
             Request::SessionControl { session, action } => self.session_control(conn, &session, action),
             Request::TaskControl { task, action } => self.task_control(conn, &task, action),
             Request::Status => Ok(Reply::Status(self.status())),
@@ -258,6 +259,7 @@ impl Core {
             {
                 return Err(format!("application '{}' already has an open session named '{n}'", c.app));
             }
+            self.check_store_bytes(0)?;
             if let Some(limit) = self.cfg.max_stored_sessions
                 && self.sessions.len() as u64 >= limit
             {
@@ -308,6 +310,18 @@ impl Core {
                 self.reply_after(conn, id, writes, Reply::Session(info));
             }
         }
+    }
+
+    /// Refuses what would take the store file past `maxStoreBytes`.
+    fn check_store_bytes(&self, incoming: u64) -> Result<(), String> {
+        let Some(limit) = self.cfg.max_store_bytes else { return Ok(()) };
+        let size = std::fs::metadata(self.store.path()).map(|m| m.len()).unwrap_or(0);
+        if size + incoming > limit {
+            return Err(format!(
+                "the store is {size} bytes; accepting this would pass its maxStoreBytes limit ({limit} bytes)"
+            ));
+        }
+        Ok(())
     }
 
     /// Makes `conn` the holder; the previous holder is told it lost the session.
@@ -406,6 +420,13 @@ impl Core {
                 );
             }
         }
+        if self.sessions[&sid].stype.recoverable {
+            // Roughly what the records will take: inputs plus a per-task overhead.
+            let incoming: u64 = inputs.iter().map(|t| t.len() as u64 + 64).sum();
+            if let Err(e) = self.check_store_bytes(incoming) {
+                return self.fail(conn, id, e);
+            }
+        }
         let now = now_ms();
         let s = self.sessions.get_mut(&sid).unwrap();
         let first = s.tasks.len() as u64 + 1;
@@ -448,7 +469,8 @@ impl Core {
             if s.unacked.remove(&tid) {
                 let t = &mut s.tasks[(tid - 1) as usize];
                 t.delivered = true;
-                if discard {
+                // Failure messages are small and wanted by views and history.
+                if discard && t.state == TaskState::Done {
                     t.result = None;
                 }
                 acked.push(tid);
@@ -727,7 +749,11 @@ impl Core {
         }
         if s.stype.persist_session_history {
             let h = self.history_record(&s, state, reason, now);
-            self.history.push_front(h.clone());
+            // Memory keeps the summary; task rows are read from the store when asked for.
+            self.history.push_front(HistoryRecord {
+                session: h.session.clone(),
+                tasks: Vec::new(),
+            });
             self.history.truncate(soam_store::HISTORY_LOADED);
             writes.push(Write::PutHistory(h));
         }

@@ -103,6 +103,67 @@ impl Core {
         Ok(Reply::Sessions(out))
     }
 
+    /// Task history is on disk only: read it on a blocking thread, reply from there.
+    pub(super) fn task_history(&self, conn: ConnId, id: u64, r: &SessionRef) {
+        use soam_proto::addr::SessionKey;
+        let found = self.history.iter().find(|h| {
+            h.session.app == r.app
+                && match &r.key {
+                    SessionKey::Id(i) => h.session.id == *i,
+                    SessionKey::Name(n) => h.session.name.as_deref() == Some(n.as_str()),
+                }
+        });
+        let Some(out) = self.conns.get(&conn).map(|c| c.out.clone()) else {
+            return;
+        };
+        let h = match found {
+            Some(h) if self.visible(conn, h.session.owner_uid) => h,
+            Some(_) => {
+                let _ = out.send(AgentFrame::Reply {
+                    id,
+                    result: Err(format!("session {r} belongs to another user")),
+                });
+                return;
+            }
+            None => {
+                let why = if self.lookup(conn, r).is_ok() {
+                    "has not ended (see soamview task)"
+                } else {
+                    "is not in history"
+                };
+                let _ = out.send(AgentFrame::Reply {
+                    id,
+                    result: Err(format!("session {r} {why}")),
+                });
+                return;
+            }
+        };
+        let (app, sess) = (h.session.app.clone(), h.session.id);
+        let reader = self.store.reader();
+        tokio::task::spawn_blocking(move || {
+            let result = reader.task_history(&app, sess).map_err(|e| e.to_string()).map(|tasks| {
+                Reply::Tasks(
+                    tasks
+                        .into_iter()
+                        .map(|t| TaskInfo {
+                            task: t.task,
+                            state: t.state.parse().unwrap_or(TaskState::Error),
+                            attempts: t.attempts,
+                            submitted_ms: t.submitted_ms,
+                            started_ms: t.started_ms,
+                            ended_ms: t.ended_ms,
+                            input_bytes: 0,
+                            output_bytes: None,
+                            error: t.error,
+                            delivered: false,
+                        })
+                        .collect(),
+                )
+            });
+            let _ = out.send(AgentFrame::Reply { id, result });
+        });
+    }
+
     pub(super) fn list_apps(&self, app: Option<String>) -> Result<Reply, String> {
         if let Some(a) = &app
             && !self.apps.contains_key(a)

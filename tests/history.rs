@@ -1,0 +1,44 @@
+//! History: persistSessionHistory / persistTaskHistory honoured, kept across restarts,
+//! task history with attempts and run time.
+
+mod common;
+use common::*;
+
+const TYPES: &str = "  - name: All\n    taskRetryLimit: 1\n  - name: Errors\n    persistTaskHistory: error\n    taskRetryLimit: 0\n  - name: NoTasks\n    persistTaskHistory: none\n  - name: Nothing\n    persistSessionHistory: none\n    persistTaskHistory: none\n";
+
+#[test]
+fn history_follows_the_session_type_and_survives_a_restart() {
+    let mut env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    for t in ["All", "Errors", "NoTasks", "Nothing"] {
+        env.run(
+            "soamsession",
+            &["submit", "--app", "a", "--type", t, "--task", "sleep:0.05", "--task", "fail"],
+        );
+    }
+    env.stop_agent(libc::SIGTERM);
+    env.start_agent();
+    let h = env.json("soamview", &["history", "a"]);
+    let ids: Vec<u64> = h.as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "persistSessionHistory: none leaves no trace: {h}");
+    assert!(!ids.contains(&4));
+    let s1 = env.history("a", 1).unwrap();
+    assert_eq!(
+        (s1["state"].as_str(), s1["done"].as_u64(), s1["error"].as_u64()),
+        (Some("closed"), Some(1), Some(1))
+    );
+    assert!(s1["created"].is_string() && s1["ended"].is_string());
+
+    let all = env.json("soamview", &["history", "a:1"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!((all[0]["state"].as_str(), all[0]["attempts"].as_u64()), (Some("done"), Some(1)));
+    assert!(all[0]["run_ms"].as_u64().unwrap() >= 50, "{}", all[0]);
+    assert_eq!((all[1]["state"].as_str(), all[1]["attempts"].as_u64()), (Some("error"), Some(2)));
+    assert_eq!(all[1]["error"], "failed on attempt 2");
+    let errors = env.json("soamview", &["history", "a:2"]);
+    assert_eq!(errors.as_array().unwrap().len(), 1);
+    assert_eq!(errors[0]["state"], "error");
+    assert_eq!(env.json("soamview", &["history", "a:3"]).as_array().unwrap().len(), 0);
+    let e = env.fails("soamview", &["history", "a:4"]);
+    assert_eq!(e, "soamview: session a:4 is not in history");
+}
