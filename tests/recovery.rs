@@ -136,3 +136,58 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
     env.ok("soamsession", &["reopen", &format!("a:{held}"), "--no-wait"]);
     assert_eq!(env.session("a", held).unwrap()["state"], "open");
 }
+
+#[test]
+fn a_waiting_submit_rides_out_an_agent_restart_or_says_how_to_reopen() {
+    let mut env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "  transientDisconnectionTimeout: 30\n", TYPES));
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "RecAbort"])
+        .trim()
+        .parse()
+        .unwrap();
+    let s = format!("a:{id}");
+    let tasks: Vec<String> = (1..=20).map(|i| format!("nap:0.05:r{i}")).collect();
+    let mut args = vec!["submit", "--session", &s, "--reconnect-timeout", "30", "--ping-interval", "0.5"];
+    for t in &tasks {
+        args.extend(["--task", t]);
+    }
+    let client = env
+        .cmd("soamsession")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(20, "some outputs", || {
+        env.session("a", id).filter(|v| v["done"].as_u64() >= Some(3)).map(|_| ())
+    });
+    env.stop_agent(libc::SIGKILL);
+    env.start_agent();
+    let o = client.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut got: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    got.sort();
+    let mut want: Vec<String> = (1..=20).map(|i| format!("r{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every output exactly once across the restart");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reconnected"));
+
+    // No agent comes back within --reconnect-timeout: a clear message and the command to use.
+    let client = env
+        .cmd("soamsession")
+        .args(["submit", "--session", &s, "--task", "sleep:30", "--reconnect-timeout", "0.5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(20, "running", || env.session("a", id).filter(|v| v["running"] == 1).map(|_| ()));
+    env.stop_agent(libc::SIGKILL);
+    let o = client.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("permanently lost") && err.contains(&format!("soamsession reopen {s}")),
+        "{err}"
+    );
+}
