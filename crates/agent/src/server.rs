@@ -12,7 +12,6 @@ use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 pub struct Peer {
@@ -121,20 +120,5 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &mpsc::Unb
 }
 
 async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<AgentFrame>) {
-    let mut tx = &*stream;
-    let mut buf = Vec::with_capacity(1 << 16);
-    while let Some(f) = rx.recv().await {
-        buf.clear();
-        let mut next = Some(f);
-        while let Some(f) = next {
-            if let Err(e) = frame::encode_into(&f, &mut buf) {
-                tracing::error!("cannot encode a reply: {e}");
-            }
-            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
-        }
-        if tx.write_all(&buf).await.is_err() {
-            return;
-        }
-    }
-    let _ = tx.flush().await;
+    frame::write_queued(&*stream, &mut rx).await;
 }

@@ -246,22 +246,7 @@ impl Client {
 }
 
 async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientFrame>) {
-    use tokio::io::AsyncWriteExt;
-    let mut w = &*stream;
-    let mut buf = Vec::with_capacity(1 << 16);
-    while let Some(f) = rx.recv().await {
-        buf.clear();
-        let mut next = Some(f);
-        while let Some(f) = next {
-            if let Err(e) = frame::encode_into(&f, &mut buf) {
-                tracing::error!("request not sent: {e}");
-            }
-            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
-        }
-        if w.write_all(&buf).await.is_err() {
-            return;
-        }
-    }
+    frame::write_queued(&*stream, &mut rx).await;
 }
 
 async fn read_loop(stream: Arc<Stream>, pending: Pending, events: mpsc::UnboundedSender<Event>, lost: Arc<Mutex<Option<String>>>) {

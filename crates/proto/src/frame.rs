@@ -82,6 +82,25 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) 
     Ok(())
 }
 
+/// Writes every message sent on `rx` until it closes, coalescing whatever is already
+/// queued (up to 1 MiB) into one write. Returns early if the peer stops reading.
+pub async fn write_queued<W: AsyncWrite + Unpin, T: Serialize>(mut w: W, rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) {
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Some(m) = rx.recv().await {
+        buf.clear();
+        let mut next = Some(m);
+        while let Some(m) = next {
+            // Only a message over the cap fails to encode; senders split below it.
+            let _ = encode_into(&m, &mut buf);
+            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+        }
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.flush().await;
+}
+
 /// Reads and decodes one message.
 pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
     let body = read_frame(r).await?;

@@ -241,11 +241,7 @@ impl Core {
                         } else {
                             e.sid
                         };
-                        let action = match e.kind {
-                            Kind::SessionEnter => control.session_enter.on_failure,
-                            Kind::SessionUpdate => control.session_update.on_failure,
-                            _ => control.create_service.on_failure,
-                        };
+                        let action = method_control(&control, e.kind).on_failure;
                         self.bind_failure(sid, &format!("{} failed: {m}", e.kind.name()), Status::Failure, action);
                     }
                 }
@@ -289,15 +285,7 @@ impl Core {
             Timer::MethodTimeout { inst, seq } => {
                 let Some(i) = self.instances.get(&inst) else { return };
                 if let Some(head) = i.expect.front().filter(|h| h.seq == seq) {
-                    let c = &i.service.control;
-                    let secs = match head.kind {
-                        Kind::CreateService => c.create_service.timeout_s,
-                        Kind::SessionEnter => c.session_enter.timeout_s,
-                        Kind::Invoke => c.invoke.timeout_s,
-                        Kind::SessionUpdate => c.session_update.timeout_s,
-                        Kind::SessionLeave => c.session_leave.timeout_s,
-                        Kind::DestroyService => c.destroy_service.timeout_s,
-                    };
+                    let secs = method_control(&i.service.control, head.kind).timeout_s;
                     let msg = format!("{} timed out after {secs} s", head.kind.name());
                     self.kill(inst, KillReason::Failed(msg));
                 }

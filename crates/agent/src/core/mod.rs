@@ -97,6 +97,18 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The profile's timeout and failure action for one service method.
+fn method_control(c: &soam_profile::Control, kind: Kind) -> soam_profile::MethodControl {
+    match kind {
+        Kind::CreateService => c.create_service,
+        Kind::SessionEnter => c.session_enter,
+        Kind::Invoke => c.invoke,
+        Kind::SessionUpdate => c.session_update,
+        Kind::SessionLeave => c.session_leave,
+        Kind::DestroyService => c.destroy_service,
+    }
+}
+
 /// Most outputs sent to a holder and not yet acknowledged: bounds what a slow client
 /// can make the agent buffer.
 const DELIVERY_WINDOW: usize = 65_536;

@@ -224,15 +224,7 @@ impl Core {
         if inst.armed_seq == head.seq {
             return;
         }
-        let c = &inst.service.control;
-        let timeout = match head.kind {
-            Kind::CreateService => c.create_service.timeout_s,
-            Kind::SessionEnter => c.session_enter.timeout_s,
-            Kind::Invoke => c.invoke.timeout_s,
-            Kind::SessionUpdate => c.session_update.timeout_s,
-            Kind::SessionLeave => c.session_leave.timeout_s,
-            Kind::DestroyService => c.destroy_service.timeout_s,
-        };
+        let timeout = method_control(&inst.service.control, head.kind).timeout_s;
         if timeout > 0 {
             inst.armed_seq = head.seq;
             self.after(timeout * 1000, Timer::MethodTimeout { inst: iid, seq: head.seq });
