@@ -152,21 +152,26 @@ fn a_waiting_submit_rides_out_an_agent_restart_or_says_how_to_reopen() {
     for t in &tasks {
         args.extend(["--task", t]);
     }
-    let client = env
+    let mut client = env
         .cmd("soamsession")
         .args(&args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(20, "some outputs", || {
-        env.session("a", id).filter(|v| v["done"].as_u64() >= Some(3)).map(|_| ())
-    });
+    // An output is only sent after the submit was committed and acknowledged, so once
+    // one is printed every task is the agent's to keep.
+    use std::io::BufRead;
+    let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
     env.stop_agent(libc::SIGKILL);
     env.start_agent();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let o = client.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut got: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    let mut got: Vec<String> = first.lines().chain(rest.lines()).map(String::from).collect();
     got.sort();
     let mut want: Vec<String> = (1..=20).map(|i| format!("r{i}")).collect();
     want.sort();
@@ -174,14 +179,27 @@ fn a_waiting_submit_rides_out_an_agent_restart_or_says_how_to_reopen() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("reconnected"));
 
     // No agent comes back within --reconnect-timeout: a clear message and the command to use.
-    let client = env
+    let mut client = env
         .cmd("soamsession")
-        .args(["submit", "--session", &s, "--task", "sleep:30", "--reconnect-timeout", "0.5"])
-        .stdout(std::process::Stdio::null())
+        .args([
+            "submit",
+            "--session",
+            &s,
+            "--task",
+            "nap:0.01:first",
+            "--task",
+            "sleep:30",
+            "--reconnect-timeout",
+            "0.5",
+        ])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(20, "running", || env.session("a", id).filter(|v| v["running"] == 1).map(|_| ()));
+    let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "first\n");
     env.stop_agent(libc::SIGKILL);
     let o = client.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1));

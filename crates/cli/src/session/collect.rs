@@ -57,6 +57,23 @@ impl Reconnect {
         }
     }
 
+    /// Sends the final close or detach; if the agent is lost just then, reconnects
+    /// (reopening the session) and sends it again.
+    pub async fn finish(&self, client: &mut Client, req: Request, session: &SessionRef) -> anyhow::Result<Option<Stop>> {
+        match client.call(req.clone()).await {
+            Ok(_) => Ok(None),
+            Err(soam_client::ClientError::Lost(why)) => match self.again(session, &why).await {
+                Ok(c) => {
+                    *client = c;
+                    client.call(req).await?;
+                    Ok(None)
+                }
+                Err(stop) => Ok(Some(stop)),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Connects again and reopens the session; Err says why it could not.
     async fn again(&self, session: &SessionRef, why: &str) -> Result<Client, Stop> {
         if self.timeout.is_zero() {
@@ -321,10 +338,13 @@ impl Collector {
                         }
                     }
                     self.out.flush()?;
-                    client.notify(Request::Ack {
+                    // If the agent is gone the acknowledgement is lost: harmless (those
+                    // outputs come again and are dropped as duplicates), and the closed
+                    // event stream brings us to the reconnect below.
+                    let _ = client.notify(Request::Ack {
                         session: session.clone(),
                         tasks: acks,
-                    })?;
+                    });
                 }
                 Event::Drained { session: sid, .. } if sid == id && until.drained => return Ok(Stop::Drained),
                 Event::TakenOver { session: sid, .. } if sid == id => return Ok(Stop::TakenOver),

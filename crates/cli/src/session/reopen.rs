@@ -89,18 +89,19 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     // Drained means nothing is pending, running or left to deliver: safe to close.
-    if matches!(stop, Stop::Drained) && !a.detach && !a.no_wait {
-        client
-            .call(Request::Close {
-                session: a.session.clone(),
-            })
-            .await?;
+    let last = if matches!(stop, Stop::Drained) && !a.detach && !a.no_wait {
+        Request::Close {
+            session: a.session.clone(),
+        }
     } else {
-        client
-            .call(Request::Detach {
-                session: a.session.clone(),
-            })
-            .await?;
+        Request::Detach {
+            session: a.session.clone(),
+        }
+    };
+    if let Some(stop) = rc.finish(&mut client, last, &a.session).await?
+        && let Some(code) = report_stop(&stop, &a.session)
+    {
+        return Ok(code);
     }
     Ok(if col.failed > 0 { 1 } else { 0 })
 }

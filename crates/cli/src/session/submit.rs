@@ -98,6 +98,14 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     for r in replies {
         let reply = match r.await {
             Ok(r) => r,
+            Err(soam_client::ClientError::Lost(why)) => {
+                // Without an answer nobody knows whether this batch was taken.
+                anyhow::bail!(
+                    "connection to the agent lost while submitting ({why}); some of the {total} tasks may not have been accepted: \
+                     check with soamview session {}",
+                    sref.app
+                );
+            }
             Err(e) => {
                 // A session this command created would otherwise wait for its
                 // disconnect action; tasks already accepted in it end with it.
@@ -140,10 +148,15 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     if let Some(code) = report_stop(&stop, &here) {
         return Ok(code);
     }
-    if created {
-        client.call(Request::Close { session: sref.clone() }).await?;
+    let last = if created {
+        Request::Close { session: sref.clone() }
     } else {
-        client.call(Request::Detach { session: sref.clone() }).await?;
+        Request::Detach { session: sref.clone() }
+    };
+    if let Some(stop) = rc.finish(&mut client, last, &sref).await?
+        && let Some(code) = report_stop(&stop, &here)
+    {
+        return Ok(code);
     }
     if col.failed > 0 {
         eprintln!("soamsession: {} of {total} tasks did not succeed (session {addr})", col.failed);
