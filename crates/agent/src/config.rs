@@ -15,6 +15,8 @@ pub struct AgentConfig {
     pub instance_idle_timeout_s: u64,
     pub max_stored_sessions: Option<u64>,
     pub max_stored_tasks: Option<u64>,
+    /// Bound on redb's page cache.
+    pub store_cache_bytes: usize,
     /// Size the store file may reach; recoverable submissions and new sessions beyond it
     /// are refused.
     pub max_store_bytes: Option<u64>,
@@ -29,6 +31,7 @@ struct FileConfig {
     max_stored_sessions: Option<u64>,
     max_stored_tasks: Option<u64>,
     max_store_bytes: Option<u64>,
+    store_cache_bytes: Option<usize>,
 }
 
 /// What the command line said (None = not given).
@@ -67,6 +70,7 @@ impl AgentConfig {
             max_stored_sessions: fc.max_stored_sessions,
             max_stored_tasks: fc.max_stored_tasks,
             max_store_bytes: fc.max_store_bytes,
+            store_cache_bytes: fc.store_cache_bytes.unwrap_or(16 << 20),
         })
     }
 }

@@ -111,7 +111,7 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, sink: EventSink) -> Spawn
             }
         }
         Mode::Exec => {
-            tokio::spawn(exec(id, app.to_string(), svc, rx, sink));
+            spawn_exec(id, app.to_string(), svc, rx, sink);
             Spawned { tx, pid: None }
         }
     }
@@ -214,94 +214,139 @@ fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
     }
 }
 
-async fn exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
-    let mut queue: std::collections::VecDeque<OutMsg> = Default::default();
-    loop {
-        let m = match queue.pop_front() {
-            Some(m) => m,
-            None => match rx.recv().await {
-                Some(InstCmd::Send(msgs)) => {
-                    queue.extend(msgs);
-                    continue;
+/// Exec mode runs on a thread of its own with blocking `std::process`: per task that is
+/// one spawn, a poll over two pipes and a wait, as close to `xargs -P` as it gets (the
+/// async process machinery costs epoll registrations and SIGCHLD wake-ups per task).
+/// A small async forwarder hands work to the thread and turns `Kill` into a signal to
+/// the task process running at that moment.
+fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+    let running = Arc::new(AtomicI32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Vec<OutMsg>>();
+    {
+        let (running, stop) = (running.clone(), stop.clone());
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                match cmd {
+                    InstCmd::Send(msgs) => {
+                        if work_tx.send(msgs).is_err() {
+                            return;
+                        }
+                    }
+                    InstCmd::Kill => break,
                 }
-                Some(InstCmd::Kill) | None => break,
-            },
-        };
-        let reply = |status, payload: Bytes| InstEvent::Reply {
-            kind: m.kind,
-            status,
-            task: m.task,
-            attempt: m.attempt,
-            payload,
-        };
-        if m.kind != Kind::Invoke {
-            // Exec mode has no lifecycle: every other method trivially succeeds.
-            sink(id, reply(Status::Success, Bytes::new()));
-            if m.kind == Kind::DestroyService {
-                break;
             }
-            continue;
+            stop.store(true, Ordering::SeqCst);
+            let pid = running.load(Ordering::SeqCst);
+            if pid > 0 {
+                // The whole group: a `sh -c` task's children would otherwise hold its
+                // output pipe open. SAFETY: kill has no memory effects.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        });
+    }
+    let spawned = std::thread::Builder::new().name(format!("soam-exec-{id}")).spawn({
+        let sink = sink.clone();
+        move || {
+            let why = exec_thread(&app, &svc, work_rx, &sink, id, &running, &stop);
+            sink(id, InstEvent::Exited { why });
         }
-        let mut cmd = base_command(&svc, &app);
-        cmd.stderr(Stdio::piped())
-            .env("SOAM_SESSION", m.session.to_string())
-            .env("SOAM_TASK", m.task.to_string())
-            .env("SOAM_ATTEMPT", m.attempt.to_string());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                sink(
-                    id,
-                    reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", svc.command[0]))),
-                );
+    });
+    if let Err(e) = spawned {
+        sink(
+            id,
+            InstEvent::Exited {
+                why: format!("cannot start an exec runner: {e}"),
+            },
+        );
+    }
+}
+
+fn exec_thread(
+    app: &str,
+    svc: &Service,
+    work: std::sync::mpsc::Receiver<Vec<OutMsg>>,
+    sink: &EventSink,
+    id: InstId,
+    running: &std::sync::atomic::AtomicI32,
+    stop: &std::sync::atomic::AtomicBool,
+) -> String {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::Ordering;
+    let argv = command_line(svc);
+    while let Ok(msgs) = work.recv() {
+        for m in msgs {
+            if stop.load(Ordering::SeqCst) {
+                return "it was stopped by the agent".into();
+            }
+            let reply = |status, payload: Bytes| InstEvent::Reply {
+                kind: m.kind,
+                status,
+                task: m.task,
+                attempt: m.attempt,
+                payload,
+            };
+            if m.kind != Kind::Invoke {
+                // Exec mode has no lifecycle: every other method trivially succeeds.
+                sink(id, reply(Status::Success, Bytes::new()));
+                if m.kind == Kind::DestroyService {
+                    return "exec instance stopped".into();
+                }
                 continue;
             }
-        };
-        let mut stdin = child.stdin.take().expect("stdin piped");
-        let input = m.payload.clone();
-        let feed = tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-        let out = child.wait_with_output();
-        tokio::pin!(out);
-        let result = loop {
-            tokio::select! {
-                r = &mut out => break Some(r),
-                cmd = rx.recv() => match cmd {
-                    Some(InstCmd::Send(more)) => queue.extend(more),
-                    Some(InstCmd::Kill) | None => break None,
-                },
+            let mut cmd = std::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..])
+                .current_dir(&svc.work_dir)
+                .envs(&svc.env)
+                .env("SOAM_APP", app)
+                .env("SOAM_SERVICE", &svc.name)
+                .env("SOAM_SESSION", m.session.to_string())
+                .env("SOAM_TASK", m.task.to_string())
+                .env("SOAM_ATTEMPT", m.attempt.to_string())
+                .stdin(if m.payload.is_empty() { Stdio::null() } else { Stdio::piped() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    sink(id, reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", argv[0]))));
+                    continue;
+                }
+            };
+            running.store(child.id() as i32, Ordering::SeqCst);
+            let output = std::thread::scope(|scope| {
+                // A big input is fed from a second thread so a task that writes before it
+                // has read everything cannot deadlock against us.
+                if let Some(mut stdin) = child.stdin.take() {
+                    let input = &m.payload;
+                    scope.spawn(move || {
+                        let _ = stdin.write_all(input);
+                    });
+                }
+                child.wait_with_output()
+            });
+            running.store(0, Ordering::SeqCst);
+            if stop.load(Ordering::SeqCst) {
+                return "it was stopped by the agent".into();
             }
-        };
-        feed.abort();
-        match result {
-            None => {
-                // Dropping the future drops the child (kill_on_drop).
-                sink(
-                    id,
-                    InstEvent::Exited {
-                        why: "it was stopped by the agent".into(),
-                    },
-                );
-                return;
-            }
-            Some(Err(e)) => sink(id, reply(Status::Failure, Bytes::from(format!("task process failed: {e}")))),
-            Some(Ok(o)) if o.status.success() => sink(id, reply(Status::Success, Bytes::from(o.stdout))),
-            Some(Ok(o)) => {
-                let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-                let msg = if err.is_empty() {
-                    format!("task process ended with {}", o.status)
-                } else {
-                    err
-                };
-                sink(id, reply(Status::Failure, Bytes::from(msg)));
-            }
+            let event = match output {
+                Err(e) => reply(Status::Failure, Bytes::from(format!("task process failed: {e}"))),
+                Ok(o) if o.status.success() => reply(Status::Success, Bytes::from(o.stdout)),
+                Ok(o) => {
+                    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                    let msg = if err.is_empty() {
+                        format!("task process ended with {}", o.status)
+                    } else {
+                        err
+                    };
+                    reply(Status::Failure, Bytes::from(msg))
+                }
+            };
+            sink(id, event);
         }
     }
-    sink(
-        id,
-        InstEvent::Exited {
-            why: "exec instance stopped".into(),
-        },
-    );
+    "exec instance stopped".into()
 }

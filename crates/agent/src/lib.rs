@@ -95,7 +95,8 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
     private_dir(&paths.data_dir)?;
     let lock = take_lock(&paths.lock())?;
     let store_path = paths.store();
-    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&store_path))
+    let cache = cfg.store_cache_bytes;
+    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&store_path, cache))
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?
         .map_err(|e| AgentError::Setup(e.to_string()))?;

@@ -15,6 +15,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::soamview::Args::command(),
         crate::soamcontrol::Args::command(),
         crate::session::Args::command(),
+        crate::soambench::Args::command(),
     ]
 }
 

@@ -9,6 +9,7 @@ pub mod common;
 pub mod docs;
 pub mod output;
 pub mod session;
+pub mod soambench;
 pub mod soamcontrol;
 pub mod soamd;
 pub mod soamreg;

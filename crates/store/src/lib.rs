@@ -109,8 +109,10 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<(Store, Loaded), StoreError> {
-        let db = Database::builder().create(path).map_err(|e| match e {
+    /// Opens (or creates) the store. `cache_bytes` bounds redb's page cache (its own
+    /// default, 1 GiB, would be most of a small agent's memory).
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, Loaded), StoreError> {
+        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_path_buf() },
             e => StoreError::db(e),
         })?;
@@ -271,19 +273,38 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
         if batches.is_empty() {
             continue;
         }
+        let writes: usize = batches.iter().map(|b| b.writes.len()).sum();
         let result = apply(&db, &batches).map_err(|e| {
             tracing::error!("store commit failed: {e}");
             e.to_string()
         });
+        let big = writes >= 1000
+            || batches.iter().any(|b| {
+                b.writes
+                    .iter()
+                    .any(|w| matches!(w, Write::PutHistory(h) if h.tasks.len() >= 10_000))
+            });
         for b in batches {
             if let Some(done) = b.done {
                 done(result.clone());
             }
         }
+        if big {
+            release_freed_memory();
+        }
     }
     drop(db);
     if let Some(tx) = closing {
         let _ = tx.send(());
+    }
+}
+
+/// Hands what a large batch freed back to the OS (glibc keeps freed heap otherwise).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -365,9 +386,9 @@ mod tests {
     fn writes_survive_reopen_and_second_open_is_refused() {
         let dir = tempfile_dir();
         let path = dir.join("s.redb");
-        let (store, loaded) = Store::open(&path).unwrap();
+        let (store, loaded) = Store::open(&path, 1 << 20).unwrap();
         assert!(loaded.apps.is_empty());
-        assert!(matches!(Store::open(&path), Err(StoreError::Locked { .. })));
+        assert!(matches!(Store::open(&path, 1 << 20), Err(StoreError::Locked { .. })));
         let (tx, rx) = mpsc::channel();
         store.submit(
             vec![Write::PutApp(app("a")), Write::SetCounter { app: "a".into(), next: 5 }],
@@ -376,7 +397,7 @@ mod tests {
         rx.recv().unwrap().unwrap();
         store.submit(vec![Write::PutApp(app("b")), Write::DeleteApp("a".into())], None);
         store.close();
-        let (_store, loaded) = Store::open(&path).unwrap();
+        let (_store, loaded) = Store::open(&path, 1 << 20).unwrap();
         assert_eq!(loaded.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), vec!["b"]);
         assert_eq!(loaded.counters, vec![("a".to_string(), 5)]);
         std::fs::remove_dir_all(dir).unwrap();

@@ -138,9 +138,10 @@ struct Conn {
 
 #[derive(Debug, Clone)]
 struct Task {
-    input: Bytes,
+    /// Boxed slices, not `Bytes`: half the size, and a million tasks are held at once.
+    input: Box<[u8]>,
     /// Output (done) or message (error, canceled) until discarded.
-    result: Option<Bytes>,
+    result: Option<Box<[u8]>>,
     state: TaskState,
     /// Attempts started (SOAM_ATTEMPT of the latest one).
     attempts: u32,
@@ -155,7 +156,7 @@ struct Task {
 impl Task {
     fn new(input: Bytes, now: u64) -> Task {
         Task {
-            input,
+            input: boxed(input),
             result: None,
             state: TaskState::Pending,
             attempts: 0,
@@ -171,10 +172,15 @@ impl Task {
     fn canceled_placeholder() -> Task {
         Task {
             state: TaskState::Canceled,
-            result: Some(Bytes::from_static(b"lost from the store")),
+            result: Some(Box::from(&b"lost from the store"[..])),
             ..Task::new(Bytes::new(), 0)
         }
     }
+}
+
+/// Takes the bytes without copying when `b` is the sole owner of a whole buffer.
+fn boxed(b: Bytes) -> Box<[u8]> {
+    Vec::from(b).into_boxed_slice()
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -537,7 +543,7 @@ impl Core {
                     task: tid,
                     state: t.state,
                     attempts: t.attempts,
-                    data: t.result.clone().unwrap_or_default(),
+                    data: t.result.as_deref().map(Bytes::copy_from_slice).unwrap_or_default(),
                 });
                 s.unacked.insert(tid);
             }

@@ -32,8 +32,8 @@ impl Core {
                 t.attempts
             },
             failures: t.failures,
-            input: t.input.clone(),
-            result: t.result.clone(),
+            input: Bytes::copy_from_slice(&t.input),
+            result: t.result.as_deref().map(Bytes::copy_from_slice),
             delivered: t.delivered,
             submitted_ms: t.submitted_ms,
             started_ms: t.started_ms,
@@ -192,8 +192,8 @@ impl Core {
                     StoredTaskState::Canceled => TaskState::Canceled,
                 };
                 s.tasks[idx] = Task {
-                    input: t.input,
-                    result: t.result,
+                    input: boxed(t.input),
+                    result: t.result.map(boxed),
                     state: TaskState::Canceled,
                     attempts: t.attempts,
                     failures: t.failures,

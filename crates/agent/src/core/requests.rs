@@ -684,7 +684,8 @@ impl Core {
             if !s.tasks[idx].state.is_ended() {
                 s.set_state(idx, TaskState::Canceled);
                 s.tasks[idx].ended_ms = now;
-                s.tasks[idx].result = Some(Bytes::from(format!("session {state}: {reason}")));
+                // No message each: nobody can fetch a task of an ended session.
+                s.tasks[idx].result = None;
             }
         }
         let period = s.stype.task_cleanup_period_ms;
@@ -759,6 +760,10 @@ impl Core {
         }
         self.store.submit(writes, None);
         self.needs_schedule = true;
+        if s.tasks.len() >= 10_000 {
+            drop(s);
+            release_freed_memory();
+        }
     }
 
     /// Moves a task to an end state and queues its output for the holder.
@@ -767,7 +772,7 @@ impl Core {
         s.set_state(idx, state);
         let t = &mut s.tasks[idx];
         t.ended_ms = now_ms();
-        t.result = Some(result);
+        t.result = Some(boxed(result));
         if s.stype.recoverable {
             // Delivered once committed (see persist::commit_ends).
             s.persisting += 1;
@@ -780,5 +785,15 @@ impl Core {
             let why = format!("task {} failed and abortSessionIfTaskFail is true", idx + 1);
             self.end_session(sid, SessionState::Aborted, &why, true);
         }
+    }
+}
+
+/// Hands memory freed by a large session back to the OS. glibc keeps freed heap for
+/// reuse; after a million-task session that is hundreds of MiB nobody will use soon.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -404,7 +404,7 @@ impl Core {
                 session: s.id,
                 task: idx as u64 + 1,
                 attempt: t.attempts,
-                payload: t.input.clone(),
+                payload: Bytes::copy_from_slice(&t.input),
             });
             expects.push((idx as u64 + 1, t.attempts));
         }

@@ -1,0 +1,5 @@
+complete -c soambench -l slots -d 'Agent slots (default: number of CPUs)' -r
+complete -c soambench -l json -d 'One JSON object with the SPEC section 12 keys'
+complete -c soambench -l quick -d 'Small sizes of the same measurements'
+complete -c soambench -s h -l help -d 'Print help'
+complete -c soambench -s V -l version -d 'Print version'

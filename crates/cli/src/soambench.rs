@@ -1,0 +1,465 @@
+//! `soambench`: measures SPEC section 12 on this machine, with its own agent in a
+//! temporary home and the Rust no-op service (`soam-echo-service --noop`).
+//!
+//! Every figure is end to end as a client sees it: sessions are driven through the
+//! client library (submit many tasks per frame, collect, acknowledge), the agent is the
+//! real `soamd` binary, and `soamview` is the real command. `--quick` runs the same code
+//! on small sizes (CI checks it completes and prints valid JSON, never its speed).
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use serde_json::json;
+use soam_client::{Client, ConnectOptions, Dedup};
+use soam_proto::msg::{CreateSession, Event, Reply, Request, SessionAction};
+use soam_proto::{SessionKey, SessionRef};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "soambench",
+    version,
+    about = "Measure soam against SPEC section 12 (throughput, latency, memory, restart, soamview)",
+    after_help = "Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)"
+)]
+pub struct Args {
+    /// One JSON object with the SPEC section 12 keys
+    #[arg(long)]
+    pub json: bool,
+    /// Small sizes of the same measurements
+    #[arg(long)]
+    pub quick: bool,
+    /// Agent slots (default: number of CPUs)
+    #[arg(long)]
+    pub slots: Option<u32>,
+}
+
+struct Sizes {
+    throughput_tasks: usize,
+    throughput_runs: usize,
+    exec_tasks: usize,
+    latency_rounds: usize,
+    big_session: usize,
+    soamview_runs: usize,
+}
+
+/// The agent under test, in its own home; killed when dropped.
+struct Agent {
+    home: PathBuf,
+    bin_dir: PathBuf,
+    slots: u32,
+    child: Option<Child>,
+}
+
+impl Agent {
+    fn opts(&self) -> ConnectOptions {
+        let mut o = ConnectOptions::from_env("soambench", Some(self.home.join("run/soamd.sock")));
+        o.autostart = false;
+        o
+    }
+
+    /// Starts soamd; returns the time until it answered a status request.
+    fn start(&mut self) -> anyhow::Result<Duration> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("agent.log"))?;
+        let t0 = Instant::now();
+        let child = Command::new(self.bin_dir.join("soamd"))
+            .args(["--slots", &self.slots.to_string()])
+            .env("SOAM_HOME", &self.home)
+            .env_remove("SOAM_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start soamd (is it built next to soambench?)")?;
+        self.child = Some(child);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let opts = self.opts();
+        rt.block_on(async {
+            loop {
+                if let Ok(c) = Client::connect(&opts).await
+                    && c.call(Request::Status).await.is_ok()
+                {
+                    return Ok(t0.elapsed());
+                }
+                if t0.elapsed() > Duration::from_secs(60) {
+                    bail!(
+                        "the agent did not answer within 60 s (see {})",
+                        self.home.join("agent.log").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn session_ref(app: &str, id: u64) -> SessionRef {
+    SessionRef {
+        app: app.into(),
+        key: SessionKey::Id(id),
+    }
+}
+
+async fn create(c: &Client, app: &str, stype: Option<&str>, attach: bool) -> anyhow::Result<u64> {
+    let req = Request::CreateSession(CreateSession {
+        app: app.into(),
+        session_type: stype.map(String::from),
+        name: None,
+        tag: None,
+        common_data: Bytes::new(),
+        direct: false,
+        attach,
+    });
+    match c.call(req).await? {
+        Reply::Session(s) => Ok(s.id),
+        _ => bail!("unexpected reply"),
+    }
+}
+
+async fn submit(c: &Client, s: &SessionRef, n: usize) -> anyhow::Result<()> {
+    let replies: Vec<_> = soam_client::batches(vec![Bytes::new(); n], 16_384)
+        .into_iter()
+        .map(|tasks| c.send(Request::Submit { session: s.clone(), tasks }))
+        .collect();
+    for r in replies {
+        r.await?;
+    }
+    Ok(())
+}
+
+/// Collects `n` distinct outputs, acknowledging each batch.
+async fn collect(c: &mut Client, s: &SessionRef, n: usize) -> anyhow::Result<()> {
+    let mut seen = Dedup::default();
+    let mut got = 0;
+    while got < n {
+        match c.next_event().await {
+            Some(Event::Outputs { outputs, .. }) => {
+                let ids: Vec<u64> = outputs.iter().map(|o| o.task).collect();
+                got += ids.iter().filter(|&&t| seen.first(t)).count();
+                c.notify(Request::Ack {
+                    session: s.clone(),
+                    tasks: ids,
+                })?;
+            }
+            Some(Event::Ended { reason, .. }) => bail!("session ended: {reason}"),
+            None => bail!("connection lost"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One session of `n` no-op tasks, start to close: tasks per second.
+async fn throughput(opts: &ConnectOptions, app: &str, stype: Option<&str>, n: usize) -> anyhow::Result<f64> {
+    let mut c = Client::connect(opts).await?;
+    let t0 = Instant::now();
+    let id = create(&c, app, stype, true).await?;
+    let s = session_ref(app, id);
+    submit(&c, &s, n).await?;
+    collect(&mut c, &s, n).await?;
+    c.call(Request::Close { session: s }).await?;
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
+async fn latency(opts: &ConnectOptions, rounds: usize) -> anyhow::Result<(f64, f64)> {
+    let mut c = Client::connect(opts).await?;
+    let id = create(&c, "bench", None, true).await?;
+    let s = session_ref("bench", id);
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds + 200 {
+        let t0 = Instant::now();
+        let reply = c.send(Request::Submit {
+            session: s.clone(),
+            tasks: vec![Bytes::new()],
+        });
+        collect_one(&mut c, &s).await?;
+        reply.await?;
+        // The first 200 warm the instance and the agent.
+        if i >= 200 {
+            samples.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    c.call(Request::Close { session: s }).await?;
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    Ok((pct(0.50), pct(0.99)))
+}
+
+async fn collect_one(c: &mut Client, s: &SessionRef) -> anyhow::Result<()> {
+    loop {
+        match c.next_event().await {
+            Some(Event::Outputs { outputs, .. }) => {
+                c.notify(Request::Ack {
+                    session: s.clone(),
+                    tasks: outputs.iter().map(|o| o.task).collect(),
+                })?;
+                return Ok(());
+            }
+            Some(Event::Ended { reason, .. }) => bail!("session ended: {reason}"),
+            None => bail!("connection lost"),
+            _ => {}
+        }
+    }
+}
+
+/// A suspended session holding `n` pending tasks (left open, detached).
+async fn parked_session(opts: &ConnectOptions, stype: Option<&str>, n: usize) -> anyhow::Result<()> {
+    let c = Client::connect(opts).await?;
+    let id = create(&c, "bench", stype, true).await?;
+    let s = session_ref("bench", id);
+    c.call(Request::SessionControl {
+        session: s.clone(),
+        action: SessionAction::Suspend,
+    })
+    .await?;
+    submit(&c, &s, n).await?;
+    c.call(Request::Detach { session: s }).await?;
+    Ok(())
+}
+
+fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
+    let svc = bin_dir.join("soam-echo-service");
+    let bench = format!(
+        "application: bench\nservices:\n  - name: noop\n    command: [\"{}\", \"--noop\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n  - name: Recoverable\n    recoverable: true\n    persistTaskHistory: none\n",
+        svc.display()
+    );
+    std::fs::write(home.join("bench.yaml"), bench)?;
+    std::fs::write(
+        home.join("exec.yaml"),
+        "application: exec\nservices:\n  - name: true\n    mode: exec\n    command: [\"true\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
+    )?;
+    Ok(())
+}
+
+async fn register(opts: &ConnectOptions, home: &Path) -> anyhow::Result<()> {
+    let c = Client::connect(opts).await?;
+    for f in ["bench.yaml", "exec.yaml"] {
+        let p = home.join(f);
+        c.call(Request::RegisterApp {
+            profile: std::fs::read_to_string(&p)?,
+            path: p.display().to_string(),
+            force: true,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn xargs_seconds(n: usize, slots: u32) -> anyhow::Result<f64> {
+    let input: String = (0..n).map(|i| format!("{i}\n")).collect();
+    let t0 = Instant::now();
+    let mut child = Command::new("xargs")
+        .args(["-P", &slots.to_string(), "-n", "1", "true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot run xargs")?;
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("xargs failed: {status}");
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+fn soamview_ms(agent: &Agent, runs: usize) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let o = Command::new(agent.bin_dir.join("soamview"))
+            .args(["session"])
+            .env("SOAM_HOME", &agent.home)
+            .env("SOAM_NO_AUTOSTART", "1")
+            .env_remove("SOAM_SOCKET")
+            .stdout(Stdio::null())
+            .output()?;
+        if !o.status.success() {
+            bail!("soamview failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(&mut times))
+}
+
+pub fn main() -> i32 {
+    let args = Args::parse();
+    crate::common::init_logging(0);
+    match bench(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("soambench: {e:#}");
+            1
+        }
+    }
+}
+
+fn bench(args: &Args) -> anyhow::Result<()> {
+    let sizes = if args.quick {
+        Sizes {
+            throughput_tasks: 20_000,
+            throughput_runs: 3,
+            exec_tasks: 100,
+            latency_rounds: 300,
+            big_session: 50_000,
+            soamview_runs: 5,
+        }
+    } else {
+        Sizes {
+            throughput_tasks: 500_000,
+            throughput_runs: 5,
+            exec_tasks: 2_000,
+            latency_rounds: 5_000,
+            big_session: 1_000_000,
+            soamview_runs: 20,
+        }
+    };
+    let slots = args
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+    let bin_dir = std::env::current_exe()?.parent().context("no binary folder")?.to_path_buf();
+    let home = std::env::temp_dir().join(format!("soambench-{}", std::process::id()));
+    std::fs::create_dir_all(&home)?;
+    write_profiles(&home, &bin_dir)?;
+    let mut agent = Agent {
+        home: home.clone(),
+        bin_dir,
+        slots,
+        child: None,
+    };
+    agent.start()?;
+    let opts = agent.opts();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let say = |what: &str| {
+        if !args.json {
+            eprintln!("soambench: {what}");
+        }
+    };
+    rt.block_on(register(&opts, &home))?;
+
+    // Exec and latency first, on a quiet agent: after the throughput phases the store
+    // thread is still deleting what the recoverable sessions left, and would be measured
+    // too. Exec and xargs alternate, three rounds each; the ratio is of the medians.
+    say("exec mode against xargs -P");
+    let (mut soam_exec, mut xargs) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        soam_exec.push(rt.block_on(throughput(&opts, "exec", None, sizes.exec_tasks))?);
+        xargs.push(sizes.exec_tasks as f64 / xargs_seconds(sizes.exec_tasks, slots)?);
+    }
+    let exec_ratio = median(&mut soam_exec) / median(&mut xargs);
+    say("latency");
+    let (p50, p99) = rt.block_on(latency(&opts, sizes.latency_rounds))?;
+    say("throughput, non-recoverable");
+    let mut nonrec: Vec<f64> = (0..sizes.throughput_runs)
+        .map(|_| rt.block_on(throughput(&opts, "bench", None, sizes.throughput_tasks)))
+        .collect::<anyhow::Result<_>>()?;
+    say("throughput, recoverable");
+    let mut rec: Vec<f64> = (0..sizes.throughput_runs)
+        .map(|_| rt.block_on(throughput(&opts, "bench", Some("Recoverable"), sizes.throughput_tasks)))
+        .collect::<anyhow::Result<_>>()?;
+    say("memory with a large pending session");
+    rt.block_on(parked_session(&opts, None, sizes.big_session))?;
+    let rss = rss_mib(agent.pid());
+    say("soamview");
+    let view_ms = soamview_ms(&agent, sizes.soamview_runs)?;
+    say("restart with a large recoverable session");
+    rt.block_on(parked_session(&opts, Some("Recoverable"), sizes.big_session))?;
+    agent.kill();
+    let mut restarts: Vec<f64> = Vec::new();
+    for _ in 0..3 {
+        restarts.push(agent.start()?.as_secs_f64());
+        agent.kill();
+    }
+    let restart = median(&mut restarts);
+
+    let figures = [
+        (
+            "throughput_nonrecoverable_tasks_per_s",
+            median(&mut nonrec),
+            ">= 100000",
+            median(&mut nonrec) >= 100_000.0,
+        ),
+        (
+            "throughput_recoverable_tasks_per_s",
+            median(&mut rec),
+            ">= 50000",
+            median(&mut rec) >= 50_000.0,
+        ),
+        ("exec_vs_xargs_ratio", exec_ratio, ">= 0.9", exec_ratio >= 0.9),
+        ("latency_p50_us", p50, "< 100", p50 < 100.0),
+        ("latency_p99_us", p99, "", true),
+        ("agent_rss_1m_tasks_mib", rss, "< 256", rss < 256.0),
+        ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
+        ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
+    ];
+    if args.json {
+        let mut m = serde_json::Map::new();
+        for (k, v, _, _) in &figures {
+            m.insert((*k).into(), json!((v * 1000.0).round() / 1000.0));
+        }
+        println!("{}", serde_json::Value::Object(m));
+    } else {
+        let size_note = format!(
+            "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; large session {} tasks",
+            slots, sizes.throughput_tasks, sizes.throughput_runs, sizes.exec_tasks, sizes.latency_rounds, sizes.big_session
+        );
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.set_header(["FIGURE", "VALUE", "TARGET", "MET"]);
+        for (k, v, target, ok) in &figures {
+            t.add_row([
+                k.to_string(),
+                format!("{v:.3}"),
+                target.to_string(),
+                if target.is_empty() {
+                    String::new()
+                } else if *ok {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]);
+        }
+        println!("{t}\n({size_note})");
+    }
+    Ok(())
+}
