@@ -5,6 +5,9 @@ use comfy_table::{Cell, Color, Table, presets};
 use serde_json::{Map, Value};
 use std::io::IsTerminal;
 
+/// Above this many rows (and without colour) tables are laid out by `render_plain`.
+const PLAIN_ROWS: usize = 1000;
+
 /// A table whose rows can also be printed as a JSON array of objects.
 pub struct Grid {
     columns: Vec<&'static str>,
@@ -34,6 +37,10 @@ impl Grid {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     pub fn row(&mut self, values: Vec<Value>) {
         debug_assert_eq!(values.len(), self.columns.len());
         self.rows.push(values);
@@ -54,8 +61,76 @@ impl Grid {
         )
     }
 
+    /// The same JSON as [`Grid::to_json`], written straight out: no map per row, which
+    /// matters for listings of thousands of sessions.
+    pub fn json_string(&self) -> String {
+        let mut out = String::with_capacity(self.rows.len() * 64 * self.columns.len() + 2);
+        out.push('[');
+        for (i, r) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('{');
+            for (k, (c, v)) in self.columns.iter().zip(r).enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                out.push_str(c);
+                out.push_str("\":");
+                out.push_str(&v.to_string());
+            }
+            out.push('}');
+        }
+        out.push(']');
+        out
+    }
+
+    fn text(v: &Value) -> String {
+        match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => {
+                if *b {
+                    "yes".into()
+                } else {
+                    "no".into()
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The layout comfy-table gives with no borders (a space of padding each side of
+    /// every cell), for tables too long for it to lay out quickly.
+    fn render_plain(&self) -> String {
+        let header: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
+        let rows: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(Self::text).collect()).collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in std::iter::once(&header).chain(rows.iter()) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            for (c, w) in r.iter().zip(&widths) {
+                out.push(' ');
+                out.push_str(c);
+                out.extend(std::iter::repeat_n(' ', w - c.chars().count() + 1));
+            }
+        }
+        out
+    }
+
     pub fn render(&self) -> String {
         let colour = colour_enabled();
+        if self.rows.len() > PLAIN_ROWS && !colour {
+            return self.render_plain();
+        }
         let mut t = Table::new();
         t.load_style(presets::NOTHING);
         t.set_header(self.columns.iter().map(|c| c.to_uppercase()));
@@ -88,11 +163,35 @@ impl Grid {
 
     pub fn print(&self, json: bool) {
         if json {
-            println!("{}", self.to_json());
+            println!("{}", self.json_string());
         } else if self.rows.is_empty() {
             println!("(none)");
         } else {
             println!("{}", self.render());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plain_layout_and_direct_json_match_the_library_ones() {
+        let mut g = Grid::new(&["app", "id", "state", "holder"]);
+        g.row(vec![json!("sampleApp"), json!(12), json!("open"), json!(null)]);
+        g.row(vec![json!("b"), json!(3), json!("aborted"), json!("pid 7 \"x\"")]);
+        // Non-ASCII text is padded by characters, as comfy-table does.
+        g.row(vec![json!("état"), json!(1), json!("open"), json!(true)]);
+        let mut t = Table::new();
+        t.load_style(presets::NOTHING);
+        t.set_header(g.columns.iter().map(|c| c.to_uppercase()));
+        for r in &g.rows {
+            t.add_row(r.iter().map(Grid::text));
+        }
+        assert_eq!(g.render_plain(), t.to_string());
+        let direct: Value = serde_json::from_str(&g.json_string()).unwrap();
+        assert_eq!(direct, g.to_json());
     }
 }

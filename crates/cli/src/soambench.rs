@@ -34,6 +34,10 @@ pub struct Args {
     /// Agent slots (default: number of CPUs)
     #[arg(long)]
     pub slots: Option<u32>,
+    /// Instead: 10,000 open sessions plus one of 1,000,000 pending tasks, and how fast
+    /// soamview answers then
+    #[arg(long, conflicts_with = "json")]
+    pub scale: bool,
 }
 
 struct Sizes {
@@ -333,6 +337,74 @@ pub fn main() -> i32 {
     }
 }
 
+/// Many open sessions and one very large one: does the agent keep answering?
+fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: usize) -> anyhow::Result<()> {
+    let opts = agent.opts();
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let c = Client::connect(&opts).await?;
+        // Pipelined: the creates share group commits.
+        let replies: Vec<_> = (0..sessions)
+            .map(|_| {
+                c.send(Request::CreateSession(CreateSession {
+                    app: "bench".into(),
+                    session_type: None,
+                    name: None,
+                    tag: None,
+                    common_data: Bytes::new(),
+                    direct: false,
+                    attach: false,
+                }))
+            })
+            .collect();
+        for r in replies {
+            r.await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let create_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    rt.block_on(parked_session(&opts, None, tasks))?;
+    let submit_s = t0.elapsed().as_secs_f64();
+    let view = |args: &[&str]| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            let o = Command::new(agent.bin_dir.join("soamview"))
+                .args(args)
+                .env("SOAM_HOME", &agent.home)
+                .env("SOAM_NO_AUTOSTART", "1")
+                .env_remove("SOAM_SOCKET")
+                .stdout(Stdio::null())
+                .output()?;
+            if !o.status.success() {
+                bail!("soamview failed: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(median(&mut times))
+    };
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(["SCALE FIGURE", "VALUE"]);
+    t.add_row([format!("create {sessions} sessions (pipelined)"), format!("{create_s:.3} s")]);
+    t.add_row([format!("submit {tasks} tasks into one session"), format!("{submit_s:.3} s")]);
+    t.add_row(["agent RSS".to_string(), format!("{:.1} MiB", rss_mib(agent.pid()))]);
+    for args in [
+        &["app"][..],
+        &["session", "--state", "suspended"],
+        &["session", "--json"],
+        &["session"],
+    ] {
+        t.add_row([
+            format!("soamview {} (median of 10)", args.join(" ")),
+            format!("{:.2} ms", view(args)?),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
 fn bench(args: &Args) -> anyhow::Result<()> {
     let sizes = if args.quick {
         Sizes {
@@ -375,6 +447,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         }
     };
     rt.block_on(register(&opts, &home))?;
+    if args.scale {
+        let (n, tasks) = if args.quick { (500, 50_000) } else { (10_000, 1_000_000) };
+        return scale(&agent, &rt, n, tasks);
+    }
 
     // Exec and latency first, on a quiet agent: after the throughput phases the store
     // thread is still deleting what the recoverable sessions left, and would be measured

@@ -93,8 +93,8 @@ pub fn main() -> i32 {
 
 fn render(g: &Grid, json: bool) -> String {
     if json {
-        format!("{}\n", g.to_json())
-    } else if g.to_json().as_array().is_some_and(|a| a.is_empty()) {
+        format!("{}\n", g.json_string())
+    } else if g.is_empty() {
         "(none)\n".into()
     } else {
         format!("{}\n", g.render())

@@ -24,8 +24,11 @@ const TASKS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("ta
 /// Keyed by end time first so the newest history is a reverse range scan.
 const HISTORY: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("history");
 /// Task history apart from the session summaries: a million-task session's history is
-/// read when asked for, never loaded at start.
+/// read when asked for, never loaded at start. Keyed (app, session, chunk): each row
+/// holds `HISTORY_CHUNK` tasks, so ending a big session costs a few inserts, not one
+/// per task.
 const TASK_HISTORY: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("task_history");
+const HISTORY_CHUNK: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -194,7 +197,7 @@ impl Reader {
         let mut out = Vec::new();
         for row in t.range((app, session, 0)..=(app, session, u64::MAX)).map_err(StoreError::db)? {
             let (_, v) = row.map_err(StoreError::db)?;
-            out.push(decode("task history", v.value())?);
+            out.extend(decode::<Vec<HistoryTask>>("task history", v.value())?);
         }
         Ok(out)
     }
@@ -355,8 +358,8 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
                         };
                         let key = (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id);
                         history.insert(key, encode(&summary).as_slice())?;
-                        for t in &h.tasks {
-                            task_history.insert((h.session.app.as_str(), h.session.id, t.task), encode(t).as_slice())?;
+                        for (i, chunk) in h.tasks.chunks(HISTORY_CHUNK).enumerate() {
+                            task_history.insert((h.session.app.as_str(), h.session.id, i as u64), encode(&chunk).as_slice())?;
                         }
                     }
                 }

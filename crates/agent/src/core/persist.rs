@@ -73,7 +73,7 @@ impl Core {
         }
         let ends = std::mem::take(&mut self.pending_ends);
         let mut writes: Vec<Write> = Vec::new();
-        let mut by_session: HashMap<Sid, Vec<(u64, TaskRecord)>> = HashMap::new();
+        let mut by_session: HashMap<Sid, Vec<(u64, TaskRecord)>> = HashMap::default();
         for &(sid, tid) in &ends {
             if let Some(s) = self.sessions.get(&sid) {
                 by_session

@@ -49,7 +49,7 @@ impl Core {
                 created: s.id,
             });
         }
-        let mut app_used: HashMap<String, u32> = HashMap::new();
+        let mut app_used: HashMap<String, u32> = HashMap::default();
         let app_cap = |app: &str| self.apps.get(app).and_then(|a| a.profile.consumer.max_slots).unwrap_or(u32::MAX);
         let mut left = self.cfg.slots;
         // Oldest first among equals: stable, and fair to whoever waited longest.
@@ -97,7 +97,7 @@ impl Core {
         //    it or the holder cannot run (suspended, ended). An idle session otherwise
         //    keeps its entered instances, so a client feeding batches does not pay
         //    SessionLeave/SessionEnter between them.
-        let mut per: HashMap<Sid, Vec<InstId>> = HashMap::new();
+        let mut per: HashMap<Sid, Vec<InstId>> = HashMap::default();
         for (&iid, i) in &self.instances {
             if let (Some(sid), false, None) = (i.bound, i.release, &i.kill) {
                 per.entry(sid).or_default().push(iid);

@@ -49,7 +49,10 @@ impl Core {
         let mut out: Vec<SessionInfo> = self
             .sessions
             .iter()
-            .filter(|(_, s)| q.app.as_ref().is_none_or(|a| a == &s.app) && self.visible(conn, s.owner_uid))
+            // Filter on what is cheap before building rows.
+            .filter(|(_, s)| {
+                q.app.as_ref().is_none_or(|a| a == &s.app) && q.state.is_none_or(|st| st == s.state) && self.visible(conn, s.owner_uid)
+            })
             .map(|(&sid, _)| self.session_info(sid))
             .collect();
         if q.all {
