@@ -127,6 +127,10 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
         .mode(if cfg.shared { 0o666 } else { 0o600 })
         .create_tokio()
         .map_err(|e| AgentError::Setup(format!("cannot listen on {}: {e}", paths.socket.display())))?;
+    // The mode above passes through the umask; a shared socket must really be 0666.
+    let mode = if cfg.shared { 0o666 } else { 0o600 };
+    fs::set_permissions(&paths.socket, fs::Permissions::from_mode(mode))
+        .map_err(|e| AgentError::Setup(format!("cannot set the mode of {}: {e}", paths.socket.display())))?;
 
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let (inbox, rx) = core::inbox();
