@@ -290,3 +290,57 @@ fn views_show_counts_and_tasks() {
     let all = env.json("soamview", &["session", "a", "-a"]);
     assert_eq!(all[0]["state"], "aborted");
 }
+
+#[test]
+fn progress_bar_on_a_terminal_only_and_watch_redraws() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let submit = format!(
+        "{} submit --app a --task sleep:0.3 --task sleep:0.3 --task sleep:0.3",
+        bin("soamsession").display()
+    );
+    // `script` gives the command a terminal for stdout and stderr.
+    let o = std::process::Command::new("script")
+        .args(["-qfec", &submit, "/dev/null"])
+        .env("SOAM_HOME", env.home.path())
+        .env("SOAM_NO_AUTOSTART", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/3 tasks"),
+        "a bar on a terminal: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Piped: outputs only, no bar anywhere.
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--task", "sleep:0.3", "--task", "sleep:0.3"],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "slept\nslept\n");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("tasks"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // --watch redraws until interrupted.
+    let mut child = env
+        .cmd("soamview")
+        .args(["app", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the second frame begins, then interrupt.
+    while String::from_utf8_lossy(&seen).matches("\x1b[2J").count() < 2 {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "soamview --watch stopped by itself");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("APP"));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success(), "Ctrl-C ends --watch cleanly");
+}
