@@ -1,0 +1,94 @@
+//! The agent as a library: started in this process, driven with the client library,
+//! shut down through its handle.
+
+use bytes::Bytes;
+use soam_client::{Client, ConnectOptions};
+use soam_proto::msg::{CreateSession, Event, Reply, Request};
+use soam_proto::paths::Paths;
+use soam_proto::{SessionKey, SessionRef};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_agent_runs_a_session() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        socket: home.path().join("run/s.sock"),
+        data_dir: home.path().join("data"),
+        config: home.path().join("none.yaml"),
+    };
+    let cfg = soam_agent::AgentConfig {
+        paths: paths.clone(),
+        slots: 2,
+        shared: false,
+        instance_idle_timeout_s: 60,
+        max_stored_sessions: None,
+        max_stored_tasks: None,
+        store_cache_bytes: 1 << 20,
+        max_store_bytes: None,
+    };
+    let agent = soam_agent::start(cfg).await.unwrap();
+
+    let opts = ConnectOptions {
+        socket: paths.socket.clone(),
+        paths,
+        autostart: false,
+        client_name: "test".into(),
+    };
+    let mut c = Client::connect(&opts).await.unwrap();
+    let profile = "application: up\nservices:\n  - name: tr\n    mode: exec\n    command: [\"tr\", \"a-z\", \"A-Z\"]\n";
+    let path = home.path().join("up.yaml").display().to_string();
+    c.call(Request::RegisterApp {
+        profile: profile.into(),
+        path,
+        force: false,
+    })
+    .await
+    .unwrap();
+    let Reply::Session(s) = c
+        .call(Request::CreateSession(CreateSession {
+            app: "up".into(),
+            session_type: None,
+            name: None,
+            tag: None,
+            common_data: Bytes::new(),
+            direct: false,
+            attach: true,
+        }))
+        .await
+        .unwrap()
+    else {
+        panic!("no session")
+    };
+    let sref = SessionRef {
+        app: "up".into(),
+        key: SessionKey::Id(s.id),
+    };
+    let tasks = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"xyz")];
+    c.call(Request::Submit {
+        session: sref.clone(),
+        tasks,
+    })
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match c.next_event().await.unwrap() {
+            Event::Outputs { outputs, .. } => {
+                c.notify(Request::Ack {
+                    session: sref.clone(),
+                    tasks: outputs.iter().map(|o| o.task).collect(),
+                })
+                .unwrap();
+                got.extend(outputs.into_iter().map(|o| (o.task, o.data)));
+            }
+            Event::Drained { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec![(1, Bytes::from_static(b"ABC")), (2, Bytes::from_static(b"XYZ"))]);
+    c.call(Request::Close { session: sref }).await.unwrap();
+
+    agent.shutdown();
+    agent.wait().await;
+    assert!(!home.path().join("run/s.sock").exists(), "socket removed at shutdown");
+}
