@@ -224,17 +224,24 @@ fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
     let running = Arc::new(AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (work_tx, work_rx) = std::sync::mpsc::channel::<Vec<OutMsg>>();
+    // Dropped by the thread when it ends, so the forwarder (and with it the instance's
+    // channel, which the agent watches at shutdown) ends too.
+    let (thread_alive, mut thread_ended) = tokio::sync::oneshot::channel::<()>();
     {
         let (running, stop) = (running.clone(), stop.clone());
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
+            loop {
+                let cmd = tokio::select! {
+                    cmd = rx.recv() => cmd,
+                    _ = &mut thread_ended => return,
+                };
                 match cmd {
-                    InstCmd::Send(msgs) => {
+                    Some(InstCmd::Send(msgs)) => {
                         if work_tx.send(msgs).is_err() {
                             return;
                         }
                     }
-                    InstCmd::Kill => break,
+                    Some(InstCmd::Kill) | None => break,
                 }
             }
             stop.store(true, Ordering::SeqCst);
@@ -251,6 +258,7 @@ fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
         move || {
             let why = exec_thread(&app, &svc, work_rx, &sink, id, &running, &stop);
             sink(id, InstEvent::Exited { why });
+            drop(thread_alive);
         }
     });
     if let Err(e) = spawned {
