@@ -306,12 +306,13 @@ fn xargs_seconds(n: usize, slots: u32) -> anyhow::Result<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
-fn soamview_ms(agent: &Agent, runs: usize) -> anyhow::Result<f64> {
+/// Median wall time of the real `soamview` command with these arguments.
+fn soamview_ms(agent: &Agent, args: &[&str], runs: usize) -> anyhow::Result<f64> {
     let mut times = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();
         let o = Command::new(agent.bin_dir.join("soamview"))
-            .args(["session"])
+            .args(args)
             .env("SOAM_HOME", &agent.home)
             .env("SOAM_NO_AUTOSTART", "1")
             .env_remove("SOAM_SOCKET")
@@ -366,24 +367,6 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     let t0 = Instant::now();
     rt.block_on(parked_session(&opts, None, tasks))?;
     let submit_s = t0.elapsed().as_secs_f64();
-    let view = |args: &[&str]| -> anyhow::Result<f64> {
-        let mut times = Vec::new();
-        for _ in 0..10 {
-            let t0 = Instant::now();
-            let o = Command::new(agent.bin_dir.join("soamview"))
-                .args(args)
-                .env("SOAM_HOME", &agent.home)
-                .env("SOAM_NO_AUTOSTART", "1")
-                .env_remove("SOAM_SOCKET")
-                .stdout(Stdio::null())
-                .output()?;
-            if !o.status.success() {
-                bail!("soamview failed: {}", String::from_utf8_lossy(&o.stderr));
-            }
-            times.push(t0.elapsed().as_secs_f64() * 1000.0);
-        }
-        Ok(median(&mut times))
-    };
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::NOTHING);
     t.set_header(["SCALE FIGURE", "VALUE"]);
@@ -398,7 +381,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     ] {
         t.add_row([
             format!("soamview {} (median of 10)", args.join(" ")),
-            format!("{:.2} ms", view(args)?),
+            format!("{:.2} ms", soamview_ms(agent, args, 10)?),
         ]);
     }
     println!("{t}");
@@ -476,7 +459,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     rt.block_on(parked_session(&opts, None, sizes.big_session))?;
     let rss = rss_mib(agent.pid());
     say("soamview");
-    let view_ms = soamview_ms(&agent, sizes.soamview_runs)?;
+    let view_ms = soamview_ms(&agent, &["session"], sizes.soamview_runs)?;
     say("restart with a large recoverable session");
     rt.block_on(parked_session(&opts, Some("Recoverable"), sizes.big_session))?;
     agent.kill();

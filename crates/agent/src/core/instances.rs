@@ -72,31 +72,15 @@ impl Core {
                 }
             }
             Kind::SessionEnter => {
-                let inst = self.instances.get_mut(&iid).unwrap();
-                if inst.bound != Some(e.sid) && status == Status::Success {
+                let bound = self.instances[&iid].bound;
+                if bound != Some(e.sid) && status == Status::Success {
                     // Its session ended (or let it go) while SessionEnter was under way:
                     // tell the service it left, so every Enter has its Leave.
-                    let seq = self.take_seq();
-                    let sid_wire = self.sessions.get(&e.sid).map(|s| s.id).unwrap_or(0);
-                    let inst = self.instances.get_mut(&iid).unwrap();
-                    inst.expect.push_back(Expect {
-                        kind: Kind::SessionLeave,
-                        sid: e.sid,
-                        task: 0,
-                        attempt: 0,
-                        seq,
-                        sent: Instant::now(),
-                    });
-                    let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg {
-                        kind: Kind::SessionLeave,
-                        session: sid_wire,
-                        task: 0,
-                        attempt: 0,
-                        payload: Bytes::new(),
-                    }]));
-                } else if inst.bound == Some(e.sid) {
+                    let session = self.sessions.get(&e.sid).map(|s| s.id).unwrap_or(0);
+                    self.send_method(iid, Kind::SessionLeave, e.sid, session, Bytes::new());
+                } else if bound == Some(e.sid) {
                     if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
-                        inst.entered = Some(e.sid);
+                        self.instances.get_mut(&iid).unwrap().entered = Some(e.sid);
                     } else {
                         self.unbind(iid);
                         self.bind_failure(

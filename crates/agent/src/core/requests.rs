@@ -519,32 +519,16 @@ impl Core {
         let sid = self.lookup(conn, r)?;
         let s = self.sessions.get_mut(&sid).unwrap();
         s.common_data = data.clone();
-        let seq_base = self.next_seq;
-        let mut n = 0;
-        for inst in self
+        let session = s.id;
+        let entered: Vec<InstId> = self
             .instances
-            .values_mut()
-            .filter(|i| i.entered == Some(sid) && i.bound == Some(sid))
-        {
-            let seq = seq_base + n;
-            n += 1;
-            inst.expect.push_back(Expect {
-                kind: Kind::SessionUpdate,
-                sid,
-                task: 0,
-                attempt: 0,
-                seq,
-                sent: Instant::now(),
-            });
-            let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg {
-                kind: Kind::SessionUpdate,
-                session: self.sessions[&sid].id,
-                task: 0,
-                attempt: 0,
-                payload: data.clone(),
-            }]));
+            .iter()
+            .filter(|(_, i)| i.entered == Some(sid) && i.bound == Some(sid))
+            .map(|(&id, _)| id)
+            .collect();
+        for iid in entered {
+            self.send_method(iid, Kind::SessionUpdate, sid, session, data.clone());
         }
-        self.next_seq += n;
         self.persist_session(sid);
         Ok(Reply::Ok)
     }
@@ -689,35 +673,23 @@ impl Core {
             }
         }
         let period = s.stype.task_cleanup_period_ms;
-        let mut cleanup = Vec::new();
+        let (mut cleanup, mut leave) = (Vec::new(), Vec::new());
         for (&iid, inst) in self.instances.iter_mut() {
             if inst.bound == Some(sid) {
                 inst.bound = None;
                 inst.release = false;
                 if inst.entered == Some(sid) {
                     inst.entered = None;
-                    inst.expect.push_back(Expect {
-                        kind: Kind::SessionLeave,
-                        sid,
-                        task: 0,
-                        attempt: 0,
-                        seq: self.next_seq,
-                        sent: Instant::now(),
-                    });
-                    self.next_seq += 1;
-                    let _ = inst.tx.send(InstCmd::Send(vec![crate::instance::OutMsg {
-                        kind: Kind::SessionLeave,
-                        session: s.id,
-                        task: 0,
-                        attempt: 0,
-                        payload: Bytes::new(),
-                    }]));
+                    leave.push(iid);
                 }
                 inst.idle_since = Instant::now();
             }
             if inst.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid) {
                 cleanup.push(iid);
             }
+        }
+        for iid in leave {
+            self.send_method(iid, Kind::SessionLeave, sid, s.id, Bytes::new());
         }
         for iid in cleanup {
             self.after(period, Timer::Cleanup { inst: iid, sid });

@@ -167,34 +167,17 @@ impl Core {
 
     /// Detaches an instance from its session (SessionLeave if it had entered).
     pub(super) fn unbind(&mut self, iid: InstId) {
-        let seq = self.take_seq();
         let inst = self.instances.get_mut(&iid).unwrap();
         let Some(sid) = inst.bound.take() else { return };
         inst.release = false;
         inst.idle_since = Instant::now();
+        let entered = inst.entered.take() == Some(sid);
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.bound = s.bound.saturating_sub(1);
         }
-        if inst.entered.take() == Some(sid) {
+        if entered {
             let session = self.sessions.get(&sid).map(|s| s.id).unwrap_or(0);
-            self.push(
-                iid,
-                Expect {
-                    kind: Kind::SessionLeave,
-                    sid,
-                    task: 0,
-                    attempt: 0,
-                    seq,
-                    sent: Instant::now(),
-                },
-                vec![OutMsg {
-                    kind: Kind::SessionLeave,
-                    session,
-                    task: 0,
-                    attempt: 0,
-                    payload: Bytes::new(),
-                }],
-            );
+            self.send_method(iid, Kind::SessionLeave, sid, session, Bytes::new());
         }
         if self.instances[&iid].retire {
             self.needs_schedule = true;
@@ -204,6 +187,31 @@ impl Core {
     pub(super) fn take_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
+    }
+
+    /// Sends one lifecycle method (anything but Invoke) and records the reply it owes.
+    /// `session` is the session's id on the wire (0 for none).
+    pub(super) fn send_method(&mut self, iid: InstId, kind: Kind, sid: Sid, session: u64, payload: Bytes) {
+        let seq = self.take_seq();
+        let e = Expect {
+            kind,
+            sid,
+            task: 0,
+            attempt: 0,
+            seq,
+            sent: Instant::now(),
+        };
+        self.push(
+            iid,
+            e,
+            vec![OutMsg {
+                kind,
+                session,
+                task: 0,
+                attempt: 0,
+                payload,
+            }],
+        );
     }
 
     /// Queues messages on an instance, tracking what it owes.
@@ -290,80 +298,26 @@ impl Core {
                 last_reply: Instant::now(),
             },
         );
-        let seq = self.take_seq();
-        self.push(
-            iid,
-            Expect {
-                kind: Kind::CreateService,
-                sid: 0,
-                task: 0,
-                attempt: 0,
-                seq,
-                sent: Instant::now(),
-            },
-            vec![OutMsg {
-                kind: Kind::CreateService,
-                session: 0,
-                task: 0,
-                attempt: 0,
-                payload: Bytes::from(app.to_string()),
-            }],
-        );
+        self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
         iid
     }
 
     fn bind(&mut self, iid: InstId, sid: Sid) {
-        let seq = self.take_seq();
         let s = self.sessions.get_mut(&sid).unwrap();
         s.bound += 1;
-        let msg = OutMsg {
-            kind: Kind::SessionEnter,
-            session: s.id,
-            task: 0,
-            attempt: 0,
-            payload: s.common_data.clone(),
-        };
+        let (session, common) = (s.id, s.common_data.clone());
         self.instances.get_mut(&iid).unwrap().bound = Some(sid);
-        self.push(
-            iid,
-            Expect {
-                kind: Kind::SessionEnter,
-                sid,
-                task: 0,
-                attempt: 0,
-                seq,
-                sent: Instant::now(),
-            },
-            vec![msg],
-        );
+        self.send_method(iid, Kind::SessionEnter, sid, session, common);
     }
 
     pub(super) fn destroy_instance(&mut self, iid: InstId) {
-        let seq = self.take_seq();
         let Some(inst) = self.instances.get_mut(&iid) else { return };
         if inst.kill.is_some() {
             return;
         }
         inst.kill = Some(KillReason::Retire);
         inst.retire = true;
-        self.push(
-            iid,
-            Expect {
-                kind: Kind::DestroyService,
-                sid: 0,
-                task: 0,
-                attempt: 0,
-                seq,
-                sent: Instant::now(),
-            },
-            vec![OutMsg {
-                kind: Kind::DestroyService,
-                session: 0,
-                task: 0,
-                attempt: 0,
-                payload: Bytes::new(),
-            }],
-        );
+        self.send_method(iid, Kind::DestroyService, 0, 0, Bytes::new());
     }
 
     /// Sends pending tasks to an entered instance, keeping a few queued on it.
