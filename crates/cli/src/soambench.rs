@@ -367,12 +367,36 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     let t0 = Instant::now();
     rt.block_on(parked_session(&opts, None, tasks))?;
     let submit_s = t0.elapsed().as_secs_f64();
+    // The agent's own part of listing everything: one request through the client library.
+    let list_ms = rt.block_on(async {
+        let c = Client::connect(&opts).await?;
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            c.call(Request::ListSessions(Default::default())).await?;
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        anyhow::Ok(median(&mut times))
+    })?;
+    let listing = Command::new(agent.bin_dir.join("soamview"))
+        .arg("session")
+        .env("SOAM_HOME", &agent.home)
+        .env("SOAM_NO_AUTOSTART", "1")
+        .env_remove("SOAM_SOCKET")
+        .output()?
+        .stdout
+        .len();
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::NOTHING);
     t.set_header(["SCALE FIGURE", "VALUE"]);
     t.add_row([format!("create {sessions} sessions (pipelined)"), format!("{create_s:.3} s")]);
     t.add_row([format!("submit {tasks} tasks into one session"), format!("{submit_s:.3} s")]);
     t.add_row(["agent RSS".to_string(), format!("{:.1} MiB", rss_mib(agent.pid()))]);
+    t.add_row([
+        "list every session: agent answer through the client library (median of 10)".to_string(),
+        format!("{list_ms:.2} ms"),
+    ]);
+    t.add_row(["`soamview session` output".to_string(), format!("{listing} bytes")]);
     for args in [
         &["app"][..],
         &["session", "--state", "suspended"],
