@@ -62,6 +62,16 @@ async fn in_process_agent_runs_a_session() {
         app: "up".into(),
         key: SessionKey::Id(s.id),
     };
+    // Too many tasks in one frame: refused whole, nothing accepted.
+    let flood = vec![Bytes::new(); soam_proto::frame::MAX_TASKS_PER_SUBMIT + 1];
+    let e = c
+        .call(Request::Submit {
+            session: sref.clone(),
+            tasks: flood,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("the limit is 65536"), "{e}");
     let tasks = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"xyz")];
     c.call(Request::Submit {
         session: sref.clone(),

@@ -10,6 +10,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Largest body accepted in either direction. Senders split task batches below it.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// Most tasks one `Submit` may carry. A frame of empty tasks could otherwise hold
+/// millions (a byte each on the wire, tens of bytes each in the agent).
+pub const MAX_TASKS_PER_SUBMIT: usize = 65_536;
+
 /// Largest task input or output: one always fits a frame with its envelope.
 pub const MAX_PAYLOAD: usize = 15 * 1024 * 1024;
 

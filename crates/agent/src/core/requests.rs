@@ -398,6 +398,14 @@ impl Core {
             Ok(s) => s,
             Err(e) => return self.fail(conn, id, e),
         };
+        if inputs.len() > soam_proto::frame::MAX_TASKS_PER_SUBMIT {
+            let msg = format!(
+                "{} tasks in one submit; the limit is {} (send several)",
+                inputs.len(),
+                soam_proto::frame::MAX_TASKS_PER_SUBMIT
+            );
+            return self.fail(conn, id, msg);
+        }
         if let Some((i, big)) = inputs.iter().enumerate().find(|(_, t)| t.len() > soam_proto::frame::MAX_PAYLOAD) {
             let msg = format!(
                 "task {} input is {} bytes; the limit is {} bytes",

@@ -85,7 +85,7 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     };
     let total = inputs.len() as u64;
     // All batches go out before the first reply is awaited.
-    let replies: Vec<_> = soam_client::batches(inputs, BATCH_TASKS)
+    let replies: Vec<_> = soam_client::batches(inputs, BATCH_TASKS.min(soam_proto::frame::MAX_TASKS_PER_SUBMIT))
         .into_iter()
         .map(|tasks| {
             client.send(Request::Submit {
