@@ -14,9 +14,16 @@ fn holder(env: &Env, session: &str) -> Child {
         .unwrap()
 }
 
+/// Waits until the client holds the session and its two tasks are in (taking the
+/// session comes before submitting; a client killed in between submitted nothing).
 fn held(env: &Env, id: u64) {
-    wait_for(20, "a holder", || {
-        env.session("a", id).filter(|s| s["holder"].is_string()).map(|_| ())
+    wait_for(20, "a holder with its tasks", || {
+        env.session("a", id)
+            .filter(|s| {
+                s["holder"].is_string()
+                    && s["pending"].as_u64().unwrap() + s["running"].as_u64().unwrap() + s["done"].as_u64().unwrap() == 2
+            })
+            .map(|_| ())
     });
 }
 

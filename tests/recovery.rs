@@ -104,7 +104,15 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
             .spawn()
             .unwrap();
         clients.push(c);
-        wait_for(20, "held", || env.session("a", id).filter(|s| s["holder"].is_string()).map(|_| ()));
+        // Held, and both tasks in (the client takes the session before it submits).
+        wait_for(20, "held with its tasks", || {
+            env.session("a", id)
+                .filter(|s| {
+                    s["holder"].is_string()
+                        && s["pending"].as_u64().unwrap() + s["running"].as_u64().unwrap() + s["done"].as_u64().unwrap() == 2
+                })
+                .map(|_| ())
+        });
     }
     env.stop_agent(libc::SIGKILL);
     for mut c in clients {

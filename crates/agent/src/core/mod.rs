@@ -63,6 +63,8 @@ pub enum CoreMsg {
     Tick,
     /// These task ends (recoverable sessions) are committed: their outputs may go out.
     Persisted(Vec<(Sid, u64)>),
+    /// A session's creation could not be committed; its client was told so.
+    Unsaved(Sid),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -511,6 +513,7 @@ impl Core {
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
             CoreMsg::Persisted(ends) => self.persisted(ends),
+            CoreMsg::Unsaved(sid) => self.end_session(sid, SessionState::Aborted, "its creation could not be saved", false),
         }
     }
 

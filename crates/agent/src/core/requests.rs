@@ -42,16 +42,26 @@ impl Core {
 
     /// Replies once `writes` are committed (or at once if there are none).
     fn reply_after(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply) {
-        let Some(c) = self.conns.get(&conn) else {
-            self.store.submit(writes, None);
-            return;
-        };
-        let out = c.out.clone();
+        self.reply_after_or_undo(conn, id, writes, reply, None);
+    }
+
+    /// As `reply_after`; if the commit fails, `undo` is posted to the core as well, so
+    /// what the client was told failed does not live on in memory.
+    fn reply_after_or_undo(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, undo: Option<CoreMsg>) {
+        let inbox = self.inbox.clone();
+        let out = self.conns.get(&conn).map(|c| c.out.clone());
         self.store.submit(
             writes,
             Some(Box::new(move |r| {
+                if r.is_err()
+                    && let Some(m) = undo
+                {
+                    inbox.send(m);
+                }
                 let result = r.map(|_| reply).map_err(|e| format!("not saved: {e}"));
-                let _ = out.send(AgentFrame::Reply { id, result });
+                if let Some(out) = out {
+                    let _ = out.send(AgentFrame::Reply { id, result });
+                }
             })),
         );
     }
@@ -307,7 +317,7 @@ impl Core {
                     Write::PutSession(self.session_record(sid)),
                 ];
                 let info = self.session_info(sid);
-                self.reply_after(conn, id, writes, Reply::Session(info));
+                self.reply_after_or_undo(conn, id, writes, Reply::Session(info), Some(CoreMsg::Unsaved(sid)));
             }
         }
     }
