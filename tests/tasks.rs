@@ -259,3 +259,37 @@ fn suspend_requeues_running_work_and_resume_dispatches_again() {
     assert_eq!(tasks[0]["attempts"], 1, "a suspended attempt does not count");
     env.ok("soamsession", &["abort", &s]);
 }
+
+#[test]
+fn method_timeout_and_failure_actions_from_the_profile() {
+    let env = Env::new();
+    let profile = |app: &str, control: &str| {
+        format!(
+            "application: {app}\nservices:\n  - name: b\n    command: [\"python3\", \"{}\"]\n    control:\n      invoke: {control}\n",
+            behave_py()
+        )
+    };
+    // A timeout stops the instance; with onFailure: fail the task is in error at once.
+    env.register("t.yaml", &profile("t", "{timeout: 1, onFailure: fail}"));
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "t", "--task", "sleep:30", "--task", "quick", "--jsonl"],
+    );
+    let rows = jsonl(&o.stdout);
+    assert_eq!(
+        (rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()),
+        (Some("error"), Some(1)),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0]["error"], "Invoke timed out after 1 s");
+    assert_eq!(rows[1]["output"], "quick", "the task queued behind it runs on a new instance");
+    // onFailure: succeed turns a failed attempt into an empty success.
+    env.register("s.yaml", &profile("s", "{onFailure: succeed}"));
+    let o = env.run("soamsession", &["submit", "--app", "s", "--task", "fail", "--jsonl"]);
+    assert!(o.status.success());
+    let rows = jsonl(&o.stdout);
+    assert_eq!(
+        (rows[0]["state"].as_str(), rows[0]["output"].as_str(), rows[0]["attempts"].as_u64()),
+        (Some("done"), Some(""), Some(1))
+    );
+}
