@@ -77,22 +77,26 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// The length prefix and header of a message.
+fn header(m: &Message) -> [u8; 4 + HEADER] {
+    let mut h = [0u8; 4 + HEADER];
+    h[..4].copy_from_slice(&((HEADER + m.payload.len()) as u32).to_le_bytes());
+    h[4] = m.kind as u8;
+    h[5] = m.status as u8;
+    h[6..14].copy_from_slice(&m.session.to_le_bytes());
+    h[14..22].copy_from_slice(&m.task.to_le_bytes());
+    h[22..26].copy_from_slice(&m.attempt.to_le_bytes());
+    h
+}
+
 /// Appends the message's bytes.
 pub fn encode(out: &mut Vec<u8>, m: &Message) {
-    out.extend_from_slice(&((HEADER + m.payload.len()) as u32).to_le_bytes());
-    out.push(m.kind as u8);
-    out.push(m.status as u8);
-    out.extend_from_slice(&m.session.to_le_bytes());
-    out.extend_from_slice(&m.task.to_le_bytes());
-    out.extend_from_slice(&m.attempt.to_le_bytes());
+    out.extend_from_slice(&header(m));
     out.extend_from_slice(m.payload);
 }
 
 pub fn write<W: Write>(w: &mut W, m: &Message) -> io::Result<()> {
-    let mut head = Vec::with_capacity(4 + HEADER);
-    encode(&mut head, &Message { payload: &[], ..*m });
-    head[..4].copy_from_slice(&((HEADER + m.payload.len()) as u32).to_le_bytes());
-    w.write_all(&head)?;
+    w.write_all(&header(m))?;
     w.write_all(m.payload)
 }
 

@@ -306,6 +306,17 @@ impl Session {
         *self.counts.slot(to) += 1;
         self.tasks[idx].state = to;
     }
+    /// Changes who holds the session (None: nobody). What the previous holder never
+    /// acknowledged is queued again for the next, and a pending disconnect timer goes
+    /// stale. Returns the previous holder.
+    fn set_holder(&mut self, holder: Option<ConnId>) -> Option<ConnId> {
+        let prev = std::mem::replace(&mut self.holder, holder);
+        self.disconnect_gen += 1;
+        let unacked = std::mem::take(&mut self.unacked);
+        self.undelivered.extend(unacked);
+        prev
+    }
+
     fn runnable(&self) -> bool {
         matches!(self.state, SessionState::Open | SessionState::Reconnecting)
     }

@@ -337,13 +337,9 @@ impl Core {
     /// Makes `conn` the holder; the previous holder is told it lost the session.
     fn attach(&mut self, conn: ConnId, sid: Sid) {
         let s = self.sessions.get_mut(&sid).expect("attach to a live session");
-        let prev = s.holder.replace(conn);
-        s.disconnect_gen += 1;
+        let prev = s.set_holder(Some(conn));
         s.drained_sent = false;
         s.idle_since = None;
-        // What the previous holder never acknowledged goes to the new one.
-        let unacked = std::mem::take(&mut s.unacked);
-        s.undelivered.extend(unacked);
         let (app, id) = (s.app.clone(), s.id);
         if let Some(p) = prev.filter(|&p| p != conn) {
             if let Some(c) = self.conns.get_mut(&p) {
@@ -503,10 +499,7 @@ impl Core {
     fn detach(&mut self, conn: ConnId, r: &SessionRef) -> R {
         let sid = self.lookup(conn, r)?;
         let s = self.sessions.get_mut(&sid).unwrap();
-        let prev = s.holder.take();
-        s.disconnect_gen += 1;
-        let unacked = std::mem::take(&mut s.unacked);
-        s.undelivered.extend(unacked);
+        let prev = s.set_holder(None);
         let (app, id) = (s.app.clone(), s.id);
         if let Some(p) = prev {
             if let Some(c) = self.conns.get_mut(&p) {
@@ -656,10 +649,7 @@ impl Core {
             if s.holder != Some(conn) {
                 continue;
             }
-            s.holder = None;
-            s.disconnect_gen += 1;
-            let unacked = std::mem::take(&mut s.unacked);
-            s.undelivered.extend(unacked);
+            s.set_holder(None);
             let generation = s.disconnect_gen;
             let app = &self.apps.get(&s.app);
             let timeout = app.map(|a| a.profile.consumer.transient_disconnection_timeout_s).unwrap_or(0);

@@ -26,7 +26,8 @@ impl Core {
             demand: u64,
             policy: Policy,
             got: u32,
-            created: u64,
+            /// Session id: ids grow with creation time, so lower is older.
+            id: u64,
         }
         let mut wants: Vec<Want> = Vec::new();
         for (&sid, s) in &self.sessions {
@@ -46,14 +47,14 @@ impl Core {
                 demand,
                 policy: app.profile.consumer.policy,
                 got: 0,
-                created: s.id,
+                id: s.id,
             });
         }
         let mut app_used: HashMap<String, u32> = HashMap::default();
         let app_cap = |app: &str| self.apps.get(app).and_then(|a| a.profile.consumer.max_slots).unwrap_or(u32::MAX);
         let mut left = self.cfg.slots;
         // Oldest first among equals: stable, and fair to whoever waited longest.
-        wants.sort_by(|a, b| b.prio.cmp(&a.prio).then(a.app.cmp(&b.app)).then(a.created.cmp(&b.created)));
+        wants.sort_by(|a, b| b.prio.cmp(&a.prio).then(a.app.cmp(&b.app)).then(a.id.cmp(&b.id)));
         // minimumServices: each session's minimum first, by priority.
         for w in wants.iter_mut().filter(|w| w.policy == Policy::MinimumServices) {
             let used = app_used.entry(w.app.clone()).or_default();
@@ -203,7 +204,7 @@ impl Core {
         };
         self.push(
             iid,
-            e,
+            vec![e],
             vec![OutMsg {
                 kind,
                 session,
@@ -215,10 +216,11 @@ impl Core {
     }
 
     /// Queues messages on an instance, tracking what it owes.
-    fn push(&mut self, iid: InstId, e: Expect, msgs: Vec<OutMsg>) {
+    fn push(&mut self, iid: InstId, expects: Vec<Expect>, msgs: Vec<OutMsg>) {
         let inst = self.instances.get_mut(&iid).unwrap();
         let was_idle = inst.expect.is_empty();
-        inst.expect.push_back(e);
+        inst.invokes += expects.iter().filter(|e| e.kind == Kind::Invoke).count();
+        inst.expect.extend(expects);
         let _ = inst.tx.send(InstCmd::Send(msgs));
         if was_idle {
             self.arm_head(iid);
@@ -360,26 +362,17 @@ impl Core {
                 attempt: t.attempts,
                 payload: Bytes::copy_from_slice(&t.input),
             });
-            expects.push((idx as u64 + 1, t.attempts));
-        }
-        let base = self.next_seq;
-        self.next_seq += expects.len() as u64;
-        let inst = self.instances.get_mut(&iid).unwrap();
-        let was_idle = inst.expect.is_empty();
-        for (k, (task, attempt)) in expects.into_iter().enumerate() {
-            inst.expect.push_back(Expect {
+            self.next_seq += 1;
+            let seq = self.next_seq;
+            expects.push(Expect {
                 kind: Kind::Invoke,
                 sid,
-                task,
-                attempt,
-                seq: base + 1 + k as u64,
+                task: idx as u64 + 1,
+                attempt: t.attempts,
+                seq,
                 sent: Instant::now(),
             });
-            inst.invokes += 1;
         }
-        let _ = inst.tx.send(InstCmd::Send(msgs));
-        if was_idle {
-            self.arm_head(iid);
-        }
+        self.push(iid, expects, msgs);
     }
 }
