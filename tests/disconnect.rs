@@ -56,6 +56,7 @@ fn reopen_within_the_timeout_keeps_the_session() {
     let out = env.ok("soamsession", &["reopen", &format!("a:{id}"), "--detach"]);
     assert_eq!(out, "slept\nslept\n");
     // Well past the timeout it is still open (detached by the reopen, nothing to abort).
+    // A sleep, not a wait: what is checked is that nothing happens when the timer fires.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let s = env.session("a", id).expect("still open");
     assert_eq!(s["state"], "open");
