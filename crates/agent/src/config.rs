@@ -20,6 +20,17 @@ pub struct AgentConfig {
     /// Size the store file may reach; recoverable submissions and new sessions beyond it
     /// are refused.
     pub max_store_bytes: Option<u64>,
+    /// Members of this group (by gid) are admins of a shared agent, as are root and the
+    /// agent's own user.
+    pub admin_gid: Option<u32>,
+    /// Connections served at once; more are refused, so descriptors stay for admins
+    /// and recovery.
+    pub max_connections: u32,
+    /// Connections one uid may hold at once in a shared agent, so no user can take them
+    /// all.
+    pub max_connections_per_user: u32,
+    /// A connection that has not said hello by then is closed.
+    pub handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +43,10 @@ struct FileConfig {
     max_stored_tasks: Option<u64>,
     max_store_bytes: Option<u64>,
     store_cache_bytes: Option<usize>,
+    admin_group: Option<String>,
+    max_connections: Option<u32>,
+    max_connections_per_user: Option<u32>,
+    handshake_timeout_ms: Option<u64>,
 }
 
 /// What the command line said (None = not given).
@@ -54,6 +69,24 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
 }
 
 impl AgentConfig {
+    /// Every setting at its default, with these paths (in-process agents, tests).
+    pub fn with_paths(paths: Paths) -> AgentConfig {
+        AgentConfig {
+            paths,
+            slots: cpus(),
+            shared: false,
+            instance_idle_timeout_s: 60,
+            max_stored_sessions: None,
+            max_stored_tasks: None,
+            store_cache_bytes: 16 << 20,
+            max_store_bytes: None,
+            admin_gid: None,
+            max_connections: 1024,
+            max_connections_per_user: 64,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+
     pub fn load(o: &Overrides) -> Result<AgentConfig, String> {
         let paths = Paths::from_env();
         let file = o.config.clone().unwrap_or_else(|| paths.config.clone());
@@ -62,20 +95,71 @@ impl AgentConfig {
         if slots == 0 || slots > 100_000 {
             return Err(format!("slots: {slots} is out of range (valid: 1 to 100000)"));
         }
+        let d = AgentConfig::with_paths(paths);
+        let admin_gid = fc.admin_group.as_deref().map(crate::identity::group_gid).transpose()?;
+        let max_connections = fc.max_connections.unwrap_or(d.max_connections);
+        let max_connections_per_user = fc.max_connections_per_user.unwrap_or(d.max_connections_per_user);
+        for (name, v) in [
+            ("maxConnections", max_connections),
+            ("maxConnectionsPerUser", max_connections_per_user),
+        ] {
+            if v == 0 {
+                return Err(format!("{}: {name}: 0 is out of range (valid: 1 or more)", file.display()));
+            }
+        }
         Ok(AgentConfig {
-            paths,
             slots,
             shared: o.shared || fc.shared.unwrap_or(false),
-            instance_idle_timeout_s: env_num("SOAM_INSTANCE_IDLE_TIMEOUT")?.or(fc.instance_idle_timeout).unwrap_or(60),
+            instance_idle_timeout_s: env_num("SOAM_INSTANCE_IDLE_TIMEOUT")?
+                .or(fc.instance_idle_timeout)
+                .unwrap_or(d.instance_idle_timeout_s),
             max_stored_sessions: fc.max_stored_sessions,
             max_stored_tasks: fc.max_stored_tasks,
             max_store_bytes: fc.max_store_bytes,
-            store_cache_bytes: fc.store_cache_bytes.unwrap_or(16 << 20),
+            store_cache_bytes: fc.store_cache_bytes.unwrap_or(d.store_cache_bytes),
+            admin_gid,
+            max_connections,
+            max_connections_per_user,
+            handshake_timeout_ms: fc.handshake_timeout_ms.unwrap_or(d.handshake_timeout_ms),
+            ..d
         })
     }
 }
 
+/// A config someone else could write would let them pick the admin group or the
+/// limits: the file and its folder must belong to this user or root and be writable by
+/// nobody else.
+fn check_trusted(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    for p in [folder, path] {
+        let Ok(m) = std::fs::metadata(p) else { continue };
+        if m.uid() != me && m.uid() != 0 {
+            return Err(format!(
+                "config {}: {} belongs to uid {}, not to this user (uid {me}) or root; refusing it",
+                path.display(),
+                p.display(),
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "config {}: {} is writable by other users (mode {:o}); refusing it",
+                path.display(),
+                p.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path, required: bool) -> Result<FileConfig, String> {
+    if path.exists() {
+        check_trusted(path)?;
+    }
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok(FileConfig::default()),
         Ok(text) => serde_saphyr::from_str(&text).map_err(|e| {

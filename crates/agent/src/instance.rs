@@ -6,6 +6,7 @@
 //! come back in request order in both modes, which is what lets the core track what an
 //! instance is doing as a simple queue.
 
+use crate::identity::RunAs;
 use bytes::Bytes;
 use soam_profile::{Launcher, Mode, Service};
 use soam_service::wire::{self, Kind, Message, Status};
@@ -73,9 +74,29 @@ fn command_line(svc: &Service) -> Vec<String> {
     }
 }
 
-fn base_command(svc: &Service, app: &str) -> Command {
+/// Whose process a child is. `None`: the agent's own user (a one-user agent, or a
+/// session of the agent's user).
+pub type Owner = Option<Arc<RunAs>>;
+
+/// Makes `cmd` start as `owner`: HOME, USER and LOGNAME are theirs (the profile's `env`
+/// may still set them), and groups, gid and uid are switched in the child before exec,
+/// so not one instruction of the service runs with the agent's rights.
+fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
+    use std::os::unix::process::CommandExt;
+    let Some(who) = owner.clone() else { return };
+    cmd.env("HOME", &who.home).env("USER", &who.name).env("LOGNAME", &who.name);
+    // SAFETY: become_user only makes async-signal-safe calls on memory owned by the
+    // closure, as required between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || who.become_user());
+    }
+}
+
+fn base_command(svc: &Service, app: &str, owner: &Owner) -> Command {
     let argv = command_line(svc);
-    let mut cmd = Command::new(&argv[0]);
+    let mut std_cmd = std::process::Command::new(&argv[0]);
+    run_as(&mut std_cmd, owner);
+    let mut cmd = Command::from(std_cmd);
     cmd.args(&argv[1..])
         .current_dir(&svc.work_dir)
         .envs(&svc.env)
@@ -91,11 +112,11 @@ fn base_command(svc: &Service, app: &str) -> Command {
 }
 
 /// Starts an instance. Failure to start is reported as an `Exited` event, never a panic.
-pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, sink: EventSink) -> Spawned {
+pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: EventSink) -> Spawned {
     let (tx, rx) = mpsc::unbounded_channel();
     match svc.mode {
         Mode::Persistent => {
-            let mut cmd = base_command(&svc, app);
+            let mut cmd = base_command(&svc, app, &owner);
             cmd.stderr(Stdio::inherit());
             match cmd.spawn() {
                 Ok(child) => {
@@ -111,7 +132,7 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, sink: EventSink) -> Spawn
             }
         }
         Mode::Exec => {
-            spawn_exec(id, app.to_string(), svc, rx, sink);
+            spawn_exec(id, app.to_string(), svc, owner, rx, sink);
             Spawned { tx, pid: None }
         }
     }
@@ -219,7 +240,7 @@ fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
 /// async process machinery costs epoll registrations and SIGCHLD wake-ups per task).
 /// A small async forwarder hands work to the thread and turns `Kill` into a signal to
 /// the task process running at that moment.
-fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
+fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, owner: Owner, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
     use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
     let running = Arc::new(AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -256,7 +277,7 @@ fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
     let spawned = std::thread::Builder::new().name(format!("soam-exec-{id}")).spawn({
         let sink = sink.clone();
         move || {
-            let why = exec_thread(&app, &svc, work_rx, &sink, id, &running, &stop);
+            let why = exec_thread(&app, &svc, &owner, work_rx, &sink, id, &running, &stop);
             sink(id, InstEvent::Exited { why });
             drop(thread_alive);
         }
@@ -271,9 +292,11 @@ fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, mut rx: mpsc::Unbounde
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exec_thread(
     app: &str,
     svc: &Service,
+    owner: &Owner,
     work: std::sync::mpsc::Receiver<Vec<OutMsg>>,
     sink: &EventSink,
     id: InstId,
@@ -305,6 +328,7 @@ fn exec_thread(
                 continue;
             }
             let mut cmd = std::process::Command::new(&argv[0]);
+            run_as(&mut cmd, owner);
             cmd.args(&argv[1..])
                 .current_dir(&svc.work_dir)
                 .envs(&svc.env)

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod core;
+pub mod identity;
 pub mod instance;
 mod server;
 
@@ -22,6 +23,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write as _};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +40,13 @@ pub struct LockGuard {
 }
 
 fn take_lock(path: &Path) -> Result<LockGuard, AgentError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)
         .map_err(|e| AgentError::Setup(format!("cannot open lock file {}: {e}", path.display())))?;
     match f.try_lock() {
@@ -65,12 +69,51 @@ fn take_lock(path: &Path) -> Result<LockGuard, AgentError> {
     Ok(LockGuard { _file: f })
 }
 
-fn private_dir(dir: &Path) -> Result<(), AgentError> {
+/// Creates `dir` (and missing parents) mode 0700, or accepts an existing one only if it
+/// is a folder of this agent's user that nobody else can write to: a folder another
+/// user made beforehand (say `/tmp/soam-UID`) could hold their socket or files. One of
+/// ours that others can read is narrowed to `mode`.
+fn private_dir(dir: &Path, mode: u32) -> Result<(), AgentError> {
+    use std::os::unix::fs::MetadataExt;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    let m = fs::metadata(dir).map_err(|e| AgentError::Setup(format!("cannot inspect {}: {e}", dir.display())))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() {
+        return Err(AgentError::Setup(format!("{} is not a folder", dir.display())));
+    }
+    if m.uid() != me {
+        return Err(AgentError::Setup(format!(
+            "{} belongs to uid {}, not to this agent's user (uid {me}); refusing to use it (remove it, or set SOAM_HOME)",
+            dir.display(),
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(AgentError::Setup(format!(
+            "{} is writable by other users (mode {:o}); refusing to use it (chmod 700 it, or remove it)",
+            dir.display(),
+            m.mode() & 0o7777
+        )));
+    }
+    if m.mode() & 0o777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| AgentError::Setup(format!("cannot set the mode of {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Store, lock and log hold task payloads and who ran what: the agent's user only.
+fn private_file(path: &Path) {
+    if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot make {} private: {e}", path.display());
+    }
 }
 
 /// A running agent's handle, for in-process use: request shutdown, await the end.
@@ -92,7 +135,7 @@ impl AgentHandle {
 /// the background until shut down.
 pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
     let paths = cfg.paths.clone();
-    private_dir(&paths.data_dir)?;
+    private_dir(&paths.data_dir, 0o700)?;
     let lock = take_lock(&paths.lock())?;
     let store_path = paths.store();
     let cache = cfg.store_cache_bytes;
@@ -100,12 +143,12 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?
         .map_err(|e| AgentError::Setup(e.to_string()))?;
+    private_file(&paths.store());
+    private_file(&paths.log());
 
     let sock_dir = paths.socket.parent().unwrap_or(Path::new("/")).to_path_buf();
-    private_dir(&sock_dir)?;
-    if cfg.shared {
-        let _ = fs::set_permissions(&sock_dir, fs::Permissions::from_mode(0o755));
-    }
+    // Others must reach a shared agent's socket, and may list nothing else there.
+    private_dir(&sock_dir, if cfg.shared { 0o755 } else { 0o700 })?;
     // We hold the lock, so a socket file left here belongs to a dead agent.
     match fs::remove_file(&paths.socket) {
         Ok(()) => tracing::info!("replaced a stale socket at {}", paths.socket.display()),
@@ -146,17 +189,29 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
         cfg.slots
     );
 
+    let ctx = std::sync::Arc::new(server::Ctx::new(&cfg, agent_uid));
     let done = tokio::spawn(async move {
         let mut next_conn = 1u64;
+        // Accept errors (out of descriptors, say) persist while their cause does:
+        // retrying at once would spin and flood the log, so each retry waits longer.
+        let mut backoff = Duration::ZERO;
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
                     Ok(stream) => {
+                        backoff = Duration::ZERO;
                         let conn = next_conn;
                         next_conn += 1;
-                        tokio::spawn(server::connection(stream, conn, inbox.clone(), cfg.shared, agent_uid));
+                        tokio::spawn(server::connection(stream, conn, inbox.clone(), ctx.clone()));
                     }
-                    Err(e) => tracing::warn!("accept failed: {e}"),
+                    Err(e) => {
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                        tracing::warn!("accept failed: {e}; retrying in {} ms", backoff.as_millis());
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown_rx.changed() => break,
+                        }
+                    }
                 },
                 _ = shutdown_rx.changed() => break,
             }

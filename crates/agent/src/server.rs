@@ -4,53 +4,206 @@
 //! Each connection has a reader (frames in, decoded, forwarded to the core's inbox) and a
 //! writer (frames out, coalesced: everything queued goes in one write). A malformed or
 //! oversized frame gets one error reply and closes that connection only.
+//!
+//! What one peer can make the agent hold is bounded here, before the core sees it:
+//! - connections: at most `maxConnections`, and `maxConnectionsPerUser` per uid in a
+//!   shared agent, refused with a reason at the handshake;
+//! - a peer that never says hello is closed after `handshakeTimeoutMs`, and its hello
+//!   may be a few KiB at most;
+//! - replies it does not read: the [`Outbox`] counts the bytes queued for it, and the
+//!   reader stops taking its requests while they exceed [`OUTBOX_CAP`] (backpressure,
+//!   not an unbounded queue); the core holds back outputs for it meanwhile;
+//! - frames being read: a large frame's body is only allocated against a budget shared
+//!   by all connections ([`FRAME_BUDGET`]), so many peers sending maximal frames at once
+//!   queue instead of each costing 16 MiB;
+//! - counts inside a frame (tasks in a Submit) are refused from their length prefix,
+//!   before anything is decoded for them.
 
 use crate::core::{ConnId, CoreMsg, Inbox};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use soam_proto::PROTOCOL_VERSION;
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Notify, Semaphore, mpsc};
 
-pub struct Peer {
-    pub uid: u32,
-    pub pid: Option<i32>,
+/// Bytes of replies and events queued for one connection beyond which its requests are
+/// no longer read (and outputs for it are held back in the core).
+pub const OUTBOX_CAP: usize = 8 << 20;
+/// Bytes of frame bodies being read at once, over all connections. Frames under
+/// [`SMALL_FRAME`] do not count, so ordinary traffic never waits on it.
+pub const FRAME_BUDGET: usize = 32 << 20;
+const SMALL_FRAME: usize = 64 << 10;
+/// Largest hello a peer may send before it is known to be a soam client.
+const HELLO_MAX: usize = 4 << 10;
+/// A frame whose body has started must arrive within this, so a stalled peer cannot
+/// sit on the shared frame budget.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything connections share: settings, the connection counts and the frame budget.
+pub struct Ctx {
+    pub shared: bool,
+    pub agent_uid: u32,
+    pub admin_gid: Option<u32>,
+    pub max_connections: u32,
+    pub max_per_user: u32,
+    pub handshake_timeout: Duration,
+    /// Connections now open: in all, and per uid.
+    counts: Mutex<(u32, HashMap<u32, u32>)>,
+    frame_budget: Semaphore,
+}
+
+impl Ctx {
+    pub fn new(cfg: &crate::AgentConfig, agent_uid: u32) -> Ctx {
+        Ctx {
+            shared: cfg.shared,
+            agent_uid,
+            admin_gid: cfg.admin_gid,
+            max_connections: cfg.max_connections,
+            max_per_user: cfg.max_connections_per_user,
+            handshake_timeout: Duration::from_millis(cfg.handshake_timeout_ms),
+            counts: Mutex::new((0, HashMap::new())),
+            frame_budget: Semaphore::new(FRAME_BUDGET),
+        }
+    }
+
+    /// Counts a new connection of `uid`, or says why it is refused.
+    fn admit(self: &Arc<Self>, uid: u32) -> Result<Admitted, String> {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 >= self.max_connections {
+            return Err(format!(
+                "the agent serves {} connections, its maxConnections limit; try again later",
+                c.0
+            ));
+        }
+        let mine = c.1.entry(uid).or_insert(0);
+        // The agent's own user and root are never capped per user: they are how an
+        // admin gets in to look at what is using the connections.
+        if self.shared && uid != 0 && uid != self.agent_uid && *mine >= self.max_per_user {
+            return Err(format!(
+                "uid {uid} already has {mine} connections open, the maxConnectionsPerUser limit ({})",
+                self.max_per_user
+            ));
+        }
+        *mine += 1;
+        c.0 += 1;
+        Ok(Admitted { ctx: self.clone(), uid })
+    }
+
+    /// Root, the agent's own user, and members of `adminGroup`. Everyone who can reach
+    /// a one-user agent is one of the first two.
+    async fn is_admin(&self, uid: u32, gid: u32) -> bool {
+        if !self.shared || uid == 0 || uid == self.agent_uid {
+            return true;
+        }
+        let Some(admin_gid) = self.admin_gid else { return false };
+        // The user database may be a directory service: keep it off the reactor.
+        tokio::task::spawn_blocking(move || crate::identity::in_group(uid, gid, admin_gid))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// One counted connection; uncounted when dropped, however the connection ends.
+struct Admitted {
+    ctx: Arc<Ctx>,
+    uid: u32,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut c = self.ctx.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 -= 1;
+        if let Some(n) = c.1.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                c.1.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// What the core sends one connection, with a running count of the bytes not yet
+/// written to it.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<AgentFrame>,
+    queued: Arc<AtomicUsize>,
+    /// The core held outputs back for this connection: the writer tells it when there
+    /// is room again.
+    stalled: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    pub fn send(&self, f: AgentFrame) -> bool {
+        self.queued.fetch_add(f.approx_size(), Ordering::SeqCst);
+        self.tx.send(f).is_ok()
+    }
+
+    /// More is queued than the connection may hold: send it nothing optional.
+    pub fn full(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > OUTBOX_CAP
+    }
+
+    /// For the core: true if there is room now; if not, the core gets
+    /// [`CoreMsg::Writable`] once there is. (Flag first, then look: the writer empties
+    /// the queue first, then looks at the flag, so one of them sees the other.)
+    pub fn room_or_notify(&self) -> bool {
+        self.stalled.store(true, Ordering::SeqCst);
+        !self.full()
+    }
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, shared: bool, agent_uid: u32) {
+pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx>) {
     let creds = stream.peer_creds();
     // `&Stream` reads and writes, so the reader and writer tasks share one stream.
     let stream = Arc::new(stream);
     let mut rx = &*stream;
-    let mut tx = &*stream;
-    let peer = match creds {
-        Ok(c) => Peer {
-            uid: c.euid().unwrap_or(u32::MAX),
-            pid: c.pid(),
-        },
+    let tx = &*stream;
+    let (uid, gid, pid) = match creds {
+        Ok(c) => (c.euid().unwrap_or(u32::MAX), c.egid().unwrap_or(u32::MAX), c.pid()),
         Err(e) => {
             tracing::warn!("connection {conn}: no peer credentials: {e}");
             return;
         }
     };
-    if !shared && peer.uid != agent_uid && peer.uid != 0 {
-        let _ = refuse(
-            tx,
-            format!("this agent serves uid {agent_uid} only (start it with --shared to serve others)"),
-        )
-        .await;
+    if !ctx.shared && uid != ctx.agent_uid && uid != 0 {
+        let reason = format!(
+            "this agent serves uid {} only (start it with --shared to serve others)",
+            ctx.agent_uid
+        );
+        let _ = refuse(tx, reason).await;
         return;
     }
-    let hello: Hello = match tokio::time::timeout(Duration::from_secs(10), frame::read_msg(&mut rx)).await {
+    let _admitted = match ctx.admit(uid) {
+        Ok(a) => a,
+        Err(reason) => {
+            tracing::warn!("connection {conn} from uid {uid} refused: {reason}");
+            let _ = refuse(tx, reason).await;
+            return;
+        }
+    };
+    let hello = async {
+        let len = frame::read_len(&mut rx, HELLO_MAX).await?;
+        let body = frame::read_body(&mut rx, len).await?;
+        frame::decode::<Hello>(&body)
+    };
+    let hello: Hello = match tokio::time::timeout(ctx.handshake_timeout, hello).await {
         Ok(Ok(h)) => h,
+        Ok(Err(FrameError::Closed)) => return,
         Ok(Err(e)) => {
             let _ = refuse(tx, format!("bad handshake: {e}")).await;
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            tracing::debug!("connection {conn}: no hello within {:?}; closed", ctx.handshake_timeout);
+            return;
+        }
     };
     if hello.magic != MAGIC || hello.version != PROTOCOL_VERSION {
         let reason = format!(
@@ -61,24 +214,47 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, shared: bool
         let _ = refuse(tx, reason).await;
         return;
     }
+    let admin = ctx.is_admin(uid, gid).await;
+    let run_as = if ctx.shared && uid != ctx.agent_uid {
+        tokio::task::spawn_blocking(move || Arc::new(crate::identity::RunAs::of(uid)))
+            .await
+            .ok()
+    } else {
+        None
+    };
     let welcome = Welcome::Ok {
         version: PROTOCOL_VERSION,
         agent_version: soam_proto::SOAM_VERSION.into(),
     };
-    if frame::write_msg(&mut tx, &welcome).await.is_err() {
+    if frame::write_msg(&mut &*stream, &welcome).await.is_err() {
         return;
     }
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(stream.clone(), out_rx));
+    let out = Outbox {
+        tx: out_tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        stalled: Arc::new(AtomicBool::new(false)),
+    };
+    let drained = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(
+        stream.clone(),
+        out_rx,
+        (out.queued.clone(), out.stalled.clone()),
+        drained.clone(),
+        conn,
+        inbox.clone(),
+    ));
     inbox.send(CoreMsg::Connected {
         conn,
-        out: out_tx.clone(),
-        uid: peer.uid,
-        pid: peer.pid,
+        out: out.clone(),
+        uid,
+        admin,
+        run_as,
+        pid,
         client: hello.client,
     });
-    read_loop(rx, conn, &inbox, &out_tx).await;
-    drop(out_tx);
+    read_loop(rx, conn, &inbox, &out, &drained, &ctx).await;
+    drop(out);
     inbox.send(CoreMsg::Disconnected { conn });
     let _ = writer.await;
 }
@@ -87,14 +263,36 @@ async fn refuse(mut tx: &Stream, reason: String) -> Result<(), FrameError> {
     frame::write_msg(&mut tx, &Welcome::Refused { reason }).await
 }
 
-async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &mpsc::UnboundedSender<AgentFrame>) {
+/// Reads one frame; a large body waits for room in the shared frame budget first and
+/// must then arrive within [`BODY_TIMEOUT`].
+async fn read_budgeted(rx: &mut &Stream, ctx: &Ctx) -> Result<Vec<u8>, FrameError> {
+    let len = frame::read_len(rx, frame::MAX_FRAME).await?;
+    if len < SMALL_FRAME {
+        return frame::read_body(rx, len).await;
+    }
+    let _permit = ctx.frame_budget.acquire_many(len as u32).await.map_err(|_| FrameError::Closed)?;
+    match tokio::time::timeout(BODY_TIMEOUT, frame::read_body(rx, len)).await {
+        Ok(r) => r,
+        Err(_) => Err(FrameError::Malformed(format!(
+            "a {len}-byte frame did not arrive within {} s",
+            BODY_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, drained: &Notify, ctx: &Ctx) {
     loop {
-        let body = match frame::read_frame(&mut rx).await {
+        // Backpressure: a peer that does not read what it asked for gets no more
+        // answers queued until it does.
+        while out.full() {
+            drained.notified().await;
+        }
+        let body = match read_budgeted(&mut rx, ctx).await {
             Ok(b) => b,
             Err(FrameError::Closed) => return,
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
-                let _ = out.send(AgentFrame::Reply {
+                out.send(AgentFrame::Reply {
                     id: 0,
                     result: Err(e.to_string()),
                 });
@@ -107,9 +305,14 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &mpsc::Unb
                 id: f.id,
                 req: f.req,
             }),
+            // Framing is intact: refuse this request, keep the connection.
+            Err(FrameError::OverLimit(reason)) if frame::leading_id(&body).is_some() => {
+                let id = frame::leading_id(&body).unwrap_or(0);
+                out.send(AgentFrame::Reply { id, result: Err(reason) });
+            }
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
-                let _ = out.send(AgentFrame::Reply {
+                out.send(AgentFrame::Reply {
                     id: 0,
                     result: Err(e.to_string()),
                 });
@@ -119,6 +322,52 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &mpsc::Unb
     }
 }
 
-async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<AgentFrame>) {
-    frame::write_queued(&*stream, &mut rx).await;
+/// Writes what the core queued, coalescing what is already waiting into one write, and
+/// counts it off the connection's outbox. Under the cap again, it wakes the reader and,
+/// if the core held outputs back, tells it it may send them.
+async fn write_loop(
+    stream: Arc<Stream>,
+    mut rx: mpsc::UnboundedReceiver<AgentFrame>,
+    // The outbox's counters only: holding its sender would keep the channel open.
+    (queued, stalled): (Arc<AtomicUsize>, Arc<AtomicBool>),
+    drained: Arc<Notify>,
+    conn: ConnId,
+    inbox: Inbox,
+) {
+    let mut w = &*stream;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Some(m) = rx.recv().await {
+        buf.clear();
+        let mut size = 0;
+        let mut next = Some(m);
+        while let Some(m) = next {
+            size += m.approx_size();
+            if let Err(e) = frame::encode_into(&m, &mut buf) {
+                // Too large to send: say so in its place rather than leave the peer
+                // waiting for a reply that never comes.
+                if let AgentFrame::Reply { id, .. } = m {
+                    let _ = frame::encode_into(
+                        &AgentFrame::Reply {
+                            id,
+                            result: Err(format!("the reply could not be sent: {e}")),
+                        },
+                        &mut buf,
+                    );
+                }
+            }
+            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+        }
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+        let left = queued.fetch_sub(size, Ordering::SeqCst) - size;
+        if left <= OUTBOX_CAP {
+            // A stored permit at worst: the reader looks at the count again anyway.
+            drained.notify_one();
+            if stalled.swap(false, Ordering::SeqCst) {
+                inbox.send(CoreMsg::Writable { conn });
+            }
+        }
+    }
+    let _ = w.flush().await;
 }

@@ -16,14 +16,9 @@ async fn in_process_agent_runs_a_session() {
         config: home.path().join("none.yaml"),
     };
     let cfg = soam_agent::AgentConfig {
-        paths: paths.clone(),
         slots: 2,
-        shared: false,
-        instance_idle_timeout_s: 60,
-        max_stored_sessions: None,
-        max_stored_tasks: None,
         store_cache_bytes: 1 << 20,
-        max_store_bytes: None,
+        ..soam_agent::AgentConfig::with_paths(paths.clone())
     };
     let agent = soam_agent::start(cfg).await.unwrap();
 

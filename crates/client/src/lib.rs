@@ -95,12 +95,19 @@ fn agent_binary() -> PathBuf {
 }
 
 fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     use std::os::unix::process::CommandExt;
     let data = &opts.paths.data_dir;
-    std::fs::create_dir_all(data).map_err(|e| ClientError::NoAgent(format!("cannot create {}: {e}", data.display())))?;
+    // Private from the start: the agent checks it again and refuses one others own.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data)
+        .map_err(|e| ClientError::NoAgent(format!("cannot create {}: {e}", data.display())))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(opts.paths.log())
         .map_err(|e| ClientError::NoAgent(format!("cannot open {}: {e}", opts.paths.log().display())))?;
     let bin = agent_binary();
@@ -124,6 +131,43 @@ fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError
             bin.display()
         ))
     })
+}
+
+/// The uids whose agent this client talks to: its own, root's, and the shared agent's
+/// named by `SOAM_AGENT_UID` (a uid or a user name).
+fn trusted_agent_uids() -> Result<Vec<u32>, ClientError> {
+    // SAFETY: getuid has no preconditions.
+    let mut uids = vec![unsafe { libc::getuid() }, 0];
+    if let Some(v) = std::env::var_os("SOAM_AGENT_UID").filter(|v| !v.is_empty()) {
+        let v = v.to_string_lossy().into_owned();
+        let uid = match v.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => nix::unistd::User::from_name(&v)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+                .ok_or_else(|| ClientError::NoAgent(format!("SOAM_AGENT_UID: no user named '{v}'")))?,
+        };
+        uids.push(uid);
+    }
+    Ok(uids)
+}
+
+/// Refuses a socket served by anyone else: whoever could create the socket path could
+/// otherwise collect this user's tasks and answer with anything (SO_PEERCRED names the
+/// process that listens, as the kernel saw it).
+fn check_agent_uid(stream: &Stream, socket: &Path) -> Result<(), ClientError> {
+    let creds = stream
+        .peer_creds()
+        .map_err(|e| ClientError::NoAgent(format!("cannot tell who serves {}: {e}", socket.display())))?;
+    let uid = creds.euid().unwrap_or(u32::MAX);
+    if trusted_agent_uids()?.contains(&uid) {
+        return Ok(());
+    }
+    Err(ClientError::NoAgent(format!(
+        "refusing to talk to {}: it is served by uid {uid}, not by you, root or SOAM_AGENT_UID",
+        socket.display()
+    )))
 }
 
 impl Client {
@@ -162,6 +206,7 @@ impl Client {
                 }
             }
         };
+        check_agent_uid(&stream, &opts.socket)?;
         Self::handshake(stream, &opts.client_name).await
     }
 

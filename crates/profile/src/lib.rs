@@ -35,3 +35,42 @@ pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     };
     draft::validate(draft, &file, path.parent().unwrap_or(Path::new(".")))
 }
+
+/// What stands in for an `env` value shown to someone who may not see it.
+pub const HIDDEN: &str = "<hidden>";
+
+/// The profile's text with every `env` value replaced by [`HIDDEN`], for users who may
+/// see the profile but not its secrets. Each value is masked where it follows its key on
+/// a line; if any value cannot be found that way (quoted with escapes, split over
+/// lines), nothing of the text is shown, rather than risk showing part of a secret.
+pub fn redact_env(text: &str, profile: &Profile) -> String {
+    let pairs: Vec<(&str, &str)> = profile
+        .services
+        .iter()
+        .flat_map(|s| s.env.iter())
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if pairs.is_empty() {
+        return text.to_string();
+    }
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for (key, value) in pairs {
+        let mut found = false;
+        for line in lines.iter_mut() {
+            let Some(k) = line.find(key) else { continue };
+            let after = k + key.len();
+            if let Some(v) = line[after..].find(value) {
+                let at = after + v;
+                line.replace_range(at..at + value.len(), HIDDEN);
+                found = true;
+            }
+        }
+        if !found {
+            return format!("# the profile text is shown to admins only: it sets env values ({HIDDEN} here)\n");
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}

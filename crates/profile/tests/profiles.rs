@@ -109,3 +109,31 @@ fn xml_profile_reads_like_yaml() {
     let e = parse(&bad, Path::new("/q/p.xml")).unwrap_err().to_string();
     assert!(e.starts_with("/q/p.xml:5: unknown element <Envv>"), "{e}");
 }
+
+#[test]
+fn env_values_are_redacted_or_the_text_withheld() {
+    let text = "application: r\nservices:\n  - name: s\n    command: [\"true\"]\n    env: {TOKEN: s3cr3t, MODE: fast}\n    workDir: .\n";
+    let p = soam_profile::parse(text, std::path::Path::new("/tmp/r.yaml")).unwrap();
+    let shown = soam_profile::redact_env(text, &p);
+    assert!(!shown.contains("s3cr3t") && !shown.contains("fast"), "{shown}");
+    assert!(shown.contains("TOKEN: <hidden>, MODE: <hidden>"), "{shown}");
+    assert!(shown.contains("application: r"));
+    // Block style, and a value that also occurs before its key on the line.
+    let text = "application: r\nservices:\n  - name: s\n    command: [\"true\"]\n    env:\n      PASS: PASS\n";
+    let p = soam_profile::parse(text, std::path::Path::new("/tmp/r.yaml")).unwrap();
+    assert!(soam_profile::redact_env(text, &p).contains("PASS: <hidden>"));
+    // A value written with escapes cannot be found as such: nothing is shown.
+    let text = "application: r\nservices:\n  - name: s\n    command: [\"true\"]\n    env: {K: \"a\\u0062c\"}\n";
+    let p = soam_profile::parse(text, std::path::Path::new("/tmp/r.yaml")).unwrap();
+    let shown = soam_profile::redact_env(text, &p);
+    assert!(
+        !shown.contains("a\\u0062c") && !shown.contains("abc") && shown.contains("admins only"),
+        "{shown}"
+    );
+    // XML.
+    let text =
+        "<Profile><Consumer applicationName=\"x\"/><Service name=\"s\" command=\"true\"><Env name=\"K\" value=\"v1\"/></Service></Profile>";
+    if let Ok(p) = soam_profile::parse(text, std::path::Path::new("/tmp/x.xml")) {
+        assert!(!soam_profile::redact_env(text, &p).contains("\"v1\""));
+    }
+}

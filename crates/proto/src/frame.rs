@@ -29,12 +29,23 @@ pub enum FrameError {
     TooLarge(usize),
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// Well formed, but a count in it is over a limit: found before anything was
+    /// allocated for it. The request can be refused and the connection kept.
+    #[error("{0}")]
+    OverLimit(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Reads one frame body into a fresh buffer. `Closed` means a clean EOF between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, FrameError> {
+    let len = read_len(r, MAX_FRAME).await?;
+    read_body(r, len).await
+}
+
+/// Reads a frame's length prefix and refuses one over `cap` before anything is
+/// allocated for it. `Closed` means a clean EOF between frames.
+pub async fn read_len<R: AsyncRead + Unpin>(r: &mut R, cap: usize) -> Result<usize, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -42,9 +53,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, Fram
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > cap {
         return Err(FrameError::TooLarge(len));
     }
+    Ok(len)
+}
+
+/// Reads a frame body of `len` bytes (from [`read_len`]).
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8>, FrameError> {
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -74,8 +90,92 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
 }
 
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
+    bounded::clear();
+    postcard::from_bytes(body).map_err(|e| match bounded::take() {
+        Some(limit) => FrameError::OverLimit(limit),
+        None => FrameError::Malformed(e.to_string()),
+    })
 }
+
+/// The leading request id of a frame whose body did not decode, so an over-limit
+/// request can be answered rather than dropped.
+pub fn leading_id(body: &[u8]) -> Option<u64> {
+    postcard::take_from_bytes::<u64>(body).ok().map(|(id, _)| id)
+}
+
+/// Sequences in messages whose element count is checked against a cap before any
+/// element is decoded: a frame of a million empty tasks costs a byte each on the wire
+/// but tens of bytes each once decoded, so the count is refused from its prefix.
+///
+/// postcard drops the text of a custom error, so the refusal is handed to [`decode`]
+/// through a thread-local: decoding is synchronous, on one thread.
+pub mod bounded {
+    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    use std::marker::PhantomData;
+
+    thread_local! {
+        static OVER: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn clear() {
+        OVER.with(|o| *o.borrow_mut() = None);
+    }
+
+    pub(super) fn take() -> Option<String> {
+        OVER.with(|o| o.borrow_mut().take())
+    }
+
+    struct Capped<T> {
+        cap: usize,
+        what: &'static str,
+        _t: PhantomData<T>,
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Capped<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "at most {} {}", self.cap, self.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let n = seq.size_hint().unwrap_or(0);
+            if n > self.cap {
+                let msg = format!("{n} {} in one message; the limit is {} (send several)", self.what, self.cap);
+                OVER.with(|o| *o.borrow_mut() = Some(msg.clone()));
+                return Err(serde::de::Error::custom(msg));
+            }
+            let mut v = Vec::with_capacity(n.min(4096));
+            while let Some(x) = seq.next_element()? {
+                if v.len() == self.cap {
+                    return Err(serde::de::Error::custom("sequence longer than announced"));
+                }
+                v.push(x);
+            }
+            Ok(v)
+        }
+    }
+
+    fn capped<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, cap: usize, what: &'static str) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(Capped {
+            cap,
+            what,
+            _t: PhantomData,
+        })
+    }
+
+    /// Task payloads of one `Submit`.
+    pub fn tasks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<bytes::Bytes>, D::Error> {
+        capped(d, super::MAX_TASKS_PER_SUBMIT, "tasks")
+    }
+
+    /// Task ids of one `Ack` or similar list.
+    pub fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        capped(d, super::MAX_IDS_PER_MESSAGE, "task ids")
+    }
+}
+
+/// Most task ids one message may list (acknowledgements).
+pub const MAX_IDS_PER_MESSAGE: usize = 1 << 20;
 
 /// Writes one message as a frame and flushes.
 pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {

@@ -63,11 +63,13 @@ pub enum Request {
     },
     Submit {
         session: SessionRef,
+        #[serde(deserialize_with = "crate::frame::bounded::tasks")]
         tasks: Vec<Bytes>,
     },
     /// No reply: outputs acknowledged are delivered for good.
     Ack {
         session: SessionRef,
+        #[serde(deserialize_with = "crate::frame::bounded::ids")]
         tasks: Vec<u64>,
     },
     Detach {
@@ -328,4 +330,30 @@ pub struct AgentStatus {
     pub open_sessions: u32,
     pub store: String,
     pub socket: String,
+}
+
+impl AgentFrame {
+    /// About how many bytes this frame takes queued and on the wire: enough to bound
+    /// what a connection that does not read its replies can make the agent hold,
+    /// without encoding it twice. Lists count their rows at a generous fixed size plus
+    /// their variable text.
+    pub fn approx_size(&self) -> usize {
+        const ROW: usize = 128;
+        match self {
+            AgentFrame::Reply { result: Err(e), .. } => 16 + e.len(),
+            AgentFrame::Reply { result: Ok(r), .. } => match r {
+                Reply::Apps(apps) => apps
+                    .iter()
+                    .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))
+                    .sum(),
+                Reply::Sessions(s) => s.len() * 2 * ROW,
+                Reply::Tasks(t) => t.len() * ROW + t.iter().map(|t| t.error.as_ref().map_or(0, String::len)).sum::<usize>(),
+                Reply::Registered { warnings, .. } => ROW + warnings.iter().map(String::len).sum::<usize>(),
+                _ => 2 * ROW,
+            },
+            AgentFrame::Event(Event::Outputs { outputs, .. }) => 32 + outputs.iter().map(|o| 16 + o.data.len()).sum::<usize>(),
+            AgentFrame::Event(Event::Ended { reason, .. }) => 32 + reason.len(),
+            AgentFrame::Event(_) => 32,
+        }
+    }
 }

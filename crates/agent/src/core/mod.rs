@@ -19,6 +19,7 @@ mod views;
 
 use crate::config::AgentConfig;
 use crate::instance::{InstCmd, InstEvent, InstId};
+use crate::server::Outbox;
 use bytes::Bytes;
 use soam_profile::{Profile, Service, SessionType};
 use soam_proto::msg::{AgentFrame, Event, SessionState, TaskState};
@@ -42,8 +43,12 @@ pub type Sid = u64;
 pub enum CoreMsg {
     Connected {
         conn: ConnId,
-        out: mpsc::UnboundedSender<AgentFrame>,
+        out: Outbox,
         uid: u32,
+        /// May do admin acts and see every session (see `server::Ctx::is_admin`).
+        admin: bool,
+        /// Whom this user's processes run as (shared agent only), looked up off the core.
+        run_as: Option<Arc<crate::identity::RunAs>>,
         pid: Option<i32>,
         client: String,
     },
@@ -53,6 +58,10 @@ pub enum CoreMsg {
         req: soam_proto::msg::Request,
     },
     Disconnected {
+        conn: ConnId,
+    },
+    /// A connection whose outbox was full has room again: send what was held back.
+    Writable {
         conn: ConnId,
     },
     Instance {
@@ -135,8 +144,9 @@ struct App {
 }
 
 struct Conn {
-    out: mpsc::UnboundedSender<AgentFrame>,
+    out: Outbox,
     uid: u32,
+    admin: bool,
     /// Shown as the holder of the sessions it holds.
     label: String,
     held: HashSet<Sid>,
@@ -348,6 +358,8 @@ enum KillReason {
 struct Instance {
     app: String,
     service: Arc<Service>,
+    /// The uid its process runs as; it serves only sessions whose processes run so.
+    run_uid: u32,
     tx: mpsc::UnboundedSender<InstCmd>,
     pid: Option<u32>,
     /// The session it serves now (SessionEnter sent or done).
@@ -387,6 +399,9 @@ pub struct Core {
     instances: HashMap<InstId, Instance>,
     next_inst: InstId,
     next_seq: u64,
+    /// Whom each session owner's processes run as (shared agent), refreshed whenever
+    /// that user connects.
+    identities: HashMap<u32, Arc<crate::identity::RunAs>>,
     /// Ended sessions, newest first, for `soamview history` and `session -a`.
     history: VecDeque<HistoryRecord>,
     /// Sessions whose outputs or drained state may need sending at the next flush.
@@ -416,6 +431,7 @@ impl Core {
             instances: HashMap::default(),
             next_inst: 1,
             next_seq: 1,
+            identities: HashMap::default(),
             history: loaded.history.into(),
             dirty: HashSet::default(),
             pending_ends: Vec::new(),
@@ -501,9 +517,14 @@ impl Core {
                 conn,
                 out,
                 uid,
+                admin,
+                run_as,
                 pid,
                 client,
             } => {
+                if let Some(r) = run_as {
+                    self.identities.insert(uid, r);
+                }
                 let label = match pid {
                     Some(p) => format!("pid {p} {client}"),
                     None => client,
@@ -513,6 +534,7 @@ impl Core {
                     Conn {
                         out,
                         uid,
+                        admin,
                         label,
                         held: HashSet::default(),
                     },
@@ -520,6 +542,11 @@ impl Core {
             }
             CoreMsg::Request { conn, id, req } => self.request(conn, id, req),
             CoreMsg::Disconnected { conn } => self.disconnected(conn),
+            CoreMsg::Writable { conn } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    self.dirty.extend(c.held.iter().copied());
+                }
+            }
             CoreMsg::Instance { inst, ev } => self.instance_event(inst, ev),
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
@@ -552,6 +579,14 @@ impl Core {
         for sid in dirty {
             let Some(s) = self.sessions.get_mut(&sid) else { continue };
             let Some(conn) = s.holder else { continue };
+            // A holder that does not read gets nothing more until it does: its outputs
+            // wait here, where they are kept anyway.
+            if let Some(c) = self.conns.get(&conn)
+                && c.out.full()
+                && !c.out.room_or_notify()
+            {
+                continue;
+            }
             let room = DELIVERY_WINDOW.saturating_sub(s.unacked.len());
             let mut outputs = Vec::new();
             while outputs.len() < room {

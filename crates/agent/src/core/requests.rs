@@ -9,10 +9,15 @@ type R = Result<Reply, String>;
 
 impl Core {
     pub(super) fn request(&mut self, conn: ConnId, id: u64, req: Request) {
+        if let Some(act) = admin_act(&req)
+            && let Err(e) = self.require_admin(conn, act)
+        {
+            return self.fail(conn, id, e);
+        }
         let result = match req {
             Request::RegisterApp { profile, path, force } => return self.register(conn, id, profile, path, force),
             Request::UnregisterApp { app, force } => return self.unregister(conn, id, app, force),
-            Request::ListApps { app } => self.list_apps(app),
+            Request::ListApps { app } => self.list_apps(conn, app),
             Request::SetAppEnabled { app, enabled } => self.set_enabled(app, enabled),
             Request::CreateSession(c) => return self.create(conn, id, c),
             Request::OpenSession { session, direct, all } => self.open(conn, &session, direct, all),
@@ -101,8 +106,26 @@ impl Core {
     }
 
     pub(super) fn may_act(&self, conn: ConnId, owner: u32) -> bool {
+        !self.cfg.shared || self.conns.get(&conn).is_some_and(|c| c.admin || c.uid == owner)
+    }
+
+    pub(super) fn is_admin(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.admin)
+    }
+
+    fn require_admin(&self, conn: ConnId, act: &str) -> Result<(), String> {
+        if self.is_admin(conn) {
+            return Ok(());
+        }
         let uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(u32::MAX);
-        !self.cfg.shared || uid == 0 || uid == owner || uid == self.agent_uid
+        let group = match self.cfg.admin_gid {
+            Some(g) => format!("members of its adminGroup (gid {g})"),
+            None => "members of its adminGroup (none is set)".to_string(),
+        };
+        Err(format!(
+            "{act} refused: in this shared agent that is for admins (root, uid {}, {group}); uid {uid} is not one",
+            self.agent_uid
+        ))
     }
 
     fn register(&mut self, conn: ConnId, id: u64, text: String, path: String, force: bool) {
@@ -284,6 +307,15 @@ impl Core {
             let sid = self.next_sid;
             self.next_sid += 1;
             let owner_uid = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
+            // A shared agent that is not root cannot switch users, and running the
+            // session as the agent's user would lend its rights to the owner.
+            if self.cfg.shared && owner_uid != self.agent_uid && self.agent_uid != 0 {
+                return Err(format!(
+                    "this shared agent runs as uid {}, not root, so it cannot run tasks as uid {owner_uid}; \
+                     an admin must run soamd --shared as root",
+                    self.agent_uid
+                ));
+            }
             let s = Session::new(
                 &c.app,
                 sess_id,
@@ -776,4 +808,16 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The requests only an admin may make in a shared agent, named for the refusal.
+fn admin_act(req: &Request) -> Option<&'static str> {
+    Some(match req {
+        Request::RegisterApp { .. } => "registering an application",
+        Request::UnregisterApp { .. } => "unregistering an application",
+        Request::SetAppEnabled { enabled: true, .. } => "enabling an application",
+        Request::SetAppEnabled { enabled: false, .. } => "disabling an application",
+        Request::Shutdown => "shutting the agent down",
+        _ => return None,
+    })
 }

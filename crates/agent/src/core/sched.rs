@@ -248,11 +248,13 @@ impl Core {
             let s = &self.sessions[&sid];
             (s.service.clone(), s.app.clone())
         };
+        let (run_uid, owner) = self.run_as(self.sessions[&sid].owner_uid);
         let idle = |i: &Instance| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && !i.retire;
+        // An instance runs as one user and serves only that user's sessions.
         let found = self
             .instances
             .iter()
-            .filter(|(_, i)| idle(i) && i.app == app && Arc::ptr_eq(&i.service, &service))
+            .filter(|(_, i)| idle(i) && i.app == app && i.run_uid == run_uid && Arc::ptr_eq(&i.service, &service))
             .map(|(&id, _)| id)
             .min();
         let iid = match found {
@@ -267,25 +269,30 @@ impl Core {
                     // The destroyed instance holds its slot until it has gone.
                     return false;
                 }
-                self.start_instance(&app, service)
+                self.start_instance(&app, service, run_uid, owner)
             }
         };
         self.bind(iid, sid);
         true
     }
 
-    fn start_instance(&mut self, app: &str, service: Arc<Service>) -> InstId {
+    fn start_instance(&mut self, app: &str, service: Arc<Service>, run_uid: u32, owner: instance::Owner) -> InstId {
         let iid = self.next_inst;
         self.next_inst += 1;
         let inbox = self.inbox.clone();
         let sink: instance::EventSink = Arc::new(move |inst, ev| inbox.send(CoreMsg::Instance { inst, ev }));
-        let spawned = instance::spawn(iid, app, service.clone(), sink);
-        tracing::debug!("instance {iid} of {app}/{} started (pid {:?})", service.name, spawned.pid);
+        let spawned = instance::spawn(iid, app, service.clone(), owner, sink);
+        tracing::debug!(
+            "instance {iid} of {app}/{} started as uid {run_uid} (pid {:?})",
+            service.name,
+            spawned.pid
+        );
         self.instances.insert(
             iid,
             Instance {
                 app: app.to_string(),
                 service,
+                run_uid,
                 tx: spawned.tx,
                 pid: spawned.pid,
                 bound: None,
@@ -302,6 +309,23 @@ impl Core {
         );
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
         iid
+    }
+
+    /// Whom a session owner's service processes run as: the owner in a shared agent,
+    /// the agent's own user otherwise (a one-user agent is only reachable by that user
+    /// and root, and runs everything as itself). `None` means no switch.
+    fn run_as(&mut self, owner_uid: u32) -> (u32, instance::Owner) {
+        if !self.cfg.shared || owner_uid == self.agent_uid {
+            return (self.agent_uid, None);
+        }
+        // Normally filled off the reactor when the owner connected; a session recovered
+        // from the store may be looked up here, once.
+        let who = self
+            .identities
+            .entry(owner_uid)
+            .or_insert_with(|| Arc::new(crate::identity::RunAs::of(owner_uid)))
+            .clone();
+        (owner_uid, Some(who))
     }
 
     fn bind(&mut self, iid: InstId, sid: Sid) {

@@ -167,7 +167,8 @@ impl Core {
         });
     }
 
-    pub(super) fn list_apps(&self, app: Option<String>) -> Result<Reply, String> {
+    pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
+        let admin = self.is_admin(conn);
         if let Some(a) = &app
             && !self.apps.contains_key(a)
         {
@@ -188,7 +189,12 @@ impl Core {
                 max_slots: a.profile.consumer.max_slots,
                 registered_ms: a.record.registered_ms,
                 source: a.record.source.clone(),
-                profile: a.record.profile.clone(),
+                // `env` values may be secrets: only admins see them.
+                profile: if admin {
+                    a.record.profile.clone()
+                } else {
+                    soam_profile::redact_env(&a.record.profile, &a.profile)
+                },
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
