@@ -7,6 +7,7 @@
   sleep:S         sleeps S seconds, then answers "slept"
   nap:S:TEXT      sleeps S seconds, then answers TEXT
   pid             answers its process id
+  whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter fail."""
 import os
@@ -64,6 +65,10 @@ def main():
                 out = rest.encode()
             elif text == "pid":
                 out = str(os.getpid()).encode()
+            elif text == "whoami":
+                groups = ",".join(str(g) for g in sorted(os.getgroups()))
+                out = ("%d %d %s %s %d" % (os.getuid(), os.getgid(), groups,
+                                           os.environ.get("HOME", ""), os.getpid())).encode()
             else:
                 out = common + payload
         wr.write(struct.pack("<I", HEADER.size + len(out)))
