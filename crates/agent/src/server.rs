@@ -38,6 +38,13 @@ pub const OUTBOX_CAP: usize = 8 << 20;
 /// [`SMALL_FRAME`] do not count, so ordinary traffic never waits on it.
 pub const FRAME_BUDGET: usize = 32 << 20;
 const SMALL_FRAME: usize = 64 << 10;
+/// Requests read from one connection and not yet answered: beyond any of these the
+/// reader waits. Bytes bound what is queued toward the core (submits waiting for their
+/// commit, say); views are limited on their own because their replies can be large
+/// while the requests are tiny.
+const INFLIGHT_BYTES: usize = 64 << 20;
+const INFLIGHT_REQUESTS: usize = 4096;
+const INFLIGHT_VIEWS: usize = 2;
 /// Largest hello a peer may send before it is known to be a soam client.
 const HELLO_MAX: usize = 4 << 10;
 /// A frame whose body has started must arrive within this, so a stalled peer cannot
@@ -158,6 +165,51 @@ impl Outbox {
     }
 }
 
+/// Requests of one connection that the core has and has not answered yet, by id:
+/// added by the reader, removed by the writer as their replies go out.
+#[derive(Default)]
+struct Inflight {
+    ids: Mutex<HashMap<u64, (usize, bool)>>,
+    bytes: AtomicUsize,
+    views: AtomicUsize,
+}
+
+impl Inflight {
+    fn add(&self, id: u64, bytes: usize, view: bool) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((b, v)) = ids.insert(id, (bytes, view)) {
+            // A reused id: the earlier request's reply will not find its entry.
+            self.bytes.fetch_sub(b, Ordering::SeqCst);
+            self.views.fetch_sub(usize::from(v), Ordering::SeqCst);
+        }
+        self.bytes.fetch_add(bytes, Ordering::SeqCst);
+        self.views.fetch_add(usize::from(view), Ordering::SeqCst);
+    }
+
+    fn answered(&self, id: u64) {
+        let done = self.ids.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        if let Some((b, v)) = done {
+            self.bytes.fetch_sub(b, Ordering::SeqCst);
+            self.views.fetch_sub(usize::from(v), Ordering::SeqCst);
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.bytes.load(Ordering::SeqCst) > INFLIGHT_BYTES
+            || self.views.load(Ordering::SeqCst) >= INFLIGHT_VIEWS
+            || self.ids.lock().unwrap_or_else(|e| e.into_inner()).len() >= INFLIGHT_REQUESTS
+    }
+}
+
+/// Requests whose replies are listings, as large as what they list.
+fn is_view(req: &soam_proto::msg::Request) -> bool {
+    use soam_proto::msg::Request as R;
+    matches!(
+        req,
+        R::ListApps { .. } | R::ListSessions(_) | R::ListTasks { .. } | R::History { .. } | R::TaskHistory { .. }
+    )
+}
+
 /// Serves one accepted connection until it closes.
 pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx>) {
     let creds = stream.peer_creds();
@@ -236,10 +288,12 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
         stalled: Arc::new(AtomicBool::new(false)),
     };
     let drained = Arc::new(Notify::new());
+    let inflight = Arc::new(Inflight::default());
     let writer = tokio::spawn(write_loop(
         stream.clone(),
         out_rx,
         (out.queued.clone(), out.stalled.clone()),
+        inflight.clone(),
         drained.clone(),
         conn,
         inbox.clone(),
@@ -253,7 +307,7 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
         pid,
         client: hello.client,
     });
-    read_loop(rx, conn, &inbox, &out, &drained, &ctx).await;
+    read_loop(rx, conn, &inbox, &out, &inflight, &drained, &ctx).await;
     drop(out);
     inbox.send(CoreMsg::Disconnected { conn });
     let _ = writer.await;
@@ -280,11 +334,11 @@ async fn read_budgeted(rx: &mut &Stream, ctx: &Ctx) -> Result<Vec<u8>, FrameErro
     }
 }
 
-async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, drained: &Notify, ctx: &Ctx) {
+async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, inflight: &Inflight, drained: &Notify, ctx: &Ctx) {
     loop {
         // Backpressure: a peer that does not read what it asked for gets no more
-        // answers queued until it does.
-        while out.full() {
+        // requests taken until it does.
+        while out.full() || inflight.full() {
             drained.notified().await;
         }
         let body = match read_budgeted(&mut rx, ctx).await {
@@ -300,11 +354,17 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, d
             }
         };
         match frame::decode::<ClientFrame>(&body) {
-            Ok(f) => inbox.send(CoreMsg::Request {
-                conn,
-                id: f.id,
-                req: f.req,
-            }),
+            Ok(f) => {
+                // Id 0 expects no reply (acknowledgements).
+                if f.id != 0 {
+                    inflight.add(f.id, body.len(), is_view(&f.req));
+                }
+                inbox.send(CoreMsg::Request {
+                    conn,
+                    id: f.id,
+                    req: f.req,
+                })
+            }
             // Framing is intact: refuse this request, keep the connection.
             Err(FrameError::OverLimit(reason)) if frame::leading_id(&body).is_some() => {
                 let id = frame::leading_id(&body).unwrap_or(0);
@@ -330,6 +390,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<AgentFrame>,
     // The outbox's counters only: holding its sender would keep the channel open.
     (queued, stalled): (Arc<AtomicUsize>, Arc<AtomicBool>),
+    inflight: Arc<Inflight>,
     drained: Arc<Notify>,
     conn: ConnId,
     inbox: Inbox,
@@ -342,6 +403,9 @@ async fn write_loop(
         let mut next = Some(m);
         while let Some(m) = next {
             size += m.approx_size();
+            if let AgentFrame::Reply { id, .. } = &m {
+                inflight.answered(*id);
+            }
             if let Err(e) = frame::encode_into(&m, &mut buf) {
                 // Too large to send: say so in its place rather than leave the peer
                 // waiting for a reply that never comes.
@@ -361,12 +425,10 @@ async fn write_loop(
             return;
         }
         let left = queued.fetch_sub(size, Ordering::SeqCst) - size;
-        if left <= OUTBOX_CAP {
-            // A stored permit at worst: the reader looks at the count again anyway.
-            drained.notify_one();
-            if stalled.swap(false, Ordering::SeqCst) {
-                inbox.send(CoreMsg::Writable { conn });
-            }
+        // A stored permit at worst: the reader looks at its limits again anyway.
+        drained.notify_one();
+        if left <= OUTBOX_CAP && stalled.swap(false, Ordering::SeqCst) {
+            inbox.send(CoreMsg::Writable { conn });
         }
     }
     let _ = w.flush().await;

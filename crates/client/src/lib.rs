@@ -218,12 +218,16 @@ impl Client {
             version: soam_proto::PROTOCOL_VERSION,
             client: client_name.into(),
         };
-        frame::write_msg(&mut rw, &hello)
-            .await
-            .map_err(|e| ClientError::Lost(e.to_string()))?;
-        let welcome: Welcome = frame::read_msg(&mut rw)
-            .await
-            .map_err(|e| ClientError::Lost(format!("during handshake: {e}")))?;
+        // An agent that refuses this connection (a limit) says why and closes, maybe
+        // before reading the hello: its reason is still there to read.
+        let sent = frame::write_msg(&mut rw, &hello).await;
+        let welcome: Welcome = match frame::read_msg(&mut rw).await {
+            Ok(w) => w,
+            Err(e) => {
+                let e = sent.err().map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+                return Err(ClientError::Lost(format!("during handshake: {e}")));
+            }
+        };
         let agent_version = match welcome {
             Welcome::Ok { agent_version, .. } => agent_version,
             Welcome::Refused { reason } => return Err(ClientError::Refused(reason)),
