@@ -104,3 +104,27 @@ fn profiles_and_session_ids_survive_a_restart() {
     env.ok("soamcontrol", &["app", "enable", "a"]);
     assert_eq!(env.ok("soamsession", &["create", "--app", "a"]).trim(), "2");
 }
+
+#[test]
+fn control_and_bidi_characters_are_escaped_when_printed() {
+    let env = Env::new();
+    let p = env.path("esc.yaml");
+    // An unknown key that would retitle the terminal and clear the screen.
+    std::fs::write(
+        &p,
+        "application: a\nservices:\n  - name: s\n    command: [x]\n    \"\\e]0;pwned\\a\\e[2J\": 1\n",
+    )
+    .unwrap();
+    let o = env.run("soamreg", &[p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "{:?}", o.stderr);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\\u{1b}]0;pwned\\u{7}"), "{err}");
+    // A registered profile whose text holds a bidi override (in a comment; YAML allows
+    // no raw controls): shown with it made visible.
+    let yaml = format!("{}# evil \u{202e}txt.exe\n", Env::behave_profile("b", "", ""));
+    env.register("b.yaml", &yaml);
+    let shown = env.ok("soamview", &["app", "b", "-p"]);
+    assert!(shown.contains("# evil \\u{202e}txt.exe"), "{shown}");
+    assert!(!shown.contains('\u{202e}'));
+}

@@ -40,7 +40,8 @@ where
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
-            eprintln!("{name}: {}", msg.lines().next().unwrap_or("failed"));
+            // The reason may quote a profile or another user's names: escaped.
+            eprintln!("{name}: {}", soam_proto::text::escape(msg.lines().next().unwrap_or("failed")));
             1
         }
     }

@@ -86,10 +86,12 @@ impl Grid {
         out
     }
 
+    /// A cell as shown: names and values may come from other users and profiles, so
+    /// control and bidi characters are escaped.
     fn text(v: &Value) -> String {
         match v {
             Value::Null => String::new(),
-            Value::String(s) => s.clone(),
+            Value::String(s) => soam_proto::text::escape(s).into_owned(),
             Value::Bool(b) => {
                 if *b {
                     "yes".into()
@@ -136,18 +138,7 @@ impl Grid {
         t.set_header(self.columns.iter().map(|c| c.to_uppercase()));
         for r in &self.rows {
             t.add_row(r.iter().enumerate().map(|(i, v)| {
-                let text = match v {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    Value::Bool(b) => {
-                        if *b {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        }
-                    }
-                    other => other.to_string(),
-                };
+                let text = Self::text(v);
                 let mut cell = Cell::new(&text);
                 if colour
                     && self.columns[i] == "state"

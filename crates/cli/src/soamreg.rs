@@ -38,7 +38,7 @@ pub fn main() -> i32 {
             .await?;
         if let Reply::Registered { app, created, warnings } = reply {
             for w in warnings {
-                eprintln!("soamreg: warning: {w}");
+                eprintln!("soamreg: warning: {}", soam_proto::text::escape(&w));
             }
             println!("{} application '{app}'", if created { "registered" } else { "updated" });
         }

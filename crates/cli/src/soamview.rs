@@ -150,7 +150,15 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
             if *profile {
                 return Ok(apps
                     .iter()
-                    .map(|a| format!("# {} ({})\n{}\n", a.name, a.source, a.profile.trim_end()))
+                    .map(|a| {
+                        use soam_proto::text::{escape, escape_lines};
+                        format!(
+                            "# {} ({})\n{}\n",
+                            escape(&a.name),
+                            escape(&a.source),
+                            escape_lines(a.profile.trim_end())
+                        )
+                    })
                     .collect());
             }
             let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];

@@ -15,6 +15,7 @@ pub mod addr;
 pub mod frame;
 pub mod msg;
 pub mod paths;
+pub mod text;
 
 pub use addr::{SessionKey, SessionRef, TaskRef};
 

@@ -219,7 +219,10 @@ impl Collector {
         } else {
             self.out.flush()?;
             let msg = String::from_utf8_lossy(&o.data);
-            let line = |m: &str| format!("soamsession: task {} {}: {}", o.task, o.state, m.lines().next().unwrap_or(""));
+            let line = |m: &str| {
+                let first = soam_proto::text::escape(m.lines().next().unwrap_or("")).into_owned();
+                format!("soamsession: task {} {}: {first}", o.task, o.state)
+            };
             match &self.progress {
                 Some(p) => p.println(line(&msg)),
                 None => eprintln!("{}", line(&msg)),
@@ -369,7 +372,7 @@ pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
             Some(1)
         }
         Stop::Ended(why) => {
-            eprintln!("soamsession: session {session} ended ({why})");
+            eprintln!("soamsession: session {session} ended ({})", soam_proto::text::escape(&why));
             Some(1)
         }
         Stop::Lost(why) => {
