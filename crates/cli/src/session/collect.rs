@@ -372,7 +372,7 @@ pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
             Some(1)
         }
         Stop::Ended(why) => {
-            eprintln!("soamsession: session {session} ended ({})", soam_proto::text::escape(&why));
+            eprintln!("soamsession: session {session} ended ({})", soam_proto::text::escape(why));
             Some(1)
         }
         Stop::Lost(why) => {
