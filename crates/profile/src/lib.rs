@@ -29,11 +29,19 @@ pub struct ProfileError {
 pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     let file = path.display().to_string();
     let draft = if text.trim_start().starts_with('<') {
-        xml::read(text, &file)?
+        xml::read(text, &file)
     } else {
-        yaml::read(text, &file)?
+        yaml::read(text, &file)
     };
-    draft::validate(draft, &file, path.parent().unwrap_or(Path::new(".")))
+    draft
+        .and_then(|d| draft::validate(d, &file, path.parent().unwrap_or(Path::new("."))))
+        .map_err(|mut e| {
+            // Parsers quote the input, line breaks included: an error stays one line.
+            if e.message.contains(['\n', '\r']) {
+                e.message = e.message.replace('\r', "\\r").replace('\n', "\\n");
+            }
+            e
+        })
 }
 
 /// What stands in for an `env` value shown to someone who may not see it.

@@ -110,7 +110,7 @@ pub fn leading_id(body: &[u8]) -> Option<u64> {
 /// postcard drops the text of a custom error, so the refusal is handed to [`decode`]
 /// through a thread-local: decoding is synchronous, on one thread.
 pub mod bounded {
-    use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+    use serde::de::{Deserialize, Deserializer, Error as _, SeqAccess, Visitor};
     use std::cell::RefCell;
     use std::marker::PhantomData;
 
@@ -138,16 +138,21 @@ pub mod bounded {
             write!(f, "at most {} {}", self.cap, self.what)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-            let n = seq.size_hint().unwrap_or(0);
-            if n > self.cap {
+            let over = |n: &dyn std::fmt::Display| {
                 let msg = format!("{n} {} in one message; the limit is {} (send several)", self.what, self.cap);
                 OVER.with(|o| *o.borrow_mut() = Some(msg.clone()));
-                return Err(serde::de::Error::custom(msg));
+                A::Error::custom(msg)
+            };
+            // postcard's hint is the announced count, capped by the bytes left (an
+            // element takes at least one): a frame that could hold more is refused here.
+            let n = seq.size_hint().unwrap_or(0);
+            if n > self.cap {
+                return Err(over(&n));
             }
             let mut v = Vec::with_capacity(n.min(4096));
             while let Some(x) = seq.next_element()? {
                 if v.len() == self.cap {
-                    return Err(serde::de::Error::custom("sequence longer than announced"));
+                    return Err(over(&format!("more than {}", self.cap)));
                 }
                 v.push(x);
             }
