@@ -303,7 +303,13 @@ fn folders_are_private_and_a_planted_one_is_refused() {
     let mut c = Command::new(bin("soamcontrol"));
     xdg(&mut c);
     assert!(c.args(["agent", "shutdown"]).output().unwrap().status.success());
-    wait_for(15, "the agent to stop", || (!t.join("rt/soam/soamd.sock").exists()).then_some(()));
+    // The autostarted agent wrote its pid into the lock file: wait for it to be gone.
+    let pid: i32 = std::fs::read_to_string(t.join("data/soam/soamd.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(15, "the agent to exit", || (unsafe { libc::kill(pid, 0) } != 0).then_some(()));
 
     // A runtime folder made beforehand by another user (world-writable, as in /tmp).
     std::fs::remove_dir_all(t.join("rt/soam")).unwrap();
