@@ -61,10 +61,11 @@ fn unread_replies_and_maximal_frames_keep_the_agent_small() {
     // connection kept.
     let can_reset = attack::reset_peak(pid);
     let base = attack::mem_kib(pid, "VmRSS").unwrap();
+    let frame = std::sync::Arc::new(attack::maximal_empty_submit(1));
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let socket = socket.clone();
-            std::thread::spawn(move || attack::send_maximal_frame(&socket))
+            let (socket, frame) = (socket.clone(), frame.clone());
+            std::thread::spawn(move || attack::send_maximal_frame(&socket, &frame))
         })
         .collect();
     for t in threads {

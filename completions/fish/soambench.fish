@@ -2,5 +2,6 @@ complete -c soambench -l slots -d 'Agent slots (default: number of CPUs)' -r
 complete -c soambench -l json -d 'One JSON object with the SPEC section 12 keys'
 complete -c soambench -l quick -d 'Small sizes of the same measurements'
 complete -c soambench -l scale -d 'Instead: 10,000 open sessions plus one of 1,000,000 pending tasks, and how fast soamview answers then'
+complete -c soambench -l attack -d 'Instead: agent memory and a normal client\'s throughput under hostile clients (700 pipelined ListApps never read; 8 connections sending maximal frames)'
 complete -c soambench -s h -l help -d 'Print help'
 complete -c soambench -s V -l version -d 'Print version'

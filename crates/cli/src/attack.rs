@@ -101,11 +101,11 @@ pub fn maximal_empty_submit(id: u64) -> Vec<u8> {
     out
 }
 
-/// Sends one maximal frame of empty tasks and returns the agent's answer to it, then
-/// checks the connection still answers a ping.
-pub fn send_maximal_frame(socket: &Path) -> std::io::Result<String> {
+/// Sends one maximal frame of empty tasks (from [`maximal_empty_submit`]) and returns
+/// the agent's answer to it, then checks the connection still answers a ping.
+pub fn send_maximal_frame(socket: &Path, frame: &[u8]) -> std::io::Result<String> {
     let mut s = connect(socket)?;
-    s.write_all(&maximal_empty_submit(1))?;
+    s.write_all(frame)?;
     let answer = match read_msg::<AgentFrame>(&mut s)? {
         AgentFrame::Reply { result: Err(e), .. } => e,
         other => format!("{other:?}"),

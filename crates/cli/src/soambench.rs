@@ -38,6 +38,10 @@ pub struct Args {
     /// soamview answers then
     #[arg(long, conflicts_with = "json")]
     pub scale: bool,
+    /// Instead: agent memory and a normal client's throughput under hostile clients
+    /// (700 pipelined ListApps never read; 8 connections sending maximal frames)
+    #[arg(long, conflicts_with_all = ["json", "scale"])]
+    pub attack: bool,
 }
 
 struct Sizes {
@@ -326,6 +330,98 @@ fn soamview_ms(agent: &Agent, args: &[&str], runs: usize) -> anyhow::Result<f64>
     Ok(median(&mut times))
 }
 
+/// Memory and a normal client's throughput while hostile clients do their worst
+/// (SPEC section 11: backpressure, frame budget). Peaks are the agent's `VmHWM`, reset
+/// before each phase.
+fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::Result<()> {
+    use crate::attack as hostile;
+    let opts = agent.opts();
+    let socket = agent.home.join("run/soamd.sock");
+    let pid = agent.pid();
+    // A profile of about 1 MiB, so each ListApps reply is that large.
+    let big = agent.home.join("big.yaml");
+    let mut text = String::from("application: big\nservices:\n  - name: s\n    command: [\"true\"]\n");
+    for _ in 0..1000 {
+        text.push_str(&format!("# {}\n", "x".repeat(1000)));
+    }
+    std::fs::write(&big, &text)?;
+    rt.block_on(async {
+        let c = Client::connect(&opts).await?;
+        c.call(Request::RegisterApp {
+            profile: text,
+            path: big.display().to_string(),
+            force: true,
+        })
+        .await?;
+        anyhow::Ok(())
+    })?;
+    let rate = |runs: usize| -> anyhow::Result<f64> {
+        let mut v: Vec<f64> = (0..runs)
+            .map(|_| rt.block_on(throughput(&opts, "bench", None, tasks)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(median(&mut v))
+    };
+    let mib = |k: u64| k as f64 / 1024.0;
+    let quiet = rate(3)?;
+    if !hostile::reset_peak(pid) {
+        bail!("cannot reset the agent's peak RSS (/proc/{pid}/clear_refs)");
+    }
+    let base = hostile::mem_kib(pid, "VmRSS").unwrap_or(0);
+
+    // 700 ListApps of 1 MiB each, pipelined; the attacker reads nothing until the
+    // normal client has measured its throughput.
+    let s = hostile::connect(&socket)?;
+    let w = s.try_clone()?;
+    let writer = std::thread::spawn(move || hostile::pipeline_list_apps(w, 700));
+    let under_pipelining = rate(3)?;
+    let mut r = s;
+    let answered = hostile::read_replies(&mut r, 700)?;
+    writer.join().map_err(|_| anyhow::anyhow!("attacker thread panicked"))??;
+    drop(r);
+    let pipelining_peak = hostile::mem_kib(pid, "VmHWM").unwrap_or(0);
+    let after = hostile::mem_kib(pid, "VmRSS").unwrap_or(0);
+
+    // Eight connections sending maximal frames of empty tasks over and over.
+    hostile::reset_peak(pid);
+    let base2 = hostile::mem_kib(pid, "VmRSS").unwrap_or(0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let frame = std::sync::Arc::new(hostile::maximal_empty_submit(1));
+    let frames: Vec<_> = (0..8)
+        .map(|_| {
+            let (socket, stop, frame) = (socket.clone(), stop.clone(), frame.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if hostile::send_maximal_frame(&socket, &frame).is_err() {
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let under_frames = rate(3)?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = frames.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    let frames_peak = hostile::mem_kib(pid, "VmHWM").unwrap_or(0);
+
+    let out = json!({
+        "tasks_per_run": tasks,
+        "throughput_quiet_tasks_per_s": quiet.round(),
+        "baseline_rss_mib": mib(base),
+        "pipelining_requests_answered": answered,
+        "pipelining_peak_above_baseline_mib": mib(pipelining_peak.saturating_sub(base)),
+        "pipelining_rss_after_mib": mib(after),
+        "throughput_under_pipelining_tasks_per_s": under_pipelining.round(),
+        "maximal_frames_sent": sent,
+        "maximal_frames_peak_above_baseline_mib": mib(frames_peak.saturating_sub(base2)),
+        "throughput_under_maximal_frames_tasks_per_s": under_frames.round(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
 pub fn main() -> i32 {
     let args = Args::parse();
     crate::common::init_logging(0);
@@ -457,6 +553,9 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     if args.scale {
         let (n, tasks) = if args.quick { (500, 50_000) } else { (10_000, 1_000_000) };
         return scale(&agent, &rt, n, tasks);
+    }
+    if args.attack {
+        return attack(&agent, &rt, if args.quick { 20_000 } else { 200_000 });
     }
 
     // Exec and latency first, on a quiet agent: after the throughput phases the store
