@@ -40,9 +40,19 @@ pub struct DraftService {
     pub work_dir: Option<L<String>>,
     pub env: Vec<(String, String)>,
     pub launcher: Option<L<String>>,
+    /// Where a `slurm:` block was given (0: none), so one under a local launcher can be
+    /// refused at its line.
+    pub slurm_line: u64,
     pub partition: Option<L<String>>,
+    pub account: Option<L<String>>,
+    pub qos: Option<L<String>>,
     pub time_limit: Option<L<String>>,
-    pub extra_args: Vec<String>,
+    pub nodes: Option<L<i64>>,
+    pub cpus_per_node: Option<L<i64>>,
+    pub memory: Option<L<String>>,
+    pub max_allocations: Option<L<i64>>,
+    pub idle_release: Option<L<i64>>,
+    pub extra_args: Option<L<Vec<String>>>,
     pub control: Vec<DraftMethod>,
 }
 
@@ -263,12 +273,14 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
     }
     let work_dir = resolve(base, s.work_dir.as_ref().map(|w| w.v.as_str()).unwrap_or("."));
     let launcher = match c.choice(&s.launcher, "launcher", &[("local", false), ("slurm", true)], false)? {
+        false if slurm_given(s) > 0 => {
+            return Err(c.err(
+                slurm_given(s),
+                "slurm: only for a service with launcher: slurm (this one runs locally)",
+            ));
+        }
         false => Launcher::Local,
-        true => Launcher::Slurm(SlurmOptions {
-            partition: s.partition.as_ref().map(|p| p.v.clone()),
-            time_limit: s.time_limit.as_ref().map(|p| p.v.clone()),
-            extra_args: s.extra_args.clone(),
-        }),
+        true => Launcher::Slurm(slurm_options(&c, s)?),
     };
     let mut control = Control::default();
     for (method, timeout, action) in &s.control {
@@ -394,4 +406,119 @@ fn session_type(c: &Ctx, t: &DraftType, services: &[Service], default_service: &
         idle_timeout_s: c.int(&t.idle_timeout, "idleTimeout", 0, max, 0)? as u64,
         ..d
     })
+}
+
+/// The line of the `slurm:` block, or of the first Slurm setting (XML has them as
+/// attributes); 0 if there is none.
+fn slurm_given(s: &DraftService) -> u64 {
+    let strings = [&s.partition, &s.account, &s.qos, &s.time_limit, &s.memory];
+    let ints = [&s.nodes, &s.cpus_per_node, &s.max_allocations, &s.idle_release];
+    let lines = strings
+        .iter()
+        .filter_map(|v| v.as_ref().map(|v| v.line))
+        .chain(ints.iter().filter_map(|v| v.as_ref().map(|v| v.line)))
+        .chain(s.extra_args.as_ref().map(|v| v.line));
+    if s.slurm_line > 0 {
+        s.slurm_line
+    } else {
+        lines.min().map(|l| l.max(1)).unwrap_or(0)
+    }
+}
+
+/// The `slurm:` keys of a service with `launcher: slurm`, checked the way Slurm would
+/// take them, so a mistake shows at `soamreg` with its line and not as a refused
+/// allocation later.
+fn slurm_options(c: &Ctx, s: &DraftService) -> Result<SlurmOptions, ProfileError> {
+    let word = |v: &Option<L<String>>, name: &str| -> Result<Option<String>, ProfileError> {
+        let Some(L { v, line }) = v else { return Ok(None) };
+        if v.is_empty() || v.len() > 256 || v.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            return Err(c.err(*line, format!("{name}: '{v}' is not valid (valid: 1 to 256 characters, no spaces)")));
+        }
+        Ok(Some(v.clone()))
+    };
+    let time_limit = match &s.time_limit {
+        None => None,
+        Some(L { v, line }) => match slurm_minutes(v) {
+            Some(m) => Some((v.clone(), m)),
+            None => {
+                return Err(c.err(
+                    *line,
+                    format!(
+                        "timeLimit: '{v}' is not a Slurm time (valid: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS, DAYS-HOURS:MINUTES, DAYS-HOURS:MINUTES:SECONDS, UNLIMITED)"
+                    ),
+                ));
+            }
+        },
+    };
+    let memory = match &s.memory {
+        None => None,
+        Some(L { v, line }) => {
+            let digits = v.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || v.len() - digits.len() > 1 {
+                return Err(c.err(
+                    *line,
+                    format!("memory: '{v}' is not valid (valid: megabytes per node, or a number with K, M, G or T)"),
+                ));
+            }
+            Some(v.clone())
+        }
+    };
+    let extra_args = match &s.extra_args {
+        None => Vec::new(),
+        Some(L { v, line }) => {
+            if let Some(bad) = v.iter().find(|a| !a.starts_with('-')) {
+                return Err(c.err(
+                    *line,
+                    format!("extraArgs: '{bad}' is not an option (valid: salloc options, each starting with -)"),
+                ));
+            }
+            v.clone()
+        }
+    };
+    Ok(SlurmOptions {
+        partition: word(&s.partition, "partition")?,
+        account: word(&s.account, "account")?,
+        qos: word(&s.qos, "qos")?,
+        time_limit_min: time_limit.as_ref().and_then(|t| t.1),
+        time_limit: time_limit.map(|t| t.0),
+        nodes: c.int(&s.nodes, "nodes", 1, 10_000, 1)? as u32,
+        cpus_per_node: s
+            .cpus_per_node
+            .as_ref()
+            .map(|_| c.int(&s.cpus_per_node, "cpusPerNode", 1, 100_000, 1))
+            .transpose()?
+            .map(|n| n as u32),
+        memory,
+        max_allocations: c.int(&s.max_allocations, "maxAllocations", 1, 10_000, 4)? as u32,
+        idle_release_s: c.int(&s.idle_release, "idleRelease", 0, 31_536_000, 60)? as u64,
+        extra_args,
+    })
+}
+
+/// Minutes in a Slurm time limit (`None` inside: unlimited); `None` if Slurm would not
+/// parse it. Formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+pub fn slurm_minutes(t: &str) -> Option<Option<u64>> {
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
+        return Some(None);
+    }
+    let num = |x: &str| -> Option<u64> {
+        (!x.is_empty() && x.len() <= 9 && x.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| x.parse().ok())
+            .flatten()
+    };
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(num(d)?), r),
+        None => (None, t),
+    };
+    let parts: Vec<u64> = rest.split(':').map(num).collect::<Option<_>>()?;
+    let secs = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => h * 3600 + m * 60 + s,
+        (Some(d), [h]) => d * 86_400 + h * 3600,
+        (Some(d), [h, m]) => d * 86_400 + h * 3600 + m * 60,
+        (Some(d), [h, m, s]) => d * 86_400 + h * 3600 + m * 60 + s,
+        _ => return None,
+    };
+    Some(Some(secs.div_ceil(60)))
 }

@@ -11,6 +11,7 @@ mod model;
 mod xml;
 mod yaml;
 
+pub use draft::slurm_minutes;
 pub use model::*;
 
 use std::path::Path;

@@ -61,10 +61,26 @@ pub enum Launcher {
     Slurm(SlurmOptions),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmOptions {
     pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// As written (Slurm's own format), passed to `--time`.
     pub time_limit: Option<String>,
+    /// The same in minutes; `None` when unset or unlimited.
+    pub time_limit_min: Option<u64>,
+    /// Nodes per allocation.
+    pub nodes: u32,
+    /// CPUs asked for on each node; `None`: whole nodes (`--exclusive`).
+    pub cpus_per_node: Option<u32>,
+    /// Memory per node, as Slurm's `--mem` takes it.
+    pub memory: Option<String>,
+    /// Allocations held at once for this service.
+    pub max_allocations: u32,
+    /// Seconds an allocation may sit with nothing to run before it is released.
+    pub idle_release_s: u64,
+    /// Further `salloc` options.
     pub extra_args: Vec<String>,
 }
 

@@ -149,8 +149,15 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "workDir" => sv.work_dir = s(a, line),
                         "launcher" => sv.launcher = s(a, line),
                         "partition" => sv.partition = s(a, line),
+                        "account" => sv.account = s(a, line),
+                        "qos" => sv.qos = s(a, line),
                         "timeLimit" => sv.time_limit = s(a, line),
-                        "extraArgs" => sv.extra_args = a.value.split_whitespace().map(String::from).collect(),
+                        "memory" => sv.memory = s(a, line),
+                        "nodes" => sv.nodes = x.int(a, line)?,
+                        "cpusPerNode" => sv.cpus_per_node = x.int(a, line)?,
+                        "maxAllocations" => sv.max_allocations = x.int(a, line)?,
+                        "idleRelease" => sv.idle_release = x.int(a, line)?,
+                        "extraArgs" => sv.extra_args = Some(l(a.value.split_whitespace().map(String::from).collect(), line)),
                         _ => return Err(x.unknown("Service", a, line)),
                     }
                 }

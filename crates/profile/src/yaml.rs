@@ -41,17 +41,23 @@ struct RawService {
     #[serde(default)]
     env: BTreeMap<String, String>,
     launcher: S<String>,
-    slurm: Option<RawSlurm>,
+    slurm: S<RawSlurm>,
     control: Option<RawControl>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSlurm {
     partition: S<String>,
+    account: S<String>,
+    qos: S<String>,
     time_limit: S<String>,
-    #[serde(default)]
-    extra_args: Vec<String>,
+    nodes: S<i64>,
+    cpus_per_node: S<i64>,
+    memory: S<String>,
+    max_allocations: S<i64>,
+    idle_release: S<i64>,
+    extra_args: S<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -131,11 +137,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
             .map(|s| {
                 let line = s.referenced.line();
                 let s = s.value;
-                let slurm = s.slurm.unwrap_or(RawSlurm {
-                    partition: None,
-                    time_limit: None,
-                    extra_args: vec![],
-                });
+                let slurm_line = s.slurm.as_ref().map(|b| b.referenced.line().max(1)).unwrap_or(0);
+                let slurm = s.slurm.map(|b| b.value).unwrap_or_default();
                 let mut control = Vec::new();
                 if let Some(ctl) = s.control {
                     for (name, m) in [
@@ -161,9 +164,17 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                     work_dir: c(s.work_dir),
                     env: s.env.into_iter().collect(),
                     launcher: c(s.launcher),
+                    slurm_line,
                     partition: c(slurm.partition),
+                    account: c(slurm.account),
+                    qos: c(slurm.qos),
                     time_limit: c(slurm.time_limit),
-                    extra_args: slurm.extra_args,
+                    nodes: c(slurm.nodes),
+                    cpus_per_node: c(slurm.cpus_per_node),
+                    memory: c(slurm.memory),
+                    max_allocations: c(slurm.max_allocations),
+                    idle_release: c(slurm.idle_release),
+                    extra_args: c(slurm.extra_args),
                     control,
                 }
             })

@@ -137,3 +137,78 @@ fn env_values_are_redacted_or_the_text_withheld() {
         assert!(!soam_profile::redact_env(text, &p).contains("\"v1\""));
     }
 }
+
+#[test]
+fn slurm_keys_are_checked_with_their_lines() {
+    let base = "application: c\nservices:\n  - name: s\n    command: [\"true\"]\n";
+    let parse = |extra: &str| soam_profile::parse(&format!("{base}{extra}"), std::path::Path::new("/p/c.yaml"));
+    let ok = parse("    launcher: slurm\n    slurm:\n      partition: local\n      account: a1\n      qos: normal\n      timeLimit: 1-02:03\n      nodes: 3\n      cpusPerNode: 2\n      memory: 4G\n      maxAllocations: 2\n      idleRelease: 30\n      extraArgs: [\"--constraint=x\"]\n").unwrap();
+    let soam_profile::Launcher::Slurm(o) = &ok.services[0].launcher else {
+        panic!("not slurm")
+    };
+    assert_eq!((o.nodes, o.cpus_per_node, o.max_allocations, o.idle_release_s), (3, Some(2), 2, 30));
+    assert_eq!(o.time_limit_min, Some(24 * 60 + 2 * 60 + 3));
+    assert_eq!(o.memory.as_deref(), Some("4G"));
+    let defaults = parse("    launcher: slurm\n").unwrap();
+    let soam_profile::Launcher::Slurm(d) = &defaults.services[0].launcher else {
+        panic!()
+    };
+    assert_eq!(
+        (d.nodes, d.cpus_per_node, d.max_allocations, d.idle_release_s, d.time_limit_min),
+        (1, None, 4, 60, None)
+    );
+    for (extra, want) in [
+        (
+            "    launcher: slurm\n    slurm:\n      timeLimit: 90 minutes\n",
+            "c.yaml:7: timeLimit: '90 minutes' is not a Slurm time",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      timeLimit: 1:2:3:4\n",
+            "c.yaml:7: timeLimit: '1:2:3:4' is not a Slurm time",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      partition: debug\n      colour: blue\n",
+            "c.yaml:8",
+        ),
+        (
+            "    slurm:\n      partition: debug\n",
+            "c.yaml:6: slurm: only for a service with launcher: slurm",
+        ),
+        (
+            "    launcher: local\n    slurm: {nodes: 2}\n",
+            "c.yaml:6: slurm: only for a service with launcher: slurm",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      nodes: 0\n",
+            "c.yaml:7: nodes: 0 is out of range (valid: 1 to 10000)",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      memory: 4 GB\n",
+            "c.yaml:7: memory: '4 GB' is not valid",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      partition: \"a b\"\n",
+            "c.yaml:7: partition: 'a b' is not valid",
+        ),
+        (
+            "    launcher: slurm\n    slurm:\n      extraArgs: [\"constraint=x\"]\n",
+            "c.yaml:7: extraArgs: 'constraint=x' is not an option",
+        ),
+    ] {
+        let e = parse(extra).unwrap_err().to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+    for (t, min) in [
+        ("30", Some(30)),
+        ("30:30", Some(31)),
+        ("1:00:00", Some(60)),
+        ("2-0", Some(2880)),
+        ("UNLIMITED", None),
+    ] {
+        assert_eq!(soam_profile::slurm_minutes(t), Some(min), "{t}");
+    }
+    // XML carries them as service attributes, and refuses them on a local service.
+    let xml = "<Profile>\n<Consumer applicationName=\"x\"/>\n<Service name=\"s\" command=\"true\" partition=\"p\"/>\n</Profile>";
+    let e = soam_profile::parse(xml, std::path::Path::new("/p/x.xml")).unwrap_err().to_string();
+    assert!(e.contains("x.xml:3: slurm: only for"), "{e}");
+}
