@@ -280,7 +280,7 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
             ));
         }
         false => Launcher::Local,
-        true => Launcher::Slurm(slurm_options(&c, s)?),
+        true => Launcher::Slurm(slurm_options(c, s)?),
     };
     let mut control = Control::default();
     for (method, timeout, action) in &s.control {
