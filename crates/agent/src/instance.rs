@@ -8,7 +8,7 @@
 
 use crate::identity::RunAs;
 use bytes::Bytes;
-use soam_profile::{Launcher, Mode, Service};
+use soam_profile::{Mode, Service};
 use soam_service::wire::{self, Kind, Message, Status};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -55,25 +55,6 @@ pub struct Spawned {
     pub pid: Option<u32>,
 }
 
-fn command_line(svc: &Service) -> Vec<String> {
-    match &svc.launcher {
-        Launcher::Local => svc.command.clone(),
-        Launcher::Slurm(o) => {
-            let mut c = vec!["srun".to_string(), "--ntasks=1".into(), "--quiet".into(), "--unbuffered".into()];
-            if let Some(p) = &o.partition {
-                c.push(format!("--partition={p}"));
-            }
-            if let Some(t) = &o.time_limit {
-                c.push(format!("--time={t}"));
-            }
-            c.extend(o.extra_args.iter().cloned());
-            c.push("--".into());
-            c.extend(svc.command.iter().cloned());
-            c
-        }
-    }
-}
-
 /// Whose process a child is. `None`: the agent's own user (a one-user agent, or a
 /// session of the agent's user).
 pub type Owner = Option<Arc<RunAs>>;
@@ -93,7 +74,7 @@ fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
 }
 
 fn base_command(svc: &Service, app: &str, owner: &Owner) -> Command {
-    let argv = command_line(svc);
+    let argv = &svc.command;
     let mut std_cmd = std::process::Command::new(&argv[0]);
     run_as(&mut std_cmd, owner);
     let mut cmd = Command::from(std_cmd);
@@ -306,7 +287,7 @@ fn exec_thread(
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     use std::sync::atomic::Ordering;
-    let argv = command_line(svc);
+    let argv = &svc.command;
     while let Ok(msgs) = work.recv() {
         for m in msgs {
             if stop.load(Ordering::SeqCst) {

@@ -12,6 +12,8 @@ mod core;
 pub mod identity;
 pub mod instance;
 mod server;
+mod slurm;
+pub mod worker;
 
 pub use config::{AgentConfig, Overrides};
 

@@ -16,3 +16,4 @@ pub mod soamd;
 pub mod soamreg;
 pub mod soamunreg;
 pub mod soamview;
+pub mod soamworker;

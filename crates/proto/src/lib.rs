@@ -16,6 +16,7 @@ pub mod frame;
 pub mod msg;
 pub mod paths;
 pub mod text;
+pub mod worker;
 
 pub use addr::{SessionKey, SessionRef, TaskRef};
 

@@ -109,6 +109,12 @@ pub enum Request {
     /// Liveness check for long-running clients; answered `Ok`.
     Ping,
     Shutdown,
+    /// The Slurm allocations held or asked for (`soamview cluster`).
+    ListCluster,
+    /// Give an allocation back (`soamcontrol cluster release JOB`); an admin act.
+    ReleaseAllocation {
+        job: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +180,27 @@ pub enum Reply {
     Sessions(Vec<SessionInfo>),
     Tasks(Vec<TaskInfo>),
     Status(AgentStatus),
+    Cluster(Vec<AllocInfo>),
+}
+
+/// One Slurm allocation of the agent's (or a refusal of one), as `soamview cluster`
+/// shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllocInfo {
+    /// Slurm's job id, once it gave one.
+    pub job_id: Option<u64>,
+    pub app: String,
+    pub service: String,
+    /// pending, running, draining, releasing, refused.
+    pub state: String,
+    /// Slurm's reason while pending, or its refusal.
+    pub reason: String,
+    pub nodes: Vec<String>,
+    /// CPUs of its live workers.
+    pub slots: u32,
+    /// Instances on it with tasks.
+    pub busy: u32,
+    pub time_left_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,6 +374,7 @@ impl AgentFrame {
                     .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))
                     .sum(),
                 Reply::Sessions(s) => s.len() * 2 * ROW,
+                Reply::Cluster(a) => a.len() * 2 * ROW,
                 Reply::Tasks(t) => t.len() * ROW + t.iter().map(|t| t.error.as_ref().map_or(0, String::len)).sum::<usize>(),
                 Reply::Registered { warnings, .. } => ROW + warnings.iter().map(String::len).sum::<usize>(),
                 _ => 2 * ROW,

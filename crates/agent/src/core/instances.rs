@@ -20,7 +20,7 @@ impl Core {
                 attempt,
                 payload,
             } => self.reply(iid, kind, status, task, attempt, payload),
-            InstEvent::Exited { why } => self.exited(iid, why),
+            InstEvent::Exited { why } => self.exited(iid, why, false),
         }
         self.needs_schedule = true;
     }
@@ -188,7 +188,9 @@ impl Core {
         let _ = inst.tx.send(InstCmd::Kill);
     }
 
-    fn exited(&mut self, iid: InstId, why: String) {
+    /// The instance is gone. `lost`: its node or worker went, through no fault of the
+    /// service, so what it was running is requeued without counting a retry.
+    pub(super) fn exited(&mut self, iid: InstId, why: String, lost: bool) {
         let Some(inst) = self.instances.remove(&iid) else { return };
         let reason = inst.kill.clone();
         tracing::debug!(
@@ -198,6 +200,7 @@ impl Core {
             inst.service.name
         );
         let head_failed = match &reason {
+            _ if lost => None,
             None => Some(why.clone()),
             Some(KillReason::Failed(m)) => Some(m.clone()),
             Some(_) => None,

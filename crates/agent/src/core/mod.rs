@@ -11,6 +11,7 @@
 //! Submodules by role: `requests` answers clients, `sched` shares slots and dispatches
 //! tasks, `instances` handles what services reply, `views` builds what `soamview` shows.
 
+mod cluster;
 mod instances;
 mod persist;
 mod requests;
@@ -34,6 +35,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
+
+pub use cluster::ClusterEvent;
 
 pub type ConnId = u64;
 /// The agent's own handle for a session, unique across applications (cheap to copy into
@@ -74,6 +77,8 @@ pub enum CoreMsg {
     Persisted(Vec<(Sid, u64)>),
     /// A session's creation could not be committed; its client was told so.
     Unsaved(Sid),
+    /// Slurm and the workers (cluster mode).
+    Cluster(ClusterEvent),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -360,6 +365,8 @@ struct Instance {
     service: Arc<Service>,
     /// The uid its process runs as; it serves only sessions whose processes run so.
     run_uid: u32,
+    /// The cluster worker it runs on; `None`: a local process of the agent's.
+    worker: Option<u64>,
     tx: mpsc::UnboundedSender<InstCmd>,
     pid: Option<u32>,
     /// The session it serves now (SessionEnter sent or done).
@@ -402,6 +409,8 @@ pub struct Core {
     /// Whom each session owner's processes run as (shared agent), refreshed whenever
     /// that user connects.
     identities: HashMap<u32, Arc<crate::identity::RunAs>>,
+    /// Slurm allocations and their workers (services with `launcher: slurm`).
+    cluster: cluster::Cluster,
     /// Ended sessions, newest first, for `soamview history` and `session -a`.
     history: VecDeque<HistoryRecord>,
     /// Sessions whose outputs or drained state may need sending at the next flush.
@@ -432,6 +441,7 @@ impl Core {
             next_inst: 1,
             next_seq: 1,
             identities: HashMap::default(),
+            cluster: cluster::Cluster::default(),
             history: loaded.history.into(),
             dirty: HashSet::default(),
             pending_ends: Vec::new(),
@@ -498,6 +508,7 @@ impl Core {
             if self.needs_schedule {
                 self.needs_schedule = false;
                 self.schedule();
+                self.cluster_demand();
             }
             self.commit_ends();
             self.flush();
@@ -507,6 +518,7 @@ impl Core {
         }
         ticker.abort();
         self.stop_instances().await;
+        self.cluster_shutdown().await;
         let Core { store, .. } = self;
         tokio::task::spawn_blocking(move || store.close()).await.ok();
     }
@@ -551,6 +563,7 @@ impl Core {
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
             CoreMsg::Persisted(ends) => self.persisted(ends),
+            CoreMsg::Cluster(ev) => self.cluster_event(ev),
             CoreMsg::Unsaved(sid) => self.end_session(sid, SessionState::Aborted, "its creation could not be saved", false),
         }
     }
@@ -636,6 +649,7 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        self.cluster_tick();
         let now = Instant::now();
         // idleTimeout: detached, nothing pending or running, nothing left to deliver.
         let mut to_close = Vec::new();
@@ -693,6 +707,8 @@ impl Core {
             }
         }
         // Give services a moment to run DestroyService, then stop what is left.
+        // (Remote ones go with their workers, right after.)
+        self.instances.retain(|_, i| i.worker.is_none());
         let deadline = Instant::now() + Duration::from_secs(2);
         while !self.instances.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

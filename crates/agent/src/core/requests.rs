@@ -34,6 +34,8 @@ impl Core {
             Request::SessionControl { session, action } => self.session_control(conn, &session, action),
             Request::TaskControl { task, action } => self.task_control(conn, &task, action),
             Request::Status => Ok(Reply::Status(self.status())),
+            Request::ListCluster => Ok(Reply::Cluster(self.list_cluster())),
+            Request::ReleaseAllocation { job } => self.release_job(job).map(|_| Reply::Ok),
             Request::Ping => Ok(Reply::Ok),
             Request::Shutdown => {
                 self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
@@ -277,6 +279,14 @@ impl Core {
                 )
             })?;
             let service = app.services[&stype.service_name].clone();
+            let owner = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
+            if self.cfg.shared && owner != self.agent_uid && super::cluster::pool_of(&c.app, &service).is_some() {
+                // Workers run as the agent's user: they may not run another user's work.
+                return Err(format!(
+                    "service '{}' runs on Slurm allocations of the agent's user (uid {}); in a shared agent only that user's sessions may use it",
+                    service.name, self.agent_uid
+                ));
+            }
             let max = app.profile.consumer.max_sessions;
             let open = self.sessions.values().filter(|s| s.app == c.app).count() as u32;
             if max > 0 && open >= max {
@@ -818,6 +828,7 @@ fn admin_act(req: &Request) -> Option<&'static str> {
         Request::SetAppEnabled { enabled: true, .. } => "enabling an application",
         Request::SetAppEnabled { enabled: false, .. } => "disabling an application",
         Request::Shutdown => "shutting the agent down",
+        Request::ReleaseAllocation { .. } => "releasing an allocation",
         _ => return None,
     })
 }

@@ -12,23 +12,26 @@
 //! sessions only get slots its higher-priority ones cannot use. A session never gets more
 //! than it has tasks to run, and an application never more than its `maxSlots`.
 
+use super::cluster;
 use super::*;
 use crate::instance::{self, OutMsg};
 use soam_profile::Policy;
 
+/// A session with work, and the slots it is given.
+struct Want {
+    sid: Sid,
+    app: String,
+    prio: u32,
+    min: u32,
+    demand: u64,
+    policy: Policy,
+    got: u32,
+    /// Session id: ids grow with creation time, so lower is older.
+    id: u64,
+}
+
 impl Core {
     fn shares(&self) -> HashMap<Sid, u32> {
-        struct Want {
-            sid: Sid,
-            app: String,
-            prio: u32,
-            min: u32,
-            demand: u64,
-            policy: Policy,
-            got: u32,
-            /// Session id: ids grow with creation time, so lower is older.
-            id: u64,
-        }
         let mut wants: Vec<Want> = Vec::new();
         for (&sid, s) in &self.sessions {
             let Some(app) = self.apps.get(&s.app) else { continue };
@@ -51,8 +54,27 @@ impl Core {
             });
         }
         let mut app_used: HashMap<String, u32> = HashMap::default();
+        let mut out = HashMap::default();
+        // Each pool shares its own slots: the agent's for local services, the live
+        // workers' CPUs for each Slurm service. The policies are the same in each.
+        let mut pools: HashMap<Option<cluster::Pool>, Vec<Want>> = HashMap::default();
+        for w in wants {
+            let pool = self.sessions.get(&w.sid).and_then(|s| cluster::pool_of(&s.app, &s.service));
+            pools.entry(pool).or_default().push(w);
+        }
+        for (pool, wants) in pools {
+            let left = match &pool {
+                None => self.cfg.slots,
+                Some(p) => self.pool_slots(p),
+            };
+            self.distribute(wants, left, &mut app_used, &mut out);
+        }
+        out
+    }
+
+    /// Hands `left` slots of one pool to `wants` by their policies (see the module doc).
+    fn distribute(&self, mut wants: Vec<Want>, mut left: u32, app_used: &mut HashMap<String, u32>, out: &mut HashMap<Sid, u32>) {
         let app_cap = |app: &str| self.apps.get(app).and_then(|a| a.profile.consumer.max_slots).unwrap_or(u32::MAX);
-        let mut left = self.cfg.slots;
         // Oldest first among equals: stable, and fair to whoever waited longest.
         wants.sort_by(|a, b| b.prio.cmp(&a.prio).then(a.app.cmp(&b.app)).then(a.id.cmp(&b.id)));
         // minimumServices: each session's minimum first, by priority.
@@ -89,7 +111,7 @@ impl Core {
             *app_used.entry(wants[b].app.clone()).or_default() += 1;
             left -= 1;
         }
-        wants.into_iter().filter(|w| w.got > 0).map(|w| (w.sid, w.got)).collect()
+        out.extend(wants.into_iter().filter(|w| w.got > 0).map(|w| (w.sid, w.got)));
     }
 
     pub(super) fn schedule(&mut self) {
@@ -257,19 +279,40 @@ impl Core {
             .filter(|(_, i)| idle(i) && i.app == app && i.run_uid == run_uid && Arc::ptr_eq(&i.service, &service))
             .map(|(&id, _)| id)
             .min();
+        let pool = cluster::pool_of(&app, &service);
         let iid = match found {
             Some(iid) => iid,
             None => {
-                if self.instances.len() as u32 >= self.cfg.slots {
-                    let other = self.instances.iter().filter(|(_, i)| idle(i)).map(|(&id, _)| id).min();
-                    match other {
-                        Some(o) => self.destroy_instance(o),
-                        None => return false,
+                // A slot of the same pool: a local one, or a CPU of one of the service's
+                // workers.
+                let fresh = match &pool {
+                    None => {
+                        let local = self.instances.values().filter(|i| i.worker.is_none()).count() as u32;
+                        (local < self.cfg.slots).then_some(None)
                     }
-                    // The destroyed instance holds its slot until it has gone.
-                    return false;
+                    Some(p) => self.free_worker(p).map(Some),
+                };
+                match fresh {
+                    Some(None) => self.start_instance(&app, service, run_uid, owner),
+                    Some(Some(worker)) => self.start_remote(&app, service, run_uid, worker),
+                    None => {
+                        let same_pool = |i: &Instance| match &pool {
+                            None => i.worker.is_none(),
+                            Some(p) => cluster::pool_of(&i.app, &i.service).as_ref() == Some(p),
+                        };
+                        let other = self
+                            .instances
+                            .iter()
+                            .filter(|(_, i)| idle(i) && same_pool(i))
+                            .map(|(&id, _)| id)
+                            .min();
+                        if let Some(o) = other {
+                            // It holds its slot until it has gone.
+                            self.destroy_instance(o);
+                        }
+                        return false;
+                    }
                 }
-                self.start_instance(&app, service, run_uid, owner)
             }
         };
         self.bind(iid, sid);
@@ -287,14 +330,31 @@ impl Core {
             service.name,
             spawned.pid
         );
+        self.add_instance(iid, app, service, run_uid, spawned.tx, spawned.pid, None);
+        iid
+    }
+
+    /// Records a started instance and sends it CreateService.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_instance(
+        &mut self,
+        iid: InstId,
+        app: &str,
+        service: Arc<Service>,
+        run_uid: u32,
+        tx: mpsc::UnboundedSender<InstCmd>,
+        pid: Option<u32>,
+        worker: Option<u64>,
+    ) {
         self.instances.insert(
             iid,
             Instance {
                 app: app.to_string(),
                 service,
                 run_uid,
-                tx: spawned.tx,
-                pid: spawned.pid,
+                worker,
+                tx,
+                pid,
                 bound: None,
                 entered: None,
                 expect: VecDeque::new(),
@@ -308,7 +368,6 @@ impl Core {
             },
         );
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
-        iid
     }
 
     /// Whom a session owner's service processes run as: the owner in a shared agent,

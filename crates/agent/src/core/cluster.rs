@@ -1,0 +1,611 @@
+//! Cluster mode in the core: the allocations and workers behind `launcher: slurm`
+//! services, and the decisions about them.
+//!
+//! A service with `launcher: slurm` is a *pool*: its instances run on workers (one per
+//! node of the allocations the agent holds for it), and its sessions share the CPUs of
+//! the live workers as local sessions share the agent's slots, under the same policies.
+//! The agent asks for an allocation when the pool's backlog exceeds what it holds (one
+//! request pending at a time, at most `maxAllocations`), and releases one idle for
+//! `idleRelease`. All Slurm I/O is in [`crate::slurm`]; it reports back here as
+//! [`ClusterEvent`]s.
+//!
+//! Failures: a worker that goes (node down, worker killed, job cancelled or out of
+//! time) takes its instances with it; their tasks are requeued without counting a
+//! retry, and the rest of its allocation is released, so capacity is asked for anew. A
+//! worker whose job has less than [`DRAIN_MARGIN_S`] left takes no new sessions and
+//! its instances retire once idle.
+
+use super::*;
+use crate::slurm::{self, JobStatus};
+use soam_profile::{Launcher, SlurmOptions};
+use soam_proto::msg::AllocInfo;
+use soam_proto::worker::{FromWorker, ServiceMsg, ServiceSpec, ToWorker};
+use soam_service::wire::Status;
+use std::collections::BTreeMap;
+
+/// A job with less time left than this drains.
+pub const DRAIN_MARGIN_S: u64 = 30;
+
+pub enum ClusterEvent {
+    /// The agent's leftover jobs from an earlier life are cancelled: requests may go.
+    Ready,
+    AllocQueued {
+        alloc: u64,
+        job: u64,
+    },
+    AllocGranted {
+        alloc: u64,
+        job: u64,
+        nodes: Vec<String>,
+        cpus: u32,
+    },
+    AllocFailed {
+        alloc: u64,
+        why: String,
+    },
+    WorkerMsg {
+        worker: u64,
+        msg: FromWorker,
+    },
+    WorkerGone {
+        worker: u64,
+        why: String,
+    },
+    /// squeue's view of our jobs (`None`: it could not tell).
+    Polled(Option<Vec<JobStatus>>),
+}
+
+/// A Slurm service's instances and allocations: (application, service).
+pub type Pool = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AllocState {
+    /// salloc runs; no job id yet.
+    Requested,
+    Pending,
+    Running,
+    /// Cancelled by us, or lost a worker: going.
+    Releasing,
+}
+
+struct Alloc {
+    pool: Pool,
+    opts: SlurmOptions,
+    job: Option<u64>,
+    state: AllocState,
+    /// Slurm's reason while it waits.
+    reason: String,
+    nodes: Vec<String>,
+    workers: Vec<u64>,
+    time_left_s: Option<u64>,
+    /// When the time left was read, to count it down between polls.
+    left_at: Instant,
+    idle_since: Option<Instant>,
+}
+
+struct Worker {
+    alloc: u64,
+    node: String,
+    cpus: u32,
+    tx: mpsc::UnboundedSender<ToWorker>,
+    /// Said hello: its instances may start.
+    up: bool,
+    draining: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Cluster {
+    allocs: BTreeMap<u64, Alloc>,
+    workers: HashMap<u64, Worker>,
+    next_alloc: u64,
+    next_worker: u64,
+    polling: bool,
+    /// Leftovers of an earlier life are gone (or there was no Slurm to ask).
+    ready: bool,
+    cleaning: bool,
+    /// Slurm's last refusal per pool, shown until an allocation is granted.
+    refused: HashMap<Pool, String>,
+}
+
+/// The job name of this agent's allocations: the same across restarts of one agent (so
+/// leftovers can be found), different between agents (by data folder).
+pub(super) fn job_name(data_dir: &std::path::Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data_dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("soam-{:08x}", h as u32)
+}
+
+pub(super) fn pool_of(app: &str, service: &Service) -> Option<Pool> {
+    matches!(service.launcher, Launcher::Slurm(_)).then(|| (app.to_string(), service.name.clone()))
+}
+
+impl Core {
+    /// CPUs of the live, non-draining workers of a pool.
+    pub(super) fn pool_slots(&self, pool: &Pool) -> u32 {
+        self.cluster
+            .workers
+            .values()
+            .filter(|w| {
+                w.up && !w.draining
+                    && self
+                        .cluster
+                        .allocs
+                        .get(&w.alloc)
+                        .is_some_and(|a| &a.pool == pool && a.state == AllocState::Running)
+            })
+            .map(|w| w.cpus)
+            .sum()
+    }
+
+    /// The least loaded live worker of the pool with a CPU to spare.
+    pub(super) fn free_worker(&self, pool: &Pool) -> Option<u64> {
+        let mut load: HashMap<u64, u32> = HashMap::default();
+        for i in self.instances.values() {
+            if let Some(w) = i.worker {
+                *load.entry(w).or_default() += 1;
+            }
+        }
+        self.cluster
+            .workers
+            .iter()
+            .filter(|(_, w)| {
+                w.up && !w.draining
+                    && self
+                        .cluster
+                        .allocs
+                        .get(&w.alloc)
+                        .is_some_and(|a| &a.pool == pool && a.state == AllocState::Running)
+            })
+            .map(|(&id, w)| (load.get(&id).copied().unwrap_or(0), w.cpus, id))
+            .filter(|(used, cpus, _)| used < cpus)
+            .min_by_key(|&(used, _, id)| (used, id))
+            .map(|(_, _, id)| id)
+    }
+
+    /// Starts an instance on a worker: the core sees it as any other instance.
+    pub(super) fn start_remote(&mut self, app: &str, service: Arc<Service>, run_uid: u32, worker: u64) -> InstId {
+        let iid = self.next_inst;
+        self.next_inst += 1;
+        let wtx = self.cluster.workers[&worker].tx.clone();
+        let spec = ServiceSpec {
+            name: service.name.clone(),
+            exec: service.mode == soam_profile::Mode::Exec,
+            command: service.command.clone(),
+            work_dir: service.work_dir.display().to_string(),
+            env: service.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let _ = wtx.send(ToWorker::Start {
+            inst: iid,
+            app: app.to_string(),
+            service: spec,
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<InstCmd>();
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                let m = match cmd {
+                    InstCmd::Send(msgs) => ToWorker::Send {
+                        inst: iid,
+                        msgs: msgs
+                            .into_iter()
+                            .map(|m| ServiceMsg {
+                                kind: m.kind as u8,
+                                session: m.session,
+                                task: m.task,
+                                attempt: m.attempt,
+                                payload: m.payload,
+                            })
+                            .collect(),
+                    },
+                    InstCmd::Kill => ToWorker::Kill { inst: iid },
+                };
+                if wtx.send(m).is_err() {
+                    return;
+                }
+            }
+            // The core let go of it: make sure it is gone on the node too.
+            let _ = wtx.send(ToWorker::Kill { inst: iid });
+        });
+        self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
+        iid
+    }
+
+    pub(super) fn cluster_event(&mut self, ev: ClusterEvent) {
+        self.needs_schedule = true;
+        match ev {
+            ClusterEvent::Ready => self.cluster.ready = true,
+            ClusterEvent::AllocQueued { alloc, job } => {
+                if let Some(a) = self.cluster.allocs.get_mut(&alloc) {
+                    a.job = Some(job);
+                    if a.state == AllocState::Requested {
+                        a.state = AllocState::Pending;
+                    }
+                }
+            }
+            ClusterEvent::AllocGranted { alloc, job, nodes, cpus } => {
+                let Some(a) = self.cluster.allocs.get_mut(&alloc) else {
+                    return slurm::cancel(job);
+                };
+                a.job = Some(job);
+                if a.state == AllocState::Releasing {
+                    return slurm::cancel(job);
+                }
+                tracing::info!("allocation {job} granted for {}/{}: {}", a.pool.0, a.pool.1, nodes.join(","));
+                a.state = AllocState::Running;
+                a.reason.clear();
+                a.nodes = nodes.clone();
+                a.idle_since = None;
+                let pool = a.pool.clone();
+                self.cluster.refused.remove(&pool);
+                for node in nodes {
+                    let wid = self.cluster.next_worker;
+                    self.cluster.next_worker += 1;
+                    let tx = slurm::start_worker(wid, job, &node, cpus, self.inbox.clone());
+                    self.cluster.workers.insert(
+                        wid,
+                        Worker {
+                            alloc,
+                            node,
+                            cpus,
+                            tx,
+                            up: false,
+                            draining: false,
+                        },
+                    );
+                    if let Some(a) = self.cluster.allocs.get_mut(&alloc) {
+                        a.workers.push(wid);
+                    }
+                }
+            }
+            ClusterEvent::AllocFailed { alloc, why } => {
+                let Some(a) = self.cluster.allocs.remove(&alloc) else { return };
+                tracing::warn!("Slurm refused an allocation for {}/{}: {why}", a.pool.0, a.pool.1);
+                let msg = format!("Slurm refused an allocation for service '{}': {why}", a.pool.1);
+                self.cluster.refused.insert(a.pool.clone(), msg.clone());
+                // Sessions that can get no capacity elsewhere hear Slurm's own words.
+                if self.pool_slots(&a.pool) == 0 {
+                    let stuck: Vec<Sid> = self
+                        .sessions
+                        .iter()
+                        .filter(|(_, s)| s.runnable() && s.counts.pending > 0 && pool_of(&s.app, &s.service).as_ref() == Some(&a.pool))
+                        .map(|(&sid, _)| sid)
+                        .collect();
+                    for sid in stuck {
+                        self.end_session(sid, SessionState::Aborted, &msg, true);
+                    }
+                }
+            }
+            ClusterEvent::WorkerMsg { worker, msg } => match msg {
+                FromWorker::Hello { node, cpus, job, pid } => {
+                    tracing::info!("worker up on {node} (job {job}, pid {pid}, {cpus} CPUs)");
+                    if let Some(w) = self.cluster.workers.get_mut(&worker) {
+                        w.up = true;
+                        w.cpus = cpus.max(1);
+                        w.node = node;
+                    }
+                }
+                FromWorker::Reply {
+                    inst,
+                    kind,
+                    status,
+                    task,
+                    attempt,
+                    payload,
+                } => {
+                    let status = match status {
+                        0 => Status::Success,
+                        1 => Status::Failure,
+                        _ => Status::Fatal,
+                    };
+                    match Kind::from_u8(kind) {
+                        Some(kind) => self.instance_event(
+                            inst,
+                            InstEvent::Reply {
+                                kind,
+                                status,
+                                task,
+                                attempt,
+                                payload,
+                            },
+                        ),
+                        None => self.kill(
+                            inst,
+                            KillReason::Failed(format!("its worker relayed an unknown message kind {kind}")),
+                        ),
+                    }
+                }
+                FromWorker::Exited { inst, why } => self.instance_event(inst, InstEvent::Exited { why }),
+            },
+            ClusterEvent::WorkerGone { worker, why } => self.worker_gone(worker, why),
+            ClusterEvent::Polled(rows) => {
+                self.cluster.polling = false;
+                let Some(rows) = rows else { return };
+                let by_job: HashMap<u64, &JobStatus> = rows.iter().map(|r| (r.job, r)).collect();
+                let mut gone = Vec::new();
+                for (&id, a) in self.cluster.allocs.iter_mut() {
+                    let Some(job) = a.job else { continue };
+                    match by_job.get(&job) {
+                        Some(r) => {
+                            if r.state == "PENDING" {
+                                a.reason = r.reason.clone();
+                            }
+                            a.time_left_s = r.time_left_s;
+                            a.left_at = Instant::now();
+                        }
+                        // Cancelled or ended while it waited: nothing to clean up.
+                        None if a.state == AllocState::Pending => gone.push(id),
+                        None => {
+                            if a.state == AllocState::Running {
+                                a.state = AllocState::Releasing;
+                            }
+                            if a.workers.is_empty() {
+                                gone.push(id);
+                            }
+                        }
+                    }
+                }
+                for id in gone {
+                    self.cluster.allocs.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn worker_gone(&mut self, worker: u64, why: String) {
+        let Some(w) = self.cluster.workers.remove(&worker) else { return };
+        tracing::warn!("worker on {} gone: {why}", w.node);
+        let lost: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.worker == Some(worker))
+            .map(|(&id, _)| id)
+            .collect();
+        for iid in lost {
+            self.exited(iid, format!("its node {} was lost ({why})", w.node), true);
+        }
+        let Some(a) = self.cluster.allocs.get_mut(&w.alloc) else { return };
+        a.workers.retain(|&x| x != worker);
+        if a.state == AllocState::Running {
+            // A node of it is gone: give the rest back and ask again for what is needed.
+            a.state = AllocState::Releasing;
+            if let Some(job) = a.job {
+                slurm::cancel(job);
+            }
+            for wid in a.workers.clone() {
+                if let Some(w) = self.cluster.workers.get_mut(&wid) {
+                    w.draining = true;
+                }
+            }
+        }
+        if a.workers.is_empty() && a.state == AllocState::Releasing {
+            self.cluster.allocs.remove(&w.alloc);
+        }
+        self.needs_schedule = true;
+    }
+
+    /// Releases an allocation: its workers stop, running tasks are requeued.
+    pub(super) fn release_alloc(&mut self, id: u64) {
+        let Some(a) = self.cluster.allocs.get_mut(&id) else { return };
+        tracing::info!("releasing allocation {:?} of {}/{}", a.job, a.pool.0, a.pool.1);
+        a.state = AllocState::Releasing;
+        if let Some(job) = a.job {
+            slurm::cancel(job);
+        }
+        // One still being requested is cancelled when its grant arrives.
+        for wid in a.workers.clone() {
+            if let Some(w) = self.cluster.workers.get(&wid) {
+                let _ = w.tx.send(ToWorker::Stop);
+            }
+        }
+    }
+
+    /// Once a second: poll Slurm, drain jobs near their end, release idle allocations.
+    pub(super) fn cluster_tick(&mut self) {
+        if self.cluster.allocs.is_empty() && self.cluster.workers.is_empty() {
+            return;
+        }
+        let jobs: Vec<u64> = self.cluster.allocs.values().filter_map(|a| a.job).collect();
+        if !jobs.is_empty() && !self.cluster.polling {
+            self.cluster.polling = true;
+            slurm::poll(jobs, self.inbox.clone());
+        }
+        let now = Instant::now();
+        let mut busy: HashSet<u64> = HashSet::default();
+        for i in self.instances.values() {
+            if let Some(w) = i.worker
+                && (i.bound.is_some() || !i.expect.is_empty())
+            {
+                busy.insert(w);
+            }
+        }
+        let mut release = Vec::new();
+        let mut drain = Vec::new();
+        for (&id, a) in self.cluster.allocs.iter_mut() {
+            if a.state != AllocState::Running {
+                continue;
+            }
+            let left = a.time_left_s.map(|l| l.saturating_sub(now.duration_since(a.left_at).as_secs()));
+            if left.is_some_and(|l| l < DRAIN_MARGIN_S) {
+                drain.extend(a.workers.iter().copied());
+            }
+            if a.workers.iter().any(|w| busy.contains(w)) {
+                a.idle_since = None;
+            } else if now.duration_since(*a.idle_since.get_or_insert(now)).as_secs() >= a.opts.idle_release_s {
+                release.push(id);
+            }
+        }
+        for w in drain {
+            if let Some(w) = self.cluster.workers.get_mut(&w)
+                && !w.draining
+            {
+                tracing::info!("worker on {} drains: its allocation is about to end", w.node);
+                w.draining = true;
+            }
+        }
+        let draining: HashSet<u64> = self.cluster.workers.iter().filter(|(_, w)| w.draining).map(|(&id, _)| id).collect();
+        for i in self.instances.values_mut() {
+            if i.worker.is_some_and(|w| draining.contains(&w)) {
+                i.retire = true;
+                i.release = i.bound.is_some();
+            }
+        }
+        for id in release {
+            self.release_alloc(id);
+        }
+        self.needs_schedule = true;
+    }
+
+    /// Asks for an allocation for each pool whose backlog exceeds what it holds or
+    /// has asked for.
+    pub(super) fn cluster_demand(&mut self) {
+        let mut demand: HashMap<Pool, (u64, Arc<Service>)> = HashMap::default();
+        for s in self.sessions.values() {
+            if !s.runnable() {
+                continue;
+            }
+            let Some(pool) = pool_of(&s.app, &s.service) else { continue };
+            let e = demand.entry(pool).or_insert((0, s.service.clone()));
+            e.0 += s.counts.pending + s.counts.running;
+        }
+        if demand.is_empty() {
+            return;
+        }
+        if !self.cluster.ready {
+            if !self.cluster.cleaning {
+                self.cluster.cleaning = true;
+                let name = job_name(&self.cfg.paths.data_dir);
+                let inbox = self.inbox.clone();
+                tokio::spawn(async move {
+                    slurm::cancel_leftovers(&name).await;
+                    inbox.send(CoreMsg::Cluster(ClusterEvent::Ready));
+                });
+            }
+            return;
+        }
+        for (pool, (want, service)) in demand {
+            if want == 0 {
+                continue;
+            }
+            let Launcher::Slurm(opts) = &service.launcher else { continue };
+            let cap = self
+                .apps
+                .get(&pool.0)
+                .and_then(|a| a.profile.consumer.max_slots)
+                .unwrap_or(u32::MAX) as u64;
+            let want = want.min(cap);
+            let held: Vec<&Alloc> = self
+                .cluster
+                .allocs
+                .values()
+                .filter(|a| a.pool == pool && a.state != AllocState::Releasing)
+                .collect();
+            if held.iter().any(|a| matches!(a.state, AllocState::Requested | AllocState::Pending))
+                || held.len() as u32 >= opts.max_allocations
+            {
+                continue;
+            }
+            if self.cluster.refused.contains_key(&pool) && self.pool_slots(&pool) == 0 && held.is_empty() {
+                // Refused just now: the sessions that needed it were told; new ones ask again.
+                self.cluster.refused.remove(&pool);
+            }
+            if want <= self.pool_slots(&pool) as u64 {
+                continue;
+            }
+            let id = self.cluster.next_alloc;
+            self.cluster.next_alloc += 1;
+            tracing::info!("asking Slurm for an allocation for {}/{} ({want} tasks to run)", pool.0, pool.1);
+            self.cluster.allocs.insert(
+                id,
+                Alloc {
+                    pool: pool.clone(),
+                    opts: opts.clone(),
+                    job: None,
+                    state: AllocState::Requested,
+                    reason: "requested".into(),
+                    nodes: Vec::new(),
+                    workers: Vec::new(),
+                    time_left_s: None,
+                    left_at: Instant::now(),
+                    idle_since: None,
+                },
+            );
+            slurm::request(id, opts.clone(), job_name(&self.cfg.paths.data_dir), self.inbox.clone());
+        }
+    }
+
+    pub(super) fn list_cluster(&self) -> Vec<AllocInfo> {
+        let mut busy: HashMap<u64, u32> = HashMap::default();
+        for i in self.instances.values() {
+            if let Some(w) = i.worker
+                && i.invokes > 0
+            {
+                *busy.entry(w).or_default() += 1;
+            }
+        }
+        let now = Instant::now();
+        let mut out: Vec<AllocInfo> = self
+            .cluster
+            .allocs
+            .values()
+            .map(|a| {
+                let workers: Vec<&Worker> = a.workers.iter().filter_map(|w| self.cluster.workers.get(w)).collect();
+                AllocInfo {
+                    job_id: a.job,
+                    app: a.pool.0.clone(),
+                    service: a.pool.1.clone(),
+                    state: match a.state {
+                        AllocState::Requested | AllocState::Pending => "pending",
+                        AllocState::Running if workers.iter().any(|w| w.draining) => "draining",
+                        AllocState::Running => "running",
+                        AllocState::Releasing => "releasing",
+                    }
+                    .into(),
+                    reason: a.reason.clone(),
+                    nodes: a.nodes.clone(),
+                    slots: workers.iter().filter(|w| w.up).map(|w| w.cpus).sum(),
+                    busy: a.workers.iter().map(|w| busy.get(w).copied().unwrap_or(0)).sum(),
+                    time_left_s: a.time_left_s.map(|l| l.saturating_sub(now.duration_since(a.left_at).as_secs())),
+                }
+            })
+            .collect();
+        for (pool, why) in &self.cluster.refused {
+            out.push(AllocInfo {
+                job_id: None,
+                app: pool.0.clone(),
+                service: pool.1.clone(),
+                state: "refused".into(),
+                reason: why.clone(),
+                nodes: Vec::new(),
+                slots: 0,
+                busy: 0,
+                time_left_s: None,
+            });
+        }
+        out
+    }
+
+    /// `soamcontrol cluster release JOB`.
+    pub(super) fn release_job(&mut self, job: u64) -> Result<(), String> {
+        let id = self
+            .cluster
+            .allocs
+            .iter()
+            .find(|(_, a)| a.job == Some(job))
+            .map(|(&id, _)| id)
+            .ok_or_else(|| format!("no allocation with job id {job} (see soamview cluster)"))?;
+        self.release_alloc(id);
+        Ok(())
+    }
+
+    /// At shutdown: stop every worker and give back every allocation.
+    pub(super) async fn cluster_shutdown(&mut self) {
+        for w in self.cluster.workers.values() {
+            let _ = w.tx.send(ToWorker::Stop);
+        }
+        let jobs: Vec<u64> = self.cluster.allocs.values().filter_map(|a| a.job).collect();
+        if !jobs.is_empty() {
+            slurm::cancel_now(&jobs).await;
+        }
+    }
+}

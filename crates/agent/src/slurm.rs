@@ -1,0 +1,299 @@
+//! Talking to Slurm, outside the core: asking for an allocation (`salloc --no-shell`),
+//! starting a worker on each of its nodes (`srun --jobid=J -w NODE`), reading the queue
+//! (`squeue`) and releasing (`scancel`). Each runs on its own task and reports to the
+//! core as a [`ClusterEvent`]; the core decides.
+//!
+//! Slurm's own words reach the user: a refused `salloc` is reported with its error
+//! lines, a pending job with the reason `squeue` gives.
+
+use crate::core::{ClusterEvent, CoreMsg, Inbox};
+use soam_profile::SlurmOptions;
+use soam_proto::frame;
+use soam_proto::worker::{FromWorker, ToWorker};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// One job's line of `squeue`.
+#[derive(Debug, Clone)]
+pub struct JobStatus {
+    pub job: u64,
+    /// PENDING, RUNNING, COMPLETING...
+    pub state: String,
+    /// Why it waits (Resources, Priority, ...), "None" when running.
+    pub reason: String,
+    pub time_left_s: Option<u64>,
+}
+
+/// Seconds in squeue's time-left format (`[D-]H:M:S`, `M:S`); `None` for UNLIMITED and
+/// the like.
+pub fn parse_left(s: &str) -> Option<u64> {
+    let (days, rest) = match s.split_once('-') {
+        Some((d, r)) => (d.parse::<u64>().ok()?, r),
+        None => (0, s),
+    };
+    let parts: Vec<u64> = rest.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let secs = match parts.as_slice() {
+        [s] => *s,
+        [m, s] => m * 60 + s,
+        [h, m, s] => h * 3600 + m * 60 + s,
+        _ => return None,
+    };
+    Some(days * 86_400 + secs)
+}
+
+/// `salloc` arguments for one allocation of `o`.
+fn salloc_args(o: &SlurmOptions, name: &str) -> Vec<String> {
+    let mut a = vec![
+        "--no-shell".to_string(),
+        format!("--job-name={name}"),
+        format!("--nodes={}", o.nodes),
+    ];
+    match o.cpus_per_node {
+        Some(c) => a.extend(["--ntasks-per-node=1".to_string(), format!("--cpus-per-task={c}")]),
+        None => a.push("--exclusive".into()),
+    }
+    for (flag, v) in [
+        ("partition", &o.partition),
+        ("account", &o.account),
+        ("qos", &o.qos),
+        ("time", &o.time_limit),
+        ("mem", &o.memory),
+    ] {
+        if let Some(v) = v {
+            a.push(format!("--{flag}={v}"));
+        }
+    }
+    a.extend(o.extra_args.iter().cloned());
+    a
+}
+
+/// Asks for an allocation and reports it queued, granted (with its nodes) or refused.
+pub fn request(alloc: u64, opts: SlurmOptions, name: String, inbox: Inbox) {
+    tokio::spawn(async move {
+        let ev = match request_inner(alloc, &opts, &name, &inbox).await {
+            Ok(ev) => ev,
+            Err(why) => ClusterEvent::AllocFailed { alloc, why },
+        };
+        inbox.send(CoreMsg::Cluster(ev));
+    });
+}
+
+async fn request_inner(alloc: u64, opts: &SlurmOptions, name: &str, inbox: &Inbox) -> Result<ClusterEvent, String> {
+    let mut cmd = Command::new("salloc");
+    cmd.args(salloc_args(opts, name))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    // If the agent dies while the request waits in the queue, salloc gets SIGTERM and
+    // withdraws it: no allocation is granted to nobody.
+    // SAFETY: prctl takes plain integers and is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run salloc: {e}"))?;
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut job = None;
+    let mut said = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!("salloc: {line}");
+        if job.is_none()
+            && let Some(j) = line
+                .split_whitespace()
+                .filter_map(|w| w.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok())
+                .next()
+            && (line.contains("allocation") || line.contains("job"))
+        {
+            job = Some(j);
+            if line.contains("Pending") || line.contains("queued") {
+                inbox.send(CoreMsg::Cluster(ClusterEvent::AllocQueued { alloc, job: j }));
+            }
+        }
+        if line.contains("error") {
+            said.push(line.trim().to_string());
+        }
+    }
+    let status = child.wait().await.map_err(|e| format!("salloc: {e}"))?;
+    let job = match (status.success(), job) {
+        (true, Some(j)) => j,
+        _ => {
+            let why = if said.is_empty() {
+                format!("salloc ended with {status}")
+            } else {
+                said.join("; ")
+            };
+            return Err(why);
+        }
+    };
+    let (nodes, cpus) = job_nodes(job).await?;
+    Ok(ClusterEvent::AllocGranted { alloc, job, nodes, cpus })
+}
+
+/// The nodes of a running job and the CPUs it holds on each.
+async fn job_nodes(job: u64) -> Result<(Vec<String>, u32), String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-j", &job.to_string(), "-o", "%N|%C|%D"])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut f = text.split('|');
+    let (list, cpus, count) = (f.next().unwrap_or(""), f.next().unwrap_or("1"), f.next().unwrap_or("1"));
+    let out = Command::new("scontrol")
+        .args(["show", "hostnames", list])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run scontrol: {e}"))?;
+    let nodes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if nodes.is_empty() {
+        return Err(format!("job {job} was granted but squeue shows no nodes for it"));
+    }
+    let per = cpus.parse::<u32>().unwrap_or(1) / count.parse::<u32>().unwrap_or(1).max(1);
+    Ok((nodes, per.max(1)))
+}
+
+/// The worker program started on each node: `SOAM_WORKER_BIN`, or `soam-worker` next
+/// to this agent (clusters share the software's folder between login and compute
+/// nodes), or on PATH.
+fn worker_binary() -> String {
+    if let Some(p) = std::env::var_os("SOAM_WORKER_BIN") {
+        return p.to_string_lossy().into_owned();
+    }
+    std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("soam-worker"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "soam-worker".into())
+}
+
+/// Starts the worker of `node` as a step of `job`; returns where to send it requests.
+/// Its messages, and its end (with what srun said), come to the core as events.
+pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) -> mpsc::UnboundedSender<ToWorker> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ToWorker>();
+    let mut cmd = Command::new("srun");
+    cmd.args([
+        format!("--jobid={job}"),
+        "--nodes=1".into(),
+        "--ntasks=1".into(),
+        format!("--nodelist={node}"),
+        format!("--cpus-per-task={cpus}"),
+        "--overlap".into(),
+        "--quiet".into(),
+        "--unbuffered".into(),
+        "--export=ALL,SOAM_WORKER_CANCEL_JOB=1".into(),
+        worker_binary(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let node = node.to_string();
+    tokio::spawn(async move {
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone {
+                    worker,
+                    why: format!("cannot run srun: {e}"),
+                }));
+                return;
+            }
+        };
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let writer = tokio::spawn(async move { frame::write_queued(stdin, &mut rx).await });
+        let err_tail = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut tail = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tracing::info!("worker on {node}: {l}");
+                tail.push(l);
+                if tail.len() > 3 {
+                    tail.remove(0);
+                }
+            }
+            tail.join("; ")
+        });
+        let why = loop {
+            match frame::read_msg::<_, FromWorker>(&mut stdout).await {
+                Ok(msg) => inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerMsg { worker, msg })),
+                Err(e) => break e.to_string(),
+            }
+        };
+        writer.abort();
+        let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+        let said = err_tail.await.unwrap_or_default();
+        let why = if said.is_empty() {
+            format!("srun {status} ({why})")
+        } else {
+            format!("srun {status}: {said}")
+        };
+        inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone { worker, why }));
+    });
+    tx
+}
+
+/// Reads the state of these jobs; jobs Slurm no longer lists are left out.
+pub fn poll(jobs: Vec<u64>, inbox: Inbox) {
+    tokio::spawn(async move {
+        let list: Vec<String> = jobs.iter().map(u64::to_string).collect();
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &list.join(","), "-o", "%i|%T|%r|%L"])
+            .output()
+            .await;
+        let Ok(out) = out else { return };
+        if !out.status.success() {
+            // squeue refuses a list with ended jobs on some versions: ask for all ours.
+            return inbox.send(CoreMsg::Cluster(ClusterEvent::Polled(None)));
+        }
+        let rows = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.trim().split('|').collect();
+                Some(JobStatus {
+                    job: f.first()?.parse().ok()?,
+                    state: f.get(1)?.to_string(),
+                    reason: f.get(2)?.to_string(),
+                    time_left_s: f.get(3).and_then(|t| parse_left(t)),
+                })
+            })
+            .collect();
+        inbox.send(CoreMsg::Cluster(ClusterEvent::Polled(Some(rows))));
+    });
+}
+
+/// Releases an allocation.
+pub fn cancel(job: u64) {
+    tokio::spawn(async move {
+        let _ = Command::new("scancel").arg(job.to_string()).status().await;
+    });
+}
+
+/// Releases these allocations and waits (briefly) until Slurm took the request.
+pub async fn cancel_now(jobs: &[u64]) {
+    let mut cmd = Command::new("scancel");
+    cmd.args(jobs.iter().map(u64::to_string));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.status()).await;
+}
+
+/// Cancels what an earlier life of this agent left (its jobs carry this name).
+pub async fn cancel_leftovers(name: &str) {
+    let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name);
+    let mut cmd = Command::new("scancel");
+    cmd.arg(format!("--name={name}"));
+    if let Some(u) = user {
+        cmd.arg(format!("--user={u}"));
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.status()).await;
+}

@@ -1,0 +1,152 @@
+//! `soam-worker`: the agent's hands on one node of a Slurm allocation.
+//!
+//! The agent starts one worker per node as a job step (`srun --jobid=J -w NODE ...`)
+//! and talks to it over the step's stdin/stdout ([`soam_proto::worker`]). The worker
+//! starts the node's service instances and exec tasks with the same code a local agent
+//! uses ([`crate::instance`]), relays their service-protocol messages both ways, and
+//! reports each instance's end. Nothing else: sessions, scheduling and the store stay
+//! with the agent.
+//!
+//! When its input ends (the agent died or let go of it), on `Stop`, or on SIGTERM, it
+//! stops every instance and, if the agent asked it to (`SOAM_WORKER_CANCEL_JOB=1`),
+//! cancels its own job, so no allocation is held for an agent that is gone.
+
+use crate::instance::{self, InstCmd, InstEvent, OutMsg};
+use soam_profile::{Control, Launcher, Mode, Service};
+use soam_proto::frame;
+use soam_proto::worker::{FromWorker, ServiceMsg, ToWorker};
+use soam_service::wire::Kind;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn node_name() -> String {
+    std::env::var("SLURMD_NODENAME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// CPUs this worker may fill: the step's, else the job's on this node, else the host's.
+fn cpus() -> u32 {
+    let step = env_u64("SLURM_CPUS_PER_TASK");
+    let node = env_u64("SLURM_CPUS_ON_NODE");
+    step.or(node)
+        .map(|n| n as u32)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1))
+        .max(1)
+}
+
+fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
+    Service {
+        name: spec.name,
+        default: false,
+        mode: if spec.exec { Mode::Exec } else { Mode::Persistent },
+        command: spec.command,
+        work_dir: spec.work_dir.into(),
+        env: spec.env.into_iter().collect(),
+        launcher: Launcher::Local,
+        control: Control::default(),
+    }
+}
+
+fn out_msg(m: ServiceMsg) -> Option<OutMsg> {
+    Some(OutMsg {
+        kind: Kind::from_u8(m.kind)?,
+        session: m.session,
+        task: m.task,
+        attempt: m.attempt,
+        payload: m.payload,
+    })
+}
+
+/// Serves the agent on stdin/stdout until told to stop or cut off.
+pub async fn run() -> Result<(), String> {
+    let job = env_u64("SLURM_JOB_ID").unwrap_or(0);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<FromWorker>();
+    let writer = tokio::spawn(async move { frame::write_queued(tokio::io::stdout(), &mut out_rx).await });
+    let _ = out_tx.send(FromWorker::Hello {
+        node: node_name(),
+        cpus: cpus(),
+        job,
+        pid: std::process::id(),
+    });
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(u64, InstEvent)>();
+    let sink: instance::EventSink = Arc::new(move |id, ev| {
+        let _ = ev_tx.send((id, ev));
+    });
+    // Requests are read on their own task, so a slow instance never stalls the reader.
+    let (req_tx, mut req_rx) = mpsc::unbounded_channel::<ToWorker>();
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        while let Ok(m) = frame::read_msg::<_, ToWorker>(&mut stdin).await {
+            if req_tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
+    let why = loop {
+        tokio::select! {
+            req = req_rx.recv() => match req {
+                Some(ToWorker::Start { inst, app, service: spec }) => {
+                    let spawned = instance::spawn(inst, &app, Arc::new(service(spec)), None, sink.clone());
+                    insts.insert(inst, spawned.tx);
+                }
+                Some(ToWorker::Send { inst, msgs }) => {
+                    if let Some(tx) = insts.get(&inst) {
+                        let _ = tx.send(InstCmd::Send(msgs.into_iter().filter_map(out_msg).collect()));
+                    }
+                }
+                Some(ToWorker::Kill { inst }) => {
+                    if let Some(tx) = insts.get(&inst) {
+                        let _ = tx.send(InstCmd::Kill);
+                    }
+                }
+                Some(ToWorker::Stop) => break "the agent stopped it",
+                None => break "its agent is gone (input ended)",
+            },
+            ev = ev_rx.recv() => match ev {
+                Some((inst, InstEvent::Reply { kind, status, task, attempt, payload })) => {
+                    let _ = out_tx.send(FromWorker::Reply { inst, kind: kind as u8, status: status as u8, task, attempt, payload });
+                }
+                Some((inst, InstEvent::Exited { why })) => {
+                    insts.remove(&inst);
+                    let _ = out_tx.send(FromWorker::Exited { inst, why });
+                }
+                None => break "no event source",
+            },
+            _ = term.recv() => break "SIGTERM",
+        }
+    };
+    eprintln!("soam-worker on {}: stopping: {why}", node_name());
+    for tx in insts.values() {
+        let _ = tx.send(InstCmd::Kill);
+    }
+    // Give instances a moment to end (and say so), then go.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !insts.is_empty() {
+        match tokio::time::timeout_at(deadline, ev_rx.recv()).await {
+            Ok(Some((inst, InstEvent::Exited { why }))) => {
+                insts.remove(&inst);
+                let _ = out_tx.send(FromWorker::Exited { inst, why });
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    if job > 0 && std::env::var("SOAM_WORKER_CANCEL_JOB").as_deref() == Ok("1") {
+        // The allocation exists for this agent only: do not leave it held.
+        let _ = tokio::process::Command::new("scancel").arg(job.to_string()).status().await;
+    }
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    Ok(())
+}
