@@ -1,11 +1,15 @@
 //! An example persistent-mode service written with the Rust service library: it answers
 //! each task with its input (`--noop`: with nothing), and uses common data as a prefix.
+//! `--node`: the answer starts with the node it runs on (`$SLURMD_NODENAME`, else the
+//! host name) and a space, to see where a cluster ran each task.
 //! Used by the README's example profile, the tests and the benchmarks.
 
 use soam_service::{Failure, Service, TaskContext};
 
 struct Echo {
     noop: bool,
+    /// `--node`: "NODE " before every answer.
+    node: Vec<u8>,
     prefix: Vec<u8>,
 }
 
@@ -22,7 +26,8 @@ impl Service for Echo {
         if self.noop {
             return Ok(Vec::new());
         }
-        let mut out = self.prefix.clone();
+        let mut out = self.node.clone();
+        out.extend_from_slice(&self.prefix);
         out.extend_from_slice(input);
         Ok(out)
     }
@@ -30,5 +35,16 @@ impl Service for Echo {
 
 fn main() -> std::io::Result<()> {
     let noop = std::env::args().any(|a| a == "--noop");
-    soam_service::run(Echo { noop, prefix: Vec::new() })
+    let mut node = Vec::new();
+    if std::env::args().any(|a| a == "--node") {
+        let name = std::env::var("SLURMD_NODENAME")
+            .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()))
+            .unwrap_or_default();
+        node = format!("{name} ").into_bytes();
+    }
+    soam_service::run(Echo {
+        noop,
+        node,
+        prefix: Vec::new(),
+    })
 }

@@ -45,6 +45,20 @@ pub enum What {
         #[command(subcommand)]
         action: AgentCmd,
     },
+    /// Slurm allocations (see soamview cluster)
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Give an allocation back: its workers stop, running tasks are requeued
+    Release {
+        /// Slurm job id of the allocation
+        job: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +136,9 @@ pub fn main() -> i32 {
             What::Agent {
                 action: AgentCmd::Shutdown,
             } => (Request::Shutdown, "agent stopping".into()),
+            What::Cluster {
+                action: ClusterCmd::Release { job },
+            } => (Request::ReleaseAllocation { job }, format!("allocation {job} released")),
             What::Agent { action: AgentCmd::Status } => {
                 let Reply::Status(s) = client.call(Request::Status).await? else {
                     anyhow::bail!("unexpected reply")

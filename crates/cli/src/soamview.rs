@@ -14,7 +14,7 @@ use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, T
     name = "soamview",
     version,
     about = "Show applications, sessions, tasks and history",
-    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp"
+    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview cluster --json"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -63,6 +63,8 @@ pub enum What {
         #[arg(long, value_name = "S")]
         state: Option<TaskState>,
     },
+    /// Slurm allocations: pending (with Slurm's reason) or running, their nodes and slots
+    Cluster,
     /// Ended sessions; with APP:ID, that session's kept task history
     History {
         /// An application, or APP:ID / APP:NAME for one session's tasks
@@ -189,6 +191,38 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
                     ]);
                 }
                 g.row(row);
+            }
+            render(&g, args.json)
+        }
+        What::Cluster => {
+            let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
+                anyhow::bail!("unexpected reply")
+            };
+            let mut g = Grid::new(&[
+                "job_id",
+                "app",
+                "service",
+                "state",
+                "reason",
+                "nodes",
+                "slots",
+                "busy",
+                "time_left_s",
+            ]);
+            for a in &list {
+                // JSON keeps nodes as an array; the table joins them.
+                let nodes = if args.json { json!(a.nodes) } else { json!(a.nodes.join(",")) };
+                g.row(vec![
+                    json!(a.job_id),
+                    json!(a.app),
+                    json!(a.service),
+                    json!(a.state),
+                    json!(a.reason),
+                    nodes,
+                    json!(a.slots),
+                    json!(a.busy),
+                    json!(a.time_left_s),
+                ]);
             }
             render(&g, args.json)
         }

@@ -203,7 +203,9 @@ pub async fn write_queued<W: AsyncWrite + Unpin, T: Serialize>(mut w: W, rx: &mu
             let _ = encode_into(&m, &mut buf);
             next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
         }
-        if w.write_all(&buf).await.is_err() {
+        // Flushed every time: a socket ignores it, but a pipe writer (a worker's
+        // stdout) would otherwise hold the bytes back.
+        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
             return;
         }
     }

@@ -76,6 +76,8 @@ struct Alloc {
     /// Slurm's reason while it waits.
     reason: String,
     nodes: Vec<String>,
+    /// CPUs per node: known once granted; until then what was asked (1 for whole nodes).
+    cpus: u32,
     workers: Vec<u64>,
     time_left_s: Option<u64>,
     /// When the time left was read, to count it down between polls.
@@ -235,6 +237,7 @@ impl Core {
                 a.state = AllocState::Running;
                 a.reason.clear();
                 a.nodes = nodes.clone();
+                a.cpus = cpus;
                 a.idle_since = None;
                 let pool = a.pool.clone();
                 self.cluster.refused.remove(&pool);
@@ -419,6 +422,16 @@ impl Core {
                 busy.insert(w);
             }
         }
+        let mut wanted: HashSet<Pool> = HashSet::default();
+        for s in self.sessions.values() {
+            if s.runnable()
+                && s.counts.pending > 0
+                && let Some(p) = pool_of(&s.app, &s.service)
+            {
+                wanted.insert(p);
+            }
+        }
+        let up: HashSet<u64> = self.cluster.workers.iter().filter(|(_, w)| w.up).map(|(&id, _)| id).collect();
         let mut release = Vec::new();
         let mut drain = Vec::new();
         for (&id, a) in self.cluster.allocs.iter_mut() {
@@ -429,7 +442,7 @@ impl Core {
             if left.is_some_and(|l| l < DRAIN_MARGIN_S) {
                 drain.extend(a.workers.iter().copied());
             }
-            if a.workers.iter().any(|w| busy.contains(w)) {
+            if a.workers.iter().any(|w| busy.contains(w)) || wanted.contains(&a.pool) || a.workers.iter().any(|w| !up.contains(w)) {
                 a.idle_since = None;
             } else if now.duration_since(*a.idle_since.get_or_insert(now)).as_secs() >= a.opts.idle_release_s {
                 release.push(id);
@@ -509,7 +522,15 @@ impl Core {
                 // Refused just now: the sessions that needed it were told; new ones ask again.
                 self.cluster.refused.remove(&pool);
             }
-            if want <= self.pool_slots(&pool) as u64 {
+            // What it holds or will hold once its workers are up.
+            let coming: u64 = held
+                .iter()
+                .map(|a| {
+                    let nodes = if a.nodes.is_empty() { a.opts.nodes as usize } else { a.nodes.len() };
+                    nodes as u64 * a.cpus as u64
+                })
+                .sum();
+            if want <= coming {
                 continue;
             }
             let id = self.cluster.next_alloc;
@@ -524,6 +545,7 @@ impl Core {
                     state: AllocState::Requested,
                     reason: "requested".into(),
                     nodes: Vec::new(),
+                    cpus: opts.cpus_per_node.unwrap_or(1),
                     workers: Vec::new(),
                     time_left_s: None,
                     left_at: Instant::now(),
