@@ -22,6 +22,9 @@ _soamcontrol() {
             soamcontrol,app)
                 cmd="soamcontrol__subcmd__app"
                 ;;
+            soamcontrol,cluster)
+                cmd="soamcontrol__subcmd__cluster"
+                ;;
             soamcontrol,help)
                 cmd="soamcontrol__subcmd__help"
                 ;;
@@ -67,11 +70,26 @@ _soamcontrol() {
             soamcontrol__subcmd__app__subcmd__help,help)
                 cmd="soamcontrol__subcmd__app__subcmd__help__subcmd__help"
                 ;;
+            soamcontrol__subcmd__cluster,help)
+                cmd="soamcontrol__subcmd__cluster__subcmd__help"
+                ;;
+            soamcontrol__subcmd__cluster,release)
+                cmd="soamcontrol__subcmd__cluster__subcmd__release"
+                ;;
+            soamcontrol__subcmd__cluster__subcmd__help,help)
+                cmd="soamcontrol__subcmd__cluster__subcmd__help__subcmd__help"
+                ;;
+            soamcontrol__subcmd__cluster__subcmd__help,release)
+                cmd="soamcontrol__subcmd__cluster__subcmd__help__subcmd__release"
+                ;;
             soamcontrol__subcmd__help,agent)
                 cmd="soamcontrol__subcmd__help__subcmd__agent"
                 ;;
             soamcontrol__subcmd__help,app)
                 cmd="soamcontrol__subcmd__help__subcmd__app"
+                ;;
+            soamcontrol__subcmd__help,cluster)
+                cmd="soamcontrol__subcmd__help__subcmd__cluster"
                 ;;
             soamcontrol__subcmd__help,help)
                 cmd="soamcontrol__subcmd__help__subcmd__help"
@@ -93,6 +111,9 @@ _soamcontrol() {
                 ;;
             soamcontrol__subcmd__help__subcmd__app,enable)
                 cmd="soamcontrol__subcmd__help__subcmd__app__subcmd__enable"
+                ;;
+            soamcontrol__subcmd__help__subcmd__cluster,release)
+                cmd="soamcontrol__subcmd__help__subcmd__cluster__subcmd__release"
                 ;;
             soamcontrol__subcmd__help__subcmd__session,kill)
                 cmd="soamcontrol__subcmd__help__subcmd__session__subcmd__kill"
@@ -158,7 +179,7 @@ _soamcontrol() {
 
     case "${cmd}" in
         soamcontrol)
-            opts="-h -V --json --socket --help --version app session task agent help"
+            opts="-h -V --json --socket --help --version app session task agent cluster help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,8 +416,86 @@ _soamcontrol() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        soamcontrol__subcmd__cluster)
+            opts="-h --json --socket --help release help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__cluster__subcmd__help)
+            opts="release help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__cluster__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__cluster__subcmd__help__subcmd__release)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__cluster__subcmd__release)
+            opts="-h --json --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         soamcontrol__subcmd__help)
-            opts="app session task agent help"
+            opts="app session task agent cluster help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,6 +579,34 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__help__subcmd__app__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__help__subcmd__cluster)
+            opts="release"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__help__subcmd__cluster__subcmd__release)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

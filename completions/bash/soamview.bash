@@ -19,6 +19,9 @@ _soamview() {
             soamview,app)
                 cmd="soamview__subcmd__app"
                 ;;
+            soamview,cluster)
+                cmd="soamview__subcmd__cluster"
+                ;;
             soamview,help)
                 cmd="soamview__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _soamview() {
                 ;;
             soamview__subcmd__help,app)
                 cmd="soamview__subcmd__help__subcmd__app"
+                ;;
+            soamview__subcmd__help,cluster)
+                cmd="soamview__subcmd__help__subcmd__cluster"
                 ;;
             soamview__subcmd__help,help)
                 cmd="soamview__subcmd__help__subcmd__help"
@@ -53,7 +59,7 @@ _soamview() {
 
     case "${cmd}" in
         soamview)
-            opts="-h -V --json --watch --socket --help --version app session task history help"
+            opts="-h -V --json --watch --socket --help --version app session task cluster history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -88,8 +94,26 @@ _soamview() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        soamview__subcmd__cluster)
+            opts="-h --json --watch --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         soamview__subcmd__help)
-            opts="app session task history help"
+            opts="app session task cluster history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +127,20 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__help__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamview__subcmd__help__subcmd__cluster)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

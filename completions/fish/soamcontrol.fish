@@ -32,6 +32,7 @@ complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "app" -d 'En
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "session" -d 'Suspend, resume or kill (abort) a session'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "task" -d 'Kill or requeue a task'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "agent" -d 'Agent status or shutdown'
+complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l json -d 'Print JSON where state is printed'
@@ -98,11 +99,22 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fis
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "shutdown" -d 'Stop the agent cleanly'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent help" -f -a "app" -d 'Enable or disable an application (a disabled one accepts no new sessions and runs nothing)'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent help" -f -a "session" -d 'Suspend, resume or kill (abort) a session'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent help" -f -a "task" -d 'Kill or requeue a task'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent help" -f -a "agent" -d 'Agent status or shutdown'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -s h -l help -d 'Print help'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "app" -d 'Enable or disable an application (a disabled one accepts no new sessions and runs nothing)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "session" -d 'Suspend, resume or kill (abort) a session'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "task" -d 'Kill or requeue a task'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "agent" -d 'Agent status or shutdown'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "enable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "disable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "suspend" -d 'Stop dispatching; running tasks get suspendGracePeriod, then are requeued'
@@ -112,3 +124,4 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Version, pid, uptime, slots, store path'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "shutdown" -d 'Stop the agent cleanly'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'

@@ -21,6 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// How long a report of a process killed by a signal waits (see `run`).
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// A failure that says the process was killed by SIGTERM or SIGKILL.
+fn by_signal(text: &[u8]) -> bool {
+    let t = String::from_utf8_lossy(text);
+    t.contains("signal: 15") || t.contains("signal: 9 ") || t.contains("signal: 9)") || t.contains("SIGTERM") || t.contains("SIGKILL")
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -93,8 +102,21 @@ pub async fn run() -> Result<(), String> {
     });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
+    // When Slurm ends the step (scancel, time limit, node down) every process of it
+    // gets SIGTERM at once: an instance or task may report dying of it before this
+    // worker has handled its own. Such reports wait a moment here; if the worker is
+    // stopping by then they are dropped, and the agent requeues the work as lost (no
+    // retry counted) instead of seeing a task fail.
+    let mut held: Vec<(tokio::time::Instant, FromWorker)> = Vec::new();
     let why = loop {
+        let next_due = held.first().map(|(t, _)| *t);
         tokio::select! {
+            _ = async { tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)).await }, if next_due.is_some() => {
+                let now = tokio::time::Instant::now();
+                while held.first().is_some_and(|(t, _)| *t <= now) {
+                    let _ = out_tx.send(held.remove(0).1);
+                }
+            }
             req = req_rx.recv() => match req {
                 Some(ToWorker::Start { inst, app, service: spec }) => {
                     let spawned = instance::spawn(inst, &app, Arc::new(service(spec)), None, sink.clone());
@@ -115,11 +137,23 @@ pub async fn run() -> Result<(), String> {
             },
             ev = ev_rx.recv() => match ev {
                 Some((inst, InstEvent::Reply { kind, status, task, attempt, payload })) => {
-                    let _ = out_tx.send(FromWorker::Reply { inst, kind: kind as u8, status: status as u8, task, attempt, payload });
+                    let signalled = status != soam_service::wire::Status::Success && by_signal(&payload);
+                    let m = FromWorker::Reply { inst, kind: kind as u8, status: status as u8, task, attempt, payload };
+                    if signalled {
+                        held.push((tokio::time::Instant::now() + HOLD, m));
+                    } else {
+                        let _ = out_tx.send(m);
+                    }
                 }
                 Some((inst, InstEvent::Exited { why })) => {
                     insts.remove(&inst);
-                    let _ = out_tx.send(FromWorker::Exited { inst, why });
+                    let signalled = by_signal(why.as_bytes());
+                    let m = FromWorker::Exited { inst, why };
+                    if signalled {
+                        held.push((tokio::time::Instant::now() + HOLD, m));
+                    } else {
+                        let _ = out_tx.send(m);
+                    }
                 }
                 None => break "no event source",
             },
@@ -130,13 +164,13 @@ pub async fn run() -> Result<(), String> {
     for tx in insts.values() {
         let _ = tx.send(InstCmd::Kill);
     }
-    // Give instances a moment to end (and say so), then go.
+    // Give instances a moment to end, then go. Nothing more is reported: the agent
+    // requeues whatever ran here when this worker's step ends.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while !insts.is_empty() {
         match tokio::time::timeout_at(deadline, ev_rx.recv()).await {
-            Ok(Some((inst, InstEvent::Exited { why }))) => {
+            Ok(Some((inst, InstEvent::Exited { .. }))) => {
                 insts.remove(&inst);
-                let _ = out_tx.send(FromWorker::Exited { inst, why });
             }
             Ok(Some(_)) => {}
             _ => break,

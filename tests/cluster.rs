@@ -1,0 +1,249 @@
+//! Cluster mode against a real multi-node Slurm: `../shared/tools/slurm-local.sh start
+//! --nodes 3` (nodes n1..n3, 2 CPUs each, partition `local`). Where no such cluster
+//! answers, each test says it skipped. The tests share the cluster, so nextest runs
+//! them one at a time (`.config/nextest.toml`, group `slurm`).
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn slurm_up() -> bool {
+    let o = Command::new("sinfo").args(["-h", "-N", "-o", "%N %T"]).output();
+    let ok = o.as_ref().is_ok_and(|o| {
+        let text = String::from_utf8_lossy(&o.stdout);
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| text.lines().any(|l| l.starts_with(&format!("{n} "))))
+    });
+    if !ok {
+        eprintln!("skipped: no 3-node Slurm (start one with ../shared/tools/slurm-local.sh start --nodes 3)");
+    }
+    ok
+}
+
+/// A cluster profile: a persistent service answering "NODE input" and an exec one that
+/// sleeps, then says its node.
+fn profile(app: &str, slurm: &str) -> String {
+    format!(
+        "application: {app}\nservices:\n  - name: echo\n    default: true\n    command: [\"{echo}\", \"--node\"]\n    launcher: slurm\n    slurm: {slurm}\n  - name: where\n    mode: exec\n    command: [\"sh\", \"-c\", \"sleep $(cat); echo $SLURMD_NODENAME\"]\n    launcher: slurm\n    slurm: {slurm}\nsessionTypes:\n  - name: \"\"\n    taskRetryLimit: 0\n  - name: Exec\n    serviceName: where\n    taskRetryLimit: 0\n",
+        echo = bin("soam-echo-service").display()
+    )
+}
+
+/// Jobs of this test's agent that Slurm still lists.
+fn our_jobs(env: &Env) -> Vec<String> {
+    let o = Command::new("squeue").args(["-h", "-o", "%i %j"]).output().unwrap();
+    let name = job_name(env);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The job name the agent gives its allocations (shown by soamview cluster's jobs in
+/// squeue); read from Slurm by the job ids the agent reports.
+fn job_name(env: &Env) -> String {
+    let v = env.json("soamview", &["cluster"]);
+    let Some(job) = v.as_array().and_then(|a| a.iter().find_map(|r| r["job_id"].as_u64())) else {
+        return "<none>".into();
+    };
+    let o = Command::new("squeue")
+        .args(["-h", "-j", &job.to_string(), "-o", "%j"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn count_nodes(out: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in out.lines() {
+        *m.entry(l.split_whitespace().next().unwrap_or("").to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn tasks_spread_over_every_node_and_allocations_are_visible() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile(
+            "c",
+            "{partition: local, nodes: 3, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 1, idleRelease: 600}",
+        ),
+    );
+    // Exec tasks of 0.3 s each on 6 CPUs: every node runs some.
+    let input: String = (0..18).map(|_| "0.3\n").collect();
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c", "--type", "Exec"], &input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let nodes = count_nodes(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(nodes.values().sum::<usize>(), 18, "{nodes:?}");
+    assert_eq!(nodes.keys().cloned().collect::<Vec<_>>(), ["n1", "n2", "n3"], "{nodes:?}");
+    // Persistent instances answer from the nodes too.
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "a\nb\nc\n");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().all(|l| l.starts_with('n') && l.ends_with(['a', 'b', 'c'])), "{out}");
+    // The allocations, as scripts see them (once every worker has said hello).
+    let v = wait_for(30, "every worker up", || {
+        let v = env.json("soamview", &["cluster"]);
+        let rows = v.as_array()?;
+        (!rows.is_empty() && rows.iter().all(|r| r["slots"] == 6)).then_some(v.clone())
+    });
+    let rows = v.as_array().unwrap();
+    for r in rows {
+        assert_eq!(r["state"], "running", "{r}");
+        assert!(r["job_id"].is_u64() && r["slots"] == 6, "{r}");
+        assert_eq!(r["nodes"], serde_json::json!(["n1", "n2", "n3"]), "{r}");
+        for key in ["reason", "busy", "time_left_s"] {
+            assert!(r.get(key).is_some(), "{key} in {r}");
+        }
+    }
+    // An admin gives one back; Slurm no longer lists it.
+    let job = rows[0]["job_id"].as_u64().unwrap().to_string();
+    env.ok("soamcontrol", &["cluster", "release", &job]);
+    wait_for(30, "the released job to end", || {
+        let o = Command::new("squeue").args(["-h", "-j", &job]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile(
+            "c",
+            "{partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 3, idleRelease: 600}",
+        ),
+    );
+    let id = env
+        .ok("soamsession", &["create", "--app", "c", "--type", "Exec"])
+        .trim()
+        .to_string();
+    let addr = format!("c:{id}");
+    let input: String = (0..6).map(|_| "3\n").collect();
+    let o = env.run_stdin("soamsession", &["submit", "--session", &addr, "--detach"], &input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Wait for tasks to run, then cancel one allocation under them.
+    let job = wait_for(60, "a busy allocation", || {
+        let v = env.json("soamview", &["cluster"]);
+        v.as_array()?
+            .iter()
+            .find(|r| r["busy"].as_u64() > Some(0))
+            .and_then(|r| r["job_id"].as_u64())
+    });
+    assert!(Command::new("scancel").arg(job.to_string()).status().unwrap().success());
+    // Every task still ends done, once: taskRetryLimit is 0, so a counted retry would
+    // have put one in error.
+    let o = env.run("soamsession", &["reopen", &addr, "--jsonl"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ids: Vec<u64> = lines.iter().map(|l| l["task"].as_u64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=6).collect::<Vec<_>>());
+    assert!(lines.iter().all(|l| l["state"] == "done"), "{lines:?}");
+}
+
+#[test]
+fn a_node_taken_down_mid_session_loses_no_task() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile(
+            "c",
+            "{partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 3, idleRelease: 600}",
+        ),
+    );
+    let id = env
+        .ok("soamsession", &["create", "--app", "c", "--type", "Exec"])
+        .trim()
+        .to_string();
+    let addr = format!("c:{id}");
+    let input: String = (0..12).map(|_| "2\n").collect();
+    env.run_stdin("soamsession", &["submit", "--session", &addr, "--detach"], &input);
+    let node = wait_for(60, "a busy node", || {
+        let v = env.json("soamview", &["cluster"]);
+        v.as_array()?
+            .iter()
+            .find(|r| r["busy"].as_u64() > Some(0))
+            .and_then(|r| r["nodes"][0].as_str().map(String::from))
+    });
+    let down = |state: &str| {
+        let mut c = Command::new("scontrol");
+        c.args(["update", &format!("nodename={node}"), &format!("state={state}")]);
+        if state == "down" {
+            c.arg("reason=soam-test");
+        }
+        let ok = c.status().unwrap().success();
+        // Slurm may already have returned the node to service by itself.
+        assert!(ok || state == "resume");
+    };
+    down("down");
+    let o = env.run("soamsession", &["reopen", &addr, "--jsonl"]);
+    down("resume");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ids: Vec<u64> = lines.iter().map(|l| l["task"].as_u64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=12).collect::<Vec<_>>(), "every task done once");
+    assert!(lines.iter().all(|l| l["state"] == "done"), "{lines:?}");
+}
+
+#[test]
+fn agent_killed_leaves_no_job_and_slurm_errors_reach_the_user() {
+    if !slurm_up() {
+        return;
+    }
+    let mut env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile(
+            "c",
+            "{partition: local, nodes: 2, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 600}",
+        ),
+    );
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let jobs = wait_for(30, "our allocation", || Some(our_jobs(&env)).filter(|j| !j.is_empty()));
+    env.stop_agent(libc::SIGKILL);
+    // The workers notice their agent is gone and end their job.
+    wait_for(30, "no job left", || {
+        let o = Command::new("squeue").args(["-h", "-j", &jobs.join(",")]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        (!o.status.success() || text.trim().is_empty()).then_some(())
+    });
+
+    env.start_agent();
+    env.register("bad.yaml", &profile("bad", "{partition: nosuch, timeLimit: \"5\"}"));
+    let o = env.run_stdin("soamsession", &["submit", "--app", "bad"], "x\n");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Slurm refused an allocation") && err.contains("invalid partition"),
+        "{err}"
+    );
+}
