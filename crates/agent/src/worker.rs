@@ -78,8 +78,11 @@ fn out_msg(m: ServiceMsg) -> Option<OutMsg> {
 /// Serves the agent on stdin/stdout until told to stop or cut off.
 pub async fn run() -> Result<(), String> {
     let job = env_u64("SLURM_JOB_ID").unwrap_or(0);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<FromWorker>();
-    let writer = tokio::spawn(async move { frame::write_queued(tokio::io::stdout(), &mut out_rx).await });
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<FromWorker>();
+    let writer = std::thread::Builder::new()
+        .name("soam-worker-out".into())
+        .spawn(move || write_stdout(out_rx))
+        .map_err(|e| e.to_string())?;
     let _ = out_tx.send(FromWorker::Hello {
         node: node_name(),
         cpus: cpus(),
@@ -90,16 +93,13 @@ pub async fn run() -> Result<(), String> {
     let sink: instance::EventSink = Arc::new(move |id, ev| {
         let _ = ev_tx.send((id, ev));
     });
-    // Requests are read on their own task, so a slow instance never stalls the reader.
+    // Requests are read on a thread of their own, with plain blocking reads: tokio's
+    // stdin would hand every read to its blocking pool, a thread hop per message.
     let (req_tx, mut req_rx) = mpsc::unbounded_channel::<ToWorker>();
-    tokio::spawn(async move {
-        let mut stdin = tokio::io::stdin();
-        while let Ok(m) = frame::read_msg::<_, ToWorker>(&mut stdin).await {
-            if req_tx.send(m).is_err() {
-                return;
-            }
-        }
-    });
+    std::thread::Builder::new()
+        .name("soam-worker-in".into())
+        .spawn(move || read_stdin(req_tx))
+        .map_err(|e| e.to_string())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
     // When Slurm ends the step (scancel, time limit, node down) every process of it
@@ -181,6 +181,65 @@ pub async fn run() -> Result<(), String> {
         let _ = tokio::process::Command::new("scancel").arg(job.to_string()).status().await;
     }
     drop(out_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     Ok(())
+}
+
+/// Standard input and output as plain files: no locks, no line buffering.
+fn stdio(fd: i32) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fds 0 and 1 are open for the whole life of the process, and each is
+    // owned by exactly one of these threads; ManuallyDrop-like use: never closed early
+    // because the threads end only as the process does.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
+
+fn read_stdin(req_tx: mpsc::UnboundedSender<ToWorker>) {
+    use std::io::Read;
+    let mut input = std::io::BufReader::with_capacity(1 << 16, stdio(0));
+    let mut body = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        if input.read_exact(&mut len).is_err() {
+            return;
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > frame::MAX_FRAME {
+            eprintln!("soam-worker: a {len}-byte message from the agent is over the cap");
+            return;
+        }
+        body.resize(len, 0);
+        if input.read_exact(&mut body).is_err() {
+            return;
+        }
+        match frame::decode::<ToWorker>(&body) {
+            Ok(m) => {
+                if req_tx.send(m).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                eprintln!("soam-worker: bad message from the agent: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes what is queued, coalescing everything already waiting into one write.
+fn write_stdout(mut rx: mpsc::UnboundedReceiver<FromWorker>) {
+    use std::io::Write;
+    let mut out = stdio(1);
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Some(m) = rx.blocking_recv() {
+        buf.clear();
+        let mut next = Some(m);
+        while let Some(m) = next {
+            let _ = frame::encode_into(&m, &mut buf);
+            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+        }
+        if out.write_all(&buf).is_err() {
+            return;
+        }
+    }
 }
