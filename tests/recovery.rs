@@ -22,7 +22,11 @@ fn recoverable_session_survives_kill_9_with_its_tasks_and_outputs() {
         "soamsession",
         &["submit", "--session", &s, "--task", "one", "--task", "two", "--detach"],
     );
-    wait_for(20, "two done", || (env.session("a", id).unwrap()["done"] == 2).then_some(()));
+    // Done, and committed (a recoverable task's output is deliverable once its end is).
+    wait_for(20, "two done", || {
+        let v = env.session("a", id).unwrap();
+        (v["done"] == 2 && v["undelivered"] == 2).then_some(())
+    });
     // Collect (and acknowledge) one of them; then a long task runs and one waits.
     assert_eq!(env.ok("soamsession", &["fetch", &s, "--max", "1"]).lines().count(), 1);
     env.ok(
