@@ -96,8 +96,10 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
                 "submit",
                 "--session",
                 &format!("a:{id}"),
+                // Long enough that no client is done before the agent is killed
+                // (a finished one detaches, and its session would not be held).
                 "--task",
-                "sleep:0.5",
+                "sleep:3",
                 "--task",
                 "x",
                 "--reconnect-timeout",
