@@ -84,6 +84,20 @@ fn tasks_spread_over_every_node_and_allocations_are_visible() {
     let nodes = count_nodes(&String::from_utf8_lossy(&o.stdout));
     assert_eq!(nodes.values().sum::<usize>(), 18, "{nodes:?}");
     assert_eq!(nodes.keys().cloned().collect::<Vec<_>>(), ["n1", "n2", "n3"], "{nodes:?}");
+    // Task views say where each task ran.
+    let id = env
+        .ok("soamsession", &["create", "--app", "c", "--type", "Exec"])
+        .trim()
+        .to_string();
+    env.run_stdin("soamsession", &["submit", "--session", &format!("c:{id}"), "--detach"], "0\n0\n");
+    let v = wait_for(30, "two tasks done", || {
+        let v = env.json("soamview", &["task", &format!("c:{id}")]);
+        v.as_array()?.iter().all(|t| t["state"] == "done").then_some(v.clone())
+    });
+    for t in v.as_array().unwrap() {
+        assert!(["n1", "n2", "n3"].contains(&t["node"].as_str().unwrap_or("")), "{t}");
+    }
+    env.ok("soamsession", &["close", &format!("c:{id}")]);
     // Persistent instances answer from the nodes too.
     let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "a\nb\nc\n");
     let out = String::from_utf8_lossy(&o.stdout);

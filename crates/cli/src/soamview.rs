@@ -258,6 +258,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
                 "input_bytes",
                 "output_bytes",
                 "delivered",
+                "node",
                 "error",
             ]);
             for t in &list {
@@ -271,6 +272,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
                     json!(t.input_bytes),
                     json!(t.output_bytes),
                     json!(t.delivered),
+                    json!(t.node),
                     t.error
                         .as_ref()
                         .map(|e| Value::from(e.lines().next().unwrap_or("")))

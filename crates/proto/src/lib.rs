@@ -21,7 +21,7 @@ pub mod worker;
 pub use addr::{SessionKey, SessionRef, TaskRef};
 
 /// Bumped on any incompatible change to [`msg`]; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The agent's and commands' release, shown by `soamcontrol agent status`.
 pub const SOAM_VERSION: &str = env!("CARGO_PKG_VERSION");

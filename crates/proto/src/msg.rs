@@ -327,6 +327,9 @@ pub struct TaskInfo {
     pub output_bytes: Option<u64>,
     pub error: Option<String>,
     pub delivered: bool,
+    /// The cluster node its latest attempt ran on; `None` when it ran on the agent's
+    /// host (or has not run).
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

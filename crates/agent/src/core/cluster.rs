@@ -107,6 +107,8 @@ pub(super) struct Cluster {
     cleaning: bool,
     /// Slurm's last refusal per pool, shown until an allocation is granted.
     refused: HashMap<Pool, String>,
+    /// Names of the nodes tasks ran on; a task keeps the index (plus one) of its node.
+    node_names: Vec<String>,
 }
 
 /// The job name of this agent's allocations: the same across restarts of one agent (so
@@ -124,6 +126,27 @@ pub(super) fn pool_of(app: &str, service: &Service) -> Option<Pool> {
 }
 
 impl Core {
+    /// A worker's node as a task records it (0: unknown, or the agent's host).
+    pub(super) fn worker_node(&mut self, worker: u64) -> u16 {
+        let Some(w) = self.cluster.workers.get(&worker) else { return 0 };
+        let names = &mut self.cluster.node_names;
+        let i = match names.iter().position(|n| n == &w.node) {
+            Some(i) => i,
+            None if names.len() < u16::MAX as usize - 1 => {
+                names.push(w.node.clone());
+                names.len() - 1
+            }
+            None => return 0,
+        };
+        i as u16 + 1
+    }
+
+    pub(super) fn node_name(&self, node: u16) -> Option<String> {
+        (node > 0)
+            .then(|| self.cluster.node_names.get(node as usize - 1).cloned())
+            .flatten()
+    }
+
     /// CPUs of the live, non-draining workers of a pool.
     pub(super) fn pool_slots(&self, pool: &Pool) -> u32 {
         self.cluster

@@ -169,10 +169,16 @@ struct Task {
     /// Failed attempts that count against taskRetryLimit.
     failures: u32,
     delivered: bool,
+    /// Where its latest attempt ran: a cluster node's index (see `Core::node_name`),
+    /// 0 for the agent's host. Two bytes that fit in the padding.
+    node: u16,
     submitted_ms: u64,
     started_ms: u64,
     ended_ms: u64,
 }
+
+// A million tasks are held at once: the node index must not cost a byte.
+const _: () = assert!(std::mem::size_of::<Task>() <= 72);
 
 impl Task {
     fn new(input: Bytes, now: u64) -> Task {
@@ -183,6 +189,7 @@ impl Task {
             attempts: 0,
             failures: 0,
             delivered: false,
+            node: 0,
             submitted_ms: now,
             started_ms: 0,
             ended_ms: 0,

@@ -198,6 +198,8 @@ impl Core {
                     attempts: t.attempts,
                     failures: t.failures,
                     delivered: t.delivered,
+                    // Not stored: node names are this agent life's.
+                    node: 0,
                     submitted_ms: t.submitted_ms,
                     started_ms: t.started_ms,
                     ended_ms: t.ended_ms,

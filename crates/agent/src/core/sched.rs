@@ -407,6 +407,7 @@ impl Core {
 
     /// Sends pending tasks to an entered instance, keeping a few queued on it.
     fn dispatch(&mut self, iid: InstId) {
+        let node = self.instances[&iid].worker.map_or(0, |w| self.worker_node(w));
         let inst = &self.instances[&iid];
         let Some(sid) = inst.bound else { return };
         if inst.entered != Some(sid) || inst.release || inst.kill.is_some() {
@@ -438,6 +439,7 @@ impl Core {
             let t = &mut s.tasks[idx];
             t.attempts += 1;
             t.started_ms = now;
+            t.node = node;
             msgs.push(OutMsg {
                 kind: Kind::Invoke,
                 session: s.id,

@@ -91,6 +91,7 @@ impl Core {
                     .then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()))
                     .flatten(),
                 delivered: t.delivered,
+                node: self.node_name(t.node),
             })
             .collect();
         Ok(Reply::Tasks(tasks))
@@ -159,6 +160,7 @@ impl Core {
                             output_bytes: None,
                             error: t.error,
                             delivered: false,
+                            node: None,
                         })
                         .collect(),
                 )
