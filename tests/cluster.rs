@@ -216,7 +216,13 @@ fn a_node_taken_down_mid_session_loses_no_task() {
     down("down");
     let o = env.run("soamsession", &["reopen", &addr, "--jsonl"]);
     down("resume");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{} {:?} {}",
+        String::from_utf8_lossy(&o.stderr),
+        env.history("c", id.parse().unwrap()),
+        std::fs::read_to_string(env.path("agent-0.log")).unwrap_or_default()
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -120,6 +120,9 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
                 .map(|_| ())
         });
     }
+    // Who holds a session is written without waiting; a create is committed before it
+    // is answered, and commits keep their order, so after this one the holds are on disk.
+    env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]);
     env.stop_agent(libc::SIGKILL);
     for mut c in clients {
         let _ = c.kill();

@@ -74,13 +74,15 @@ pub fn request(alloc: u64, opts: SlurmOptions, name: String, inbox: Inbox) {
     tokio::spawn(async move {
         let ev = match request_inner(alloc, &opts, &name, &inbox).await {
             Ok(ev) => ev,
-            Err(why) => ClusterEvent::AllocFailed { alloc, why },
+            Err((why, queued)) => ClusterEvent::AllocFailed { alloc, why, queued },
         };
         inbox.send(CoreMsg::Cluster(ev));
     });
 }
 
-async fn request_inner(alloc: u64, opts: &SlurmOptions, name: &str, inbox: &Inbox) -> Result<ClusterEvent, String> {
+/// Errors say whether Slurm had queued the request (a job id was given) before it
+/// failed: then the failure is of that job (revoked, cancelled), not a refusal.
+async fn request_inner(alloc: u64, opts: &SlurmOptions, name: &str, inbox: &Inbox) -> Result<ClusterEvent, (String, bool)> {
     let mut cmd = Command::new("salloc");
     cmd.args(salloc_args(opts, name))
         .stdin(Stdio::null())
@@ -96,7 +98,7 @@ async fn request_inner(alloc: u64, opts: &SlurmOptions, name: &str, inbox: &Inbo
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run salloc: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| (format!("cannot run salloc: {e}"), false))?;
     let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut job = None;
     let mut said = Vec::new();
@@ -118,19 +120,19 @@ async fn request_inner(alloc: u64, opts: &SlurmOptions, name: &str, inbox: &Inbo
             said.push(line.trim().to_string());
         }
     }
-    let status = child.wait().await.map_err(|e| format!("salloc: {e}"))?;
+    let status = child.wait().await.map_err(|e| (format!("salloc: {e}"), job.is_some()))?;
     let job = match (status.success(), job) {
         (true, Some(j)) => j,
-        _ => {
+        (_, queued) => {
             let why = if said.is_empty() {
                 format!("salloc ended with {status}")
             } else {
                 said.join("; ")
             };
-            return Err(why);
+            return Err((why, queued.is_some()));
         }
     };
-    let (nodes, cpus) = job_nodes(job).await?;
+    let (nodes, cpus) = job_nodes(job).await.map_err(|e| (e, true))?;
     Ok(ClusterEvent::AllocGranted { alloc, job, nodes, cpus })
 }
 

@@ -23,6 +23,9 @@ use soam_proto::worker::{FromWorker, ServiceMsg, ServiceSpec, ToWorker};
 use soam_service::wire::Status;
 use std::collections::BTreeMap;
 
+/// How long a pool waits after a failed allocation before asking again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// A job with less time left than this drains.
 pub const DRAIN_MARGIN_S: u64 = 30;
 
@@ -39,9 +42,12 @@ pub enum ClusterEvent {
         nodes: Vec<String>,
         cpus: u32,
     },
+    /// `queued`: Slurm had given it a job id (then revoked or ended it): a failure of
+    /// that job, asked again for; otherwise Slurm refused the request itself.
     AllocFailed {
         alloc: u64,
         why: String,
+        queued: bool,
     },
     WorkerMsg {
         worker: u64,
@@ -107,6 +113,8 @@ pub(super) struct Cluster {
     cleaning: bool,
     /// Slurm's last refusal per pool, shown until an allocation is granted.
     refused: HashMap<Pool, String>,
+    /// A pool whose last request failed asks again no sooner than this.
+    retry_at: HashMap<Pool, Instant>,
     /// Names of the nodes tasks ran on; a task keeps the index (plus one) of its node.
     node_names: Vec<String>,
 }
@@ -284,8 +292,13 @@ impl Core {
                     }
                 }
             }
-            ClusterEvent::AllocFailed { alloc, why } => {
+            ClusterEvent::AllocFailed { alloc, why, queued } => {
                 let Some(a) = self.cluster.allocs.remove(&alloc) else { return };
+                if queued {
+                    tracing::warn!("allocation {:?} for {}/{} failed: {why}; asking again", a.job, a.pool.0, a.pool.1);
+                    self.cluster.retry_at.insert(a.pool, Instant::now() + RETRY_AFTER);
+                    return;
+                }
                 tracing::warn!("Slurm refused an allocation for {}/{}: {why}", a.pool.0, a.pool.1);
                 let msg = format!("Slurm refused an allocation for service '{}': {why}", a.pool.1);
                 self.cluster.refused.insert(a.pool.clone(), msg.clone());
@@ -539,6 +552,9 @@ impl Core {
             if held.iter().any(|a| matches!(a.state, AllocState::Requested | AllocState::Pending))
                 || held.len() as u32 >= opts.max_allocations
             {
+                continue;
+            }
+            if self.cluster.retry_at.get(&pool).is_some_and(|t| Instant::now() < *t) {
                 continue;
             }
             if self.cluster.refused.contains_key(&pool) && self.pool_slots(&pool) == 0 && held.is_empty() {
