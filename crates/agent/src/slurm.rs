@@ -212,7 +212,8 @@ pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) 
             }
         };
         let stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped");
+        // Buffered: a worker's replies are small messages, two reads each unbuffered.
+        let mut stdout = BufReader::with_capacity(1 << 16, child.stdout.take().expect("piped"));
         let stderr = child.stderr.take().expect("piped");
         let writer = tokio::spawn(async move { frame::write_queued(stdin, &mut rx).await });
         let err_tail = tokio::spawn(async move {
