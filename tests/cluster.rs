@@ -127,12 +127,9 @@ fn tasks_spread_over_every_node_and_allocations_are_visible() {
     });
 }
 
-#[test]
-fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
-    if !slurm_up() {
-        return;
-    }
-    let env = Env::new();
+/// An agent with one-node allocations (up to 3), and a detached exec session of `n`
+/// tasks that each sleep `secs`, already submitted. Returns its address.
+fn busy_session(env: &Env, n: usize, secs: &str) -> String {
     env.register(
         "c.yaml",
         &profile(
@@ -145,82 +142,30 @@ fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
         .trim()
         .to_string();
     let addr = format!("c:{id}");
-    let input: String = (0..6).map(|_| "3\n").collect();
+    let input: String = (0..n).map(|_| format!("{secs}\n")).collect();
     let o = env.run_stdin("soamsession", &["submit", "--session", &addr, "--detach"], &input);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // Wait for tasks to run, then cancel one allocation under them.
-    let job = wait_for(60, "a busy allocation", || {
-        let v = env.json("soamview", &["cluster"]);
-        v.as_array()?
-            .iter()
-            .find(|r| r["busy"].as_u64() > Some(0))
-            .and_then(|r| r["job_id"].as_u64())
-    });
-    assert!(Command::new("scancel").arg(job.to_string()).status().unwrap().success());
-    // Every task still ends done, once: taskRetryLimit is 0, so a counted retry would
-    // have put one in error.
-    let o = env.run("soamsession", &["reopen", &addr, "--jsonl"]);
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let mut ids: Vec<u64> = lines.iter().map(|l| l["task"].as_u64().unwrap()).collect();
-    ids.sort();
-    assert_eq!(ids, (1..=6).collect::<Vec<_>>());
-    assert!(lines.iter().all(|l| l["state"] == "done"), "{lines:?}");
+    addr
 }
 
-#[test]
-fn a_node_taken_down_mid_session_loses_no_task() {
-    if !slurm_up() {
-        return;
-    }
-    let env = Env::new();
-    env.register(
-        "c.yaml",
-        &profile(
-            "c",
-            "{partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 3, idleRelease: 600}",
-        ),
-    );
-    let id = env
-        .ok("soamsession", &["create", "--app", "c", "--type", "Exec"])
-        .trim()
-        .to_string();
-    let addr = format!("c:{id}");
-    let input: String = (0..12).map(|_| "2\n").collect();
-    env.run_stdin("soamsession", &["submit", "--session", &addr, "--detach"], &input);
-    let node = wait_for(60, "a busy node", || {
+/// A field of the first allocation row with a busy instance, once there is one.
+fn busy_allocation(env: &Env, field: impl Fn(&serde_json::Value) -> Option<String>) -> String {
+    wait_for(60, "a busy allocation", || {
         let v = env.json("soamview", &["cluster"]);
-        v.as_array()?
-            .iter()
-            .find(|r| r["busy"].as_u64() > Some(0))
-            .and_then(|r| r["nodes"][0].as_str().map(String::from))
-    });
-    let down = |state: &str| {
-        let mut c = Command::new("scontrol");
-        c.args(["update", &format!("nodename={node}"), &format!("state={state}")]);
-        if state == "down" {
-            c.arg("reason=soam-test");
-        }
-        let ok = c.status().unwrap().success();
-        // Slurm may already have returned the node to service by itself.
-        assert!(ok || state == "resume");
-    };
-    down("down");
-    let o = env.run("soamsession", &["reopen", &addr, "--jsonl"]);
-    down("resume");
+        v.as_array()?.iter().find(|r| r["busy"].as_u64() > Some(0)).and_then(&field)
+    })
+}
+
+/// Collects the session and checks that every one of its `n` tasks ended done, once.
+/// The profile's taskRetryLimit is 0, so a retry counted for lost work would have put
+/// a task in error.
+fn all_done_once(env: &Env, addr: &str, n: u64) {
+    let o = env.run("soamsession", &["reopen", addr, "--jsonl"]);
     assert!(
         o.status.success(),
-        "{} {:?} {}",
+        "{}\n{}\n{}",
         String::from_utf8_lossy(&o.stderr),
-        env.history("c", id.parse().unwrap()),
+        String::from_utf8_lossy(&o.stdout),
         std::fs::read_to_string(env.path("agent-0.log")).unwrap_or_default()
     );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
@@ -229,8 +174,47 @@ fn a_node_taken_down_mid_session_loses_no_task() {
         .collect();
     let mut ids: Vec<u64> = lines.iter().map(|l| l["task"].as_u64().unwrap()).collect();
     ids.sort();
-    assert_eq!(ids, (1..=12).collect::<Vec<_>>(), "every task done once");
+    assert_eq!(ids, (1..=n).collect::<Vec<_>>(), "every task done once");
     assert!(lines.iter().all(|l| l["state"] == "done"), "{lines:?}");
+}
+
+#[test]
+fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let addr = busy_session(&env, 6, "3");
+    let job = busy_allocation(&env, |r| r["job_id"].as_u64().map(|j| j.to_string()));
+    assert!(Command::new("scancel").arg(&job).status().unwrap().success());
+    all_done_once(&env, &addr, 6);
+}
+
+#[test]
+fn a_node_taken_down_mid_session_loses_no_task() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let addr = busy_session(&env, 12, "2");
+    let node = busy_allocation(&env, |r| r["nodes"][0].as_str().map(String::from));
+    /// Puts the node back in service however the test ends, so later tests have it.
+    struct Resume(String);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            // Slurm may already have returned it by itself; then this just fails.
+            let _ = Command::new("scontrol")
+                .args(["update", &format!("nodename={}", self.0), "state=resume"])
+                .status();
+        }
+    }
+    let _resume = Resume(node.clone());
+    let down = Command::new("scontrol")
+        .args(["update", &format!("nodename={node}"), "state=down", "reason=soam-test"])
+        .status()
+        .unwrap();
+    assert!(down.success());
+    all_done_once(&env, &addr, 12);
 }
 
 #[test]
