@@ -251,3 +251,30 @@ fn agent_killed_leaves_no_job_and_slurm_errors_reach_the_user() {
         "{err}"
     );
 }
+
+#[test]
+fn an_idle_allocation_is_released_after_idle_release() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile(
+            "c",
+            "{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 1}",
+        ),
+    );
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let job = wait_for(30, "the allocation", || {
+        let v = env.json("soamview", &["cluster"]);
+        v.as_array()?.first()?["job_id"].as_u64()
+    });
+    // Nothing more to run: after idleRelease it goes, from the agent's view and Slurm's.
+    wait_for(30, "the idle allocation released", || {
+        let v = env.json("soamview", &["cluster"]);
+        let o = Command::new("squeue").args(["-h", "-j", &job.to_string()]).output().unwrap();
+        (v.as_array()?.is_empty() && String::from_utf8_lossy(&o.stdout).trim().is_empty()).then_some(())
+    });
+}
