@@ -278,3 +278,27 @@ fn an_idle_allocation_is_released_after_idle_release() {
         (v.as_array()?.is_empty() && String::from_utf8_lossy(&o.stdout).trim().is_empty()).then_some(())
     });
 }
+
+#[test]
+fn workers_that_cannot_start_do_not_spin_through_allocations() {
+    if !slurm_up() {
+        return;
+    }
+    // A "worker" that exits at once, as a missing or broken soam-worker on the nodes would.
+    // SAFETY: nextest runs this test alone in its process; nothing else reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("SOAM_WORKER_BIN", "/bin/true") };
+    let env = Env::new();
+    env.register(
+        "c.yaml",
+        &profile("c", "{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"5\"}"),
+    );
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("keep ending as they start"), "{err}");
+    // Three tries, backing off, not hundreds.
+    let log = std::fs::read_to_string(env.path("agent-0.log")).unwrap();
+    let asked = log.matches("asking Slurm for an allocation").count();
+    assert!((3..=4).contains(&asked), "{asked} allocations asked for");
+}

@@ -26,6 +26,12 @@ use std::collections::BTreeMap;
 /// How long a pool waits after a failed allocation before asking again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// A worker that ends sooner than this after it started (without being asked to)
+/// counts as failing to start.
+const EARLY_END: Duration = Duration::from_secs(10);
+/// Early ends in a row after which sessions that can get no capacity are aborted.
+const EARLY_ENDS_LIMIT: u32 = 3;
+
 /// A job with less time left than this drains.
 pub const DRAIN_MARGIN_S: u64 = 30;
 
@@ -99,6 +105,7 @@ struct Worker {
     /// Said hello: its instances may start.
     up: bool,
     draining: bool,
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -115,6 +122,9 @@ pub(super) struct Cluster {
     refused: HashMap<Pool, String>,
     /// A pool whose last request failed asks again no sooner than this.
     retry_at: HashMap<Pool, Instant>,
+    /// Workers of a pool that ended soon after they started, in a row: each waits
+    /// longer before the next allocation, and past a few the sessions are told.
+    early_ends: HashMap<Pool, u32>,
     /// Names of the nodes tasks ran on; a task keeps the index (plus one) of its node.
     node_names: Vec<String>,
 }
@@ -285,6 +295,7 @@ impl Core {
                             tx,
                             up: false,
                             draining: false,
+                            started: Instant::now(),
                         },
                     );
                     if let Some(a) = self.cluster.allocs.get_mut(&alloc) {
@@ -405,6 +416,37 @@ impl Core {
         }
         let Some(a) = self.cluster.allocs.get_mut(&w.alloc) else { return };
         a.workers.retain(|&x| x != worker);
+        let pool = a.pool.clone();
+        if a.state == AllocState::Running {
+            // Not asked to go: if it went at once, something about the workers is wrong
+            // (the program missing on the nodes, say). Asking again at once would spin
+            // through allocations.
+            if w.started.elapsed() < EARLY_END {
+                let n = self.cluster.early_ends.entry(pool.clone()).or_insert(0);
+                *n += 1;
+                let n = *n;
+                self.cluster
+                    .retry_at
+                    .insert(pool.clone(), Instant::now() + RETRY_AFTER * 2u32.pow(n.min(5)));
+                if n >= EARLY_ENDS_LIMIT && self.pool_slots(&pool) == 0 {
+                    let msg = format!("workers for service '{}' keep ending as they start: {why}", pool.1);
+                    self.cluster.refused.insert(pool.clone(), msg.clone());
+                    let stuck: Vec<Sid> = self
+                        .sessions
+                        .iter()
+                        .filter(|(_, s)| s.runnable() && s.counts.pending > 0 && pool_of(&s.app, &s.service).as_ref() == Some(&pool))
+                        .map(|(&sid, _)| sid)
+                        .collect();
+                    for sid in stuck {
+                        self.end_session(sid, SessionState::Aborted, &msg, true);
+                    }
+                    self.cluster.early_ends.remove(&pool);
+                }
+            } else {
+                self.cluster.early_ends.remove(&pool);
+            }
+        }
+        let Some(a) = self.cluster.allocs.get_mut(&w.alloc) else { return };
         if a.state == AllocState::Running {
             // A node of it is gone: give the rest back and ask again for what is needed.
             a.state = AllocState::Releasing;
@@ -441,6 +483,13 @@ impl Core {
 
     /// Once a second: poll Slurm, drain jobs near their end, release idle allocations.
     pub(super) fn cluster_tick(&mut self) {
+        // A pool waiting out a failed request asks again once its wait is over.
+        let now = Instant::now();
+        let before = self.cluster.retry_at.len();
+        self.cluster.retry_at.retain(|_, t| *t > now);
+        if self.cluster.retry_at.len() < before {
+            self.needs_schedule = true;
+        }
         if self.cluster.allocs.is_empty() && self.cluster.workers.is_empty() {
             return;
         }
