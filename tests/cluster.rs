@@ -22,6 +22,17 @@ fn slurm_up() -> bool {
     ok
 }
 
+/// An agent with app `c` registered on these `slurm:` keys, or `None` (said) when no
+/// 3-node Slurm answers.
+fn cluster_env(slurm: &str) -> Option<Env> {
+    if !slurm_up() {
+        return None;
+    }
+    let env = Env::new();
+    env.register("c.yaml", &profile("c", slurm));
+    Some(env)
+}
+
 /// A cluster profile: a persistent service answering "NODE input" and an exec one that
 /// sleeps, then says its node.
 fn profile(app: &str, slurm: &str) -> String {
@@ -66,17 +77,10 @@ fn count_nodes(out: &str) -> BTreeMap<String, usize> {
 
 #[test]
 fn tasks_spread_over_every_node_and_allocations_are_visible() {
-    if !slurm_up() {
+    let Some(env) = cluster_env("{partition: local, nodes: 3, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 1, idleRelease: 600}")
+    else {
         return;
-    }
-    let env = Env::new();
-    env.register(
-        "c.yaml",
-        &profile(
-            "c",
-            "{partition: local, nodes: 3, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 1, idleRelease: 600}",
-        ),
-    );
+    };
     // Exec tasks of 0.3 s each on 6 CPUs: every node runs some.
     let input: String = (0..18).map(|_| "0.3\n").collect();
     let o = env.run_stdin("soamsession", &["submit", "--app", "c", "--type", "Exec"], &input);
@@ -127,16 +131,12 @@ fn tasks_spread_over_every_node_and_allocations_are_visible() {
     });
 }
 
-/// An agent with one-node allocations (up to 3), and a detached exec session of `n`
-/// tasks that each sleep `secs`, already submitted. Returns its address.
+/// One-node allocations (up to 3): a node lost takes only its own tasks with it.
+const ONE_NODE: &str = "{partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 3, idleRelease: 600}";
+
+/// A detached exec session of `n` tasks that each sleep `secs`, already submitted.
+/// Returns its address.
 fn busy_session(env: &Env, n: usize, secs: &str) -> String {
-    env.register(
-        "c.yaml",
-        &profile(
-            "c",
-            "{partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 3, idleRelease: 600}",
-        ),
-    );
     let id = env
         .ok("soamsession", &["create", "--app", "c", "--type", "Exec"])
         .trim()
@@ -180,10 +180,7 @@ fn all_done_once(env: &Env, addr: &str, n: u64) {
 
 #[test]
 fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
-    if !slurm_up() {
-        return;
-    }
-    let env = Env::new();
+    let Some(env) = cluster_env(ONE_NODE) else { return };
     let addr = busy_session(&env, 6, "3");
     let job = busy_allocation(&env, |r| r["job_id"].as_u64().map(|j| j.to_string()));
     assert!(Command::new("scancel").arg(&job).status().unwrap().success());
@@ -192,10 +189,7 @@ fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
 
 #[test]
 fn a_node_taken_down_mid_session_loses_no_task() {
-    if !slurm_up() {
-        return;
-    }
-    let env = Env::new();
+    let Some(env) = cluster_env(ONE_NODE) else { return };
     let addr = busy_session(&env, 12, "2");
     let node = busy_allocation(&env, |r| r["nodes"][0].as_str().map(String::from));
     /// Puts the node back in service however the test ends, so later tests have it.
@@ -219,17 +213,9 @@ fn a_node_taken_down_mid_session_loses_no_task() {
 
 #[test]
 fn agent_killed_leaves_no_job_and_slurm_errors_reach_the_user() {
-    if !slurm_up() {
+    let Some(mut env) = cluster_env("{partition: local, nodes: 2, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 600}") else {
         return;
-    }
-    let mut env = Env::new();
-    env.register(
-        "c.yaml",
-        &profile(
-            "c",
-            "{partition: local, nodes: 2, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 600}",
-        ),
-    );
+    };
     let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let jobs = wait_for(30, "our allocation", || Some(our_jobs(&env)).filter(|j| !j.is_empty()));
@@ -254,17 +240,9 @@ fn agent_killed_leaves_no_job_and_slurm_errors_reach_the_user() {
 
 #[test]
 fn an_idle_allocation_is_released_after_idle_release() {
-    if !slurm_up() {
+    let Some(env) = cluster_env("{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 1}") else {
         return;
-    }
-    let env = Env::new();
-    env.register(
-        "c.yaml",
-        &profile(
-            "c",
-            "{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 1}",
-        ),
-    );
+    };
     let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let job = wait_for(30, "the allocation", || {
@@ -281,18 +259,13 @@ fn an_idle_allocation_is_released_after_idle_release() {
 
 #[test]
 fn workers_that_cannot_start_do_not_spin_through_allocations() {
-    if !slurm_up() {
-        return;
-    }
     // A "worker" that exits at once, as a missing or broken soam-worker on the nodes would.
     // SAFETY: nextest runs this test alone in its process; nothing else reads the
     // environment concurrently.
     unsafe { std::env::set_var("SOAM_WORKER_BIN", "/bin/true") };
-    let env = Env::new();
-    env.register(
-        "c.yaml",
-        &profile("c", "{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"5\"}"),
-    );
+    let Some(env) = cluster_env("{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"5\"}") else {
+        return;
+    };
     let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -129,9 +129,12 @@ fn connections_per_user_are_capped_in_a_shared_agent() {
     let mut line = [0u8; 5];
     holder.stdout.take().unwrap().read_exact(&mut line).unwrap();
     assert_eq!(&line, b"held\n");
-    let o = env.cmd("soamview").args(["app"]).uid(65534).gid(65534).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+    // The agent counts a connection once it has accepted it, a moment after the
+    // helper's connect returned: wait for the refusal rather than race it.
+    let err = wait_for(10, "the per-user cap to refuse", || {
+        let o = env.cmd("soamview").args(["app"]).uid(65534).gid(65534).output().unwrap();
+        (o.status.code() == Some(1)).then(|| String::from_utf8_lossy(&o.stderr).into_owned())
+    });
     assert!(err.contains("uid 65534 already has 2 connections open"), "{err}");
     // Root (an admin) is not capped by that user's use.
     env.ok("soamview", &["app"]);
@@ -183,4 +186,20 @@ fn out_of_descriptors_the_agent_backs_off_and_then_serves_again() {
     wait_for(20, "the agent to serve again", || {
         env.run("soamcontrol", &["agent", "status"]).status.success().then_some(())
     });
+}
+
+#[test]
+fn a_reply_too_large_to_send_is_answered_with_an_error() {
+    let env = Env::new();
+    // Two profiles of about 9 MB each: each fits a 16 MiB frame, a listing of both does not.
+    let line = format!("# {}\n", "x".repeat(1000));
+    for app in ["a", "b"] {
+        let mut p = Env::behave_profile(app, "", "");
+        p.push_str(&line.repeat(9 * 1024));
+        env.register(&format!("{app}.yaml"), &p);
+    }
+    let err = env.fails("soamview", &["app", "-p"]);
+    assert!(err.contains("the reply could not be sent") && err.contains("exceeds"), "{err}");
+    // The connection's other answers still come: one application at a time fits.
+    assert!(env.ok("soamview", &["app", "a", "-p"]).len() > 9_000_000);
 }

@@ -144,6 +144,7 @@ fn admin_acts_are_for_admins_and_env_values_for_their_eyes() {
         ("soamcontrol", vec!["app", "disable", "a"], "disabling an application refused"),
         ("soamcontrol", vec!["app", "enable", "a"], "enabling an application refused"),
         ("soamcontrol", vec!["agent", "shutdown"], "shutting the agent down refused"),
+        ("soamcontrol", vec!["cluster", "release", "1"], "releasing an allocation refused"),
     ] {
         let o = as_nobody(&env, cmd, &args);
         assert_eq!(o.status.code(), Some(1), "{cmd} {args:?}: {}", stdout(&o));

@@ -124,14 +124,7 @@ impl Drop for Agent {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    crate::attack::mem_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -312,19 +312,7 @@ impl Core {
                 }
                 tracing::warn!("Slurm refused an allocation for {}/{}: {why}", a.pool.0, a.pool.1);
                 let msg = format!("Slurm refused an allocation for service '{}': {why}", a.pool.1);
-                self.cluster.refused.insert(a.pool.clone(), msg.clone());
-                // Sessions that can get no capacity elsewhere hear Slurm's own words.
-                if self.pool_slots(&a.pool) == 0 {
-                    let stuck: Vec<Sid> = self
-                        .sessions
-                        .iter()
-                        .filter(|(_, s)| s.runnable() && s.counts.pending > 0 && pool_of(&s.app, &s.service).as_ref() == Some(&a.pool))
-                        .map(|(&sid, _)| sid)
-                        .collect();
-                    for sid in stuck {
-                        self.end_session(sid, SessionState::Aborted, &msg, true);
-                    }
-                }
+                self.refuse_pool(&a.pool, msg);
             }
             ClusterEvent::WorkerMsg { worker, msg } => match msg {
                 FromWorker::Hello { node, cpus, job, pid } => {
@@ -416,38 +404,8 @@ impl Core {
         }
         let Some(a) = self.cluster.allocs.get_mut(&w.alloc) else { return };
         a.workers.retain(|&x| x != worker);
-        let pool = a.pool.clone();
-        if a.state == AllocState::Running {
-            // Not asked to go: if it went at once, something about the workers is wrong
-            // (the program missing on the nodes, say). Asking again at once would spin
-            // through allocations.
-            if w.started.elapsed() < EARLY_END {
-                let n = self.cluster.early_ends.entry(pool.clone()).or_insert(0);
-                *n += 1;
-                let n = *n;
-                self.cluster
-                    .retry_at
-                    .insert(pool.clone(), Instant::now() + RETRY_AFTER * 2u32.pow(n.min(5)));
-                if n >= EARLY_ENDS_LIMIT && self.pool_slots(&pool) == 0 {
-                    let msg = format!("workers for service '{}' keep ending as they start: {why}", pool.1);
-                    self.cluster.refused.insert(pool.clone(), msg.clone());
-                    let stuck: Vec<Sid> = self
-                        .sessions
-                        .iter()
-                        .filter(|(_, s)| s.runnable() && s.counts.pending > 0 && pool_of(&s.app, &s.service).as_ref() == Some(&pool))
-                        .map(|(&sid, _)| sid)
-                        .collect();
-                    for sid in stuck {
-                        self.end_session(sid, SessionState::Aborted, &msg, true);
-                    }
-                    self.cluster.early_ends.remove(&pool);
-                }
-            } else {
-                self.cluster.early_ends.remove(&pool);
-            }
-        }
-        let Some(a) = self.cluster.allocs.get_mut(&w.alloc) else { return };
-        if a.state == AllocState::Running {
+        let (pool, unasked) = (a.pool.clone(), a.state == AllocState::Running);
+        if unasked {
             // A node of it is gone: give the rest back and ask again for what is needed.
             a.state = AllocState::Releasing;
             if let Some(job) = a.job {
@@ -462,7 +420,50 @@ impl Core {
         if a.workers.is_empty() && a.state == AllocState::Releasing {
             self.cluster.allocs.remove(&w.alloc);
         }
+        if unasked {
+            self.early_end_check(&pool, w.started, &why);
+        }
         self.needs_schedule = true;
+    }
+
+    /// A worker went without being asked. If it went at once, something about the
+    /// workers is wrong (the program missing on the nodes, say), and asking again at
+    /// once would spin through allocations: each such end in a row doubles the wait,
+    /// and past a few the sessions are told.
+    fn early_end_check(&mut self, pool: &Pool, started: Instant, why: &str) {
+        if started.elapsed() >= EARLY_END {
+            self.cluster.early_ends.remove(pool);
+            return;
+        }
+        let n = self.cluster.early_ends.entry(pool.clone()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        self.cluster
+            .retry_at
+            .insert(pool.clone(), Instant::now() + RETRY_AFTER * 2u32.pow(n.min(5)));
+        if n >= EARLY_ENDS_LIMIT {
+            self.cluster.early_ends.remove(pool);
+            let msg = format!("workers for service '{}' keep ending as they start: {why}", pool.1);
+            self.refuse_pool(pool, msg);
+        }
+    }
+
+    /// Records why a pool gets no capacity; sessions that can get none elsewhere are
+    /// aborted with that reason (Slurm's own words, where it gave them).
+    fn refuse_pool(&mut self, pool: &Pool, msg: String) {
+        self.cluster.refused.insert(pool.clone(), msg.clone());
+        if self.pool_slots(pool) > 0 {
+            return;
+        }
+        let stuck: Vec<Sid> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.runnable() && s.counts.pending > 0 && pool_of(&s.app, &s.service).as_ref() == Some(pool))
+            .map(|(&sid, _)| sid)
+            .collect();
+        for sid in stuck {
+            self.end_session(sid, SessionState::Aborted, &msg, true);
+        }
     }
 
     /// Releases an allocation: its workers stop, running tasks are requeued.
@@ -498,7 +499,6 @@ impl Core {
             self.cluster.polling = true;
             slurm::poll(jobs, self.inbox.clone());
         }
-        let now = Instant::now();
         let mut busy: HashSet<u64> = HashSet::default();
         for i in self.instances.values() {
             if let Some(w) = i.worker
