@@ -200,6 +200,7 @@ pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) 
     .stderr(Stdio::piped())
     .kill_on_drop(true);
     let node = node.to_string();
+    let node_name = node.clone();
     tokio::spawn(async move {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -207,6 +208,7 @@ pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) 
                 inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone {
                     worker,
                     why: format!("cannot run srun: {e}"),
+                    slurm_lost: false,
                 }));
                 return;
             }
@@ -242,9 +244,53 @@ pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) 
         } else {
             format!("srun {status}: {said}")
         };
-        inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone { worker, why }));
+        let slurm_lost = lost_by_slurm(job, &node_name).await;
+        inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone { worker, why, slurm_lost }));
     });
     tx
+}
+
+/// Whether Slurm itself took a worker's ground away: its job is no longer running
+/// (cancelled, failed with its node, out of time) or its node is down, drained or
+/// not responding. Such an end says nothing about whether workers can start. Asked of
+/// Slurm rather than read from srun's words, which change between versions; a Slurm
+/// that does not answer in time counts as not lost.
+async fn lost_by_slurm(job: u64, node: &str) -> bool {
+    let ask = async {
+        let j = Command::new("squeue")
+            .args(["-h", "-j", &job.to_string(), "-o", "%T"])
+            .output()
+            .await
+            .ok()?;
+        let job_state = String::from_utf8_lossy(&j.stdout).trim().to_string();
+        let n = Command::new("sinfo")
+            .args(["-h", "-N", "-n", node, "-o", "%T"])
+            .output()
+            .await
+            .ok()?;
+        let node_state = String::from_utf8_lossy(&n.stdout).trim().to_lowercase();
+        if !n.status.success() {
+            return None;
+        }
+        Some(job_ended_or_node_lost(j.status.success(), &job_state, &node_state))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// The verdict of [`lost_by_slurm`] from squeue's job state and sinfo's node state,
+/// asked of a controller that answered. squeue refuses (`squeue_ok` false) or lists
+/// nothing for a job it no longer knows: that job has ended.
+pub fn job_ended_or_node_lost(squeue_ok: bool, job_state: &str, node_state: &str) -> bool {
+    let job_gone = !squeue_ok || !matches!(job_state, "RUNNING" | "CONFIGURING");
+    let node_gone = ["down", "drain", "fail", "not_responding", "unknown"]
+        .iter()
+        .any(|s| node_state.contains(s))
+        || node_state.ends_with('*');
+    job_gone || node_gone
 }
 
 /// Reads the state of these jobs; jobs Slurm no longer lists are left out.
@@ -299,4 +345,24 @@ pub async fn cancel_leftovers(name: &str) {
         cmd.arg(format!("--user={u}"));
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.status()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_losses_are_told_from_worker_failures() {
+        // A worker whose program fails: its job runs on, its node is fine.
+        assert!(!job_ended_or_node_lost(true, "RUNNING", "mixed"));
+        assert!(!job_ended_or_node_lost(true, "RUNNING", "allocated"));
+        // Slurm took the ground away.
+        assert!(job_ended_or_node_lost(true, "RUNNING", "down*"));
+        assert!(job_ended_or_node_lost(true, "RUNNING", "drained"));
+        assert!(job_ended_or_node_lost(true, "RUNNING", "idle*"));
+        assert!(job_ended_or_node_lost(true, "NODE_FAIL", "idle"));
+        assert!(job_ended_or_node_lost(true, "COMPLETING", "mixed"));
+        assert!(job_ended_or_node_lost(true, "", "idle"));
+        assert!(job_ended_or_node_lost(false, "", "idle"));
+    }
 }

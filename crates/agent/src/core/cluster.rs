@@ -62,6 +62,8 @@ pub enum ClusterEvent {
     WorkerGone {
         worker: u64,
         why: String,
+        /// Slurm ended its job or lost its node: not the worker's own failure.
+        slurm_lost: bool,
     },
     /// squeue's view of our jobs (`None`: it could not tell).
     Polled(Option<Vec<JobStatus>>),
@@ -355,7 +357,7 @@ impl Core {
                 }
                 FromWorker::Exited { inst, why } => self.instance_event(inst, InstEvent::Exited { why }),
             },
-            ClusterEvent::WorkerGone { worker, why } => self.worker_gone(worker, why),
+            ClusterEvent::WorkerGone { worker, why, slurm_lost } => self.worker_gone(worker, why, slurm_lost),
             ClusterEvent::Polled(rows) => {
                 self.cluster.polling = false;
                 let Some(rows) = rows else { return };
@@ -390,7 +392,7 @@ impl Core {
         }
     }
 
-    fn worker_gone(&mut self, worker: u64, why: String) {
+    fn worker_gone(&mut self, worker: u64, why: String, slurm_lost: bool) {
         let Some(w) = self.cluster.workers.remove(&worker) else { return };
         tracing::warn!("worker on {} gone: {why}", w.node);
         let lost: Vec<InstId> = self
@@ -420,7 +422,9 @@ impl Core {
         if a.workers.is_empty() && a.state == AllocState::Releasing {
             self.cluster.allocs.remove(&w.alloc);
         }
-        if unasked {
+        // A node or job Slurm took away is a loss to recover from, not a sign that
+        // workers cannot start: asking again goes elsewhere.
+        if unasked && !slurm_lost {
             self.early_end_check(&pool, w.started, &why);
         }
         self.needs_schedule = true;
