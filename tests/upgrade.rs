@@ -69,3 +69,83 @@ fn a_store_from_the_previous_release_opens_with_everything_in_it() {
     let out = env.ok("soamsession", &["reopen", "upg:held"]);
     assert_eq!(lines(&out), ["x", "y"]);
 }
+
+fn sha(path: &Path) -> Vec<u8> {
+    // Byte equality is what matters; the file is small enough to compare whole.
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_store_from_a_newer_release_is_refused_and_left_as_it_was() {
+    let mut env = home_with("store-v0.redb");
+    env.start_agent();
+    env.stop_agent(libc::SIGTERM);
+    let store = env.path("data/soam.redb");
+    soam_store::stamp_format(&store, soam_store::FORMAT + 1, "9.9.9").unwrap();
+    let before = sha(&store);
+    let o = std::process::Command::new(bin("soamd"))
+        .env("SOAM_HOME", env.path(""))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let want = format!("has format {} (written by soam 9.9.9)", soam_store::FORMAT + 1);
+    assert!(err.contains(&want) && err.contains("it was not changed"), "{err}");
+    assert!(sha(&store) == before, "the newer store was written to");
+}
+
+/// A large old store, and the agent killed at moments spread over its migration: every
+/// start after a kill finds either the old store whole or the migrated one, and the
+/// last one serves every task.
+#[test]
+fn kill_9_during_a_migration_loses_nothing() {
+    const TASKS: usize = 30_000;
+    let mut env = Env::new();
+    env.register("p.yaml", "application: big\nservices:\n  - name: s\n    command: [\"true\"]\nsessionTypes:\n  - name: \"\"\n    recoverable: true\n    onClientDisconnect: continue\n");
+    env.ok("soamsession", &["create", "--app", "big"]);
+    env.ok("soamcontrol", &["session", "suspend", "big:1"]);
+    let input: String = (0..TASKS).map(|i| format!("{i}\n")).collect();
+    let o = env.run_stdin("soamsession", &["submit", "--session", "big:1", "--detach"], &input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.stop_agent(libc::SIGTERM);
+    let store = env.path("data/soam.redb");
+    soam_store::downgrade_to_format0(&store).unwrap();
+
+    // How long one migration takes here, to spread the kills over it.
+    let t0 = std::time::Instant::now();
+    let backup = env.path("data/v0.redb");
+    std::fs::copy(&store, &backup).unwrap();
+    env.start_agent();
+    let full = t0.elapsed();
+    env.stop_agent(libc::SIGTERM);
+    std::fs::copy(&backup, &store).unwrap();
+
+    eprintln!("one start with its migration: {full:?}");
+    let mut mid = 0;
+    for i in 1..=5u32 {
+        let log = env.path(&format!("killed-{i}.log"));
+        let mut child = std::process::Command::new(bin("soamd"))
+            .env("SOAM_HOME", env.path(""))
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full * i / 6);
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        let said = std::fs::read_to_string(&log).unwrap();
+        if said.contains("migrating the store") && !said.contains("store migrated") {
+            mid += 1;
+        }
+    }
+    eprintln!("{mid} of 5 kills fell inside the migration");
+    assert!(mid > 0, "no kill fell inside the migration");
+    env.start_agent();
+    let s = env.session("big", 1).expect("big:1 after the migration");
+    assert_eq!(s["pending"].as_u64(), Some(TASKS as u64), "{s}");
+    let log = std::fs::read_to_string(env.path("data/soamd.log")).unwrap_or_default()
+        + &(0..8)
+            .map(|n| std::fs::read_to_string(env.path(&format!("agent-{n}.log"))).unwrap_or_default())
+            .collect::<String>();
+    assert!(log.contains("migrating the store from format 0"), "{log}");
+}

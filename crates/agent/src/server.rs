@@ -21,9 +21,9 @@
 
 use crate::core::{ConnId, CoreMsg, Inbox};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
-use soam_proto::PROTOCOL_VERSION;
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
+use soam_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -257,9 +257,9 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
             return;
         }
     };
-    if hello.magic != MAGIC || hello.version != PROTOCOL_VERSION {
+    if hello.magic != MAGIC || !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.version) {
         let reason = format!(
-            "protocol mismatch: client speaks version {}, agent speaks {PROTOCOL_VERSION}; use commands from the agent's release ({})",
+            "protocol mismatch: client speaks version {}, agent speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}; use commands from the agent's release ({})",
             hello.version,
             soam_proto::SOAM_VERSION
         );

@@ -67,6 +67,9 @@ pub struct Client {
     /// Set when the connection ends, so later calls fail with the cause.
     lost: Arc<Mutex<Option<String>>>,
     pub agent_version: String,
+    /// The protocol the agent speaks: a request newer than it must not be sent (the
+    /// agent would not know it), see docs/compatibility.md.
+    pub agent_protocol: u32,
 }
 
 async fn try_connect(socket: &Path) -> std::io::Result<Stream> {
@@ -228,8 +231,8 @@ impl Client {
                 return Err(ClientError::Lost(format!("during handshake: {e}")));
             }
         };
-        let agent_version = match welcome {
-            Welcome::Ok { agent_version, .. } => agent_version,
+        let (agent_version, agent_protocol) = match welcome {
+            Welcome::Ok { agent_version, version } => (agent_version, version),
             Welcome::Refused { reason } => return Err(ClientError::Refused(reason)),
         };
         let pending: Pending = Default::default();
@@ -245,6 +248,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             lost,
             agent_version,
+            agent_protocol,
         })
     }
 

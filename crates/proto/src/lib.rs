@@ -20,8 +20,14 @@ pub mod worker;
 
 pub use addr::{SessionKey, SessionRef, TaskRef};
 
-/// Bumped on any incompatible change to [`msg`]; the handshake refuses a mismatch.
+/// The protocol this release speaks. Bumped when [`msg`] gains something (a request, a
+/// reply, an event, an enum value: always appended) and when a struct in it changes
+/// (which breaks peers: see docs/compatibility.md). `tests/compat.rs` pins the layout.
 pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest client protocol the agent still serves: every message such a client can
+/// send means the same to this release.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// The agent's and commands' release, shown by `soamcontrol agent status`.
 pub const SOAM_VERSION: &str = env!("CARGO_PKG_VERSION");

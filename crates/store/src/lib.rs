@@ -6,12 +6,22 @@
 //! never blocks the caller. The thread drains every batch waiting in its queue, applies
 //! them in one write transaction and commits once (group commit), then runs each batch's
 //! completion callback, which is how the agent delays an acknowledgement until what it
-//! promises is on disk. Records are postcard-encoded structs defined in [`records`].
+//! promises is on disk. Records are versioned postcard rows defined in [`records`].
+//!
+//! Upgrades: the `meta` table holds the store's format number ([`FORMAT`]) and the
+//! release that last wrote it. At open, before anything is served, a store of an older
+//! format is migrated in one write transaction (a kill during it leaves the old store
+//! as it was, and the next start migrates again); a store of a newer format is refused,
+//! and nothing is written to it. Formats:
+//!
+//! - 0: releases up to 0.1.0 before 2026-11-22: no `meta` table, rows without a
+//!   version byte (`tests/fixtures/store-v0.redb`).
+//! - 1: `meta` table; every row starts with its record's version byte.
 
 pub mod records;
 
 use records::*;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -29,6 +39,11 @@ const HISTORY: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("
 /// per task.
 const TASK_HISTORY: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("task_history");
 const HISTORY_CHUNK: usize = 1024;
+/// The store's own facts: "format" (u64, little-endian) and "written_by" (text).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The store format this release writes; see the crate docs for the list.
+pub const FORMAT: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +53,15 @@ pub enum StoreError {
     Db(String),
     #[error("store: the writer thread has stopped")]
     Stopped,
+    #[error(
+        "the store {path} has format {format} (written by soam {by}); this release ({ours}) reads formats up to {FORMAT}: run the newer soamd, or move the store aside; it was not changed"
+    )]
+    Newer {
+        path: PathBuf,
+        format: u64,
+        by: String,
+        ours: &'static str,
+    },
 }
 
 impl StoreError {
@@ -115,11 +139,33 @@ impl Store {
     /// Opens (or creates) the store. `cache_bytes` bounds redb's page cache (its own
     /// default, 1 GiB, would be most of a small agent's memory).
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, Loaded), StoreError> {
-        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
+        let locked = |e: redb::DatabaseError| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_path_buf() },
             e => StoreError::db(e),
-        })?;
-        init_tables(&db)?;
+        };
+        // The format is read without opening for writing: redb writes to a file it opens
+        // for writing, and a newer release's store must be left exactly as it was. A file
+        // that needs redb's crash repair cannot be opened read-only; it is repaired
+        // first (redb's own journal, none of our rows) and read after.
+        let before = if path.exists() {
+            match Database::builder().open_read_only(path) {
+                Ok(ro) => Some(read_format(&ro)?),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path: path.to_path_buf() }),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if let Some(Stored::Format(f, by)) = &before {
+            newer(path, *f, by)?;
+        }
+        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(locked)?;
+        match read_format(&db)? {
+            Stored::Fresh => init_tables(&db)?,
+            Stored::Format(f, _) if f == FORMAT => init_tables(&db)?,
+            Stored::Format(f, by) if f > FORMAT => return Err(newer(path, f, &by).unwrap_err()),
+            Stored::Format(f, _) => migrate(&db, f)?,
+        }
         let loaded = load(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
@@ -197,15 +243,124 @@ impl Reader {
         let mut out = Vec::new();
         for row in t.range((app, session, 0)..=(app, session, u64::MAX)).map_err(StoreError::db)? {
             let (_, v) = row.map_err(StoreError::db)?;
-            out.extend(decode::<Vec<HistoryTask>>("task history", v.value())?);
+            out.extend(decode::<Vec<HistoryTask>>(v.value()).map_err(StoreError::db)?);
         }
         Ok(out)
     }
 }
 
+/// Refuses a store of a format newer than this release's.
+fn newer(path: &Path, format: u64, by: &str) -> Result<(), StoreError> {
+    if format <= FORMAT {
+        return Ok(());
+    }
+    Err(StoreError::Newer {
+        path: path.to_path_buf(),
+        format,
+        by: by.to_string(),
+        ours: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// What is in the file before anything is written to it.
+enum Stored {
+    Fresh,
+    /// Its format and the release that wrote it.
+    Format(u64, String),
+}
+
+fn read_format(db: &impl ReadableDatabase) -> Result<Stored, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    match txn.open_table(META) {
+        Ok(meta) => {
+            let format = meta.get("format").map_err(StoreError::db)?.map(|v| {
+                let mut b = [0u8; 8];
+                let raw = v.value();
+                b[..raw.len().min(8)].copy_from_slice(&raw[..raw.len().min(8)]);
+                u64::from_le_bytes(b)
+            });
+            let by = meta
+                .get("written_by")
+                .map_err(StoreError::db)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned())
+                .unwrap_or_else(|| "?".into());
+            Ok(Stored::Format(format.unwrap_or(0), by))
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            // No meta: new, or written before formats were recorded (format 0).
+            let old = txn.list_tables().map_err(StoreError::db)?.next().is_some();
+            Ok(if old {
+                Stored::Format(0, "0.1.0 or earlier".into())
+            } else {
+                Stored::Fresh
+            })
+        }
+        Err(e) => Err(StoreError::db(e)),
+    }
+}
+
+fn stamp(meta: &mut redb::Table<&str, &[u8]>) -> Result<(), redb::StorageError> {
+    meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
+    meta.insert("written_by", env!("CARGO_PKG_VERSION").as_bytes())?;
+    Ok(())
+}
+
+/// Brings a store of an older format to [`FORMAT`], in one transaction.
+fn migrate(db: &Database, from: u64) -> Result<(), StoreError> {
+    let t0 = std::time::Instant::now();
+    tracing::info!("migrating the store from format {from} to {FORMAT}");
+    let mut txn = db.begin_write().map_err(StoreError::db)?;
+    txn.set_durability(Durability::Immediate).map_err(StoreError::db)?;
+    let mut rows = 0u64;
+    if from == 0 {
+        // Format 0 rows are today's version-1 layouts without their version byte.
+        rows += prefix_rows(&txn, APPS)?;
+        rows += prefix_rows(&txn, SESSIONS)?;
+        rows += prefix_rows(&txn, TASKS)?;
+        rows += prefix_rows(&txn, HISTORY)?;
+        rows += prefix_rows(&txn, TASK_HISTORY)?;
+    }
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::db)?;
+        stamp(&mut meta).map_err(StoreError::db)?;
+    }
+    txn.commit().map_err(StoreError::db)?;
+    init_tables(db)?;
+    tracing::info!("store migrated to format {FORMAT}: {rows} rows in {} ms", t0.elapsed().as_millis());
+    Ok(())
+}
+
+/// Puts the version-1 byte in front of every row of a table: copied into a new table,
+/// which then takes the old one's name.
+fn prefix_rows<K: redb::Key + 'static>(txn: &redb::WriteTransaction, def: TableDefinition<K, &[u8]>) -> Result<u64, StoreError> {
+    let tmp_name = format!("{}.migrating", def.name());
+    let tmp: TableDefinition<K, &[u8]> = TableDefinition::new(&tmp_name);
+    let mut n = 0;
+    {
+        let old = txn.open_table(def).map_err(StoreError::db)?;
+        let mut new = txn.open_table(tmp).map_err(StoreError::db)?;
+        let mut buf = Vec::new();
+        for row in old.iter().map_err(StoreError::db)? {
+            let (k, v) = row.map_err(StoreError::db)?;
+            buf.clear();
+            buf.push(1);
+            buf.extend_from_slice(v.value());
+            new.insert(k.value(), buf.as_slice()).map_err(StoreError::db)?;
+            n += 1;
+        }
+    }
+    txn.delete_table(def).map_err(StoreError::db)?;
+    txn.rename_table(tmp, def).map_err(StoreError::db)?;
+    Ok(n)
+}
+
 fn init_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(StoreError::db)?;
     {
+        let mut meta = txn.open_table(META).map_err(StoreError::db)?;
+        if meta.get("format").map_err(StoreError::db)?.is_none() {
+            stamp(&mut meta).map_err(StoreError::db)?;
+        }
         txn.open_table(APPS).map_err(StoreError::db)?;
         txn.open_table(COUNTERS).map_err(StoreError::db)?;
         txn.open_table(SESSIONS).map_err(StoreError::db)?;
@@ -216,8 +371,8 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
     txn.commit().map_err(StoreError::db)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Db(format!("corrupt {what} record: {e}")))
+fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    records::decode(bytes).map_err(StoreError::db)
 }
 
 fn load(db: &Database) -> Result<Loaded, StoreError> {
@@ -226,7 +381,7 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     let apps = txn.open_table(APPS).map_err(StoreError::db)?;
     for row in apps.iter().map_err(StoreError::db)? {
         let (_, v) = row.map_err(StoreError::db)?;
-        out.apps.push(decode("app", v.value())?);
+        out.apps.push(decode(v.value())?);
     }
     let counters = txn.open_table(COUNTERS).map_err(StoreError::db)?;
     for row in counters.iter().map_err(StoreError::db)? {
@@ -236,13 +391,13 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     let sessions = txn.open_table(SESSIONS).map_err(StoreError::db)?;
     for row in sessions.iter().map_err(StoreError::db)? {
         let (_, v) = row.map_err(StoreError::db)?;
-        out.sessions.push(decode("session", v.value())?);
+        out.sessions.push(decode(v.value())?);
     }
     let tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
     for row in tasks.iter().map_err(StoreError::db)? {
         let (k, v) = row.map_err(StoreError::db)?;
         let (app, sid, tid) = k.value();
-        let rec: TaskRecord = decode("task", v.value())?;
+        let rec: TaskRecord = decode(v.value())?;
         match out.tasks.last_mut() {
             Some(((a, s), list)) if a == app && *s == sid => list.push((tid, rec)),
             _ => out.tasks.push(((app.to_string(), sid), vec![(tid, rec)])),
@@ -251,7 +406,7 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     let history = txn.open_table(HISTORY).map_err(StoreError::db)?;
     for row in history.iter().map_err(StoreError::db)?.rev().take(HISTORY_LOADED) {
         let (_, v) = row.map_err(StoreError::db)?;
-        out.history.push(decode("history", v.value())?);
+        out.history.push(decode(v.value())?);
     }
     Ok(out)
 }
@@ -311,10 +466,6 @@ fn release_freed_memory() {
     }
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_stdvec(v).expect("records always encode")
-}
-
 fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::db)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::db)?;
@@ -359,7 +510,10 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
                         let key = (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id);
                         history.insert(key, encode(&summary).as_slice())?;
                         for (i, chunk) in h.tasks.chunks(HISTORY_CHUNK).enumerate() {
-                            task_history.insert((h.session.app.as_str(), h.session.id, i as u64), encode(&chunk).as_slice())?;
+                            task_history.insert(
+                                (h.session.app.as_str(), h.session.id, i as u64),
+                                encode_as::<Vec<HistoryTask>, _>(chunk).as_slice(),
+                            )?;
                         }
                     }
                 }
@@ -367,6 +521,50 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
             })();
             r.map_err(StoreError::db)?;
         }
+    }
+    txn.commit().map_err(StoreError::db)
+}
+
+/// Test support: turns a format-1 store back into format 0 (rows without their version
+/// byte, no `meta`), as the release before formats wrote it. Upgrade tests use it to
+/// make old stores of any size with today's agent.
+#[doc(hidden)]
+pub fn downgrade_to_format0(path: &Path) -> Result<(), StoreError> {
+    let db = Database::create(path).map_err(StoreError::db)?;
+    let txn = db.begin_write().map_err(StoreError::db)?;
+    fn strip<K: redb::Key + 'static>(txn: &redb::WriteTransaction, def: TableDefinition<K, &[u8]>) -> Result<(), StoreError> {
+        let tmp_name = format!("{}.old", def.name());
+        let tmp: TableDefinition<K, &[u8]> = TableDefinition::new(&tmp_name);
+        {
+            let old = txn.open_table(def).map_err(StoreError::db)?;
+            let mut new = txn.open_table(tmp).map_err(StoreError::db)?;
+            for row in old.iter().map_err(StoreError::db)? {
+                let (k, v) = row.map_err(StoreError::db)?;
+                new.insert(k.value(), &v.value()[1..]).map_err(StoreError::db)?;
+            }
+        }
+        txn.delete_table(def).map_err(StoreError::db)?;
+        txn.rename_table(tmp, def).map_err(StoreError::db)?;
+        Ok(())
+    }
+    strip(&txn, APPS)?;
+    strip(&txn, SESSIONS)?;
+    strip(&txn, TASKS)?;
+    strip(&txn, HISTORY)?;
+    strip(&txn, TASK_HISTORY)?;
+    txn.delete_table(META).map_err(StoreError::db)?;
+    txn.commit().map_err(StoreError::db)
+}
+
+/// Test support: marks a store as written by a later release (format `format`).
+#[doc(hidden)]
+pub fn stamp_format(path: &Path, format: u64, by: &str) -> Result<(), StoreError> {
+    let db = Database::create(path).map_err(StoreError::db)?;
+    let txn = db.begin_write().map_err(StoreError::db)?;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::db)?;
+        meta.insert("format", format.to_le_bytes().as_slice()).map_err(StoreError::db)?;
+        meta.insert("written_by", by.as_bytes()).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)
 }

@@ -1,5 +1,11 @@
-//! What one row of each table holds. Changing a field is a store format change: add new
-//! fields at the end with defaults, never reorder (postcard is positional).
+//! What one row of each table holds, and how a row is encoded.
+//!
+//! A row is one version byte followed by the record in postcard (positional, compact:
+//! tasks are the hot path). Changing a record means a new version of its kind: bump
+//! [`Record::VERSION`], keep the old layout as its own struct, and teach
+//! [`Record::upgrade`] to read it; rows are then upgraded as they are read, and the
+//! store's format number (see the crate docs) says which kinds a release may meet.
+//! Never reorder or remove a field in place.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -99,4 +105,81 @@ pub struct HistoryRecord {
     pub session: HistorySession,
     /// Per persistTaskHistory: all tasks, only those in error, or none.
     pub tasks: Vec<HistoryTask>,
+}
+
+/// A kind of row: its current version and how older versions are read.
+pub trait Record: Serialize + serde::de::DeserializeOwned {
+    /// Named in errors.
+    const KIND: &'static str;
+    /// The version this release writes.
+    const VERSION: u8;
+    /// Reads an older version's bytes (`None`: not a version this release knows).
+    fn upgrade(_version: u8, _bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        None
+    }
+}
+
+macro_rules! record {
+    ($t:ty, $kind:literal) => {
+        impl Record for $t {
+            const KIND: &'static str = $kind;
+            const VERSION: u8 = 1;
+        }
+    };
+}
+record!(AppRecord, "app");
+record!(SessionRecord, "session");
+record!(TaskRecord, "task");
+record!(HistoryRecord, "history");
+record!(Vec<HistoryTask>, "task history");
+
+/// Why a row could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("corrupt {kind} record: {err}")]
+    Corrupt { kind: &'static str, err: String },
+    #[error("{kind} record of version {version}, newer than this release reads ({known})")]
+    Newer { kind: &'static str, version: u8, known: u8 },
+}
+
+/// The bytes of one row.
+pub fn encode<T: Record>(v: &T) -> Vec<u8> {
+    postcard::to_extend(v, vec![T::VERSION]).expect("records always encode")
+}
+
+/// The bytes of a row of kind `T` from a value that serialises like it (a slice for a
+/// `Vec`).
+pub fn encode_as<T: Record, U: Serialize + ?Sized>(v: &U) -> Vec<u8> {
+    postcard::to_extend(v, vec![T::VERSION]).expect("records always encode")
+}
+
+/// One row back, from any version this release knows.
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let corrupt = |e: postcard::Error| DecodeError::Corrupt {
+        kind: T::KIND,
+        err: e.to_string(),
+    };
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(DecodeError::Corrupt {
+            kind: T::KIND,
+            err: "empty row".into(),
+        });
+    };
+    if version == T::VERSION {
+        return postcard::from_bytes(body).map_err(corrupt);
+    }
+    if version > T::VERSION {
+        return Err(DecodeError::Newer {
+            kind: T::KIND,
+            version,
+            known: T::VERSION,
+        });
+    }
+    match T::upgrade(version, body) {
+        Some(r) => r.map_err(corrupt),
+        None => Err(DecodeError::Corrupt {
+            kind: T::KIND,
+            err: format!("unknown version {version}"),
+        }),
+    }
 }
