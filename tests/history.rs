@@ -42,3 +42,21 @@ fn history_follows_the_session_type_and_survives_a_restart() {
     let e = env.fails("soamview", &["history", "a:4"]);
     assert_eq!(e, "soamview: session a:4 is not in history");
 }
+
+/// A client told its session ended sees that session's tasks in the next view, every
+/// time (the task history is read after the writes queued before it are committed).
+#[test]
+fn history_is_there_as_soon_as_the_session_ended() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    let input: String = (0..5000).map(|i| format!("{i}\n")).collect();
+    for id in 1..=10 {
+        let addr = format!("a:{id}");
+        env.ok("soamsession", &["create", "--app", "a", "--type", "All"]);
+        let o = env.run_stdin("soamsession", &["submit", "--session", &addr], &input);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        env.ok("soamsession", &["close", &addr]);
+        let h = env.json("soamview", &["history", &addr]);
+        assert_eq!(h.as_array().map(Vec::len), Some(5000), "try {id}");
+    }
+}

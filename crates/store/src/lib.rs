@@ -207,6 +207,17 @@ impl Store {
         }
     }
 
+    /// Runs `done` (on the writer thread) once every batch queued before it is committed
+    /// or failed: reads that must see earlier writes wait for it.
+    pub fn barrier(&self, done: Done) {
+        if let Err(mpsc::SendError(Op::Batch(Batch { done: Some(d), .. }))) = self.tx.send(Op::Batch(Batch {
+            writes: Vec::new(),
+            done: Some(done),
+        })) {
+            d(Err(StoreError::Stopped.to_string()));
+        }
+    }
+
     /// Commits what is queued and closes the file.
     pub fn close(mut self) {
         let (tx, rx) = mpsc::channel();
@@ -432,10 +443,15 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
             continue;
         }
         let writes: usize = batches.iter().map(|b| b.writes.len()).sum();
-        let result = apply(&db, &batches).map_err(|e| {
-            tracing::error!("store commit failed: {e}");
-            e.to_string()
-        });
+        // Barriers alone commit nothing.
+        let result = if writes == 0 {
+            Ok(())
+        } else {
+            apply(&db, &batches).map_err(|e| {
+                tracing::error!("store commit failed: {e}");
+                e.to_string()
+            })
+        };
         let big = writes >= 1000
             || batches.iter().any(|b| {
                 b.writes

@@ -144,7 +144,10 @@ impl Core {
         };
         let (app, sess) = (h.session.app.clone(), h.session.id);
         let reader = self.store.reader();
-        tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Handle::current();
+        // Read after every write queued before this request is committed, so a client
+        // told its session ended finds the session's tasks here (read-your-writes).
+        let read = move || {
             let result = reader.task_history(&app, sess).map_err(|e| e.to_string()).map(|tasks| {
                 Reply::Tasks(
                     tasks
@@ -166,7 +169,10 @@ impl Core {
                 )
             });
             let _ = out.send(AgentFrame::Reply { id, result });
-        });
+        };
+        self.store.barrier(Box::new(move |_| {
+            rt.spawn_blocking(read);
+        }));
     }
 
     pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
