@@ -98,13 +98,41 @@ pub enum Write {
 
 pub type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// Told when the store starts failing (with the reason) and when it recovers (`None`).
+pub type HealthListener = Box<dyn Fn(Option<String>) + Send>;
+
+/// Whether a batch is answered at once when the store cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFault {
+    /// A client waits for it: it is failed (and nothing of it is kept), so the client is
+    /// told at once and what it asked for can be undone.
+    Fail,
+    /// The agent's own record of what happened (task ends, deliveries, session ends):
+    /// kept in order and committed once the store can be written again; its completion
+    /// runs then.
+    Keep,
+}
+
 struct Batch {
     writes: Vec<Write>,
     done: Option<Done>,
+    on_fault: OnFault,
+}
+
+/// The open database, replaced when the store is reopened after a fault (`None` while
+/// it is being reopened, or could not be).
+type Slot = Arc<std::sync::RwLock<Option<Arc<Database>>>>;
+
+fn current(slot: &Slot) -> Result<Arc<Database>, StoreError> {
+    slot.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| StoreError::Db("the store is being reopened after a fault".into()))
 }
 
 enum Op {
     Batch(Batch),
+    Listen(HealthListener),
     /// Commit whatever is queued, then stop.
     Close(mpsc::Sender<()>),
 }
@@ -129,7 +157,7 @@ pub const HISTORY_LOADED: usize = 10_000;
 
 pub struct Store {
     /// Shared with the writer thread: redb serves reads beside a write.
-    db: Arc<Database>,
+    db: Slot,
     tx: mpsc::Sender<Op>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
@@ -167,12 +195,13 @@ impl Store {
             Stored::Format(f, _) => migrate(&db, f)?,
         }
         let loaded = load(&db)?;
-        let db = Arc::new(db);
+        let db: Slot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
         let wdb = db.clone();
+        let (wpath, cache) = (path.to_path_buf(), cache_bytes);
         let thread = std::thread::Builder::new()
             .name("soam-store".into())
-            .spawn(move || writer(wdb, rx))
+            .spawn(move || Writer::new(wdb, wpath, cache).run(rx))
             .map_err(StoreError::db)?;
         Ok((
             Store {
@@ -194,17 +223,29 @@ impl Store {
         &self.path
     }
 
-    /// Queues a batch; `done` runs on the writer thread once it is committed (or failed).
+    /// Queues a batch of the agent's own record ([`OnFault::Keep`]); `done` runs on the
+    /// writer thread once it is committed.
     pub fn submit(&self, writes: Vec<Write>, done: Option<Done>) {
+        self.submit_as(writes, done, OnFault::Keep)
+    }
+
+    /// Queues a batch; `done` runs on the writer thread once it is committed, or failed
+    /// (per `on_fault`).
+    pub fn submit_as(&self, writes: Vec<Write>, done: Option<Done>, on_fault: OnFault) {
         if writes.is_empty() {
             if let Some(d) = done {
                 d(Ok(()));
             }
             return;
         }
-        if let Err(mpsc::SendError(Op::Batch(Batch { done: Some(d), .. }))) = self.tx.send(Op::Batch(Batch { writes, done })) {
+        if let Err(mpsc::SendError(Op::Batch(Batch { done: Some(d), .. }))) = self.tx.send(Op::Batch(Batch { writes, done, on_fault })) {
             d(Err(StoreError::Stopped.to_string()));
         }
+    }
+
+    /// Registers who is told when writes start failing and when they work again.
+    pub fn on_health(&self, f: HealthListener) {
+        let _ = self.tx.send(Op::Listen(f));
     }
 
     /// Runs `done` (on the writer thread) once every batch queued before it is committed
@@ -213,6 +254,7 @@ impl Store {
         if let Err(mpsc::SendError(Op::Batch(Batch { done: Some(d), .. }))) = self.tx.send(Op::Batch(Batch {
             writes: Vec::new(),
             done: Some(done),
+            on_fault: OnFault::Fail,
         })) {
             d(Err(StoreError::Stopped.to_string()));
         }
@@ -243,13 +285,13 @@ impl Drop for Store {
 /// Reads what the agent does not keep in memory.
 #[derive(Clone)]
 pub struct Reader {
-    db: Arc<Database>,
+    db: Slot,
 }
 
 impl Reader {
     /// The kept task history of an ended session, in task order.
     pub fn task_history(&self, app: &str, session: u64) -> Result<Vec<HistoryTask>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = current(&self.db)?.begin_read().map_err(StoreError::db)?;
         let t = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
         let mut out = Vec::new();
         for row in t.range((app, session, 0)..=(app, session, u64::MAX)).map_err(StoreError::db)? {
@@ -422,35 +464,84 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     Ok(out)
 }
 
-fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
-    let mut closing: Option<mpsc::Sender<()>> = None;
-    while closing.is_none() {
-        let Ok(first) = rx.recv() else { break };
-        let mut batches = Vec::new();
-        let mut next = Some(first);
-        // Everything already queued joins this commit.
-        while let Some(op) = next {
-            match op {
-                Op::Batch(b) => batches.push(b),
-                Op::Close(tx) => {
-                    closing = Some(tx);
-                    break;
+/// How often a failing store is reopened and tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The writer thread's state.
+struct Writer {
+    db: Slot,
+    path: PathBuf,
+    cache: usize,
+    /// Why writes fail, while they do.
+    fault: Option<String>,
+    /// Batches of the agent's own record waiting for the store to work again, in order.
+    kept: Vec<Batch>,
+    listener: Option<HealthListener>,
+}
+
+impl Writer {
+    fn new(db: Slot, path: PathBuf, cache: usize) -> Writer {
+        Writer {
+            db,
+            path,
+            cache,
+            fault: None,
+            kept: Vec::new(),
+            listener: None,
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Op>) {
+        let mut closing: Option<mpsc::Sender<()>> = None;
+        while closing.is_none() {
+            let first = if self.fault.is_some() {
+                match rx.recv_timeout(RETRY_EVERY) {
+                    Ok(op) => Some(op),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
+            } else {
+                match rx.recv() {
+                    Ok(op) => Some(op),
+                    Err(_) => break,
+                }
+            };
+            let mut batches = Vec::new();
+            let mut next = first;
+            // Everything already queued joins this commit.
+            while let Some(op) = next {
+                match op {
+                    Op::Batch(b) => batches.push(b),
+                    Op::Listen(f) => self.listener = Some(f),
+                    Op::Close(tx) => {
+                        closing = Some(tx);
+                        break;
+                    }
+                }
+                next = rx.try_recv().ok();
             }
-            next = rx.try_recv().ok();
+            if self.fault.is_some() {
+                self.while_failing(batches);
+            } else if !batches.is_empty() {
+                self.commit(batches);
+            }
         }
-        if batches.is_empty() {
-            continue;
+        if self.fault.is_some() {
+            // A last try, so that a clean stop after space came back loses nothing.
+            self.while_failing(Vec::new());
         }
+        if let Some(tx) = closing {
+            let _ = tx.send(());
+        }
+    }
+
+    fn commit(&mut self, batches: Vec<Batch>) {
         let writes: usize = batches.iter().map(|b| b.writes.len()).sum();
         // Barriers alone commit nothing.
         let result = if writes == 0 {
             Ok(())
         } else {
-            apply(&db, &batches).map_err(|e| {
-                tracing::error!("store commit failed: {e}");
-                e.to_string()
-            })
+            current(&self.db).and_then(|db| apply(&db, &batches))
         };
         let big = writes >= 1000
             || batches.iter().any(|b| {
@@ -458,18 +549,97 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
                     .iter()
                     .any(|w| matches!(w, Write::PutHistory(h) if h.tasks.len() >= 10_000))
             });
-        for b in batches {
-            if let Some(done) = b.done {
-                done(result.clone());
+        match result {
+            Ok(()) => {
+                for b in batches {
+                    if let Some(done) = b.done {
+                        done(Ok(()));
+                    }
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                tracing::error!("store commit failed: {e}; writes are refused until it works again (retried every second)");
+                self.fault = Some(e.clone());
+                if let Some(f) = &self.listener {
+                    f(Some(e));
+                }
+                self.while_failing(batches);
             }
         }
         if big {
             release_freed_memory();
         }
     }
-    drop(db);
-    if let Some(tx) = closing {
-        let _ = tx.send(());
+
+    /// While the store fails: clients' batches are failed at once, the agent's own
+    /// are kept; then the store is reopened and what was kept is tried again.
+    fn while_failing(&mut self, batches: Vec<Batch>) {
+        let why = self.fault.clone().unwrap_or_default();
+        for b in batches {
+            if b.on_fault == OnFault::Fail || b.writes.is_empty() {
+                if let Some(done) = b.done {
+                    done(if b.writes.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("the store cannot be written: {why}"))
+                    });
+                }
+            } else {
+                self.kept.push(b);
+            }
+        }
+        // redb refuses every write after an I/O error until the file is reopened. The
+        // old handle must be gone first; a reader still holding it makes this wait for
+        // the next try.
+        let reopened = {
+            let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+            match slot.take().map(Arc::try_unwrap) {
+                Some(Err(shared)) => {
+                    *slot = Some(shared);
+                    false
+                }
+                old => {
+                    drop(old);
+                    match Database::builder().set_cache_size(self.cache).create(&self.path) {
+                        Ok(db) => {
+                            *slot = Some(Arc::new(db));
+                            true
+                        }
+                        Err(e) => {
+                            tracing::debug!("store reopen failed: {e}");
+                            false
+                        }
+                    }
+                }
+            }
+        };
+        if !reopened {
+            return;
+        }
+        let kept = std::mem::take(&mut self.kept);
+        let tried = current(&self.db).and_then(|db| {
+            probe(&db)?;
+            if kept.is_empty() { Ok(()) } else { apply(&db, &kept) }
+        });
+        match tried {
+            Ok(()) => {
+                tracing::warn!("the store works again: {} kept batches committed; writes accepted", kept.len());
+                self.fault = None;
+                for b in kept {
+                    if let Some(done) = b.done {
+                        done(Ok(()));
+                    }
+                }
+                if let Some(f) = &self.listener {
+                    f(None);
+                }
+            }
+            Err(e) => {
+                tracing::debug!("store still failing: {e}");
+                self.kept = kept;
+            }
+        }
     }
 }
 
@@ -480,6 +650,17 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// A small write that proves the store takes commits again.
+fn probe(db: &Database) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(StoreError::db)?;
+    txn.set_durability(Durability::Immediate).map_err(StoreError::db)?;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::db)?;
+        stamp(&mut meta).map_err(StoreError::db)?;
+    }
+    txn.commit().map_err(StoreError::db)
 }
 
 fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {

@@ -77,6 +77,21 @@ pub enum CoreMsg {
     Persisted(Vec<(Sid, u64)>),
     /// A session's creation could not be committed; its client was told so.
     Unsaved(Sid),
+    /// Tasks `first..first+count` of a recoverable session are committed: they may run.
+    Accepted {
+        sid: Sid,
+        first: u64,
+        count: u64,
+    },
+    /// Their commit failed and the client was told so: they never run.
+    NotAccepted {
+        sid: Sid,
+        first: u64,
+        count: u64,
+        why: String,
+    },
+    /// The store started failing (the reason) or works again (`None`).
+    StoreHealth(Option<String>),
     /// Slurm and the workers (cluster mode).
     Cluster(ClusterEvent),
 }
@@ -426,6 +441,9 @@ pub struct Core {
     pending_ends: Vec<(Sid, u64)>,
     needs_schedule: bool,
     shutdown: watch::Sender<bool>,
+    /// Why the store cannot be written, while it cannot: requests that would write are
+    /// refused with it, and `soamcontrol agent status` shows it.
+    store_fault: Option<String>,
 }
 
 impl Core {
@@ -454,7 +472,11 @@ impl Core {
             pending_ends: Vec::new(),
             needs_schedule: false,
             shutdown,
+            store_fault: None,
         };
+        let health = core.inbox.clone();
+        core.store
+            .on_health(Box::new(move |fault| health.send(CoreMsg::StoreHealth(fault))));
         for rec in loaded.apps {
             match soam_profile::parse(&rec.profile, std::path::Path::new(&rec.source)) {
                 Ok(p) => core.install_app(p, rec),
@@ -570,6 +592,15 @@ impl Core {
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
             CoreMsg::Persisted(ends) => self.persisted(ends),
+            CoreMsg::Accepted { sid, first, count } => self.accepted(sid, first, count),
+            CoreMsg::NotAccepted { sid, first, count, why } => self.not_accepted(sid, first, count, &why),
+            CoreMsg::StoreHealth(fault) => {
+                match &fault {
+                    Some(e) => tracing::error!("the store cannot be written ({e}): requests that would write are refused until it can"),
+                    None => tracing::warn!("the store can be written again: requests are accepted"),
+                }
+                self.store_fault = fault;
+            }
             CoreMsg::Cluster(ev) => self.cluster_event(ev),
             CoreMsg::Unsaved(sid) => self.end_session(sid, SessionState::Aborted, "its creation could not be saved", false),
         }

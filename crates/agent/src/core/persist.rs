@@ -7,7 +7,12 @@
 //!   ([`Core::commit_ends`]); the commit's completion posts [`CoreMsg::Persisted`], and
 //!   only then do the outputs join the undelivered set;
 //! - retries, acknowledgements and session state changes are written without waiting: if
-//!   they are lost, the worst case is an output delivered again or a state to redo.
+//!   they are lost (a kill before the commit), the worst case is an output delivered
+//!   again or a state to redo;
+//! - when the store cannot be written (a full disk), the agent's own writes are kept in
+//!   order and committed once it can ([`soam_store::OnFault::Keep`]), so outputs wait
+//!   for their commit, while requests that would write are refused (`requests::request`)
+//!   and a submit whose commit failed never runs (`requests::not_accepted`).
 //!
 //! Non-recoverable sessions write only their session record (so a restart can end them
 //! with history) and never pay for the rest.
@@ -94,8 +99,10 @@ impl Core {
         self.store.submit(
             writes,
             Some(Box::new(move |r| {
+                // Kept batches complete only once committed; an error here means the
+                // agent is stopping, and the ends run again after its restart.
                 if let Err(e) = &r {
-                    tracing::error!("task results not saved ({e}); they are delivered anyway");
+                    tracing::error!("task results not saved ({e}); they run again after a restart");
                 }
                 inbox.send(CoreMsg::Persisted(ends));
             })),

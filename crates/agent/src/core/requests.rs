@@ -14,6 +14,14 @@ impl Core {
         {
             return self.fail(conn, id, e);
         }
+        if let Some(why) = &self.store_fault
+            && self.writes_store(conn, &req)
+        {
+            let msg = format!(
+                "refused: the store cannot be written ({why}); nothing was changed. soamd retries every second: see soamcontrol agent status"
+            );
+            return self.fail(conn, id, msg);
+        }
         let result = match req {
             Request::RegisterApp { profile, path, force } => return self.register(conn, id, profile, path, force),
             Request::UnregisterApp { app, force } => return self.unregister(conn, id, app, force),
@@ -47,6 +55,30 @@ impl Core {
         self.send(conn, AgentFrame::Reply { id, result });
     }
 
+    /// Whether a request would change the store: refused while it cannot be written, so
+    /// that nothing is acknowledged that a restart would forget. Opening, detaching and
+    /// acknowledging are kept records of the agent's own (committed once the store
+    /// works), and a non-recoverable session's tasks never touch the store.
+    fn writes_store(&self, conn: ConnId, req: &Request) -> bool {
+        match req {
+            Request::RegisterApp { .. }
+            | Request::UnregisterApp { .. }
+            | Request::SetAppEnabled { .. }
+            | Request::CreateSession(_)
+            | Request::Close { .. }
+            | Request::Abort { .. }
+            | Request::UpdateCommonData { .. }
+            | Request::SessionControl { .. }
+            | Request::TaskControl { .. } => true,
+            Request::Submit { session, .. } => self
+                .lookup(conn, session)
+                .ok()
+                .and_then(|sid| self.sessions.get(&sid))
+                .is_none_or(|s| s.stype.recoverable),
+            _ => false,
+        }
+    }
+
     /// Replies once `writes` are committed (or at once if there are none).
     fn reply_after(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply) {
         self.reply_after_or_undo(conn, id, writes, reply, None);
@@ -55,14 +87,20 @@ impl Core {
     /// As `reply_after`; if the commit fails, `undo` is posted to the core as well, so
     /// what the client was told failed does not live on in memory.
     fn reply_after_or_undo(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, undo: Option<CoreMsg>) {
+        self.reply_after_then(conn, id, writes, reply, undo.map(|m| (None, Some(m))));
+    }
+
+    /// As `reply_after_or_undo`, posting `then.0` to the core on success and `then.1` on
+    /// failure. The client's batch is failed at once if the store is failing
+    /// ([`OnFault::Fail`]): a client is never kept waiting on a fault.
+    fn reply_after_then(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, then: Option<(Option<CoreMsg>, Option<CoreMsg>)>) {
         let inbox = self.inbox.clone();
         let out = self.conns.get(&conn).map(|c| c.out.clone());
-        self.store.submit(
+        let (on_ok, on_err) = then.unwrap_or((None, None));
+        self.store.submit_as(
             writes,
             Some(Box::new(move |r| {
-                if r.is_err()
-                    && let Some(m) = undo
-                {
+                if let Some(m) = if r.is_ok() { on_ok } else { on_err } {
                     inbox.send(m);
                 }
                 let result = r.map(|_| reply).map_err(|e| format!("not saved: {e}"));
@@ -70,6 +108,7 @@ impl Core {
                     let _ = out.send(AgentFrame::Reply { id, result });
                 }
             })),
+            soam_store::OnFault::Fail,
         );
     }
 
@@ -491,12 +530,16 @@ impl Core {
         for input in inputs {
             let idx = s.tasks.len() as u32;
             s.tasks.push(Task::new(input, now));
-            s.pending.push_back(idx);
+            // A recoverable session's tasks run once committed (`accepted`): a submit
+            // the store could not keep is refused and none of it runs.
+            if !recoverable {
+                s.pending.push_back(idx);
+            }
         }
         s.counts.pending += count;
         s.drained_sent = false;
         s.idle_since = None;
-        self.needs_schedule = true;
+        self.needs_schedule = !recoverable;
         let writes = if recoverable {
             let records = (first..first + count)
                 .map(|tid| (tid, Self::task_record(s, (tid - 1) as usize)))
@@ -511,9 +554,43 @@ impl Core {
                 Write::PutSession(self.session_record(sid)),
             ]
         } else {
-            Vec::new()
+            return self.reply_after(conn, id, Vec::new(), Reply::Submitted { first, count });
         };
-        self.reply_after(conn, id, writes, Reply::Submitted { first, count });
+        let why = String::from("the store could not save them");
+        let then = (
+            Some(CoreMsg::Accepted { sid, first, count }),
+            Some(CoreMsg::NotAccepted { sid, first, count, why }),
+        );
+        self.reply_after_then(conn, id, writes, Reply::Submitted { first, count }, Some(then));
+    }
+
+    /// Committed tasks of a recoverable session join its queue.
+    pub(super) fn accepted(&mut self, sid: Sid, first: u64, count: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        for tid in first..first + count {
+            let idx = (tid - 1) as u32;
+            if s.tasks.get(idx as usize).is_some_and(|t| t.state == TaskState::Pending) {
+                s.pending.push_back(idx);
+            }
+        }
+        self.needs_schedule = true;
+    }
+
+    /// Tasks whose submit was refused for a failed commit: they end canceled and
+    /// delivered (nobody waits for them) and never run; their ids stay used.
+    pub(super) fn not_accepted(&mut self, sid: Sid, first: u64, count: u64, why: &str) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        for tid in first..first + count {
+            let idx = (tid - 1) as usize;
+            if s.tasks.get(idx).is_some_and(|t| t.state == TaskState::Pending) {
+                s.set_state(idx, TaskState::Canceled);
+                let t = &mut s.tasks[idx];
+                t.ended_ms = now_ms();
+                t.delivered = true;
+                t.result = Some(boxed(Bytes::from(format!("not accepted: {why}"))));
+            }
+        }
+        self.dirty.insert(sid);
     }
 
     fn ack(&mut self, conn: ConnId, r: &SessionRef, tasks: Vec<u64>) {

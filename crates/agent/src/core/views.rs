@@ -220,7 +220,15 @@ impl Core {
             busy_instances: self.instances.values().filter(|i| i.invokes > 0).count() as u32,
             apps: self.apps.len() as u32,
             open_sessions: self.sessions.len() as u32,
-            store: self.store.path().display().to_string(),
+            // The field is text, so a failing store is said here without a new field
+            // (docs/compatibility.md).
+            store: match &self.store_fault {
+                None => self.store.path().display().to_string(),
+                Some(e) => format!(
+                    "{} (DEGRADED: cannot be written: {e}; writes refused, retried every second)",
+                    self.store.path().display()
+                ),
+            },
             socket: self.cfg.paths.socket.display().to_string(),
         }
     }

@@ -1,0 +1,158 @@
+//! A full disk, for real: the data folder is a small tmpfs, filled and freed while
+//! recoverable work is submitted. Needs root (mount); says it skipped elsewhere.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// A tmpfs mounted on a folder, unmounted however the test ends.
+struct Tmpfs(std::path::PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success();
+    if !ok {
+        eprintln!("skipped: could not mount a tmpfs");
+        return None;
+    }
+    Some(Tmpfs(dir.to_path_buf()))
+}
+
+fn status_store(env: &Env) -> String {
+    env.json("soamcontrol", &["agent", "status"])["store"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_what_was_acknowledged_and_recovers_without_a_restart() {
+    let mut env = Env::empty();
+    let Some(_mount) = tmpfs(&env.path("data"), "16m") else { return };
+    env.start_agent();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile("a", "", "  - name: Rec\n    recoverable: true\n    onClientDisconnect: continue\n"),
+    );
+    env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]);
+    env.ok("soamcontrol", &["session", "suspend", "a:1"]);
+    let filler = env.path("data/filler");
+    // Leaves about 1.5 MB free: the store file has to grow into it.
+    let fill = || {
+        let used: u64 = std::fs::read_dir(env.path("data"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        let free = 16 * 1024 * 1024 - used as usize;
+        std::fs::write(&filler, vec![0u8; free.saturating_sub(1536 * 1024)]).unwrap();
+    };
+    let task = env.path("task.txt");
+    std::fs::write(&task, format!("{}\n", "x".repeat(100 * 1024)).repeat(5)).unwrap();
+    let submit = || {
+        env.run(
+            "soamsession",
+            &["submit", "--session", "a:1", "--input-file", task.to_str().unwrap(), "--detach"],
+        )
+    };
+    let mut accepted = 0u64;
+    // Submits until one is refused for the disk; returns its error.
+    let until_full = |accepted: &mut u64| loop {
+        let o = submit();
+        if !o.status.success() {
+            break String::from_utf8_lossy(&o.stderr).trim().to_string();
+        }
+        *accepted += 5;
+        assert!(*accepted < 500, "the disk never filled");
+    };
+    // Fills what is left to the last byte: a small write may still fit after a large one
+    // failed, and the store would (rightly) work again at once.
+    let fill_all = || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        let _ = f.write_all(&[0u8; 1]);
+    };
+    fill();
+    let first_err = until_full(&mut accepted);
+    // Refused by the failing commit itself ("not saved"), or, if one of the agent's own
+    // writes hit the full disk first, before it was tried.
+    let full = |e: &str| e.contains("not saved") || e.contains("the store cannot be written");
+    assert!(full(&first_err), "{first_err}");
+    fill_all();
+    assert!(!submit().status.success());
+    // Degraded, and said so; every write is refused with the reason, nothing changes.
+    wait_for(10, "the agent to say its store fails", || {
+        status_store(&env).contains("DEGRADED").then_some(())
+    });
+    let refused = String::from_utf8_lossy(&submit().stderr).trim().to_string();
+    assert!(
+        refused.contains("the store cannot be written") && refused.contains("nothing was changed"),
+        "{refused}"
+    );
+    let e = env.fails("soamcontrol", &["session", "resume", "a:1"]);
+    assert!(e.contains("the store cannot be written"), "{e}");
+    let s = env.session("a", 1).unwrap();
+    assert_eq!(
+        (s["state"].as_str(), s["pending"].as_u64()),
+        (Some("suspended"), Some(accepted)),
+        "{s}"
+    );
+
+    // Space comes back: the agent reopens the store by itself and takes writes again.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(20, "the store to work again", || {
+        (!status_store(&env).contains("DEGRADED")).then_some(())
+    });
+    assert!(submit().status.success());
+    accepted += 5;
+
+    // Full again, and the agent killed while it cannot write: a restart once there is
+    // room finds every acknowledged task, and no id was given twice (refused submits'
+    // ids stay used: canceled, never run).
+    fill();
+    let err = until_full(&mut accepted);
+    assert!(full(&err), "{err}");
+    fill_all();
+    assert!(!submit().status.success());
+    wait_for(10, "the agent to say its store fails", || {
+        status_store(&env).contains("DEGRADED").then_some(())
+    });
+    env.stop_agent(libc::SIGKILL);
+    std::fs::remove_file(&filler).unwrap();
+    env.start_agent();
+    let tasks = env.json("soamview", &["task", "a:1"]);
+    let pending: Vec<u64> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "pending")
+        .map(|t| t["task"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pending.len() as u64, accepted, "{tasks}");
+    let mut ids: Vec<u64> = tasks.as_array().unwrap().iter().map(|t| t["task"].as_u64().unwrap()).collect();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    // The refused batch never ran: resuming runs only the accepted ones.
+    env.ok("soamcontrol", &["session", "resume", "a:1"]);
+    wait_for(60, "the accepted tasks to run", || {
+        let s = env.session("a", 1)?;
+        (s["done"].as_u64() == Some(accepted)).then_some(())
+    });
+    let new = env.ok("soamsession", &["create", "--app", "a"]);
+    assert_eq!(new.trim(), "2", "session ids go on");
+}
