@@ -203,3 +203,23 @@ fn a_reply_too_large_to_send_is_answered_with_an_error() {
     // The connection's other answers still come: one application at a time fits.
     assert!(env.ok("soamview", &["app", "a", "-p"]).len() > 9_000_000);
 }
+
+/// Requests over the message size limit are refused at the client with the limit named,
+/// at once (they used to be dropped by the writer, and the command waited forever).
+#[test]
+fn requests_over_the_message_limit_are_refused_at_the_client() {
+    let env = Env::new();
+    let big = env.path("big.yaml");
+    let mut text = String::from("application: big\nservices:\n  - name: s\n    command: [\"true\"]\n");
+    text.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
+    std::fs::write(&big, text).unwrap();
+    let e = env.fails("soamreg", &[big.to_str().unwrap()]);
+    assert!(e.contains("over the 16 MiB message limit"), "{e}");
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let data = env.path("common.bin");
+    std::fs::write(&data, vec![7u8; 20_000_000]).unwrap();
+    let e = env.fails("soamsession", &["create", "--app", "a", "--common-data", data.to_str().unwrap()]);
+    assert!(e.contains("over the 16 MiB message limit"), "{e}");
+    // Nothing was created, and the connection's agent is fine.
+    assert_eq!(env.json("soamview", &["session", "a"]).as_array().unwrap().len(), 0);
+}

@@ -239,7 +239,7 @@ impl Client {
         let lost: Arc<Mutex<Option<String>>> = Default::default();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(stream.clone(), out_rx));
+        tokio::spawn(write_loop(stream.clone(), out_rx, pending.clone()));
         tokio::spawn(read_loop(stream, pending.clone(), ev_tx, lost.clone()));
         Ok(Client {
             out: out_tx,
@@ -298,8 +298,22 @@ impl Client {
     }
 }
 
-async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientFrame>) {
-    frame::write_queued(&*stream, &mut rx).await;
+/// Writes requests; one that cannot be sent (over the message size limit) is answered
+/// at once with why, instead of leaving its caller waiting for a reply that never comes.
+async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientFrame>, pending: Pending) {
+    frame::write_queued_reporting(&*stream, &mut rx, |f, e| {
+        let why = match e {
+            FrameError::TooLarge(n) => format!(
+                "the request is {n} bytes, over the {} MiB message limit; nothing was sent",
+                frame::MAX_FRAME >> 20
+            ),
+            e => format!("the request could not be sent ({e}); nothing was sent"),
+        };
+        if let Some(tx) = pending.lock().unwrap().remove(&f.id) {
+            let _ = tx.send(Err(ClientError::Refused(why)));
+        }
+    })
+    .await;
 }
 
 async fn read_loop(stream: Arc<Stream>, pending: Pending, events: mpsc::UnboundedSender<Event>, lost: Arc<Mutex<Option<String>>>) {

@@ -193,14 +193,25 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) 
 
 /// Writes every message sent on `rx` until it closes, coalescing whatever is already
 /// queued (up to 1 MiB) into one write. Returns early if the peer stops reading.
-pub async fn write_queued<W: AsyncWrite + Unpin, T: Serialize>(mut w: W, rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) {
+pub async fn write_queued<W: AsyncWrite + Unpin, T: Serialize>(w: W, rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) {
+    write_queued_reporting(w, rx, |_, _| {}).await
+}
+
+/// As [`write_queued`]; a message that cannot be sent (over [`MAX_FRAME`]) is handed to
+/// `unsendable` with the reason, so whoever waits for its answer can be told.
+pub async fn write_queued_reporting<W: AsyncWrite + Unpin, T: Serialize>(
+    mut w: W,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    mut unsendable: impl FnMut(T, FrameError),
+) {
     let mut buf = Vec::with_capacity(1 << 16);
     while let Some(m) = rx.recv().await {
         buf.clear();
         let mut next = Some(m);
         while let Some(m) = next {
-            // Only a message over the cap fails to encode; senders split below it.
-            let _ = encode_into(&m, &mut buf);
+            if let Err(e) = encode_into(&m, &mut buf) {
+                unsendable(m, e);
+            }
             next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
         }
         // Flushed every time: a socket ignores it, but a pipe writer (a worker's
