@@ -70,8 +70,8 @@ fn a_store_from_the_previous_release_opens_with_everything_in_it() {
     assert_eq!(lines(&out), ["x", "y"]);
 }
 
-fn sha(path: &Path) -> Vec<u8> {
-    // Byte equality is what matters; the file is small enough to compare whole.
+/// The file's bytes: it is small enough to compare whole.
+fn bytes_of(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
@@ -82,7 +82,7 @@ fn a_store_from_a_newer_release_is_refused_and_left_as_it_was() {
     env.stop_agent(libc::SIGTERM);
     let store = env.path("data/soam.redb");
     soam_store::stamp_format(&store, soam_store::FORMAT + 1, "9.9.9").unwrap();
-    let before = sha(&store);
+    let before = bytes_of(&store);
     let o = std::process::Command::new(bin("soamd"))
         .env("SOAM_HOME", env.path(""))
         .output()
@@ -91,7 +91,7 @@ fn a_store_from_a_newer_release_is_refused_and_left_as_it_was() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     let want = format!("has format {} (written by soam 9.9.9)", soam_store::FORMAT + 1);
     assert!(err.contains(&want) && err.contains("it was not changed"), "{err}");
-    assert!(sha(&store) == before, "the newer store was written to");
+    assert!(bytes_of(&store) == before, "the newer store was written to");
 }
 
 /// A large old store, and the agent killed at moments spread over its migration: every

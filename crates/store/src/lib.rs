@@ -383,10 +383,22 @@ fn migrate(db: &Database, from: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Puts the version-1 byte in front of every row of a table: copied into a new table,
-/// which then takes the old one's name.
+/// Puts the version-1 byte in front of every row of a table.
 fn prefix_rows<K: redb::Key + 'static>(txn: &redb::WriteTransaction, def: TableDefinition<K, &[u8]>) -> Result<u64, StoreError> {
-    let tmp_name = format!("{}.migrating", def.name());
+    rewrite_rows(txn, def, |v, out| {
+        out.push(1);
+        out.extend_from_slice(v);
+    })
+}
+
+/// Rewrites every row's value of a table through `f`: copied into a new table, which
+/// then takes the old one's name (redb has no in-place update while iterating).
+fn rewrite_rows<K: redb::Key + 'static>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<K, &[u8]>,
+    f: impl Fn(&[u8], &mut Vec<u8>),
+) -> Result<u64, StoreError> {
+    let tmp_name = format!("{}.rewriting", def.name());
     let tmp: TableDefinition<K, &[u8]> = TableDefinition::new(&tmp_name);
     let mut n = 0;
     {
@@ -396,8 +408,7 @@ fn prefix_rows<K: redb::Key + 'static>(txn: &redb::WriteTransaction, def: TableD
         for row in old.iter().map_err(StoreError::db)? {
             let (k, v) = row.map_err(StoreError::db)?;
             buf.clear();
-            buf.push(1);
-            buf.extend_from_slice(v.value());
+            f(v.value(), &mut buf);
             new.insert(k.value(), buf.as_slice()).map_err(StoreError::db)?;
             n += 1;
         }
@@ -729,26 +740,12 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
 pub fn downgrade_to_format0(path: &Path) -> Result<(), StoreError> {
     let db = Database::create(path).map_err(StoreError::db)?;
     let txn = db.begin_write().map_err(StoreError::db)?;
-    fn strip<K: redb::Key + 'static>(txn: &redb::WriteTransaction, def: TableDefinition<K, &[u8]>) -> Result<(), StoreError> {
-        let tmp_name = format!("{}.old", def.name());
-        let tmp: TableDefinition<K, &[u8]> = TableDefinition::new(&tmp_name);
-        {
-            let old = txn.open_table(def).map_err(StoreError::db)?;
-            let mut new = txn.open_table(tmp).map_err(StoreError::db)?;
-            for row in old.iter().map_err(StoreError::db)? {
-                let (k, v) = row.map_err(StoreError::db)?;
-                new.insert(k.value(), &v.value()[1..]).map_err(StoreError::db)?;
-            }
-        }
-        txn.delete_table(def).map_err(StoreError::db)?;
-        txn.rename_table(tmp, def).map_err(StoreError::db)?;
-        Ok(())
-    }
-    strip(&txn, APPS)?;
-    strip(&txn, SESSIONS)?;
-    strip(&txn, TASKS)?;
-    strip(&txn, HISTORY)?;
-    strip(&txn, TASK_HISTORY)?;
+    let strip = |v: &[u8], out: &mut Vec<u8>| out.extend_from_slice(&v[1..]);
+    rewrite_rows(&txn, APPS, strip)?;
+    rewrite_rows(&txn, SESSIONS, strip)?;
+    rewrite_rows(&txn, TASKS, strip)?;
+    rewrite_rows(&txn, HISTORY, strip)?;
+    rewrite_rows(&txn, TASK_HISTORY, strip)?;
     txn.delete_table(META).map_err(StoreError::db)?;
     txn.commit().map_err(StoreError::db)
 }
