@@ -189,10 +189,12 @@ impl Store {
         }
         let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(locked)?;
         match read_format(&db)? {
-            Stored::Fresh => init_tables(&db)?,
-            Stored::Format(f, _) if f == FORMAT => init_tables(&db)?,
-            Stored::Format(f, by) if f > FORMAT => return Err(newer(path, f, &by).unwrap_err()),
-            Stored::Format(f, _) => migrate(&db, f)?,
+            Stored::Format(f, by) if f != FORMAT => {
+                // Reached for a newer store only when it needed repair first.
+                newer(path, f, &by)?;
+                migrate(&db, f)?
+            }
+            _ => init_tables(&db)?,
         }
         let loaded = load(&db)?;
         let db: Slot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
@@ -296,7 +298,7 @@ impl Reader {
         let mut out = Vec::new();
         for row in t.range((app, session, 0)..=(app, session, u64::MAX)).map_err(StoreError::db)? {
             let (_, v) = row.map_err(StoreError::db)?;
-            out.extend(decode::<Vec<HistoryTask>>(v.value()).map_err(StoreError::db)?);
+            out.extend(decode::<Vec<HistoryTask>>(v.value())?);
         }
         Ok(out)
     }
@@ -326,12 +328,14 @@ fn read_format(db: &impl ReadableDatabase) -> Result<Stored, StoreError> {
     let txn = db.begin_read().map_err(StoreError::db)?;
     match txn.open_table(META) {
         Ok(meta) => {
-            let format = meta.get("format").map_err(StoreError::db)?.map(|v| {
-                let mut b = [0u8; 8];
-                let raw = v.value();
-                b[..raw.len().min(8)].copy_from_slice(&raw[..raw.len().min(8)]);
-                u64::from_le_bytes(b)
-            });
+            let format = match meta.get("format").map_err(StoreError::db)? {
+                None => None,
+                Some(v) => Some(
+                    <[u8; 8]>::try_from(v.value())
+                        .map(u64::from_le_bytes)
+                        .map_err(|_| StoreError::Db("corrupt meta record: format is not 8 bytes".into()))?,
+                ),
+            };
             let by = meta
                 .get("written_by")
                 .map_err(StoreError::db)?

@@ -183,3 +183,50 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, DecodeError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskRecord {
+        TaskRecord {
+            state: StoredTaskState::Pending,
+            attempts: 0,
+            failures: 0,
+            input: Bytes::from_static(b"in"),
+            result: None,
+            delivered: false,
+            submitted_ms: 1,
+            started_ms: 0,
+            ended_ms: 0,
+        }
+    }
+
+    #[test]
+    fn rows_carry_their_version_and_unknown_ones_are_refused() {
+        let row = encode(&task());
+        assert_eq!(row[0], TaskRecord::VERSION);
+        assert_eq!(decode::<TaskRecord>(&row).unwrap().input, task().input);
+        // A row from a later release: said so, not misread.
+        let mut newer = row.clone();
+        newer[0] = TaskRecord::VERSION + 1;
+        let e = decode::<TaskRecord>(&newer).unwrap_err().to_string();
+        assert!(e.contains("newer than this release reads"), "{e}");
+        // A version this release never wrote, an empty row, a cut one.
+        let mut unknown = row.clone();
+        unknown[0] = 0;
+        assert!(
+            decode::<TaskRecord>(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown version 0")
+        );
+        assert!(decode::<TaskRecord>(&[]).unwrap_err().to_string().contains("empty row"));
+        assert!(
+            decode::<TaskRecord>(&row[..3])
+                .unwrap_err()
+                .to_string()
+                .contains("corrupt task record")
+        );
+    }
+}

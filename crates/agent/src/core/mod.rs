@@ -594,13 +594,8 @@ impl Core {
             CoreMsg::Persisted(ends) => self.persisted(ends),
             CoreMsg::Accepted { sid, first, count } => self.accepted(sid, first, count),
             CoreMsg::NotAccepted { sid, first, count, why } => self.not_accepted(sid, first, count, &why),
-            CoreMsg::StoreHealth(fault) => {
-                match &fault {
-                    Some(e) => tracing::error!("the store cannot be written ({e}): requests that would write are refused until it can"),
-                    None => tracing::warn!("the store can be written again: requests are accepted"),
-                }
-                self.store_fault = fault;
-            }
+            // The store's writer has logged the fault and the recovery.
+            CoreMsg::StoreHealth(fault) => self.store_fault = fault,
             CoreMsg::Cluster(ev) => self.cluster_event(ev),
             CoreMsg::Unsaved(sid) => self.end_session(sid, SessionState::Aborted, "its creation could not be saved", false),
         }

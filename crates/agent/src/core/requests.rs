@@ -70,33 +70,28 @@ impl Core {
             | Request::UpdateCommonData { .. }
             | Request::SessionControl { .. }
             | Request::TaskControl { .. } => true,
+            // An unknown session is left to the handler, which says so.
             Request::Submit { session, .. } => self
                 .lookup(conn, session)
                 .ok()
                 .and_then(|sid| self.sessions.get(&sid))
-                .is_none_or(|s| s.stype.recoverable),
+                .is_some_and(|s| s.stype.recoverable),
             _ => false,
         }
     }
 
     /// Replies once `writes` are committed (or at once if there are none).
     fn reply_after(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply) {
-        self.reply_after_or_undo(conn, id, writes, reply, None);
+        self.reply_after_then(conn, id, writes, reply, None, None);
     }
 
-    /// As `reply_after`; if the commit fails, `undo` is posted to the core as well, so
-    /// what the client was told failed does not live on in memory.
-    fn reply_after_or_undo(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, undo: Option<CoreMsg>) {
-        self.reply_after_then(conn, id, writes, reply, undo.map(|m| (None, Some(m))));
-    }
-
-    /// As `reply_after_or_undo`, posting `then.0` to the core on success and `then.1` on
-    /// failure. The client's batch is failed at once if the store is failing
+    /// As `reply_after`, posting `on_ok` to the core once committed and `on_err` if the
+    /// commit failed (so what the client was told failed does not live on in memory).
+    /// The client's batch is failed at once while the store is failing
     /// ([`OnFault::Fail`]): a client is never kept waiting on a fault.
-    fn reply_after_then(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, then: Option<(Option<CoreMsg>, Option<CoreMsg>)>) {
+    fn reply_after_then(&self, conn: ConnId, id: u64, writes: Vec<Write>, reply: Reply, on_ok: Option<CoreMsg>, on_err: Option<CoreMsg>) {
         let inbox = self.inbox.clone();
         let out = self.conns.get(&conn).map(|c| c.out.clone());
-        let (on_ok, on_err) = then.unwrap_or((None, None));
         self.store.submit_as(
             writes,
             Some(Box::new(move |r| {
@@ -398,7 +393,7 @@ impl Core {
                     Write::PutSession(self.session_record(sid)),
                 ];
                 let info = self.session_info(sid);
-                self.reply_after_or_undo(conn, id, writes, Reply::Session(info), Some(CoreMsg::Unsaved(sid)));
+                self.reply_after_then(conn, id, writes, Reply::Session(info), None, Some(CoreMsg::Unsaved(sid)));
             }
         }
     }
@@ -557,11 +552,14 @@ impl Core {
             return self.reply_after(conn, id, Vec::new(), Reply::Submitted { first, count });
         };
         let why = String::from("the store could not save them");
-        let then = (
+        self.reply_after_then(
+            conn,
+            id,
+            writes,
+            Reply::Submitted { first, count },
             Some(CoreMsg::Accepted { sid, first, count }),
             Some(CoreMsg::NotAccepted { sid, first, count, why }),
         );
-        self.reply_after_then(conn, id, writes, Reply::Submitted { first, count }, Some(then));
     }
 
     /// Committed tasks of a recoverable session join its queue.
