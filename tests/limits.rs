@@ -189,19 +189,29 @@ fn out_of_descriptors_the_agent_backs_off_and_then_serves_again() {
 }
 
 #[test]
-fn a_reply_too_large_to_send_is_answered_with_an_error() {
+fn listings_larger_than_a_message_arrive_in_pages() {
     let env = Env::new();
-    // Two profiles of about 9 MB each: each fits a 16 MiB frame, a listing of both does not.
+    // 20 profiles of about 1 MB: 20 MB of profile text, more than one 16 MiB message.
     let line = format!("# {}\n", "x".repeat(1000));
-    for app in ["a", "b"] {
-        let mut p = Env::behave_profile(app, "", "");
-        p.push_str(&line.repeat(9 * 1024));
-        env.register(&format!("{app}.yaml"), &p);
+    for i in 0..20 {
+        let mut p = Env::behave_profile(&format!("app{i:02}"), "", "");
+        p.push_str(&line.repeat(1000));
+        env.register(&format!("app{i:02}.yaml"), &p);
     }
-    let err = env.fails("soamview", &["app", "-p"]);
-    assert!(err.contains("the reply could not be sent") && err.contains("exceeds"), "{err}");
-    // The connection's other answers still come: one application at a time fits.
-    assert!(env.ok("soamview", &["app", "a", "-p"]).len() > 9_000_000);
+    let text = env.ok("soamview", &["app", "-p"]);
+    assert!(text.len() > 20_000_000, "{} bytes", text.len());
+    for i in 0..20 {
+        assert!(text.contains(&format!("# app{i:02} (")), "app{i:02} missing");
+    }
+    let apps = env.json("soamview", &["app"]);
+    assert_eq!(apps.as_array().unwrap().len(), 20);
+    // A profile over the limit is refused before it is sent, with the limit named.
+    let mut p = Env::behave_profile("huge", "", "");
+    p.push_str(&line.repeat(1100));
+    let path = env.path("huge.yaml");
+    std::fs::write(&path, p).unwrap();
+    let e = env.fails("soamreg", &[path.to_str().unwrap()]);
+    assert!(e.contains("the limit is 1048576 bytes"), "{e}");
 }
 
 /// Requests over the message size limit are refused at the client with the limit named,
@@ -214,7 +224,7 @@ fn requests_over_the_message_limit_are_refused_at_the_client() {
     text.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
     std::fs::write(&big, text).unwrap();
     let e = env.fails("soamreg", &[big.to_str().unwrap()]);
-    assert!(e.contains("over the 16 MiB message limit"), "{e}");
+    assert!(e.contains("the limit is 1048576 bytes"), "{e}");
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let data = env.path("common.bin");
     std::fs::write(&data, vec![7u8; 20_000_000]).unwrap();

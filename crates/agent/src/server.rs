@@ -206,7 +206,15 @@ fn is_view(req: &soam_proto::msg::Request) -> bool {
     use soam_proto::msg::Request as R;
     matches!(
         req,
-        R::ListApps { .. } | R::ListSessions(_) | R::ListTasks { .. } | R::History { .. } | R::TaskHistory { .. }
+        R::ListApps { .. }
+            | R::ListSessions(_)
+            | R::ListTasks { .. }
+            | R::History { .. }
+            | R::TaskHistory { .. }
+            | R::ListTasksPage { .. }
+            | R::TaskHistoryPage { .. }
+            | R::ListSessionsPage { .. }
+            | R::ListAppsPage { .. }
     )
 }
 

@@ -67,15 +67,52 @@ async fn in_process_agent_runs_a_session() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("the limit is 65536"), "{e}");
-    let tasks = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"xyz")];
-    c.call(Request::Submit {
+    // A submission in several frames: a part refused refuses the rest, up to and
+    // including its Submit, and nothing of it is accepted.
+    let stage = |tasks: Vec<Bytes>| {
+        c.send(Request::Stage {
+            session: sref.clone(),
+            tasks,
+        })
+    };
+    let too_big = Bytes::from(vec![b'a'; soam_proto::frame::MAX_PAYLOAD + 1024]);
+    let replies = [
+        stage(vec![Bytes::from_static(b"lost")]),
+        stage(vec![too_big]),
+        stage(vec![Bytes::from_static(b"lost too")]),
+    ];
+    let submit = c.send(Request::Submit {
         session: sref.clone(),
-        tasks,
-    })
-    .await
-    .unwrap();
+        tasks: vec![Bytes::from_static(b"and this")],
+    });
+    let [first, big, after] = replies;
+    assert!(matches!(first.await.unwrap(), Reply::Staged { count: 1 }));
+    let e = big.await.unwrap_err().to_string();
+    assert!(e.contains("nothing of this submission was accepted"), "{e}");
+    assert_eq!(after.await.unwrap_err().to_string(), e);
+    assert_eq!(submit.await.unwrap_err().to_string(), e);
+    // The next submission starts afresh: ids 1 and 2 show nothing above was kept.
+    let tasks = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"xyz")];
+    let r = c
+        .call(Request::Submit {
+            session: sref.clone(),
+            tasks,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 1, count: 2 }), "{r:?}");
+    // Staged and submitted together, in order.
+    stage(vec![Bytes::from_static(b"d")]).await.unwrap();
+    let r = c
+        .call(Request::Submit {
+            session: sref.clone(),
+            tasks: vec![Bytes::from_static(b"e")],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 3, count: 2 }), "{r:?}");
     let mut got = Vec::new();
-    while got.len() < 2 {
+    while got.len() < 4 {
         match c.next_event().await.unwrap() {
             Event::Outputs { outputs, .. } => {
                 c.notify(Request::Ack {
@@ -90,7 +127,15 @@ async fn in_process_agent_runs_a_session() {
         }
     }
     got.sort();
-    assert_eq!(got, vec![(1, Bytes::from_static(b"ABC")), (2, Bytes::from_static(b"XYZ"))]);
+    assert_eq!(
+        got,
+        vec![
+            (1, Bytes::from_static(b"ABC")),
+            (2, Bytes::from_static(b"XYZ")),
+            (3, Bytes::from_static(b"D")),
+            (4, Bytes::from_static(b"E")),
+        ]
+    );
     c.call(Request::Close { session: sref }).await.unwrap();
 
     agent.shutdown();

@@ -38,6 +38,7 @@ where
     };
     match rt.block_on(body) {
         Ok(code) => code,
+        Err(e) if crate::output::is_broken_pipe(&e) => 0,
         Err(e) => {
             let msg = format!("{e:#}");
             // The reason may quote a profile or another user's names: escaped.

@@ -66,8 +66,16 @@ impl Grid {
     pub fn json_string(&self) -> String {
         let mut out = String::with_capacity(self.rows.len() * 64 * self.columns.len() + 2);
         out.push('[');
+        self.json_rows(&mut out, false);
+        out.push(']');
+        out
+    }
+
+    /// The rows as JSON objects separated by commas; `after_rows` when rows were
+    /// already written before these (a comma goes first).
+    fn json_rows(&self, out: &mut String, after_rows: bool) {
         for (i, r) in self.rows.iter().enumerate() {
-            if i > 0 {
+            if i > 0 || after_rows {
                 out.push(',');
             }
             out.push('{');
@@ -82,8 +90,6 @@ impl Grid {
             }
             out.push('}');
         }
-        out.push(']');
-        out
     }
 
     /// A cell as shown: names and values may come from other users and profiles, so
@@ -106,20 +112,29 @@ impl Grid {
     /// The layout comfy-table gives with no borders (a space of padding each side of
     /// every cell), for tables too long for it to lay out quickly.
     fn render_plain(&self) -> String {
-        let header: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
+        self.render_plain_with(&mut Vec::new(), true)
+    }
+
+    /// `render_plain` for one page of a longer listing: columns are at least `widths`
+    /// wide (the pages before), which grow to fit this page; the header only if asked.
+    fn render_plain_with(&self, widths: &mut Vec<usize>, header: bool) -> String {
+        let head: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
         let rows: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(Self::text).collect()).collect();
-        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        if widths.is_empty() {
+            *widths = head.iter().map(|h| h.chars().count()).collect();
+        }
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
                 *w = (*w).max(c.chars().count());
             }
         }
         let mut out = String::new();
-        for r in std::iter::once(&header).chain(rows.iter()) {
+        let first = header.then_some(&head);
+        for r in first.into_iter().chain(rows.iter()) {
             if !out.is_empty() {
                 out.push('\n');
             }
-            for (c, w) in r.iter().zip(&widths) {
+            for (c, w) in r.iter().zip(widths.iter()) {
                 out.push(' ');
                 out.push_str(c);
                 out.extend(std::iter::repeat_n(' ', w - c.chars().count() + 1));
@@ -161,6 +176,86 @@ impl Grid {
             println!("{}", self.render());
         }
     }
+}
+
+/// Prints a listing that arrives in pages. One page prints exactly as a whole listing
+/// does; longer ones stream as they arrive, so a million rows never sit in memory: JSON
+/// as one array written row by row, tables in the plain layout, whose columns widen
+/// if a later page has wider cells.
+pub struct Paged {
+    json: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    pages: usize,
+    rows: usize,
+    widths: Vec<usize>,
+}
+
+impl Paged {
+    pub fn new(json: bool) -> Paged {
+        Paged {
+            json,
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            pages: 0,
+            rows: 0,
+            widths: Vec::new(),
+        }
+    }
+
+    /// Writes one page; `last` when no more follow.
+    pub fn page(&mut self, g: &Grid, last: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        let text = if self.pages == 0 && last {
+            if self.json {
+                format!("{}\n", g.json_string())
+            } else if g.is_empty() {
+                "(none)\n".into()
+            } else {
+                format!("{}\n", g.render())
+            }
+        } else if self.json {
+            let mut t = String::new();
+            if self.pages == 0 {
+                t.push('[');
+            }
+            g.json_rows(&mut t, self.rows > 0);
+            if last {
+                t.push_str("]\n");
+            }
+            t
+        } else if self.rows == 0 && g.is_empty() {
+            if last { "(none)\n".into() } else { String::new() }
+        } else {
+            let header = self.rows == 0;
+            let mut t = g.render_plain_with(&mut self.widths, header);
+            if !t.is_empty() {
+                t.push('\n');
+            }
+            t
+        };
+        self.pages += 1;
+        self.rows += g.rows.len();
+        self.out.write_all(text.as_bytes())?;
+        if last { self.out.flush() } else { Ok(()) }
+    }
+}
+
+impl Paged {
+    /// Writes text as it is (profile listings); `last` when no more follows.
+    pub fn raw(&mut self, text: &str, last: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        self.pages += 1;
+        self.out.write_all(text.as_bytes())?;
+        if last { self.out.flush() } else { Ok(()) }
+    }
+}
+
+/// Whether an error is stdout's reader having gone (`soamview task X | head -1`): the
+/// command then ends quietly, as Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ pub fn main() -> i32 {
     run("soamreg", async move {
         let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
         let path = std::path::absolute(&args.file).with_context(|| format!("cannot resolve {}", args.file.display()))?;
+        // Said here rather than after sending megabytes the agent would refuse.
+        if text.len() > soam_profile::MAX_PROFILE_BYTES {
+            anyhow::bail!(
+                "{}: the profile is {} bytes; the limit is {} bytes",
+                args.file.display(),
+                text.len(),
+                soam_profile::MAX_PROFILE_BYTES
+            );
+        }
         let client = args.conn.connect("soamreg").await?;
         let reply = client
             .call(Request::RegisterApp {

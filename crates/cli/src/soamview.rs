@@ -2,12 +2,13 @@
 //! `--watch` to follow.
 
 use crate::common::{Conn, opt_time, run, time};
-use crate::output::Grid;
+use crate::output::{Grid, Paged};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use soam_client::Client;
 use soam_proto::SessionRef;
-use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, TaskState};
+use soam_proto::msg::{AppInfo, Reply, Request, SessionInfo, SessionQuery, SessionState, TaskInfo, TaskState};
+use std::io::Write;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,11 +78,13 @@ pub fn main() -> i32 {
     run("soamview", async move {
         let client = args.conn.connect("soamview").await?;
         loop {
-            let out = view(&client, &args).await?;
-            if args.watch {
-                print!("\x1b[2J\x1b[H");
+            // JSON stays plain JSON under --watch: one document a second, no escapes.
+            if args.watch && !args.json {
+                let mut o = std::io::stdout();
+                o.write_all(b"\x1b[2J\x1b[H")?;
             }
-            print!("{out}");
+            let mut out = Paged::new(args.json);
+            view(&client, &args, &mut out).await?;
             if !args.watch {
                 return Ok(0);
             }
@@ -91,16 +94,6 @@ pub fn main() -> i32 {
             }
         }
     })
-}
-
-fn render(g: &Grid, json: bool) -> String {
-    if json {
-        format!("{}\n", g.json_string())
-    } else if g.is_empty() {
-        "(none)\n".into()
-    } else {
-        format!("{}\n", g.render())
-    }
 }
 
 pub fn session_grid(list: &[SessionInfo]) -> Grid {
@@ -143,56 +136,36 @@ pub fn session_grid(list: &[SessionInfo]) -> Grid {
     g
 }
 
-async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
-    Ok(match &args.what {
+/// Prints the view asked for, page by page as the agent sends them.
+async fn view(client: &Client, args: &Args, out: &mut Paged) -> anyhow::Result<()> {
+    match &args.what {
         What::App { app, long, profile } => {
-            let Reply::Apps(apps) = client.call(Request::ListApps { app: app.clone() }).await? else {
-                anyhow::bail!("unexpected reply")
-            };
-            if *profile {
-                return Ok(apps
-                    .iter()
-                    .map(|a| {
-                        use soam_proto::text::{escape, escape_lines};
-                        format!(
-                            "# {} ({})\n{}\n",
-                            escape(&a.name),
-                            escape(&a.source),
-                            escape_lines(a.profile.trim_end())
-                        )
-                    })
-                    .collect());
-            }
-            let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];
-            if *long {
-                cols.extend(["max_sessions", "max_slots", "registered", "source"]);
-            }
-            let mut g = Grid::new(&cols);
-            for a in &apps {
-                let types: Vec<String> = a
-                    .session_types
-                    .iter()
-                    .map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() })
-                    .collect();
-                let mut row = vec![
-                    json!(a.name),
-                    json!(if a.enabled { "enabled" } else { "disabled" }),
-                    json!(a.policy),
-                    json!(a.open_sessions),
-                    json!(a.services.join(",")),
-                    json!(types.join(",")),
-                ];
-                if *long {
-                    row.extend([
-                        json!(a.max_sessions),
-                        json!(a.max_slots),
-                        json!(time(a.registered_ms)),
-                        json!(a.source),
-                    ]);
+            let mut from = None;
+            loop {
+                let (apps, next) = client.app_page(app.clone(), from).await?;
+                let last = next.is_none();
+                if *profile {
+                    use soam_proto::text::{escape, escape_lines};
+                    let text: String = apps
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "# {} ({})\n{}\n",
+                                escape(&a.name),
+                                escape(&a.source),
+                                escape_lines(a.profile.trim_end())
+                            )
+                        })
+                        .collect();
+                    out.raw(&text, last)?;
+                } else {
+                    out.page(&app_grid(&apps, *long), last)?;
                 }
-                g.row(row);
+                match next {
+                    Some(n) => from = Some(n),
+                    None => return Ok(()),
+                }
             }
-            render(&g, args.json)
         }
         What::Cluster => {
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
@@ -224,7 +197,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
                     json!(a.time_left_s),
                 ]);
             }
-            render(&g, args.json)
+            out.page(&g, true)?;
         }
         What::Session { app, all, state, orphaned } => {
             let q = SessionQuery {
@@ -233,101 +206,156 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<String> {
                 state: *state,
                 orphaned: *orphaned,
             };
-            let Reply::Sessions(list) = client.call(Request::ListSessions(q)).await? else {
-                anyhow::bail!("unexpected reply")
-            };
-            render(&session_grid(&list), args.json)
+            let mut from = None;
+            loop {
+                let (list, next) = client.session_page(&q, from).await?;
+                out.page(&session_grid(&list), next.is_none())?;
+                match next {
+                    Some(n) => from = Some(n),
+                    None => break,
+                }
+            }
         }
         What::Task { session, state } => {
-            let Reply::Tasks(list) = client
-                .call(Request::ListTasks {
-                    session: session.clone(),
-                    state: *state,
-                })
-                .await?
-            else {
-                anyhow::bail!("unexpected reply")
-            };
-            let mut g = Grid::new(&[
-                "task",
-                "state",
-                "attempts",
-                "submitted",
-                "started",
-                "ended",
-                "input_bytes",
-                "output_bytes",
-                "delivered",
-                "node",
-                "error",
-            ]);
-            for t in &list {
-                g.row(vec![
-                    json!(t.task),
-                    json!(t.state.as_str()),
-                    json!(t.attempts),
-                    json!(time(t.submitted_ms)),
-                    json!(opt_time(t.started_ms)),
-                    json!(opt_time(t.ended_ms)),
-                    json!(t.input_bytes),
-                    json!(t.output_bytes),
-                    json!(t.delivered),
-                    json!(t.node),
-                    t.error
-                        .as_ref()
-                        .map(|e| Value::from(e.lines().next().unwrap_or("")))
-                        .unwrap_or(Value::Null),
-                ]);
+            let mut from = 0;
+            loop {
+                let (list, next) = client.task_page(session, *state, false, from).await?;
+                out.page(&task_grid(&list), next.is_none())?;
+                match next {
+                    Some(n) => from = n,
+                    None => break,
+                }
             }
-            render(&g, args.json)
         }
         What::History { target: Some(t) } if t.contains(':') => {
             let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            let Reply::Tasks(list) = client.call(Request::TaskHistory { session }).await? else {
-                anyhow::bail!("unexpected reply")
-            };
-            let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "run_ms", "error"]);
-            for t in &list {
-                let run = t.started_ms.zip(t.ended_ms).map(|(s, e)| e.saturating_sub(s));
-                g.row(vec![
-                    json!(t.task),
-                    json!(t.state.as_str()),
-                    json!(t.attempts),
-                    json!(time(t.submitted_ms)),
-                    json!(opt_time(t.started_ms)),
-                    json!(opt_time(t.ended_ms)),
-                    json!(run),
-                    t.error
-                        .as_ref()
-                        .map(|e| Value::from(e.lines().next().unwrap_or("")))
-                        .unwrap_or(Value::Null),
-                ]);
+            let mut from = 0;
+            loop {
+                let (list, next) = client.task_page(&session, None, true, from).await?;
+                out.page(&task_history_grid(&list), next.is_none())?;
+                match next {
+                    Some(n) => from = n,
+                    None => break,
+                }
             }
-            render(&g, args.json)
         }
         What::History { target } => {
             let Reply::Sessions(list) = client.call(Request::History { app: target.clone() }).await? else {
                 anyhow::bail!("unexpected reply")
             };
-            let mut g = Grid::new(&[
-                "app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason",
-            ]);
-            for s in &list {
-                g.row(vec![
-                    json!(s.app),
-                    json!(s.id),
-                    json!(s.name),
-                    json!(s.session_type),
-                    json!(s.state.as_str()),
-                    json!(s.done),
-                    json!(s.error),
-                    json!(s.canceled),
-                    json!(time(s.created_ms)),
-                    json!(s.ended_ms.map(time)),
-                    json!(s.reason),
-                ]);
-            }
-            render(&g, args.json)
+            out.page(&history_grid(&list), true)?;
         }
-    })
+    }
+    Ok(())
+}
+
+fn task_grid(list: &[TaskInfo]) -> Grid {
+    let mut g = Grid::new(&[
+        "task",
+        "state",
+        "attempts",
+        "submitted",
+        "started",
+        "ended",
+        "input_bytes",
+        "output_bytes",
+        "delivered",
+        "node",
+        "error",
+    ]);
+    for t in list {
+        g.row(vec![
+            json!(t.task),
+            json!(t.state.as_str()),
+            json!(t.attempts),
+            json!(time(t.submitted_ms)),
+            json!(opt_time(t.started_ms)),
+            json!(opt_time(t.ended_ms)),
+            json!(t.input_bytes),
+            json!(t.output_bytes),
+            json!(t.delivered),
+            json!(t.node),
+            t.error
+                .as_ref()
+                .map(|e| Value::from(e.lines().next().unwrap_or("")))
+                .unwrap_or(Value::Null),
+        ]);
+    }
+    g
+}
+
+fn task_history_grid(list: &[TaskInfo]) -> Grid {
+    let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "run_ms", "error"]);
+    for t in list {
+        let run = t.started_ms.zip(t.ended_ms).map(|(s, e)| e.saturating_sub(s));
+        g.row(vec![
+            json!(t.task),
+            json!(t.state.as_str()),
+            json!(t.attempts),
+            json!(time(t.submitted_ms)),
+            json!(opt_time(t.started_ms)),
+            json!(opt_time(t.ended_ms)),
+            json!(run),
+            t.error
+                .as_ref()
+                .map(|e| Value::from(e.lines().next().unwrap_or("")))
+                .unwrap_or(Value::Null),
+        ]);
+    }
+    g
+}
+
+fn history_grid(list: &[SessionInfo]) -> Grid {
+    let mut g = Grid::new(&[
+        "app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason",
+    ]);
+    for s in list {
+        g.row(vec![
+            json!(s.app),
+            json!(s.id),
+            json!(s.name),
+            json!(s.session_type),
+            json!(s.state.as_str()),
+            json!(s.done),
+            json!(s.error),
+            json!(s.canceled),
+            json!(time(s.created_ms)),
+            json!(s.ended_ms.map(time)),
+            json!(s.reason),
+        ]);
+    }
+    g
+}
+
+fn app_grid(apps: &[AppInfo], long: bool) -> Grid {
+    let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];
+    if long {
+        cols.extend(["max_sessions", "max_slots", "registered", "source"]);
+    }
+    let mut g = Grid::new(&cols);
+    for a in apps {
+        let types: Vec<String> = a
+            .session_types
+            .iter()
+            .map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() })
+            .collect();
+        let mut row = vec![
+            json!(a.name),
+            json!(if a.enabled { "enabled" } else { "disabled" }),
+            json!(a.policy),
+            json!(a.open_sessions),
+            json!(a.services.join(",")),
+            json!(types.join(",")),
+        ];
+        if long {
+            row.extend([
+                json!(a.max_sessions),
+                json!(a.max_slots),
+                json!(time(a.registered_ms)),
+                json!(a.source),
+            ]);
+        }
+        g.row(row);
+    }
+    g
 }

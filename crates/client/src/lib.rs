@@ -10,8 +10,11 @@
 use bytes::Bytes;
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
+use soam_proto::SessionRef;
 use soam_proto::frame::{self, FrameError};
-use soam_proto::msg::{AgentFrame, ClientFrame, Event, Hello, MAGIC, Reply, Request, Welcome};
+use soam_proto::msg::{
+    AgentFrame, AppInfo, ClientFrame, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionQuery, TaskInfo, TaskState, Welcome,
+};
 use soam_proto::paths::Paths;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -296,6 +299,104 @@ impl Client {
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap().clone()
     }
+
+    /// Whether the agent answers listings in pages (protocol 3 on).
+    fn pages(&self) -> bool {
+        self.agent_protocol >= 3
+    }
+
+    /// One page of a session's tasks from `from` (0 first, then the previous page's
+    /// `next`); `None` as `next` at the end. A live session's tasks, or an ended one's
+    /// kept history with `history`. An agent older than paging answers with
+    /// everything at once.
+    pub async fn task_page(
+        &self,
+        session: &SessionRef,
+        state: Option<TaskState>,
+        history: bool,
+        from: u64,
+    ) -> Result<(Vec<TaskInfo>, Option<u64>), ClientError> {
+        let session = session.clone();
+        let req = match (self.pages(), history) {
+            (true, false) => Request::ListTasksPage {
+                session,
+                state,
+                from,
+                limit: PAGE,
+            },
+            (true, true) => Request::TaskHistoryPage {
+                session,
+                from,
+                limit: PAGE,
+            },
+            (false, false) => Request::ListTasks { session, state },
+            (false, true) => Request::TaskHistory { session },
+        };
+        match self.call(req).await? {
+            Reply::TaskPage { tasks, next } => Ok((tasks, next)),
+            Reply::Tasks(tasks) => Ok((tasks, None)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One page of sessions after `from` (`None` first, then the previous `next`).
+    pub async fn session_page(
+        &self,
+        query: &SessionQuery,
+        from: Option<(String, u64)>,
+    ) -> Result<(Vec<SessionInfo>, Option<(String, u64)>), ClientError> {
+        let req = if self.pages() {
+            Request::ListSessionsPage {
+                query: query.clone(),
+                from,
+                limit: PAGE,
+            }
+        } else {
+            Request::ListSessions(query.clone())
+        };
+        match self.call(req).await? {
+            Reply::SessionPage { sessions, next } => Ok((sessions, next)),
+            Reply::Sessions(sessions) => Ok((sessions, None)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One page of applications after `from`.
+    pub async fn app_page(&self, app: Option<String>, from: Option<String>) -> Result<(Vec<AppInfo>, Option<String>), ClientError> {
+        let req = if self.pages() {
+            Request::ListAppsPage { app, from, limit: PAGE }
+        } else {
+            Request::ListApps { app }
+        };
+        match self.call(req).await? {
+            Reply::AppPage { apps, next } => Ok((apps, next)),
+            Reply::Apps(apps) => Ok((apps, None)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every session matching `query`, all pages.
+    pub async fn sessions(&self, query: &SessionQuery) -> Result<Vec<SessionInfo>, ClientError> {
+        let (mut all, mut from) = (Vec::new(), None);
+        loop {
+            let (page, next) = self.session_page(query, from).await?;
+            all.extend(page);
+            match next {
+                Some(n) => from = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+/// Rows asked for per page: about 2.5 MB of tasks, a few milliseconds of the agent's
+/// time, so other clients are served between pages.
+const PAGE: u32 = 20_000;
+
+fn unexpected(r: &Reply) -> ClientError {
+    let name = format!("{r:?}");
+    let name = name.split([' ', '(', '{']).next().unwrap_or("?").to_string();
+    ClientError::Refused(format!("unexpected reply from the agent ({name})"))
 }
 
 /// Writes requests; one that cannot be sent (over the message size limit) is answered

@@ -25,10 +25,21 @@ pub struct ProfileError {
     pub message: String,
 }
 
+/// The largest profile text accepted. Real profiles are a few KiB; the bound keeps
+/// every application's listing (`soamview app -p`) within one page of a view.
+pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
+
 /// Parses and validates a profile. `path` is the profile file: relative `workDir`s and
 /// commands resolve against its folder, and errors name it.
 pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     let file = path.display().to_string();
+    if text.len() > MAX_PROFILE_BYTES {
+        return Err(ProfileError {
+            file,
+            line: 1,
+            message: format!("the profile is {} bytes; the limit is {MAX_PROFILE_BYTES} bytes", text.len()),
+        });
+    }
     let draft = if text.trim_start().starts_with('<') {
         xml::read(text, &file)
     } else {

@@ -115,7 +115,54 @@ pub enum Request {
     ReleaseAllocation {
         job: u64,
     },
+    // Protocol 3: listings in pages, so a view of any size fits the frame cap and costs
+    // the agent a bounded amount of work per request.
+    /// Up to `limit` tasks from `from` (0 first, then the previous page's `next`).
+    ListTasksPage {
+        session: SessionRef,
+        state: Option<TaskState>,
+        from: u64,
+        limit: u32,
+    },
+    /// A page of an ended session's kept task history.
+    TaskHistoryPage {
+        session: SessionRef,
+        from: u64,
+        limit: u32,
+    },
+    /// A page of sessions, in (app, id) order, after `from`.
+    ListSessionsPage {
+        query: SessionQuery,
+        from: Option<(String, u64)>,
+        limit: u32,
+    },
+    /// A page of applications, in name order, after `from`; pages also end at about
+    /// 4 MiB of profile text.
+    ListAppsPage {
+        app: Option<String>,
+        from: Option<String>,
+        limit: u32,
+    },
+    /// Tasks held back on this connection until its next `Submit` to the session, which
+    /// then accepts them together with its own tasks, all or none: one submission too
+    /// large for a frame is still refused whole. Dropped if the connection ends first.
+    Stage {
+        session: SessionRef,
+        #[serde(deserialize_with = "crate::frame::bounded::tasks")]
+        tasks: Vec<Bytes>,
+    },
 }
+
+/// The most rows a page carries, whatever `limit` a client asks for.
+pub const PAGE_ROWS: u32 = 50_000;
+
+/// About how many bytes a page fills before it ends early (rows with long error text,
+/// profiles): with the frame's envelope it stays far under [`crate::frame::MAX_FRAME`].
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Error text in task listings is cut at this many bytes: a view is for finding a
+/// failure, the whole output is delivered with the task.
+pub const VIEW_ERROR_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateSession {
@@ -181,6 +228,24 @@ pub enum Reply {
     Tasks(Vec<TaskInfo>),
     Status(AgentStatus),
     Cluster(Vec<AllocInfo>),
+    // Protocol 3.
+    /// `next`: where the following page starts; `None` at the end.
+    TaskPage {
+        tasks: Vec<TaskInfo>,
+        next: Option<u64>,
+    },
+    SessionPage {
+        sessions: Vec<SessionInfo>,
+        next: Option<(String, u64)>,
+    },
+    AppPage {
+        apps: Vec<AppInfo>,
+        next: Option<String>,
+    },
+    /// How many tasks this connection now holds staged for the session.
+    Staged {
+        count: u64,
+    },
 }
 
 /// One Slurm allocation of the agent's (or a refusal of one), as `soamview cluster`
@@ -376,9 +441,15 @@ impl AgentFrame {
                     .iter()
                     .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))
                     .sum(),
-                Reply::Sessions(s) => s.len() * 2 * ROW,
                 Reply::Cluster(a) => a.len() * 2 * ROW,
-                Reply::Tasks(t) => t.len() * ROW + t.iter().map(|t| t.error.as_ref().map_or(0, String::len)).sum::<usize>(),
+                Reply::Sessions(s) | Reply::SessionPage { sessions: s, .. } => s.len() * 2 * ROW,
+                Reply::AppPage { apps, .. } => apps
+                    .iter()
+                    .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))
+                    .sum(),
+                Reply::Tasks(t) | Reply::TaskPage { tasks: t, .. } => {
+                    t.len() * ROW + t.iter().map(|t| t.error.as_ref().map_or(0, String::len)).sum::<usize>()
+                }
                 Reply::Registered { warnings, .. } => ROW + warnings.iter().map(String::len).sum::<usize>(),
                 _ => 2 * ROW,
             },

@@ -81,7 +81,7 @@ fn fixed<T: for<'de> Deserialize<'de>>(name: &str, pinned: &[&str]) {
 fn the_wire_layout_is_pinned() {
     assert_eq!(
         (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-        (2, 2),
+        (2, 3),
         "a new protocol version: re-pin this test's layouts"
     );
     grows_at_end::<Request>(
@@ -110,6 +110,12 @@ fn the_wire_layout_is_pinned() {
             "Shutdown",
             "ListCluster",
             "ReleaseAllocation",
+            // 3
+            "ListTasksPage",
+            "TaskHistoryPage",
+            "ListSessionsPage",
+            "ListAppsPage",
+            "Stage",
         ],
     );
     grows_at_end::<Reply>(
@@ -125,6 +131,11 @@ fn the_wire_layout_is_pinned() {
             "Tasks",
             "Status",
             "Cluster",
+            // 3
+            "TaskPage",
+            "SessionPage",
+            "AppPage",
+            "Staged",
         ],
     );
     grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended"]);

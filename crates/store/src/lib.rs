@@ -302,6 +302,36 @@ impl Reader {
         }
         Ok(out)
     }
+
+    /// Up to `limit` rows of an ended session's kept task history from row `from` (0 is
+    /// the first), and where the next page starts. Reads only the chunks it returns.
+    pub fn task_history_page(
+        &self,
+        app: &str,
+        session: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<(Vec<HistoryTask>, Option<u64>), StoreError> {
+        let txn = current(&self.db)?.begin_read().map_err(StoreError::db)?;
+        let t = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
+        let chunk = HISTORY_CHUNK as u64;
+        let mut skip = (from % chunk) as usize;
+        let mut out = Vec::new();
+        let mut rows = t
+            .range((app, session, from / chunk)..=(app, session, u64::MAX))
+            .map_err(StoreError::db)?;
+        while let Some(row) = rows.next() {
+            let (_, v) = row.map_err(StoreError::db)?;
+            let list = decode::<Vec<HistoryTask>>(v.value())?;
+            out.extend(list.into_iter().skip(std::mem::take(&mut skip)));
+            if out.len() >= limit {
+                let more = out.len() > limit || rows.next().is_some();
+                out.truncate(limit);
+                return Ok((out, more.then_some(from + limit as u64)));
+            }
+        }
+        Ok((out, None))
+    }
 }
 
 /// Refuses a store of a format newer than this release's.

@@ -170,6 +170,20 @@ struct Conn {
     /// Shown as the holder of the sessions it holds.
     label: String,
     held: HashSet<Sid>,
+    /// Tasks sent with `Stage`, per session, waiting for the `Submit` that accepts them
+    /// with its own (all or none); gone with the connection.
+    staged: HashMap<Sid, Staged>,
+}
+
+/// One session's staged tasks on one connection.
+#[derive(Default)]
+struct Staged {
+    tasks: Vec<Bytes>,
+    /// Their input bytes, for the staging limits.
+    bytes: usize,
+    /// Why a part was refused: the rest of the submission, already on its way, is
+    /// refused too, up to and including its `Submit`.
+    refused: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -578,6 +592,7 @@ impl Core {
                         admin,
                         label,
                         held: HashSet::default(),
+                        staged: HashMap::default(),
                     },
                 );
             }

@@ -7,6 +7,11 @@ use soam_proto::msg::{CreateSession, Reply, Request, SessionAction, TaskAction};
 
 type R = Result<Reply, String>;
 
+/// Input bytes one connection may hold staged (one submission accepted whole).
+const STAGE_BYTES_PER_CONN: usize = 1 << 30;
+/// Input bytes all connections together may hold staged.
+const STAGE_BYTES_TOTAL: usize = 4 << 30;
+
 impl Core {
     pub(super) fn request(&mut self, conn: ConnId, id: u64, req: Request) {
         if let Some(act) = admin_act(&req)
@@ -29,7 +34,12 @@ impl Core {
             Request::SetAppEnabled { app, enabled } => self.set_enabled(app, enabled),
             Request::CreateSession(c) => return self.create(conn, id, c),
             Request::OpenSession { session, direct, all } => self.open(conn, &session, direct, all),
-            Request::Submit { session, tasks } => return self.submit(conn, id, &session, tasks),
+            Request::Submit { session, tasks } => {
+                return match self.take_staged(conn, &session) {
+                    Ok(staged) => self.submit(conn, id, &session, staged, tasks),
+                    Err(why) => self.fail(conn, id, why),
+                };
+            }
             Request::Ack { session, tasks } => return self.ack(conn, &session, tasks),
             Request::Detach { session } => self.detach(conn, &session),
             Request::Close { session } => self.finish(conn, &session, SessionState::Closed),
@@ -38,7 +48,19 @@ impl Core {
             Request::ListSessions(q) => self.list_sessions(conn, q),
             Request::ListTasks { session, state } => self.list_tasks(conn, &session, state),
             Request::History { app } => self.list_history(conn, app),
-            Request::TaskHistory { session } => return self.task_history(conn, id, &session),
+            Request::TaskHistory { session } => return self.task_history(conn, id, &session, None),
+            Request::ListTasksPage {
+                session,
+                state,
+                from,
+                limit,
+            } => self.list_tasks_page(conn, &session, state, from, limit),
+            Request::TaskHistoryPage { session, from, limit } => {
+                return self.task_history(conn, id, &session, Some((from, limit)));
+            }
+            Request::ListSessionsPage { query, from, limit } => self.list_sessions_page(conn, query, from, limit),
+            Request::ListAppsPage { app, from, limit } => self.list_apps_page(conn, app, from, limit),
+            Request::Stage { session, tasks } => self.stage(conn, &session, tasks),
             Request::SessionControl { session, action } => self.session_control(conn, &session, action),
             Request::TaskControl { task, action } => self.task_control(conn, &task, action),
             Request::Status => Ok(Reply::Status(self.status())),
@@ -475,7 +497,70 @@ impl Core {
         Ok(sid)
     }
 
-    fn submit(&mut self, conn: ConnId, id: u64, r: &SessionRef, inputs: Vec<Bytes>) {
+    /// Takes what this connection staged for the session: a submit ends the staging,
+    /// whether it is accepted or refused.
+    fn take_staged(&mut self, conn: ConnId, r: &SessionRef) -> Result<Vec<Bytes>, String> {
+        let Ok(sid) = self.lookup(conn, r) else { return Ok(Vec::new()) };
+        match self.conns.get_mut(&conn).and_then(|c| c.staged.remove(&sid)) {
+            None => Ok(Vec::new()),
+            Some(Staged { refused: Some(why), .. }) => Err(why),
+            Some(s) => Ok(s.tasks),
+        }
+    }
+
+    /// Holds tasks back for the connection's next `Submit` to the session. A refusal
+    /// drops everything staged for it, so the submission fails whole.
+    fn stage(&mut self, conn: ConnId, r: &SessionRef, tasks: Vec<Bytes>) -> R {
+        let sid = self.held_by(conn, r)?;
+        if let Some(why) = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.staged.get(&sid))
+            .and_then(|s| s.refused.clone())
+        {
+            return Err(why);
+        }
+        let refuse = |core: &mut Core, why: String| {
+            let why = format!("{why}; nothing of this submission was accepted");
+            if let Some(c) = core.conns.get_mut(&conn) {
+                c.staged.insert(
+                    sid,
+                    Staged {
+                        refused: Some(why.clone()),
+                        ..Default::default()
+                    },
+                );
+            }
+            Err(why)
+        };
+        if let Some((i, big)) = tasks.iter().enumerate().find(|(_, t)| t.len() > soam_proto::frame::MAX_PAYLOAD) {
+            let why = format!(
+                "a task input is {} bytes (#{} of a batch); the limit is {} bytes",
+                big.len(),
+                i + 1,
+                soam_proto::frame::MAX_PAYLOAD
+            );
+            return refuse(self, why);
+        }
+        let bytes: usize = tasks.iter().map(|t| t.len()).sum();
+        let everywhere: usize = self.conns.values().flat_map(|c| c.staged.values()).map(|s| s.bytes).sum();
+        let here: usize = self.conns.get(&conn).map_or(0, |c| c.staged.values().map(|s| s.bytes).sum());
+        if here + bytes > STAGE_BYTES_PER_CONN || everywhere + bytes > STAGE_BYTES_TOTAL {
+            let why = format!(
+                "a submission over {STAGE_BYTES_PER_CONN} bytes of input (or {STAGE_BYTES_TOTAL} staged by all clients) is too large to accept whole; submit it in parts"
+            );
+            return refuse(self, why);
+        }
+        let Some(c) = self.conns.get_mut(&conn) else { return Ok(Reply::Ok) };
+        let st = c.staged.entry(sid).or_default();
+        st.bytes += bytes;
+        st.tasks.extend(tasks);
+        Ok(Reply::Staged {
+            count: st.tasks.len() as u64,
+        })
+    }
+
+    fn submit(&mut self, conn: ConnId, id: u64, r: &SessionRef, staged: Vec<Bytes>, inputs: Vec<Bytes>) {
         let sid = match self.held_by(conn, r) {
             Ok(s) => s,
             Err(e) => return self.fail(conn, id, e),
@@ -497,6 +582,13 @@ impl Core {
             );
             return self.fail(conn, id, msg);
         }
+        let inputs = if staged.is_empty() {
+            inputs
+        } else {
+            let mut all = staged;
+            all.extend(inputs);
+            all
+        };
         if let Some(limit) = self.cfg.max_stored_tasks {
             let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
             if held + inputs.len() as u64 > limit {

@@ -3,8 +3,11 @@
 
 use super::*;
 use soam_proto::addr::SessionRef;
-use soam_proto::msg::{AgentStatus, AppInfo, Reply, SessionInfo, SessionQuery, TaskInfo};
+use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionQuery, TaskInfo, VIEW_ERROR_BYTES};
 use soam_store::records::HistoryTask;
+
+/// A page of rows and where the next one starts (`None`: this was the last).
+type Page<T, C> = Result<(Vec<T>, Option<C>), String>;
 
 impl Core {
     pub(super) fn session_info(&self, sid: Sid) -> SessionInfo {
@@ -39,44 +42,115 @@ impl Core {
         self.may_act(conn, owner)
     }
 
-    pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, String> {
+    /// Sessions matching `q`, in (app, id) order, after `from`: at most `limit` rows
+    /// and about [`PAGE_BYTES`]. `next` is where the following page starts.
+    fn sessions_page(
+        &self,
+        conn: ConnId,
+        q: &SessionQuery,
+        from: Option<&(String, u64)>,
+        (limit, max_bytes): (usize, usize),
+    ) -> Page<SessionInfo, (String, u64)> {
         if let Some(app) = &q.app
             && !self.apps.contains_key(app)
             && !self.sessions.values().any(|s| &s.app == app)
         {
             return Err(format!("unknown application '{app}'"));
         }
-        let mut out: Vec<SessionInfo> = self
+        let after = |app: &str, id: u64| from.is_none_or(|(a, i)| (app, id) > (a.as_str(), *i));
+        // Keys first (cheap), rows only for the page.
+        let mut keys: Vec<(&str, u64, Option<Sid>, Option<usize>)> = self
             .sessions
             .iter()
-            // Filter on what is cheap before building rows.
             .filter(|(_, s)| {
-                q.app.as_ref().is_none_or(|a| a == &s.app) && q.state.is_none_or(|st| st == s.state) && self.visible(conn, s.owner_uid)
+                q.app.as_ref().is_none_or(|a| a == &s.app)
+                    && q.state.is_none_or(|st| st == s.state)
+                    && after(&s.app, s.id)
+                    && self.visible(conn, s.owner_uid)
             })
-            .map(|(&sid, _)| self.session_info(sid))
+            .map(|(&sid, s)| (s.app.as_str(), s.id, Some(sid), None))
             .collect();
         if q.all {
-            out.extend(
+            keys.extend(
                 self.history
                     .iter()
-                    .filter(|h| q.app.as_ref().is_none_or(|a| a == &h.session.app) && self.visible(conn, h.session.owner_uid))
-                    .map(history_info),
+                    .enumerate()
+                    .filter(|(_, h)| {
+                        q.app.as_ref().is_none_or(|a| a == &h.session.app)
+                            && after(&h.session.app, h.session.id)
+                            && self.visible(conn, h.session.owner_uid)
+                    })
+                    .map(|(i, h)| (h.session.app.as_str(), h.session.id, None, Some(i))),
             );
         }
-        out.retain(|s| q.state.is_none_or(|st| st == s.state) && (!q.orphaned || s.orphaned));
-        out.sort_by(|a, b| a.app.cmp(&b.app).then(a.id.cmp(&b.id)));
-        Ok(Reply::Sessions(out))
+        keys.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let (mut out, mut bytes, mut next) = (Vec::new(), 0, None);
+        for (app, _, sid, hist) in keys {
+            if out.len() >= limit || bytes >= max_bytes {
+                next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
+                break;
+            }
+            let info = match (sid, hist) {
+                (Some(sid), _) => self.session_info(sid),
+                (None, Some(i)) => history_info(&self.history[i]),
+                (None, None) => continue,
+            };
+            // History rows are filtered on state here: their state is text in the record.
+            if q.state.is_some_and(|st| st != info.state) || (q.orphaned && !info.orphaned) {
+                continue;
+            }
+            bytes += 256 + info.reason.as_ref().map_or(0, String::len) + app.len() + info.holder.as_ref().map_or(0, String::len);
+            out.push(info);
+        }
+        Ok((out, next))
     }
 
-    pub(super) fn list_tasks(&self, conn: ConnId, r: &SessionRef, state: Option<TaskState>) -> Result<Reply, String> {
+    pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, String> {
+        self.sessions_page(conn, &q, None, (usize::MAX, usize::MAX))
+            .map(|(s, _)| Reply::Sessions(s))
+    }
+
+    pub(super) fn list_sessions_page(
+        &self,
+        conn: ConnId,
+        q: SessionQuery,
+        from: Option<(String, u64)>,
+        limit: u32,
+    ) -> Result<Reply, String> {
+        let limit = limit.clamp(1, PAGE_ROWS) as usize;
+        self.sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
+            .map(|(sessions, next)| Reply::SessionPage { sessions, next })
+    }
+
+    /// Tasks of a live session from task id `from + 1` on: at most `limit` rows and
+    /// about [`PAGE_BYTES`], and a bounded scan when a state filter matches little, so
+    /// one request costs the core a bounded amount of work.
+    fn tasks_page(
+        &self,
+        conn: ConnId,
+        r: &SessionRef,
+        state: Option<TaskState>,
+        from: u64,
+        (limit, max_bytes): (usize, usize),
+    ) -> Page<TaskInfo, u64> {
         let sid = self.lookup(conn, r)?;
         let s = &self.sessions[&sid];
-        let tasks = s
-            .tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| state.is_none_or(|st| st == t.state))
-            .map(|(i, t)| TaskInfo {
+        let scan_cap = limit.saturating_mul(64);
+        let (mut out, mut bytes, mut scanned) = (Vec::new(), 0, 0usize);
+        let start = from.min(s.tasks.len() as u64) as usize;
+        for (i, t) in s.tasks.iter().enumerate().skip(start) {
+            if out.len() >= limit || bytes >= max_bytes || scanned >= scan_cap {
+                return Ok((out, Some(i as u64)));
+            }
+            scanned += 1;
+            if state.is_some_and(|st| st != t.state) {
+                continue;
+            }
+            let error = (matches!(t.state, TaskState::Error | TaskState::Canceled))
+                .then(|| t.result.as_ref().map(|r| view_error(r)))
+                .flatten();
+            bytes += 128 + error.as_ref().map_or(0, String::len);
+            out.push(TaskInfo {
                 task: i as u64 + 1,
                 state: t.state,
                 attempts: t.attempts,
@@ -87,14 +161,30 @@ impl Core {
                 output_bytes: (t.state == TaskState::Done)
                     .then(|| t.result.as_ref().map(|r| r.len() as u64))
                     .flatten(),
-                error: (matches!(t.state, TaskState::Error | TaskState::Canceled))
-                    .then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()))
-                    .flatten(),
+                error,
                 delivered: t.delivered,
                 node: self.node_name(t.node),
-            })
-            .collect();
-        Ok(Reply::Tasks(tasks))
+            });
+        }
+        Ok((out, None))
+    }
+
+    pub(super) fn list_tasks(&self, conn: ConnId, r: &SessionRef, state: Option<TaskState>) -> Result<Reply, String> {
+        self.tasks_page(conn, r, state, 0, (usize::MAX, usize::MAX))
+            .map(|(t, _)| Reply::Tasks(t))
+    }
+
+    pub(super) fn list_tasks_page(
+        &self,
+        conn: ConnId,
+        r: &SessionRef,
+        state: Option<TaskState>,
+        from: u64,
+        limit: u32,
+    ) -> Result<Reply, String> {
+        let limit = limit.clamp(1, PAGE_ROWS) as usize;
+        self.tasks_page(conn, r, state, from, (limit, PAGE_BYTES))
+            .map(|(tasks, next)| Reply::TaskPage { tasks, next })
     }
 
     pub(super) fn list_history(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
@@ -108,7 +198,8 @@ impl Core {
     }
 
     /// Task history is on disk only: read it on a blocking thread, reply from there.
-    pub(super) fn task_history(&self, conn: ConnId, id: u64, r: &SessionRef) {
+    /// `page`: (from, limit) for a `TaskHistoryPage`; `None` for the whole history.
+    pub(super) fn task_history(&self, conn: ConnId, id: u64, r: &SessionRef, page: Option<(u64, u32)>) {
         use soam_proto::addr::SessionKey;
         let found = self.history.iter().find(|h| {
             h.session.app == r.app
@@ -148,45 +239,69 @@ impl Core {
         // Read after every write queued before this request is committed, so a client
         // told its session ended finds the session's tasks here (read-your-writes).
         let read = move || {
-            let result = reader.task_history(&app, sess).map_err(|e| e.to_string()).map(|tasks| {
-                Reply::Tasks(
-                    tasks
-                        .into_iter()
-                        .map(|t| TaskInfo {
-                            task: t.task,
-                            state: t.state.parse().unwrap_or(TaskState::Error),
-                            attempts: t.attempts,
-                            submitted_ms: t.submitted_ms,
-                            started_ms: t.started_ms,
-                            ended_ms: t.ended_ms,
-                            input_bytes: 0,
-                            output_bytes: None,
-                            error: t.error,
-                            delivered: false,
-                            node: None,
-                        })
-                        .collect(),
-                )
+            let info = |t: HistoryTask| TaskInfo {
+                task: t.task,
+                state: t.state.parse().unwrap_or(TaskState::Error),
+                attempts: t.attempts,
+                submitted_ms: t.submitted_ms,
+                started_ms: t.started_ms,
+                ended_ms: t.ended_ms,
+                input_bytes: 0,
+                output_bytes: None,
+                error: t.error.map(|e| view_error(e.as_bytes())),
+                delivered: false,
+                node: None,
+            };
+            let result = match page {
+                None => reader
+                    .task_history(&app, sess)
+                    .map(|t| Reply::Tasks(t.into_iter().map(info).collect())),
+                Some((from, limit)) => reader
+                    .task_history_page(&app, sess, from, limit.clamp(1, PAGE_ROWS) as usize)
+                    .map(|(t, next)| Reply::TaskPage {
+                        tasks: t.into_iter().map(info).collect(),
+                        next,
+                    }),
+            };
+            let _ = out.send(AgentFrame::Reply {
+                id,
+                result: result.map_err(|e| e.to_string()),
             });
-            let _ = out.send(AgentFrame::Reply { id, result });
         };
         self.store.barrier(Box::new(move |_| {
             rt.spawn_blocking(read);
         }));
     }
 
-    pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
+    /// Applications in name order after `from`: at most `limit` and, past the first,
+    /// about `max_bytes` of profile text.
+    fn apps_page(
+        &self,
+        conn: ConnId,
+        app: Option<&String>,
+        from: Option<&String>,
+        (limit, max_bytes): (usize, usize),
+    ) -> Page<AppInfo, String> {
         let admin = self.is_admin(conn);
-        if let Some(a) = &app
+        if let Some(a) = app
             && !self.apps.contains_key(a)
         {
             return Err(format!("unknown application '{a}'"));
         }
-        let mut out: Vec<AppInfo> = self
+        let mut names: Vec<&String> = self
             .apps
-            .values()
-            .filter(|a| app.as_ref().is_none_or(|n| n == &a.record.name))
-            .map(|a| AppInfo {
+            .keys()
+            .filter(|n| app.is_none_or(|a| a == *n) && from.is_none_or(|f| *n > f))
+            .collect();
+        names.sort_unstable();
+        let (mut out, mut bytes, mut next) = (Vec::new(), 0, None);
+        for name in names {
+            if out.len() >= limit || bytes >= max_bytes {
+                next = out.last().map(|a: &AppInfo| a.name.clone());
+                break;
+            }
+            let a = &self.apps[name];
+            let info = AppInfo {
                 name: a.record.name.clone(),
                 enabled: a.record.enabled,
                 policy: a.profile.consumer.policy.as_str().into(),
@@ -203,10 +318,22 @@ impl Core {
                 } else {
                     soam_profile::redact_env(&a.record.profile, &a.profile)
                 },
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Reply::Apps(out))
+            };
+            bytes += 256 + info.profile.len() + info.source.len();
+            out.push(info);
+        }
+        Ok((out, next))
+    }
+
+    pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
+        self.apps_page(conn, app.as_ref(), None, (usize::MAX, usize::MAX))
+            .map(|(a, _)| Reply::Apps(a))
+    }
+
+    pub(super) fn list_apps_page(&self, conn: ConnId, app: Option<String>, from: Option<String>, limit: u32) -> Result<Reply, String> {
+        let limit = limit.clamp(1, PAGE_ROWS) as usize;
+        self.apps_page(conn, app.as_ref(), from.as_ref(), (limit, PAGE_BYTES))
+            .map(|(apps, next)| Reply::AppPage { apps, next })
     }
 
     pub(super) fn status(&self) -> AgentStatus {
@@ -304,4 +431,19 @@ fn history_info(h: &HistoryRecord) -> SessionInfo {
         owner_uid: s.owner_uid,
         reason: s.reason.clone(),
     }
+}
+
+/// A task's failure text as views show it: cut at [`VIEW_ERROR_BYTES`] (on a character
+/// boundary), so a task that failed with megabytes of output cannot swell a listing.
+fn view_error(r: &[u8]) -> String {
+    let cut = &r[..r.len().min(VIEW_ERROR_BYTES)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if cut.len() < r.len() {
+        // A character split by the cut shows as U+FFFD at the end: drop it.
+        if text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+        text.push_str(&format!(" ... ({} bytes in all)", r.len()));
+    }
+    text
 }

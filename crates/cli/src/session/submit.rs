@@ -84,14 +84,22 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         (None, None) => anyhow::bail!("give --app or --session"),
     };
     let total = inputs.len() as u64;
-    // All batches go out before the first reply is awaited.
-    let replies: Vec<_> = soam_client::batches(inputs, BATCH_TASKS.min(soam_proto::frame::MAX_TASKS_PER_SUBMIT))
+    // All batches go out before the first reply is awaited. Every batch but the last is
+    // staged, and the last submits them all: the agent accepts the whole submission or
+    // none of it (an agent older than staging takes each batch on its own).
+    let batches = soam_client::batches(inputs, BATCH_TASKS.min(soam_proto::frame::MAX_TASKS_PER_SUBMIT));
+    let staging = client.agent_protocol >= 3;
+    let n = batches.len();
+    let replies: Vec<_> = batches
         .into_iter()
-        .map(|tasks| {
-            client.send(Request::Submit {
-                session: sref.clone(),
-                tasks,
-            })
+        .enumerate()
+        .map(|(i, tasks)| {
+            let session = sref.clone();
+            if staging && i + 1 < n {
+                client.send(Request::Stage { session, tasks })
+            } else {
+                client.send(Request::Submit { session, tasks })
+            }
         })
         .collect();
     let (mut first, mut last) = (u64::MAX, 0);
@@ -115,8 +123,10 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
                 return Err(e.into());
             }
         };
-        let Reply::Submitted { first: f, count } = reply else {
-            anyhow::bail!("unexpected reply")
+        let (f, count) = match reply {
+            Reply::Submitted { first, count } => (first, count),
+            Reply::Staged { .. } => continue,
+            _ => anyhow::bail!("unexpected reply"),
         };
         if count > 0 {
             first = first.min(f);

@@ -1,0 +1,122 @@
+//! Views of any size: a million-task session listed as a table and as JSON (in pages,
+//! each under the message cap), listings that stop early (`| head`), and the agent
+//! killed while a large listing is on its way.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+
+const MILLION: usize = 1_000_000;
+
+/// A suspended session of `types`' type "Keep" holding `n` pending tasks.
+fn session_with_tasks(env: &Env, n: usize, recoverable: bool) -> String {
+    let types = format!("  - name: Keep\n    recoverable: {recoverable}\n    onClientDisconnect: continue\n");
+    env.register("p.yaml", &Env::behave_profile("a", "", &types));
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Keep"])
+        .trim()
+        .to_string();
+    let sess = format!("a:{id}");
+    env.ok("soamcontrol", &["session", "suspend", &sess]);
+    let inputs = env.path("inputs.txt");
+    let mut text = String::with_capacity(n * 8);
+    for i in 0..n {
+        text.push_str(&format!("{i}\n"));
+    }
+    std::fs::write(&inputs, text).unwrap();
+    env.ok(
+        "soamsession",
+        &["submit", "--session", &sess, "--input-file", inputs.to_str().unwrap(), "--detach"],
+    );
+    sess
+}
+
+#[test]
+fn a_million_task_session_lists_as_a_table_and_as_json() {
+    let env = Env::new();
+    let sess = session_with_tasks(&env, MILLION, false);
+    // The table: a header and one line per task, in task order.
+    let mut table = env.cmd("soamview").args(["task", &sess]).stdout(Stdio::piped()).spawn().unwrap();
+    let (mut lines, mut last) = (0usize, 0u64);
+    for line in BufReader::new(table.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        lines += 1;
+        if lines == 1 {
+            assert!(line.trim_start().starts_with("TASK"), "{line}");
+            continue;
+        }
+        let id: u64 = line.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(id, last + 1, "tasks out of order at line {lines}");
+        last = id;
+        assert!(line.contains("pending"), "{line}");
+    }
+    assert!(table.wait().unwrap().success());
+    assert_eq!(lines, MILLION + 1);
+    // JSON: one array of a million objects.
+    let v = env.json("soamview", &["task", &sess]);
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), MILLION);
+    assert_eq!(list[0]["task"], 1);
+    assert_eq!(list[MILLION - 1]["task"], MILLION as u64);
+    // A filter that matches nothing still ends (pages of nothing are bounded scans).
+    assert_eq!(
+        env.json("soamview", &["task", &sess, "--state", "done"]).as_array().unwrap().len(),
+        0
+    );
+    // A reader that stops early ends the listing quietly.
+    let mut child = env
+        .cmd("soamview")
+        .args(["task", &sess])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The pipe's reader is gone (dropped above).
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(first.contains("TASK"), "{first}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    env.ok("soamsession", &["abort", &sess]);
+}
+
+#[test]
+fn the_agent_killed_while_a_large_listing_is_sent_loses_nothing() {
+    let mut env = Env::new();
+    let n = 300_000;
+    let sess = session_with_tasks(&env, n, true);
+    for _ in 0..3 {
+        let mut view = env
+            .cmd("soamview")
+            .args(["task", &sess, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the listing is flowing, kill the agent.
+        let mut out = view.stdout.take().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        out.read_exact(&mut buf).unwrap();
+        env.stop_agent(libc::SIGKILL);
+        let mut rest = Vec::new();
+        let _ = out.read_to_end(&mut rest);
+        let status = view.wait().unwrap();
+        let mut err = String::new();
+        view.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        // The listing either completed before the kill or ends with a one-line error;
+        // it never hangs.
+        if !status.success() {
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert!(err.contains("soamview:"), "{err}");
+        }
+        env.start_agent();
+        let s = env.session("a", sess[2..].parse().unwrap()).unwrap();
+        assert_eq!(s["pending"], n as u64, "{s}");
+    }
+    assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), n);
+    env.ok("soamsession", &["abort", &sess]);
+}
