@@ -189,6 +189,16 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]).trim().to_string();
     let sess = format!("a:{id}");
     env.ok("soamcontrol", &["session", "suspend", &sess]);
+    // Five 1 MB tasks go in two messages (4 + 1); the whole is over the limit, so none
+    // of it is accepted, though the last message alone would fit.
+    let mb = env.path("mb.txt");
+    std::fs::write(&mb, format!("{}\n", "y".repeat(1_000_000)).repeat(5)).unwrap();
+    let e = env.fails(
+        "soamsession",
+        &["submit", "--session", &sess, "--input-file", mb.to_str().unwrap(), "--detach"],
+    );
+    assert!(e.contains("maxStoreBytes limit (3000000 bytes)"), "{e}");
+    assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), 0);
     // 100 KiB tasks until the store is full.
     let big = "x".repeat(100 * 1024);
     let f = env.path("big.txt");
@@ -211,6 +221,11 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     let tasks = env.json("soamview", &["task", &sess]);
     assert_eq!(tasks.as_array().unwrap().len(), accepted);
     env.stop_agent(libc::SIGKILL);
+    // What the store holds stays under the limit (its own count of its records).
+    let (store, _) = soam_store::Store::open(&env.path("data/soam.redb"), 1 << 20).unwrap();
+    let held = store.stored_bytes();
+    drop(store);
+    assert!(held <= 3_000_000 && held > (accepted * 100 * 1024) as u64, "{held}");
     env.start_agent();
     assert_eq!(env.session("a", id.parse().unwrap()).unwrap()["pending"], accepted as u64);
     env.ok("soamsession", &["abort", &sess]);

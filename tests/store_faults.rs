@@ -98,11 +98,11 @@ fn a_full_disk_refuses_writes_keeps_what_was_acknowledged_and_recovers_without_a
     wait_for(10, "the agent to say its store fails", || {
         status_store(&env).contains("DEGRADED").then_some(())
     });
+    // Refused before it is tried; or, if a small probe commit fit in the file's free
+    // pages meanwhile and the agent took the store for working, failed by its commit.
+    // Either way the client is told, and nothing changes (checked below).
     let refused = String::from_utf8_lossy(&submit().stderr).trim().to_string();
-    assert!(
-        refused.contains("the store cannot be written") && refused.contains("nothing was changed"),
-        "{refused}"
-    );
+    assert!(refused.contains("the store cannot be written"), "{refused}");
     let e = env.fails("soamcontrol", &["session", "resume", "a:1"]);
     assert!(e.contains("the store cannot be written"), "{e}");
     let s = env.session("a", 1).unwrap();

@@ -31,7 +31,8 @@ fn lines(out: &str) -> Vec<String> {
     v
 }
 
-fn checks_v0_content(env: &Env) {
+/// What both fixtures hold (made by the same steps, by the release of their format).
+fn checks_fixture_content(env: &Env) {
     // Sessions as they were left.
     let keep = env.session("upg", 1).expect("session upg:1");
     assert_eq!((keep["name"].as_str(), keep["done"].as_u64()), (Some("keep"), Some(3)), "{keep}");
@@ -47,10 +48,19 @@ fn checks_v0_content(env: &Env) {
 }
 
 #[test]
-fn a_store_from_the_previous_release_opens_with_everything_in_it() {
-    let mut env = home_with("store-v0.redb");
+fn a_store_from_the_release_before_formats_opens_with_everything_in_it() {
+    opens_with_everything_in_it("store-v0.redb");
+}
+
+#[test]
+fn a_store_of_format_1_opens_with_everything_in_it() {
+    opens_with_everything_in_it("store-v1.redb");
+}
+
+fn opens_with_everything_in_it(fixture: &str) {
+    let mut env = home_with(fixture);
     env.start_agent();
-    checks_v0_content(&env);
+    checks_fixture_content(&env);
     // The outputs kept for upg:keep are there, with the common data its tasks saw.
     let out = env.ok("soamsession", &["reopen", "upg:keep", "--all"]);
     assert_eq!(lines(&out), ["shared bytesa", "shared bytesb", "shared bytesc"]);

@@ -17,12 +17,18 @@
 //! - 0: releases up to 0.1.0 before 2026-11-22: no `meta` table, rows without a
 //!   version byte (`tests/fixtures/store-v0.redb`).
 //! - 1: `meta` table; every row starts with its record's version byte.
+//! - 2: `meta` also holds `stored_bytes`, the bytes of every row's key and value as
+//!   [`row_bytes`] counts them, kept by every commit in the same transaction. It is what
+//!   `maxStoreBytes` limits. A new format because a format-1 release would write rows
+//!   without counting them; it now refuses the file instead. Migrating from 1 counts
+//!   every row once.
 
 pub mod records;
 
 use records::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -39,11 +45,12 @@ const HISTORY: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("
 /// per task.
 const TASK_HISTORY: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("task_history");
 const HISTORY_CHUNK: usize = 1024;
-/// The store's own facts: "format" (u64, little-endian) and "written_by" (text).
+/// The store's own facts: "format" (u64, little-endian), "written_by" (text) and
+/// "stored_bytes" (u64, little-endian).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The store format this release writes; see the crate docs for the list.
-pub const FORMAT: u64 = 1;
+pub const FORMAT: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -161,7 +168,25 @@ pub struct Store {
     tx: mpsc::Sender<Op>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// The committed `stored_bytes`, set by the writer after each commit.
+    stored: Arc<AtomicU64>,
 }
+
+/// The bytes a row counts for in `stored_bytes`: the text in its key, 8 for each integer
+/// in its key, and its value.
+pub fn row_bytes(key_text: usize, key_ints: usize, value: usize) -> u64 {
+    (key_text + 8 * key_ints + value) as u64
+}
+
+/// The most a new pending task's row can add to `stored_bytes`, for limits checked
+/// before its record exists (`tests` below checks the bound against real records).
+pub fn new_task_bytes(app: &str, input: usize) -> u64 {
+    row_bytes(app.len(), 2, input + TASK_RECORD_OVERHEAD)
+}
+
+/// A pending task record's bytes beyond its input: version, state, flags, varint
+/// counters and lengths at their widest, three times.
+const TASK_RECORD_OVERHEAD: usize = 49;
 
 impl Store {
     /// Opens (or creates) the store. `cache_bytes` bounds redb's page cache (its own
@@ -197,13 +222,15 @@ impl Store {
             _ => init_tables(&db)?,
         }
         let loaded = load(&db)?;
+        let stored = Arc::new(AtomicU64::new(read_stored(&db)?));
         let db: Slot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
         let wdb = db.clone();
         let (wpath, cache) = (path.to_path_buf(), cache_bytes);
+        let wstored = stored.clone();
         let thread = std::thread::Builder::new()
             .name("soam-store".into())
-            .spawn(move || Writer::new(wdb, wpath, cache).run(rx))
+            .spawn(move || Writer::new(wdb, wpath, cache, wstored).run(rx))
             .map_err(StoreError::db)?;
         Ok((
             Store {
@@ -211,9 +238,15 @@ impl Store {
                 tx,
                 thread: Some(thread),
                 path: path.to_path_buf(),
+                stored,
             },
             loaded,
         ))
+    }
+
+    /// The bytes of records the store holds, as of the last commit (`row_bytes`).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored.load(Ordering::Acquire)
     }
 
     /// A handle for reads from another thread (they block: not on the async reactor).
@@ -407,9 +440,13 @@ fn migrate(db: &Database, from: u64) -> Result<(), StoreError> {
         rows += prefix_rows(&txn, HISTORY)?;
         rows += prefix_rows(&txn, TASK_HISTORY)?;
     }
+    // Format 2 keeps a count of the bytes stored: counted once here.
+    let bytes = count_bytes(&txn)?;
     {
         let mut meta = txn.open_table(META).map_err(StoreError::db)?;
         stamp(&mut meta).map_err(StoreError::db)?;
+        meta.insert("stored_bytes", bytes.to_le_bytes().as_slice())
+            .map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)?;
     init_tables(db)?;
@@ -452,12 +489,45 @@ fn rewrite_rows<K: redb::Key + 'static>(
     Ok(n)
 }
 
+/// Every row's bytes, as `row_bytes` counts them.
+fn count_bytes(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    fn sum<K: redb::Key + 'static, V: redb::Value + 'static>(
+        txn: &redb::WriteTransaction,
+        def: TableDefinition<K, V>,
+        f: impl Fn(&K::SelfType<'_>, &V::SelfType<'_>) -> u64,
+    ) -> Result<u64, StoreError> {
+        let t = txn.open_table(def).map_err(StoreError::db)?;
+        let mut n = 0;
+        for row in t.iter().map_err(StoreError::db)? {
+            let (k, v) = row.map_err(StoreError::db)?;
+            n += f(&k.value(), &v.value());
+        }
+        Ok(n)
+    }
+    Ok(sum(txn, APPS, |k, v| row_bytes(k.len(), 0, v.len()))?
+        + sum(txn, COUNTERS, |k, _| row_bytes(k.len(), 0, 8))?
+        + sum(txn, SESSIONS, |k, v| row_bytes(k.0.len(), 1, v.len()))?
+        + sum(txn, TASKS, |k, v| row_bytes(k.0.len(), 2, v.len()))?
+        + sum(txn, HISTORY, |k, v| row_bytes(k.1.len(), 2, v.len()))?
+        + sum(txn, TASK_HISTORY, |k, v| row_bytes(k.0.len(), 2, v.len()))?)
+}
+
+fn read_stored(db: &Database) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let meta = txn.open_table(META).map_err(StoreError::db)?;
+    let v = meta.get("stored_bytes").map_err(StoreError::db)?;
+    v.and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| StoreError::Db("corrupt meta record: stored_bytes missing or not 8 bytes".into()))
+}
+
 fn init_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(StoreError::db)?;
     {
         let mut meta = txn.open_table(META).map_err(StoreError::db)?;
         if meta.get("format").map_err(StoreError::db)?.is_none() {
             stamp(&mut meta).map_err(StoreError::db)?;
+            meta.insert("stored_bytes", 0u64.to_le_bytes().as_slice()).map_err(StoreError::db)?;
         }
         txn.open_table(APPS).map_err(StoreError::db)?;
         txn.open_table(COUNTERS).map_err(StoreError::db)?;
@@ -522,10 +592,12 @@ struct Writer {
     /// Batches of the agent's own record waiting for the store to work again, in order.
     kept: Vec<Batch>,
     listener: Option<HealthListener>,
+    /// `stored_bytes` as last committed, shared with the [`Store`].
+    stored: Arc<AtomicU64>,
 }
 
 impl Writer {
-    fn new(db: Slot, path: PathBuf, cache: usize) -> Writer {
+    fn new(db: Slot, path: PathBuf, cache: usize, stored: Arc<AtomicU64>) -> Writer {
         Writer {
             db,
             path,
@@ -533,7 +605,15 @@ impl Writer {
             fault: None,
             kept: Vec::new(),
             listener: None,
+            stored,
         }
+    }
+
+    /// Applies and commits batches, and publishes the new `stored_bytes`.
+    fn apply(&self, db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
+        let now = apply(db, batches, self.stored.load(Ordering::Acquire))?;
+        self.stored.store(now, Ordering::Release);
+        Ok(())
     }
 
     fn run(mut self, rx: mpsc::Receiver<Op>) {
@@ -586,7 +666,7 @@ impl Writer {
         let result = if writes == 0 {
             Ok(())
         } else {
-            current(&self.db).and_then(|db| apply(&db, &batches))
+            current(&self.db).and_then(|db| self.apply(&db, &batches))
         };
         let big = writes >= 1000
             || batches.iter().any(|b| {
@@ -665,7 +745,7 @@ impl Writer {
         let kept = std::mem::take(&mut self.kept);
         let tried = current(&self.db).and_then(|db| {
             probe(&db)?;
-            if kept.is_empty() { Ok(()) } else { apply(&db, &kept) }
+            if kept.is_empty() { Ok(()) } else { self.apply(&db, &kept) }
         });
         match tried {
             Ok(()) => {
@@ -708,54 +788,87 @@ fn probe(db: &Database) -> Result<(), StoreError> {
     txn.commit().map_err(StoreError::db)
 }
 
-fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
+/// Applies batches in one transaction and commits; returns the new `stored_bytes`
+/// (written in the same transaction).
+fn apply(db: &Database, batches: &[Batch], stored: u64) -> Result<u64, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::db)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::db)?;
-    {
+    // What the commit adds and removes, in `row_bytes`.
+    let (mut added, mut removed) = (0u64, 0u64);
+    let now = {
         let mut apps = txn.open_table(APPS).map_err(StoreError::db)?;
         let mut counters = txn.open_table(COUNTERS).map_err(StoreError::db)?;
         let mut sessions = txn.open_table(SESSIONS).map_err(StoreError::db)?;
         let mut tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
         let mut history = txn.open_table(HISTORY).map_err(StoreError::db)?;
         let mut task_history = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
+        let len = |g: Option<redb::AccessGuard<&[u8]>>| g.map(|g| g.value().len());
         for w in batches.iter().flat_map(|b| &b.writes) {
             let r: Result<(), redb::StorageError> = (|| {
                 match w {
                     Write::PutApp(a) => {
-                        apps.insert(a.name.as_str(), encode(a).as_slice())?;
+                        let v = encode(a);
+                        added += row_bytes(a.name.len(), 0, v.len());
+                        if let Some(old) = len(apps.insert(a.name.as_str(), v.as_slice())?) {
+                            removed += row_bytes(a.name.len(), 0, old);
+                        }
                     }
                     Write::DeleteApp(name) => {
-                        apps.remove(name.as_str())?;
+                        if let Some(old) = len(apps.remove(name.as_str())?) {
+                            removed += row_bytes(name.len(), 0, old);
+                        }
                     }
                     Write::SetCounter { app, next } => {
-                        counters.insert(app.as_str(), *next)?;
+                        added += row_bytes(app.len(), 0, 8);
+                        if counters.insert(app.as_str(), *next)?.is_some() {
+                            removed += row_bytes(app.len(), 0, 8);
+                        }
                     }
                     Write::PutSession(s) => {
-                        sessions.insert((s.app.as_str(), s.id), encode(s).as_slice())?;
+                        let v = encode(s);
+                        added += row_bytes(s.app.len(), 1, v.len());
+                        if let Some(old) = len(sessions.insert((s.app.as_str(), s.id), v.as_slice())?) {
+                            removed += row_bytes(s.app.len(), 1, old);
+                        }
                     }
                     Write::DeleteSession { app, id } => {
-                        sessions.remove((app.as_str(), *id))?;
+                        if let Some(old) = len(sessions.remove((app.as_str(), *id))?) {
+                            removed += row_bytes(app.len(), 1, old);
+                        }
                     }
                     Write::PutTasks { app, session, tasks: list } => {
                         for (tid, t) in list {
-                            tasks.insert((app.as_str(), *session, *tid), encode(t).as_slice())?;
+                            let v = encode(t);
+                            added += row_bytes(app.len(), 2, v.len());
+                            if let Some(old) = len(tasks.insert((app.as_str(), *session, *tid), v.as_slice())?) {
+                                removed += row_bytes(app.len(), 2, old);
+                            }
                         }
                     }
                     Write::DeleteTasks { app, session } => {
-                        tasks.retain_in((app.as_str(), *session, 0)..=(app.as_str(), *session, u64::MAX), |_, _| false)?;
+                        tasks.retain_in((app.as_str(), *session, 0)..=(app.as_str(), *session, u64::MAX), |_, v| {
+                            removed += row_bytes(app.len(), 2, v.len());
+                            false
+                        })?;
                     }
                     Write::PutHistory(h) => {
                         let summary = HistoryRecord {
                             session: h.session.clone(),
                             tasks: Vec::new(),
                         };
-                        let key = (h.session.ended_ms.unwrap_or(0), h.session.app.as_str(), h.session.id);
-                        history.insert(key, encode(&summary).as_slice())?;
+                        let app = h.session.app.as_str();
+                        let key = (h.session.ended_ms.unwrap_or(0), app, h.session.id);
+                        let v = encode(&summary);
+                        added += row_bytes(app.len(), 2, v.len());
+                        if let Some(old) = len(history.insert(key, v.as_slice())?) {
+                            removed += row_bytes(app.len(), 2, old);
+                        }
                         for (i, chunk) in h.tasks.chunks(HISTORY_CHUNK).enumerate() {
-                            task_history.insert(
-                                (h.session.app.as_str(), h.session.id, i as u64),
-                                encode_as::<Vec<HistoryTask>, _>(chunk).as_slice(),
-                            )?;
+                            let v = encode_as::<Vec<HistoryTask>, _>(chunk);
+                            added += row_bytes(app.len(), 2, v.len());
+                            if let Some(old) = len(task_history.insert((app, h.session.id, i as u64), v.as_slice())?) {
+                                removed += row_bytes(app.len(), 2, old);
+                            }
                         }
                     }
                 }
@@ -763,8 +876,13 @@ fn apply(db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
             })();
             r.map_err(StoreError::db)?;
         }
-    }
-    txn.commit().map_err(StoreError::db)
+        let now = (stored + added).saturating_sub(removed);
+        let mut meta = txn.open_table(META).map_err(StoreError::db)?;
+        meta.insert("stored_bytes", now.to_le_bytes().as_slice()).map_err(StoreError::db)?;
+        now
+    };
+    txn.commit().map_err(StoreError::db)?;
+    Ok(now)
 }
 
 /// Test support: turns a format-1 store back into format 0 (rows without their version
@@ -800,6 +918,7 @@ pub fn stamp_format(path: &Path, format: u64, by: &str) -> Result<(), StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn app(name: &str) -> AppRecord {
         AppRecord {
@@ -830,6 +949,135 @@ mod tests {
         assert_eq!(loaded.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), vec!["b"]);
         assert_eq!(loaded.counters, vec![("a".to_string(), 5)]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn task(input: &[u8], result: Option<&[u8]>) -> TaskRecord {
+        TaskRecord {
+            state: StoredTaskState::Pending,
+            attempts: u32::MAX,
+            failures: u32::MAX,
+            input: Bytes::copy_from_slice(input),
+            result: result.map(Bytes::copy_from_slice),
+            delivered: true,
+            submitted_ms: u64::MAX,
+            started_ms: u64::MAX,
+            ended_ms: u64::MAX,
+        }
+    }
+
+    /// The count kept by commits equals a full recount, through inserts, overwrites and
+    /// deletes of every kind, and survives a reopen.
+    #[test]
+    fn stored_bytes_follow_every_write() {
+        let dir = tempfile_dir();
+        let path = dir.join("s.redb");
+        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.stored_bytes(), 0);
+        let session = |id| SessionRecord {
+            app: "a".into(),
+            id,
+            name: None,
+            tag: None,
+            session_type: String::new(),
+            state: StoredSessionState::Open,
+            attached: false,
+            recoverable: true,
+            direct: false,
+            common_data: Bytes::from_static(b"common"),
+            created_ms: 1,
+            owner_uid: 0,
+            next_task: 4,
+        };
+        let batches = [
+            vec![Write::PutApp(app("a")), Write::SetCounter { app: "a".into(), next: 2 }],
+            vec![
+                Write::PutSession(session(1)),
+                Write::PutTasks {
+                    app: "a".into(),
+                    session: 1,
+                    tasks: (1..=3).map(|i| (i, task(&vec![7; 1000 * i as usize], None))).collect(),
+                },
+            ],
+            // Overwrites: a longer record replaces a shorter one.
+            vec![
+                Write::SetCounter { app: "a".into(), next: 3 },
+                Write::PutTasks {
+                    app: "a".into(),
+                    session: 1,
+                    tasks: vec![(2, task(b"x", Some(&[1; 5000])))],
+                },
+            ],
+            vec![Write::PutHistory(HistoryRecord {
+                session: HistorySession {
+                    app: "a".into(),
+                    id: 1,
+                    name: None,
+                    tag: None,
+                    session_type: String::new(),
+                    state: "closed".into(),
+                    reason: None,
+                    created_ms: 1,
+                    ended_ms: Some(9),
+                    owner_uid: 0,
+                    priority: 1,
+                    done: 2000,
+                    error: 0,
+                    canceled: 0,
+                },
+                tasks: (1..=2000)
+                    .map(|t| HistoryTask {
+                        task: t,
+                        state: "done".into(),
+                        attempts: 1,
+                        submitted_ms: 1,
+                        started_ms: Some(2),
+                        ended_ms: Some(3),
+                        error: None,
+                    })
+                    .collect(),
+            })],
+            vec![
+                Write::DeleteTasks {
+                    app: "a".into(),
+                    session: 1,
+                },
+                Write::DeleteSession { app: "a".into(), id: 1 },
+                Write::PutApp(app("b")),
+            ],
+            vec![Write::DeleteApp("a".into())],
+        ];
+        for writes in batches {
+            let (tx, rx) = mpsc::channel();
+            store.submit(writes, Some(Box::new(move |r| tx.send(r).unwrap())));
+            rx.recv().unwrap().unwrap();
+            let counted = {
+                let db = current(&store.db).unwrap();
+                let txn = db.begin_write().unwrap();
+                let n = count_bytes(&txn).unwrap();
+                txn.abort().unwrap();
+                n
+            };
+            assert_eq!(store.stored_bytes(), counted);
+            assert!(counted > 0);
+        }
+        let before = store.stored_bytes();
+        store.close();
+        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.stored_bytes(), before);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `new_task_bytes` is an upper bound of a new task's row, whatever its fields hold.
+    #[test]
+    fn new_task_bytes_bound_real_rows() {
+        for input in [0usize, 1, 127, 128, 20_000, 3 << 20] {
+            let mut rec = task(&vec![1; input], None);
+            let widest = encode(&rec).len();
+            assert!(row_bytes(3, 2, widest) <= new_task_bytes("app", input), "input {input}");
+            rec.attempts = 0;
+            assert!(row_bytes(3, 2, encode(&rec).len()) <= new_task_bytes("app", input));
+        }
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -78,10 +78,13 @@ pub enum CoreMsg {
     /// A session's creation could not be committed; its client was told so.
     Unsaved(Sid),
     /// Tasks `first..first+count` of a recoverable session are committed: they may run.
+    /// `reserved`: what the submit held against `maxStoreBytes`, now counted by the
+    /// store (or never written), so released.
     Accepted {
         sid: Sid,
         first: u64,
         count: u64,
+        reserved: u64,
     },
     /// Their commit failed and the client was told so: they never run.
     NotAccepted {
@@ -89,6 +92,7 @@ pub enum CoreMsg {
         first: u64,
         count: u64,
         why: String,
+        reserved: u64,
     },
     /// The store started failing (the reason) or works again (`None`).
     StoreHealth(Option<String>),
@@ -458,6 +462,9 @@ pub struct Core {
     /// Why the store cannot be written, while it cannot: requests that would write are
     /// refused with it, and `soamcontrol agent status` shows it.
     store_fault: Option<String>,
+    /// Bytes accepted submits will add to the store, until their commit is done: the
+    /// store counts only what is committed, and `maxStoreBytes` must hold for both.
+    store_reserved: u64,
 }
 
 impl Core {
@@ -487,6 +494,7 @@ impl Core {
             needs_schedule: false,
             shutdown,
             store_fault: None,
+            store_reserved: 0,
         };
         let health = core.inbox.clone();
         core.store
@@ -607,8 +615,19 @@ impl Core {
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
             CoreMsg::Persisted(ends) => self.persisted(ends),
-            CoreMsg::Accepted { sid, first, count } => self.accepted(sid, first, count),
-            CoreMsg::NotAccepted { sid, first, count, why } => self.not_accepted(sid, first, count, &why),
+            CoreMsg::Accepted {
+                sid,
+                first,
+                count,
+                reserved,
+            } => self.accepted(sid, first, count, reserved),
+            CoreMsg::NotAccepted {
+                sid,
+                first,
+                count,
+                why,
+                reserved,
+            } => self.not_accepted(sid, first, count, &why, reserved),
             // The store's writer has logged the fault and the recovery.
             CoreMsg::StoreHealth(fault) => self.store_fault = fault,
             CoreMsg::Cluster(ev) => self.cluster_event(ev),

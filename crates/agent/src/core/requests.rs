@@ -358,7 +358,9 @@ impl Core {
             {
                 return Err(format!("application '{}' already has an open session named '{n}'", c.app));
             }
-            self.check_store_bytes(0)?;
+            // The session's record: its common data, names and a little more.
+            let record = (c.common_data.len() + c.app.len() + c.name.as_ref().map_or(0, String::len) + 256) as u64;
+            self.check_store_bytes(record)?;
             if let Some(limit) = self.cfg.max_stored_sessions
                 && self.sessions.len() as u64 >= limit
             {
@@ -420,13 +422,15 @@ impl Core {
         }
     }
 
-    /// Refuses what would take the store file past `maxStoreBytes`.
+    /// Refuses what would take the store past `maxStoreBytes`: the bytes of records it
+    /// holds (counted by every commit), what accepted submits are still committing, and
+    /// at most `incoming` more.
     fn check_store_bytes(&self, incoming: u64) -> Result<(), String> {
         let Some(limit) = self.cfg.max_store_bytes else { return Ok(()) };
-        let size = std::fs::metadata(self.store.path()).map(|m| m.len()).unwrap_or(0);
-        if size + incoming > limit {
+        let held = self.store.stored_bytes() + self.store_reserved;
+        if held + incoming > limit {
             return Err(format!(
-                "the store is {size} bytes; accepting this would pass its maxStoreBytes limit ({limit} bytes)"
+                "the store holds {held} bytes of records; accepting {incoming} more would pass its maxStoreBytes limit ({limit} bytes)"
             ));
         }
         Ok(())
@@ -602,10 +606,13 @@ impl Core {
                 );
             }
         }
+        // The most the commit can write: every task's row at its widest. Held against
+        // the limit until the commit is done and counted by the store.
+        let mut reserved = 0;
         if self.sessions[&sid].stype.recoverable {
-            // Roughly what the records will take: inputs plus a per-task overhead.
-            let incoming: u64 = inputs.iter().map(|t| t.len() as u64 + 64).sum();
-            if let Err(e) = self.check_store_bytes(incoming) {
+            let app = &self.sessions[&sid].app;
+            reserved = inputs.iter().map(|t| soam_store::new_task_bytes(app, t.len())).sum();
+            if let Err(e) = self.check_store_bytes(reserved) {
                 return self.fail(conn, id, e);
             }
         }
@@ -644,18 +651,31 @@ impl Core {
             return self.reply_after(conn, id, Vec::new(), Reply::Submitted { first, count });
         };
         let why = String::from("the store could not save them");
+        self.store_reserved += reserved;
         self.reply_after_then(
             conn,
             id,
             writes,
             Reply::Submitted { first, count },
-            Some(CoreMsg::Accepted { sid, first, count }),
-            Some(CoreMsg::NotAccepted { sid, first, count, why }),
+            Some(CoreMsg::Accepted {
+                sid,
+                first,
+                count,
+                reserved,
+            }),
+            Some(CoreMsg::NotAccepted {
+                sid,
+                first,
+                count,
+                why,
+                reserved,
+            }),
         );
     }
 
     /// Committed tasks of a recoverable session join its queue.
-    pub(super) fn accepted(&mut self, sid: Sid, first: u64, count: u64) {
+    pub(super) fn accepted(&mut self, sid: Sid, first: u64, count: u64, reserved: u64) {
+        self.store_reserved = self.store_reserved.saturating_sub(reserved);
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         for tid in first..first + count {
             let idx = (tid - 1) as u32;
@@ -668,7 +688,8 @@ impl Core {
 
     /// Tasks whose submit was refused for a failed commit: they end canceled and
     /// delivered (nobody waits for them) and never run; their ids stay used.
-    pub(super) fn not_accepted(&mut self, sid: Sid, first: u64, count: u64, why: &str) {
+    pub(super) fn not_accepted(&mut self, sid: Sid, first: u64, count: u64, why: &str, reserved: u64) {
+        self.store_reserved = self.store_reserved.saturating_sub(reserved);
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         for tid in first..first + count {
             let idx = (tid - 1) as usize;
