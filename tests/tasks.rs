@@ -100,6 +100,47 @@ fn common_data_reaches_session_enter_and_update() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "new-y\n");
 }
 
+/// A failed SessionUpdate is retried as a new bind (SessionEnter with the new data),
+/// counted with SessionEnter failures against sessionRetryLimit; no task runs on the old
+/// common data after an update the service refused.
+#[test]
+fn a_failed_session_update_is_retried_and_never_runs_tasks_on_old_data() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", "    sessionRetryLimit: 2\n"));
+    let cd = env.path("cd");
+    std::fs::write(&cd, "pre-").unwrap();
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let sess = format!("a:{id}");
+    let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
+    // The instance refuses the first update; the retried bind takes it.
+    let marker = env.path("refused-once");
+    let new = format!("update-fails-once:{} ", marker.display());
+    std::fs::write(&cd, &new).unwrap();
+    env.ok("soamsession", &["update", &sess, "--common-data", cd.to_str().unwrap()]);
+    let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "y"]);
+    assert!(marker.exists(), "the update was never refused");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{new}y\n"));
+    // An update every bind refuses: retried until the limit (2 retries, the refused
+    // update above counted too), then the session is aborted; no task ran on old data.
+    std::fs::write(&cd, "fail-enter").unwrap();
+    env.ok("soamsession", &["update", &sess, "--common-data", cd.to_str().unwrap()]);
+    let o = env.run("soamsession", &["submit", "--session", &sess, "--task", "z", "--jsonl"]);
+    assert!(!o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("z\""),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let h = wait_for(10, "the session to end", || env.history("a", id.parse().unwrap()));
+    assert_eq!(h["state"], "aborted", "{h}");
+    let reason = h["reason"].as_str().unwrap();
+    assert!(reason.contains("sessionRetryLimit 2") && reason.contains("3 failures"), "{reason}");
+}
+
 #[test]
 fn instance_that_dies_mid_task_is_replaced_and_the_task_retried() {
     let env = Env::new();

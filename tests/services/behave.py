@@ -9,7 +9,9 @@
   pid             answers its process id
   whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
   anything else   answers common data + input
-Common data "fail-enter" makes SessionEnter fail."""
+Common data "fail-enter" makes SessionEnter (and SessionUpdate) fail; common data
+"update-fails-once:PATH..." makes a SessionUpdate to it fail unless PATH exists (creating
+it first), while SessionEnter takes it."""
 import os
 import struct
 import sys
@@ -38,8 +40,16 @@ def main():
         payload = body[HEADER.size:]
         status, out = 0, b""
         if kind in (ENTER, UPDATE):
+            once = b"update-fails-once:"
             if payload == b"fail-enter":
                 status, out = 1, b"enter refused"
+            elif kind == UPDATE and payload.startswith(once):
+                path = payload[len(once):].split(b" ")[0].decode()
+                if not os.path.exists(path):
+                    open(path, "w").close()
+                    status, out = 1, b"update refused"
+                else:
+                    common = payload
             else:
                 common = payload
         elif kind == INVOKE:

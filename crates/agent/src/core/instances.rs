@@ -93,14 +93,19 @@ impl Core {
                 }
             }
             Kind::SessionUpdate => {
-                if status != Status::Success {
-                    self.bind_failure(
-                        e.sid,
-                        &format!("SessionUpdate failed: {}", message()),
-                        status,
-                        control.session_update.on_failure,
-                    );
+                let inst = self.instances.get_mut(&iid).unwrap();
+                inst.updating = inst.updating.saturating_sub(1);
+                let action = control.session_update.on_failure;
+                if status != Status::Success && action != FailureAction::Succeed {
+                    // The service may hold the old common data, or none: it runs no more
+                    // of the session's tasks. Retried as a new bind (SessionEnter with the
+                    // current data), counted with SessionEnter failures.
+                    if inst.bound == Some(e.sid) {
+                        self.unbind(iid);
+                    }
+                    self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, action);
                 }
+                self.needs_schedule = true;
             }
             Kind::Invoke => self.invoke_done(e, status, payload, control.invoke.on_failure),
             Kind::SessionLeave | Kind::DestroyService => {}

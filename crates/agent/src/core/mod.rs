@@ -418,6 +418,9 @@ struct Instance {
     invokes: usize,
     /// Given back by its session: finish what is queued, then unbind.
     release: bool,
+    /// SessionUpdates sent and not yet answered: no task is sent meanwhile, so none
+    /// runs on common data the service may fail to take.
+    updating: u32,
     /// Stop it as soon as it is idle.
     retire: bool,
     kill: Option<KillReason>,

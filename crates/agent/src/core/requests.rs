@@ -768,6 +768,7 @@ impl Core {
             .map(|(&id, _)| id)
             .collect();
         for iid in entered {
+            self.instances.get_mut(&iid).unwrap().updating += 1;
             self.send_method(iid, Kind::SessionUpdate, sid, session, data.clone());
         }
         self.persist_session(sid);

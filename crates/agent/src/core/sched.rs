@@ -360,6 +360,7 @@ impl Core {
                 expect: VecDeque::new(),
                 invokes: 0,
                 release: false,
+                updating: 0,
                 retire: false,
                 kill: None,
                 armed_seq: 0,
@@ -410,7 +411,7 @@ impl Core {
         let node = self.instances[&iid].worker.map_or(0, |w| self.worker_node(w));
         let inst = &self.instances[&iid];
         let Some(sid) = inst.bound else { return };
-        if inst.entered != Some(sid) || inst.release || inst.kill.is_some() {
+        if inst.entered != Some(sid) || inst.release || inst.kill.is_some() || inst.updating > 0 {
             return;
         }
         let Some(s) = self.sessions.get_mut(&sid) else { return };
