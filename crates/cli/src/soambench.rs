@@ -243,7 +243,8 @@ async fn collect_one(c: &mut Client, s: &SessionRef) -> anyhow::Result<()> {
 }
 
 /// A suspended session holding `n` pending tasks (left open, detached).
-async fn parked_session(opts: &ConnectOptions, stype: Option<&str>, n: usize) -> anyhow::Result<()> {
+/// A suspended session holding `n` pending tasks; returns its id.
+async fn parked_session(opts: &ConnectOptions, stype: Option<&str>, n: usize) -> anyhow::Result<u64> {
     let c = Client::connect(opts).await?;
     let id = create(&c, "bench", stype, true).await?;
     let s = session_ref("bench", id);
@@ -254,7 +255,7 @@ async fn parked_session(opts: &ConnectOptions, stype: Option<&str>, n: usize) ->
     .await?;
     submit(&c, &s, n).await?;
     c.call(Request::Detach { session: s }).await?;
-    Ok(())
+    Ok(id)
 }
 
 fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
@@ -454,7 +455,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     })?;
     let create_s = t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    rt.block_on(parked_session(&opts, None, tasks))?;
+    let big = rt.block_on(parked_session(&opts, None, tasks))?;
     let submit_s = t0.elapsed().as_secs_f64();
     // The agent's own part of listing everything: one request through the client library.
     let list_ms = rt.block_on(async {
@@ -495,6 +496,14 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         t.add_row([
             format!("soamview {} (median of 10)", args.join(" ")),
             format!("{:.2} ms", soamview_ms(agent, args, 10)?),
+        ]);
+    }
+    // Every task of the big session, in pages, printed as they arrive.
+    let addr = format!("bench:{big}");
+    for args in [&["task", addr.as_str()][..], &["task", addr.as_str(), "--json"]] {
+        t.add_row([
+            format!("soamview {} ({tasks} tasks, median of 3)", args.join(" ")),
+            format!("{:.0} ms", soamview_ms(agent, args, 3)?),
         ]);
     }
     println!("{t}");
