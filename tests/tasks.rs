@@ -81,10 +81,10 @@ fn session_enter_failures_count_against_session_retry_limit() {
     );
 }
 
-#[test]
-fn common_data_reaches_session_enter_and_update() {
-    let env = Env::new();
-    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+/// A session of app "a" (its one type given `type_extra`) created with common data
+/// "pre-" from file `cd`, whose first task saw it. Returns (address, `cd`, id).
+fn session_with_common_data(env: &Env, type_extra: &str) -> (String, std::path::PathBuf, String) {
+    env.register("p.yaml", &Env::behave_profile("a", "", type_extra));
     let cd = env.path("cd");
     std::fs::write(&cd, "pre-").unwrap();
     let id = env
@@ -94,6 +94,13 @@ fn common_data_reaches_session_enter_and_update() {
     let sess = format!("a:{id}");
     let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
+    (sess, cd, id)
+}
+
+#[test]
+fn common_data_reaches_session_enter_and_update() {
+    let env = Env::new();
+    let (sess, cd, _) = session_with_common_data(&env, "");
     std::fs::write(&cd, "new-").unwrap();
     env.ok("soamsession", &["update", &sess, "--common-data", cd.to_str().unwrap()]);
     let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "y"]);
@@ -106,16 +113,7 @@ fn common_data_reaches_session_enter_and_update() {
 #[test]
 fn a_failed_session_update_is_retried_and_never_runs_tasks_on_old_data() {
     let env = Env::new();
-    env.register("p.yaml", &Env::behave_profile("a", "", "    sessionRetryLimit: 2\n"));
-    let cd = env.path("cd");
-    std::fs::write(&cd, "pre-").unwrap();
-    let id = env
-        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
-        .trim()
-        .to_string();
-    let sess = format!("a:{id}");
-    let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
+    let (sess, cd, id) = session_with_common_data(&env, "    sessionRetryLimit: 2\n");
     // The instance refuses the first update; the retried bind takes it.
     let marker = env.path("refused-once");
     let new = format!("update-fails-once:{} ", marker.display());
