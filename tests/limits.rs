@@ -205,6 +205,22 @@ fn listings_larger_than_a_message_arrive_in_pages() {
     }
     let apps = env.json("soamview", &["app"]);
     assert_eq!(apps.as_array().unwrap().len(), 20);
+    // The one-reply listing older clients ask for cannot fit: it is answered with an
+    // error naming the limit, not dropped, and the connection goes on.
+    let mut s = attack::connect(&env.socket()).unwrap();
+    use std::io::Write;
+    s.write_all(&attack::request(7, soam_proto::msg::Request::ListApps { app: None }))
+        .unwrap();
+    s.write_all(&attack::request(8, soam_proto::msg::Request::Ping)).unwrap();
+    let reply = |s: &mut std::os::unix::net::UnixStream| match attack::read_msg::<soam_proto::msg::AgentFrame>(s).unwrap() {
+        soam_proto::msg::AgentFrame::Reply { id, result } => (id, result),
+        other => panic!("unexpected {other:?}"),
+    };
+    let (id, result) = reply(&mut s);
+    let err = result.unwrap_err();
+    assert_eq!(id, 7);
+    assert!(err.contains("the reply could not be sent") && err.contains("exceeds"), "{err}");
+    assert!(matches!(reply(&mut s), (8, Ok(_))));
     // A profile over the limit is refused before it is sent, with the limit named.
     let mut p = Env::behave_profile("huge", "", "");
     p.push_str(&line.repeat(1100));
