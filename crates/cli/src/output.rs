@@ -166,16 +166,6 @@ impl Grid {
         }
         t.to_string()
     }
-
-    pub fn print(&self, json: bool) {
-        if json {
-            println!("{}", self.json_string());
-        } else if self.rows.is_empty() {
-            println!("(none)");
-        } else {
-            println!("{}", self.render());
-        }
-    }
 }
 
 /// Prints a listing that arrives in pages. One page prints exactly as a whole listing

@@ -140,32 +140,30 @@ pub fn session_grid(list: &[SessionInfo]) -> Grid {
 async fn view(client: &Client, args: &Args, out: &mut Paged) -> anyhow::Result<()> {
     match &args.what {
         What::App { app, long, profile } => {
-            let mut from = None;
-            loop {
-                let (apps, next) = client.app_page(app.clone(), from).await?;
-                let last = next.is_none();
-                if *profile {
-                    use soam_proto::text::{escape, escape_lines};
-                    let text: String = apps
-                        .iter()
-                        .map(|a| {
-                            format!(
-                                "# {} ({})\n{}\n",
-                                escape(&a.name),
-                                escape(&a.source),
-                                escape_lines(a.profile.trim_end())
-                            )
-                        })
-                        .collect();
-                    out.raw(&text, last)?;
-                } else {
-                    out.page(&app_grid(&apps, *long), last)?;
-                }
-                match next {
-                    Some(n) => from = Some(n),
-                    None => return Ok(()),
-                }
-            }
+            soam_client::each_page(
+                async |from| client.app_page(app.clone(), from).await,
+                |apps, last| {
+                    if *profile {
+                        use soam_proto::text::{escape, escape_lines};
+                        let text: String = apps
+                            .iter()
+                            .map(|a| {
+                                format!(
+                                    "# {} ({})\n{}\n",
+                                    escape(&a.name),
+                                    escape(&a.source),
+                                    escape_lines(a.profile.trim_end())
+                                )
+                            })
+                            .collect();
+                        out.raw(&text, last)
+                    } else {
+                        out.page(&app_grid(&apps, *long), last)
+                    }
+                    .map_err(anyhow::Error::from)
+                },
+            )
+            .await?;
         }
         What::Cluster => {
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
@@ -206,38 +204,26 @@ async fn view(client: &Client, args: &Args, out: &mut Paged) -> anyhow::Result<(
                 state: *state,
                 orphaned: *orphaned,
             };
-            let mut from = None;
-            loop {
-                let (list, next) = client.session_page(&q, from).await?;
-                out.page(&session_grid(&list), next.is_none())?;
-                match next {
-                    Some(n) => from = Some(n),
-                    None => break,
-                }
-            }
+            soam_client::each_page(
+                async |from| client.session_page(&q, from).await,
+                |list, last| out.page(&session_grid(&list), last).map_err(anyhow::Error::from),
+            )
+            .await?;
         }
         What::Task { session, state } => {
-            let mut from = 0;
-            loop {
-                let (list, next) = client.task_page(session, *state, false, from).await?;
-                out.page(&task_grid(&list), next.is_none())?;
-                match next {
-                    Some(n) => from = n,
-                    None => break,
-                }
-            }
+            soam_client::each_page(
+                async |from| client.task_page(session, *state, false, from.unwrap_or(0)).await,
+                |list, last| out.page(&task_grid(&list), last).map_err(anyhow::Error::from),
+            )
+            .await?;
         }
         What::History { target: Some(t) } if t.contains(':') => {
             let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            let mut from = 0;
-            loop {
-                let (list, next) = client.task_page(&session, None, true, from).await?;
-                out.page(&task_history_grid(&list), next.is_none())?;
-                match next {
-                    Some(n) => from = n,
-                    None => break,
-                }
-            }
+            soam_client::each_page(
+                async |from| client.task_page(&session, None, true, from.unwrap_or(0)).await,
+                |list, last| out.page(&task_history_grid(&list), last).map_err(anyhow::Error::from),
+            )
+            .await?;
         }
         What::History { target } => {
             let Reply::Sessions(list) = client.call(Request::History { app: target.clone() }).await? else {

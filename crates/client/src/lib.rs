@@ -374,29 +374,49 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
+}
 
-    /// Every session matching `query`, all pages.
-    pub async fn sessions(&self, query: &SessionQuery) -> Result<Vec<SessionInfo>, ClientError> {
-        let (mut all, mut from) = (Vec::new(), None);
-        loop {
-            let (page, next) = self.session_page(query, from).await?;
-            all.extend(page);
-            match next {
-                Some(n) => from = Some(n),
-                None => return Ok(all),
-            }
+/// Rows asked for per page: a page of pending tasks encodes to well under a MiB, and the
+/// agent serves other clients between pages.
+const PAGE: u32 = 20_000;
+
+/// Walks a listing from its first page to its last: `fetch` gets where to start (`None`
+/// first, then the previous page's `next`) and `each` every page, with whether it is the
+/// last. Stops at the first error of either.
+///
+/// ```no_run
+/// # async fn f(client: &soam_client::Client, q: soam_proto::msg::SessionQuery) -> Result<(), soam_client::ClientError> {
+/// let mut n = 0;
+/// soam_client::each_page(
+///     async |from| client.session_page(&q, from).await,
+///     |page, _last| {
+///         n += page.len();
+///         Ok::<_, soam_client::ClientError>(())
+///     },
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn each_page<C, T, E: From<ClientError>>(
+    mut fetch: impl AsyncFnMut(Option<C>) -> Result<(Vec<T>, Option<C>), ClientError>,
+    mut each: impl FnMut(Vec<T>, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut from = None;
+    loop {
+        let (page, next) = fetch(from).await?;
+        let last = next.is_none();
+        each(page, last)?;
+        if last {
+            return Ok(());
         }
+        from = next;
     }
 }
 
-/// Rows asked for per page: about 2.5 MB of tasks, a few milliseconds of the agent's
-/// time, so other clients are served between pages.
-const PAGE: u32 = 20_000;
-
-fn unexpected(r: &Reply) -> ClientError {
-    let name = format!("{r:?}");
-    let name = name.split([' ', '(', '{']).next().unwrap_or("?").to_string();
-    ClientError::Refused(format!("unexpected reply from the agent ({name})"))
+/// A reply of another kind than the request's: an agent bug, said without formatting
+/// the reply (which may be a whole listing).
+fn unexpected(_: &Reply) -> ClientError {
+    ClientError::Refused("unexpected reply from the agent".into())
 }
 
 /// Writes requests; one that cannot be sent (over the message size limit) is answered

@@ -58,8 +58,13 @@ impl Core {
             return Err(format!("unknown application '{app}'"));
         }
         let after = |app: &str, id: u64| from.is_none_or(|(a, i)| (app, id) > (a.as_str(), *i));
+        // Where a row comes from: an open session, or an entry of the in-memory history.
+        enum Src {
+            Live(Sid),
+            Ended(usize),
+        }
         // Keys first (cheap), rows only for the page.
-        let mut keys: Vec<(&str, u64, Option<Sid>, Option<usize>)> = self
+        let mut keys: Vec<(&str, u64, Src)> = self
             .sessions
             .iter()
             .filter(|(_, s)| {
@@ -68,7 +73,7 @@ impl Core {
                     && after(&s.app, s.id)
                     && self.visible(conn, s.owner_uid)
             })
-            .map(|(&sid, s)| (s.app.as_str(), s.id, Some(sid), None))
+            .map(|(&sid, s)| (s.app.as_str(), s.id, Src::Live(sid)))
             .collect();
         if q.all {
             keys.extend(
@@ -80,20 +85,19 @@ impl Core {
                             && after(&h.session.app, h.session.id)
                             && self.visible(conn, h.session.owner_uid)
                     })
-                    .map(|(i, h)| (h.session.app.as_str(), h.session.id, None, Some(i))),
+                    .map(|(i, h)| (h.session.app.as_str(), h.session.id, Src::Ended(i))),
             );
         }
         keys.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let (mut out, mut bytes, mut next) = (Vec::new(), 0, None);
-        for (app, _, sid, hist) in keys {
+        for (app, _, src) in keys {
             if out.len() >= limit || bytes >= max_bytes {
                 next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
                 break;
             }
-            let info = match (sid, hist) {
-                (Some(sid), _) => self.session_info(sid),
-                (None, Some(i)) => history_info(&self.history[i]),
-                (None, None) => continue,
+            let info = match src {
+                Src::Live(sid) => self.session_info(sid),
+                Src::Ended(i) => history_info(&self.history[i]),
             };
             // History rows are filtered on state here: their state is text in the record.
             if q.state.is_some_and(|st| st != info.state) || (q.orphaned && !info.orphaned) {
