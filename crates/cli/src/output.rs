@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, Color, Table, presets};
 use serde_json::{Map, Value};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 /// Above this many rows (and without colour) tables are laid out by `render_plain`.
 const PLAIN_ROWS: usize = 1000;
@@ -172,19 +172,29 @@ impl Grid {
 /// does; longer ones stream as they arrive, so a million rows never sit in memory: JSON
 /// as one array written row by row, tables in the plain layout, whose columns widen
 /// if a later page has wider cells.
-pub struct Paged {
+pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
     json: bool,
-    out: std::io::BufWriter<std::io::Stdout>,
+    out: W,
+    /// Pages written so far: the first decides the JSON opening and the one-page form.
     pages: usize,
+    /// Rows written so far: the table header and JSON commas depend on it.
     rows: usize,
+    /// The plain table's column widths so far.
     widths: Vec<usize>,
 }
 
 impl Paged {
+    /// To stdout.
     pub fn new(json: bool) -> Paged {
+        Paged::to(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), json)
+    }
+}
+
+impl<W: Write> Paged<W> {
+    pub fn to(out: W, json: bool) -> Paged<W> {
         Paged {
             json,
-            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            out,
             pages: 0,
             rows: 0,
             widths: Vec::new(),
@@ -193,7 +203,6 @@ impl Paged {
 
     /// Writes one page; `last` when no more follow.
     pub fn page(&mut self, g: &Grid, last: bool) -> std::io::Result<()> {
-        use std::io::Write;
         let text = if self.pages == 0 && last {
             if self.json {
                 format!("{}\n", g.json_string())
@@ -227,12 +236,9 @@ impl Paged {
         self.out.write_all(text.as_bytes())?;
         if last { self.out.flush() } else { Ok(()) }
     }
-}
 
-impl Paged {
     /// Writes text as it is (profile listings); `last` when no more follows.
     pub fn raw(&mut self, text: &str, last: bool) -> std::io::Result<()> {
-        use std::io::Write;
         self.pages += 1;
         self.out.write_all(text.as_bytes())?;
         if last { self.out.flush() } else { Ok(()) }
@@ -269,5 +275,37 @@ mod tests {
         assert_eq!(g.render_plain(), t.to_string());
         let direct: Value = serde_json::from_str(&g.json_string()).unwrap();
         assert_eq!(direct, g.to_json());
+    }
+
+    fn grid(ids: std::ops::Range<u64>) -> Grid {
+        let mut g = Grid::new(&["task", "state"]);
+        for i in ids {
+            g.row(vec![json!(i), json!(if i % 2 == 0 { "done" } else { "pending" })]);
+        }
+        g
+    }
+
+    /// Pages in, as the agent sends them (empty ones too: a filter's bounded scan may
+    /// find nothing in a stretch): out comes the same listing as one page would give.
+    fn paged(pages: &[std::ops::Range<u64>], json: bool) -> String {
+        let mut p = Paged::to(Vec::new(), json);
+        for (i, r) in pages.iter().enumerate() {
+            p.page(&grid(r.clone()), i + 1 == pages.len()).unwrap();
+        }
+        String::from_utf8(p.out).unwrap()
+    }
+
+    #[test]
+    fn pages_print_as_one_listing() {
+        let pages = [0..0, 1..4, 4..4, 4..1200, 1200..1201, 1201..1201];
+        let whole = grid(1..1201);
+        let json: Value = serde_json::from_str(&paged(&pages, true)).unwrap();
+        assert_eq!(json, whole.to_json());
+        // Widths settle in the first page with rows here, so the text is the whole's.
+        assert_eq!(paged(&pages[..5], false), format!("{}\n", whole.render_plain()));
+        assert_eq!(paged(&[0..0, 0..0], false), "(none)\n");
+        assert_eq!(paged(&[0..0, 0..0], true).trim(), "[]");
+        // One page: exactly the whole listing's form.
+        assert_eq!(paged(&[1..4], true), format!("{}\n", grid(1..4).json_string()));
     }
 }
