@@ -78,7 +78,7 @@ fn commands_start_the_agent_on_demand() {
         (unsafe { libc::kill(pid, 0) } != 0).then_some(())
     });
     // Without autostart, no agent is a clear error.
-    let err = env.fails("soamview", &["app"]);
+    let err = env.fails_with(3, "soamview", &["app"]);
     assert!(err.starts_with("soamview: no agent answers on"), "{err}");
 }
 
@@ -162,12 +162,12 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
         (env.json("soamcontrol", &["agent", "status"])["instances"] == 0).then_some(())
     });
     // maxStoredTasks: 3 held, 3 more would pass 5; refused, nothing accepted.
-    let e = env.fails("soamsession", &["submit", "--session", &sess, "--count", "3"]);
+    let e = env.fails_with(6, "soamsession", &["submit", "--session", &sess, "--count", "3"]);
     assert!(e.contains("maxStoredTasks limit (5"), "{e}");
     assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), 3);
     // maxStoredSessions: the second fits, the third does not.
     env.ok("soamsession", &["create", "--app", "a"]);
-    let e = env.fails("soamsession", &["create", "--app", "a"]);
+    let e = env.fails_with(6, "soamsession", &["create", "--app", "a"]);
     assert!(e.contains("maxStoredSessions limit (2)"), "{e}");
     // A bad config is refused at start with its file and line.
     std::fs::write(env.path("soamd.yaml"), "slots: 2\nslotz: 3\n").unwrap();
@@ -193,7 +193,8 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     // of it is accepted, though the last message alone would fit.
     let mb = env.path("mb.txt");
     std::fs::write(&mb, format!("{}\n", "y".repeat(1_000_000)).repeat(5)).unwrap();
-    let e = env.fails(
+    let e = env.fails_with(
+        6,
         "soamsession",
         &["submit", "--session", &sess, "--input-file", mb.to_str().unwrap(), "--detach"],
     );

@@ -244,7 +244,7 @@ fn requests_over_the_message_limit_are_refused_at_the_client() {
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let data = env.path("common.bin");
     std::fs::write(&data, vec![7u8; 20_000_000]).unwrap();
-    let e = env.fails("soamsession", &["create", "--app", "a", "--common-data", data.to_str().unwrap()]);
+    let e = env.fails_with(6, "soamsession", &["create", "--app", "a", "--common-data", data.to_str().unwrap()]);
     assert!(e.contains("over the 16 MiB message limit"), "{e}");
     // Nothing was created, and the connection's agent is fine.
     assert_eq!(env.json("soamview", &["session", "a"]).as_array().unwrap().len(), 0);

@@ -27,7 +27,7 @@ fn submit_inputs_and_output_forms() {
         "soamsession",
         &["submit", "--app", "a", "--task", "x", "--task", "fatal", "--jsonl"],
     );
-    assert_eq!(o.status.code(), Some(1), "a failed task makes the exit code 1");
+    assert_eq!(o.status.code(), Some(4), "a failed task makes the exit code 4");
     let mut rows = jsonl(&o.stdout);
     rows.sort_by_key(|r| r["task"].as_u64());
     assert_eq!(rows[0]["state"], "done");
@@ -206,7 +206,7 @@ fn clear_errors_and_no_session_left_behind() {
     assert_eq!(env.run("soamsession", &["submit"]).status.code(), Some(2));
     // maxSessions
     env.ok("soamsession", &["create", "--app", "a"]);
-    let e = env.fails("soamsession", &["create", "--app", "a"]);
+    let e = env.fails_with(6, "soamsession", &["create", "--app", "a"]);
     assert!(e.contains("maxSessions (1"), "{e}");
     // A disabled application creates nothing.
     env.ok("soamcontrol", &["app", "disable", "a"]);

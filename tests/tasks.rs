@@ -22,7 +22,7 @@ fn task_retry_limit_gives_limit_plus_one_attempts_then_error() {
         "soamsession",
         &["submit", "--app", "a", "--type", "R2", "--task", "fail", "--task", "ok", "--jsonl"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "some tasks ended in error");
     let rows = jsonl(&o.stdout);
     assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("error"), Some(3)));
     assert_eq!(rows[0]["error"], "failed on attempt 3", "the last failure message is kept");

@@ -57,6 +57,11 @@ fn a_store_of_format_1_opens_with_everything_in_it() {
     opens_with_everything_in_it("store-v1.redb");
 }
 
+#[test]
+fn a_store_of_format_2_opens_with_everything_in_it() {
+    opens_with_everything_in_it("store-v2.redb");
+}
+
 fn opens_with_everything_in_it(fixture: &str) {
     let mut env = home_with(fixture);
     env.start_agent();

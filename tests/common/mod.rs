@@ -165,10 +165,15 @@ impl Env {
 
     /// Runs and asserts exit code 1 with a one-line reason; returns that line.
     pub fn fails(&self, name: &str, args: &[&str]) -> String {
+        self.fails_with(1, name, args)
+    }
+
+    /// Runs and asserts exit code `code` with a one-line reason; returns that line.
+    pub fn fails_with(&self, code: i32, name: &str, args: &[&str]) -> String {
         let o = self.run(name, args);
         assert_eq!(
             o.status.code(),
-            Some(1),
+            Some(code),
             "{name} {args:?} should fail: {}",
             String::from_utf8_lossy(&o.stdout)
         );

@@ -300,11 +300,11 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
     let writer = tokio::spawn(write_loop(
         stream.clone(),
         out_rx,
+        hello.version < 4,
         (out.queued.clone(), out.stalled.clone()),
         inflight.clone(),
         drained.clone(),
-        conn,
-        inbox.clone(),
+        (conn, inbox.clone()),
     ));
     inbox.send(CoreMsg::Connected {
         conn,
@@ -376,7 +376,11 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, i
             // Framing is intact: refuse this request, keep the connection.
             Err(FrameError::OverLimit(reason)) if frame::leading_id(&body).is_some() => {
                 let id = frame::leading_id(&body).unwrap_or(0);
-                out.send(AgentFrame::Reply { id, result: Err(reason) });
+                out.send(AgentFrame::Failed {
+                    id,
+                    kind: soam_proto::msg::ErrorKind::Limit,
+                    message: reason,
+                });
             }
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
@@ -396,12 +400,14 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, i
 async fn write_loop(
     stream: Arc<Stream>,
     mut rx: mpsc::UnboundedReceiver<AgentFrame>,
+    // The client is older than typed failures: they go out as plain error replies.
+    untyped: bool,
     // The outbox's counters only: holding its sender would keep the channel open.
     (queued, stalled): (Arc<AtomicUsize>, Arc<AtomicBool>),
     inflight: Arc<Inflight>,
     drained: Arc<Notify>,
-    conn: ConnId,
-    inbox: Inbox,
+    // Whom to tell that the connection is writable again.
+    (conn, inbox): (ConnId, Inbox),
 ) {
     let mut w = &*stream;
     let mut buf = Vec::with_capacity(1 << 16);
@@ -409,15 +415,18 @@ async fn write_loop(
         buf.clear();
         let mut size = 0;
         let mut next = Some(m);
-        while let Some(m) = next {
+        while let Some(mut m) = next {
             size += m.approx_size();
-            if let AgentFrame::Reply { id, .. } = &m {
+            if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = &m {
                 inflight.answered(*id);
+            }
+            if untyped && let AgentFrame::Failed { id, message, .. } = m {
+                m = AgentFrame::Reply { id, result: Err(message) };
             }
             if let Err(e) = frame::encode_into(&m, &mut buf) {
                 // Too large to send: say so in its place rather than leave the peer
                 // waiting for a reply that never comes.
-                if let AgentFrame::Reply { id, .. } = m {
+                if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = m {
                     let _ = frame::encode_into(
                         &AgentFrame::Reply {
                             id,

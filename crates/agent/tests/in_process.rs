@@ -142,3 +142,170 @@ async fn in_process_agent_runs_a_session() {
     agent.wait().await;
     assert!(!home.path().join("run/s.sock").exists(), "socket removed at shutdown");
 }
+
+fn opts(paths: &Paths) -> ConnectOptions {
+    ConnectOptions {
+        socket: paths.socket.clone(),
+        paths: paths.clone(),
+        autostart: false,
+        client_name: "test".into(),
+    }
+}
+
+fn once(request: u8, req: Request) -> Request {
+    Request::Once {
+        request: [request; 16],
+        req: Box::new(req),
+    }
+}
+
+/// A create or submit sent again under its request id (after a lost reply) gets the
+/// first result: no second session, no second copy of the tasks, before and after an
+/// agent restart. Failures carry their kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_requests_are_carried_out_once() {
+    use soam_proto::msg::ErrorKind;
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        socket: home.path().join("run/s.sock"),
+        data_dir: home.path().join("data"),
+        config: home.path().join("none.yaml"),
+    };
+    let cfg = || soam_agent::AgentConfig {
+        slots: 1,
+        store_cache_bytes: 1 << 20,
+        ..soam_agent::AgentConfig::with_paths(paths.clone())
+    };
+    let agent = soam_agent::start(cfg()).await.unwrap();
+    let mut c1 = Client::connect(&opts(&paths)).await.unwrap();
+    let profile = "application: up\nservices:\n  - name: tr\n    mode: exec\n    command: [\"tr\", \"a-z\", \"A-Z\"]\n\
+                   sessionTypes:\n  - name: \"\"\n    recoverable: true\n    onClientDisconnect: continue\n";
+    let path = home.path().join("up.yaml").display().to_string();
+    c1.call(Request::RegisterApp {
+        profile: profile.into(),
+        path,
+        force: false,
+    })
+    .await
+    .unwrap();
+    let create = |attach| {
+        once(
+            1,
+            Request::CreateSession(CreateSession {
+                app: "up".into(),
+                session_type: None,
+                name: None,
+                tag: None,
+                common_data: Bytes::new(),
+                direct: false,
+                attach,
+            }),
+        )
+    };
+    let Reply::Session(s) = c1.call(create(true)).await.unwrap() else {
+        panic!()
+    };
+    let sref = SessionRef {
+        app: "up".into(),
+        key: SessionKey::Id(s.id),
+    };
+    // Suspended, so nothing runs (and ends) while we count.
+    c1.call(Request::SessionControl {
+        session: sref.clone(),
+        action: soam_proto::msg::SessionAction::Suspend,
+    })
+    .await
+    .unwrap();
+    // The same create from another connection: the same session, now held there.
+    let c2 = Client::connect(&opts(&paths)).await.unwrap();
+    let Reply::Session(again) = c2.call(create(true)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(again.id, s.id);
+    loop {
+        match c1.next_event().await {
+            Some(Event::TakenOver { .. }) => break,
+            Some(Event::Drained { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let submit = |id: u8, tasks: &[&'static [u8]]| {
+        once(
+            id,
+            Request::Submit {
+                session: sref.clone(),
+                tasks: tasks.iter().map(|t| Bytes::from_static(t)).collect(),
+            },
+        )
+    };
+    let r = c2.call(submit(2, &[b"a", b"b", b"c"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 1, count: 3 }), "{r:?}");
+    // Repeated, with staged tasks that were part of it: the first answer, nothing added.
+    c2.call(Request::Stage {
+        session: sref.clone(),
+        tasks: vec![Bytes::from_static(b"a")],
+    })
+    .await
+    .unwrap();
+    let r = c2.call(submit(2, &[b"b", b"c"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 1, count: 3 }), "{r:?}");
+    let r = c2.call(submit(3, &[b"d"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 4, count: 1 }), "{r:?}");
+    let tasks = |c: &Client| {
+        let req = Request::ListTasks {
+            session: sref.clone(),
+            state: None,
+        };
+        let f = c.send(req);
+        async move {
+            match f.await.unwrap() {
+                Reply::Tasks(t) => t.len(),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(tasks(&c2).await, 4);
+    // Failures carry their kind.
+    let kind = |r: Result<Reply, soam_client::ClientError>| r.unwrap_err().kind();
+    let nope = SessionRef {
+        app: "nope".into(),
+        key: SessionKey::Id(1),
+    };
+    assert_eq!(kind(c2.call(Request::Close { session: nope }).await), Some(ErrorKind::UnknownApp));
+    let missing = SessionRef {
+        app: "up".into(),
+        key: SessionKey::Id(99),
+    };
+    assert_eq!(
+        kind(c2.call(Request::Close { session: missing }).await),
+        Some(ErrorKind::UnknownSession)
+    );
+    // c1 lost the session to c2.
+    assert_eq!(kind(c1.call(submit(9, &[b"x"])).await), Some(ErrorKind::TakenOver));
+
+    // The ids are kept with the session: the same after a restart.
+    drop((c1, c2));
+    agent.shutdown();
+    agent.wait().await;
+    let agent = soam_agent::start(cfg()).await.unwrap();
+    let c3 = Client::connect(&opts(&paths)).await.unwrap();
+    let Reply::Session(again) = c3.call(create(true)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(again.id, s.id, "the create is remembered across a restart");
+    let r = c3.call(submit(2, &[b"a", b"b", b"c"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 1, count: 3 }), "{r:?}");
+    let r = c3.call(submit(3, &[b"d"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 4, count: 1 }), "{r:?}");
+    assert_eq!(tasks(&c3).await, 4);
+    let r = c3.call(submit(4, &[b"e"])).await.unwrap();
+    assert!(matches!(r, Reply::Submitted { first: 5, count: 1 }), "{r:?}");
+    // Once the session has ended, its create id is forgotten: a new session.
+    c3.call(Request::Abort { session: sref.clone() }).await.unwrap();
+    let Reply::Session(new) = c3.call(create(false)).await.unwrap() else {
+        panic!()
+    };
+    assert_ne!(new.id, s.id);
+    agent.shutdown();
+    agent.wait().await;
+}

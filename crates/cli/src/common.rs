@@ -22,6 +22,58 @@ impl Conn {
     }
 }
 
+/// Exit codes every command shares (listed in each `--help` and man page).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// The operation failed (a refusal of no kind below, a session that ended early).
+    pub const FAILED: i32 = 1;
+    /// Bad arguments (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// No agent answers, or the connection to it was lost for good.
+    pub const UNREACHABLE: i32 = 3;
+    /// Every output was collected, but some tasks ended in error or were canceled.
+    pub const TASKS_FAILED: i32 = 4;
+    /// The agent refused: the session, application or act belongs to someone else.
+    pub const PERMISSION: i32 = 5;
+    /// The agent refused: a limit (maxSessions, maxStoredTasks, maxStoreBytes, sizes).
+    pub const LIMIT: i32 = 6;
+    /// Ctrl-C: the session was left running, detached.
+    pub const INTERRUPTED: i32 = 130;
+
+    /// The text for `--help` and the man pages' EXIT STATUS.
+    pub const HELP: &str = "Exit status:\n  \
+        0    success\n  \
+        1    the operation failed\n  \
+        2    bad arguments\n  \
+        3    no agent answers, or the connection to it was lost for good\n  \
+        4    some tasks ended in error or were canceled (soamsession)\n  \
+        5    permission denied by the agent\n  \
+        6    refused by a limit\n  \
+        130  interrupted (the session keeps running, detached)";
+
+    /// A command's after-help: its examples, then the exit codes.
+    pub fn after_help(examples: &str) -> String {
+        format!("{examples}\n\n{HELP}")
+    }
+
+    /// The code for an error that ended a command.
+    pub fn code(e: &anyhow::Error) -> i32 {
+        use soam_client::ClientError;
+        use soam_proto::msg::ErrorKind;
+        match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
+            Some(ClientError::NoAgent(_) | ClientError::Lost(_)) => UNREACHABLE,
+            Some(ClientError::Refused {
+                kind: ErrorKind::Permission,
+                ..
+            }) => PERMISSION,
+            Some(ClientError::Refused {
+                kind: ErrorKind::Limit, ..
+            }) => LIMIT,
+            _ => FAILED,
+        }
+    }
+}
+
 /// Runs a command's async body on a small runtime and turns its result into an exit
 /// code: errors print as `NAME: reason` on one line.
 pub fn run<F>(name: &str, body: F) -> i32
@@ -33,7 +85,7 @@ where
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{name}: cannot start: {e}");
-            return 1;
+            return exit::FAILED;
         }
     };
     match rt.block_on(body) {
@@ -43,7 +95,7 @@ where
             let msg = format!("{e:#}");
             // The reason may quote a profile or another user's names: escaped.
             eprintln!("{name}: {}", soam_proto::text::escape(msg.lines().next().unwrap_or("failed")));
-            1
+            exit::code(&e)
         }
     }
 }

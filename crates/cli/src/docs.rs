@@ -4,6 +4,7 @@
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// Every command, as clap describes it.
@@ -27,7 +28,9 @@ pub fn generate(man_dir: &Path, completion_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(completion_dir.join(shell))?;
     }
     for cmd in commands() {
-        clap_mangen::generate_to(cmd.clone(), man_dir)?;
+        let mut c = cmd.clone().disable_help_subcommand(true);
+        c.build();
+        man_pages(c, man_dir)?;
         for (shell, dir) in [(Shell::Bash, "bash"), (Shell::Zsh, "zsh"), (Shell::Fish, "fish")] {
             let mut c = cmd.clone();
             let name = c.get_name().to_string();
@@ -35,4 +38,67 @@ pub fn generate(man_dir: &Path, completion_dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One page per command and subcommand: clap_mangen's sections, then EXAMPLES and
+/// NOTES from the after-help, and EXIT STATUS, which every command shares.
+fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
+    use roff::{Roff, bold, roman};
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+        man_pages(sub, dir)?;
+    }
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut out)?;
+    }
+    if cmd.has_subcommands() {
+        man.render_subcommands_section(&mut out)?;
+    }
+    let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let mut roff = Roff::default();
+    for block in after.split("\n\n") {
+        if block.starts_with("Exit status:") {
+            continue;
+        }
+        if let Some(examples) = block.strip_prefix("Examples:\n") {
+            roff.control("SH", ["EXAMPLES"]);
+            roff.control("nf", []);
+            for line in examples.lines() {
+                roff.text([roman(line.trim_start())]);
+            }
+            roff.control("fi", []);
+        } else if !block.trim().is_empty() {
+            roff.control("SH", ["NOTES"]);
+            roff.text([roman(block.replace('\n', " "))]);
+        }
+    }
+    roff.control("SH", ["EXIT STATUS"]);
+    for line in crate::common::exit::HELP.lines().skip(1) {
+        if let Some((code, what)) = line.trim().split_once(char::is_whitespace) {
+            roff.control("TP", []);
+            roff.text([bold(code)]);
+            roff.text([roman(what.trim())]);
+        }
+    }
+    roff.to_writer(&mut out)?;
+    if cmd.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    // Each part starts with roff's quote-string preamble: once is enough.
+    let text = String::from_utf8_lossy(&out);
+    let mut page = String::new();
+    let mut seen = HashSet::new();
+    for line in text.lines() {
+        if (line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq")) && !seen.insert(line) {
+            continue;
+        }
+        page.push_str(line);
+        page.push('\n');
+    }
+    std::fs::write(dir.join(man.get_filename()), page)
 }

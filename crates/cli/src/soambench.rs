@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
     name = "soambench",
     version,
     about = "Measure soam against SPEC section 12 (throughput, latency, memory, restart, soamview)",
-    after_help = "Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)"
+    after_help = crate::common::exit::after_help("Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)")
 )]
 pub struct Args {
     /// One JSON object with the SPEC section 12 keys

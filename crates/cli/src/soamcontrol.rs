@@ -11,7 +11,7 @@ use soam_proto::{SessionRef, TaskRef};
     name = "soamcontrol",
     version,
     about = "Administer applications, sessions, tasks and the agent",
-    after_help = "Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent shutdown"
+    after_help = crate::common::exit::after_help("Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent shutdown")
 )]
 pub struct Args {
     #[command(subcommand)]

@@ -8,8 +8,8 @@ use std::path::PathBuf;
     name = "soamd",
     version,
     about = "The soam agent: keeps profiles, sessions and tasks and runs them on service instances",
-    after_help = "Runs in the foreground until SIGTERM, SIGINT or `soamcontrol agent shutdown`.\n\
-Settings: config file < environment (SOAM_SLOTS, SOAM_HOME, SOAM_SOCKET) < flags.\n\nExamples:\n  soamd --slots 4\n  SOAM_HOME=/tmp/soam soamd -v"
+    after_help = crate::common::exit::after_help("Runs in the foreground until SIGTERM, SIGINT or `soamcontrol agent shutdown`.\n\
+Settings: config file < environment (SOAM_SLOTS, SOAM_HOME, SOAM_SOCKET) < flags.\n\nExamples:\n  soamd --slots 4\n  SOAM_HOME=/tmp/soam soamd -v")
 )]
 pub struct Args {
     /// Service instances that may run at once (default: number of CPUs)

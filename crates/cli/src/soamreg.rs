@@ -11,7 +11,7 @@ use std::path::PathBuf;
     name = "soamreg",
     version,
     about = "Register an application profile with the soam agent, or update it in place",
-    after_help = "Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload"
+    after_help = crate::common::exit::after_help("Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload")
 )]
 pub struct Args {
     /// Profile file (YAML, or Symphony-style XML)

@@ -9,7 +9,7 @@ use soam_proto::msg::Request;
     name = "soamunreg",
     version,
     about = "Remove a registered application",
-    after_help = "Examples:\n  soamunreg sampleApp\n  soamunreg -f sampleApp   # abort its open sessions first"
+    after_help = crate::common::exit::after_help("Examples:\n  soamunreg sampleApp\n  soamunreg -f sampleApp   # abort its open sessions first")
 )]
 pub struct Args {
     /// Application name

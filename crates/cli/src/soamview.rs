@@ -15,7 +15,7 @@ use std::io::Write;
     name = "soamview",
     version,
     about = "Show applications, sessions, tasks and history",
-    after_help = "Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview cluster --json"
+    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview cluster --json")
 )]
 pub struct Args {
     #[command(subcommand)]

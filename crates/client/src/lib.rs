@@ -13,7 +13,8 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 use soam_proto::SessionRef;
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{
-    AgentFrame, AppInfo, ClientFrame, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionQuery, TaskInfo, TaskState, Welcome,
+    AgentFrame, AppInfo, ClientFrame, ErrorKind, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionQuery, TaskInfo, TaskState,
+    Welcome,
 };
 use soam_proto::paths::Paths;
 use std::collections::HashMap;
@@ -28,12 +29,30 @@ pub enum ClientError {
     /// No agent answers and none could be started.
     #[error("{0}")]
     NoAgent(String),
-    /// The agent refused the request; the text is its one-line reason.
-    #[error("{0}")]
-    Refused(String),
+    /// The request was refused (by the agent, or before it was sent): what kind of
+    /// failure, for a program to act on, and the one-line reason, for a person.
+    #[error("{message}")]
+    Refused { kind: ErrorKind, message: String },
     /// The connection broke.
     #[error("connection to the agent lost: {0}")]
     Lost(String),
+}
+
+impl ClientError {
+    pub fn refused(kind: ErrorKind, message: impl Into<String>) -> ClientError {
+        ClientError::Refused {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The kind of a refusal; `None` when no agent answered or the connection broke.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Refused { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,16 +189,26 @@ fn check_agent_uid(stream: &Stream, socket: &Path) -> Result<(), ClientError> {
     if trusted_agent_uids()?.contains(&uid) {
         return Ok(());
     }
-    Err(ClientError::NoAgent(format!(
-        "refusing to talk to {}: it is served by uid {uid}, not by you, root or SOAM_AGENT_UID",
-        socket.display()
-    )))
+    Err(ClientError::refused(
+        ErrorKind::Permission,
+        format!(
+            "refusing to talk to {}: it is served by uid {uid}, not by you, root or SOAM_AGENT_UID",
+            socket.display()
+        ),
+    ))
 }
 
 impl Client {
     pub async fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
         let stream = match try_connect(&opts.socket).await {
             Ok(s) => s,
+            // Someone's agent is there, and not for this user.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(ClientError::refused(
+                    ErrorKind::Permission,
+                    format!("cannot connect to {}: {e}", opts.socket.display()),
+                ));
+            }
             Err(e) if !opts.autostart => {
                 return Err(ClientError::NoAgent(format!(
                     "no agent answers on {} ({e}); start one with soamd",
@@ -236,7 +265,9 @@ impl Client {
         };
         let (agent_version, agent_protocol) = match welcome {
             Welcome::Ok { agent_version, version } => (agent_version, version),
-            Welcome::Refused { reason } => return Err(ClientError::Refused(reason)),
+            // Refused at the door (a limit on connections, a uid it does not serve, a
+            // protocol it does not speak): the handshake carries text only.
+            Welcome::Refused { reason } => return Err(ClientError::refused(ErrorKind::Other, reason)),
         };
         let pending: Pending = Default::default();
         let lost: Arc<Mutex<Option<String>>> = Default::default();
@@ -416,7 +447,7 @@ pub async fn each_page<C, T, E: From<ClientError>>(
 /// A reply of another kind than the request's: an agent bug, said without formatting
 /// the reply (which may be a whole listing).
 fn unexpected(_: &Reply) -> ClientError {
-    ClientError::Refused("unexpected reply from the agent".into())
+    ClientError::refused(ErrorKind::Protocol, "unexpected reply from the agent")
 }
 
 /// Writes requests; one that cannot be sent (over the message size limit) is answered
@@ -431,7 +462,7 @@ async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientF
             e => format!("the request could not be sent ({e}); nothing was sent"),
         };
         if let Some(tx) = pending.lock().unwrap().remove(&f.id) {
-            let _ = tx.send(Err(ClientError::Refused(why)));
+            let _ = tx.send(Err(ClientError::refused(ErrorKind::Limit, why)));
         }
     })
     .await;
@@ -449,7 +480,13 @@ async fn read_loop(stream: Arc<Stream>, pending: Pending, events: mpsc::Unbounde
             AgentFrame::Reply { id: 0, result: Err(e) } => break format!("the agent closed the connection: {e}"),
             AgentFrame::Reply { id, result } => {
                 if let Some(tx) = pending.lock().unwrap().remove(&id) {
-                    let _ = tx.send(result.map_err(ClientError::Refused));
+                    let _ = tx.send(result.map_err(|m| ClientError::refused(ErrorKind::Other, m)));
+                }
+            }
+            AgentFrame::Failed { id: 0, message, .. } => break format!("the agent closed the connection: {message}"),
+            AgentFrame::Failed { id, kind, message } => {
+                if let Some(tx) = pending.lock().unwrap().remove(&id) {
+                    let _ = tx.send(Err(ClientError::Refused { kind, message }));
                 }
             }
             AgentFrame::Event(e) => {

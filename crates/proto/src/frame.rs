@@ -177,6 +177,26 @@ pub mod bounded {
     pub fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
         capped(d, super::MAX_IDS_PER_MESSAGE, "task ids")
     }
+
+    thread_local! {
+        static IN_ONCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// The request inside a `Once`, which must not be another `Once`: refused as soon
+    /// as one is met, so a frame of nested wrappers cannot recurse the reader's stack.
+    pub fn once<'de, D: Deserializer<'de>>(d: D) -> Result<Box<crate::msg::Request>, D::Error> {
+        if IN_ONCE.with(|f| f.replace(true)) {
+            return Err(D::Error::custom("a Once request inside another"));
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                IN_ONCE.with(|f| f.set(false));
+            }
+        }
+        let _reset = Reset;
+        crate::msg::Request::deserialize(d).map(Box::new)
+    }
 }
 
 /// Most task ids one message may list (acknowledgements).

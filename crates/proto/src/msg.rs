@@ -151,6 +151,25 @@ pub enum Request {
         #[serde(deserialize_with = "crate::frame::bounded::tasks")]
         tasks: Vec<Bytes>,
     },
+    // Protocol 4.
+    /// `req` made idempotent by a client-chosen id: a `Submit` or `CreateSession` the
+    /// agent has already carried out under this id (in that session, or in that
+    /// application) is answered with its first result and not done again, so a client
+    /// that lost the connection before the reply can simply send it again. Other
+    /// requests are carried out as if unwrapped. Never nested.
+    Once {
+        request: RequestId,
+        #[serde(deserialize_with = "crate::frame::bounded::once")]
+        req: Box<Request>,
+    },
+}
+
+/// A client-chosen request id (random, 128 bits): see [`Request::Once`].
+pub type RequestId = [u8; 16];
+
+/// `RequestId` as text: 32 hexadecimal digits.
+pub fn request_id_text(id: &RequestId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The most rows a page carries, whatever `limit` a client asks for.
@@ -200,8 +219,20 @@ pub enum TaskAction {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AgentFrame {
-    Reply { id: u64, result: Result<Reply, String> },
+    /// A failure here carries only its text: protocol 3 and older.
+    Reply {
+        id: u64,
+        result: Result<Reply, String>,
+    },
     Event(Event),
+    /// Protocol 4: a refused request, with what kind of failure it was, so a program
+    /// can act on it without reading the text. The agent sends it to clients of
+    /// protocol 4 and later, and the plain [`AgentFrame::Reply`] error to older ones.
+    Failed {
+        id: u64,
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,9 +329,9 @@ pub struct TaskOutput {
 }
 
 macro_rules! lower_enum {
-    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+    ($name:ident { $($(#[$doc:meta])* $variant:ident => $text:literal),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $($variant),* }
+        pub enum $name { $($(#[$doc])* $variant),* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
             pub fn as_str(self) -> &'static str {
@@ -322,6 +353,26 @@ macro_rules! lower_enum {
         }
     };
 }
+
+lower_enum!(ErrorKind {
+    Other => "other",
+    UnknownApp => "unknown-app",
+    UnknownSession => "unknown-session",
+    UnknownType => "unknown-type",
+    /// Malformed or out-of-range input: a profile, a name, a task too large.
+    Invalid => "invalid",
+    /// A configured limit (maxStoredTasks, maxStoreBytes, maxSessions, staging).
+    Limit => "limit",
+    Permission => "permission",
+    /// The store cannot be written; nothing was changed.
+    StoreFault => "store-fault",
+    /// Another client holds the session.
+    TakenOver => "taken-over",
+    /// The session has ended.
+    Ended => "ended",
+    /// A message this agent does not take in this form.
+    Protocol => "protocol",
+});
 
 lower_enum!(SessionState {
     Open => "open",
@@ -435,7 +486,7 @@ impl AgentFrame {
     pub fn approx_size(&self) -> usize {
         const ROW: usize = 128;
         match self {
-            AgentFrame::Reply { result: Err(e), .. } => 16 + e.len(),
+            AgentFrame::Reply { result: Err(e), .. } | AgentFrame::Failed { message: e, .. } => 16 + e.len(),
             AgentFrame::Reply { result: Ok(r), .. } => match r {
                 Reply::Apps(apps) => apps
                     .iter()

@@ -81,7 +81,7 @@ fn fixed<T: for<'de> Deserialize<'de>>(name: &str, pinned: &[&str]) {
 fn the_wire_layout_is_pinned() {
     assert_eq!(
         (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-        (2, 3),
+        (2, 4),
         "a new protocol version: re-pin this test's layouts"
     );
     grows_at_end::<Request>(
@@ -116,6 +116,8 @@ fn the_wire_layout_is_pinned() {
             "ListSessionsPage",
             "ListAppsPage",
             "Stage",
+            // 4
+            "Once",
         ],
     );
     grows_at_end::<Reply>(
@@ -139,7 +141,23 @@ fn the_wire_layout_is_pinned() {
         ],
     );
     grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended"]);
-    grows_at_end::<AgentFrame>("AgentFrame", &["Reply", "Event"]);
+    grows_at_end::<AgentFrame>("AgentFrame", &["Reply", "Event", "Failed"]);
+    grows_at_end::<ErrorKind>(
+        "ErrorKind",
+        &[
+            "Other",
+            "UnknownApp",
+            "UnknownSession",
+            "UnknownType",
+            "Invalid",
+            "Limit",
+            "Permission",
+            "StoreFault",
+            "TakenOver",
+            "Ended",
+            "Protocol",
+        ],
+    );
     grows_at_end::<Welcome>("Welcome", &["Ok", "Refused"]);
     grows_at_end::<SessionAction>("SessionAction", &["Suspend", "Resume", "Kill"]);
     grows_at_end::<TaskAction>("TaskAction", &["Kill", "Requeue"]);

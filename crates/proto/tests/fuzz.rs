@@ -83,6 +83,10 @@ fn request() -> impl Strategy<Value = Request> {
                 attach,
             })
         }),
+        (any::<[u8; 16]>(), session_ref(), proptest::collection::vec(bytes(), 0..20)).prop_map(|(request, session, tasks)| Request::Once {
+            request,
+            req: Box::new(Request::Submit { session, tasks }),
+        }),
         Just(Request::ListSessions(SessionQuery::default())),
         Just(Request::Ping),
         Just(Request::Status),
@@ -167,5 +171,24 @@ proptest! {
         }
         prop_assert!(peak < 1 << 16, "nothing allocated for the tasks: {}", peak);
         prop_assert_eq!(frame::leading_id(&body), Some(id));
+    }
+
+    #[test]
+    fn nested_once_is_refused_without_recursing(depth in 2usize..200_000, id in 1u64..1000) {
+        // ClientFrame { id, Once { request, Once { ... Ping } } }: each level is the
+        // variant index and 16 id bytes.
+        let mut body = encoded(id, Request::Ping);
+        let ping = body.pop().unwrap();
+        let once = encoded(0, Request::Once { request: [0; 16], req: Box::new(Request::Ping) })[1];
+        for _ in 0..depth {
+            body.push(once);
+            body.extend_from_slice(&[7; 16]);
+        }
+        body.push(ping);
+        let r = frame::decode::<ClientFrame>(&body);
+        prop_assert!(r.is_err());
+        // And the reader is left as it was: a single Once decodes again.
+        let ok = encoded(id, Request::Once { request: [1; 16], req: Box::new(Request::Ping) });
+        prop_assert!(frame::decode::<ClientFrame>(&ok).is_ok());
     }
 }

@@ -22,6 +22,9 @@
 //!   `maxStoreBytes` limits. A new format because a format-1 release would write rows
 //!   without counting them; it now refuses the file instead. Migrating from 1 counts
 //!   every row once.
+//! - 3: a `requests` table: the request ids (`Request::Once`) each open session was
+//!   created or given tasks under, deleted with the session. A new format because an
+//!   older release would leave them behind, counted, when their session ends.
 
 pub mod records;
 
@@ -48,9 +51,11 @@ const HISTORY_CHUNK: usize = 1024;
 /// The store's own facts: "format" (u64, little-endian), "written_by" (text) and
 /// "stored_bytes" (u64, little-endian).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Keyed (app, session, request id): what the agent did under a client's request id.
+const REQUESTS: TableDefinition<(&str, u64, u128), &[u8]> = TableDefinition::new("requests");
 
 /// The store format this release writes; see the crate docs for the list.
-pub const FORMAT: u64 = 2;
+pub const FORMAT: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,9 +92,22 @@ pub enum Write {
         next: u64,
     },
     PutSession(SessionRecord),
+    /// The session's row and its request ids.
     DeleteSession {
         app: String,
         id: u64,
+    },
+    PutRequest {
+        app: String,
+        session: u64,
+        request: u128,
+        rec: RequestRecord,
+    },
+    /// One request id forgotten (the session remembers only its latest ones).
+    DeleteRequest {
+        app: String,
+        session: u64,
+        request: u128,
     },
     PutTasks {
         app: String,
@@ -157,6 +175,8 @@ pub struct Loaded {
     pub tasks: Vec<(SessionKey, Vec<(u64, TaskRecord)>)>,
     /// Newest first, at most `HISTORY_LOADED`.
     pub history: Vec<HistoryRecord>,
+    /// Per session (app, id): the request ids it remembers, in no particular order.
+    pub requests: Vec<(SessionKey, Vec<(u128, RequestRecord)>)>,
 }
 
 /// How much history the agent keeps in memory for `soamview history`.
@@ -183,6 +203,11 @@ pub fn row_bytes(key_text: usize, key_ints: usize, value: usize) -> u64 {
 pub fn new_task_bytes(app: &str, input: usize) -> u64 {
     row_bytes(app.len(), 2, input + TASK_RECORD_OVERHEAD)
 }
+
+/// The most a `requests` row adds to `stored_bytes`, besides its application's name:
+/// three integers in its key, and a version byte, a variant and two varints at their
+/// widest.
+pub const REQUEST_ROW_BYTES: u64 = 8 * 3 + 1 + 1 + 2 * 10;
 
 /// A pending task record's bytes beyond its input: version, state, flags, varint
 /// counters and lengths at their widest, three times.
@@ -509,7 +534,8 @@ fn count_bytes(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
         + sum(txn, SESSIONS, |k, v| row_bytes(k.0.len(), 1, v.len()))?
         + sum(txn, TASKS, |k, v| row_bytes(k.0.len(), 2, v.len()))?
         + sum(txn, HISTORY, |k, v| row_bytes(k.1.len(), 2, v.len()))?
-        + sum(txn, TASK_HISTORY, |k, v| row_bytes(k.0.len(), 2, v.len()))?)
+        + sum(txn, TASK_HISTORY, |k, v| row_bytes(k.0.len(), 2, v.len()))?
+        + sum(txn, REQUESTS, |k, v| row_bytes(k.0.len(), 3, v.len()))?)
 }
 
 fn read_stored(db: &Database) -> Result<u64, StoreError> {
@@ -535,6 +561,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(TASKS).map_err(StoreError::db)?;
         txn.open_table(HISTORY).map_err(StoreError::db)?;
         txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
+        txn.open_table(REQUESTS).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)
 }
@@ -575,6 +602,16 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     for row in history.iter().map_err(StoreError::db)?.rev().take(HISTORY_LOADED) {
         let (_, v) = row.map_err(StoreError::db)?;
         out.history.push(decode(v.value())?);
+    }
+    let requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
+    for row in requests.iter().map_err(StoreError::db)? {
+        let (k, v) = row.map_err(StoreError::db)?;
+        let (app, sid, req) = k.value();
+        let rec: RequestRecord = decode(v.value())?;
+        match out.requests.last_mut() {
+            Some(((a, s), list)) if a == app && *s == sid => list.push((req, rec)),
+            _ => out.requests.push(((app.to_string(), sid), vec![(req, rec)])),
+        }
     }
     Ok(out)
 }
@@ -802,6 +839,7 @@ fn apply(db: &Database, batches: &[Batch], stored: u64) -> Result<u64, StoreErro
         let mut tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
         let mut history = txn.open_table(HISTORY).map_err(StoreError::db)?;
         let mut task_history = txn.open_table(TASK_HISTORY).map_err(StoreError::db)?;
+        let mut requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
         let len = |g: Option<redb::AccessGuard<&[u8]>>| g.map(|g| g.value().len());
         for w in batches.iter().flat_map(|b| &b.writes) {
             let r: Result<(), redb::StorageError> = (|| {
@@ -834,6 +872,27 @@ fn apply(db: &Database, batches: &[Batch], stored: u64) -> Result<u64, StoreErro
                     Write::DeleteSession { app, id } => {
                         if let Some(old) = len(sessions.remove((app.as_str(), *id))?) {
                             removed += row_bytes(app.len(), 1, old);
+                        }
+                        requests.retain_in((app.as_str(), *id, 0)..=(app.as_str(), *id, u128::MAX), |_, v| {
+                            removed += row_bytes(app.len(), 3, v.len());
+                            false
+                        })?;
+                    }
+                    Write::PutRequest {
+                        app,
+                        session,
+                        request,
+                        rec,
+                    } => {
+                        let v = encode(rec);
+                        added += row_bytes(app.len(), 3, v.len());
+                        if let Some(old) = len(requests.insert((app.as_str(), *session, *request), v.as_slice())?) {
+                            removed += row_bytes(app.len(), 3, old);
+                        }
+                    }
+                    Write::DeleteRequest { app, session, request } => {
+                        if let Some(old) = len(requests.remove((app.as_str(), *session, *request))?) {
+                            removed += row_bytes(app.len(), 3, old);
                         }
                     }
                     Write::PutTasks { app, session, tasks: list } => {
@@ -965,6 +1024,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn request_ids_are_loaded_per_session() {
+        let dir = tempfile_dir();
+        let path = dir.join("s.redb");
+        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        let put = |app: &str, session, request, rec| Write::PutRequest {
+            app: app.into(),
+            session,
+            request,
+            rec,
+        };
+        let (tx, rx) = mpsc::channel();
+        store.submit(
+            vec![
+                put("b", 1, 5, RequestRecord::Created),
+                put("a", 2, 3, RequestRecord::Submitted { first: 1, count: 2 }),
+                put("a", 2, 1, RequestRecord::Created),
+                put("a", 1, 9, RequestRecord::Created),
+            ],
+            Some(Box::new(move |r| tx.send(r).unwrap())),
+        );
+        rx.recv().unwrap().unwrap();
+        store.close();
+        let (store, loaded) = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(
+            loaded.requests,
+            vec![
+                (("a".to_string(), 1), vec![(9, RequestRecord::Created)]),
+                (
+                    ("a".to_string(), 2),
+                    vec![(1, RequestRecord::Created), (3, RequestRecord::Submitted { first: 1, count: 2 })]
+                ),
+                (("b".to_string(), 1), vec![(5, RequestRecord::Created)]),
+            ]
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// The count kept by commits equals a full recount, through inserts, overwrites and
     /// deletes of every kind, and survives a reopen.
     #[test]
@@ -996,6 +1094,41 @@ mod tests {
                     app: "a".into(),
                     session: 1,
                     tasks: (1..=3).map(|i| (i, task(&vec![7; 1000 * i as usize], None))).collect(),
+                },
+                Write::PutRequest {
+                    app: "a".into(),
+                    session: 1,
+                    request: 7,
+                    rec: RequestRecord::Created,
+                },
+                Write::PutRequest {
+                    app: "a".into(),
+                    session: 1,
+                    request: u128::MAX,
+                    rec: RequestRecord::Submitted { first: 1, count: 3 },
+                },
+                Write::PutRequest {
+                    app: "a".into(),
+                    session: 2,
+                    request: 9,
+                    rec: RequestRecord::Created,
+                },
+            ],
+            // One forgotten, one overwritten.
+            vec![
+                Write::DeleteRequest {
+                    app: "a".into(),
+                    session: 2,
+                    request: 9,
+                },
+                Write::PutRequest {
+                    app: "a".into(),
+                    session: 1,
+                    request: 7,
+                    rec: RequestRecord::Submitted {
+                        first: 4,
+                        count: 1_000_000,
+                    },
                 },
             ],
             // Overwrites: a longer record replaces a shorter one.
@@ -1062,8 +1195,10 @@ mod tests {
         }
         let before = store.stored_bytes();
         store.close();
-        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        let (store, loaded) = Store::open(&path, 1 << 20).unwrap();
         assert_eq!(store.stored_bytes(), before);
+        // The session's request ids went with it.
+        assert!(loaded.requests.is_empty(), "{:?}", loaded.requests);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

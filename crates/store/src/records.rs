@@ -107,6 +107,16 @@ pub struct HistoryRecord {
     pub tasks: Vec<HistoryTask>,
 }
 
+/// What the agent did under a client's request id (`Request::Once`), kept while the
+/// session is open so a repeated request gets the first result instead of a second go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestRecord {
+    /// The session was created by it.
+    Created,
+    /// Tasks `first..first+count` were accepted by it.
+    Submitted { first: u64, count: u64 },
+}
+
 /// A kind of row: its current version and how older versions are read.
 pub trait Record: Serialize + serde::de::DeserializeOwned {
     /// Named in errors.
@@ -132,6 +142,7 @@ record!(SessionRecord, "session");
 record!(TaskRecord, "task");
 record!(HistoryRecord, "history");
 record!(Vec<HistoryTask>, "task history");
+record!(RequestRecord, "request");
 
 /// Why a row could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@
 
 mod cluster;
 mod instances;
+mod once;
 mod persist;
 mod requests;
 mod sched;
@@ -23,7 +24,7 @@ use crate::instance::{InstCmd, InstEvent, InstId};
 use crate::server::Outbox;
 use bytes::Bytes;
 use soam_profile::{Profile, Service, SessionType};
-use soam_proto::msg::{AgentFrame, Event, SessionState, TaskState};
+use soam_proto::msg::{AgentFrame, ErrorKind, Event, SessionState, TaskState};
 use soam_service::wire::Kind;
 use soam_store::records::{AppRecord, HistoryRecord};
 use soam_store::{Loaded, Store, Write};
@@ -94,6 +95,15 @@ pub enum CoreMsg {
         why: String,
         reserved: u64,
     },
+    /// A repeated `Request::Once` can be answered: every commit before it is decided.
+    /// `session`: the session a repeated submit went to; `None` for a repeated create.
+    Repeat {
+        conn: ConnId,
+        id: u64,
+        request: u128,
+        session: Option<Sid>,
+        attach: bool,
+    },
     /// The store started failing (the reason) or works again (`None`).
     StoreHealth(Option<String>),
     /// Slurm and the workers (cluster mode).
@@ -112,6 +122,34 @@ pub enum Timer {
     SuspendGrace { sid: Sid, generation: u64 },
     /// reclaimGracePeriod is over for an instance given back by a session.
     ReclaimGrace { inst: InstId, sid: Sid },
+}
+
+/// A refused request: its kind, so a client can act on it without reading the text,
+/// and the one-line reason.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn unknown_app(app: &str) -> Failure {
+        Failure::new(ErrorKind::UnknownApp, format!("unknown application '{app}'"))
+    }
+}
+
+/// Text alone: a failure of no particular kind.
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(ErrorKind::Other, message)
+    }
 }
 
 /// The one way into the core.
@@ -187,7 +225,7 @@ struct Staged {
     bytes: usize,
     /// Why a part was refused: the rest of the submission, already on its way, is
     /// refused too, up to and including its `Submit`.
-    refused: Option<String>,
+    refused: Option<Failure>,
 }
 
 #[derive(Debug, Clone)]
@@ -305,6 +343,10 @@ struct Session {
     persisting: u64,
     /// Suspended by its disconnect action (a reopen resumes it), not by an admin.
     suspended_by_disconnect: bool,
+    /// The request id it was created under (`Request::Once`), to forget it at its end.
+    created_by: Option<u128>,
+    /// The latest request ids it was given tasks under, so a repeat is not accepted twice.
+    remembered: once::Remembered,
 }
 
 impl Session {
@@ -347,6 +389,8 @@ impl Session {
             task_ns: 0,
             persisting: 0,
             suspended_by_disconnect: false,
+            created_by: None,
+            remembered: Default::default(),
         }
     }
 }
@@ -468,6 +512,9 @@ pub struct Core {
     /// Bytes accepted submits will add to the store, until their commit is done: the
     /// store counts only what is committed, and `maxStoreBytes` must hold for both.
     store_reserved: u64,
+    /// Open sessions by the request id that created them, so a repeated create
+    /// (`Request::Once`) finds its session instead of making another.
+    created: HashMap<u128, Sid>,
 }
 
 impl Core {
@@ -498,6 +545,7 @@ impl Core {
             shutdown,
             store_fault: None,
             store_reserved: 0,
+            created: HashMap::default(),
         };
         let health = core.inbox.clone();
         core.store
@@ -508,7 +556,7 @@ impl Core {
                 Err(e) => tracing::error!("registered application '{}' no longer validates ({e}); it is skipped", rec.name),
             }
         }
-        core.recover_sessions(loaded.sessions, loaded.tasks);
+        core.recover_sessions(loaded.sessions, loaded.tasks, loaded.requests);
         core
     }
 
@@ -634,6 +682,13 @@ impl Core {
             // The store's writer has logged the fault and the recovery.
             CoreMsg::StoreHealth(fault) => self.store_fault = fault,
             CoreMsg::Cluster(ev) => self.cluster_event(ev),
+            CoreMsg::Repeat {
+                conn,
+                id,
+                request,
+                session,
+                attach,
+            } => self.answer_repeat(conn, id, request, session, attach),
             CoreMsg::Unsaved(sid) => self.end_session(sid, SessionState::Aborted, "its creation could not be saved", false),
         }
     }

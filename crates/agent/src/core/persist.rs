@@ -148,8 +148,14 @@ impl Core {
     /// Sessions found in the store were open when the last agent stopped. Recoverable
     /// ones come back with their tasks and kept outputs (`reconnecting` if a client held
     /// them); the others end `aborted`, with history.
-    pub(super) fn recover_sessions(&mut self, found: Vec<SessionRecord>, tasks: Vec<(soam_store::SessionKey, Vec<(u64, TaskRecord)>)>) {
+    pub(super) fn recover_sessions(
+        &mut self,
+        found: Vec<SessionRecord>,
+        tasks: Vec<(soam_store::SessionKey, Vec<(u64, TaskRecord)>)>,
+        requests: Vec<(soam_store::SessionKey, Vec<(u128, soam_store::records::RequestRecord)>)>,
+    ) {
         let mut tasks: HashMap<soam_store::SessionKey, Vec<(u64, TaskRecord)>> = tasks.into_iter().collect();
+        let mut requests: HashMap<soam_store::SessionKey, _> = requests.into_iter().collect();
         let mut writes = Vec::new();
         for rec in found {
             let stored = tasks.remove(&(rec.app.clone(), rec.id)).unwrap_or_default();
@@ -238,6 +244,9 @@ impl Core {
                 self.by_name.insert((s.app.clone(), n.clone()), sid);
             }
             self.sessions.insert(sid, s);
+            if let Some(found) = requests.remove(&(rec.app.clone(), rec.id)) {
+                self.recover_requests(sid, found);
+            }
             if reconnecting {
                 // RECONNECTION_IN_PROGRESS: the client has transientDisconnectionTimeout
                 // to come back, then the disconnect action applies.

@@ -5,7 +5,7 @@ use super::*;
 use soam_proto::addr::{SessionKey, SessionRef, TaskRef, check_session_name};
 use soam_proto::msg::{CreateSession, Reply, Request, SessionAction, TaskAction};
 
-type R = Result<Reply, String>;
+type R = Result<Reply, Failure>;
 
 /// Input bytes one connection may hold staged (one submission accepted whole).
 const STAGE_BYTES_PER_CONN: usize = 1 << 30;
@@ -14,6 +14,12 @@ const STAGE_BYTES_TOTAL: usize = 4 << 30;
 
 impl Core {
     pub(super) fn request(&mut self, conn: ConnId, id: u64, req: Request) {
+        // An id makes a create or submit idempotent; other requests are carried out as
+        // they are.
+        let (once, req) = match req {
+            Request::Once { request, req } => (Some(super::once::key(&request)), *req),
+            req => (None, req),
+        };
         if let Some(act) = admin_act(&req)
             && let Err(e) = self.require_admin(conn, act)
         {
@@ -25,21 +31,30 @@ impl Core {
             let msg = format!(
                 "refused: the store cannot be written ({why}); nothing was changed. soamd retries every second: see soamcontrol agent status"
             );
-            return self.fail(conn, id, msg);
+            return self.fail(conn, id, Failure::new(ErrorKind::StoreFault, msg));
         }
         let result = match req {
             Request::RegisterApp { profile, path, force } => return self.register(conn, id, profile, path, force),
             Request::UnregisterApp { app, force } => return self.unregister(conn, id, app, force),
             Request::ListApps { app } => self.list_apps(conn, app),
             Request::SetAppEnabled { app, enabled } => self.set_enabled(app, enabled),
-            Request::CreateSession(c) => return self.create(conn, id, c),
+            Request::CreateSession(c) => return self.create(conn, id, c, once),
             Request::OpenSession { session, direct, all } => self.open(conn, &session, direct, all),
             Request::Submit { session, tasks } => {
-                return match self.take_staged(conn, &session) {
-                    Ok(staged) => self.submit(conn, id, &session, staged, tasks),
+                // A repeat's staged tasks are a copy of what was accepted: dropped.
+                let staged = self.take_staged(conn, &session);
+                if let Some(request) = once
+                    && let Ok(sid) = self.held_by(conn, &session)
+                    && self.repeated(conn, id, request, Some(sid), false)
+                {
+                    return;
+                }
+                return match staged {
+                    Ok(staged) => self.submit(conn, id, &session, staged, tasks, once),
                     Err(why) => self.fail(conn, id, why),
                 };
             }
+            Request::Once { .. } => Err(Failure::new(ErrorKind::Protocol, "a Once request inside another")),
             Request::Ack { session, tasks } => return self.ack(conn, &session, tasks),
             Request::Detach { session } => self.detach(conn, &session),
             Request::Close { session } => self.finish(conn, &session, SessionState::Closed),
@@ -65,7 +80,7 @@ impl Core {
             Request::TaskControl { task, action } => self.task_control(conn, &task, action),
             Request::Status => Ok(Reply::Status(self.status())),
             Request::ListCluster => Ok(Reply::Cluster(self.list_cluster())),
-            Request::ReleaseAllocation { job } => self.release_job(job).map(|_| Reply::Ok),
+            Request::ReleaseAllocation { job } => self.release_job(job).map(|_| Reply::Ok).map_err(Failure::from),
             Request::Ping => Ok(Reply::Ok),
             Request::Shutdown => {
                 self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
@@ -74,7 +89,7 @@ impl Core {
                 return;
             }
         };
-        self.send(conn, AgentFrame::Reply { id, result });
+        self.answer(conn, id, result);
     }
 
     /// Whether a request would change the store: refused while it cannot be written, so
@@ -120,23 +135,39 @@ impl Core {
                 if let Some(m) = if r.is_ok() { on_ok } else { on_err } {
                     inbox.send(m);
                 }
-                let result = r.map(|_| reply).map_err(|e| format!("not saved: {e}"));
+                let frame = match r {
+                    Ok(_) => AgentFrame::Reply { id, result: Ok(reply) },
+                    Err(e) => AgentFrame::Failed {
+                        id,
+                        kind: ErrorKind::StoreFault,
+                        message: format!("not saved: {e}"),
+                    },
+                };
                 if let Some(out) = out {
-                    let _ = out.send(AgentFrame::Reply { id, result });
+                    let _ = out.send(frame);
                 }
             })),
             soam_store::OnFault::Fail,
         );
     }
 
-    fn fail(&self, conn: ConnId, id: u64, msg: String) {
-        self.send(conn, AgentFrame::Reply { id, result: Err(msg) });
+    fn fail(&self, conn: ConnId, id: u64, f: impl Into<Failure>) {
+        let Failure { kind, message } = f.into();
+        self.send(conn, AgentFrame::Failed { id, kind, message });
+    }
+
+    /// Sends a handler's answer.
+    pub(super) fn answer(&self, conn: ConnId, id: u64, result: R) {
+        match result {
+            Ok(reply) => self.send(conn, AgentFrame::Reply { id, result: Ok(reply) }),
+            Err(f) => self.fail(conn, id, f),
+        }
     }
 
     /// Resolves an address to a session this connection may act on.
-    pub(super) fn lookup(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, String> {
+    pub(super) fn lookup(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, Failure> {
         if !self.apps.contains_key(&r.app) && !self.sessions.values().any(|s| s.app == r.app) {
-            return Err(format!("unknown application '{}'", r.app));
+            return Err(Failure::unknown_app(&r.app));
         }
         let sid = match &r.key {
             SessionKey::Id(id) => self.by_id.get(&(r.app.clone(), *id)),
@@ -151,14 +182,14 @@ impl Core {
                     }
             });
             return Err(if ended {
-                format!("session {r} has ended (see soamview history {})", r.app)
+                Failure::new(ErrorKind::Ended, format!("session {r} has ended (see soamview history {})", r.app))
             } else {
-                format!("no session {r}")
+                Failure::new(ErrorKind::UnknownSession, format!("no session {r}"))
             });
         };
         let s = &self.sessions[&sid];
         if !self.may_act(conn, s.owner_uid) {
-            return Err(format!("session {r} belongs to another user"));
+            return Err(Failure::new(ErrorKind::Permission, format!("session {r} belongs to another user")));
         }
         Ok(sid)
     }
@@ -171,7 +202,7 @@ impl Core {
         self.conns.get(&conn).is_some_and(|c| c.admin)
     }
 
-    fn require_admin(&self, conn: ConnId, act: &str) -> Result<(), String> {
+    fn require_admin(&self, conn: ConnId, act: &str) -> Result<(), Failure> {
         if self.is_admin(conn) {
             return Ok(());
         }
@@ -180,16 +211,19 @@ impl Core {
             Some(g) => format!("members of its adminGroup (gid {g})"),
             None => "members of its adminGroup (none is set)".to_string(),
         };
-        Err(format!(
-            "{act} refused: in this shared agent that is for admins (root, uid {}, {group}); uid {uid} is not one",
-            self.agent_uid
+        Err(Failure::new(
+            ErrorKind::Permission,
+            format!(
+                "{act} refused: in this shared agent that is for admins (root, uid {}, {group}); uid {uid} is not one",
+                self.agent_uid
+            ),
         ))
     }
 
     fn register(&mut self, conn: ConnId, id: u64, text: String, path: String, force: bool) {
         let profile = match soam_profile::parse(&text, std::path::Path::new(&path)) {
             Ok(p) => p,
-            Err(e) => return self.fail(conn, id, e.to_string()),
+            Err(e) => return self.fail(conn, id, Failure::new(ErrorKind::Invalid, e.to_string())),
         };
         let name = profile.application.clone();
         let mut warnings = Vec::new();
@@ -279,7 +313,7 @@ impl Core {
 
     fn unregister(&mut self, conn: ConnId, id: u64, app: String, force: bool) {
         if !self.apps.contains_key(&app) {
-            return self.fail(conn, id, format!("unknown application '{app}'"));
+            return self.fail(conn, id, Failure::unknown_app(&app));
         }
         let mut open: Vec<(u64, Sid)> = self
             .sessions
@@ -311,52 +345,69 @@ impl Core {
     }
 
     fn set_enabled(&mut self, app: String, enabled: bool) -> R {
-        let a = self.apps.get_mut(&app).ok_or_else(|| format!("unknown application '{app}'"))?;
+        let a = self.apps.get_mut(&app).ok_or_else(|| Failure::unknown_app(&app))?;
         a.record.enabled = enabled;
         self.store.submit(vec![Write::PutApp(a.record.clone())], None);
         self.needs_schedule = true;
         Ok(Reply::Ok)
     }
 
-    fn create(&mut self, conn: ConnId, id: u64, c: CreateSession) {
-        let result = (|| -> Result<Sid, String> {
-            let app = self.apps.get(&c.app).ok_or_else(|| format!("unknown application '{}'", c.app))?;
+    fn create(&mut self, conn: ConnId, id: u64, c: CreateSession, once: Option<u128>) {
+        if let Some(request) = once
+            && self.repeated(conn, id, request, None, c.attach)
+        {
+            return;
+        }
+        let result = (|| -> Result<Sid, Failure> {
+            let app = self.apps.get(&c.app).ok_or_else(|| Failure::unknown_app(&c.app))?;
             if !app.record.enabled {
-                return Err(format!("application '{}' is disabled (soamcontrol app enable {})", c.app, c.app));
+                return Err(format!("application '{}' is disabled (soamcontrol app enable {})", c.app, c.app).into());
             }
             let tname = c.session_type.clone().unwrap_or_default();
             let stype = app.types.get(&tname).cloned().ok_or_else(|| {
                 let mut valid: Vec<String> = app.types.keys().map(|k| format!("'{k}'")).collect();
                 valid.sort();
-                format!(
-                    "application '{}' has no session type '{tname}' (valid: {})",
-                    c.app,
-                    valid.join(", ")
+                Failure::new(
+                    ErrorKind::UnknownType,
+                    format!(
+                        "application '{}' has no session type '{tname}' (valid: {})",
+                        c.app,
+                        valid.join(", ")
+                    ),
                 )
             })?;
             let service = app.services[&stype.service_name].clone();
             let owner = self.conns.get(&conn).map(|c| c.uid).unwrap_or(self.agent_uid);
             if self.cfg.shared && owner != self.agent_uid && super::cluster::pool_of(&c.app, &service).is_some() {
                 // Workers run as the agent's user: they may not run another user's work.
-                return Err(format!(
-                    "service '{}' runs on Slurm allocations of the agent's user (uid {}); in a shared agent only that user's sessions may use it",
-                    service.name, self.agent_uid
+                return Err(Failure::new(
+                    ErrorKind::Permission,
+                    format!(
+                        "service '{}' runs on Slurm allocations of the agent's user (uid {}); in a shared agent only that user's sessions may use it",
+                        service.name, self.agent_uid
+                    ),
                 ));
             }
             let max = app.profile.consumer.max_sessions;
             let open = self.sessions.values().filter(|s| s.app == c.app).count() as u32;
             if max > 0 && open >= max {
-                return Err(format!("application '{}' has reached maxSessions ({max} open sessions)", c.app));
+                return Err(Failure::new(
+                    ErrorKind::Limit,
+                    format!("application '{}' has reached maxSessions ({max} open sessions)", c.app),
+                ));
             }
             for (what, v) in [("session name", &c.name), ("session tag", &c.tag)] {
                 if let Some(v) = v {
-                    check_session_name(what, v)?;
+                    check_session_name(what, v).map_err(|e| Failure::new(ErrorKind::Invalid, e))?;
                 }
             }
             if let Some(n) = &c.name
                 && self.by_name.contains_key(&(c.app.clone(), n.clone()))
             {
-                return Err(format!("application '{}' already has an open session named '{n}'", c.app));
+                return Err(Failure::new(
+                    ErrorKind::Invalid,
+                    format!("application '{}' already has an open session named '{n}'", c.app),
+                ));
             }
             // The session's record: its common data, names and a little more.
             let record = (c.common_data.len() + c.app.len() + c.name.as_ref().map_or(0, String::len) + 256) as u64;
@@ -364,9 +415,12 @@ impl Core {
             if let Some(limit) = self.cfg.max_stored_sessions
                 && self.sessions.len() as u64 >= limit
             {
-                return Err(format!(
-                    "the agent holds {} sessions, its maxStoredSessions limit ({limit})",
-                    self.sessions.len()
+                return Err(Failure::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "the agent holds {} sessions, its maxStoredSessions limit ({limit})",
+                        self.sessions.len()
+                    ),
                 ));
             }
             let counter = self.counters.entry(c.app.clone()).or_insert(1);
@@ -378,10 +432,13 @@ impl Core {
             // A shared agent that is not root cannot switch users, and running the
             // session as the agent's user would lend its rights to the owner.
             if self.cfg.shared && owner_uid != self.agent_uid && self.agent_uid != 0 {
-                return Err(format!(
-                    "this shared agent runs as uid {}, not root, so it cannot run tasks as uid {owner_uid}; \
-                     an admin must run soamd --shared as root",
-                    self.agent_uid
+                return Err(Failure::new(
+                    ErrorKind::Permission,
+                    format!(
+                        "this shared agent runs as uid {}, not root, so it cannot run tasks as uid {owner_uid}; \
+                         an admin must run soamd --shared as root",
+                        self.agent_uid
+                    ),
                 ));
             }
             let s = Session::new(
@@ -408,14 +465,16 @@ impl Core {
                 if c.attach {
                     self.attach(conn, sid);
                 }
+                let remembered = once.and_then(|request| self.remember_created(sid, request));
                 let s = &self.sessions[&sid];
-                let writes = vec![
+                let mut writes = vec![
                     Write::SetCounter {
                         app: s.app.clone(),
                         next: s.id + 1,
                     },
                     Write::PutSession(self.session_record(sid)),
                 ];
+                writes.extend(remembered);
                 let info = self.session_info(sid);
                 self.reply_after_then(conn, id, writes, Reply::Session(info), None, Some(CoreMsg::Unsaved(sid)));
             }
@@ -425,19 +484,22 @@ impl Core {
     /// Refuses what would take the store past `maxStoreBytes`: the bytes of records it
     /// holds (counted by every commit), what accepted submits are still committing, and
     /// at most `incoming` more.
-    fn check_store_bytes(&self, incoming: u64) -> Result<(), String> {
+    fn check_store_bytes(&self, incoming: u64) -> Result<(), Failure> {
         let Some(limit) = self.cfg.max_store_bytes else { return Ok(()) };
         let held = self.store.stored_bytes() + self.store_reserved;
         if held + incoming > limit {
-            return Err(format!(
-                "the store holds {held} bytes of records; accepting {incoming} more would pass its maxStoreBytes limit ({limit} bytes)"
+            return Err(Failure::new(
+                ErrorKind::Limit,
+                format!(
+                    "the store holds {held} bytes of records; accepting {incoming} more would pass its maxStoreBytes limit ({limit} bytes)"
+                ),
             ));
         }
         Ok(())
     }
 
     /// Makes `conn` the holder; the previous holder is told it lost the session.
-    fn attach(&mut self, conn: ConnId, sid: Sid) {
+    pub(super) fn attach(&mut self, conn: ConnId, sid: Sid) {
         let s = self.sessions.get_mut(&sid).expect("attach to a live session");
         let prev = s.set_holder(Some(conn));
         s.drained_sent = false;
@@ -460,11 +522,14 @@ impl Core {
         let sid = self.lookup(conn, r)?;
         let s = &self.sessions[&sid];
         if s.direct != direct {
-            return Err(if s.direct {
-                format!("session {r} was created with --direct (FetchResultsDirectly); reopen it with --direct")
-            } else {
-                format!("session {r} was created without --direct (FetchResultsDirectly); reopen it without --direct")
-            });
+            return Err(Failure::new(
+                ErrorKind::Invalid,
+                if s.direct {
+                    format!("session {r} was created with --direct (FetchResultsDirectly); reopen it with --direct")
+                } else {
+                    format!("session {r} was created without --direct (FetchResultsDirectly); reopen it without --direct")
+                },
+            ));
         }
         self.attach(conn, sid);
         let s = self.sessions.get_mut(&sid).unwrap();
@@ -491,11 +556,12 @@ impl Core {
         })
     }
 
-    fn held_by(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, String> {
+    fn held_by(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, Failure> {
         let sid = self.lookup(conn, r)?;
         if self.sessions[&sid].holder != Some(conn) {
-            return Err(format!(
-                "session {r} is not held by this client (reopen it first: soamsession reopen {r})"
+            return Err(Failure::new(
+                ErrorKind::TakenOver,
+                format!("session {r} is not held by this client (reopen it first: soamsession reopen {r})"),
             ));
         }
         Ok(sid)
@@ -503,7 +569,7 @@ impl Core {
 
     /// Takes what this connection staged for the session: a submit ends the staging,
     /// whether it is accepted or refused.
-    fn take_staged(&mut self, conn: ConnId, r: &SessionRef) -> Result<Vec<Bytes>, String> {
+    fn take_staged(&mut self, conn: ConnId, r: &SessionRef) -> Result<Vec<Bytes>, Failure> {
         let Ok(sid) = self.lookup(conn, r) else { return Ok(Vec::new()) };
         match self.conns.get_mut(&conn).and_then(|c| c.staged.remove(&sid)) {
             None => Ok(Vec::new()),
@@ -524,8 +590,8 @@ impl Core {
         {
             return Err(why);
         }
-        let refuse = |core: &mut Core, why: String| {
-            let why = format!("{why}; nothing of this submission was accepted");
+        let refuse = |core: &mut Core, why: Failure| {
+            let why = Failure::new(why.kind, format!("{}; nothing of this submission was accepted", why.message));
             if let Some(c) = core.conns.get_mut(&conn) {
                 c.staged.insert(
                     sid,
@@ -544,7 +610,7 @@ impl Core {
                 i + 1,
                 soam_proto::frame::MAX_PAYLOAD
             );
-            return refuse(self, why);
+            return refuse(self, Failure::new(ErrorKind::Limit, why));
         }
         let bytes: usize = tasks.iter().map(|t| t.len()).sum();
         let everywhere: usize = self.conns.values().flat_map(|c| c.staged.values()).map(|s| s.bytes).sum();
@@ -553,7 +619,7 @@ impl Core {
             let why = format!(
                 "a submission over {STAGE_BYTES_PER_CONN} bytes of input (or {STAGE_BYTES_TOTAL} staged by all clients) is too large to accept whole; submit it in parts"
             );
-            return refuse(self, why);
+            return refuse(self, Failure::new(ErrorKind::Limit, why));
         }
         let Some(c) = self.conns.get_mut(&conn) else { return Ok(Reply::Ok) };
         let st = c.staged.entry(sid).or_default();
@@ -564,7 +630,7 @@ impl Core {
         })
     }
 
-    fn submit(&mut self, conn: ConnId, id: u64, r: &SessionRef, staged: Vec<Bytes>, inputs: Vec<Bytes>) {
+    fn submit(&mut self, conn: ConnId, id: u64, r: &SessionRef, staged: Vec<Bytes>, inputs: Vec<Bytes>, once: Option<u128>) {
         let sid = match self.held_by(conn, r) {
             Ok(s) => s,
             Err(e) => return self.fail(conn, id, e),
@@ -575,7 +641,7 @@ impl Core {
                 inputs.len(),
                 soam_proto::frame::MAX_TASKS_PER_SUBMIT
             );
-            return self.fail(conn, id, msg);
+            return self.fail(conn, id, Failure::new(ErrorKind::Limit, msg));
         }
         if let Some((i, big)) = inputs.iter().enumerate().find(|(_, t)| t.len() > soam_proto::frame::MAX_PAYLOAD) {
             let msg = format!(
@@ -584,7 +650,7 @@ impl Core {
                 big.len(),
                 soam_proto::frame::MAX_PAYLOAD
             );
-            return self.fail(conn, id, msg);
+            return self.fail(conn, id, Failure::new(ErrorKind::Limit, msg));
         }
         let inputs = if staged.is_empty() {
             inputs
@@ -596,14 +662,11 @@ impl Core {
         if let Some(limit) = self.cfg.max_stored_tasks {
             let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
             if held + inputs.len() as u64 > limit {
-                return self.fail(
-                    conn,
-                    id,
-                    format!(
-                        "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)",
-                        inputs.len()
-                    ),
+                let msg = format!(
+                    "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)",
+                    inputs.len()
                 );
+                return self.fail(conn, id, Failure::new(ErrorKind::Limit, msg));
             }
         }
         // The most the commit can write: every task's row at its widest. Held against
@@ -611,7 +674,8 @@ impl Core {
         let mut reserved = 0;
         if self.sessions[&sid].stype.recoverable {
             let app = &self.sessions[&sid].app;
-            reserved = inputs.iter().map(|t| soam_store::new_task_bytes(app, t.len())).sum();
+            reserved = inputs.iter().map(|t| soam_store::new_task_bytes(app, t.len())).sum::<u64>()
+                + once.map_or(0, |_| soam_store::REQUEST_ROW_BYTES + app.len() as u64);
             if let Err(e) = self.check_store_bytes(reserved) {
                 return self.fail(conn, id, e);
             }
@@ -639,15 +703,22 @@ impl Core {
                 .map(|tid| (tid, Self::task_record(s, (tid - 1) as usize)))
                 .collect();
             let (app, sess) = (s.app.clone(), s.id);
-            vec![
+            let mut writes = vec![
                 Write::PutTasks {
                     app,
                     session: sess,
                     tasks: records,
                 },
                 Write::PutSession(self.session_record(sid)),
-            ]
+            ];
+            if let Some(request) = once {
+                writes.extend(self.remember_submit(sid, request, first, count));
+            }
+            writes
         } else {
+            if let Some(request) = once {
+                self.remember_submit(sid, request, first, count);
+            }
             return self.reply_after(conn, id, Vec::new(), Reply::Submitted { first, count });
         };
         let why = String::from("the store could not save them");
@@ -691,6 +762,7 @@ impl Core {
     pub(super) fn not_accepted(&mut self, sid: Sid, first: u64, count: u64, why: &str, reserved: u64) {
         self.store_reserved = self.store_reserved.saturating_sub(reserved);
         let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.remembered.forget_first(first);
         for tid in first..first + count {
             let idx = (tid - 1) as usize;
             if s.tasks.get(idx).is_some_and(|t| t.state == TaskState::Pending) {
@@ -782,14 +854,14 @@ impl Core {
             SessionAction::Suspend => {
                 let s = self.sessions.get_mut(&sid).unwrap();
                 if s.state == SessionState::Suspended {
-                    return Err(format!("session {r} is already suspended"));
+                    return Err(format!("session {r} is already suspended").into());
                 }
                 self.suspend(sid);
             }
             SessionAction::Resume => {
                 let s = self.sessions.get_mut(&sid).unwrap();
                 if s.state != SessionState::Suspended {
-                    return Err(format!("session {r} is not suspended (it is {})", s.state));
+                    return Err(format!("session {r} is not suspended (it is {})", s.state).into());
                 }
                 s.state = SessionState::Open;
                 s.suspended_by_disconnect = false;
@@ -814,11 +886,14 @@ impl Core {
         let sid = self.lookup(conn, &r.session)?;
         let s = self.sessions.get_mut(&sid).unwrap();
         if r.task == 0 || r.task > s.tasks.len() as u64 {
-            return Err(format!(
-                "session {} has no task {} (tasks are 1..{})",
-                r.session,
-                r.task,
-                s.tasks.len()
+            let have = match s.tasks.len() {
+                0 => "it has no tasks".to_string(),
+                1 => "its only task is 1".to_string(),
+                n => format!("its tasks are 1 to {n}"),
+            };
+            return Err(Failure::new(
+                ErrorKind::UnknownSession,
+                format!("session {} has no task {} ({have})", r.session, r.task),
             ));
         }
         let idx = (r.task - 1) as usize;
@@ -832,8 +907,8 @@ impl Core {
                 self.end_task(sid, idx, TaskState::Canceled, Bytes::from_static(b"killed by an administrator"));
                 self.cleanup_running(sid, r.task);
             }
-            (TaskAction::Kill, s) => return Err(format!("task {}:{} has already ended ({s})", r.session, r.task)),
-            (TaskAction::Requeue, TaskState::Pending) => return Err(format!("task {}:{} is already pending", r.session, r.task)),
+            (TaskAction::Kill, s) => return Err(format!("task {}:{} has already ended ({s})", r.session, r.task).into()),
+            (TaskAction::Requeue, TaskState::Pending) => return Err(format!("task {}:{} is already pending", r.session, r.task).into()),
             (TaskAction::Requeue, TaskState::Running) => {
                 s.set_state(idx, TaskState::Pending);
                 s.tasks[idx].attempts = s.tasks[idx].attempts.saturating_sub(1);
@@ -898,6 +973,9 @@ impl Core {
     pub(super) fn end_session(&mut self, sid: Sid, state: SessionState, reason: &str, notify_holder: bool) {
         let Some(mut s) = self.sessions.remove(&sid) else { return };
         tracing::info!("session {} {state}: {reason}", s.addr());
+        if let Some(request) = s.created_by {
+            self.created.remove(&request);
+        }
         self.by_id.remove(&(s.app.clone(), s.id));
         if let Some(n) = &s.name {
             self.by_name.remove(&(s.app.clone(), n.clone()));

@@ -7,7 +7,7 @@ use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, Sessio
 use soam_store::records::HistoryTask;
 
 /// A page of rows and where the next one starts (`None`: this was the last).
-type Page<T, C> = Result<(Vec<T>, Option<C>), String>;
+type Page<T, C> = Result<(Vec<T>, Option<C>), Failure>;
 
 impl Core {
     pub(super) fn session_info(&self, sid: Sid) -> SessionInfo {
@@ -55,7 +55,7 @@ impl Core {
             && !self.apps.contains_key(app)
             && !self.sessions.values().any(|s| &s.app == app)
         {
-            return Err(format!("unknown application '{app}'"));
+            return Err(Failure::unknown_app(app));
         }
         let after = |app: &str, id: u64| from.is_none_or(|(a, i)| (app, id) > (a.as_str(), *i));
         // Where a row comes from: an open session, or an entry of the in-memory history.
@@ -109,7 +109,7 @@ impl Core {
         Ok((out, next))
     }
 
-    pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, String> {
+    pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, Failure> {
         self.sessions_page(conn, &q, None, (usize::MAX, usize::MAX))
             .map(|(s, _)| Reply::Sessions(s))
     }
@@ -120,7 +120,7 @@ impl Core {
         q: SessionQuery,
         from: Option<(String, u64)>,
         limit: u32,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Failure> {
         let limit = limit.clamp(1, PAGE_ROWS) as usize;
         self.sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
             .map(|(sessions, next)| Reply::SessionPage { sessions, next })
@@ -173,7 +173,7 @@ impl Core {
         Ok((out, None))
     }
 
-    pub(super) fn list_tasks(&self, conn: ConnId, r: &SessionRef, state: Option<TaskState>) -> Result<Reply, String> {
+    pub(super) fn list_tasks(&self, conn: ConnId, r: &SessionRef, state: Option<TaskState>) -> Result<Reply, Failure> {
         self.tasks_page(conn, r, state, 0, (usize::MAX, usize::MAX))
             .map(|(t, _)| Reply::Tasks(t))
     }
@@ -185,13 +185,13 @@ impl Core {
         state: Option<TaskState>,
         from: u64,
         limit: u32,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Failure> {
         let limit = limit.clamp(1, PAGE_ROWS) as usize;
         self.tasks_page(conn, r, state, from, (limit, PAGE_BYTES))
             .map(|(tasks, next)| Reply::TaskPage { tasks, next })
     }
 
-    pub(super) fn list_history(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
+    pub(super) fn list_history(&self, conn: ConnId, app: Option<String>) -> Result<Reply, Failure> {
         let out = self
             .history
             .iter()
@@ -218,21 +218,23 @@ impl Core {
         let h = match found {
             Some(h) if self.visible(conn, h.session.owner_uid) => h,
             Some(_) => {
-                let _ = out.send(AgentFrame::Reply {
+                let _ = out.send(AgentFrame::Failed {
                     id,
-                    result: Err(format!("session {r} belongs to another user")),
+                    kind: ErrorKind::Permission,
+                    message: format!("session {r} belongs to another user"),
                 });
                 return;
             }
             None => {
-                let why = if self.lookup(conn, r).is_ok() {
-                    "has not ended (see soamview task)"
+                let (kind, why) = if self.lookup(conn, r).is_ok() {
+                    (ErrorKind::Invalid, "has not ended (see soamview task)")
                 } else {
-                    "is not in history"
+                    (ErrorKind::UnknownSession, "is not in history")
                 };
-                let _ = out.send(AgentFrame::Reply {
+                let _ = out.send(AgentFrame::Failed {
                     id,
-                    result: Err(format!("session {r} {why}")),
+                    kind,
+                    message: format!("session {r} {why}"),
                 });
                 return;
             }
@@ -290,7 +292,7 @@ impl Core {
         if let Some(a) = app
             && !self.apps.contains_key(a)
         {
-            return Err(format!("unknown application '{a}'"));
+            return Err(Failure::unknown_app(a));
         }
         let mut names: Vec<&String> = self
             .apps
@@ -329,12 +331,12 @@ impl Core {
         Ok((out, next))
     }
 
-    pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, String> {
+    pub(super) fn list_apps(&self, conn: ConnId, app: Option<String>) -> Result<Reply, Failure> {
         self.apps_page(conn, app.as_ref(), None, (usize::MAX, usize::MAX))
             .map(|(a, _)| Reply::Apps(a))
     }
 
-    pub(super) fn list_apps_page(&self, conn: ConnId, app: Option<String>, from: Option<String>, limit: u32) -> Result<Reply, String> {
+    pub(super) fn list_apps_page(&self, conn: ConnId, app: Option<String>, from: Option<String>, limit: u32) -> Result<Reply, Failure> {
         let limit = limit.clamp(1, PAGE_ROWS) as usize;
         self.apps_page(conn, app.as_ref(), from.as_ref(), (limit, PAGE_BYTES))
             .map(|(apps, next)| Reply::AppPage { apps, next })

@@ -2,6 +2,7 @@
 //! write them (lines, JSON lines or files; optionally in task order), acknowledge them,
 //! and stop when the caller's condition is met or the session is lost.
 
+use crate::common::exit;
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,7 +96,7 @@ impl Reconnect {
                         eprintln!("soamsession: reconnected; session {session} reopened");
                         return Ok(c);
                     }
-                    Err(soam_client::ClientError::Refused(e)) => return Err(Stop::Ended(e)),
+                    Err(e @ soam_client::ClientError::Refused { .. }) => return Err(Stop::Ended(e.to_string())),
                     Err(_) => {}
                 }
             }
@@ -369,19 +370,19 @@ pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
         Stop::Done | Stop::Drained | Stop::Timeout => None,
         Stop::TakenOver => {
             eprintln!("soamsession: session {session} was taken over by another client");
-            Some(1)
+            Some(exit::FAILED)
         }
         Stop::Ended(why) => {
             eprintln!("soamsession: session {session} ended ({})", soam_proto::text::escape(why));
-            Some(1)
+            Some(exit::FAILED)
         }
         Stop::Lost(why) => {
             eprintln!("soamsession: connection to the agent permanently lost ({why}); reopen later with: soamsession reopen {session}");
-            Some(1)
+            Some(exit::UNREACHABLE)
         }
         Stop::Interrupted => {
             eprintln!("soamsession: detached from {session}; its workload keeps running. Collect it with: soamsession reopen {session}");
-            Some(130)
+            Some(exit::INTERRUPTED)
         }
     }
 }

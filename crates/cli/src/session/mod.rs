@@ -19,7 +19,7 @@ use std::path::PathBuf;
     name = "soamsession",
     version,
     about = "Create, feed, detach from, reopen and end sessions",
-    after_help = "Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id"
+    after_help = crate::common::exit::after_help("Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id")
 )]
 pub struct Args {
     #[command(subcommand)]

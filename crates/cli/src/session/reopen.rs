@@ -103,7 +103,7 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
     {
         return Ok(code);
     }
-    Ok(if col.failed > 0 { 1 } else { 0 })
+    Ok(if col.failed > 0 { crate::common::exit::TASKS_FAILED } else { 0 })
 }
 
 pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
@@ -142,5 +142,5 @@ pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
             session: a.session.clone(),
         })
         .await?;
-    Ok(0)
+    Ok(if col.failed > 0 { crate::common::exit::TASKS_FAILED } else { 0 })
 }

@@ -170,7 +170,7 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     }
     if col.failed > 0 {
         eprintln!("soamsession: {} of {total} tasks did not succeed (session {addr})", col.failed);
-        return Ok(1);
+        return Ok(crate::common::exit::TASKS_FAILED);
     }
     Ok(0)
 }
