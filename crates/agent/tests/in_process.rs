@@ -309,3 +309,131 @@ async fn repeated_requests_are_carried_out_once() {
     agent.shutdown();
     agent.wait().await;
 }
+
+/// Stands between a client and the agent, frame by frame, and cuts the first
+/// connection just as the agent answers a `Submit`: the answer never arrives, as when
+/// the agent or the network fails at the worst moment. Later connections pass whole.
+async fn cutting_proxy(listen: std::path::PathBuf, agent: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+    use soam_proto::frame;
+    use soam_proto::msg::AgentFrame;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{UnixListener, UnixStream};
+    let l = UnixListener::bind(&listen).unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let Ok((client, _)) = l.accept().await else { return };
+            let upstream = UnixStream::connect(&agent).await.unwrap();
+            let cut = std::mem::take(&mut first);
+            let (mut cr, mut cw) = client.into_split();
+            let (mut ar, mut aw) = upstream.into_split();
+            let up = tokio::spawn(async move {
+                while let Ok(body) = frame::read_frame(&mut cr).await {
+                    let len = (body.len() as u32).to_le_bytes();
+                    if aw.write_all(&len).await.is_err() || aw.write_all(&body).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                // The first frame is the Welcome; then agent frames.
+                let mut welcome = true;
+                while let Ok(body) = frame::read_frame(&mut ar).await {
+                    if cut
+                        && !std::mem::take(&mut welcome)
+                        && matches!(
+                            frame::decode::<AgentFrame>(&body),
+                            Ok(AgentFrame::Reply {
+                                result: Ok(Reply::Submitted { .. }),
+                                ..
+                            })
+                        )
+                    {
+                        up.abort();
+                        return; // both halves dropped: the client sees the connection end
+                    }
+                    welcome = false;
+                    let len = (body.len() as u32).to_le_bytes();
+                    if cw.write_all(&len).await.is_err() || cw.write_all(&body).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// Through the library: a submission whose answer is lost with the connection is sent
+/// again after a reconnect, under the same request id, and accepted once: the session
+/// holds each task once and every output comes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
+    use soam_client::session::{Next, Session, SessionConfig};
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        socket: home.path().join("run/s.sock"),
+        data_dir: home.path().join("data"),
+        config: home.path().join("none.yaml"),
+    };
+    let agent = soam_agent::start(soam_agent::AgentConfig {
+        slots: 2,
+        store_cache_bytes: 1 << 20,
+        ..soam_agent::AgentConfig::with_paths(paths.clone())
+    })
+    .await
+    .unwrap();
+    let c = Client::connect(&opts(&paths)).await.unwrap();
+    let profile = "application: up\nservices:\n  - name: tr\n    mode: exec\n    command: [\"tr\", \"a-z\", \"A-Z\"]\n\
+                   sessionTypes:\n  - name: \"\"\n    recoverable: true\n";
+    c.call(Request::RegisterApp {
+        profile: profile.into(),
+        path: home.path().join("up.yaml").display().to_string(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    let proxy_path = home.path().join("proxy.sock");
+    let proxy = cutting_proxy(proxy_path.clone(), paths.socket.clone()).await;
+    let mut cfg = SessionConfig::new(ConnectOptions {
+        socket: proxy_path,
+        ..opts(&paths)
+    });
+    cfg.reconnect_timeout = std::time::Duration::from_secs(30);
+    let mut s = Session::create(cfg, "up", None).await.unwrap();
+    // Three messages' worth (staged, staged, submitted), so the retry stages again too.
+    let n = 12u64;
+    let input = |i: u64, t: &str| format!("{t}{i}{}", "x".repeat(700_000));
+    let inputs: Vec<Bytes> = (0..n).map(|i| Bytes::from(input(i, "t"))).collect();
+    let sub = s.submit(inputs).await.unwrap();
+    assert_eq!((sub.first, sub.count), (1, n));
+    let listed = match c
+        .call(Request::ListTasks {
+            session: s.addr().clone(),
+            state: None,
+        })
+        .await
+        .unwrap()
+    {
+        Reply::Tasks(t) => t.len() as u64,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listed, n, "each task accepted once");
+    let mut seen = std::collections::HashSet::new();
+    while (seen.len() as u64) < n {
+        match s.next().await.unwrap() {
+            Next::Outputs(outputs) => {
+                for o in &outputs {
+                    assert!(seen.insert(o.task), "task {} twice", o.task);
+                    assert!(o.data == input(o.task - 1, "T").to_uppercase(), "task {}", o.task);
+                }
+                s.ack(&outputs).unwrap();
+            }
+            Next::Drained => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    s.close().await.unwrap();
+    proxy.abort();
+    agent.shutdown();
+    agent.wait().await;
+}

@@ -7,6 +7,8 @@
 //! future for the reply without waiting for it. [`Dedup`] drops outputs already seen, as
 //! at-least-once delivery means a reopened session may resend some.
 
+pub mod session;
+
 use bytes::Bytes;
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
@@ -446,7 +448,7 @@ pub async fn each_page<C, T, E: From<ClientError>>(
 
 /// A reply of another kind than the request's: an agent bug, said without formatting
 /// the reply (which may be a whole listing).
-fn unexpected(_: &Reply) -> ClientError {
+pub(crate) fn unexpected(_: &Reply) -> ClientError {
     ClientError::refused(ErrorKind::Protocol, "unexpected reply from the agent")
 }
 

@@ -1,19 +1,19 @@
-//! The output loop shared by submit, reopen and fetch: receive outputs, drop duplicates,
-//! write them (lines, JSON lines or files; optionally in task order), acknowledge them,
-//! and stop when the caller's condition is met or the session is lost.
+//! The output loop shared by submit, reopen and fetch: take outputs from the session
+//! (`soam_client::session`, which drops duplicates and rides out a lost agent), write
+//! them (lines, JSON lines or files; optionally in task order), acknowledge them, and
+//! stop when the caller's condition is met or the session is lost.
 
 use crate::common::exit;
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use soam_client::{Client, Dedup};
+use soam_client::ClientError;
+use soam_client::session::{Next, Session, SessionConfig};
 use soam_proto::SessionRef;
-use soam_proto::msg::{Event, Request, TaskOutput, TaskState};
+use soam_proto::msg::{TaskOutput, TaskState};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Args)]
@@ -40,74 +40,26 @@ pub struct ResilienceArgs {
     pub reconnect_timeout: f64,
 }
 
-/// What reconnecting needs to know.
-pub struct Reconnect {
-    pub opts: soam_client::ConnectOptions,
-    pub direct: bool,
-    pub ping: Duration,
-    pub timeout: Duration,
+impl ResilienceArgs {
+    /// How the session's connection is kept, per these flags.
+    pub fn config(&self, connect: soam_client::ConnectOptions, direct: bool) -> SessionConfig {
+        SessionConfig {
+            connect,
+            direct,
+            ping_interval: Duration::from_secs_f64(self.ping_interval.max(0.05)),
+            reconnect_timeout: Duration::from_secs_f64(self.reconnect_timeout.max(0.0)),
+        }
+    }
 }
 
-impl Reconnect {
-    pub fn new(r: &ResilienceArgs, opts: soam_client::ConnectOptions, direct: bool) -> Reconnect {
-        Reconnect {
-            opts,
-            direct,
-            ping: Duration::from_secs_f64(r.ping_interval.max(0.05)),
-            timeout: Duration::from_secs_f64(r.reconnect_timeout.max(0.0)),
-        }
-    }
-
-    /// Sends the final close or detach; if the agent is lost just then, reconnects
-    /// (reopening the session) and sends it again.
-    pub async fn finish(&self, client: &mut Client, req: Request, session: &SessionRef) -> anyhow::Result<Option<Stop>> {
-        match client.call(req.clone()).await {
-            Ok(_) => Ok(None),
-            Err(soam_client::ClientError::Lost(why)) => match self.again(session, &why).await {
-                Ok(c) => {
-                    *client = c;
-                    client.call(req).await?;
-                    Ok(None)
-                }
-                Err(stop) => Ok(Some(stop)),
-            },
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Connects again and reopens the session; Err says why it could not.
-    async fn again(&self, session: &SessionRef, why: &str) -> Result<Client, Stop> {
-        if self.timeout.is_zero() {
-            return Err(Stop::Lost(why.to_string()));
-        }
-        eprintln!("soamsession: {why}; reconnecting for up to {} s", self.timeout.as_secs_f64());
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            if let Ok(c) = Client::connect(&self.opts).await {
-                match c
-                    .call(Request::OpenSession {
-                        session: session.clone(),
-                        direct: self.direct,
-                        all: false,
-                    })
-                    .await
-                {
-                    Ok(_) => {
-                        eprintln!("soamsession: reconnected; session {session} reopened");
-                        return Ok(c);
-                    }
-                    Err(e @ soam_client::ClientError::Refused { .. }) => return Err(Stop::Ended(e.to_string())),
-                    Err(_) => {}
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(Stop::Lost(format!(
-                    "{why}; gave up reconnecting after {} s",
-                    self.timeout.as_secs_f64()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Sends the session's last request (close, detach); a failure to reach the agent is
+/// said as a stop.
+pub async fn finish(s: Session, close: bool) -> anyhow::Result<Option<Stop>> {
+    let r = if close { s.close().await } else { s.detach().await };
+    match r {
+        Ok(()) => Ok(None),
+        Err(ClientError::Lost(why)) => Ok(Some(Stop::Lost(why))),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -140,7 +92,6 @@ pub struct Until {
 
 pub struct Collector {
     args: OutputArgs,
-    dedup: Dedup,
     out: std::io::BufWriter<std::io::Stdout>,
     held: BTreeMap<u64, TaskOutput>,
     /// In --ordered mode, the next task id to write (None: write all at the end).
@@ -169,7 +120,6 @@ impl Collector {
         Ok(Collector {
             next: if args.ordered { first_task } else { None },
             args,
-            dedup: Dedup::default(),
             out: std::io::BufWriter::new(std::io::stdout()),
             held: BTreeMap::new(),
             written: 0,
@@ -232,11 +182,8 @@ impl Collector {
         Ok(())
     }
 
-    /// Takes one output: false if it was a duplicate.
-    fn take(&mut self, o: TaskOutput) -> anyhow::Result<bool> {
-        if !self.dedup.first(o.task) {
-            return Ok(false);
-        }
+    /// Takes one output (the session already dropped duplicates).
+    fn take(&mut self, o: TaskOutput) -> anyhow::Result<()> {
         if self.args.ordered {
             self.held.insert(o.task, o);
             if let Some(mut n) = self.next {
@@ -249,7 +196,7 @@ impl Collector {
         } else {
             self.write(&o)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Writes whatever --ordered still holds, and flushes.
@@ -266,21 +213,9 @@ impl Collector {
     }
 
     /// Receives until `until` is met or the session is lost for good; acknowledges what
-    /// it took. A lost agent is reconnected to (and the session reopened) per `rc`.
-    pub async fn collect(
-        &mut self,
-        client: &mut Client,
-        session: &SessionRef,
-        id: u64,
-        until: &mut Until,
-        rc: &Reconnect,
-    ) -> anyhow::Result<Stop> {
+    /// it took. A lost agent is reconnected to (and the session reopened) by `session`.
+    pub async fn collect(&mut self, session: &mut Session, until: &mut Until) -> anyhow::Result<Stop> {
         let mut mine_left = until.mine.map(|(_, _, n)| n);
-        let mut ping = tokio::time::interval(rc.ping);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await;
-        // Set while a ping is unanswered.
-        let mut awaiting = Arc::new(AtomicBool::new(false));
         loop {
             if mine_left == Some(0)
                 || until.messages.is_some_and(|m| self.received >= m)
@@ -289,77 +224,38 @@ impl Collector {
                 return Ok(Stop::Done);
             }
             let deadline = until.deadline;
-            let ev = tokio::select! {
-                ev = client.next_event() => Some(ev),
+            let next = tokio::select! {
+                n = session.next() => n,
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => return Ok(Stop::Timeout),
                 _ = tokio::signal::ctrl_c() => return Ok(Stop::Interrupted),
-                _ = ping.tick() => None,
             };
-            let lost = match ev {
-                // A ping is due: the previous one must have been answered.
-                None if awaiting.load(Ordering::Relaxed) => {
-                    Some(format!("the agent did not answer a ping within {} s", rc.ping.as_secs_f64()))
-                }
-                None => {
-                    awaiting.store(true, Ordering::Relaxed);
-                    let (flag, reply) = (awaiting.clone(), client.send(Request::Ping));
-                    tokio::spawn(async move {
-                        if reply.await.is_ok() {
-                            flag.store(false, Ordering::Relaxed);
-                        }
-                    });
-                    continue;
-                }
-                Some(None) => Some(client.lost().unwrap_or_else(|| "connection to the agent lost".into())),
-                Some(Some(_)) => None,
+            let outputs = match next {
+                Ok(Next::Outputs(o)) => o,
+                Ok(Next::Drained) if until.drained => return Ok(Stop::Drained),
+                Ok(Next::Drained) => continue,
+                Ok(Next::TakenOver) => return Ok(Stop::TakenOver),
+                Ok(Next::Ended { state, reason }) => return Ok(Stop::Ended(format!("{state}: {reason}"))),
+                Err(ClientError::Lost(why)) => return Ok(Stop::Lost(why)),
+                Err(e @ ClientError::Refused { .. }) => return Ok(Stop::Ended(e.to_string())),
+                Err(e) => return Err(e.into()),
             };
-            if let Some(why) = lost {
-                match rc.again(session, &why).await {
-                    Ok(c) => {
-                        *client = c;
-                        awaiting = Arc::new(AtomicBool::new(false));
-                        continue;
-                    }
-                    Err(stop) => return Ok(stop),
+            let mut acks = Vec::with_capacity(outputs.len());
+            for o in outputs {
+                if until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
+                    break; // not acknowledged: it stays for a later fetch
+                }
+                self.received += 1;
+                acks.push(o.task);
+                let task = o.task;
+                self.take(o)?;
+                if let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut())
+                    && (first..=last).contains(&task)
+                {
+                    *left -= 1;
                 }
             }
-            let Some(ev) = ev.flatten() else { continue };
-            match ev {
-                Event::Outputs { session: sid, outputs, .. } if sid == id => {
-                    let mut acks = Vec::with_capacity(outputs.len());
-                    for o in outputs {
-                        if until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
-                            break; // not acknowledged: it stays for a later fetch
-                        }
-                        self.received += 1;
-                        acks.push(o.task);
-                        let task = o.task;
-                        if self.take(o)?
-                            && let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut())
-                            && (first..=last).contains(&task)
-                        {
-                            *left -= 1;
-                        }
-                    }
-                    self.out.flush()?;
-                    // If the agent is gone the acknowledgement is lost: harmless (those
-                    // outputs come again and are dropped as duplicates), and the closed
-                    // event stream brings us to the reconnect below.
-                    let _ = client.notify(Request::Ack {
-                        session: session.clone(),
-                        tasks: acks,
-                    });
-                }
-                Event::Drained { session: sid, .. } if sid == id && until.drained => return Ok(Stop::Drained),
-                Event::TakenOver { session: sid, .. } if sid == id => return Ok(Stop::TakenOver),
-                Event::Ended {
-                    session: sid,
-                    state,
-                    reason,
-                    ..
-                } if sid == id => return Ok(Stop::Ended(format!("{state}: {reason}"))),
-                _ => {}
-            }
+            self.out.flush()?;
+            session.ack_ids(acks)?;
         }
     }
 }

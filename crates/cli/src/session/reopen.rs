@@ -1,9 +1,9 @@
 //! `soamsession reopen` and `fetch`: take a session and collect its outputs.
 
-use super::collect::{Collector, OutputArgs, Reconnect, ResilienceArgs, Stop, Until, report_stop};
+use super::collect::{Collector, OutputArgs, ResilienceArgs, Stop, Until, finish, report_stop};
 use crate::common::Conn;
+use soam_client::session::Session;
 use soam_proto::SessionRef;
-use soam_proto::msg::{Reply, Request, SessionInfo};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -45,24 +45,10 @@ pub struct FetchArgs {
     pub output: OutputArgs,
 }
 
-async fn open(client: &soam_client::Client, r: &SessionRef, direct: bool, all: bool) -> anyhow::Result<(SessionInfo, u64)> {
-    match client
-        .call(Request::OpenSession {
-            session: r.clone(),
-            direct,
-            all,
-        })
-        .await?
-    {
-        Reply::Opened { session, to_deliver } => Ok((session, to_deliver)),
-        _ => anyhow::bail!("unexpected reply"),
-    }
-}
-
 pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
-    let mut client = conn.connect("soamsession reopen").await?;
-    let (s, to_deliver) = open(&client, &a.session, a.direct, a.all).await?;
-    let outstanding = s.pending + s.running;
+    let cfg = a.resilience.config(conn.options("soamsession reopen"), a.direct);
+    let (mut s, to_deliver) = Session::open(cfg, &a.session, a.all).await?;
+    let outstanding = s.info().pending + s.info().running;
     let mut col = Collector::new(a.output.clone(), None, to_deliver + outstanding)?;
     let mut until = if a.no_wait {
         Until {
@@ -75,30 +61,17 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
             ..Default::default()
         }
     };
-    let rc = Reconnect::new(&a.resilience, conn.options("soamsession reopen"), a.direct);
-    let stop = col.collect(&mut client, &a.session, s.id, &mut until, &rc).await?;
+    let stop = col.collect(&mut s, &mut until).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         if let Stop::Interrupted = stop {
-            let _ = client
-                .call(Request::Detach {
-                    session: a.session.clone(),
-                })
-                .await;
+            let _ = s.detach().await;
         }
         return Ok(code);
     }
     // Drained means nothing is pending, running or left to deliver: safe to close.
-    let last = if matches!(stop, Stop::Drained) && !a.detach && !a.no_wait {
-        Request::Close {
-            session: a.session.clone(),
-        }
-    } else {
-        Request::Detach {
-            session: a.session.clone(),
-        }
-    };
-    if let Some(stop) = rc.finish(&mut client, last, &a.session).await?
+    let close = matches!(stop, Stop::Drained) && !a.detach && !a.no_wait;
+    if let Some(stop) = finish(s, close).await?
         && let Some(code) = report_stop(&stop, &a.session)
     {
         return Ok(code);
@@ -107,8 +80,13 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
-    let mut client = conn.connect("soamsession fetch").await?;
-    let (s, to_deliver) = open(&client, &a.session, a.direct, false).await?;
+    // fetch is short-lived: it does not wait out an agent restart.
+    let resilience = ResilienceArgs {
+        ping_interval: 5.0,
+        reconnect_timeout: 0.0,
+    };
+    let cfg = resilience.config(conn.options("soamsession fetch"), a.direct);
+    let (mut s, to_deliver) = Session::open(cfg, &a.session, false).await?;
     let mut col = Collector::new(a.output.clone(), None, 0)?;
     let mut until = match a.timeout {
         Some(t) if t > 0.0 => Until {
@@ -123,24 +101,11 @@ pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
     };
-    // fetch is short-lived: it does not wait out an agent restart.
-    let rc = Reconnect::new(
-        &ResilienceArgs {
-            ping_interval: 5.0,
-            reconnect_timeout: 0.0,
-        },
-        conn.options("soamsession fetch"),
-        a.direct,
-    );
-    let stop = col.collect(&mut client, &a.session, s.id, &mut until, &rc).await?;
+    let stop = col.collect(&mut s, &mut until).await?;
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         return Ok(code);
     }
-    client
-        .call(Request::Detach {
-            session: a.session.clone(),
-        })
-        .await?;
+    s.detach().await?;
     Ok(if col.failed > 0 { crate::common::exit::TASKS_FAILED } else { 0 })
 }

@@ -1,13 +1,11 @@
 //! `soamsession submit`: send tasks (many per frame, pipelined) and collect outputs.
 
-use super::collect::{Collector, OutputArgs, Reconnect, ResilienceArgs, Stop, Until, report_stop};
+use super::collect::{Collector, OutputArgs, ResilienceArgs, Stop, Until, finish, report_stop};
 use super::inputs::InputArgs;
 use crate::common::Conn;
-use soam_proto::msg::{CreateSession, Reply, Request};
-use soam_proto::{SessionKey, SessionRef};
-
-/// Most tasks in one Submit frame (bytes are capped separately).
-const BATCH_TASKS: usize = 16_384;
+use soam_client::ClientError;
+use soam_client::session::Session;
+use soam_proto::SessionRef;
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
@@ -44,127 +42,53 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
             soam_proto::frame::MAX_PAYLOAD
         );
     }
-    let mut client = conn.connect("soamsession submit").await?;
-    let (sref, id, created) = match (&a.app, &a.session) {
-        (Some(app), _) => {
-            let req = Request::CreateSession(CreateSession {
-                app: app.clone(),
-                session_type: a.session_type.clone(),
-                name: None,
-                tag: None,
-                common_data: Default::default(),
-                direct: a.direct,
-                attach: true,
-            });
-            let Reply::Session(s) = client.call(req).await? else {
-                anyhow::bail!("unexpected reply")
-            };
-            (
-                SessionRef {
-                    app: s.app,
-                    key: SessionKey::Id(s.id),
-                },
-                s.id,
-                true,
-            )
-        }
-        (None, Some(r)) => {
-            let Reply::Opened { session: s, .. } = client
-                .call(Request::OpenSession {
-                    session: r.clone(),
-                    direct: a.direct,
-                    all: false,
-                })
-                .await?
-            else {
-                anyhow::bail!("unexpected reply")
-            };
-            (r.clone(), s.id, false)
-        }
+    let cfg = a.resilience.config(conn.options("soamsession submit"), a.direct);
+    let (mut s, created) = match (&a.app, &a.session) {
+        (Some(app), _) => (Session::create(cfg, app, a.session_type.as_deref()).await?, true),
+        (None, Some(r)) => (Session::open(cfg, r, false).await?.0, false),
         (None, None) => anyhow::bail!("give --app or --session"),
     };
     let total = inputs.len() as u64;
-    // All batches go out before the first reply is awaited. Every batch but the last is
-    // staged, and the last submits them all: the agent accepts the whole submission or
-    // none of it (an agent older than staging takes each batch on its own).
-    let batches = soam_client::batches(inputs, BATCH_TASKS.min(soam_proto::frame::MAX_TASKS_PER_SUBMIT));
-    let staging = client.agent_protocol >= 3;
-    let n = batches.len();
-    let replies: Vec<_> = batches
-        .into_iter()
-        .enumerate()
-        .map(|(i, tasks)| {
-            let session = sref.clone();
-            if staging && i + 1 < n {
-                client.send(Request::Stage { session, tasks })
-            } else {
-                client.send(Request::Submit { session, tasks })
-            }
-        })
-        .collect();
-    let (mut first, mut last) = (u64::MAX, 0);
-    for r in replies {
-        let reply = match r.await {
-            Ok(r) => r,
-            Err(soam_client::ClientError::Lost(why)) => {
-                // Without an answer nobody knows whether this batch was taken.
-                anyhow::bail!(
-                    "connection to the agent lost while submitting ({why}); some of the {total} tasks may not have been accepted: \
-                     check with soamview session {}",
-                    sref.app
-                );
-            }
-            Err(e) => {
-                // A session this command created would otherwise wait for its
-                // disconnect action; tasks already accepted in it end with it.
-                if created {
-                    let _ = client.call(Request::Close { session: sref.clone() }).await;
-                }
-                return Err(e.into());
-            }
-        };
-        let (f, count) = match reply {
-            Reply::Submitted { first, count } => (first, count),
-            Reply::Staged { .. } => continue,
-            _ => anyhow::bail!("unexpected reply"),
-        };
-        if count > 0 {
-            first = first.min(f);
-            last = last.max(f + count - 1);
+    let addr = s.addr().clone();
+    let id = s.info().id;
+    let sub = match s.submit(inputs).await {
+        Ok(sub) => sub,
+        Err(e @ ClientError::Lost(_)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "nothing of the {total} tasks is known to have been accepted: check with soamview session {addr}"
+            )));
         }
-    }
-    let addr = format!("{}:{id}", sref.app);
+        Err(e) => {
+            // A session this command created would otherwise wait for its disconnect
+            // action; nothing of the submission was accepted.
+            if created {
+                let _ = s.close().await;
+            }
+            return Err(e.into());
+        }
+    };
     if a.detach {
-        client.call(Request::Detach { session: sref.clone() }).await?;
+        s.detach().await?;
         println!("{id}");
         eprintln!("submitted {total} tasks to session {addr}; collect them with: soamsession reopen {addr}");
         return Ok(0);
     }
-    let mut col = Collector::new(a.output.clone(), (total > 0).then_some(first), total)?;
+    let mut col = Collector::new(a.output.clone(), (total > 0).then_some(sub.first), total)?;
     let mut until = Until {
-        mine: Some((first, last, total)),
+        mine: Some((sub.first, sub.first + sub.count.max(1) - 1, sub.count)),
         ..Default::default()
     };
-    let rc = Reconnect::new(&a.resilience, conn.options("soamsession submit"), a.direct);
-    let stop = col.collect(&mut client, &sref, id, &mut until, &rc).await?;
+    let stop = col.collect(&mut s, &mut until).await?;
     col.finish()?;
     if let Stop::Interrupted = stop {
-        let _ = client.call(Request::Detach { session: sref.clone() }).await;
+        let _ = s.detach().await;
+        return Ok(report_stop(&stop, &addr).unwrap_or(0));
     }
-    let here = SessionRef {
-        app: sref.app.clone(),
-        key: SessionKey::Id(id),
-    };
-    if let Some(code) = report_stop(&stop, &here) {
+    if let Some(code) = report_stop(&stop, &addr) {
         return Ok(code);
     }
-    let last = if created {
-        Request::Close { session: sref.clone() }
-    } else {
-        Request::Detach { session: sref.clone() }
-    };
-    if let Some(stop) = rc.finish(&mut client, last, &sref).await?
-        && let Some(code) = report_stop(&stop, &here)
+    if let Some(stop) = finish(s, created).await?
+        && let Some(code) = report_stop(&stop, &addr)
     {
         return Ok(code);
     }
