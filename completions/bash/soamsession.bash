@@ -40,6 +40,9 @@ _soamsession() {
             soamsession,submit)
                 cmd="soamsession__subcmd__submit"
                 ;;
+            soamsession,sync)
+                cmd="soamsession__subcmd__sync"
+                ;;
             soamsession,update)
                 cmd="soamsession__subcmd__update"
                 ;;
@@ -67,6 +70,9 @@ _soamsession() {
             soamsession__subcmd__help,submit)
                 cmd="soamsession__subcmd__help__subcmd__submit"
                 ;;
+            soamsession__subcmd__help,sync)
+                cmd="soamsession__subcmd__help__subcmd__sync"
+                ;;
             soamsession__subcmd__help,update)
                 cmd="soamsession__subcmd__help__subcmd__update"
                 ;;
@@ -77,7 +83,7 @@ _soamsession() {
 
     case "${cmd}" in
         soamsession)
-            opts="-h -V --socket --help --version create submit reopen fetch detach close abort update help"
+            opts="-h -V --socket --help --version create submit reopen fetch detach close abort update sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,7 +223,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__help)
-            opts="create submit reopen fetch detach close abort update help"
+            opts="create submit reopen fetch detach close abort update sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +348,20 @@ _soamsession() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        soamsession__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         soamsession__subcmd__help__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -387,7 +407,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__submit)
-            opts="-h --app --type --session --direct --detach --input-file --input-dir --task --count --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
+            opts="-h --app --type --session --direct --detach --offline-ok --input-file --input-dir --task --count --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +450,28 @@ _soamsession() {
                     return 0
                     ;;
                 --reconnect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamsession__subcmd__sync)
+            opts="-h --list --drop --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --drop)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

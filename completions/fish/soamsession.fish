@@ -35,6 +35,7 @@ complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "detach" -d 
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "close" -d 'End a session (closed); undelivered outputs are discarded'
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "abort" -d 'Abort a session: pending tasks are canceled, running ones stopped'
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "update" -d 'Replace a session\'s common data (services get SessionUpdate)'
+complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "sync" -d 'Carry out what the offline journal holds (submit --offline-ok, releases that found no agent)'
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l app -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l type -d 'Session type (default: the application\'s "" type)' -r
@@ -58,6 +59,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l recon
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l detach -d 'Submit, print the session, and leave without waiting for outputs'
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l offline-ok -d 'If no agent can be reached, keep the submission in the offline journal (it is submitted at the next contact: soamsession sync) instead of failing'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l ordered -d 'Write outputs in task order rather than as they come'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -s h -l help -d 'Print help'
@@ -89,12 +91,17 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -s h -l h
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l common-data -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -s h -l help -d 'Print help'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "create" -d 'Create a session and leave it detached; prints its id'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "submit" -d 'Submit tasks and (unless --detach) collect their outputs'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "reopen" -d 'Re-attach to a session and collect its outputs'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "fetch" -d 'Collect the outputs that are ready (up to --max, waiting up to --timeout)'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "detach" -d 'Leave a session open and unheld: its workload keeps running'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "close" -d 'End a session (closed); undelivered outputs are discarded'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "abort" -d 'Abort a session: pending tasks are canceled, running ones stopped'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "update" -d 'Replace a session\'s common data (services get SessionUpdate)'
-complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l drop -d 'Remove entry N from the journal without carrying it out' -r
+complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l list -d 'Show the journal\'s entries instead of carrying them out'
+complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "create" -d 'Create a session and leave it detached; prints its id'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "submit" -d 'Submit tasks and (unless --detach) collect their outputs'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "reopen" -d 'Re-attach to a session and collect its outputs'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "fetch" -d 'Collect the outputs that are ready (up to --max, waiting up to --timeout)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "detach" -d 'Leave a session open and unheld: its workload keeps running'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "close" -d 'End a session (closed); undelivered outputs are discarded'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "abort" -d 'Abort a session: pending tasks are canceled, running ones stopped'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "update" -d 'Replace a session\'s common data (services get SessionUpdate)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "sync" -d 'Carry out what the offline journal holds (submit --offline-ok, releases that found no agent)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

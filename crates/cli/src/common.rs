@@ -17,8 +17,12 @@ impl Conn {
         ConnectOptions::from_env(client_name, self.socket.clone())
     }
 
+    /// Connects; what the offline journal holds is carried out first (its order is
+    /// older than this command's).
     pub async fn connect(&self, client_name: &str) -> anyhow::Result<Client> {
-        Ok(Client::connect(&self.options(client_name)).await?)
+        let opts = self.options(client_name);
+        crate::session::sync::replay_quietly(&opts).await;
+        Ok(Client::connect(&opts).await?)
     }
 }
 

@@ -7,6 +7,7 @@
 //! future for the reply without waiting for it. [`Dedup`] drops outputs already seen, as
 //! at-least-once delivery means a reopened session may resend some.
 
+pub mod journal;
 pub mod session;
 
 use bytes::Bytes;

@@ -170,9 +170,14 @@ impl Session {
     /// Creates a session as `c` describes, held by this program. A create whose answer
     /// was lost with the connection is sent again under the same request id: it is
     /// carried out once.
-    pub async fn create_with(cfg: SessionConfig, mut c: CreateSession) -> Result<Session, ClientError> {
+    pub async fn create_with(cfg: SessionConfig, c: CreateSession) -> Result<Session, ClientError> {
+        Session::create_as(cfg, new_request_id(), c).await
+    }
+
+    /// As [`Session::create_with`], under a request id of the caller's: created once,
+    /// however often it is sent while the session is open.
+    pub async fn create_as(cfg: SessionConfig, request: RequestId, mut c: CreateSession) -> Result<Session, ClientError> {
         c.attach = true;
-        let request = new_request_id();
         let deadline = Instant::now() + cfg.reconnect_timeout;
         loop {
             let client = Client::connect(&cfg.connect).await?;

@@ -6,6 +6,7 @@ mod inputs;
 mod reopen;
 mod simple;
 mod submit;
+pub mod sync;
 
 pub use collect::OutputArgs;
 
@@ -19,7 +20,7 @@ use std::path::PathBuf;
     name = "soamsession",
     version,
     about = "Create, feed, detach from, reopen and end sessions",
-    after_help = crate::common::exit::after_help("Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id")
+    after_help = crate::common::exit::after_help("Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id\n  seq 1 100 | soamsession submit --app sampleApp --offline-ok   # kept if no agent answers\n  soamsession sync --list")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -46,6 +47,8 @@ pub enum Cmd {
     Abort(SessionArg),
     /// Replace a session's common data (services get SessionUpdate)
     Update(UpdateArgs),
+    /// Carry out what the offline journal holds (submit --offline-ok, releases that found no agent)
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +99,7 @@ pub fn main() -> i32 {
             Cmd::Close(a) => simple::close(&args.conn, a).await,
             Cmd::Abort(a) => simple::abort(&args.conn, a).await,
             Cmd::Update(a) => simple::update(&args.conn, a).await,
+            Cmd::Sync(a) => sync::sync(&args.conn, a).await,
         }
     })
 }

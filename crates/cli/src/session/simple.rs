@@ -1,9 +1,12 @@
 //! The one-request subcommands: create, detach, close, abort, update.
 
-use super::{CreateArgs, SessionArg, UpdateArgs};
+use super::{CreateArgs, SessionArg, UpdateArgs, sync};
 use crate::common::Conn;
 use anyhow::Context;
 use serde_json::json;
+use soam_client::ClientError;
+use soam_client::journal::{self, Release};
+use soam_proto::SessionRef;
 use soam_proto::msg::{CreateSession, Reply, Request, SessionInfo};
 
 pub fn session_json(s: &SessionInfo) -> serde_json::Value {
@@ -46,36 +49,48 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn detach(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    let client = conn.connect("soamsession detach").await?;
-    client
-        .call(Request::Detach {
-            session: a.session.clone(),
-        })
-        .await?;
-    eprintln!("session {} detached; its workload keeps running", a.session);
-    Ok(0)
+    release(conn, a.session, Release::Detach, "detached; its workload keeps running").await
 }
 
 pub async fn close(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    let client = conn.connect("soamsession close").await?;
-    client
-        .call(Request::Close {
-            session: a.session.clone(),
-        })
-        .await?;
-    eprintln!("session {} closed", a.session);
-    Ok(0)
+    release(conn, a.session, Release::Close, "closed").await
 }
 
 pub async fn abort(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    let client = conn.connect("soamsession abort").await?;
-    client
-        .call(Request::Abort {
-            session: a.session.clone(),
-        })
-        .await?;
-    eprintln!("session {} aborted", a.session);
-    Ok(0)
+    release(conn, a.session, Release::Abort, "aborted").await
+}
+
+/// Detaches, closes or aborts; one that cannot reach the agent is kept in the offline
+/// journal and carried out at the next contact.
+async fn release(conn: &Conn, session: SessionRef, how: Release, done: &str) -> anyhow::Result<i32> {
+    let name = format!("soamsession {}", how.as_str());
+    let opts = conn.options(&name);
+    let sent = async {
+        sync::replay_quietly(&opts).await;
+        let client = soam_client::Client::connect(&opts).await?;
+        let req = match how {
+            Release::Detach => Request::Detach { session: session.clone() },
+            Release::Close => Request::Close { session: session.clone() },
+            Release::Abort => Request::Abort { session: session.clone() },
+        };
+        client.call(req).await
+    };
+    match sent.await {
+        Ok(_) => {
+            eprintln!("session {session} {done}");
+            Ok(0)
+        }
+        Err(e @ (ClientError::NoAgent(_) | ClientError::Lost(_))) => {
+            let n = journal::add_release(&opts, session.clone(), how)?;
+            eprintln!(
+                "soamsession: the agent cannot be reached ({e}); the {} of session {session} is pending \
+                 (journal entry {n}): it is carried out at the next contact (soamsession sync)",
+                how.as_str()
+            );
+            Ok(0)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn update(conn: &Conn, a: UpdateArgs) -> anyhow::Result<i32> {

@@ -4,8 +4,10 @@ use super::collect::{Collector, OutputArgs, ResilienceArgs, Stop, Until, finish,
 use super::inputs::InputArgs;
 use crate::common::Conn;
 use soam_client::ClientError;
-use soam_client::session::Session;
+use soam_client::journal;
+use soam_client::session::{Session, new_request_id};
 use soam_proto::SessionRef;
+use soam_proto::msg::CreateSession;
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
@@ -24,6 +26,10 @@ pub struct SubmitArgs {
     /// Submit, print the session, and leave without waiting for outputs
     #[arg(long)]
     pub detach: bool,
+    /// If no agent can be reached, keep the submission in the offline journal (it is
+    /// submitted at the next contact: soamsession sync) instead of failing
+    #[arg(long)]
+    pub offline_ok: bool,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
@@ -42,17 +48,54 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
             soam_proto::frame::MAX_PAYLOAD
         );
     }
-    let cfg = a.resilience.config(conn.options("soamsession submit"), a.direct);
-    let (mut s, created) = match (&a.app, &a.session) {
-        (Some(app), _) => (Session::create(cfg, app, a.session_type.as_deref()).await?, true),
-        (None, Some(r)) => (Session::open(cfg, r, false).await?.0, false),
+    let opts = conn.options("soamsession submit");
+    // What was journalled before goes first, in its order.
+    super::sync::replay_quietly(&opts).await;
+    let cfg = a.resilience.config(opts.clone(), a.direct);
+    let total = inputs.len() as u64;
+    let target = match (&a.app, &a.session) {
+        (Some(app), _) => journal::new_target(app, a.session_type.as_deref(), a.direct),
+        (None, Some(r)) => journal::Target::Session(r.clone()),
         (None, None) => anyhow::bail!("give --app or --session"),
     };
-    let total = inputs.len() as u64;
+    // The submission's id, chosen once: the agent, or a later replay of the journal,
+    // takes it once however often it is sent.
+    let request = new_request_id();
+    let opened = match &target {
+        journal::Target::New {
+            app,
+            session_type,
+            direct,
+            create,
+        } => {
+            let c = CreateSession {
+                app: app.clone(),
+                session_type: session_type.clone(),
+                name: None,
+                tag: None,
+                common_data: Default::default(),
+                direct: *direct,
+                attach: true,
+            };
+            Session::create_as(cfg, *create, c).await.map(|s| (s, true))
+        }
+        journal::Target::Session(r) => Session::open(cfg, r, false).await.map(|(s, _)| (s, false)),
+    };
+    let (mut s, created) = match opened {
+        Ok(s) => s,
+        Err(e @ (ClientError::NoAgent(_) | ClientError::Lost(_))) if a.offline_ok => {
+            return journalled(&opts, target, request, &inputs, &e);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let addr = s.addr().clone();
     let id = s.info().id;
-    let sub = match s.submit(inputs).await {
+    let sub = match s.submit_as(request, inputs.clone()).await {
         Ok(sub) => sub,
+        Err(e @ ClientError::Lost(_)) if a.offline_ok => {
+            // Maybe taken already: the journal's replay sends the same id, so it counts once.
+            return journalled(&opts, journal::Target::Session(addr), request, &inputs, &e);
+        }
         Err(e @ ClientError::Lost(_)) => {
             return Err(anyhow::Error::new(e).context(format!(
                 "nothing of the {total} tasks is known to have been accepted: check with soamview session {addr}"
@@ -97,4 +140,26 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         return Ok(crate::common::exit::TASKS_FAILED);
     }
     Ok(0)
+}
+
+/// Keeps the submission in the offline journal and says so.
+fn journalled(
+    opts: &soam_client::ConnectOptions,
+    target: journal::Target,
+    request: soam_proto::msg::RequestId,
+    inputs: &[bytes::Bytes],
+    why: &ClientError,
+) -> anyhow::Result<i32> {
+    let what = match &target {
+        journal::Target::Session(r) => format!("session {r}"),
+        journal::Target::New { app, .. } => format!("a new session of {app}"),
+    };
+    let n = journal::add_submit(opts, target, request, inputs)?;
+    eprintln!(
+        "soamsession: the agent cannot be reached ({why}); {} tasks for {what} kept in the offline journal as entry {n} \
+         ({}). They are submitted at the next contact: soamsession sync",
+        inputs.len(),
+        journal::path(opts).display()
+    );
+    Ok(crate::common::exit::OK)
 }

@@ -1,0 +1,106 @@
+//! `soamsession sync`: carry out what the offline journal holds (`--list` shows it,
+//! `--drop N` removes an entry); and the quiet replay every command runs once it
+//! reaches the agent.
+
+use crate::common::{Conn, exit};
+use soam_client::ConnectOptions;
+use soam_client::journal::{self, Entry, Journal, Outcome};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Show the journal's entries instead of carrying them out
+    #[arg(long, conflicts_with = "drop")]
+    pub list: bool,
+    /// Remove entry N from the journal without carrying it out
+    #[arg(long, value_name = "N")]
+    pub drop: Option<u64>,
+}
+
+/// One line for an entry carried out or refused.
+fn report(seq: u64, entry: &Entry, outcome: &Outcome) -> String {
+    let what = entry.describe();
+    match outcome {
+        Outcome::Submitted { session, tasks } if tasks.count == 0 => format!("#{seq} {what}: session {session}, no tasks"),
+        Outcome::Submitted { session, tasks } => format!(
+            "#{seq} {what}: session {session}, tasks {} to {}; collect them with: soamsession reopen {session}",
+            tasks.first,
+            tasks.first + tasks.count - 1
+        ),
+        Outcome::Released { session, how } => format!("#{seq} {what}: done ({} {session})", how.as_str()),
+        Outcome::Refused(why) => format!(
+            "#{seq} {what}: refused: {}; kept (see soamsession sync --list, drop it with --drop {seq})",
+            soam_proto::text::escape(why)
+        ),
+    }
+}
+
+/// Replays the journal if there is one, telling the user on stderr what became of each
+/// entry. Entries refused before wait for an explicit `sync`. Never fails the command
+/// that called it: the journal stays for the next contact.
+pub async fn replay_quietly(opts: &ConnectOptions) {
+    if !journal::exists(opts) {
+        return;
+    }
+    match journal::replay(opts, false).await {
+        Ok(Some(r)) => {
+            for (seq, entry, outcome) in &r.done {
+                eprintln!("soam journal: {}", report(*seq, entry, outcome));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("soam journal: {e}"),
+    }
+}
+
+pub async fn sync(conn: &Conn, a: SyncArgs) -> anyhow::Result<i32> {
+    let opts = conn.options("soamsession sync");
+    let path = journal::path(&opts);
+    if a.list || a.drop.is_some() {
+        if !path.exists() {
+            if let Some(n) = a.drop {
+                anyhow::bail!("no journal entry {n} (the journal is empty)");
+            }
+            eprintln!("the journal is empty");
+            return Ok(exit::OK);
+        }
+        let j = Journal::open(&path, Duration::from_secs(30))?;
+        if let Some(n) = a.drop {
+            j.drop_entry(n)?;
+            eprintln!("journal entry {n} dropped");
+            return Ok(exit::OK);
+        }
+        let entries = j.list()?;
+        if entries.is_empty() {
+            eprintln!("the journal is empty");
+        }
+        for (seq, e) in entries {
+            let state = match &e.refused {
+                Some(why) => format!("refused: {}", soam_proto::text::escape(why)),
+                None => "waiting".into(),
+            };
+            println!("{seq}\t{}\t{}\t{state}", crate::common::time(e.at_ms), e.describe());
+        }
+        return Ok(exit::OK);
+    }
+    if !path.exists() {
+        eprintln!("the journal is empty: nothing to sync");
+        return Ok(exit::OK);
+    }
+    let Some(r) = journal::replay(&opts, true).await? else {
+        anyhow::bail!("another soam command is replaying the journal; see soamsession sync --list when it is done");
+    };
+    let mut refused = false;
+    for (seq, entry, outcome) in &r.done {
+        refused |= matches!(outcome, Outcome::Refused(_));
+        eprintln!("{}", report(*seq, entry, outcome));
+    }
+    if let Some(why) = r.stopped {
+        eprintln!("soamsession: the agent cannot be reached ({why}); the rest of the journal waits for the next contact");
+        return Ok(exit::UNREACHABLE);
+    }
+    if r.done.is_empty() {
+        eprintln!("the journal is empty: nothing to sync");
+    }
+    Ok(if refused { exit::FAILED } else { exit::OK })
+}
