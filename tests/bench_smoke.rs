@@ -26,3 +26,27 @@ fn soambench_quick_prints_the_spec_keys() {
         );
     }
 }
+
+/// `soambench --client --quick` runs the library and journal measurements, and the
+/// journal's replay carried out every entry (it fails otherwise).
+#[test]
+fn soambench_client_quick_runs() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_soambench"))
+        .args(["--quick", "--client", "--slots", "2"])
+        .env_remove("SOAM_SOCKET")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    for key in [
+        "throughput_raw_requests_tasks_per_s",
+        "throughput_session_library_tasks_per_s",
+        "throughput_session_library_atomic_submit_tasks_per_s",
+        "journal_replay_tasks_per_s",
+    ] {
+        assert!(
+            v[key].as_f64().is_some_and(|x| x > 0.0),
+            "{key} missing or not a positive number in {v}"
+        );
+    }
+}

@@ -434,6 +434,34 @@ async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
     }
     s.close().await.unwrap();
     proxy.abort();
+
+    // Streaming: each batch under its own id; cut after the first is accepted, all
+    // are sent again, and each is accepted once.
+    let proxy_path = home.path().join("proxy2.sock");
+    let proxy = cutting_proxy(proxy_path.clone(), paths.socket.clone()).await;
+    let mut cfg = SessionConfig::new(ConnectOptions {
+        socket: proxy_path,
+        ..opts(&paths)
+    });
+    cfg.reconnect_timeout = std::time::Duration::from_secs(30);
+    let mut s = Session::create(cfg, "up", None).await.unwrap();
+    let inputs: Vec<Bytes> = (0..n).map(|i| Bytes::from(input(i, "t"))).collect();
+    let sub = s.submit_streaming(inputs).await.unwrap();
+    assert_eq!((sub.first, sub.count), (1, n));
+    let listed = match c
+        .call(Request::ListTasks {
+            session: s.addr().clone(),
+            state: None,
+        })
+        .await
+        .unwrap()
+    {
+        Reply::Tasks(t) => t.len() as u64,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listed, n, "each batch accepted once");
+    s.abort().await.unwrap();
+    proxy.abort();
     agent.shutdown();
     agent.wait().await;
 }

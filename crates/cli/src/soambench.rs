@@ -42,6 +42,10 @@ pub struct Args {
     /// (700 pipelined ListApps never read; 8 connections sending maximal frames)
     #[arg(long, conflicts_with_all = ["json", "scale"])]
     pub attack: bool,
+    /// Instead: throughput through the session library against raw requests
+    /// (alternating runs), and how fast the offline journal is written and replayed
+    #[arg(long, conflicts_with_all = ["json", "scale", "attack"])]
+    pub client: bool,
 }
 
 struct Sizes {
@@ -198,6 +202,83 @@ async fn throughput(opts: &ConnectOptions, app: &str, stype: Option<&str>, n: us
     collect(&mut c, &s, n).await?;
     c.call(Request::Close { session: s }).await?;
     Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// As `throughput`, through the session library (`soam_client::session`): batches
+/// under request ids (`atomic`: one submission, staged and accepted whole), outputs
+/// through `next`, acknowledged.
+async fn throughput_library(opts: &ConnectOptions, n: usize, atomic: bool) -> anyhow::Result<f64> {
+    use soam_client::session::{Next, Session, SessionConfig};
+    let t0 = Instant::now();
+    let mut s = Session::create(SessionConfig::new(opts.clone()), "bench", None).await?;
+    if atomic {
+        s.submit(vec![Bytes::new(); n]).await?;
+    } else {
+        s.submit_streaming(vec![Bytes::new(); n]).await?;
+    }
+    let mut got = 0;
+    while got < n {
+        match s.next().await? {
+            Next::Outputs(o) => {
+                got += o.len();
+                s.ack(&o)?;
+            }
+            Next::Drained => {}
+            other => bail!("session stopped: {other:?}"),
+        }
+    }
+    s.close().await?;
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// The library against raw requests, and the offline journal: written with the agent
+/// away, replayed into it.
+fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize, entries: usize) -> anyhow::Result<()> {
+    use soam_client::journal;
+    let mut opts = agent.opts();
+    // The journal of the bench's own home, not the user's.
+    opts.paths.data_dir = agent.home.join("data");
+    let (mut raw, mut lib, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        raw.push(rt.block_on(throughput(&opts, "bench", None, tasks))?);
+        lib.push(rt.block_on(throughput_library(&opts, tasks, false))?);
+        whole.push(rt.block_on(throughput_library(&opts, tasks, true))?);
+    }
+    let (raw, lib, whole) = (median(&mut raw), median(&mut lib), median(&mut whole));
+    let per_entry = tasks / entries;
+    let inputs = vec![Bytes::from_static(b"journalled"); per_entry];
+    let t0 = Instant::now();
+    for _ in 0..entries {
+        let target = journal::new_target("bench", None, false);
+        journal::add_submit(&opts, target, soam_client::session::new_request_id(), &inputs)?;
+    }
+    let write_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let replayed = rt.block_on(journal::replay(&opts, false))?.context("the journal was busy")?;
+    let replay_s = t0.elapsed().as_secs_f64();
+    if replayed.done.len() != entries || replayed.stopped.is_some() {
+        bail!(
+            "replay carried out {} of {entries} entries ({:?})",
+            replayed.done.len(),
+            replayed.stopped
+        );
+    }
+    let total = (per_entry * entries) as f64;
+    let out = json!({
+        "tasks_per_run": tasks,
+        "runs": runs,
+        "throughput_raw_requests_tasks_per_s": raw.round(),
+        "throughput_session_library_tasks_per_s": lib.round(),
+        "library_to_raw_ratio": (lib / raw * 1000.0).round() / 1000.0,
+        "throughput_session_library_atomic_submit_tasks_per_s": whole.round(),
+        "atomic_to_raw_ratio": (whole / raw * 1000.0).round() / 1000.0,
+        "journal_entries": entries,
+        "journal_tasks": total,
+        "journal_write_tasks_per_s": (total / write_s).round(),
+        "journal_replay_tasks_per_s": (total / replay_s).round(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 /// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
@@ -558,6 +639,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     }
     if args.attack {
         return attack(&agent, &rt, if args.quick { 20_000 } else { 200_000 });
+    }
+    if args.client {
+        let (tasks, runs) = if args.quick { (20_000, 3) } else { (500_000, 5) };
+        return client(&agent, &rt, tasks, runs, 10);
     }
 
     // Exec and latency first, on a quiet agent: after the throughput phases the store

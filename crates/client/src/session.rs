@@ -244,6 +244,57 @@ impl Session {
         }
     }
 
+    /// Submits `inputs` in batches that the agent accepts (and starts running) one by
+    /// one as they arrive: the fastest way to feed a long session, but a failure can
+    /// leave the first batches accepted and the rest not. Each batch has its own
+    /// request id, so after a lost connection they are all sent again and each is
+    /// accepted once.
+    pub async fn submit_streaming(&mut self, inputs: Vec<Bytes>) -> Result<Submitted, ClientError> {
+        let request = new_request_id();
+        let batches = batches(inputs, BATCH_TASKS.min(soam_proto::frame::MAX_TASKS_PER_SUBMIT));
+        loop {
+            match self.try_stream(request, &batches).await {
+                Err(ClientError::Lost(why)) if self.client.agent_protocol >= 4 => self.reconnect(&why).await?,
+                r => return r,
+            }
+        }
+    }
+
+    async fn try_stream(&self, request: RequestId, batches: &[Vec<Bytes>]) -> Result<Submitted, ClientError> {
+        let c = &self.client;
+        let replies: Vec<_> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, tasks)| {
+                // The batch's own id: the submission's, with its number mixed in.
+                let mut id = request;
+                for (b, x) in id[12..].iter_mut().zip((i as u32).to_le_bytes()) {
+                    *b ^= x;
+                }
+                let req = Request::Submit {
+                    session: self.addr.clone(),
+                    tasks: tasks.clone(),
+                };
+                c.send(once(c, id, req))
+            })
+            .collect();
+        let (mut first, mut count) = (u64::MAX, 0);
+        for r in replies {
+            match r.await? {
+                Reply::Submitted { first: f, count: k } if k > 0 => {
+                    first = first.min(f);
+                    count += k;
+                }
+                Reply::Submitted { .. } => {}
+                other => return Err(crate::unexpected(&other)),
+            }
+        }
+        Ok(Submitted {
+            first: if count == 0 { 0 } else { first },
+            count,
+        })
+    }
+
     async fn try_submit(&self, request: RequestId, batches: &[Vec<Bytes>]) -> Result<Submitted, ClientError> {
         let c = &self.client;
         // All batches go out before the first reply is awaited. Every batch but the last
