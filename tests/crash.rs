@@ -141,3 +141,51 @@ fn client_killed_at_random_moments_loses_nothing() {
         "every task's output arrived (some possibly twice: at least once)"
     );
 }
+
+/// Submissions cut by a kill -9 of the agent at a random moment: each `submit`
+/// reconnects and sends its submission again under the same request id, so every one
+/// ends up accepted exactly once (never twice, never half).
+#[test]
+fn submissions_cut_by_agent_kills_are_accepted_once() {
+    let mut env = Env::new();
+    let mut rng = Rng::new();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile(
+            "a",
+            "  transientDisconnectionTimeout: 60\n",
+            "  - name: Rec\n    recoverable: true\n    onClientDisconnect: continue\n",
+        ),
+    );
+    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]).trim().to_string();
+    let session = format!("a:{id}");
+    env.ok("soamcontrol", &["session", "suspend", &session]);
+    // Several messages' worth each (staged, then submitted).
+    let n = 60_000;
+    let f = env.path("inputs.txt");
+    std::fs::write(&f, (0..n).map(|i| format!("in-{i:0>60}\n")).collect::<String>()).unwrap();
+    let mut expected = 0;
+    for round in 0..4 {
+        let submit = env
+            .cmd("soamsession")
+            .args(["submit", "--session", &session, "--input-file", f.to_str().unwrap(), "--detach"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        env.stop_agent(libc::SIGKILL);
+        env.start_agent();
+        let o = submit.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        match o.status.code() {
+            Some(0) => expected += n,
+            // Killed before it connected: nothing was sent.
+            Some(3) if err.contains("no agent answers") => {}
+            other => panic!("round {round}: {other:?} {err}"),
+        }
+        let s = env.json("soamview", &["session", "a"]);
+        let held = s[0]["pending"].as_u64().unwrap();
+        assert_eq!(held, expected, "round {round}: every submission once");
+    }
+}

@@ -29,7 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = SessionConfig::new(ConnectOptions::from_env("submit example", None));
     let mut session = Session::create(cfg, &app, None).await?;
     let sub = session.submit(inputs).await?;
-    eprintln!("session {}: tasks {} to {}", session.addr(), sub.first, sub.first + sub.count.saturating_sub(1));
+    eprintln!(
+        "session {}: tasks {} to {}",
+        session.addr(),
+        sub.first,
+        sub.first + sub.count.saturating_sub(1)
+    );
 
     // Outputs arrive as tasks end; print them in task order.
     let (mut next, mut held) = (sub.first, BTreeMap::new());

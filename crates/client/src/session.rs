@@ -109,6 +109,46 @@ pub fn new_request_id() -> RequestId {
     id
 }
 
+/// Connects and sends the request `send` makes, until it is answered. When the
+/// connection is lost before the answer and `send` said the request may be sent again,
+/// connects again (waiting out an agent restart) for up to the reconnect timeout. No
+/// agent at the first try is an error at once.
+async fn first_answer<F>(cfg: &SessionConfig, mut send: impl FnMut(&Client) -> (F, bool)) -> Result<(Client, Reply), ClientError>
+where
+    F: std::future::Future<Output = Result<Reply, ClientError>>,
+{
+    let deadline = Instant::now() + cfg.reconnect_timeout;
+    let mut lost: Option<String> = None;
+    loop {
+        let client = match Client::connect(&cfg.connect).await {
+            Ok(c) => c,
+            // Cut during the handshake: nothing was asked yet.
+            Err(ClientError::Lost(why)) if Instant::now() < deadline => {
+                lost = Some(why);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            // Gone after a loss: it may be restarting.
+            Err(e @ ClientError::NoAgent(_)) if lost.is_some() && Instant::now() < deadline => {
+                tracing::debug!("{e}; still reconnecting");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (reply, again) = send(&client);
+        match reply.await {
+            Ok(r) => return Ok((client, r)),
+            Err(ClientError::Lost(why)) if again && Instant::now() < deadline => {
+                tracing::warn!("{why}; reconnecting for up to {} s", cfg.reconnect_timeout.as_secs_f64());
+                lost = Some(why);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `req` under `request`, if the agent knows idempotent requests (protocol 4 on).
 fn once(client: &Client, request: RequestId, req: Request) -> Request {
     if client.agent_protocol >= 4 {
@@ -178,31 +218,29 @@ impl Session {
     /// however often it is sent while the session is open.
     pub async fn create_as(cfg: SessionConfig, request: RequestId, mut c: CreateSession) -> Result<Session, ClientError> {
         c.attach = true;
-        let deadline = Instant::now() + cfg.reconnect_timeout;
-        loop {
-            let client = Client::connect(&cfg.connect).await?;
-            let req = once(&client, request, Request::CreateSession(c.clone()));
-            match client.call(req).await {
-                Ok(Reply::Session(info)) => return Ok(Session::new(client, cfg, info)),
-                Ok(other) => return Err(crate::unexpected(&other)),
-                Err(ClientError::Lost(_)) if client.agent_protocol >= 4 && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e),
-            }
+        let (client, reply) = first_answer(&cfg, |client| {
+            // Sent again only under its id: otherwise a lost answer could mean two sessions.
+            let again = client.agent_protocol >= 4;
+            (client.send(once(client, request, Request::CreateSession(c.clone()))), again)
+        })
+        .await?;
+        match reply {
+            Reply::Session(info) => Ok(Session::new(client, cfg, info)),
+            other => Err(crate::unexpected(&other)),
         }
     }
 
     /// Takes an existing session (`APP:ID` or `APP:NAME`); its undelivered outputs
     /// follow through [`Session::next`]. Also returns how many were waiting.
     pub async fn open(cfg: SessionConfig, session: &SessionRef, all: bool) -> Result<(Session, u64), ClientError> {
-        let client = Client::connect(&cfg.connect).await?;
         let req = Request::OpenSession {
             session: session.clone(),
             direct: cfg.direct,
             all,
         };
-        match client.call(req).await? {
+        // Taking a session twice is taking it once: always safe to send again.
+        let (client, reply) = first_answer(&cfg, |client| (client.send(req.clone()), true)).await?;
+        match reply {
             Reply::Opened { session, to_deliver } => Ok((Session::new(client, cfg, session), to_deliver)),
             other => Err(crate::unexpected(&other)),
         }
