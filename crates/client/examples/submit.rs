@@ -13,8 +13,7 @@
 
 use bytes::Bytes;
 use soam_client::ConnectOptions;
-use soam_client::session::{Next, Session, SessionConfig};
-use std::collections::BTreeMap;
+use soam_client::session::{Next, Reorder, Session, SessionConfig};
 use std::io::BufRead;
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,17 +36,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Outputs arrive as tasks end; print them in task order.
-    let (mut next, mut held) = (sub.first, BTreeMap::new());
-    while next < sub.first + sub.count {
+    let (mut order, mut left) = (Reorder::new(Some(sub.first)), sub.count);
+    while left > 0 {
         match session.next().await? {
             Next::Outputs(outputs) => {
+                left -= outputs.len() as u64;
                 session.ack(&outputs)?;
-                for o in outputs {
-                    held.insert(o.task, o);
-                }
-                while let Some(o) = held.remove(&next) {
+                for o in outputs.into_iter().flat_map(|o| order.push(o)) {
                     println!("{} {}: {}", o.task, o.state, String::from_utf8_lossy(&o.data).trim_end());
-                    next += 1;
                 }
             }
             Next::Drained => {}

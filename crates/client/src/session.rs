@@ -527,3 +527,76 @@ impl Session {
         }
     }
 }
+
+/// Puts outputs back in task order: each is held until every task before it has come.
+/// With no first task known (`None`), everything is held until [`Reorder::rest`].
+#[derive(Debug, Default)]
+pub struct Reorder {
+    held: std::collections::BTreeMap<u64, TaskOutput>,
+    /// The next task id to release.
+    next: Option<u64>,
+}
+
+impl Reorder {
+    /// Releases from task `first` on (a submission's first id), or, with `None`, only
+    /// at the end, sorted.
+    pub fn new(first: Option<u64>) -> Reorder {
+        Reorder {
+            held: Default::default(),
+            next: first,
+        }
+    }
+
+    /// Takes an output; returns those now in order, oldest first.
+    pub fn push(&mut self, o: TaskOutput) -> Vec<TaskOutput> {
+        self.held.insert(o.task, o);
+        let mut out = Vec::new();
+        if let Some(n) = self.next.as_mut() {
+            while let Some(o) = self.held.remove(n) {
+                out.push(o);
+                *n += 1;
+            }
+        }
+        out
+    }
+
+    /// How many are held back.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Everything still held, in task order.
+    pub fn rest(&mut self) -> Vec<TaskOutput> {
+        std::mem::take(&mut self.held).into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soam_proto::msg::TaskState;
+
+    fn out(task: u64) -> TaskOutput {
+        TaskOutput {
+            task,
+            state: TaskState::Done,
+            attempts: 1,
+            data: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn reorder_releases_in_task_order() {
+        let ids = |v: Vec<TaskOutput>| v.into_iter().map(|o| o.task).collect::<Vec<_>>();
+        let mut r = Reorder::new(Some(5));
+        assert_eq!(ids(r.push(out(6))), Vec::<u64>::new());
+        assert_eq!(ids(r.push(out(8))), Vec::<u64>::new());
+        assert_eq!(ids(r.push(out(5))), vec![5, 6]);
+        assert_eq!(r.held(), 1);
+        assert_eq!(ids(r.push(out(7))), vec![7, 8]);
+        let mut r = Reorder::new(None);
+        assert!(r.push(out(3)).is_empty() && r.push(out(1)).is_empty());
+        assert_eq!(ids(r.rest()), vec![1, 3]);
+        assert_eq!(r.held(), 0);
+    }
+}

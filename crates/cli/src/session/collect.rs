@@ -8,10 +8,9 @@ use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use soam_client::ClientError;
-use soam_client::session::{Next, Session, SessionConfig};
+use soam_client::session::{Next, Reorder, Session, SessionConfig};
 use soam_proto::SessionRef;
 use soam_proto::msg::{TaskOutput, TaskState};
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -93,9 +92,8 @@ pub struct Until {
 pub struct Collector {
     args: OutputArgs,
     out: std::io::BufWriter<std::io::Stdout>,
-    held: BTreeMap<u64, TaskOutput>,
-    /// In --ordered mode, the next task id to write (None: write all at the end).
-    next: Option<u64>,
+    /// In --ordered mode, what waits for an earlier task.
+    order: Option<Reorder>,
     pub written: u64,
     pub failed: u64,
     pub received: u64,
@@ -118,10 +116,9 @@ impl Collector {
             pb
         });
         Ok(Collector {
-            next: if args.ordered { first_task } else { None },
+            order: args.ordered.then(|| Reorder::new(first_task)),
             args,
             out: std::io::BufWriter::new(std::io::stdout()),
-            held: BTreeMap::new(),
             written: 0,
             failed: 0,
             received: 0,
@@ -184,25 +181,25 @@ impl Collector {
 
     /// Takes one output (the session already dropped duplicates).
     fn take(&mut self, o: TaskOutput) -> anyhow::Result<()> {
-        if self.args.ordered {
-            self.held.insert(o.task, o);
-            if let Some(mut n) = self.next {
-                while let Some(o) = self.held.remove(&n) {
-                    self.write(&o)?;
-                    n += 1;
-                }
-                self.next = Some(n);
-            }
-        } else {
-            self.write(&o)?;
+        let ready = match self.order.as_mut() {
+            Some(order) => order.push(o),
+            None => vec![o],
+        };
+        for o in &ready {
+            self.write(o)?;
         }
         Ok(())
     }
 
+    /// How many outputs --ordered holds back.
+    fn held(&self) -> u64 {
+        self.order.as_ref().map_or(0, |o| o.held() as u64)
+    }
+
     /// Writes whatever --ordered still holds, and flushes.
     pub fn finish(&mut self) -> anyhow::Result<()> {
-        let held = std::mem::take(&mut self.held);
-        for o in held.values() {
+        let rest = self.order.as_mut().map(Reorder::rest).unwrap_or_default();
+        for o in &rest {
             self.write(o)?;
         }
         if let Some(p) = &self.progress {
@@ -219,7 +216,7 @@ impl Collector {
         loop {
             if mine_left == Some(0)
                 || until.messages.is_some_and(|m| self.received >= m)
-                || until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m)
+                || until.max.is_some_and(|m| self.written + self.held() >= m)
             {
                 return Ok(Stop::Done);
             }
@@ -241,7 +238,7 @@ impl Collector {
             };
             let mut acks = Vec::with_capacity(outputs.len());
             for o in outputs {
-                if until.max.is_some_and(|m| self.written + self.held.len() as u64 >= m) {
+                if until.max.is_some_and(|m| self.written + self.held() >= m) {
                     break; // not acknowledged: it stays for a later fetch
                 }
                 self.received += 1;
