@@ -392,21 +392,18 @@ async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
     })
     .await
     .unwrap();
-    let proxy_path = home.path().join("proxy.sock");
-    let proxy = cutting_proxy(proxy_path.clone(), paths.socket.clone()).await;
-    let mut cfg = SessionConfig::new(ConnectOptions {
-        socket: proxy_path,
-        ..opts(&paths)
-    });
-    cfg.reconnect_timeout = std::time::Duration::from_secs(30);
-    let mut s = Session::create(cfg, "up", None).await.unwrap();
-    // Three messages' worth (staged, staged, submitted), so the retry stages again too.
-    let n = 12u64;
-    let input = |i: u64, t: &str| format!("{t}{i}{}", "x".repeat(700_000));
-    let inputs: Vec<Bytes> = (0..n).map(|i| Bytes::from(input(i, "t"))).collect();
-    let sub = s.submit(inputs).await.unwrap();
-    assert_eq!((sub.first, sub.count), (1, n));
-    let listed = match c
+    // A session whose first connection goes through a proxy that cuts it.
+    let proxied = async |name: &str| {
+        let proxy_path = home.path().join(name);
+        let proxy = cutting_proxy(proxy_path.clone(), paths.socket.clone()).await;
+        let mut cfg = SessionConfig::new(ConnectOptions {
+            socket: proxy_path,
+            ..opts(&paths)
+        });
+        cfg.reconnect_timeout = std::time::Duration::from_secs(30);
+        (Session::create(cfg, "up", None).await.unwrap(), proxy)
+    };
+    let held = async |s: &Session| match c
         .call(Request::ListTasks {
             session: s.addr().clone(),
             state: None,
@@ -417,7 +414,14 @@ async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
         Reply::Tasks(t) => t.len() as u64,
         other => panic!("{other:?}"),
     };
-    assert_eq!(listed, n, "each task accepted once");
+    let (mut s, proxy) = proxied("proxy.sock").await;
+    // Three messages' worth (staged, staged, submitted), so the retry stages again too.
+    let n = 12u64;
+    let input = |i: u64, t: &str| format!("{t}{i}{}", "x".repeat(700_000));
+    let inputs: Vec<Bytes> = (0..n).map(|i| Bytes::from(input(i, "t"))).collect();
+    let sub = s.submit(inputs).await.unwrap();
+    assert_eq!((sub.first, sub.count), (1, n));
+    assert_eq!(held(&s).await, n, "each task accepted once");
     let mut seen = std::collections::HashSet::new();
     while (seen.len() as u64) < n {
         match s.next().await.unwrap() {
@@ -426,7 +430,7 @@ async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
                     assert!(seen.insert(o.task), "task {} twice", o.task);
                     assert!(o.data == input(o.task - 1, "T").to_uppercase(), "task {}", o.task);
                 }
-                s.ack(&outputs).unwrap();
+                s.ack(&outputs);
             }
             Next::Drained => {}
             other => panic!("{other:?}"),
@@ -437,29 +441,11 @@ async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
 
     // Streaming: each batch under its own id; cut after the first is accepted, all
     // are sent again, and each is accepted once.
-    let proxy_path = home.path().join("proxy2.sock");
-    let proxy = cutting_proxy(proxy_path.clone(), paths.socket.clone()).await;
-    let mut cfg = SessionConfig::new(ConnectOptions {
-        socket: proxy_path,
-        ..opts(&paths)
-    });
-    cfg.reconnect_timeout = std::time::Duration::from_secs(30);
-    let mut s = Session::create(cfg, "up", None).await.unwrap();
+    let (mut s, proxy) = proxied("proxy2.sock").await;
     let inputs: Vec<Bytes> = (0..n).map(|i| Bytes::from(input(i, "t"))).collect();
     let sub = s.submit_streaming(inputs).await.unwrap();
     assert_eq!((sub.first, sub.count), (1, n));
-    let listed = match c
-        .call(Request::ListTasks {
-            session: s.addr().clone(),
-            state: None,
-        })
-        .await
-        .unwrap()
-    {
-        Reply::Tasks(t) => t.len() as u64,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(listed, n, "each batch accepted once");
+    assert_eq!(held(&s).await, n, "each batch accepted once");
     s.abort().await.unwrap();
     proxy.abort();
     agent.shutdown();

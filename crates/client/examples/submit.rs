@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match session.next().await? {
             Next::Outputs(outputs) => {
                 left -= outputs.len() as u64;
-                session.ack(&outputs)?;
+                session.ack(&outputs);
                 for o in outputs.into_iter().flat_map(|o| order.push(o)) {
                     println!("{} {}: {}", o.task, o.state, String::from_utf8_lossy(&o.data).trim_end());
                 }

@@ -81,7 +81,6 @@ pub enum Action {
         target: Target,
         request: RequestId,
         tasks: u64,
-        bytes: u64,
     },
     Release {
         session: SessionRef,
@@ -292,7 +291,6 @@ pub fn add_submit(opts: &ConnectOptions, target: Target, request: RequestId, inp
         target,
         request,
         tasks: inputs.len() as u64,
-        bytes: inputs.iter().map(|i| i.len() as u64).sum(),
     };
     j.add(action, inputs)
 }

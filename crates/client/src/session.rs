@@ -26,7 +26,7 @@
 //!                 println!("{}: {:?}", o.task, o.data);
 //!             }
 //!             left -= outputs.len() as u64;
-//!             s.ack(&outputs)?;
+//!             s.ack(&outputs);
 //!         }
 //!         Next::Drained => {}
 //!         Next::TakenOver | Next::Ended { .. } => break,
@@ -449,7 +449,7 @@ impl Session {
                     let (new, seen): (Vec<TaskOutput>, Vec<TaskOutput>) = outputs.into_iter().partition(|o| self.dedup.first(o.task));
                     // Already handed to the caller: acknowledged again here, or the agent
                     // would keep them for the next holder.
-                    self.ack(&seen)?;
+                    self.ack(&seen);
                     if !new.is_empty() {
                         return Ok(Next::Outputs(new));
                     }
@@ -466,21 +466,20 @@ impl Session {
 
     /// Acknowledges outputs: delivered for good. Sent without waiting; if the agent is
     /// gone just then they come again after the reconnect (and are dropped as seen).
-    pub fn ack(&self, outputs: &[TaskOutput]) -> Result<(), ClientError> {
+    pub fn ack(&self, outputs: &[TaskOutput]) {
         self.ack_ids(outputs.iter().map(|o| o.task).collect())
     }
 
     /// As [`Session::ack`], by task id.
-    pub fn ack_ids(&self, tasks: Vec<u64>) -> Result<(), ClientError> {
+    pub fn ack_ids(&self, tasks: Vec<u64>) {
         if tasks.is_empty() {
-            return Ok(());
+            return;
         }
         // A lost connection is found by `next`, which reconnects.
         let _ = self.client.notify(Request::Ack {
             session: self.addr.clone(),
             tasks,
         });
-        Ok(())
     }
 
     /// Leaves the session open and unheld: its workload keeps running.

@@ -252,7 +252,7 @@ impl Collector {
                 }
             }
             self.out.flush()?;
-            session.ack_ids(acks)?;
+            session.ack_ids(acks);
         }
     }
 }
