@@ -36,7 +36,8 @@ impl Rng {
     }
 }
 
-fn setup(env: &Env) -> String {
+/// A new recoverable session of application `a` (its `APP:ID`).
+fn recoverable_session(env: &Env) -> String {
     env.register(
         "p.yaml",
         &Env::behave_profile(
@@ -46,7 +47,11 @@ fn setup(env: &Env) -> String {
         ),
     );
     let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]).trim().to_string();
-    let session = format!("a:{id}");
+    format!("a:{id}")
+}
+
+fn setup(env: &Env) -> String {
+    let session = recoverable_session(env);
     let inputs: String = (1..=TASKS).map(|i| format!("nap:0.0005:out-{i}\n")).collect();
     let f = env.path("inputs.txt");
     std::fs::write(&f, inputs).unwrap();
@@ -149,16 +154,7 @@ fn client_killed_at_random_moments_loses_nothing() {
 fn submissions_cut_by_agent_kills_are_accepted_once() {
     let mut env = Env::new();
     let mut rng = Rng::new();
-    env.register(
-        "p.yaml",
-        &Env::behave_profile(
-            "a",
-            "  transientDisconnectionTimeout: 60\n",
-            "  - name: Rec\n    recoverable: true\n    onClientDisconnect: continue\n",
-        ),
-    );
-    let id = env.ok("soamsession", &["create", "--app", "a", "--type", "Rec"]).trim().to_string();
-    let session = format!("a:{id}");
+    let session = recoverable_session(&env);
     env.ok("soamcontrol", &["session", "suspend", &session]);
     // Several messages' worth each (staged, then submitted).
     let n = 60_000;

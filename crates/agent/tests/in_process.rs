@@ -7,20 +7,30 @@ use soam_proto::msg::{CreateSession, Event, Reply, Request};
 use soam_proto::paths::Paths;
 use soam_proto::{SessionKey, SessionRef};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_process_agent_runs_a_session() {
-    let home = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        socket: home.path().join("run/s.sock"),
-        data_dir: home.path().join("data"),
-        config: home.path().join("none.yaml"),
-    };
+/// An agent's folders under `home`.
+fn paths_in(home: &std::path::Path) -> Paths {
+    Paths {
+        socket: home.join("run/s.sock"),
+        data_dir: home.join("data"),
+        config: home.join("none.yaml"),
+    }
+}
+
+/// The agent, in this process, with `slots` slots and a small store cache.
+async fn start(paths: &Paths, slots: u32) -> soam_agent::AgentHandle {
     let cfg = soam_agent::AgentConfig {
-        slots: 2,
+        slots,
         store_cache_bytes: 1 << 20,
         ..soam_agent::AgentConfig::with_paths(paths.clone())
     };
-    let agent = soam_agent::start(cfg).await.unwrap();
+    soam_agent::start(cfg).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_agent_runs_a_session() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = paths_in(home.path());
+    let agent = start(&paths, 2).await;
 
     let opts = ConnectOptions {
         socket: paths.socket.clone(),
@@ -166,17 +176,8 @@ fn once(request: u8, req: Request) -> Request {
 async fn repeated_requests_are_carried_out_once() {
     use soam_proto::msg::ErrorKind;
     let home = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        socket: home.path().join("run/s.sock"),
-        data_dir: home.path().join("data"),
-        config: home.path().join("none.yaml"),
-    };
-    let cfg = || soam_agent::AgentConfig {
-        slots: 1,
-        store_cache_bytes: 1 << 20,
-        ..soam_agent::AgentConfig::with_paths(paths.clone())
-    };
-    let agent = soam_agent::start(cfg()).await.unwrap();
+    let paths = paths_in(home.path());
+    let agent = start(&paths, 1).await;
     let mut c1 = Client::connect(&opts(&paths)).await.unwrap();
     let profile = "application: up\nservices:\n  - name: tr\n    mode: exec\n    command: [\"tr\", \"a-z\", \"A-Z\"]\n\
                    sessionTypes:\n  - name: \"\"\n    recoverable: true\n    onClientDisconnect: continue\n";
@@ -287,7 +288,7 @@ async fn repeated_requests_are_carried_out_once() {
     drop((c1, c2));
     agent.shutdown();
     agent.wait().await;
-    let agent = soam_agent::start(cfg()).await.unwrap();
+    let agent = start(&paths, 1).await;
     let c3 = Client::connect(&opts(&paths)).await.unwrap();
     let Reply::Session(again) = c3.call(create(true)).await.unwrap() else {
         panic!()
@@ -370,18 +371,8 @@ async fn cutting_proxy(listen: std::path::PathBuf, agent: std::path::PathBuf) ->
 async fn a_submit_retried_after_a_lost_answer_is_accepted_once() {
     use soam_client::session::{Next, Session, SessionConfig};
     let home = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        socket: home.path().join("run/s.sock"),
-        data_dir: home.path().join("data"),
-        config: home.path().join("none.yaml"),
-    };
-    let agent = soam_agent::start(soam_agent::AgentConfig {
-        slots: 2,
-        store_cache_bytes: 1 << 20,
-        ..soam_agent::AgentConfig::with_paths(paths.clone())
-    })
-    .await
-    .unwrap();
+    let paths = paths_in(home.path());
+    let agent = start(&paths, 2).await;
     let c = Client::connect(&opts(&paths)).await.unwrap();
     let profile = "application: up\nservices:\n  - name: tr\n    mode: exec\n    command: [\"tr\", \"a-z\", \"A-Z\"]\n\
                    sessionTypes:\n  - name: \"\"\n    recoverable: true\n";
