@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::time::Duration;
 
 fn slurm_up() -> bool {
     let o = Command::new("sinfo").args(["-h", "-N", "-o", "%N %T"]).output();
@@ -192,11 +193,20 @@ fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
 struct NodeState(String);
 impl NodeState {
     fn set(node: &str, state: &str) -> NodeState {
-        let ok = Command::new("scontrol")
-            .args(["update", &format!("nodename={node}"), &format!("state={state}"), "reason=soam-test"])
-            .status()
-            .unwrap()
-            .success();
+        // Slurm refuses some changes while a node is between states (an earlier
+        // test's job still completing on it): asked again until it takes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let ok = loop {
+            let ok = Command::new("scontrol")
+                .args(["update", &format!("nodename={node}"), &format!("state={state}"), "reason=soam-test"])
+                .status()
+                .unwrap()
+                .success();
+            if ok || std::time::Instant::now() > deadline {
+                break ok;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert!(ok, "scontrol update {node} {state}");
         NodeState(node.to_string())
     }

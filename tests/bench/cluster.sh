@@ -14,10 +14,10 @@ $B/soamreg $SOAM_HOME/loc.yaml >/dev/null; $B/soamreg $SOAM_HOME/clu.yaml >/dev/
 t() { s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); python3 -c "print(f'{$e-$s:.3f}')"; }
 echo "first task on an empty cluster (s): $(t $B/soamsession submit --app clu --task x)"
 echo "first exec task on an empty cluster (s): $(t $B/soamsession submit --app clu --type Exec --task x)"
-for r in 1 2 3; do
+for r in $(seq ${RUNS:-3}); do
   echo "persistent 300000 no-op: local $(t $B/soamsession submit --app loc --count 300000) s, cluster $(t $B/soamsession submit --app clu --count 300000) s"
 done
-for r in 1 2 3; do
+for r in $(seq ${RUNS:-3}); do
   echo "exec 3000 true: local $(t $B/soamsession submit --app loc --type Exec --count 3000) s, cluster $(t $B/soamsession submit --app clu --type Exec --count 3000) s"
 done
 $B/soamview cluster

@@ -31,6 +31,10 @@ pub struct AgentConfig {
     pub max_connections_per_user: u32,
     /// A connection that has not said hello by then is closed.
     pub handshake_timeout_ms: u64,
+    /// The name or address cluster workers connect back to (default: this host's name).
+    pub worker_host: Option<String>,
+    /// The TCP port workers connect back to (0: any free port).
+    pub worker_port: u16,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +51,8 @@ struct FileConfig {
     max_connections: Option<u32>,
     max_connections_per_user: Option<u32>,
     handshake_timeout_ms: Option<u64>,
+    worker_host: Option<String>,
+    worker_port: Option<u16>,
 }
 
 /// What the command line said (None = not given).
@@ -84,6 +90,8 @@ impl AgentConfig {
             max_connections: 1024,
             max_connections_per_user: 64,
             handshake_timeout_ms: 10_000,
+            worker_host: None,
+            worker_port: 0,
         }
     }
 
@@ -121,6 +129,8 @@ impl AgentConfig {
             max_connections,
             max_connections_per_user,
             handshake_timeout_ms: fc.handshake_timeout_ms.unwrap_or(d.handshake_timeout_ms),
+            worker_host: std::env::var("SOAM_WORKER_HOST").ok().filter(|h| !h.is_empty()).or(fc.worker_host),
+            worker_port: env_num("SOAM_WORKER_PORT")?.or(fc.worker_port).unwrap_or(d.worker_port),
             ..d
         })
     }

@@ -31,7 +31,19 @@ pub struct OutMsg {
 #[derive(Debug)]
 pub enum InstCmd {
     Send(Vec<OutMsg>),
+    /// Whole service-protocol messages, already encoded (what a worker relays).
+    Raw(Bytes),
     Kill,
+}
+
+/// How a persistent instance reports what its service writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replies {
+    /// One [`InstEvent::Reply`] per message: the core's own instances.
+    Parsed,
+    /// [`InstEvent::Output`] with whole messages as read, many per event: a worker
+    /// passes them on to its agent without decoding them.
+    Raw,
 }
 
 #[derive(Debug)]
@@ -43,6 +55,8 @@ pub enum InstEvent {
         attempt: u32,
         payload: Bytes,
     },
+    /// Whole service-protocol replies, as the service wrote them ([`Replies::Raw`]).
+    Output(Bytes),
     /// The process is gone (or never started); `why` says how.
     Exited { why: String },
 }
@@ -94,6 +108,11 @@ fn base_command(svc: &Service, app: &str, owner: &Owner) -> Command {
 
 /// Starts an instance. Failure to start is reported as an `Exited` event, never a panic.
 pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: EventSink) -> Spawned {
+    spawn_with(id, app, svc, owner, sink, Replies::Parsed)
+}
+
+/// As [`spawn`], choosing how a persistent instance reports its replies.
+pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: EventSink, replies: Replies) -> Spawned {
     let (tx, rx) = mpsc::unbounded_channel();
     match svc.mode {
         Mode::Persistent => {
@@ -102,7 +121,7 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: Event
             match cmd.spawn() {
                 Ok(child) => {
                     let pid = child.id();
-                    tokio::spawn(persistent(id, child, rx, sink));
+                    tokio::spawn(persistent(id, child, rx, sink, replies));
                     Spawned { tx, pid }
                 }
                 Err(e) => {
@@ -119,11 +138,37 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: Event
     }
 }
 
-async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink) {
+/// Reads whole messages from a service's output and passes them on in the chunks they
+/// arrive in, checking only their lengths; returns why the output ended.
+async fn read_raw(id: InstId, mut out: tokio::process::ChildStdout, sink: EventSink) -> String {
+    let mut buf = bytes::BytesMut::with_capacity(1 << 16);
+    loop {
+        match out.read_buf(&mut buf).await {
+            Ok(0) if buf.is_empty() => return "its output ended".into(),
+            Ok(0) => return "its output ended inside a message".into(),
+            Ok(_) => {}
+            Err(e) => return format!("its output failed ({e})"),
+        }
+        let (done, next) = match wire::whole(&buf) {
+            Ok(w) => w,
+            Err(e) => return format!("it sent a malformed message ({e})"),
+        };
+        if done > 0 {
+            sink(id, InstEvent::Output(buf.split_to(done).freeze()));
+        }
+        // Room for the rest of a big message at once, or for the next read.
+        buf.reserve(next.saturating_sub(buf.len()).max(1 << 12));
+    }
+}
+
+async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink, replies: Replies) {
     let mut stdin = child.stdin.take().expect("stdin piped");
     let stdout = child.stdout.take().expect("stdout piped");
     let reader_sink = sink.clone();
     let mut reader = tokio::spawn(async move {
+        if replies == Replies::Raw {
+            return read_raw(id, stdout, reader_sink).await;
+        }
         let mut r = BufReader::with_capacity(1 << 16, stdout);
         loop {
             let mut len = [0u8; 4];
@@ -161,18 +206,33 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
     let why = loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(InstCmd::Send(msgs)) => {
+                Some(cmd @ (InstCmd::Send(_) | InstCmd::Raw(_))) => {
                     buf.clear();
-                    encode_all(&mut buf, &msgs);
+                    let mut next = Some(cmd);
+                    let mut kill = false;
                     // Coalesce whatever else is already queued into the same write.
-                    while let Ok(InstCmd::Send(more)) = rx.try_recv() {
-                        encode_all(&mut buf, &more);
-                        if buf.len() > 1 << 20 { break; }
+                    while let Some(cmd) = next.take() {
+                        match cmd {
+                            InstCmd::Send(msgs) => encode_all(&mut buf, &msgs),
+                            InstCmd::Raw(b) => buf.extend_from_slice(&b),
+                            InstCmd::Kill => {
+                                kill = true;
+                                break;
+                            }
+                        }
+                        if buf.len() < 1 << 20 {
+                            next = rx.try_recv().ok();
+                        }
                     }
                     if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
                         // The reader will see the end too; let the exit status speak.
                         let _ = (&mut reader).await;
                         break "its input closed".to_string();
+                    }
+                    if kill {
+                        let _ = child.start_kill();
+                        let _ = (&mut reader).await;
+                        break "it was stopped by the agent".to_string();
                     }
                 }
                 Some(InstCmd::Kill) | None => {
@@ -200,7 +260,7 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
     );
 }
 
-fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
+pub fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
     for m in msgs {
         wire::encode(
             buf,
@@ -214,6 +274,40 @@ fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
             },
         );
     }
+}
+
+/// Calls `f` with each message in `bytes` (whole messages, as [`wire::encode`] writes
+/// them) and its payload, shared rather than copied; stops at the first malformed one.
+pub fn each_message(bytes: &Bytes, mut f: impl FnMut(&Message, Bytes)) -> std::io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(len) = bytes.get(at..at + 4) else {
+            return Err(std::io::Error::other("service messages cut inside a length"));
+        };
+        let len = wire::check_len(u32::from_le_bytes(len.try_into().unwrap()))?;
+        let Some(body) = bytes.get(at + 4..at + 4 + len) else {
+            return Err(std::io::Error::other("service messages cut inside a message"));
+        };
+        let m = wire::parse(body)?;
+        f(&m, bytes.slice(at + 4 + wire::HEADER..at + 4 + len));
+        at += 4 + len;
+    }
+    Ok(())
+}
+
+/// The requests in `bytes`, as [`encode_all`] wrote them.
+fn decode_all(bytes: &Bytes) -> std::io::Result<Vec<OutMsg>> {
+    let mut msgs = Vec::new();
+    each_message(bytes, |m, payload| {
+        msgs.push(OutMsg {
+            kind: m.kind,
+            session: m.session,
+            task: m.task,
+            attempt: m.attempt,
+            payload,
+        })
+    })?;
+    Ok(msgs)
 }
 
 /// Exec mode runs on a thread of its own with blocking `std::process`: per task that is
@@ -243,6 +337,17 @@ fn spawn_exec(id: InstId, app: String, svc: Arc<Service>, owner: Owner, mut rx: 
                             return;
                         }
                     }
+                    Some(InstCmd::Raw(bytes)) => match decode_all(&bytes) {
+                        Ok(msgs) => {
+                            if work_tx.send(msgs).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("exec instance {id}: stopping: bad input from the agent: {e}");
+                            break;
+                        }
+                    },
                     Some(InstCmd::Kill) | None => break,
                 }
             }

@@ -5,15 +5,120 @@
 //!
 //! Slurm's own words reach the user: a refused `salloc` is reported with its error
 //! lines, a pending job with the reason `squeue` gives.
+//!
+//! A worker's traffic does not go through the step's stdio: Slurm's I/O connection
+//! between srun and slurmstepd is a TCP stream without `TCP_NODELAY`, and a service's
+//! request/reply pattern over it settles now and then into Nagle's algorithm waiting
+//! for delayed acknowledgements, ~88 ms a round trip instead of ~1 ms (measured; see
+//! docs/cluster.md). So each worker connects back to the agent over TCP (the
+//! [`Rendezvous`]), with `TCP_NODELAY`, and proves who it is with a 128-bit token the
+//! agent gave only to that worker's srun, through the environment (readable by the
+//! agent's user and root only, never on a command line). The step's stdio stays open
+//! as the worker's lifeline: when srun goes, the worker stops.
 
 use crate::core::{ClusterEvent, CoreMsg, Inbox};
 use soam_profile::SlurmOptions;
 use soam_proto::frame;
 use soam_proto::worker::{FromWorker, ToWorker};
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a started worker has to connect back.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most a connection may send before it has shown its token.
+const HELLO_CAP: usize = 4096;
+
+/// Where workers connect back: one TCP listener per agent, opened with its first
+/// allocation. Each connection's first frame is the worker's `Hello` with the token
+/// of a worker being started; anything else is dropped.
+pub struct Rendezvous {
+    /// `host:port` as workers are told to reach it.
+    pub addr: String,
+    /// Workers started and not yet connected, by token.
+    waiting: Mutex<HashMap<String, oneshot::Sender<(TcpStream, FromWorker)>>>,
+}
+
+impl Rendezvous {
+    /// Listens on every interface at `port` (0: any free one), advertised as `host`
+    /// (default: this host's name).
+    pub fn open(host: Option<&str>, port: u16) -> Result<Arc<Rendezvous>, String> {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port))
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            .map_err(|e| format!("cannot listen for cluster workers on port {port}: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let host = host.map(str::to_string).unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "localhost".into())
+        });
+        let rdv = Arc::new(Rendezvous {
+            addr: format!("{host}:{port}"),
+            waiting: Mutex::new(HashMap::new()),
+        });
+        tracing::info!("cluster workers connect back to {}", rdv.addr);
+        let weak = Arc::downgrade(&rdv);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let Some(rdv) = weak.upgrade() else { return };
+                tokio::spawn(async move {
+                    if let Err(why) = rdv.admit(stream).await {
+                        tracing::warn!("worker connection from {peer} dropped: {why}");
+                    }
+                });
+            }
+        });
+        Ok(rdv)
+    }
+
+    async fn admit(&self, mut stream: TcpStream) -> Result<(), String> {
+        let _ = stream.set_nodelay(true);
+        let hello = tokio::time::timeout(Duration::from_secs(10), async {
+            let len = frame::read_len(&mut stream, HELLO_CAP).await?;
+            let body = frame::read_body(&mut stream, len).await?;
+            frame::decode::<FromWorker>(&body)
+        })
+        .await
+        .map_err(|_| "no hello within 10 s".to_string())?
+        .map_err(|e| e.to_string())?;
+        let FromWorker::Hello { token, .. } = &hello else {
+            return Err("its first message is not a hello".into());
+        };
+        let waiter = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+        match waiter {
+            Some(w) => {
+                let _ = w.send((stream, hello));
+                Ok(())
+            }
+            None => Err("unknown token".into()),
+        }
+    }
+
+    fn expect(&self, token: String) -> oneshot::Receiver<(TcpStream, FromWorker)> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(token, tx);
+        rx
+    }
+
+    fn forget(&self, token: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+}
+
+/// 128 random bits in hex: a worker's proof that the agent started it.
+fn new_token() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness for a worker token: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
 
 /// One job's line of `squeue`.
 #[derive(Debug, Clone)]
@@ -180,8 +285,53 @@ fn worker_binary() -> String {
 
 /// Starts the worker of `node` as a step of `job`; returns where to send it requests.
 /// Its messages, and its end (with what srun said), come to the core as events.
-pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) -> mpsc::UnboundedSender<ToWorker> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ToWorker>();
+pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, rdv: Arc<Rendezvous>, inbox: Inbox) -> mpsc::UnboundedSender<ToWorker> {
+    let (tx, rx) = mpsc::unbounded_channel::<ToWorker>();
+    let node = node.to_string();
+    tokio::spawn(async move {
+        let (why, child) = run_worker(job, &node, cpus, &rdv, rx, &inbox, worker).await;
+        let why = match child {
+            Some((mut child, err_tail)) => {
+                // The worker ends its step when its connection goes; srun follows.
+                let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+                    Ok(s) => s.map(|s| s.to_string()).unwrap_or_default(),
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        "killed".into()
+                    }
+                };
+                let said = err_tail.await.unwrap_or_default();
+                if said.is_empty() {
+                    format!("srun {status} ({why})")
+                } else {
+                    format!("srun {status}: {said}")
+                }
+            }
+            None => why,
+        };
+        let slurm_lost = lost_by_slurm(job, &node).await;
+        inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone { worker, why, slurm_lost }));
+    });
+    tx
+}
+
+type Srun = (tokio::process::Child, tokio::task::JoinHandle<String>);
+
+/// Runs one worker until its connection ends; returns why, and srun if it started.
+async fn run_worker(
+    job: u64,
+    node: &str,
+    cpus: u32,
+    rdv: &Rendezvous,
+    mut rx: mpsc::UnboundedReceiver<ToWorker>,
+    inbox: &Inbox,
+    worker: u64,
+) -> (String, Option<Srun>) {
+    let token = match new_token() {
+        Ok(t) => t,
+        Err(e) => return (e, None),
+    };
+    let connected = rdv.expect(token.clone());
     let mut cmd = Command::new("srun");
     cmd.args([
         format!("--jobid={job}"),
@@ -191,63 +341,73 @@ pub fn start_worker(worker: u64, job: u64, node: &str, cpus: u32, inbox: Inbox) 
         format!("--cpus-per-task={cpus}"),
         "--overlap".into(),
         "--quiet".into(),
-        "--unbuffered".into(),
-        "--export=ALL,SOAM_WORKER_CANCEL_JOB=1".into(),
+        "--export=ALL".into(),
         worker_binary(),
     ])
+    .env("SOAM_WORKER_CANCEL_JOB", "1")
+    .env("SOAM_WORKER_CONNECT", &rdv.addr)
+    .env("SOAM_WORKER_TOKEN", &token)
+    // Held open and never written: the worker's lifeline (see the module doc).
     .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
+    .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
-    let node = node.to_string();
-    let node_name = node.clone();
-    tokio::spawn(async move {
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone {
-                    worker,
-                    why: format!("cannot run srun: {e}"),
-                    slurm_lost: false,
-                }));
-                return;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            rdv.forget(&token);
+            return (format!("cannot run srun: {e}"), None);
+        }
+    };
+    // Taken out of `child`, whose `wait` would close it.
+    let _lifeline = child.stdin.take();
+    let stderr = child.stderr.take().expect("piped");
+    let tag = node.to_string();
+    let err_tail = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tail = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            tracing::info!("worker on {tag}: {l}");
+            tail.push(l);
+            if tail.len() > 3 {
+                tail.remove(0);
             }
-        };
-        let stdin = child.stdin.take().expect("piped");
-        // Buffered: a worker's replies are small messages, two reads each unbuffered.
-        let mut stdout = BufReader::with_capacity(1 << 16, child.stdout.take().expect("piped"));
-        let stderr = child.stderr.take().expect("piped");
-        let writer = tokio::spawn(async move { frame::write_queued(stdin, &mut rx).await });
-        let err_tail = tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut tail = Vec::new();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tracing::info!("worker on {node}: {l}");
-                tail.push(l);
-                if tail.len() > 3 {
-                    tail.remove(0);
-                }
-            }
-            tail.join("; ")
-        });
-        let why = loop {
-            match frame::read_msg::<_, FromWorker>(&mut stdout).await {
-                Ok(msg) => inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerMsg { worker, msg })),
-                Err(e) => break e.to_string(),
-            }
-        };
-        writer.abort();
-        let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
-        let said = err_tail.await.unwrap_or_default();
-        let why = if said.is_empty() {
-            format!("srun {status} ({why})")
-        } else {
-            format!("srun {status}: {said}")
-        };
-        let slurm_lost = lost_by_slurm(job, &node_name).await;
-        inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerGone { worker, why, slurm_lost }));
+        }
+        tail.join("; ")
     });
-    tx
+    let (stream, hello) = tokio::select! {
+        c = connected => match c {
+            Ok(c) => c,
+            Err(_) => return ("its connection was lost before it was made".into(), Some((child, err_tail))),
+        },
+        _ = child.wait() => {
+            rdv.forget(&token);
+            return ("it ended before connecting back".into(), Some((child, err_tail)));
+        }
+        _ = tokio::time::sleep(CONNECT_TIMEOUT) => {
+            rdv.forget(&token);
+            let _ = child.start_kill();
+            let why = format!(
+                "the worker did not connect back to {} within {} s (can node {node} reach that address? see workerHost in docs/cluster.md)",
+                rdv.addr,
+                CONNECT_TIMEOUT.as_secs()
+            );
+            return (why, Some((child, err_tail)));
+        }
+    };
+    inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerMsg { worker, msg: hello }));
+    let (read, write) = stream.into_split();
+    let writer = tokio::spawn(async move { frame::write_queued(write, &mut rx).await });
+    // Buffered: a worker's messages are often small, two reads each unbuffered.
+    let mut read = BufReader::with_capacity(1 << 16, read);
+    let why = loop {
+        match frame::read_msg::<_, FromWorker>(&mut read).await {
+            Ok(msg) => inbox.send(CoreMsg::Cluster(ClusterEvent::WorkerMsg { worker, msg })),
+            Err(e) => break e.to_string(),
+        }
+    };
+    writer.abort();
+    (why, Some((child, err_tail)))
 }
 
 /// Whether Slurm itself took a worker's ground away: its job is no longer running
@@ -364,5 +524,61 @@ mod tests {
         assert!(job_ended_or_node_lost(true, "COMPLETING", "mixed"));
         assert!(job_ended_or_node_lost(true, "", "idle"));
         assert!(job_ended_or_node_lost(false, "", "idle"));
+    }
+
+    fn hello(token: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let m = FromWorker::Hello {
+            token: token.into(),
+            node: "n1".into(),
+            cpus: 2,
+            job: 7,
+            pid: 1,
+        };
+        frame::encode_into(&m, &mut out).unwrap();
+        out
+    }
+
+    /// Reads until the agent closes the connection (true) or 5 s pass (false).
+    async fn closed_by_agent(s: &mut TcpStream) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 16];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn only_a_worker_with_its_token_gets_in() {
+        use tokio::io::AsyncWriteExt;
+        let rdv = Rendezvous::open(Some("127.0.0.1"), 0).unwrap();
+        let token = new_token().unwrap();
+        assert_eq!(token.len(), 32);
+        let mut waiting = rdv.expect(token.clone());
+        // A wrong token, a first message that is no hello, an over-long first frame:
+        // each connection is closed and the worker still waited for stays waiting.
+        for bytes in [
+            hello(&new_token().unwrap()),
+            {
+                let mut v = Vec::new();
+                frame::encode_into(&FromWorker::Exited { inst: 1, why: "x".into() }, &mut v).unwrap();
+                v
+            },
+            ((HELLO_CAP + 1) as u32).to_le_bytes().to_vec(),
+        ] {
+            let mut s = TcpStream::connect(&rdv.addr).await.unwrap();
+            s.write_all(&bytes).await.unwrap();
+            assert!(closed_by_agent(&mut s).await);
+            assert!(waiting.try_recv().is_err());
+        }
+        // The right one is handed over with its hello, once.
+        let mut s = TcpStream::connect(&rdv.addr).await.unwrap();
+        s.write_all(&hello(&token)).await.unwrap();
+        let (_stream, h) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert!(matches!(h, FromWorker::Hello { job: 7, .. }));
+        let mut again = TcpStream::connect(&rdv.addr).await.unwrap();
+        again.write_all(&hello(&token)).await.unwrap();
+        assert!(closed_by_agent(&mut again).await);
     }
 }

@@ -1,21 +1,25 @@
 //! `soam-worker`: the agent's hands on one node of a Slurm allocation.
 //!
-//! The agent starts one worker per node as a job step (`srun --jobid=J -w NODE ...`)
-//! and talks to it over the step's stdin/stdout ([`soam_proto::worker`]). The worker
+//! The agent starts one worker per node as a job step (`srun --jobid=J -w NODE ...`);
+//! the worker connects back to it over TCP (`SOAM_WORKER_CONNECT`, with the token in
+//! `SOAM_WORKER_TOKEN`; see `crate::slurm`), or, run by hand, talks over its own stdin
+//! and stdout ([`soam_proto::worker`]). The worker
 //! starts the node's service instances and exec tasks with the same code a local agent
-//! uses ([`crate::instance`]), relays their service-protocol messages both ways, and
-//! reports each instance's end. Nothing else: sessions, scheduling and the store stay
+//! uses ([`crate::instance`]), relays their service-protocol bytes both ways (cut at
+//! message boundaries, not decoded: see [`soam_proto::worker`]), and reports each
+//! instance's end. Nothing else: sessions, scheduling and the store stay
 //! with the agent.
 //!
-//! When its input ends (the agent died or let go of it), on `Stop`, or on SIGTERM, it
+//! When its connection ends (the agent died or let go of it), its stdin ends (srun is
+//! gone), on `Stop`, or on SIGTERM, it
 //! stops every instance and, if the agent asked it to (`SOAM_WORKER_CANCEL_JOB=1`),
 //! cancels its own job, so no allocation is held for an agent that is gone.
 
-use crate::instance::{self, InstCmd, InstEvent, OutMsg};
+use crate::instance::{self, InstCmd, InstEvent, Replies};
 use soam_profile::{Control, Launcher, Mode, Service};
 use soam_proto::frame;
-use soam_proto::worker::{FromWorker, ServiceMsg, ToWorker};
-use soam_service::wire::Kind;
+use soam_proto::worker::{FromWorker, ToWorker};
+use soam_service::wire::{self, Message, Status};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,25 +69,58 @@ fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
     }
 }
 
-fn out_msg(m: ServiceMsg) -> Option<OutMsg> {
-    Some(OutMsg {
-        kind: Kind::from_u8(m.kind)?,
-        session: m.session,
-        task: m.task,
-        attempt: m.attempt,
-        payload: m.payload,
-    })
+/// An exec task's result as the service-protocol reply a persistent service would
+/// have written.
+fn encoded_reply(kind: wire::Kind, status: Status, task: u64, attempt: u32, payload: &[u8]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(4 + wire::HEADER + payload.len());
+    wire::encode(
+        &mut out,
+        &Message {
+            kind,
+            status,
+            session: 0,
+            task,
+            attempt,
+            payload,
+        },
+    );
+    out.into()
 }
 
-/// Serves the agent on stdin/stdout until told to stop or cut off.
+type Reader = Box<dyn std::io::Read + Send>;
+type Writer = Box<dyn std::io::Write + Send>;
+
+/// The way to the agent: a TCP connection back to it when it said where
+/// (`SOAM_WORKER_CONNECT`, set by a cluster agent), else stdin and stdout (a worker
+/// run by hand or by a test). The bool: stdin is then the lifeline only.
+fn connect() -> Result<(Reader, Writer, bool), String> {
+    let Ok(addr) = std::env::var("SOAM_WORKER_CONNECT") else {
+        return Ok((Box::new(stdio(0)), Box::new(stdio(1)), false));
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() > deadline => return Err(format!("cannot connect back to the agent at {addr}: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let read = stream.try_clone().map_err(|e| e.to_string())?;
+    Ok((Box::new(read), Box::new(stream), true))
+}
+
+/// Serves the agent until told to stop or cut off.
 pub async fn run() -> Result<(), String> {
     let job = env_u64("SLURM_JOB_ID").unwrap_or(0);
+    let (input, output, tcp) = connect()?;
     let (out_tx, out_rx) = mpsc::unbounded_channel::<FromWorker>();
     let writer = std::thread::Builder::new()
         .name("soam-worker-out".into())
-        .spawn(move || write_stdout(out_rx))
+        .spawn(move || write_out(output, out_rx))
         .map_err(|e| e.to_string())?;
     let _ = out_tx.send(FromWorker::Hello {
+        token: std::env::var("SOAM_WORKER_TOKEN").unwrap_or_default(),
         node: node_name(),
         cpus: cpus(),
         job,
@@ -98,8 +135,27 @@ pub async fn run() -> Result<(), String> {
     let (req_tx, mut req_rx) = mpsc::unbounded_channel::<ToWorker>();
     std::thread::Builder::new()
         .name("soam-worker-in".into())
-        .spawn(move || read_stdin(req_tx))
+        .spawn(move || read_in(input, req_tx))
         .map_err(|e| e.to_string())?;
+    // Over TCP, stdin comes from the agent's srun and carries nothing: its end means
+    // srun is gone (the agent's host died, or the step is ending).
+    let (lifeline_tx, mut lifeline) = tokio::sync::oneshot::channel::<()>();
+    // Without TCP the sender is kept here, so the lifeline never fires.
+    let _no_lifeline = if tcp {
+        std::thread::Builder::new()
+            .name("soam-worker-lifeline".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut stdin = stdio(0);
+                let mut sink = [0u8; 256];
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                let _ = lifeline_tx.send(());
+            })
+            .map_err(|e| e.to_string())?;
+        None
+    } else {
+        Some(lifeline_tx)
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
     // When Slurm ends the step (scancel, time limit, node down) every process of it
@@ -119,12 +175,12 @@ pub async fn run() -> Result<(), String> {
             }
             req = req_rx.recv() => match req {
                 Some(ToWorker::Start { inst, app, service: spec }) => {
-                    let spawned = instance::spawn(inst, &app, Arc::new(service(spec)), None, sink.clone());
+                    let spawned = instance::spawn_with(inst, &app, Arc::new(service(spec)), None, sink.clone(), Replies::Raw);
                     insts.insert(inst, spawned.tx);
                 }
-                Some(ToWorker::Send { inst, msgs }) => {
+                Some(ToWorker::Input { inst, bytes }) => {
                     if let Some(tx) = insts.get(&inst) {
-                        let _ = tx.send(InstCmd::Send(msgs.into_iter().filter_map(out_msg).collect()));
+                        let _ = tx.send(InstCmd::Raw(bytes));
                     }
                 }
                 Some(ToWorker::Kill { inst }) => {
@@ -136,9 +192,13 @@ pub async fn run() -> Result<(), String> {
                 None => break "its agent is gone (input ended)",
             },
             ev = ev_rx.recv() => match ev {
+                Some((inst, InstEvent::Output(bytes))) => {
+                    let _ = out_tx.send(FromWorker::Output { inst, bytes });
+                }
+                // Exec tasks' results, which the worker produced itself.
                 Some((inst, InstEvent::Reply { kind, status, task, attempt, payload })) => {
-                    let signalled = status != soam_service::wire::Status::Success && by_signal(&payload);
-                    let m = FromWorker::Reply { inst, kind: kind as u8, status: status as u8, task, attempt, payload };
+                    let signalled = status != Status::Success && by_signal(&payload);
+                    let m = FromWorker::Output { inst, bytes: encoded_reply(kind, status, task, attempt, &payload) };
                     if signalled {
                         held.push((tokio::time::Instant::now() + HOLD, m));
                     } else {
@@ -158,6 +218,7 @@ pub async fn run() -> Result<(), String> {
                 None => break "no event source",
             },
             _ = term.recv() => break "SIGTERM",
+            _ = &mut lifeline => break "its srun is gone (stdin ended)",
         }
     };
     eprintln!("soam-worker on {}: stopping: {why}", node_name());
@@ -189,14 +250,14 @@ pub async fn run() -> Result<(), String> {
 fn stdio(fd: i32) -> std::fs::File {
     use std::os::fd::FromRawFd;
     // SAFETY: fds 0 and 1 are open for the whole life of the process, and each is
-    // owned by exactly one of these threads; ManuallyDrop-like use: never closed early
-    // because the threads end only as the process does.
+    // taken once, by the one thread that uses it (reader, writer or lifeline), which
+    // ends only as the process does.
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 
-fn read_stdin(req_tx: mpsc::UnboundedSender<ToWorker>) {
+fn read_in(input: Reader, req_tx: mpsc::UnboundedSender<ToWorker>) {
     use std::io::Read;
-    let mut input = std::io::BufReader::with_capacity(1 << 16, stdio(0));
+    let mut input = std::io::BufReader::with_capacity(1 << 16, input);
     let mut body = Vec::new();
     loop {
         let mut len = [0u8; 4];
@@ -227,9 +288,7 @@ fn read_stdin(req_tx: mpsc::UnboundedSender<ToWorker>) {
 }
 
 /// Writes what is queued, coalescing everything already waiting into one write.
-fn write_stdout(mut rx: mpsc::UnboundedReceiver<FromWorker>) {
-    use std::io::Write;
-    let mut out = stdio(1);
+fn write_out(mut out: Writer, mut rx: mpsc::UnboundedReceiver<FromWorker>) {
     let mut buf = Vec::with_capacity(1 << 16);
     while let Some(m) = rx.blocking_recv() {
         buf.clear();

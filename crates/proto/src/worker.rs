@@ -1,11 +1,15 @@
 //! What the agent and a node-side worker (`soam-worker`, one per node of a Slurm
-//! allocation) say to each other over the job step's stdio, which Slurm forwards and
-//! authenticates (munge): no port is opened anywhere.
+//! allocation) say to each other over the TCP connection the worker opens back to the
+//! agent (why not the step's stdio: see `soam_agent::slurm`).
 //!
 //! Framing is [`crate::frame`]'s; both sides coalesce what is queued into one write, so
 //! many messages (many tasks' service-protocol traffic) share a syscall and a Slurm I/O
 //! message. The agent addresses instances by its own instance ids; the worker starts
-//! them on its node and relays their service-protocol messages unchanged.
+//! them on its node and relays their service-protocol traffic as it is: the agent
+//! encodes what a service reads, the worker writes those bytes to the service's stdin
+//! and sends back what the service wrote, cut at message boundaries, so a worker never
+//! decodes or re-encodes a task's messages one by one (exec tasks, which the worker
+//! runs itself, are the exception).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -21,16 +25,6 @@ pub struct ServiceSpec {
     pub env: Vec<(String, String)>,
 }
 
-/// One service-protocol message for an instance (see `soam_service::wire`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceMsg {
-    pub kind: u8,
-    pub session: u64,
-    pub task: u64,
-    pub attempt: u32,
-    pub payload: Bytes,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToWorker {
     Start {
@@ -38,9 +32,11 @@ pub enum ToWorker {
         app: String,
         service: ServiceSpec,
     },
-    Send {
+    /// Whole service-protocol messages (`soam_service::wire`) for an instance, in
+    /// order, as its service reads them.
+    Input {
         inst: u64,
-        msgs: Vec<ServiceMsg>,
+        bytes: Bytes,
     },
     Kill {
         inst: u64,
@@ -51,20 +47,20 @@ pub enum ToWorker {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// First message: where the worker runs and what it may use there.
+    /// First message: the token the agent gave this worker (its proof of who it
+    /// is), where it runs and what it may use there.
     Hello {
+        token: String,
         node: String,
         cpus: u32,
         job: u64,
         pid: u32,
     },
-    Reply {
+    /// Whole service-protocol replies of an instance, in order, as its service wrote
+    /// them (for exec tasks, as the worker encoded their results).
+    Output {
         inst: u64,
-        kind: u8,
-        status: u8,
-        task: u64,
-        attempt: u32,
-        payload: Bytes,
+        bytes: Bytes,
     },
     Exited {
         inst: u64,

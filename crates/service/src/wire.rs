@@ -135,6 +135,21 @@ pub fn check_len(len: u32) -> io::Result<usize> {
     Ok(len)
 }
 
+/// How many leading bytes of `buf` are whole messages, and the total length of the
+/// first incomplete one (0 if `buf` ends at a boundary or inside a length prefix): lets
+/// a relay pass bytes on at message boundaries without decoding what it carries.
+pub fn whole(buf: &[u8]) -> io::Result<(usize, usize)> {
+    let mut at = 0;
+    while buf.len() - at >= 4 {
+        let len = check_len(u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()))?;
+        if buf.len() - at - 4 < len {
+            return Ok((at, 4 + len));
+        }
+        at += 4 + len;
+    }
+    Ok((at, 0))
+}
+
 /// Reads one message into `buf`; `None` at a clean end of input.
 pub fn read<'b, R: Read>(r: &mut R, buf: &'b mut Vec<u8>) -> io::Result<Option<Message<'b>>> {
     let mut len = [0u8; 4];

@@ -57,4 +57,35 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn whole_finds_every_boundary_of_any_cut(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut stream = Vec::new();
+        let mut ends = vec![0];
+        for (i, p) in payloads.iter().enumerate() {
+            wire::encode(&mut stream, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64, attempt: 1, payload: p });
+            ends.push(stream.len());
+        }
+        let cut = cut.index(stream.len() + 1);
+        let (done, next) = wire::whole(&stream[..cut]).unwrap();
+        // The last boundary at or before the cut, and the next message's full size.
+        let k = ends.iter().rposition(|&e| e <= cut).unwrap();
+        prop_assert_eq!(done, ends[k]);
+        if cut - done >= 4 {
+            prop_assert_eq!(next, ends[k + 1] - ends[k]);
+        } else {
+            prop_assert_eq!(next, 0);
+        }
+    }
+
+    #[test]
+    fn whole_refuses_garbage_lengths(junk in proptest::collection::vec(any::<u8>(), 4..64)) {
+        match wire::whole(&junk) {
+            Ok((done, _)) => prop_assert!(done <= junk.len()),
+            Err(_) => {}
+        }
+    }
 }

@@ -19,8 +19,7 @@ use super::*;
 use crate::slurm::{self, JobStatus};
 use soam_profile::{Launcher, SlurmOptions};
 use soam_proto::msg::AllocInfo;
-use soam_proto::worker::{FromWorker, ServiceMsg, ServiceSpec, ToWorker};
-use soam_service::wire::Status;
+use soam_proto::worker::{FromWorker, ServiceSpec, ToWorker};
 use std::collections::BTreeMap;
 
 /// How long a pool waits after a failed allocation before asking again.
@@ -129,6 +128,8 @@ pub(super) struct Cluster {
     early_ends: HashMap<Pool, u32>,
     /// Names of the nodes tasks ran on; a task keeps the index (plus one) of its node.
     node_names: Vec<String>,
+    /// Where workers connect back: opened with the first allocation granted.
+    rendezvous: Option<Arc<slurm::Rendezvous>>,
 }
 
 /// The job name of this agent's allocations: the same across restarts of one agent (so
@@ -228,24 +229,32 @@ impl Core {
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<InstCmd>();
         tokio::spawn(async move {
+            // The instance's messages go to the worker encoded as its service reads
+            // them, everything already queued in one piece.
+            let mut buf = Vec::with_capacity(1 << 12);
             while let Some(cmd) = rx.recv().await {
-                let m = match cmd {
-                    InstCmd::Send(msgs) => ToWorker::Send {
-                        inst: iid,
-                        msgs: msgs
-                            .into_iter()
-                            .map(|m| ServiceMsg {
-                                kind: m.kind as u8,
-                                session: m.session,
-                                task: m.task,
-                                attempt: m.attempt,
-                                payload: m.payload,
-                            })
-                            .collect(),
-                    },
-                    InstCmd::Kill => ToWorker::Kill { inst: iid },
-                };
-                if wtx.send(m).is_err() {
+                let mut next = Some(cmd);
+                let mut kill = false;
+                while let Some(cmd) = next.take() {
+                    match cmd {
+                        InstCmd::Send(msgs) => crate::instance::encode_all(&mut buf, &msgs),
+                        InstCmd::Raw(b) => buf.extend_from_slice(&b),
+                        InstCmd::Kill => {
+                            kill = true;
+                            break;
+                        }
+                    }
+                    if buf.len() < 1 << 20 {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !buf.is_empty() {
+                    let bytes = Bytes::from(std::mem::take(&mut buf));
+                    if wtx.send(ToWorker::Input { inst: iid, bytes }).is_err() {
+                        return;
+                    }
+                }
+                if kill && wtx.send(ToWorker::Kill { inst: iid }).is_err() {
                     return;
                 }
             }
@@ -283,11 +292,23 @@ impl Core {
                 a.cpus = cpus;
                 a.idle_since = None;
                 let pool = a.pool.clone();
+                let rdv = match &self.cluster.rendezvous {
+                    Some(r) => r.clone(),
+                    None => match slurm::Rendezvous::open(self.cfg.worker_host.as_deref(), self.cfg.worker_port) {
+                        Ok(r) => self.cluster.rendezvous.insert(r).clone(),
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            self.cluster.allocs.remove(&alloc);
+                            slurm::cancel(job);
+                            return self.refuse_pool(&pool, e);
+                        }
+                    },
+                };
                 self.cluster.refused.remove(&pool);
                 for node in nodes {
                     let wid = self.cluster.next_worker;
                     self.cluster.next_worker += 1;
-                    let tx = slurm::start_worker(wid, job, &node, cpus, self.inbox.clone());
+                    let tx = slurm::start_worker(wid, job, &node, cpus, rdv.clone(), self.inbox.clone());
                     self.cluster.workers.insert(
                         wid,
                         Worker {
@@ -317,7 +338,7 @@ impl Core {
                 self.refuse_pool(&a.pool, msg);
             }
             ClusterEvent::WorkerMsg { worker, msg } => match msg {
-                FromWorker::Hello { node, cpus, job, pid } => {
+                FromWorker::Hello { node, cpus, job, pid, .. } => {
                     tracing::info!("worker up on {node} (job {job}, pid {pid}, {cpus} CPUs)");
                     if let Some(w) = self.cluster.workers.get_mut(&worker) {
                         w.up = true;
@@ -325,36 +346,7 @@ impl Core {
                         w.node = node;
                     }
                 }
-                FromWorker::Reply {
-                    inst,
-                    kind,
-                    status,
-                    task,
-                    attempt,
-                    payload,
-                } => {
-                    let status = match status {
-                        0 => Status::Success,
-                        1 => Status::Failure,
-                        _ => Status::Fatal,
-                    };
-                    match Kind::from_u8(kind) {
-                        Some(kind) => self.instance_event(
-                            inst,
-                            InstEvent::Reply {
-                                kind,
-                                status,
-                                task,
-                                attempt,
-                                payload,
-                            },
-                        ),
-                        None => self.kill(
-                            inst,
-                            KillReason::Failed(format!("its worker relayed an unknown message kind {kind}")),
-                        ),
-                    }
-                }
+                FromWorker::Output { inst, bytes } => self.instance_event(inst, InstEvent::Output(bytes)),
                 FromWorker::Exited { inst, why } => self.instance_event(inst, InstEvent::Exited { why }),
             },
             ClusterEvent::WorkerGone { worker, why, slurm_lost } => self.worker_gone(worker, why, slurm_lost),
@@ -423,7 +415,8 @@ impl Core {
             self.cluster.allocs.remove(&w.alloc);
         }
         // A node or job Slurm took away is a loss to recover from, not a sign that
-        // workers cannot start: asking again goes elsewhere.
+        // workers cannot start: asking again goes elsewhere. (A worker that cannot
+        // connect back exits without cancelling its job, so it counts here.)
         if unasked && !slurm_lost {
             self.early_end_check(&pool, w.started, &why);
         }

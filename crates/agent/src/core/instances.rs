@@ -20,6 +20,13 @@ impl Core {
                 attempt,
                 payload,
             } => self.reply(iid, kind, status, task, attempt, payload),
+            InstEvent::Output(bytes) => {
+                let parsed =
+                    crate::instance::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
+                if let Err(e) = parsed {
+                    self.kill(iid, KillReason::Failed(format!("it sent a malformed message ({e})")));
+                }
+            }
             InstEvent::Exited { why } => self.exited(iid, why, false),
         }
         self.needs_schedule = true;
@@ -49,6 +56,15 @@ impl Core {
             let now = Instant::now();
             let took = now.duration_since(e.sent.max(inst.last_reply)).as_nanos() as u64;
             inst.last_reply = now;
+            // Only a task that waited behind no other measures the trip itself.
+            if e.alone {
+                let trip = now.duration_since(e.sent).as_nanos() as u64;
+                inst.round_trip_ns = if inst.round_trip_ns == 0 {
+                    trip
+                } else {
+                    (inst.round_trip_ns * 3 + trip) / 4
+                };
+            }
             if let Some(s) = self.sessions.get_mut(&e.sid) {
                 s.task_ns = if s.task_ns == 0 { took.max(1) } else { (s.task_ns * 7 + took) / 8 }.max(1);
             }

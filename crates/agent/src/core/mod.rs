@@ -430,6 +430,9 @@ struct Expect {
     seq: u64,
     /// When it was sent, to measure service time.
     sent: Instant,
+    /// Sent to an idle instance: its reply took one round trip plus its own run, no
+    /// wait behind others.
+    alone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +476,10 @@ struct Instance {
     idle_since: Instant,
     /// When its last reply came: a queued task starts no earlier than that.
     last_reply: Instant,
+    /// About the time from sending a task to an idle instance to its reply (ns): the
+    /// round trip to the process and one run. Work queued on an instance covers it too, else a remote
+    /// instance waits for its next tasks a round trip after each batch (see `dispatch`).
+    round_trip_ns: u64,
 }
 
 pub struct Core {

@@ -223,6 +223,7 @@ impl Core {
             attempt: 0,
             seq,
             sent: Instant::now(),
+            alone: false,
         };
         self.push(
             iid,
@@ -238,9 +239,12 @@ impl Core {
     }
 
     /// Queues messages on an instance, tracking what it owes.
-    fn push(&mut self, iid: InstId, expects: Vec<Expect>, msgs: Vec<OutMsg>) {
+    fn push(&mut self, iid: InstId, mut expects: Vec<Expect>, msgs: Vec<OutMsg>) {
         let inst = self.instances.get_mut(&iid).unwrap();
         let was_idle = inst.expect.is_empty();
+        if was_idle && let Some(first) = expects.first_mut() {
+            first.alone = true;
+        }
         inst.invokes += expects.iter().filter(|e| e.kind == Kind::Invoke).count();
         inst.expect.extend(expects);
         let _ = inst.tx.send(InstCmd::Send(msgs));
@@ -366,6 +370,7 @@ impl Core {
                 armed_seq: 0,
                 idle_since: Instant::now(),
                 last_reply: Instant::now(),
+                round_trip_ns: 0,
             },
         );
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
@@ -420,8 +425,10 @@ impl Core {
         }
         // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
         // split evenly over the session's instances so none queues what another could
-        // start now.
-        let depth = PIPELINE_TARGET_NS
+        // start now; plus what covers the round trip to the process. Without that, an
+        // instance far away (a cluster worker) idles a round trip per batch, which
+        // raises the measured task time, which shrinks the batch: down to one task.
+        let depth = (PIPELINE_TARGET_NS + inst.round_trip_ns)
             .checked_div(s.task_ns)
             .map_or(1, |d| d.clamp(1, PIPELINE as u64) as usize);
         let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
@@ -457,6 +464,7 @@ impl Core {
                 attempt: t.attempts,
                 seq,
                 sent: Instant::now(),
+                alone: false,
             });
         }
         self.push(iid, expects, msgs);
