@@ -301,3 +301,81 @@ fn workers_that_cannot_start_do_not_spin_through_allocations() {
     let asked = log.matches("asking Slurm for an allocation").count();
     assert!((3..=4).contains(&asked), "{asked} allocations asked for");
 }
+
+/// An allocation about to reach its time limit drains: the task running there finishes,
+/// no new task goes there, the backlog gets another allocation, and every task is done
+/// once with no retry counted. (Slurm's time limits are in minutes: this test waits
+/// about 30 s for the one-minute allocation to come within the drain margin.)
+#[test]
+fn an_allocation_about_to_end_drains_and_the_work_moves_on() {
+    let Some(env) = cluster_env("{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"1\", maxAllocations: 2, idleRelease: 600}")
+    else {
+        return;
+    };
+    let addr = busy_session(&env, 12, "4");
+    let first = busy_allocation(&env, |r| r["job_id"].as_u64().map(|j| j.to_string()));
+    wait_for(90, "the first allocation draining", || {
+        let v = env.json("soamview", &["cluster"]);
+        v.as_array()?
+            .iter()
+            .find(|r| r["job_id"].as_u64().map(|j| j.to_string()).as_deref() == Some(first.as_str()) && r["state"] == "draining")
+            .map(|_| ())
+    });
+    all_done_once(&env, &addr, 12);
+    let log = std::fs::read_to_string(env.path("agent-0.log")).unwrap();
+    assert!(log.contains("drains: its allocation is about to end"), "{log}");
+}
+
+/// Cancels a job however the test ends.
+struct Job(String);
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").arg(&self.0).status();
+    }
+}
+
+/// A job left by an earlier life of the agent (its name; the agent died holding it)
+/// is cancelled by the restarted agent before it asks for capacity again.
+#[test]
+fn a_restarted_agent_cancels_its_leftover_jobs() {
+    let Some(mut env) = cluster_env("{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", idleRelease: 600}") else {
+        return;
+    };
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "x\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let name = wait_for(30, "the agent's job name", || {
+        Some(job_name(&env)).filter(|n| n.starts_with("soam-"))
+    });
+    env.stop_agent(libc::SIGTERM);
+    let o = Command::new("sbatch")
+        .args([
+            "--parsable",
+            "-p",
+            "local",
+            "-N1",
+            "-n1",
+            &format!("--job-name={name}"),
+            "--wrap",
+            "sleep 300",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let leftover = Job(String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string());
+    let listed = |job: &str| {
+        let o = Command::new("squeue").args(["-h", "-j", job, "-o", "%T"]).output().unwrap();
+        let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        o.status.success() && (state == "RUNNING" || state == "PENDING")
+    };
+    assert!(listed(&leftover.0), "the leftover job is queued");
+
+    env.start_agent();
+    let o = env.run_stdin("soamsession", &["submit", "--app", "c"], "y\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for(30, "the leftover job cancelled", || (!listed(&leftover.0)).then_some(()));
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/bench/cluster.sh BINDIR: the same no-op and exec workloads through one agent,
 # on 6 local slots and on a 3-node Slurm allocation of 3 x 2 CPUs (slurm-local.sh
-# start --nodes 3). Prints the time to the first task on an empty cluster and three
+# start --nodes 3). Prints the time to the first task on an empty cluster and three (RUNS=N: N)
 # alternating runs of each workload. Used for docs/benchmarks.md.
 B=$1
 export SOAM_HOME=$(mktemp -d) SOAM_NO_AUTOSTART=1
