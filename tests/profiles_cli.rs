@@ -89,6 +89,44 @@ fn symphony_xml_profile_is_accepted() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }
 
+/// `profiles/symphony.xml`, a Symphony profile as Symphony users have it, registers
+/// unchanged: soamreg names what soam skips, and its sessions run.
+#[test]
+fn the_example_symphony_profile_registers_and_runs() {
+    let env = Env::new();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/symphony.xml");
+    let o = env.run("soamreg", &[path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("soamreg: warning: ") && err.contains("symphony.xml:13: <SOAM>"),
+        "{err}"
+    );
+    let out = env.run_stdin(
+        "soamsession",
+        &["submit", "--app", "symphonyApp", "--type", "DefaultSession"],
+        "a\nb\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+}
+
+/// A service whose program does not exist registers (it may be installed later), with
+/// a warning that says so; before, the first session failed with "service process ended".
+#[test]
+fn soamreg_warns_when_a_program_cannot_be_found() {
+    let env = Env::new();
+    let p = env.path("p.yaml");
+    std::fs::write(&p, "application: a\nservices:\n  - name: s\n    command: [\"./not-there.py\"]\n").unwrap();
+    let o = env.run("soamreg", &[p.to_str().unwrap()]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("p.yaml:4: service 's': its program") && err.contains("not-there.py does not exist"),
+        "{err}"
+    );
+}
+
 #[test]
 fn profiles_and_session_ids_survive_a_restart() {
     let mut env = Env::new();

@@ -14,7 +14,7 @@ use std::path::PathBuf;
     after_help = crate::common::exit::after_help("Examples:\n  soamreg profiles/sample.yaml\n  soamreg -f profiles/sample.yaml   # update even if it ends open sessions' workload")
 )]
 pub struct Args {
-    /// Profile file (YAML, or Symphony-style XML)
+    /// Profile file (YAML, or a Symphony XML application profile: docs/symphony-xml.md)
     pub file: PathBuf,
     /// Update even if the change ends the workload of open sessions whose type or service it changes
     #[arg(short, long)]

@@ -28,6 +28,9 @@ pub struct Draft {
     pub transient_disconnection_timeout: Option<L<i64>>,
     pub services: Vec<DraftService>,
     pub session_types: Vec<DraftType>,
+    /// (line, what): parts of the text that were read but are not used, for the
+    /// person registering the profile.
+    pub warnings: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -232,11 +235,59 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
     if !session_types.iter().any(|t| t.name.is_empty()) {
         session_types.insert(0, SessionType::defaults("", &default_service));
     }
+    let mut warnings: Vec<String> = d.warnings.iter().map(|(line, w)| format!("{file}:{line}: {w}")).collect();
+    for (s, d) in services.iter().zip(&d.services) {
+        if let Some(w) = missing_program(s) {
+            let line = d.command.as_ref().map_or(d.line, |c| c.line);
+            warnings.push(format!("{file}:{line}: {w}"));
+        }
+    }
     Ok(Profile {
         application: app.v,
         consumer,
         services,
         session_types,
+        warnings,
+    })
+}
+
+/// Why a local service's program will not start, if it can be told now: a path that
+/// is not an executable file, or a name found on no folder of `PATH`. A warning, not
+/// an error: the program may be installed after the profile is registered.
+fn missing_program(s: &Service) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if matches!(s.launcher, Launcher::Slurm(_)) {
+        // Its program is looked for on the compute nodes.
+        return None;
+    }
+    let prog = &s.command[0];
+    let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if prog.contains('/') {
+        let p = if Path::new(prog).is_absolute() {
+            PathBuf::from(prog)
+        } else {
+            s.work_dir.join(prog)
+        };
+        return (!runnable(&p)).then(|| {
+            let why = if p.exists() {
+                "is not an executable file"
+            } else {
+                "does not exist"
+            };
+            format!(
+                "service '{}': its program {} {why}; its instances will fail to start",
+                s.name,
+                p.display()
+            )
+        });
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|d| runnable(&d.join(prog)));
+    (!found).then(|| {
+        format!(
+            "service '{}': its program '{prog}' is on no folder of the agent's PATH; its instances will fail to start",
+            s.name
+        )
     })
 }
 

@@ -11,6 +11,9 @@ pub struct Profile {
     pub services: Vec<Service>,
     /// Always holds the system default type `""` (defined or implied).
     pub session_types: Vec<SessionType>,
+    /// `FILE:LINE: what` for each part of the text read but not used, and each
+    /// service whose program cannot be found now: shown by `soamreg`, never fatal.
+    pub warnings: Vec<String>,
 }
 
 impl Profile {

@@ -1,18 +1,35 @@
-//! Symphony-style XML reader. Accepts the sections of the YAML form as elements, with
-//! attributes spelled as in Symphony:
+//! Symphony XML reader. Reads a Symphony application profile as Symphony users have
+//! them, and soam's own sections written as XML (the YAML form's keys as attributes):
 //!
 //! ```xml
-//! <Profile>
-//!   <Consumer applicationName="sampleApp" policy="proportion" maxSessions="0"/>
-//!   <Service name="echo" default="true" mode="persistent" command="python3 services/echo.py">
-//!     <Env name="KEY" value="v"/>
-//!     <Control><Method name="invoke" timeout="0" onFailure="retry"/></Control>
-//!   </Service>
+//! <Profile xmlns="http://www.platform.com/Symphony/Profile/Application">
+//!   <Consumer applicationName="sampleApp" consumerId="/Apps" policy="R_Proportion"/>
+//!   <SOAM version="7.3"> ... </SOAM>                       <!-- not used: warned -->
 //!   <SessionTypes><Type name="" priority="1" recoverable="false"/></SessionTypes>
+//!   <Service name="echo" description="Echoes" packageName="echoPkg">
+//!     <osTypes>
+//!       <osType name="all" startCmd="python3 services/echo.py" workDir=".">
+//!         <env name="KEY">value</env>
+//!       </osType>
+//!     </osTypes>
+//!     <Control>
+//!       <Method name="Invoke">
+//!         <Timeout duration="30" actionOnWorkload="retry"/>
+//!         <Exception type="failure" actionOnWorkload="fail"/>
+//!       </Method>
+//!     </Control>
+//!   </Service>
 //! </Profile>
 //! ```
 //!
-//! `command` (or Symphony's `startCmd`) is split on white space.
+//! soam's own spelling is accepted too: `command=` (or `startCmd=`) and `workDir=` on
+//! `<Service>`, `<Env name= value=/>`, `<Method name= timeout= onFailure=/>`.
+//! `command` and `startCmd` are split on white space.
+//!
+//! What soam does not use (Symphony's middleware settings, package deployment, actions
+//! on service instances, methods soam has no counterpart for) is skipped with a
+//! warning naming it and its line; an element soam does not know at all is an error,
+//! as a misspelt one would be.
 
 use crate::ProfileError;
 use crate::draft::*;
@@ -77,12 +94,55 @@ fn s(a: &Attr, line: u64) -> Option<L<String>> {
     Some(l(a.value.clone(), line))
 }
 
+/// Elements of a Symphony profile that soam has no use for: skipped whole, warned.
+const UNUSED_ELEMENTS: &[(&str, &str)] = &[
+    ("SOAM", "Symphony's middleware settings"),
+    ("SIM", "Symphony's middleware settings"),
+    ("SSM", "Symphony's middleware settings"),
+    ("DataHistory", "Symphony's history files"),
+    ("PagingTasksInput", "Symphony's paging"),
+    ("PagingTasksOutput", "Symphony's paging"),
+    ("PagingCommonData", "Symphony's paging"),
+    ("ResourceGroupFilter", "EGO resource groups"),
+    ("Exit", "what Symphony does when a service exits"),
+    ("Return", "actions on a method's return code"),
+];
+
+/// Symphony's methods with no soam counterpart.
+const UNUSED_METHODS: &[&str] = &["Register"];
+
+/// How well an `<osType name=...>` fits this host: Symphony's Linux names (LINUX64,
+/// LINUX86, ...) best, then `all`; others (NTX64, SOL64, ...) not at all.
+fn os_fit(name: &str) -> u8 {
+    let n = name.to_ascii_lowercase();
+    if n == "all" {
+        2
+    } else if n.starts_with("linux") || n.contains("x86_64") || n.contains("amd64") {
+        3
+    } else {
+        0
+    }
+}
+
+/// Where the reader stands in an `<osType>`: its fit, and whether its settings were
+/// taken (the best fitting one is).
+#[derive(Default)]
+struct OsChoice {
+    taken: u8,
+    current: bool,
+}
+
 pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
     let x = X { text, file };
     let mut r = Reader::from_str(text);
     let mut d = Draft::default();
     // Element path, to know what an element means where it stands.
     let mut stack: Vec<String> = Vec::new();
+    // Inside an element skipped whole: the stack depth at which it opened.
+    let mut skipping: Option<usize> = None;
+    let mut os = OsChoice::default();
+    // An `<env name=...>` whose value is its text.
+    let mut env_text: Option<(String, String)> = None;
     loop {
         let pos = r.buffer_position();
         let ev = r
@@ -99,24 +159,68 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
             Event::Empty(e) => (e.clone(), true),
             Event::End(_) => {
                 stack.pop();
+                if skipping.is_some_and(|depth| stack.len() <= depth) {
+                    skipping = None;
+                }
+                if let Some((k, v)) = env_text.take()
+                    && os.current
+                    && let Some(sv) = d.services.last_mut()
+                {
+                    sv.env.push((k, v.trim().to_string()));
+                }
+                if stack.last().map(String::as_str) == Some("osTypes") {
+                    os.current = false;
+                }
                 continue;
             }
             Event::Eof => break,
-            Event::Text(t) if !t.chars().all(char::is_whitespace) => {
-                return Err(x.err(line, "unexpected text in profile"));
-            }
+            Event::Text(t) if skipping.is_none() && !t.chars().all(char::is_whitespace) => match env_text.as_mut() {
+                Some((_, v)) => {
+                    v.push_str(&t.xml10_content());
+                    continue;
+                }
+                None => return Err(x.err(line, "unexpected text in profile")),
+            },
+            Event::GeneralRef(r) if skipping.is_none() => match env_text.as_mut() {
+                Some((_, v)) => {
+                    let c = match r.resolve_char_ref() {
+                        Ok(Some(c)) => c,
+                        _ => match &**r {
+                            "lt" => '<',
+                            "gt" => '>',
+                            "amp" => '&',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            other => return Err(x.err(line, format!("unknown entity &{other};"))),
+                        },
+                    };
+                    v.push(c);
+                    continue;
+                }
+                None => return Err(x.err(line, "unexpected text in profile")),
+            },
             _ => continue,
         };
         let name = e.local_name().as_ref().to_string();
+        if skipping.is_some() {
+            if !empty {
+                stack.push(name);
+            }
+            continue;
+        }
         let parent = stack.last().map(String::as_str).unwrap_or("");
         let attrs = x.attrs(&e, line)?;
+        // Attributes soam has no use for, by element: one warning per element.
+        let mut not_used: Vec<(&'static str, String)> = Vec::new();
+        let mut unused = |what: &'static str, a: &Attr| not_used.push((what, a.key.clone()));
+        let mut skip_this = false;
         match (parent, name.as_str()) {
             ("", "Profile") => {
                 for a in &attrs {
                     match a.key.as_str() {
                         "application" | "name" => d.application = s(a, line),
                         "xmlns" | "xsi" | "schemaLocation" | "version" => {}
-                        _ => return Err(x.unknown("Profile", a, line)),
+                        _ => unused("<Profile>", a),
                     }
                 }
             }
@@ -128,13 +232,12 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "maxSlots" => d.max_slots = x.int(a, line)?,
                         "maxSessions" => d.max_sessions = x.int(a, line)?,
                         "transientDisconnectionTimeout" => d.transient_disconnection_timeout = x.int(a, line)?,
-                        // Symphony bookkeeping with no meaning on one machine.
-                        "consumerId" | "numOfSlotsForPreloadedServices" | "taskHighWaterMark" | "taskLowWaterMark" => {}
-                        _ => return Err(x.unknown("Consumer", a, line)),
+                        "description" => {}
+                        _ => unused("<Consumer>", a),
                     }
                 }
             }
-            ("Profile", "SessionTypes") | ("Service", "Control") => {}
+            ("Profile", "SessionTypes") | ("Service", "Control") | ("Service", "osTypes") => {}
             ("Profile", "Service") => {
                 let mut sv = DraftService {
                     line,
@@ -158,23 +261,62 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "maxAllocations" => sv.max_allocations = x.int(a, line)?,
                         "idleRelease" => sv.idle_release = x.int(a, line)?,
                         "extraArgs" => sv.extra_args = Some(l(a.value.split_whitespace().map(String::from).collect(), line)),
-                        _ => return Err(x.unknown("Service", a, line)),
+                        "description" => {}
+                        _ => unused("<Service>", a),
                     }
                 }
                 d.services.push(sv);
+                os = OsChoice::default();
             }
-            ("Service", "Env") => {
-                let (mut k, mut v) = (None, String::new());
+            ("osTypes", "osType") => {
+                let fit = attrs.iter().find(|a| a.key == "name").map_or(2, |a| os_fit(&a.value));
+                os.current = fit > os.taken;
+                if os.current {
+                    os.taken = fit;
+                    if let Some(sv) = d.services.last_mut() {
+                        sv.env.clear();
+                        for a in &attrs {
+                            match a.key.as_str() {
+                                "name" => {}
+                                "startCmd" => sv.command = Some(l(a.value.split_whitespace().map(String::from).collect(), line)),
+                                "workDir" => sv.work_dir = s(a, line),
+                                _ => unused("<osType>", a),
+                            }
+                        }
+                    }
+                } else {
+                    let n = attrs.iter().find(|a| a.key == "name").map_or("", |a| a.value.as_str());
+                    d.warnings
+                        .push((line, format!("<osType name=\"{n}\"> is for another system than this one (ignored)")));
+                    skip_this = true;
+                }
+            }
+            ("osType", "env") | ("osType", "Env") | ("Service", "Env") => {
+                let (mut k, mut v) = (None, None);
                 for a in &attrs {
                     match a.key.as_str() {
                         "name" => k = Some(a.value.clone()),
-                        "value" => v = a.value.clone(),
-                        _ => return Err(x.unknown("Env", a, line)),
+                        "value" => v = Some(a.value.clone()),
+                        _ => return Err(x.unknown("env", a, line)),
                     }
                 }
-                let k = k.ok_or_else(|| x.err(line, "Env: name missing"))?;
-                if let Some(sv) = d.services.last_mut() {
-                    sv.env.push((k, v));
+                let k = k.ok_or_else(|| x.err(line, "env: name missing"))?;
+                match v {
+                    Some(v) => {
+                        if let Some(sv) = d.services.last_mut() {
+                            sv.env.push((k, v));
+                        }
+                    }
+                    None if !empty => env_text = Some((k, String::new())),
+                    None => {
+                        if let Some(sv) = d.services.last_mut() {
+                            sv.env.push((k, String::new()));
+                        }
+                    }
+                }
+                if parent == "Service" {
+                    // soam's own spelling: always this host's.
+                    os.current = true;
                 }
             }
             ("Control", "Method") => {
@@ -184,12 +326,43 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "name" => m = s(a, line),
                         "timeout" => t = x.int(a, line)?,
                         "onFailure" | "actionOnWorkload" => f = s(a, line),
-                        _ => return Err(x.unknown("Method", a, line)),
+                        _ => unused("<Method>", a),
                     }
                 }
                 let m = m.ok_or_else(|| x.err(line, "Method: name missing"))?;
-                if let Some(sv) = d.services.last_mut() {
+                if UNUSED_METHODS.contains(&m.v.as_str()) {
+                    d.warnings
+                        .push((line, format!("method '{}' has no counterpart in soam (ignored)", m.v)));
+                    skip_this = true;
+                } else if let Some(sv) = d.services.last_mut() {
                     sv.control.push((m, t, f));
+                }
+            }
+            ("Method", "Timeout") => {
+                for a in &attrs {
+                    match a.key.as_str() {
+                        "duration" => {
+                            let t = x.int(a, line)?;
+                            if let Some(c) = d.services.last_mut().and_then(|sv| sv.control.last_mut()) {
+                                c.1 = t;
+                            }
+                        }
+                        _ => unused("<Timeout>", a),
+                    }
+                }
+            }
+            ("Method", "Exception") => {
+                let failure = attrs.iter().any(|a| a.key == "type" && a.value == "failure");
+                for a in &attrs {
+                    match a.key.as_str() {
+                        "type" => {}
+                        "actionOnWorkload" if failure => {
+                            if let Some(c) = d.services.last_mut().and_then(|sv| sv.control.last_mut()) {
+                                c.2 = s(a, line);
+                            }
+                        }
+                        _ => unused(if failure { "<Exception type=\"failure\">" } else { "<Exception>" }, a),
+                    }
                 }
             }
             ("SessionTypes", "Type") => {
@@ -217,10 +390,15 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "persistTaskHistory" => t.persist_task_history = s(a, line),
                         "discardResultsOnDelivery" => t.discard_results_on_delivery = x.bool(a, line)?,
                         "idleTimeout" => t.idle_timeout = x.int(a, line)?,
-                        _ => return Err(x.unknown("Type", a, line)),
+                        "description" => {}
+                        _ => unused("<Type>", a),
                     }
                 }
                 d.session_types.push(t);
+            }
+            (_, other) if let Some((_, why)) = UNUSED_ELEMENTS.iter().find(|(n, _)| *n == other) => {
+                d.warnings.push((line, format!("<{other}> ({why}) is not used by soam (ignored)")));
+                skip_this = true;
             }
             _ => {
                 let where_ = if parent.is_empty() {
@@ -231,7 +409,20 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                 return Err(x.err(line, format!("unknown element <{name}> in {where_}")));
             }
         }
+        if let Some((what, _)) = not_used.first() {
+            let keys: Vec<String> = not_used.iter().map(|(_, k)| format!("'{k}'")).collect();
+            let (noun, verb) = if keys.len() == 1 {
+                ("attribute", "is")
+            } else {
+                ("attributes", "are")
+            };
+            d.warnings
+                .push((line, format!("{what} {noun} {} {verb} not used by soam (ignored)", keys.join(", "))));
+        }
         if !empty {
+            if skip_this {
+                skipping = Some(stack.len());
+            }
             stack.push(name);
         }
     }

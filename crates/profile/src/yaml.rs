@@ -126,6 +126,7 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         transient_disconnection_timeout: None,
     });
     Ok(Draft {
+        warnings: Vec::new(),
         application: c(raw.application),
         policy: c(consumer.policy),
         max_slots: c(consumer.max_slots),

@@ -212,3 +212,83 @@ fn slurm_keys_are_checked_with_their_lines() {
     let e = soam_profile::parse(xml, std::path::Path::new("/p/x.xml")).unwrap_err().to_string();
     assert!(e.contains("x.xml:3: slurm: only for"), "{e}");
 }
+
+/// The example Symphony profile in `profiles/`, as a Symphony user would have it.
+#[test]
+fn a_symphony_profile_registers_with_what_soam_skips_named() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/symphony.xml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let prof = parse(&text, &path).unwrap();
+    assert_eq!(prof.application, "symphonyApp");
+    assert_eq!(prof.consumer.policy, Policy::Proportion);
+    let s = &prof.services[0];
+    assert_eq!(s.name, "EchoService");
+    assert_eq!(s.command, vec!["python3", "services/echo.py"]);
+    assert!(s.work_dir.ends_with("profiles/."), "{:?}", s.work_dir);
+    assert_eq!(s.env.get("ECHO_GREETING").map(String::as_str), Some("hello from symphony.xml"));
+    assert_eq!(s.control.invoke.timeout_s, 300);
+    assert_eq!(s.control.invoke.on_failure, FailureAction::Retry);
+    let t = prof.session_type("RecoverableSession").unwrap();
+    assert!(t.recoverable && t.priority == 10);
+    let w = prof.warnings.join("\n");
+    for skipped in [
+        "'consumerId'",
+        "<SOAM>",
+        "'packageName'",
+        "method 'Register'",
+        "<Exit>",
+        "'controlCode'",
+    ] {
+        assert!(w.contains(skipped), "{skipped} not in:\n{w}");
+    }
+    // One warning per element, each at its line.
+    assert!(
+        w.contains("symphony.xml:9: <Consumer> attributes 'consumerId', 'taskHighWaterMark'"),
+        "{w}"
+    );
+    assert!(!w.contains("description"), "{w}");
+}
+
+#[test]
+fn symphony_os_types_pick_this_system_and_env_text_is_read() {
+    let xml = r#"<Profile>
+  <Consumer applicationName="x"/>
+  <Service name="s">
+    <osTypes>
+      <osType name="NTX64" startCmd="C:\svc.exe" workDir="C:\work"/>
+      <osType name="LINUX64" startCmd="/bin/cat -u" workDir="/tmp">
+        <env name="A">a &amp; b</env>
+        <env name="B" value="2"/>
+      </osType>
+      <osType name="SOL64" startCmd="/opt/svc"><env name="C">c</env></osType>
+    </osTypes>
+  </Service>
+</Profile>"#;
+    let prof = parse(xml, Path::new("/q/p.xml")).unwrap();
+    let s = &prof.services[0];
+    assert_eq!(s.command, vec!["/bin/cat", "-u"]);
+    assert_eq!(s.work_dir, Path::new("/tmp"));
+    assert_eq!(s.env.get("A").map(String::as_str), Some("a & b"));
+    assert_eq!(s.env.get("B").map(String::as_str), Some("2"));
+    assert!(!s.env.contains_key("C"));
+    let w = prof.warnings.join("\n");
+    assert!(w.contains("p.xml:5: <osType name=\"NTX64\"> is for another system"), "{w}");
+    assert!(w.contains("p.xml:10: <osType name=\"SOL64\">"), "{w}");
+    // Skipped whole, so nothing inside it is an error; a misspelt element elsewhere is.
+    let bad = xml.replace("<osTypes>", "<osTypez>").replace("</osTypes>", "</osTypez>");
+    let e = parse(&bad, Path::new("/q/p.xml")).unwrap_err().to_string();
+    assert!(e.starts_with("/q/p.xml:4: unknown element <osTypez> in <Service>"), "{e}");
+}
+
+#[test]
+fn a_program_that_cannot_be_found_is_a_warning() {
+    let warn = |cmd: &str| {
+        let prof = p(&format!("application: a\nservices:\n  - name: s\n    command: [{cmd}]\n")).unwrap();
+        prof.warnings.join("\n")
+    };
+    assert!(warn("\"/no/such/prog\"").contains("/p/app.yaml:4: service 's': its program /no/such/prog does not exist"));
+    assert!(warn("\"/etc/passwd\"").contains("/etc/passwd is not an executable file"));
+    assert!(warn("\"no-such-program-anywhere\"").contains("'no-such-program-anywhere' is on no folder of the agent's PATH"));
+    assert_eq!(warn("\"sh\", \"-c\", \"true\""), "");
+    assert_eq!(warn("\"/bin/sh\""), "");
+}

@@ -226,7 +226,7 @@ impl Core {
             Err(e) => return self.fail(conn, id, Failure::new(ErrorKind::Invalid, e.to_string())),
         };
         let name = profile.application.clone();
-        let mut warnings = Vec::new();
+        let mut warnings = profile.warnings.clone();
         let created = !self.apps.contains_key(&name);
         if self.apps.contains_key(&name) {
             // Sessions whose type or service the update removes or changes.
