@@ -101,6 +101,31 @@ struct RawType {
     idle_timeout: S<i64>,
 }
 
+/// A value of the wrong type, said as `key: 'value' is not ... (valid: ...)` rather than
+/// in the YAML library's terms ("invalid i64"): the key and value are read from the
+/// error's line. `None` when the error is of another kind or the line is no `key: value`.
+fn type_error(text: &str, line: u64, msg: &str) -> Option<String> {
+    let expected = if msg.starts_with("invalid i64") || msg.starts_with("invalid u64") || msg.contains("integer") {
+        "is not a whole number (valid: a whole number)"
+    } else if msg.contains("bool") {
+        "is not valid (valid: true | false)"
+    } else if msg.contains("sequence") {
+        "is not a list (valid: a list, e.g. [\"python3\", \"echo.py\"])"
+    } else if msg.contains("string scalar") {
+        "is not a single value (valid: one value, not a list or map)"
+    } else {
+        return None;
+    };
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
+    let (key, value) = l.trim_start().trim_start_matches("- ").split_once(':')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    let value = value.split(" #").next().unwrap_or("").trim();
+    if key.is_empty() || key.contains(' ') {
+        return None;
+    }
+    Some(format!("{key}: '{value}' {expected}"))
+}
+
 fn c<T>(s: S<T>) -> Option<L<T>> {
     s.map(|s| l(s.value, s.referenced.line()))
 }
@@ -112,11 +137,12 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         let line = e.location().map(|l| l.line()).unwrap_or(0);
         // The library's text may carry its own location suffix and several lines; keep one.
         let msg = e.to_string();
-        let msg = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        let msg = msg.lines().next().unwrap_or("invalid YAML").trim();
+        let msg = msg.split(" at line ").next().unwrap_or(msg);
         ProfileError {
             file: file.to_string(),
             line,
-            message: msg,
+            message: type_error(text, line, msg).unwrap_or_else(|| msg.to_string()),
         }
     })?;
     let consumer = raw.consumer.unwrap_or(RawConsumer {

@@ -292,3 +292,23 @@ fn a_program_that_cannot_be_found_is_a_warning() {
     assert_eq!(warn("\"sh\", \"-c\", \"true\""), "");
     assert_eq!(warn("\"/bin/sh\""), "");
 }
+
+/// A value of the wrong type names its key, its value and what is valid, at one line,
+/// not the YAML library's Rust types ("invalid i64 at line 7, column 15").
+#[test]
+fn wrongly_typed_values_name_the_key_and_what_is_valid() {
+    let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    priority: high\n"));
+    assert_eq!(e, "/p/app.yaml:7: priority: 'high' is not a whole number (valid: a whole number)");
+    let e = err("application: a\nservices:\n  - name: s\n    default: maybe   # not a bool\n    command: [\"sh\"]\n");
+    assert_eq!(e, "/p/app.yaml:4: default: 'maybe' is not valid (valid: true | false)");
+    let e = err("application: a\nservices:\n  - name: s\n    command: sh\n");
+    assert_eq!(
+        e,
+        "/p/app.yaml:4: command: 'sh' is not a list (valid: a list, e.g. [\"python3\", \"echo.py\"])"
+    );
+    let e = err("application: a\nconsumer:\n  maxSessions: [1]\n");
+    assert_eq!(
+        e,
+        "/p/app.yaml:3: maxSessions: '[1]' is not a single value (valid: one value, not a list or map)"
+    );
+}
