@@ -208,22 +208,7 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
             cmd = rx.recv() => match cmd {
                 Some(cmd @ (InstCmd::Send(_) | InstCmd::Raw(_))) => {
                     buf.clear();
-                    let mut next = Some(cmd);
-                    let mut kill = false;
-                    // Coalesce whatever else is already queued into the same write.
-                    while let Some(cmd) = next.take() {
-                        match cmd {
-                            InstCmd::Send(msgs) => encode_all(&mut buf, &msgs),
-                            InstCmd::Raw(b) => buf.extend_from_slice(&b),
-                            InstCmd::Kill => {
-                                kill = true;
-                                break;
-                            }
-                        }
-                        if buf.len() < 1 << 20 {
-                            next = rx.try_recv().ok();
-                        }
-                    }
+                    let kill = coalesce(cmd, &mut rx, &mut buf);
                     if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
                         // The reader will see the end too; let the exit status speak.
                         let _ = (&mut reader).await;
@@ -260,7 +245,25 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
     );
 }
 
-pub fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
+/// Encodes `first` and whatever else is already queued (up to about 1 MiB) into `buf`,
+/// so it goes out in one write. True if a `Kill` was among them: everything before it
+/// is in `buf`, nothing after it was taken.
+pub fn coalesce(first: InstCmd, rx: &mut mpsc::UnboundedReceiver<InstCmd>, buf: &mut Vec<u8>) -> bool {
+    let mut next = Some(first);
+    while let Some(cmd) = next.take() {
+        match cmd {
+            InstCmd::Send(msgs) => encode_all(buf, &msgs),
+            InstCmd::Raw(b) => buf.extend_from_slice(&b),
+            InstCmd::Kill => return true,
+        }
+        if buf.len() < 1 << 20 {
+            next = rx.try_recv().ok();
+        }
+    }
+    false
+}
+
+fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
     for m in msgs {
         wire::encode(
             buf,

@@ -67,7 +67,15 @@ impl Rendezvous {
         let weak = Arc::downgrade(&rdv);
         tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let (stream, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors, say: wait rather than spin.
+                        tracing::warn!("accepting a worker connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
                 let Some(rdv) = weak.upgrade() else { return };
                 tokio::spawn(async move {
                     if let Err(why) = rdv.admit(stream).await {

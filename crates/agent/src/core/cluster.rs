@@ -233,21 +233,7 @@ impl Core {
             // them, everything already queued in one piece.
             let mut buf = Vec::with_capacity(1 << 12);
             while let Some(cmd) = rx.recv().await {
-                let mut next = Some(cmd);
-                let mut kill = false;
-                while let Some(cmd) = next.take() {
-                    match cmd {
-                        InstCmd::Send(msgs) => crate::instance::encode_all(&mut buf, &msgs),
-                        InstCmd::Raw(b) => buf.extend_from_slice(&b),
-                        InstCmd::Kill => {
-                            kill = true;
-                            break;
-                        }
-                    }
-                    if buf.len() < 1 << 20 {
-                        next = rx.try_recv().ok();
-                    }
-                }
+                let kill = crate::instance::coalesce(cmd, &mut rx, &mut buf);
                 if !buf.is_empty() {
                     let bytes = Bytes::from(std::mem::take(&mut buf));
                     if wtx.send(ToWorker::Input { inst: iid, bytes }).is_err() {
