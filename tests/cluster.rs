@@ -379,3 +379,21 @@ fn a_restarted_agent_cancels_its_leftover_jobs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_for(30, "the leftover job cancelled", || (!listed(&leftover.0)).then_some(()));
 }
+
+/// A worker that cannot reach the address it is told (a wrong `workerHost`) gives up
+/// after its connect deadline and says why; that reaches the agent's log (and, after
+/// three such ends, the sessions: see the test above).
+#[test]
+fn a_worker_that_cannot_connect_back_says_why() {
+    // SAFETY: nextest runs this test alone in its process; nothing else reads the
+    // environment concurrently. The agent started below inherits it.
+    unsafe { std::env::set_var("SOAM_WORKER_HOST", "nosuch.invalid") };
+    let Some(env) = cluster_env("{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"5\"}") else {
+        return;
+    };
+    busy_session(&env, 1, "0");
+    wait_for(60, "the worker's reason in the agent's log", || {
+        let log = std::fs::read_to_string(env.path("agent-0.log")).ok()?;
+        log.contains("cannot connect back to the agent at nosuch.invalid:").then_some(())
+    });
+}

@@ -2,8 +2,7 @@
 //!
 //! The agent starts one worker per node as a job step (`srun --jobid=J -w NODE ...`);
 //! the worker connects back to it over TCP (`SOAM_WORKER_CONNECT`, with the token in
-//! `SOAM_WORKER_TOKEN`; see `crate::slurm`), or, run by hand, talks over its own stdin
-//! and stdout ([`soam_proto::worker`]). The worker
+//! `SOAM_WORKER_TOKEN`; see `crate::slurm`) and speaks [`soam_proto::worker`]. The worker
 //! starts the node's service instances and exec tasks with the same code a local agent
 //! uses ([`crate::instance`]), relays their service-protocol bytes both ways (cut at
 //! message boundaries, not decoded: see [`soam_proto::worker`]), and reports each
@@ -21,6 +20,7 @@ use soam_proto::frame;
 use soam_proto::worker::{FromWorker, ToWorker};
 use soam_service::wire::{self, Message, Status};
 use std::collections::HashMap;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -87,19 +87,14 @@ fn encoded_reply(kind: wire::Kind, status: Status, task: u64, attempt: u32, payl
     out.into()
 }
 
-type Reader = Box<dyn std::io::Read + Send>;
-type Writer = Box<dyn std::io::Write + Send>;
-
-/// The way to the agent: a TCP connection back to it when it said where
-/// (`SOAM_WORKER_CONNECT`, set by a cluster agent), else stdin and stdout (a worker
-/// run by hand or by a test). The bool: stdin is then the lifeline only.
-fn connect() -> Result<(Reader, Writer, bool), String> {
-    let Ok(addr) = std::env::var("SOAM_WORKER_CONNECT") else {
-        return Ok((Box::new(stdio(0)), Box::new(stdio(1)), false));
-    };
+/// The connection back to the agent (`SOAM_WORKER_CONNECT`, set by the agent that
+/// started this worker), for reading and for writing.
+fn connect() -> Result<(TcpStream, TcpStream), String> {
+    let addr = std::env::var("SOAM_WORKER_CONNECT")
+        .map_err(|_| "SOAM_WORKER_CONNECT is not set: soam-worker is started by soamd on a Slurm node, not by hand".to_string())?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let stream = loop {
-        match std::net::TcpStream::connect(&addr) {
+        match TcpStream::connect(&addr) {
             Ok(s) => break s,
             Err(e) if std::time::Instant::now() > deadline => return Err(format!("cannot connect back to the agent at {addr}: {e}")),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
@@ -107,13 +102,13 @@ fn connect() -> Result<(Reader, Writer, bool), String> {
     };
     let _ = stream.set_nodelay(true);
     let read = stream.try_clone().map_err(|e| e.to_string())?;
-    Ok((Box::new(read), Box::new(stream), true))
+    Ok((read, stream))
 }
 
 /// Serves the agent until told to stop or cut off.
 pub async fn run() -> Result<(), String> {
     let job = env_u64("SLURM_JOB_ID").unwrap_or(0);
-    let (input, output, tcp) = connect()?;
+    let (input, output) = connect()?;
     let (out_tx, out_rx) = mpsc::unbounded_channel::<FromWorker>();
     let writer = std::thread::Builder::new()
         .name("soam-worker-out".into())
@@ -130,32 +125,27 @@ pub async fn run() -> Result<(), String> {
     let sink: instance::EventSink = Arc::new(move |id, ev| {
         let _ = ev_tx.send((id, ev));
     });
-    // Requests are read on a thread of their own, with plain blocking reads: tokio's
-    // stdin would hand every read to its blocking pool, a thread hop per message.
+    // Requests are read (and replies written) on threads of their own with plain
+    // blocking calls, as when this was a pipe, where tokio's stdio measured slower
+    // (docs/benchmarks.md); not measured again over TCP.
     let (req_tx, mut req_rx) = mpsc::unbounded_channel::<ToWorker>();
     std::thread::Builder::new()
         .name("soam-worker-in".into())
         .spawn(move || read_in(input, req_tx))
         .map_err(|e| e.to_string())?;
-    // Over TCP, stdin comes from the agent's srun and carries nothing: its end means
-    // srun is gone (the agent's host died, or the step is ending).
+    // stdin comes from the agent's srun and carries nothing: its end means srun is
+    // gone (the agent's host died, or the step is ending).
     let (lifeline_tx, mut lifeline) = tokio::sync::oneshot::channel::<()>();
-    // Without TCP the sender is kept here, so the lifeline never fires.
-    let _no_lifeline = if tcp {
-        std::thread::Builder::new()
-            .name("soam-worker-lifeline".into())
-            .spawn(move || {
-                use std::io::Read;
-                let mut stdin = stdio(0);
-                let mut sink = [0u8; 256];
-                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-                let _ = lifeline_tx.send(());
-            })
-            .map_err(|e| e.to_string())?;
-        None
-    } else {
-        Some(lifeline_tx)
-    };
+    std::thread::Builder::new()
+        .name("soam-worker-lifeline".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = lifeline_tx.send(());
+        })
+        .map_err(|e| e.to_string())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
     // When Slurm ends the step (scancel, time limit, node down) every process of it
@@ -246,16 +236,7 @@ pub async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Standard input and output as plain files: no locks, no line buffering.
-fn stdio(fd: i32) -> std::fs::File {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fds 0 and 1 are open for the whole life of the process, and each is
-    // taken once, by the one thread that uses it (reader, writer or lifeline), which
-    // ends only as the process does.
-    unsafe { std::fs::File::from_raw_fd(fd) }
-}
-
-fn read_in(input: Reader, req_tx: mpsc::UnboundedSender<ToWorker>) {
+fn read_in(input: TcpStream, req_tx: mpsc::UnboundedSender<ToWorker>) {
     use std::io::Read;
     let mut input = std::io::BufReader::with_capacity(1 << 16, input);
     let mut body = Vec::new();
@@ -288,7 +269,8 @@ fn read_in(input: Reader, req_tx: mpsc::UnboundedSender<ToWorker>) {
 }
 
 /// Writes what is queued, coalescing everything already waiting into one write.
-fn write_out(mut out: Writer, mut rx: mpsc::UnboundedReceiver<FromWorker>) {
+fn write_out(mut out: TcpStream, mut rx: mpsc::UnboundedReceiver<FromWorker>) {
+    use std::io::Write;
     let mut buf = Vec::with_capacity(1 << 16);
     while let Some(m) = rx.blocking_recv() {
         buf.clear();
