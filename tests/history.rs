@@ -27,12 +27,18 @@ fn history_follows_the_session_type_and_survives_a_restart() {
         (s1["state"].as_str(), s1["done"].as_u64(), s1["error"].as_u64()),
         (Some("closed"), Some(1), Some(1))
     );
-    assert!(s1["created"].is_string() && s1["ended"].is_string());
+    // Times as RFC 3339 with milliseconds beside their epoch milliseconds.
+    let created = s1["created"].as_str().unwrap();
+    assert!(
+        created.ends_with('Z') && created.len() == "2026-11-22T20:31:11.042Z".len(),
+        "{created}"
+    );
+    assert!(s1["ended_ms"].as_u64().unwrap() >= s1["created_ms"].as_u64().unwrap());
 
     let all = env.json("soamview", &["history", "a:1"]);
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!((all[0]["state"].as_str(), all[0]["attempts"].as_u64()), (Some("done"), Some(1)));
-    assert!(all[0]["run_ms"].as_u64().unwrap() >= 50, "{}", all[0]);
+    assert!(all[0]["run_s"].as_f64().unwrap() >= 0.05, "{}", all[0]);
     assert_eq!((all[1]["state"].as_str(), all[1]["attempts"].as_u64()), (Some("error"), Some(2)));
     assert_eq!(all[1]["error"], "failed on attempt 2");
     let errors = env.json("soamview", &["history", "a:2"]);

@@ -33,7 +33,11 @@ fn register_view_update_unregister() {
     let apps = env.json("soamview", &["app", "-l"]);
     assert_eq!(apps[0]["app"], "a");
     assert_eq!(apps[0]["state"], "enabled");
-    assert_eq!(apps[0]["session_types"], "\"\",T");
+    // Lists are arrays in JSON; the table joins them, the "" type shown quoted.
+    assert_eq!(apps[0]["session_types"], serde_json::json!(["", "T"]));
+    assert!(apps[0]["registered_ms"].as_u64().unwrap() > 0);
+    let table = env.ok("soamview", &["app", "-o", "app,session_types", "--no-header"]);
+    assert_eq!(table.split_whitespace().collect::<Vec<_>>(), ["a", "\"\",T"]);
     assert_eq!(apps[0]["source"], p.to_str().unwrap());
     assert_eq!(
         env.ok("soamview", &["app", "a", "-p"])
@@ -104,7 +108,8 @@ fn the_example_symphony_profile_registers_and_runs() {
     );
     let out = env.run_stdin(
         "soamsession",
-        &["submit", "--app", "symphonyApp", "--type", "DefaultSession"],
+        // Two slots run both at once: --ordered, or they come as they end.
+        &["submit", "--app", "symphonyApp", "--type", "DefaultSession", "--ordered"],
         "a\nb\n",
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -264,25 +264,24 @@ fn views_show_counts_and_tasks() {
     assert_eq!(tasks[1]["error"], "fatal on attempt 1");
     let errs = env.json("soamview", &["task", &sess, "--state", "error"]);
     assert_eq!(errs.as_array().unwrap().len(), 1);
-    // The table has the same columns, upper-cased.
+    // The table: a default set of columns that fits 80 columns, others by -o.
     let table = env.ok("soamview", &["session", "a"]);
-    assert!(table.lines().next().unwrap().split_whitespace().eq([
-        "APP",
-        "ID",
-        "NAME",
-        "TYPE",
-        "STATE",
-        "PRIORITY",
-        "PENDING",
-        "RUNNING",
-        "DONE",
-        "ERROR",
-        "CANCELED",
-        "UNDELIVERED",
-        "CREATED",
-        "ENDED",
-        "HOLDER"
-    ]));
+    let head: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(head, ["APP", "ID", "NAME", "TAG", "STATE", "PEND", "RUN", "DONE", "ERR", "CREATED"]);
+    assert!(table.lines().all(|l| l.trim_end().len() <= 80), "{table}");
+    // Created just now: local time with its age.
+    assert!(table.lines().nth(1).unwrap().contains("s ago)"), "{table}");
+    let picked = env.ok("soamview", &["session", "a", "-o", "id,priority,holder", "--no-header"]);
+    assert_eq!(
+        picked.split_whitespace().take(2).collect::<Vec<_>>(),
+        [id.to_string().as_str(), "5"]
+    );
+    let bad = env.fails("soamview", &["session", "-o", "id,bogus"]);
+    assert!(bad.contains("unknown column 'bogus' (valid: app, id,"), "{bad}");
+    // JSON has every field the agent knows, the owner by name too.
+    assert_eq!(s["owner_uid"], unsafe { libc::getuid() });
+    assert!(s["owner"].as_str().is_some_and(|o| !o.is_empty()), "{s}");
+    assert!(s.get("reason").is_some() && s.get("tag").is_some() && s["holder"].is_null(), "{s}");
     // Admin kill: running task canceled, session aborted with history.
     env.ok("soamcontrol", &["session", "kill", &sess]);
     let h = env.history("a", id).unwrap();

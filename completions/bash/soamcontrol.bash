@@ -271,12 +271,16 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__agent__subcmd__shutdown)
-            opts="-h --json --socket --help"
+            opts="-h --no-wait --timeout --json --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

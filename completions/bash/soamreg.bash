@@ -23,7 +23,7 @@ _soamreg() {
 
     case "${cmd}" in
         soamreg)
-            opts="-f -h -V --force --socket --help --version"
+            opts="-f -h -V --force --json --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

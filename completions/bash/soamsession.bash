@@ -101,7 +101,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__abort)
-            opts="-h --socket --help"
+            opts="-h --json --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,7 +119,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__close)
-            opts="-h --socket --help"
+            opts="-h --json --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,7 +175,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__detach)
-            opts="-h --socket --help"
+            opts="-h --json --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _soamunreg() {
 
     case "${cmd}" in
         soamunreg)
-            opts="-f -h -V --force --socket --help --version"
+            opts="-f -h -V --force --json --socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

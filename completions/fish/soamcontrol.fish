@@ -25,7 +25,7 @@ function __fish_soamcontrol_using_subcommand
 end
 
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -s V -l version -d 'Print version'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "app" -d 'Enable or disable an application (a disabled one accepts no new sessions and runs nothing)'
@@ -35,77 +35,79 @@ complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "agent" -d '
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "enable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "disable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "enable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "disable"
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -f -a "suspend" -d 'Stop dispatching; running tasks get suspendGracePeriod, then are requeued'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -f -a "resume" -d 'Dispatch again'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -f -a "kill" -d 'Abort the session: pending tasks are canceled, running ones get taskCleanupPeriod'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from suspend" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from suspend" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from suspend" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from suspend" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from resume" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from resume" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from resume" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from kill" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from kill" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from kill" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from kill" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "suspend" -d 'Stop dispatching; running tasks get suspendGracePeriod, then are requeued'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Dispatch again'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "kill" -d 'Abort the session: pending tasks are canceled, running ones get taskCleanupPeriod'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -f -a "kill" -d 'Cancel a pending or running task (running: after taskCleanupPeriod)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and not __fish_seen_subcommand_from kill requeue help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from kill" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from kill" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from kill" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from kill" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from requeue" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from requeue" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from requeue" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from requeue" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "kill" -d 'Cancel a pending or running task (running: after taskCleanupPeriod)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "shutdown" -d 'Stop the agent cleanly'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l timeout -d 'Seconds to wait for the agent to stop' -r
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l no-wait -d 'Return once the agent has accepted the request, without waiting for it to stop'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "shutdown" -d 'Stop the agent cleanly'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -l json -d 'Print JSON where state is printed'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -123,5 +125,5 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "kill" -d 'Cancel a pending or running task (running: after taskCleanupPeriod)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Version, pid, uptime, slots, store path'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "shutdown" -d 'Stop the agent cleanly'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'

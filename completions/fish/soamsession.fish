@@ -44,7 +44,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l tag -
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l common-data -d 'File whose bytes every service instance gets in SessionEnter' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l direct -d 'FetchResultsDirectly: outputs go to the holding client only, never to the store'
-complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l json -d 'Print the session as a JSON object'
+complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l json -d 'Print the session as a JSON object (as soamview session --json has it, with "action")'
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l app -d 'Create a session of this application (closed when its tasks have ended)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l type -d 'Session type, with --app' -r
@@ -83,10 +83,13 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l jsonl 
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l ordered -d 'Write outputs in task order rather than as they come'
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand detach" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand detach" -l json -d 'Print the session as it is afterwards as JSON, with an "action" key'
 complete -c soamsession -n "__fish_soamsession_using_subcommand detach" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand close" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand close" -l json -d 'Print the session as it is afterwards as JSON, with an "action" key'
 complete -c soamsession -n "__fish_soamsession_using_subcommand close" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -l json -d 'Print the session as it is afterwards as JSON, with an "action" key'
 complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l common-data -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F

@@ -1,4 +1,5 @@
 complete -c soamunreg -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamunreg -s f -l force -d 'Abort the application\'s open sessions and remove it anyway'
+complete -c soamunreg -l json -d 'Print {"action": "unregistered", "app": APP} as JSON'
 complete -c soamunreg -s h -l help -d 'Print help'
 complete -c soamunreg -s V -l version -d 'Print version'

@@ -234,3 +234,29 @@ impl Drop for Env {
         }
     }
 }
+
+impl Env {
+    /// Runs a shell command line on a real terminal (`script` gives it a pty of `cols`
+    /// columns), with this agent's home; returns its exit code and all it wrote to the
+    /// terminal (stdout and stderr together, lines ending in CR LF).
+    pub fn in_terminal(&self, cols: u32, cmdline: &str) -> (Option<i32>, String) {
+        let line = format!("stty cols {cols} rows 40; {cmdline}");
+        let o = Command::new("script")
+            .args(["-qfec", &line, "/dev/null"])
+            .env("SOAM_HOME", self.home.path())
+            .env("SOAM_NO_AUTOSTART", "1")
+            .env("NO_COLOR", "1")
+            .env("PATH", path_with_bins())
+            .env_remove("SOAM_SOCKET")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+/// PATH with the directory of the commands under test first.
+pub fn path_with_bins() -> String {
+    let dir = bin("soamview").parent().unwrap().display().to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}

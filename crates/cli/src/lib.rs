@@ -6,9 +6,11 @@
 //! `--socket`/`SOAM_SOCKET`; `--json` wherever state is printed.
 
 pub mod attack;
+pub mod changed;
 pub mod common;
 pub mod docs;
 pub mod output;
+pub mod rows;
 pub mod session;
 pub mod soambench;
 pub mod soamcontrol;

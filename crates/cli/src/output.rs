@@ -1,21 +1,347 @@
-//! Printing state for people (tables) and scripts (JSON with the tables' columns as
-//! snake_case keys).
+//! Printing state for people and scripts from one typed row per view.
+//!
+//! A view (sessions, tasks, applications, allocations) is a list of [`Row`]s: plain
+//! serde structs holding every field the agent knows. `--json` serialises them as they
+//! are (numbers as numbers, lists as arrays, times as RFC 3339 with milliseconds beside
+//! their epoch milliseconds). Tables are drawn from the same serialised row: a
+//! [`Layout`] picks the columns (`-o`, or the view's default set) and turns each value
+//! into a cell by its [`Kind`]; times become local time with an age. Listings arrive in
+//! pages and stream through [`Paged`], so a million rows never sit in memory.
 
-use comfy_table::{Cell, Color, Table, presets};
-use serde_json::{Map, Value};
+use clap::Args;
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
+use jiff::tz::TimeZone;
+use jiff::{Span, SpanRound, Timestamp, Unit};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 use std::io::{IsTerminal, Write};
 
-/// Above this many rows (and without colour) tables are laid out by `render_plain`.
+/// Above this many rows (and without colour) tables are laid out by `render_plain`:
+/// comfy-table's layout is quadratic-ish in rows.
 const PLAIN_ROWS: usize = 1000;
 
-/// A table whose rows can also be printed as a JSON array of objects.
-pub struct Grid {
-    columns: Vec<&'static str>,
-    rows: Vec<Vec<Value>>,
+/// Spaces after each cell: no padding before, so a table starts at the margin and
+/// loses no width to it.
+const GAP: usize = 2;
+
+/// How a column's value becomes a table cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Shown as it is (strings escaped, null empty, booleans yes/no).
+    Text,
+    /// A [`Time`]: the cell is local time with age, from the `NAME_ms` field beside it.
+    Time,
+    /// An array, joined with commas (an empty string shows as `""`).
+    List,
 }
 
-fn colour_enabled() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+/// One column a view can show.
+#[derive(Debug, Clone, Copy)]
+pub struct Col {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Free text (names, reasons) that may wrap to fit the terminal; other columns
+    /// (ids, counts, states, times) keep their width, so they never break mid-value.
+    pub wrap: bool,
+    /// The table's header for it, where shorter than the upper-cased name (a count
+    /// column as wide as its word would take width the names need).
+    pub title: Option<&'static str>,
+}
+
+impl Col {
+    pub const fn titled(self, title: &'static str) -> Col {
+        Col {
+            title: Some(title),
+            ..self
+        }
+    }
+}
+
+/// A value that keeps its width: an id, a count, a state.
+pub const fn col(name: &'static str) -> Col {
+    Col {
+        name,
+        kind: Kind::Text,
+        wrap: false,
+        title: None,
+    }
+}
+/// Free text, wrapped to fit the terminal where it must.
+pub const fn text_col(name: &'static str) -> Col {
+    Col {
+        name,
+        kind: Kind::Text,
+        wrap: true,
+        title: None,
+    }
+}
+pub const fn time_col(name: &'static str) -> Col {
+    Col {
+        name,
+        kind: Kind::Time,
+        wrap: false,
+        title: None,
+    }
+}
+pub const fn list_col(name: &'static str) -> Col {
+    Col {
+        name,
+        kind: Kind::List,
+        wrap: true,
+        title: None,
+    }
+}
+
+/// A view's row: what `--json` prints for it, and what its table is drawn from.
+pub trait Row: Serialize {
+    /// Every column a table of these rows can show, in their usual order.
+    const COLUMNS: &'static [Col];
+}
+
+/// An instant: RFC 3339 in UTC with milliseconds in JSON (`2026-11-22T20:31:11.042Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Time(pub u64);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    match Timestamp::from_millisecond(ms as i64) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Table flags every listing shares.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TableArgs {
+    /// Table columns to show, comma-separated (`-o all` for every one); --json always has every field
+    #[arg(short = 'o', long = "columns", value_name = "COL,...", value_delimiter = ',', global = true)]
+    pub columns: Vec<String>,
+    /// Leave out the table's header line
+    #[arg(long, global = true)]
+    pub no_header: bool,
+}
+
+/// The chosen columns of one view and how to draw them.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    cols: Vec<Col>,
+    /// `NAME_ms` for time columns, looked up once rather than per cell.
+    ms_keys: Vec<Option<String>>,
+    header: bool,
+    colour: bool,
+    /// Fit the terminal's width (a person is reading; pipes get whole lines).
+    fit: bool,
+    tz: TimeZone,
+    now_ms: u64,
+}
+
+impl Layout {
+    /// The columns `args` chose among `R`'s, or `default` when it chose none; an unknown
+    /// column is an error that lists the valid ones.
+    pub fn new<R: Row>(args: &TableArgs, default: &[&str]) -> anyhow::Result<Layout> {
+        let find = |name: &str| R::COLUMNS.iter().find(|c| c.name == name).copied();
+        let cols: Vec<Col> = if args.columns.iter().any(|c| c == "all") {
+            R::COLUMNS.to_vec()
+        } else if args.columns.is_empty() {
+            default.iter().filter_map(|n| find(n)).collect()
+        } else {
+            args.columns
+                .iter()
+                .map(|n| {
+                    find(n.trim()).ok_or_else(|| {
+                        let valid: Vec<&str> = R::COLUMNS.iter().map(|c| c.name).collect();
+                        anyhow::anyhow!("unknown column '{n}' (valid: {}, or all)", valid.join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        let ms_keys = cols
+            .iter()
+            .map(|c| (c.kind == Kind::Time).then(|| format!("{}_ms", c.name)))
+            .collect();
+        let out = std::io::stdout();
+        Ok(Layout {
+            cols,
+            ms_keys,
+            header: !args.no_header,
+            colour: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && out.is_terminal(),
+            fit: out.is_terminal(),
+            tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
+            now_ms: Timestamp::now().as_millisecond().max(0) as u64,
+        })
+    }
+
+    /// Fixed settings, for tests: no colour, no fitting, UTC, this "now".
+    #[cfg(test)]
+    fn plain<R: Row>(names: &[&str], now_ms: u64) -> Layout {
+        let mut l = Layout::new::<R>(&TableArgs::default(), names).unwrap();
+        l.colour = false;
+        l.fit = false;
+        l.tz = TimeZone::UTC;
+        l.now_ms = now_ms;
+        l
+    }
+
+    fn head(&self) -> Vec<String> {
+        self.cols
+            .iter()
+            .map(|c| c.title.map_or_else(|| c.name.to_uppercase(), String::from))
+            .collect()
+    }
+
+    /// A row's cells as shown. Names and values may come from other users and
+    /// profiles, so control and bidi characters are escaped.
+    fn cells<R: Row>(&self, row: &R) -> Vec<String> {
+        let Ok(Value::Object(map)) = serde_json::to_value(row) else {
+            return vec![String::new(); self.cols.len()];
+        };
+        self.cols
+            .iter()
+            .zip(&self.ms_keys)
+            .map(|(c, ms)| match c.kind {
+                Kind::Time => ms
+                    .as_ref()
+                    .and_then(|k| map.get(k))
+                    .and_then(Value::as_u64)
+                    .map(|t| self.local(t))
+                    .unwrap_or_default(),
+                Kind::List => match map.get(c.name) {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) if s.is_empty() => "\"\"".to_string(),
+                            v => text(v),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Some(v) => text(v),
+                    None => String::new(),
+                },
+                Kind::Text => map.get(c.name).map(text).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Local time, as short as still clear (the time alone today, the day this year,
+    /// the date before), with its age: `14:03 (3m ago)`.
+    fn local(&self, ms: u64) -> String {
+        let (Ok(t), Ok(now)) = (
+            Timestamp::from_millisecond(ms as i64),
+            Timestamp::from_millisecond(self.now_ms as i64),
+        ) else {
+            return ms.to_string();
+        };
+        let (z, today) = (t.to_zoned(self.tz.clone()), now.to_zoned(self.tz.clone()));
+        let shown = if z.date() == today.date() {
+            z.strftime("%H:%M").to_string()
+        } else if z.year() == today.year() {
+            z.strftime("%b %d %H:%M").to_string()
+        } else {
+            z.strftime("%Y-%m-%d").to_string()
+        };
+        format!("{shown} ({})", age(self.now_ms as i64 - ms as i64))
+    }
+
+    /// The layout comfy-table gives with no borders (a gap of [`GAP`] spaces after
+    /// every cell), for tables too long for it to lay out quickly. Columns are at least
+    /// `widths` wide (the pages before), which grow to fit these rows; the header only
+    /// if asked.
+    fn render_plain(&self, rows: &[Vec<String>], widths: &mut Vec<usize>, header: bool) -> String {
+        let head = self.head();
+        if widths.is_empty() {
+            *widths = if self.header {
+                head.iter().map(|h| h.chars().count()).collect()
+            } else {
+                vec![0; head.len()]
+            };
+        }
+        for r in rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let first = (header && self.header).then_some(&head);
+        for r in first.into_iter().chain(rows.iter()) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            for (c, w) in r.iter().zip(widths.iter()) {
+                out.push_str(c);
+                out.extend(std::iter::repeat_n(' ', w - c.chars().count() + GAP));
+            }
+        }
+        out
+    }
+
+    /// A whole table: comfy-table, fitted to the terminal's width when there is one.
+    fn render(&self, rows: &[Vec<String>]) -> String {
+        if rows.len() > PLAIN_ROWS && !self.colour {
+            return self.render_plain(rows, &mut Vec::new(), true);
+        }
+        let mut t = Table::new();
+        t.load_style(presets::NOTHING);
+        if self.fit {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        if self.header {
+            t.set_header(self.head());
+        }
+        for (c, column) in self.cols.iter().zip(t.column_iter_mut()) {
+            column.set_padding((0, GAP as u16));
+            if self.fit && !c.wrap {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        let state = self.cols.iter().position(|c| c.name == "state");
+        for r in rows {
+            t.add_row(r.iter().enumerate().map(|(i, text)| {
+                let mut cell = Cell::new(text);
+                if self.colour
+                    && Some(i) == state
+                    && let Some(c) = state_colour(text)
+                {
+                    cell = cell.fg(c);
+                }
+                cell
+            }));
+        }
+        t.to_string()
+    }
+}
+
+/// `42s`, `3m`, `5h`, `2d` `ago` (or `in ...` for a time ahead of the clock).
+fn age(ms: i64) -> String {
+    let secs = ms / 1000;
+    let unit = match secs.unsigned_abs() {
+        0..60 => Unit::Second,
+        60..3600 => Unit::Minute,
+        3600..86_400 => Unit::Hour,
+        _ => Unit::Day,
+    };
+    let span = Span::new()
+        .try_seconds(secs.abs())
+        .and_then(|s| s.round(SpanRound::new().largest(unit).smallest(unit).days_are_24_hours()));
+    match span {
+        Ok(s) if secs < 0 => format!("in {s:#}"),
+        Ok(s) => format!("{s:#} ago"),
+        Err(_) => String::new(),
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => soam_proto::text::escape(s).into_owned(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        other => other.to_string(),
+    }
 }
 
 fn state_colour(s: &str) -> Option<Color> {
@@ -28,152 +354,21 @@ fn state_colour(s: &str) -> Option<Color> {
     })
 }
 
-impl Grid {
-    /// Column names as shown, in snake_case (the table upper-cases them).
-    pub fn new(columns: &[&'static str]) -> Grid {
-        Grid {
-            columns: columns.to_vec(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn row(&mut self, values: Vec<Value>) {
-        debug_assert_eq!(values.len(), self.columns.len());
-        self.rows.push(values);
-    }
-
-    pub fn to_json(&self) -> Value {
-        Value::Array(
-            self.rows
-                .iter()
-                .map(|r| {
-                    let mut m = Map::new();
-                    for (c, v) in self.columns.iter().zip(r) {
-                        m.insert((*c).to_string(), v.clone());
-                    }
-                    Value::Object(m)
-                })
-                .collect(),
-        )
-    }
-
-    /// The same JSON as [`Grid::to_json`], written straight out: no map per row, which
-    /// matters for listings of thousands of sessions.
-    pub fn json_string(&self) -> String {
-        let mut out = String::with_capacity(self.rows.len() * 64 * self.columns.len() + 2);
-        out.push('[');
-        self.json_rows(&mut out, false);
-        out.push(']');
-        out
-    }
-
-    /// The rows as JSON objects separated by commas; `after_rows` when rows were
-    /// already written before these (a comma goes first).
-    fn json_rows(&self, out: &mut String, after_rows: bool) {
-        for (i, r) in self.rows.iter().enumerate() {
-            if i > 0 || after_rows {
-                out.push(',');
-            }
-            out.push('{');
-            for (k, (c, v)) in self.columns.iter().zip(r).enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                out.push('"');
-                out.push_str(c);
-                out.push_str("\":");
-                out.push_str(&v.to_string());
-            }
-            out.push('}');
-        }
-    }
-
-    /// A cell as shown: names and values may come from other users and profiles, so
-    /// control and bidi characters are escaped.
-    fn text(v: &Value) -> String {
-        match v {
-            Value::Null => String::new(),
-            Value::String(s) => soam_proto::text::escape(s).into_owned(),
-            Value::Bool(b) => {
-                if *b {
-                    "yes".into()
-                } else {
-                    "no".into()
-                }
-            }
-            other => other.to_string(),
-        }
-    }
-
-    /// The layout comfy-table gives with no borders (a space of padding each side of
-    /// every cell), for tables too long for it to lay out quickly.
-    fn render_plain(&self) -> String {
-        self.render_plain_with(&mut Vec::new(), true)
-    }
-
-    /// `render_plain` for one page of a longer listing: columns are at least `widths`
-    /// wide (the pages before), which grow to fit this page; the header only if asked.
-    fn render_plain_with(&self, widths: &mut Vec<usize>, header: bool) -> String {
-        let head: Vec<String> = self.columns.iter().map(|c| c.to_uppercase()).collect();
-        let rows: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(Self::text).collect()).collect();
-        if widths.is_empty() {
-            *widths = head.iter().map(|h| h.chars().count()).collect();
-        }
-        for r in &rows {
-            for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let first = header.then_some(&head);
-        for r in first.into_iter().chain(rows.iter()) {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            for (c, w) in r.iter().zip(widths.iter()) {
-                out.push(' ');
-                out.push_str(c);
-                out.extend(std::iter::repeat_n(' ', w - c.chars().count() + 1));
-            }
-        }
-        out
-    }
-
-    pub fn render(&self) -> String {
-        let colour = colour_enabled();
-        if self.rows.len() > PLAIN_ROWS && !colour {
-            return self.render_plain();
-        }
-        let mut t = Table::new();
-        t.load_style(presets::NOTHING);
-        t.set_header(self.columns.iter().map(|c| c.to_uppercase()));
-        for r in &self.rows {
-            t.add_row(r.iter().enumerate().map(|(i, v)| {
-                let text = Self::text(v);
-                let mut cell = Cell::new(&text);
-                if colour
-                    && self.columns[i] == "state"
-                    && let Some(c) = state_colour(&text)
-                {
-                    cell = cell.fg(c);
-                }
-                cell
-            }));
-        }
-        t.to_string()
-    }
+/// Prints one object (what a state-changing command leaves behind) for `--json`.
+pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Prints a listing that arrives in pages. One page prints exactly as a whole listing
-/// does; longer ones stream as they arrive, so a million rows never sit in memory: JSON
-/// as one array written row by row, tables in the plain layout, whose columns widen
-/// if a later page has wider cells.
+/// does; longer ones stream as they arrive: JSON as one array written row by row,
+/// tables in the plain layout, whose columns widen if a later page has wider cells.
 pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
     json: bool,
+    layout: Layout,
     out: W,
     /// Pages written so far: the first decides the JSON opening and the one-page form.
     pages: usize,
@@ -185,15 +380,16 @@ pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
 
 impl Paged {
     /// To stdout.
-    pub fn new(json: bool) -> Paged {
-        Paged::to(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), json)
+    pub fn new(layout: Layout, json: bool) -> Paged {
+        Paged::to(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), layout, json)
     }
 }
 
 impl<W: Write> Paged<W> {
-    pub fn to(out: W, json: bool) -> Paged<W> {
+    pub fn to(out: W, layout: Layout, json: bool) -> Paged<W> {
         Paged {
             json,
+            layout,
             out,
             pages: 0,
             rows: 0,
@@ -202,39 +398,45 @@ impl<W: Write> Paged<W> {
     }
 
     /// Writes one page; `last` when no more follow.
-    pub fn page(&mut self, g: &Grid, last: bool) -> std::io::Result<()> {
-        let text = if self.pages == 0 && last {
-            if self.json {
-                format!("{}\n", g.json_string())
-            } else if g.is_empty() {
-                "(none)\n".into()
-            } else {
-                format!("{}\n", g.render())
-            }
-        } else if self.json {
-            let mut t = String::new();
+    pub fn page<R: Row>(&mut self, rows: &[R], last: bool) -> anyhow::Result<()> {
+        if self.json {
             if self.pages == 0 {
-                t.push('[');
+                self.out.write_all(b"[")?;
             }
-            g.json_rows(&mut t, self.rows > 0);
+            for (i, r) in rows.iter().enumerate() {
+                if i > 0 || self.rows > 0 {
+                    self.out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut self.out, r)?;
+            }
             if last {
-                t.push_str("]\n");
+                self.out.write_all(b"]\n")?;
             }
-            t
-        } else if self.rows == 0 && g.is_empty() {
-            if last { "(none)\n".into() } else { String::new() }
         } else {
-            let header = self.rows == 0;
-            let mut t = g.render_plain_with(&mut self.widths, header);
-            if !t.is_empty() {
-                t.push('\n');
-            }
-            t
-        };
+            let cells: Vec<Vec<String>> = rows.iter().map(|r| self.layout.cells(r)).collect();
+            let text = if self.pages == 0 && last {
+                if cells.is_empty() {
+                    "(none)\n".into()
+                } else {
+                    format!("{}\n", self.layout.render(&cells))
+                }
+            } else if self.rows == 0 && cells.is_empty() {
+                if last { "(none)\n".into() } else { String::new() }
+            } else {
+                let mut t = self.layout.render_plain(&cells, &mut self.widths, self.rows == 0);
+                if !t.is_empty() {
+                    t.push('\n');
+                }
+                t
+            };
+            self.out.write_all(text.as_bytes())?;
+        }
         self.pages += 1;
-        self.rows += g.rows.len();
-        self.out.write_all(text.as_bytes())?;
-        if last { self.out.flush() } else { Ok(()) }
+        self.rows += rows.len();
+        if last {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     /// Writes text as it is (profile listings); `last` when no more follows.
@@ -251,46 +453,99 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    #[test]
-    fn plain_layout_and_direct_json_match_the_library_ones() {
-        let mut g = Grid::new(&["app", "id", "state", "holder"]);
-        g.row(vec![json!("sampleApp"), json!(12), json!("open"), json!(null)]);
-        g.row(vec![json!("b"), json!(3), json!("aborted"), json!("pid 7 \"x\"")]);
-        // Non-ASCII text is padded by characters, as comfy-table does.
-        g.row(vec![json!("état"), json!(1), json!("open"), json!(true)]);
-        let mut t = Table::new();
-        t.load_style(presets::NOTHING);
-        t.set_header(g.columns.iter().map(|c| c.to_uppercase()));
-        for r in &g.rows {
-            t.add_row(r.iter().map(Grid::text));
-        }
-        assert_eq!(g.render_plain(), t.to_string());
-        let direct: Value = serde_json::from_str(&g.json_string()).unwrap();
-        assert_eq!(direct, g.to_json());
+    #[derive(Serialize)]
+    struct T {
+        task: u64,
+        state: &'static str,
+        holder: Option<String>,
+        nodes: Vec<String>,
+        at: Time,
+        at_ms: u64,
+    }
+    impl Row for T {
+        const COLUMNS: &'static [Col] = &[col("task"), col("state"), text_col("holder"), list_col("nodes"), time_col("at")];
     }
 
-    fn grid(ids: std::ops::Range<u64>) -> Grid {
-        let mut g = Grid::new(&["task", "state"]);
-        for i in ids {
-            g.row(vec![json!(i), json!(if i % 2 == 0 { "done" } else { "pending" })]);
+    const NOW: u64 = 1_795_379_471_000; // 2026-11-22T20:31:11Z
+
+    fn t(task: u64, holder: Option<&str>) -> T {
+        T {
+            task,
+            state: if task % 2 == 0 { "done" } else { "pending" },
+            holder: holder.map(String::from),
+            nodes: vec!["n1".into(), String::new()],
+            at: Time(NOW - 180_000),
+            at_ms: NOW - 180_000,
         }
-        g
+    }
+
+    #[test]
+    fn cells_come_from_the_serialised_row() {
+        let l = Layout::plain::<T>(&["task", "state", "holder", "nodes", "at"], NOW);
+        assert_eq!(
+            l.cells(&t(3, Some("pid 7 \u{1b}[31m"))),
+            ["3", "pending", "pid 7 \\u{1b}[31m", "n1,\"\"", "20:28 (3m ago)"]
+        );
+        let j: Value = serde_json::to_value(t(3, None)).unwrap();
+        assert_eq!(j["at"], "2026-11-22T20:28:11.000Z");
+        assert_eq!(j["nodes"], serde_json::json!(["n1", ""]));
+        assert_eq!(l.local(NOW - 2 * 86_400_000), "Nov 20 20:31 (2d ago)");
+        assert_eq!(l.local(NOW - 400 * 86_400_000), "2025-10-18 (400d ago)");
+        assert_eq!(l.local(NOW + 5_000), "20:31 (in 5s)");
+        assert_eq!(age(5_399_000), "1h ago");
+        assert_eq!(age(7_199_000), "2h ago");
+    }
+
+    #[test]
+    fn unknown_columns_are_refused_with_the_valid_ones() {
+        let args = TableArgs {
+            columns: vec!["task".into(), "stat".into()],
+            no_header: false,
+        };
+        let e = Layout::new::<T>(&args, &[]).unwrap_err().to_string();
+        assert_eq!(e, "unknown column 'stat' (valid: task, state, holder, nodes, at, or all)");
+    }
+
+    #[test]
+    fn plain_layout_matches_comfy_table() {
+        let l = Layout::plain::<T>(&["task", "state", "holder"], NOW);
+        // Non-ASCII text is padded by characters, as comfy-table does.
+        let rows: Vec<Vec<String>> = [t(12, None), t(3, Some("pid 7 \"x\"")), t(1, Some("état"))]
+            .iter()
+            .map(|r| l.cells(r))
+            .collect();
+        let mut table = Table::new();
+        table.load_style(presets::NOTHING);
+        table.set_header(l.head());
+        for r in &rows {
+            table.add_row(r);
+        }
+        for c in table.column_iter_mut() {
+            c.set_padding((0, GAP as u16));
+        }
+        assert_eq!(l.render_plain(&rows, &mut Vec::new(), true), table.to_string());
+        assert_eq!(l.render(&rows), table.to_string());
     }
 
     /// Pages in, as the agent sends them (empty ones too: a filter's bounded scan may
     /// find nothing in a stretch): out comes the same listing as one page would give.
-    fn paged(pages: &[std::ops::Range<u64>], json: bool) -> String {
-        let mut p = Paged::to(Vec::new(), json);
+    fn paged(pages: &[std::ops::Range<u64>], json: bool, header: bool) -> String {
+        let mut l = Layout::plain::<T>(&["task", "state"], NOW);
+        l.header = header;
+        let mut p = Paged::to(Vec::new(), l, json);
         for (i, r) in pages.iter().enumerate() {
-            p.page(&grid(r.clone()), i + 1 == pages.len()).unwrap();
+            let rows: Vec<T> = r.clone().map(|i| t(i, None)).collect();
+            p.page(&rows, i + 1 == pages.len()).unwrap();
         }
         String::from_utf8(p.out).unwrap()
     }
@@ -298,14 +553,15 @@ mod tests {
     #[test]
     fn pages_print_as_one_listing() {
         let pages = [0..0, 1..4, 4..4, 4..1200, 1200..1201, 1201..1201];
-        let whole = grid(1..1201);
-        let json: Value = serde_json::from_str(&paged(&pages, true)).unwrap();
-        assert_eq!(json, whole.to_json());
+        let json: Value = serde_json::from_str(&paged(&pages, true, true)).unwrap();
+        let whole: Vec<T> = (1..1201).map(|i| t(i, None)).collect();
+        assert_eq!(json, serde_json::to_value(&whole).unwrap());
         // Widths settle in the first page with rows here, so the text is the whole's.
-        assert_eq!(paged(&pages[..5], false), format!("{}\n", whole.render_plain()));
-        assert_eq!(paged(&[0..0, 0..0], false), "(none)\n");
-        assert_eq!(paged(&[0..0, 0..0], true).trim(), "[]");
-        // One page: exactly the whole listing's form.
-        assert_eq!(paged(&[1..4], true), format!("{}\n", grid(1..4).json_string()));
+        assert_eq!(paged(&pages[..5], false, true), paged(&[1..1201], false, true));
+        assert_eq!(paged(&[0..0, 0..0], false, true), "(none)\n");
+        assert_eq!(paged(&[0..0, 0..0], true, true).trim(), "[]");
+        let bare = paged(&[1..3, 3..5], false, false);
+        assert_eq!(bare.lines().count(), 4);
+        assert!(bare.starts_with("1 "), "{bare}");
     }
 }

@@ -1,8 +1,11 @@
 //! `soamcontrol app|session|task|agent ...`: administration.
 
+use crate::changed;
 use crate::common::{Conn, run};
+use crate::output::print_json;
+use crate::rows::StatusRow;
 use clap::{Parser, Subcommand};
-use serde_json::json;
+use soam_client::Client;
 use soam_proto::msg::{Reply, Request, SessionAction, TaskAction};
 use soam_proto::{SessionRef, TaskRef};
 
@@ -16,7 +19,7 @@ use soam_proto::{SessionRef, TaskRef};
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
-    /// Print JSON where state is printed
+    /// Print the changed object (or the status) as JSON, with an "action" key for acts
     #[arg(long, global = true)]
     pub json: bool,
     #[command(flatten)]
@@ -89,69 +92,85 @@ pub enum TaskCmd {
 pub enum AgentCmd {
     /// Version, pid, uptime, slots, store path
     Status,
-    /// Stop the agent cleanly
-    Shutdown,
+    /// Stop the agent cleanly; waits until it has stopped
+    Shutdown {
+        /// Return once the agent has accepted the request, without waiting for it to stop
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the agent to stop
+        #[arg(long, value_name = "S", default_value_t = 120)]
+        timeout: u64,
+    },
 }
 
 pub fn main() -> i32 {
     let args = Args::parse();
     run("soamcontrol", async move {
         let client = args.conn.connect("soamcontrol").await?;
-        let (req, done) = match args.what {
-            What::App {
-                action: AppAction::Enable { app },
-            } => (
-                Request::SetAppEnabled {
-                    app: app.clone(),
-                    enabled: true,
-                },
-                format!("application '{app}' enabled"),
-            ),
-            What::App {
-                action: AppAction::Disable { app },
-            } => (
-                Request::SetAppEnabled {
-                    app: app.clone(),
-                    enabled: false,
-                },
-                format!("application '{app}' disabled"),
-            ),
+        let json = args.json;
+        match args.what {
+            What::App { action } => {
+                let (app, enabled) = match action {
+                    AppAction::Enable { app } => (app, true),
+                    AppAction::Disable { app } => (app, false),
+                };
+                client.call(Request::SetAppEnabled { app: app.clone(), enabled }).await?;
+                let word = if enabled { "enabled" } else { "disabled" };
+                if json {
+                    changed::print(word, changed::app(&client, &app).await?)?;
+                } else {
+                    println!("application '{app}' {word}");
+                }
+            }
             What::Session { action } => {
                 let (session, action, word) = match action {
                     SessionCmd::Suspend { session } => (session, SessionAction::Suspend, "suspended"),
                     SessionCmd::Resume { session } => (session, SessionAction::Resume, "resumed"),
                     SessionCmd::Kill { session } => (session, SessionAction::Kill, "killed"),
                 };
-                let msg = format!("session {session} {word}");
-                (Request::SessionControl { session, action }, msg)
+                client
+                    .call(Request::SessionControl {
+                        session: session.clone(),
+                        action,
+                    })
+                    .await?;
+                if json {
+                    changed::print(word, changed::session(&client, &session).await?)?;
+                } else {
+                    println!("session {session} {word}");
+                }
             }
             What::Task { action } => {
                 let (task, action, word) = match action {
                     TaskCmd::Kill { task } => (task, TaskAction::Kill, "killed"),
                     TaskCmd::Requeue { task } => (task, TaskAction::Requeue, "requeued"),
                 };
-                let msg = format!("task {}:{} {word}", task.session, task.task);
-                (Request::TaskControl { task, action }, msg)
+                client
+                    .call(Request::TaskControl {
+                        task: task.clone(),
+                        action,
+                    })
+                    .await?;
+                if json {
+                    changed::print(word, changed::task(&client, &task).await?)?;
+                } else {
+                    println!("task {}:{} {word}", task.session, task.task);
+                }
             }
-            What::Agent {
-                action: AgentCmd::Shutdown,
-            } => (Request::Shutdown, "agent stopping".into()),
             What::Cluster {
                 action: ClusterCmd::Release { job },
-            } => (Request::ReleaseAllocation { job }, format!("allocation {job} released")),
+            } => {
+                client.call(Request::ReleaseAllocation { job }).await?;
+                if json {
+                    changed::print("released", serde_json::json!({ "job_id": job }))?;
+                } else {
+                    println!("allocation {job} released");
+                }
+            }
             What::Agent { action: AgentCmd::Status } => {
-                let Reply::Status(s) = client.call(Request::Status).await? else {
-                    anyhow::bail!("unexpected reply")
-                };
-                if args.json {
-                    println!(
-                        "{}",
-                        json!({
-                            "version": s.version, "protocol": s.protocol, "pid": s.pid, "uptime_s": s.uptime_s, "slots": s.slots,
-                            "instances": s.instances, "busy_instances": s.busy_instances, "apps": s.apps,
-                            "open_sessions": s.open_sessions, "store": s.store, "socket": s.socket,
-                        })
-                    );
+                let s = status(&client).await?;
+                if json {
+                    print_json(&StatusRow(s))?;
                 } else {
                     println!("version:        {} (protocol {})", s.version, s.protocol);
                     println!("pid:            {}", s.pid);
@@ -163,11 +182,66 @@ pub fn main() -> i32 {
                     println!("store:          {}", s.store);
                     println!("socket:         {}", s.socket);
                 }
-                return Ok(0);
             }
-        };
-        client.call(req).await?;
-        println!("{done}");
+            What::Agent {
+                action: AgentCmd::Shutdown { no_wait, timeout },
+            } => {
+                let pid = status(&client).await?.pid;
+                client.call(Request::Shutdown).await?;
+                drop(client);
+                let stopped = !no_wait;
+                if stopped {
+                    wait_gone(pid, std::time::Duration::from_secs(timeout)).await?;
+                }
+                if json {
+                    changed::print(if stopped { "stopped" } else { "stopping" }, serde_json::json!({ "pid": pid }))?;
+                } else if stopped {
+                    println!("agent stopped (pid {pid})");
+                } else {
+                    println!("agent stopping (pid {pid})");
+                }
+            }
+        }
         Ok(0)
+    })
+}
+
+async fn status(client: &Client) -> anyhow::Result<soam_proto::msg::AgentStatus> {
+    match client.call(Request::Status).await? {
+        Reply::Status(s) => Ok(s),
+        _ => anyhow::bail!("unexpected reply"),
+    }
+}
+
+/// Waits until process `pid` (the agent, as it said of itself) has ended: its store is
+/// closed and its socket gone, so a new agent can start at once.
+async fn wait_gone(pid: u32, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Signal 0 tests for the process; EPERM means it lives under another uid. An
+        // agent whose parent has not reaped it yet (a zombie) has stopped too.
+        if kill(Pid::from_raw(pid as i32), None) == Err(Errno::ESRCH) || is_zombie(pid) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the agent (pid {pid}) accepted the shutdown but has not stopped after {} s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `pid` has exited and waits only to be reaped (Linux's /proc; elsewhere no).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        st.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X")
     })
 }

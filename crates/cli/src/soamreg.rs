@@ -19,6 +19,9 @@ pub struct Args {
     /// Update even if the change ends the workload of open sessions whose type or service it changes
     #[arg(short, long)]
     pub force: bool,
+    /// Print the registered application as JSON, with "action" and "warnings"
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -46,10 +49,22 @@ pub fn main() -> i32 {
             })
             .await?;
         if let Reply::Registered { app, created, warnings } = reply {
-            for w in warnings {
-                eprintln!("soamreg: warning: {}", soam_proto::text::escape(&w));
+            for w in &warnings {
+                eprintln!("soamreg: warning: {}", soam_proto::text::escape(w));
             }
-            println!("{} application '{app}'", if created { "registered" } else { "updated" });
+            let word = if created { "registered" } else { "updated" };
+            if args.json {
+                #[derive(serde::Serialize)]
+                struct Registered {
+                    #[serde(flatten)]
+                    app: Option<crate::rows::AppRow>,
+                    warnings: Vec<String>,
+                }
+                let app = crate::changed::app(&client, &app).await?;
+                crate::changed::print(word, Registered { app, warnings })?;
+            } else {
+                println!("{word} application '{app}'");
+            }
         }
         Ok(0)
     })

@@ -17,6 +17,9 @@ pub struct Args {
     /// Abort the application's open sessions and remove it anyway
     #[arg(short, long)]
     pub force: bool,
+    /// Print {"action": "unregistered", "app": APP} as JSON
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -31,7 +34,11 @@ pub fn main() -> i32 {
                 force: args.force,
             })
             .await?;
-        println!("unregistered application '{}'", args.app);
+        if args.json {
+            crate::changed::print("unregistered", serde_json::json!({ "app": args.app }))?;
+        } else {
+            println!("unregistered application '{}'", args.app);
+        }
         Ok(0)
     })
 }

@@ -1,13 +1,13 @@
 //! `soamview app|session|task|history`: tables for people, `--json` for scripts,
 //! `--watch` to follow.
 
-use crate::common::{Conn, opt_time, run, time};
-use crate::output::{Grid, Paged};
+use crate::common::{Conn, run};
+use crate::output::{Layout, Paged, TableArgs};
+use crate::rows::{self, AllocRow, AppRow, SessionRow, TaskRow, Users};
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
 use soam_client::Client;
 use soam_proto::SessionRef;
-use soam_proto::msg::{AppInfo, Reply, Request, SessionInfo, SessionQuery, SessionState, TaskInfo, TaskState};
+use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, TaskState};
 use std::io::Write;
 
 #[derive(Debug, Parser)]
@@ -20,9 +20,11 @@ use std::io::Write;
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
-    /// Print JSON (an array of objects keyed by the table's columns)
+    /// Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Redraw every second until interrupted
     #[arg(long, global = true)]
     pub watch: bool,
@@ -55,6 +57,9 @@ pub enum What {
         /// Only detached, idle sessions with output nobody collected
         #[arg(long)]
         orphaned: bool,
+        /// Only sessions with this tag
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Tasks of one session
     Task {
@@ -70,6 +75,9 @@ pub enum What {
     History {
         /// An application, or APP:ID / APP:NAME for one session's tasks
         target: Option<String>,
+        /// Only sessions with this tag
+        #[arg(long)]
+        tag: Option<String>,
     },
 }
 
@@ -83,8 +91,7 @@ pub fn main() -> i32 {
                 let mut o = std::io::stdout();
                 o.write_all(b"\x1b[2J\x1b[H")?;
             }
-            let mut out = Paged::new(args.json);
-            view(&client, &args, &mut out).await?;
+            view(&client, &args).await?;
             if !args.watch {
                 return Ok(0);
             }
@@ -96,50 +103,21 @@ pub fn main() -> i32 {
     })
 }
 
-pub fn session_grid(list: &[SessionInfo]) -> Grid {
-    let mut g = Grid::new(&[
-        "app",
-        "id",
-        "name",
-        "type",
-        "state",
-        "priority",
-        "pending",
-        "running",
-        "done",
-        "error",
-        "canceled",
-        "undelivered",
-        "created",
-        "ended",
-        "holder",
-    ]);
-    for s in list {
-        g.row(vec![
-            json!(s.app),
-            json!(s.id),
-            json!(s.name),
-            json!(s.session_type),
-            json!(s.state.as_str()),
-            json!(s.priority),
-            json!(s.pending),
-            json!(s.running),
-            json!(s.done),
-            json!(s.error),
-            json!(s.canceled),
-            json!(s.undelivered),
-            json!(time(s.created_ms)),
-            json!(s.ended_ms.map(time)),
-            json!(s.holder),
-        ]);
-    }
-    g
+/// Sessions with `tag`, when one was asked for (a filter of the client's: the
+/// agent's query has none).
+fn tagged<'a>(list: &'a [SessionInfo], tag: &'a Option<String>) -> impl Iterator<Item = &'a SessionInfo> {
+    list.iter().filter(move |s| tag.is_none() || s.tag == *tag)
 }
 
 /// Prints the view asked for, page by page as the agent sends them.
-async fn view(client: &Client, args: &Args, out: &mut Paged) -> anyhow::Result<()> {
+async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
+    let json = args.json;
+    // Tables show one line of a task's error; JSON all of it.
+    let one_line = !json;
     match &args.what {
         What::App { app, long, profile } => {
+            let default = if *long { rows::APP_LONG } else { rows::APP_DEFAULT };
+            let mut out = Paged::new(Layout::new::<AppRow>(&args.table, default)?, json);
             soam_client::each_page(
                 async |from| client.app_page(app.clone(), from).await,
                 |apps, last| {
@@ -156,192 +134,79 @@ async fn view(client: &Client, args: &Args, out: &mut Paged) -> anyhow::Result<(
                                 )
                             })
                             .collect();
-                        out.raw(&text, last)
+                        Ok(out.raw(&text, last)?)
                     } else {
-                        out.page(&app_grid(&apps, *long), last)
+                        let rows: Vec<AppRow> = apps.iter().map(AppRow::from).collect();
+                        out.page(&rows, last)
                     }
-                    .map_err(anyhow::Error::from)
                 },
             )
             .await?;
         }
         What::Cluster => {
+            let mut out = Paged::new(Layout::new::<AllocRow>(&args.table, rows::ALLOC_DEFAULT)?, json);
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
                 anyhow::bail!("unexpected reply")
             };
-            let mut g = Grid::new(&[
-                "job_id",
-                "app",
-                "service",
-                "state",
-                "reason",
-                "nodes",
-                "slots",
-                "busy",
-                "time_left_s",
-            ]);
-            for a in &list {
-                // JSON keeps nodes as an array; the table joins them.
-                let nodes = if args.json { json!(a.nodes) } else { json!(a.nodes.join(",")) };
-                g.row(vec![
-                    json!(a.job_id),
-                    json!(a.app),
-                    json!(a.service),
-                    json!(a.state),
-                    json!(a.reason),
-                    nodes,
-                    json!(a.slots),
-                    json!(a.busy),
-                    json!(a.time_left_s),
-                ]);
-            }
-            out.page(&g, true)?;
+            let rows: Vec<AllocRow> = list.into_iter().map(AllocRow).collect();
+            out.page(&rows, true)?;
         }
-        What::Session { app, all, state, orphaned } => {
+        What::Session {
+            app,
+            all,
+            state,
+            orphaned,
+            tag,
+        } => {
+            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::SESSION_DEFAULT)?, json);
             let q = SessionQuery {
                 app: app.clone(),
                 all: *all,
                 state: *state,
                 orphaned: *orphaned,
             };
+            let mut users = Users::default();
             soam_client::each_page(
                 async |from| client.session_page(&q, from).await,
-                |list, last| out.page(&session_grid(&list), last).map_err(anyhow::Error::from),
+                |list, last| {
+                    let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &mut users)).collect();
+                    out.page(&rows, last)
+                },
             )
             .await?;
         }
         What::Task { session, state } => {
+            let mut out = Paged::new(Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
             soam_client::each_page(
                 async |from| client.task_page(session, *state, false, from.unwrap_or(0)).await,
-                |list, last| out.page(&task_grid(&list), last).map_err(anyhow::Error::from),
+                |list, last| {
+                    let rows: Vec<TaskRow> = list.iter().map(|t| TaskRow::new(t, one_line)).collect();
+                    out.page(&rows, last)
+                },
             )
             .await?;
         }
-        What::History { target: Some(t) } if t.contains(':') => {
+        What::History { target: Some(t), .. } if t.contains(':') => {
+            let mut out = Paged::new(Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
             let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             soam_client::each_page(
                 async |from| client.task_page(&session, None, true, from.unwrap_or(0)).await,
-                |list, last| out.page(&task_history_grid(&list), last).map_err(anyhow::Error::from),
+                |list, last| {
+                    let rows: Vec<TaskRow> = list.iter().map(|t| TaskRow::new(t, one_line)).collect();
+                    out.page(&rows, last)
+                },
             )
             .await?;
         }
-        What::History { target } => {
+        What::History { target, tag } => {
+            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::HISTORY_DEFAULT)?, json);
             let Reply::Sessions(list) = client.call(Request::History { app: target.clone() }).await? else {
                 anyhow::bail!("unexpected reply")
             };
-            out.page(&history_grid(&list), true)?;
+            let mut users = Users::default();
+            let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &mut users)).collect();
+            out.page(&rows, true)?;
         }
     }
     Ok(())
-}
-
-fn task_grid(list: &[TaskInfo]) -> Grid {
-    let mut g = Grid::new(&[
-        "task",
-        "state",
-        "attempts",
-        "submitted",
-        "started",
-        "ended",
-        "input_bytes",
-        "output_bytes",
-        "delivered",
-        "node",
-        "error",
-    ]);
-    for t in list {
-        g.row(vec![
-            json!(t.task),
-            json!(t.state.as_str()),
-            json!(t.attempts),
-            json!(time(t.submitted_ms)),
-            json!(opt_time(t.started_ms)),
-            json!(opt_time(t.ended_ms)),
-            json!(t.input_bytes),
-            json!(t.output_bytes),
-            json!(t.delivered),
-            json!(t.node),
-            t.error
-                .as_ref()
-                .map(|e| Value::from(e.lines().next().unwrap_or("")))
-                .unwrap_or(Value::Null),
-        ]);
-    }
-    g
-}
-
-fn task_history_grid(list: &[TaskInfo]) -> Grid {
-    let mut g = Grid::new(&["task", "state", "attempts", "submitted", "started", "ended", "run_ms", "error"]);
-    for t in list {
-        let run = t.started_ms.zip(t.ended_ms).map(|(s, e)| e.saturating_sub(s));
-        g.row(vec![
-            json!(t.task),
-            json!(t.state.as_str()),
-            json!(t.attempts),
-            json!(time(t.submitted_ms)),
-            json!(opt_time(t.started_ms)),
-            json!(opt_time(t.ended_ms)),
-            json!(run),
-            t.error
-                .as_ref()
-                .map(|e| Value::from(e.lines().next().unwrap_or("")))
-                .unwrap_or(Value::Null),
-        ]);
-    }
-    g
-}
-
-fn history_grid(list: &[SessionInfo]) -> Grid {
-    let mut g = Grid::new(&[
-        "app", "id", "name", "type", "state", "done", "error", "canceled", "created", "ended", "reason",
-    ]);
-    for s in list {
-        g.row(vec![
-            json!(s.app),
-            json!(s.id),
-            json!(s.name),
-            json!(s.session_type),
-            json!(s.state.as_str()),
-            json!(s.done),
-            json!(s.error),
-            json!(s.canceled),
-            json!(time(s.created_ms)),
-            json!(s.ended_ms.map(time)),
-            json!(s.reason),
-        ]);
-    }
-    g
-}
-
-fn app_grid(apps: &[AppInfo], long: bool) -> Grid {
-    let mut cols = vec!["app", "state", "policy", "sessions", "services", "session_types"];
-    if long {
-        cols.extend(["max_sessions", "max_slots", "registered", "source"]);
-    }
-    let mut g = Grid::new(&cols);
-    for a in apps {
-        let types: Vec<String> = a
-            .session_types
-            .iter()
-            .map(|t| if t.is_empty() { "\"\"".into() } else { t.clone() })
-            .collect();
-        let mut row = vec![
-            json!(a.name),
-            json!(if a.enabled { "enabled" } else { "disabled" }),
-            json!(a.policy),
-            json!(a.open_sessions),
-            json!(a.services.join(",")),
-            json!(types.join(",")),
-        ];
-        if long {
-            row.extend([
-                json!(a.max_sessions),
-                json!(a.max_slots),
-                json!(time(a.registered_ms)),
-                json!(a.source),
-            ]);
-        }
-        g.row(row);
-    }
-    g
 }

@@ -170,10 +170,13 @@ impl Core {
             return Err(Failure::unknown_app(&r.app));
         }
         let sid = match &r.key {
-            SessionKey::Id(id) => self.by_id.get(&(r.app.clone(), *id)),
-            SessionKey::Name(n) => self.by_name.get(&(r.app.clone(), n.clone())),
+            SessionKey::Id(id) => self.by_id.get(&(r.app.clone(), *id)).copied(),
+            SessionKey::Name(n) => match self.by_name.get(&(r.app.clone(), n.clone())) {
+                Some(&sid) => Some(sid),
+                None => self.by_tag(conn, &r.app, n)?,
+            },
         };
-        let Some(&sid) = sid else {
+        let Some(sid) = sid else {
             let ended = self.history.iter().any(|h| {
                 h.session.app == r.app
                     && match &r.key {
@@ -192,6 +195,35 @@ impl Core {
             return Err(Failure::new(ErrorKind::Permission, format!("session {r} belongs to another user")));
         }
         Ok(sid)
+    }
+
+    /// The one open session of `app` tagged `tag` that this connection can see: a tag
+    /// stands in for a name where it is unambiguous. Names are looked up first, so a
+    /// tag never hides a session's name. Scans the open sessions, only on a miss.
+    fn by_tag(&self, conn: ConnId, app: &str, tag: &str) -> Result<Option<Sid>, Failure> {
+        let mut found = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.app == app && s.tag.as_deref() == Some(tag) && self.visible(conn, s.owner_uid));
+        let Some((&sid, _)) = found.next() else {
+            return Ok(None);
+        };
+        let rest: Vec<u64> = found.map(|(_, s)| s.id).collect();
+        if rest.is_empty() {
+            return Ok(Some(sid));
+        }
+        let mut ids: Vec<u64> = rest;
+        ids.push(self.sessions[&sid].id);
+        ids.sort_unstable();
+        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+        Err(Failure::new(
+            ErrorKind::Invalid,
+            format!(
+                "tag '{tag}' is on {} open sessions of {app} ({}); address one by APP:ID",
+                ids.len(),
+                ids.join(", ")
+            ),
+        ))
     }
 
     pub(super) fn may_act(&self, conn: ConnId, owner: u32) -> bool {

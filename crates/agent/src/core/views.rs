@@ -38,7 +38,7 @@ impl Core {
         }
     }
 
-    fn visible(&self, conn: ConnId, owner: u32) -> bool {
+    pub(super) fn visible(&self, conn: ConnId, owner: u32) -> bool {
         self.may_act(conn, owner)
     }
 

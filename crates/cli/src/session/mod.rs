@@ -69,15 +69,18 @@ pub struct CreateArgs {
     /// FetchResultsDirectly: outputs go to the holding client only, never to the store
     #[arg(long)]
     pub direct: bool,
-    /// Print the session as a JSON object
+    /// Print the session as a JSON object (as soamview session --json has it, with "action")
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SessionArg {
-    /// APP:ID or APP:NAME
+    /// APP:ID, APP:NAME, or APP:TAG where one open session has that tag
     pub session: SessionRef,
+    /// Print the session as it is afterwards as JSON, with an "action" key
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,18 +3,9 @@
 use super::{CreateArgs, SessionArg, UpdateArgs, sync};
 use crate::common::Conn;
 use anyhow::Context;
-use serde_json::json;
 use soam_client::ClientError;
 use soam_client::journal::{self, Release};
-use soam_proto::SessionRef;
-use soam_proto::msg::{CreateSession, Reply, Request, SessionInfo};
-
-pub fn session_json(s: &SessionInfo) -> serde_json::Value {
-    json!({
-        "app": s.app, "id": s.id, "name": s.name, "tag": s.tag, "type": s.session_type,
-        "state": s.state.as_str(), "priority": s.priority, "recoverable": s.recoverable, "direct": s.direct,
-    })
-}
+use soam_proto::msg::{CreateSession, Reply, Request};
 
 pub fn read_common(path: Option<&std::path::Path>) -> anyhow::Result<bytes::Bytes> {
     match path {
@@ -41,7 +32,8 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
         anyhow::bail!("unexpected reply")
     };
     if a.json {
-        println!("{}", session_json(&s));
+        let row = crate::rows::SessionRow::new(&s, &mut crate::rows::Users::default());
+        crate::changed::print("created", row)?;
     } else {
         println!("{}", s.id);
     }
@@ -49,20 +41,21 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn detach(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    release(conn, a.session, Release::Detach, "detached; its workload keeps running").await
+    release(conn, a, Release::Detach, "detached", "; its workload keeps running").await
 }
 
 pub async fn close(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    release(conn, a.session, Release::Close, "closed").await
+    release(conn, a, Release::Close, "closed", "").await
 }
 
 pub async fn abort(conn: &Conn, a: SessionArg) -> anyhow::Result<i32> {
-    release(conn, a.session, Release::Abort, "aborted").await
+    release(conn, a, Release::Abort, "aborted", "").await
 }
 
 /// Detaches, closes or aborts; one that cannot reach the agent is kept in the offline
 /// journal and carried out at the next contact.
-async fn release(conn: &Conn, session: SessionRef, how: Release, done: &str) -> anyhow::Result<i32> {
+async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &str) -> anyhow::Result<i32> {
+    let session = a.session;
     let name = format!("soamsession {}", how.as_str());
     let opts = conn.options(&name);
     let sent = async {
@@ -73,15 +66,24 @@ async fn release(conn: &Conn, session: SessionRef, how: Release, done: &str) -> 
             Release::Close => Request::Close { session: session.clone() },
             Release::Abort => Request::Abort { session: session.clone() },
         };
-        client.call(req).await
+        client.call(req).await?;
+        Ok::<_, ClientError>(client)
     };
     match sent.await {
-        Ok(_) => {
-            eprintln!("session {session} {done}");
+        Ok(client) => {
+            if a.json {
+                crate::changed::print(done, crate::changed::session(&client, &session).await?)?;
+            } else {
+                eprintln!("session {session} {done}{more}");
+            }
             Ok(0)
         }
         Err(e @ (ClientError::NoAgent(_) | ClientError::Lost(_))) => {
             let n = journal::add_release(&opts, session.clone(), how)?;
+            if a.json {
+                let pending = serde_json::json!({ "session": session.to_string(), "journal_entry": n });
+                crate::changed::print(&format!("{}-pending", how.as_str()), pending)?;
+            }
             eprintln!(
                 "soamsession: the agent cannot be reached ({e}); the {} of session {session} is pending \
                  (journal entry {n}): it is carried out at the next contact (soamsession sync)",

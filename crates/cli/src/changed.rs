@@ -1,0 +1,77 @@
+//! What a state-changing command prints under `--json`: the object it changed, as it
+//! is afterwards (the same row `soamview` prints), with the act that was done.
+//!
+//! The agent's replies to acts carry no object, so it is read back with one listing
+//! request; a script gets one JSON object on stdout either way.
+
+use crate::output::print_json;
+use crate::rows::{AppRow, SessionRow, TaskRow, Users};
+use serde::Serialize;
+use soam_client::Client;
+use soam_proto::addr::SessionKey;
+use soam_proto::msg::{SessionInfo, SessionQuery};
+use soam_proto::{SessionRef, TaskRef};
+
+/// `{"action": "suspended", ...the object's fields}`.
+#[derive(Serialize)]
+pub struct Changed<'a, T: Serialize> {
+    pub action: &'a str,
+    #[serde(flatten)]
+    pub object: T,
+}
+
+/// Prints `object` with `action` for a script.
+pub fn print<T: Serialize>(action: &str, object: T) -> anyhow::Result<()> {
+    print_json(&Changed { action, object })
+}
+
+/// An application as it is now.
+pub async fn app(client: &Client, name: &str) -> anyhow::Result<Option<AppRow>> {
+    let (apps, _) = client.app_page(Some(name.to_string()), None).await?;
+    Ok(apps.iter().find(|a| a.name == name).map(AppRow::from))
+}
+
+/// Whether `s` is the session `r` addresses: by id, by name, or by tag.
+pub fn addresses(r: &SessionRef, s: &SessionInfo) -> bool {
+    s.app == r.app
+        && match &r.key {
+            SessionKey::Id(id) => s.id == *id,
+            SessionKey::Name(n) => s.name.as_deref() == Some(n) || s.tag.as_deref() == Some(n),
+        }
+}
+
+/// A session as it is now, open or ended.
+pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionRow>> {
+    let q = SessionQuery {
+        app: Some(r.app.clone()),
+        all: true,
+        state: None,
+        orphaned: false,
+    };
+    let mut found: Option<SessionInfo> = None;
+    soam_client::each_page(
+        async |from| client.session_page(&q, from).await,
+        |list, _| {
+            // A name beats a tag; an id is unique.
+            for s in list.into_iter().filter(|s| addresses(r, s)) {
+                let by_name = matches!(&r.key, SessionKey::Name(n) if s.name.as_deref() == Some(n));
+                if found.is_none() || by_name {
+                    found = Some(s);
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        },
+    )
+    .await?;
+    Ok(found.map(|s| SessionRow::new(&s, &mut Users::default())))
+}
+
+/// A task as it is now (from the session's kept history once it has ended).
+pub async fn task(client: &Client, t: &TaskRef) -> anyhow::Result<Option<TaskRow>> {
+    let from = t.task.saturating_sub(1);
+    let list = match client.task_page(&t.session, None, false, from).await {
+        Ok((list, _)) => list,
+        Err(_) => client.task_page(&t.session, None, true, from).await?.0,
+    };
+    Ok(list.iter().find(|i| i.task == t.task).map(|i| TaskRow::new(i, false)))
+}

@@ -1,0 +1,292 @@
+//! The rows views print: every field the agent sends, typed, with the agent's
+//! millisecond times turned into [`Time`]s (kept beside as `*_ms` for scripts that want
+//! numbers) and user ids into names. `--json` serialises these; tables pick columns.
+
+use crate::output::{Col, Row, Time, col, list_col, text_col, time_col};
+use serde::Serialize;
+use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfo, TaskInfo};
+use std::collections::HashMap;
+
+#[derive(Debug, Serialize)]
+pub struct SessionRow {
+    pub app: String,
+    pub id: u64,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+    #[serde(rename = "type")]
+    pub session_type: String,
+    pub state: &'static str,
+    pub priority: u32,
+    pub recoverable: bool,
+    pub direct: bool,
+    pub pending: u64,
+    pub running: u64,
+    pub done: u64,
+    pub error: u64,
+    pub canceled: u64,
+    pub undelivered: u64,
+    pub created: Time,
+    pub created_ms: u64,
+    pub ended: Option<Time>,
+    pub ended_ms: Option<u64>,
+    pub holder: Option<String>,
+    pub orphaned: bool,
+    pub owner: Option<String>,
+    pub owner_uid: u32,
+    pub reason: Option<String>,
+}
+
+impl Row for SessionRow {
+    const COLUMNS: &'static [Col] = &[
+        text_col("app"),
+        col("id"),
+        text_col("name"),
+        text_col("tag"),
+        text_col("type"),
+        col("state"),
+        col("priority").titled("PRIO"),
+        col("recoverable").titled("RECOV"),
+        col("direct"),
+        col("pending").titled("PEND"),
+        col("running").titled("RUN"),
+        col("done"),
+        col("error").titled("ERR"),
+        col("canceled").titled("CANC"),
+        col("undelivered").titled("UNDELIV"),
+        time_col("created"),
+        time_col("ended"),
+        text_col("holder"),
+        col("orphaned"),
+        text_col("owner"),
+        col("owner_uid"),
+        text_col("reason"),
+    ];
+}
+
+/// `soamview session`'s columns unless `-o` says otherwise: fits 80 columns for
+/// usual names.
+pub const SESSION_DEFAULT: &[&str] = &[
+    "app", "id", "name", "tag", "state", "pending", "running", "done", "error", "created",
+];
+/// `soamview history`'s.
+pub const HISTORY_DEFAULT: &[&str] = &["app", "id", "name", "tag", "state", "done", "error", "ended", "reason"];
+
+/// User names by uid, looked up once each.
+#[derive(Default)]
+pub struct Users(HashMap<u32, Option<String>>);
+
+impl Users {
+    pub fn name(&mut self, uid: u32) -> Option<String> {
+        self.0
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+}
+
+impl SessionRow {
+    pub fn new(s: &SessionInfo, users: &mut Users) -> SessionRow {
+        SessionRow {
+            app: s.app.clone(),
+            id: s.id,
+            name: s.name.clone(),
+            tag: s.tag.clone(),
+            session_type: s.session_type.clone(),
+            state: s.state.as_str(),
+            priority: s.priority,
+            recoverable: s.recoverable,
+            direct: s.direct,
+            pending: s.pending,
+            running: s.running,
+            done: s.done,
+            error: s.error,
+            canceled: s.canceled,
+            undelivered: s.undelivered,
+            created: Time(s.created_ms),
+            created_ms: s.created_ms,
+            ended: s.ended_ms.map(Time),
+            ended_ms: s.ended_ms,
+            holder: s.holder.clone(),
+            orphaned: s.orphaned,
+            owner: users.name(s.owner_uid),
+            owner_uid: s.owner_uid,
+            reason: s.reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskRow {
+    pub task: u64,
+    pub state: &'static str,
+    pub attempts: u32,
+    pub submitted: Time,
+    pub submitted_ms: u64,
+    pub started: Option<Time>,
+    pub started_ms: Option<u64>,
+    pub ended: Option<Time>,
+    pub ended_ms: Option<u64>,
+    /// Seconds from its (last) start to its end.
+    pub run_s: Option<f64>,
+    pub input_bytes: u64,
+    pub output_bytes: Option<u64>,
+    pub delivered: bool,
+    pub node: Option<String>,
+    /// The whole error text in JSON; its first line in tables.
+    pub error: Option<String>,
+}
+
+impl Row for TaskRow {
+    const COLUMNS: &'static [Col] = &[
+        col("task"),
+        col("state"),
+        col("attempts"),
+        time_col("submitted"),
+        time_col("started"),
+        time_col("ended"),
+        col("run_s"),
+        col("input_bytes"),
+        col("output_bytes"),
+        col("delivered"),
+        text_col("node"),
+        text_col("error"),
+    ];
+}
+
+pub const TASK_DEFAULT: &[&str] = &["task", "state", "attempts", "started", "run_s", "node", "error"];
+
+impl TaskRow {
+    /// `first_line`: the table shows one line of the error; JSON all of it.
+    pub fn new(t: &TaskInfo, first_line: bool) -> TaskRow {
+        let run_s = t.started_ms.zip(t.ended_ms).map(|(s, e)| e.saturating_sub(s) as f64 / 1000.0);
+        let error = t.error.as_ref().map(|e| {
+            if first_line {
+                e.lines().next().unwrap_or("").to_string()
+            } else {
+                e.clone()
+            }
+        });
+        TaskRow {
+            task: t.task,
+            state: t.state.as_str(),
+            attempts: t.attempts,
+            submitted: Time(t.submitted_ms),
+            submitted_ms: t.submitted_ms,
+            started: t.started_ms.map(Time),
+            started_ms: t.started_ms,
+            ended: t.ended_ms.map(Time),
+            ended_ms: t.ended_ms,
+            run_s,
+            input_bytes: t.input_bytes,
+            output_bytes: t.output_bytes,
+            delivered: t.delivered,
+            node: t.node.clone(),
+            error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppRow {
+    pub app: String,
+    pub state: &'static str,
+    pub policy: String,
+    /// Open sessions.
+    pub sessions: u64,
+    pub services: Vec<String>,
+    pub session_types: Vec<String>,
+    pub max_sessions: u32,
+    pub max_slots: Option<u32>,
+    pub registered: Time,
+    pub registered_ms: u64,
+    pub source: String,
+}
+
+impl Row for AppRow {
+    const COLUMNS: &'static [Col] = &[
+        text_col("app"),
+        col("state"),
+        text_col("policy"),
+        col("sessions"),
+        list_col("services"),
+        list_col("session_types"),
+        col("max_sessions"),
+        col("max_slots"),
+        time_col("registered"),
+        text_col("source"),
+    ];
+}
+
+pub const APP_DEFAULT: &[&str] = &["app", "state", "policy", "sessions", "services", "session_types"];
+/// `soamview app -l`.
+pub const APP_LONG: &[&str] = &[
+    "app",
+    "state",
+    "policy",
+    "sessions",
+    "services",
+    "session_types",
+    "max_sessions",
+    "max_slots",
+    "registered",
+    "source",
+];
+
+impl From<&AppInfo> for AppRow {
+    fn from(a: &AppInfo) -> AppRow {
+        AppRow {
+            app: a.name.clone(),
+            state: if a.enabled { "enabled" } else { "disabled" },
+            policy: a.policy.clone(),
+            sessions: a.open_sessions,
+            services: a.services.clone(),
+            session_types: a.session_types.clone(),
+            max_sessions: a.max_sessions,
+            max_slots: a.max_slots,
+            registered: Time(a.registered_ms),
+            registered_ms: a.registered_ms,
+            source: a.source.clone(),
+        }
+    }
+}
+
+/// A Slurm allocation (`soamview cluster`): the agent's record as it is.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct AllocRow(pub AllocInfo);
+
+impl Row for AllocRow {
+    const COLUMNS: &'static [Col] = &[
+        col("job_id"),
+        text_col("app"),
+        text_col("service"),
+        col("state"),
+        text_col("reason"),
+        list_col("nodes"),
+        col("slots"),
+        col("busy"),
+        col("time_left_s"),
+    ];
+}
+
+pub const ALLOC_DEFAULT: &[&str] = &[
+    "job_id",
+    "app",
+    "service",
+    "state",
+    "reason",
+    "nodes",
+    "slots",
+    "busy",
+    "time_left_s",
+];
+
+/// `soamcontrol agent status`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct StatusRow(pub AgentStatus);

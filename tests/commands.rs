@@ -1,0 +1,193 @@
+//! The commands' finish as a user meets it: JSON of every state-changing command, tags
+//! as handles and filters, tables fitted to a real terminal, shutdown that waits, and
+//! readers that go away early.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+fn json_of(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+}
+
+#[test]
+fn state_changing_commands_print_the_changed_object_as_json() {
+    let env = Env::new();
+    let p = env.home.path().join("p.yaml");
+    let types = "  - name: Keep\n    onClientDisconnect: continue\n";
+    std::fs::write(&p, Env::behave_profile("a", "", types)).unwrap();
+    let reg = json_of(&env.ok("soamreg", &[p.to_str().unwrap(), "--json"]));
+    assert_eq!((reg["action"].as_str(), reg["app"].as_str()), (Some("registered"), Some("a")));
+    assert_eq!(reg["session_types"], serde_json::json!(["", "Keep"]));
+    assert!(reg["warnings"].as_array().unwrap().is_empty(), "{reg}");
+
+    let off = json_of(&env.ok("soamcontrol", &["app", "disable", "a", "--json"]));
+    assert_eq!(
+        (off["action"].as_str(), off["state"].as_str()),
+        (Some("disabled"), Some("disabled"))
+    );
+    env.ok("soamcontrol", &["app", "enable", "a"]);
+
+    let created = json_of(&env.ok(
+        "soamsession",
+        &["create", "--app", "a", "--type", "Keep", "--tag", "nightly", "--json"],
+    ));
+    assert_eq!(created["action"], "created");
+    assert_eq!(created["tag"], "nightly");
+    let id = created["id"].as_u64().unwrap();
+    let sess = format!("a:{id}");
+    let sus = json_of(&env.ok("soamcontrol", &["session", "suspend", &sess, "--json"]));
+    assert_eq!(
+        (sus["action"].as_str(), sus["state"].as_str()),
+        (Some("suspended"), Some("suspended"))
+    );
+    env.ok("soamsession", &["submit", "--session", &sess, "--task", "ok", "--detach"]);
+    let killed = json_of(&env.ok("soamcontrol", &["task", "kill", &format!("{sess}:1"), "--json"]));
+    assert_eq!(
+        (killed["action"].as_str(), killed["task"].as_u64(), killed["state"].as_str()),
+        (Some("killed"), Some(1), Some("canceled"))
+    );
+    let closed = json_of(&env.ok("soamsession", &["close", &sess, "--json"]));
+    assert_eq!(
+        (closed["action"].as_str(), closed["state"].as_str()),
+        (Some("closed"), Some("closed"))
+    );
+    assert!(closed["ended_ms"].as_u64().is_some(), "{closed}");
+
+    let gone = json_of(&env.ok("soamunreg", &["a", "--json"]));
+    assert_eq!(gone, serde_json::json!({"action": "unregistered", "app": "a"}));
+}
+
+#[test]
+fn a_tag_addresses_a_session_where_it_is_unambiguous_and_filters_listings() {
+    let env = Env::new();
+    let types = "  - name: Keep\n    onClientDisconnect: continue\n";
+    env.register("p.yaml", &Env::behave_profile("a", "", types));
+    let create = |tag: &str| {
+        env.ok("soamsession", &["create", "--app", "a", "--type", "Keep", "--tag", tag])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let (one, two, three) = (create("solo"), create("pair"), create("pair"));
+    // The tag stands in for the id.
+    let out = env.ok("soamsession", &["submit", "--session", "a:solo", "--task", "by-tag"]);
+    assert_eq!(out, "by-tag\n");
+    let listed = env.json("soamview", &["session", "a", "--tag", "pair"]);
+    let ids: Vec<u64> = listed.as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [two, three]);
+    // Two sessions with the tag: refused, naming both, and nothing changes.
+    let e = env.fails("soamcontrol", &["session", "kill", "a:pair"]);
+    assert!(
+        e.contains(&format!("tag 'pair' is on 2 open sessions of a ({two}, {three})")),
+        "{e}"
+    );
+    assert_eq!(
+        env.json("soamview", &["session", "a", "--tag", "pair"]).as_array().unwrap().len(),
+        2
+    );
+    env.ok("soamsession", &["close", "a:solo"]);
+    assert!(env.session("a", one).is_none());
+    // Ended sessions keep their tag in history.
+    let h = env.json("soamview", &["history", "a", "--tag", "solo"]);
+    assert_eq!(h.as_array().unwrap().len(), 1);
+    assert_eq!(h[0]["id"], one);
+}
+
+#[test]
+fn tables_fit_the_terminal_and_show_local_times_with_ages() {
+    let env = Env::new();
+    let types = "  - name: Keep\n    onClientDisconnect: continue\n";
+    env.register("p.yaml", &Env::behave_profile("sampleApplication", "", types));
+    for i in 0..3 {
+        env.ok(
+            "soamsession",
+            &[
+                "create",
+                "--app",
+                "sampleApplication",
+                "--type",
+                "Keep",
+                "--name",
+                &format!("nightly-batch-{i}"),
+                "--tag",
+                "team-a",
+            ],
+        );
+    }
+    // The default set fits 80 and 60 columns: only names wrap, never ids, counts,
+    // states or times.
+    for cols in [80, 60] {
+        let (code, out) = env.in_terminal(cols, "soamview session");
+        assert_eq!(code, Some(0), "{out}");
+        for line in out.lines() {
+            let line = line.trim_end_matches('\r');
+            assert!(line.chars().count() <= cols as usize, "wider than {cols}: {line:?}\n{out}");
+        }
+        let head = out.lines().next().unwrap();
+        for word in ["STATE", "PEND", "DONE", "CREATED"] {
+            assert!(head.split_whitespace().any(|w| w == word), "{head}");
+        }
+        assert!(out.contains(" open "), "{out}");
+        assert!(out.contains("s ago)"), "{out}");
+    }
+    // Wide enough, every value on one line.
+    let (_, out) = env.in_terminal(120, "soamview session");
+    assert!(out.contains("nightly-batch-2"), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+}
+
+#[test]
+fn shutdown_returns_once_the_agent_has_stopped() {
+    let mut env = Env::new();
+    let pid = env.agent_pid();
+    let out = env.ok("soamcontrol", &["agent", "shutdown"]);
+    assert_eq!(out.trim(), format!("agent stopped (pid {pid})"));
+    // It has exited already (waiting only to be reaped by us, its parent).
+    let mut child = env.agent.take().unwrap();
+    assert!(child.try_wait().unwrap().is_some(), "the agent still runs after shutdown returned");
+    assert!(!env.socket().exists());
+    // --no-wait returns at once and says so.
+    env.start_agent();
+    let out = json_of(&env.ok("soamcontrol", &["agent", "shutdown", "--no-wait", "--json"]));
+    assert_eq!(out["action"], "stopping");
+    let mut child = env.agent.take().unwrap();
+    wait_for(20, "agent exit", || child.try_wait().unwrap());
+}
+
+/// `| head -1` on every output form: the reader goes, the command ends quietly with 0.
+#[test]
+fn readers_that_stop_early_end_every_output_form_quietly() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let inputs: String = (0..5_000).map(|i| format!("{i}\n")).collect();
+    let o = env.run_stdin("soamsession", &["submit", "--app", "a", "--detach"], &inputs);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sess = format!("a:{}", String::from_utf8_lossy(&o.stdout).trim());
+    for args in [
+        vec!["task", sess.as_str()],
+        vec!["task", sess.as_str(), "--json"],
+        vec!["session", "--watch"],
+        vec!["session", "--watch", "--json"],
+    ] {
+        let mut child = env
+            .cmd("soamview")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+        assert!(!first.is_empty(), "{args:?}");
+        if args.contains(&"--json") {
+            assert!(first.starts_with('['), "JSON only, no screen escapes: {first:?}");
+        }
+    }
+}
