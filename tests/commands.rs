@@ -191,3 +191,40 @@ fn readers_that_stop_early_end_every_output_form_quietly() {
         }
     }
 }
+
+/// The bar on a real terminal: the scrollback ends up holding the outputs and nothing
+/// else (no stale copies of the bar before them); its rate is whole tasks a second.
+/// `--progress` without a terminal gives summary lines on stderr instead.
+#[test]
+fn the_progress_bar_leaves_only_outputs_in_the_scrollback() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let n = 40;
+    let inputs: String = (0..n).map(|i| format!("nap:0.04:line-{i}\n")).collect();
+    let file = env.path("inputs.txt");
+    std::fs::write(&file, &inputs).unwrap();
+    let (code, raw) = env.in_terminal(100, &format!("soamsession submit --app a --input-file {}", file.display()));
+    assert_eq!(code, Some(0), "{raw}");
+    assert!(raw.contains(&format!("/{n} tasks")), "the bar was drawn: {raw:?}");
+    let rates: Vec<&str> = raw.split(" tasks ").skip(1).filter_map(|r| r.split("/s").next()).collect();
+    assert!(
+        !rates.is_empty() && rates.iter().all(|r| r.chars().all(|c| c.is_ascii_digit())),
+        "{rates:?}"
+    );
+    let shown: Vec<String> = screen(&raw).into_iter().filter(|l| !l.is_empty()).collect();
+    assert_eq!(shown.len(), n, "{shown:#?}");
+    assert!(shown.iter().all(|l| l.starts_with("line-") && !l.contains("tasks")), "{shown:#?}");
+
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--input-file", file.to_str().unwrap(), "--progress"],
+    );
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), n);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines().last().unwrap().starts_with(&format!("soamsession: {n}/{n} tasks in ")),
+        "{err}"
+    );
+    assert!(err.lines().all(|l| l.starts_with("soamsession: ")), "{err}");
+}

@@ -193,7 +193,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__fetch)
-            opts="-h --max --timeout --direct --output-dir --jsonl --ordered --socket --help"
+            opts="-h --max --timeout --direct --output-dir --jsonl --ordered --progress --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,7 +377,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__reopen)
-            opts="-h --all --no-wait --detach --direct --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
+            opts="-h --all --no-wait --detach --direct --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,7 +407,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__submit)
-            opts="-h --app --type --session --direct --detach --offline-ok --input-file --input-dir --task --count --output-dir --jsonl --ordered --ping-interval --reconnect-timeout --socket --help"
+            opts="-h --app --type --session --direct --detach --offline-ok --input-file --input-dir --task --count --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

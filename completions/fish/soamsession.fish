@@ -62,6 +62,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l detac
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l offline-ok -d 'If no agent can be reached, keep the submission in the offline journal (it is submitted at the next contact: soamsession sync) instead of failing'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l ordered -d 'Write outputs in task order rather than as they come'
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l progress -d 'Show progress even when stdout is not a terminal: a bar if stderr is one, else a summary line a second on stderr'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l output-dir -d 'Write each output to DIR/TASK.out (failures to DIR/TASK.err) instead of stdout' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l ping-interval -d 'Seconds between liveness pings while waiting; an unanswered ping means the agent is lost' -r
@@ -73,6 +74,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l detac
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l ordered -d 'Write outputs in task order rather than as they come'
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l progress -d 'Show progress even when stdout is not a terminal: a bar if stderr is one, else a summary line a second on stderr'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l max -d 'Take at most N outputs (the rest stay for later)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l timeout -d 'Wait up to S seconds for outputs not ready yet (default: take what is ready)' -r
@@ -81,6 +83,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l socket
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l ordered -d 'Write outputs in task order rather than as they come'
+complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -l progress -d 'Show progress even when stdout is not a terminal: a bar if stderr is one, else a summary line a second on stderr'
 complete -c soamsession -n "__fish_soamsession_using_subcommand fetch" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand detach" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand detach" -l json -d 'Print the session as it is afterwards as JSON, with an "action" key'

@@ -260,3 +260,70 @@ pub fn path_with_bins() -> String {
     let dir = bin("soamview").parent().unwrap().display().to_string();
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
+
+/// What a terminal shows after `raw` was written to it, scrollback included: enough of a
+/// VT100 for progress bars (CR, LF, cursor up, erase line, erase below); other escape
+/// sequences are dropped.
+pub fn screen(raw: &str) -> Vec<String> {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+                if lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x1b' => {
+                if chars.peek() != Some(&'[') {
+                    chars.next();
+                    continue;
+                }
+                chars.next();
+                let mut arg = String::new();
+                let mut cmd = ' ';
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() || d == '@' || d == '~' {
+                        cmd = d;
+                        break;
+                    }
+                    arg.push(d);
+                }
+                let n: usize = arg.trim_start_matches('?').parse().unwrap_or(0);
+                match cmd {
+                    'A' => row = row.saturating_sub(n.max(1)),
+                    'K' => match n {
+                        0 => lines[row].truncate(col),
+                        _ => lines[row].clear(),
+                    },
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
+        .collect()
+}

@@ -6,7 +6,7 @@
 use crate::common::exit;
 use base64::Engine;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 use soam_client::ClientError;
 use soam_client::session::{Next, Reorder, Session, SessionConfig};
 use soam_proto::SessionRef;
@@ -26,6 +26,67 @@ pub struct OutputArgs {
     /// Write outputs in task order rather than as they come
     #[arg(long)]
     pub ordered: bool,
+    /// Show progress even when stdout is not a terminal: a bar if stderr is one, else a summary line a second on stderr
+    #[arg(long)]
+    pub progress: bool,
+}
+
+/// How progress is shown while collecting.
+enum Progress {
+    /// Nobody is watching (outputs are piped away): nothing but outputs.
+    Off,
+    /// A bar on stderr's terminal; outputs are written with it cleared, so the
+    /// scrollback holds outputs only.
+    Bar(ProgressBar),
+    /// `--progress` without a terminal: a summary line on stderr at most once a second.
+    Lines { total: u64, start: Instant, last: Instant },
+}
+
+impl Progress {
+    fn new(args: &OutputArgs, total: u64) -> Progress {
+        let err_tty = std::io::stderr().is_terminal();
+        let watched = err_tty && (std::io::stdout().is_terminal() || args.output_dir.is_some());
+        if total == 0 || !(watched || args.progress) {
+            return Progress::Off;
+        }
+        if !err_tty {
+            let now = Instant::now();
+            return Progress::Lines {
+                total,
+                start: now,
+                last: now,
+            };
+        }
+        let pb = ProgressBar::new(total);
+        // Whole tasks a second: four decimals of a rate are noise.
+        let style = ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {rate} eta {eta}")
+            .map(|s| {
+                s.with_key("rate", |st: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", st.per_sec());
+                })
+            })
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        pb.set_style(style);
+        Progress::Bar(pb)
+    }
+
+    /// A line-mode summary, once a second or when `last` (the end).
+    fn line(&mut self, done: u64, end: bool) {
+        if let Progress::Lines { total, start, last } = self
+            && (end || last.elapsed() >= Duration::from_secs(1))
+        {
+            *last = Instant::now();
+            let secs = start.elapsed().as_secs_f64();
+            let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+            if end {
+                eprintln!("soamsession: {done}/{total} tasks in {}", HumanDuration(start.elapsed()));
+            } else {
+                let eta = (rate > 0.0).then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate));
+                let eta = eta.map_or_else(|| "?".to_string(), |d| HumanDuration(d).to_string());
+                eprintln!("soamsession: {done}/{total} tasks, {rate:.0}/s, eta {eta}");
+            }
+        }
+    }
 }
 
 /// How a waiting command rides out a lost agent.
@@ -91,13 +152,14 @@ pub struct Until {
 
 pub struct Collector {
     args: OutputArgs,
-    out: std::io::BufWriter<std::io::Stdout>,
+    /// Outputs of the batch being taken, written out together (with the bar cleared).
+    out: Vec<u8>,
     /// In --ordered mode, what waits for an earlier task.
     order: Option<Reorder>,
     pub written: u64,
     pub failed: u64,
     pub received: u64,
-    progress: Option<ProgressBar>,
+    progress: Progress,
 }
 
 impl Collector {
@@ -105,20 +167,11 @@ impl Collector {
         if let Some(d) = &args.output_dir {
             std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
         }
-        // A bar only for a person watching: never when the outputs are piped away.
-        let watched = std::io::stderr().is_terminal() && (std::io::stdout().is_terminal() || args.output_dir.is_some());
-        let progress = (watched && total > 0).then(|| {
-            let pb = ProgressBar::new(total);
-            pb.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks {per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        });
+        let progress = Progress::new(&args, total);
         Ok(Collector {
             order: args.ordered.then(|| Reorder::new(first_task)),
             args,
-            out: std::io::BufWriter::new(std::io::stdout()),
+            out: Vec::with_capacity(1 << 16),
             written: 0,
             failed: 0,
             received: 0,
@@ -131,7 +184,7 @@ impl Collector {
         if o.state != TaskState::Done {
             self.failed += 1;
         }
-        if let Some(p) = &self.progress {
+        if let Progress::Bar(p) = &self.progress {
             p.inc(1);
         }
         if let Some(dir) = &self.args.output_dir {
@@ -165,17 +218,36 @@ impl Collector {
                 self.out.write_all(b"\n")?;
             }
         } else {
-            self.out.flush()?;
+            // Outputs before it go first, so stdout and stderr keep their order on a terminal.
+            self.flush()?;
             let msg = String::from_utf8_lossy(&o.data);
-            let line = |m: &str| {
-                let first = soam_proto::text::escape(m.lines().next().unwrap_or("")).into_owned();
-                format!("soamsession: task {} {}: {first}", o.task, o.state)
-            };
+            let first = soam_proto::text::escape(msg.lines().next().unwrap_or("")).into_owned();
+            let line = format!("soamsession: task {} {}: {first}", o.task, o.state);
             match &self.progress {
-                Some(p) => p.println(line(&msg)),
-                None => eprintln!("{}", line(&msg)),
+                Progress::Bar(p) => p.println(line),
+                _ => eprintln!("{line}"),
             }
         }
+        Ok(())
+    }
+
+    /// Writes the outputs taken so far to stdout: with a bar, while it is cleared (it is
+    /// drawn again after), so no copy of it is left above them.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if !self.out.is_empty() {
+            let buf = std::mem::take(&mut self.out);
+            let write = || {
+                let mut o = std::io::stdout().lock();
+                o.write_all(&buf).and_then(|()| o.flush())
+            };
+            match &self.progress {
+                Progress::Bar(p) => p.suspend(write),
+                _ => write(),
+            }?;
+            self.out = buf;
+            self.out.clear();
+        }
+        self.progress.line(self.written, false);
         Ok(())
     }
 
@@ -202,10 +274,12 @@ impl Collector {
         for o in &rest {
             self.write(o)?;
         }
-        if let Some(p) = &self.progress {
-            p.finish_and_clear();
+        self.flush()?;
+        match &self.progress {
+            Progress::Bar(p) => p.finish_and_clear(),
+            Progress::Lines { .. } => self.progress.line(self.written, true),
+            Progress::Off => {}
         }
-        self.out.flush()?;
         Ok(())
     }
 
@@ -251,7 +325,7 @@ impl Collector {
                     *left -= 1;
                 }
             }
-            self.out.flush()?;
+            self.flush()?;
             session.ack_ids(acks);
         }
     }
