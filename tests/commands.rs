@@ -228,3 +228,76 @@ fn the_progress_bar_leaves_only_outputs_in_the_scrollback() {
     );
     assert!(err.lines().all(|l| l.starts_with("soamsession: ")), "{err}");
 }
+
+/// Tab in a real bash on a real terminal, with the script `COMPLETE=bash soamview`
+/// prints: the registered application's name comes from the running agent.
+#[test]
+fn tab_completes_a_registered_app_in_bash_on_a_terminal() {
+    use std::io::Write;
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("sampleApp", "", ""));
+    let input = "stty cols 120; source <(COMPLETE=bash soamview)\nsoamview app sam\t\nexit\n";
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
+        .env("SOAM_HOME", env.home.path())
+        .env("SOAM_NO_AUTOSTART", "1")
+        .env("NO_COLOR", "1")
+        .env("PATH", path_with_bins())
+        .env_remove("SOAM_SOCKET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept open until bash exits: script ends the session at its input's end.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    let pid = child.id();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        (child.wait().unwrap(), out)
+    });
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reader.is_finished() {
+        if std::time::Instant::now() > end {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("bash did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let (_, out) = reader.join().unwrap();
+    let shown = screen(&out).join("\n");
+    assert!(shown.contains("soamview app sampleApp"), "Tab completed the name: {shown}");
+    assert!(shown.contains("sampleApp  enabled"), "and the completed command ran: {shown}");
+}
+
+/// The other shells' protocol (fish's: one candidate a line, help after a tab) for
+/// session addresses and states; no agent, no candidates and no error.
+#[test]
+fn completion_offers_sessions_and_states_from_the_agent() {
+    let mut env = Env::new();
+    let types = "  - name: Keep\n    onClientDisconnect: continue\n";
+    env.register("p.yaml", &Env::behave_profile("sampleApp", "", types));
+    env.ok(
+        "soamsession",
+        &["create", "--app", "sampleApp", "--type", "Keep", "--name", "nightly"],
+    );
+    let complete = |env: &Env, cmd: &str, words: &[&str]| {
+        let o = env.cmd(cmd).env("COMPLETE", "fish").arg("--").args(words).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        complete(&env, "soamsession", &["soamsession", "reopen", "sampleApp:"]),
+        "sampleApp:1\topen 0/0 done\nsampleApp:nightly\topen 0/0 done\n"
+    );
+    assert_eq!(complete(&env, "soamsession", &["soamsession", "close", "sam"]), "sampleApp:\n");
+    assert_eq!(
+        complete(&env, "soamview", &["soamview", "task", "x:1", "--state", ""]),
+        "pending\nrunning\ndone\nerror\ncanceled\n"
+    );
+    env.stop_agent(libc::SIGTERM);
+    let offered = complete(&env, "soamcontrol", &["soamcontrol", "app", "enable", ""]);
+    assert!(offered.lines().all(|l| l.starts_with("--")), "only flags: {offered}");
+}

@@ -272,7 +272,7 @@ _soamview() {
             fi
             case "${prev}" in
                 --state)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "open suspended reconnecting closed aborted" -- "${cur}"))
                     return 0
                     ;;
                 --tag)
@@ -306,7 +306,7 @@ _soamview() {
             fi
             case "${prev}" in
                 --state)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "pending running done error canceled" -- "${cur}"))
                     return 0
                     ;;
                 --columns)

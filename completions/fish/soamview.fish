@@ -45,7 +45,11 @@ complete -c soamview -n "__fish_soamview_using_subcommand app" -l json -d 'Print
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s h -l help -d 'Print help'
-complete -c soamview -n "__fish_soamview_using_subcommand session" -l state -d 'Only sessions in this state (open, suspended, reconnecting, closed, aborted)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l state -d 'Only sessions in this state' -r -f -a "open\t''
+suspended\t''
+reconnecting\t''
+closed\t''
+aborted\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l tag -d 'Only sessions with this tag' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
@@ -55,7 +59,11 @@ complete -c soamview -n "__fish_soamview_using_subcommand session" -l json -d 'P
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s h -l help -d 'Print help'
-complete -c soamview -n "__fish_soamview_using_subcommand task" -l state -d 'Only tasks in this state (pending, running, done, error, canceled)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l state -d 'Only tasks in this state' -r -f -a "pending\t''
+running\t''
+done\t''
+error\t''
+canceled\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'

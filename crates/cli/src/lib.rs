@@ -8,6 +8,7 @@
 pub mod attack;
 pub mod changed;
 pub mod common;
+pub mod complete;
 pub mod docs;
 pub mod output;
 pub mod rows;

@@ -498,6 +498,7 @@ fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::
 }
 
 pub fn main() -> i32 {
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     crate::common::init_logging(0);
     match bench(&args) {

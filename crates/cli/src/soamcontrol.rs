@@ -66,26 +66,47 @@ pub enum ClusterCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AppAction {
-    Enable { app: String },
-    Disable { app: String },
+    Enable {
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
+        app: String,
+    },
+    Disable {
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
+        app: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCmd {
     /// Stop dispatching; running tasks get suspendGracePeriod, then are requeued
-    Suspend { session: SessionRef },
+    Suspend {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        session: SessionRef,
+    },
     /// Dispatch again
-    Resume { session: SessionRef },
+    Resume {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        session: SessionRef,
+    },
     /// Abort the session: pending tasks are canceled, running ones get taskCleanupPeriod
-    Kill { session: SessionRef },
+    Kill {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        session: SessionRef,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCmd {
     /// Cancel a pending or running task (running: after taskCleanupPeriod)
-    Kill { task: TaskRef },
+    Kill {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        task: TaskRef,
+    },
     /// Run a task again: a running one is stopped and requeued, an ended one re-run
-    Requeue { task: TaskRef },
+    Requeue {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        task: TaskRef,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +125,7 @@ pub enum AgentCmd {
 }
 
 pub fn main() -> i32 {
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     run("soamcontrol", async move {
         let client = args.conn.connect("soamcontrol").await?;

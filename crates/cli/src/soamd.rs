@@ -48,6 +48,7 @@ fn process_setup() {
 
 pub fn main() -> i32 {
     process_setup();
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     crate::common::init_logging(args.verbose.max(1));
     let overrides = soam_agent::Overrides {

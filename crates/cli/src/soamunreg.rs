@@ -13,6 +13,7 @@ use soam_proto::msg::Request;
 )]
 pub struct Args {
     /// Application name
+    #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
     pub app: String,
     /// Abort the application's open sessions and remove it anyway
     #[arg(short, long)]
@@ -25,6 +26,7 @@ pub struct Args {
 }
 
 pub fn main() -> i32 {
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     run("soamunreg", async move {
         let client = args.conn.connect("soamunreg").await?;

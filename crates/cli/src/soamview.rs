@@ -37,6 +37,7 @@ pub enum What {
     /// Registered applications
     App {
         /// Only this application
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
         app: Option<String>,
         /// Long listing: limits, source file, registration time
         #[arg(short, long)]
@@ -47,12 +48,13 @@ pub enum What {
     },
     /// Sessions (open ones; -a adds ended ones from history)
     Session {
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
         app: Option<String>,
         /// Include ended sessions
         #[arg(short, long)]
         all: bool,
-        /// Only sessions in this state (open, suspended, reconnecting, closed, aborted)
-        #[arg(long, value_name = "S")]
+        /// Only sessions in this state
+        #[arg(long, value_name = "S", value_enum)]
         state: Option<SessionState>,
         /// Only detached, idle sessions with output nobody collected
         #[arg(long)]
@@ -64,9 +66,10 @@ pub enum What {
     /// Tasks of one session
     Task {
         /// APP:ID or APP:NAME
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         session: SessionRef,
-        /// Only tasks in this state (pending, running, done, error, canceled)
-        #[arg(long, value_name = "S")]
+        /// Only tasks in this state
+        #[arg(long, value_name = "S", value_enum)]
         state: Option<TaskState>,
     },
     /// Slurm allocations: pending (with Slurm's reason) or running, their nodes and slots
@@ -74,6 +77,7 @@ pub enum What {
     /// Ended sessions; with APP:ID, that session's kept task history
     History {
         /// An application, or APP:ID / APP:NAME for one session's tasks
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         target: Option<String>,
         /// Only sessions with this tag
         #[arg(long)]
@@ -82,6 +86,7 @@ pub enum What {
 }
 
 pub fn main() -> i32 {
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     run("soamview", async move {
         let client = args.conn.connect("soamview").await?;

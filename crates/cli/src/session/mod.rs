@@ -53,7 +53,7 @@ pub enum Cmd {
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
     pub app: String,
     /// Session type (default: the application's "" type)
     #[arg(long = "type", value_name = "T")]
@@ -77,6 +77,7 @@ pub struct CreateArgs {
 #[derive(Debug, clap::Args)]
 pub struct SessionArg {
     /// APP:ID, APP:NAME, or APP:TAG where one open session has that tag
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: SessionRef,
     /// Print the session as it is afterwards as JSON, with an "action" key
     #[arg(long)]
@@ -85,12 +86,14 @@ pub struct SessionArg {
 
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: SessionRef,
     #[arg(long, value_name = "FILE", required = true)]
     pub common_data: PathBuf,
 }
 
 pub fn main() -> i32 {
+    crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     run("soamsession", async move {
         match args.cmd {

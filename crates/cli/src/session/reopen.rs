@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 pub struct ReopenArgs {
     /// APP:ID or APP:NAME
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: SessionRef,
     /// Also outputs already delivered, where the session type keeps them (discardResultsOnDelivery: false)
     #[arg(long)]
@@ -31,6 +32,7 @@ pub struct ReopenArgs {
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
     /// APP:ID or APP:NAME
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: SessionRef,
     /// Take at most N outputs (the rest stay for later)
     #[arg(long, value_name = "N")]

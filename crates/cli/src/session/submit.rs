@@ -12,13 +12,13 @@ use soam_proto::msg::CreateSession;
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     /// Create a session of this application (closed when its tasks have ended)
-    #[arg(long, required_unless_present = "session", conflicts_with = "session")]
+    #[arg(long, required_unless_present = "session", conflicts_with = "session", add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
     pub app: Option<String>,
     /// Session type, with --app
     #[arg(long = "type", value_name = "T", requires = "app")]
     pub session_type: Option<String>,
     /// Submit into this open session (APP:ID or APP:NAME); left open when done
-    #[arg(long, value_name = "APP:ID")]
+    #[arg(long, value_name = "APP:ID", add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: Option<SessionRef>,
     /// The session was created with --direct (FetchResultsDirectly)
     #[arg(long)]
