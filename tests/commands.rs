@@ -301,3 +301,33 @@ fn completion_offers_sessions_and_states_from_the_agent() {
     let offered = complete(&env, "soamcontrol", &["soamcontrol", "app", "enable", ""]);
     assert!(offered.lines().all(|l| l.starts_with("--")), "only flags: {offered}");
 }
+
+/// Errors that say what to do: a misspelt application gets the name meant; submit
+/// with nothing to read but the terminal says it is reading tasks from it.
+#[test]
+fn errors_suggest_the_name_meant_and_submit_says_it_reads_the_terminal() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("sampleApp", "", ""));
+    let e = env.fails("soamsession", &["submit", "--app", "sampelApp", "--task", "x"]);
+    assert_eq!(
+        e,
+        "soamsession: unknown application 'sampelApp'; did you mean 'sampleApp'? (soamview app lists them)"
+    );
+    let e = env.fails("soamview", &["session", "sampleap"]);
+    assert!(e.contains("did you mean 'sampleApp'?"), "{e}");
+    // Nothing close: no suggestion.
+    let e = env.fails("soamcontrol", &["app", "disable", "zzz"]);
+    assert!(!e.contains("did you mean"), "{e}");
+    // On a terminal, stdin read for tasks is said (here ended by the pty's end of input;
+    // no task, nothing to do).
+    let (code, out) = env.in_terminal(100, "soamsession submit --app sampleApp");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("reading tasks from the terminal, one per line; end with Ctrl-D"),
+        "{out}"
+    );
+    // Piped input: not a word of it.
+    let o = env.run_stdin("soamsession", &["submit", "--app", "sampleApp"], "x\n");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x\n");
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}

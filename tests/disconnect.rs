@@ -53,7 +53,7 @@ fn reopen_within_the_timeout_keeps_the_session() {
     let c = holder(&env, &format!("a:{id}"));
     held(&env, id);
     kill(c);
-    let out = env.ok("soamsession", &["reopen", &format!("a:{id}"), "--detach"]);
+    let out = env.ok("soamsession", &["reopen", &format!("a:{id}"), "--keep-open"]);
     assert_eq!(out, "slept\nslept\n");
     // Well past the timeout it is still open (detached by the reopen, nothing to abort).
     // A sleep, not a wait: what is checked is that nothing happens when the timer fires.

@@ -1,5 +1,5 @@
 //! man/ and completions/ must equal a fresh generation from the clap definitions
-//! (regenerate with `cargo run --bin soam-docgen`).
+//! (regenerate with `cargo run -p soam-cli --bin soam-docgen`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,10 +32,50 @@ fn man_pages_and_completions_are_current() {
         let have_names: Vec<&String> = have.keys().collect();
         assert_eq!(
             have_names, want_names,
-            "{dir}/ has other files than a fresh generation; run cargo run --bin soam-docgen"
+            "{dir}/ has other files than a fresh generation; run cargo run -p soam-cli --bin soam-docgen"
         );
         for (name, bytes) in &want {
-            assert!(have[name] == *bytes, "{dir}/{name} is out of date; run cargo run --bin soam-docgen");
+            assert!(
+                have[name] == *bytes,
+                "{dir}/{name} is out of date; run cargo run -p soam-cli --bin soam-docgen"
+            );
         }
     }
+}
+
+/// `cargo install --path .` installs the bin targets of the `soam` package: the
+/// commands people run (the agent, the commands, the benchmark, the cluster worker and
+/// the example service), never the docs generator.
+#[test]
+fn cargo_install_installs_only_the_user_facing_commands() {
+    let o = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let soam = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "soam").unwrap();
+    let mut bins: Vec<&str> = soam["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    bins.sort_unstable();
+    assert_eq!(
+        bins,
+        [
+            "soam-echo-service",
+            "soam-worker",
+            "soambench",
+            "soamcontrol",
+            "soamd",
+            "soamreg",
+            "soamsession",
+            "soamunreg",
+            "soamview"
+        ]
+    );
 }

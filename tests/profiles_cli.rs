@@ -74,7 +74,10 @@ fn register_view_update_unregister() {
     assert!(e.contains("has open sessions") && e.contains(&format!("a:{other}")), "{e}");
     env.ok("soamunreg", &["-f", "a"]);
     assert_eq!(env.json("soamview", &["app"]).as_array().unwrap().len(), 0);
-    assert_eq!(env.fails("soamunreg", &["a"]), "soamunreg: unknown application 'a'");
+    assert_eq!(
+        env.fails("soamunreg", &["a"]),
+        "soamunreg: unknown application 'a' (soamview app lists them)"
+    );
     // Ids are never reused, even after re-registering.
     env.register("p.yaml", &yaml);
     let next: u64 = env.ok("soamsession", &["create", "--app", "a"]).trim().parse().unwrap();

@@ -140,7 +140,7 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
     assert_eq!(env.session("a", keep).unwrap()["state"], "suspended");
     env.ok("soamcontrol", &["session", "resume", &format!("a:{keep}")]);
     // A reopen makes one open again.
-    let out = env.ok("soamsession", &["reopen", &format!("a:{keep}"), "--detach"]);
+    let out = env.ok("soamsession", &["reopen", &format!("a:{keep}"), "--keep-open"]);
     assert_eq!(out.lines().count(), 2);
     assert_eq!(env.session("a", keep).unwrap()["state"], "open");
     // At the timeout: abort for one, suspend for the other.
@@ -150,7 +150,7 @@ fn held_sessions_come_back_reconnecting_and_follow_their_disconnect_action() {
         (env.session("a", held).unwrap()["state"] == "suspended").then_some(())
     });
     // A reopen resumes a session its disconnect action suspended.
-    env.ok("soamsession", &["reopen", &format!("a:{held}"), "--no-wait"]);
+    env.ok("soamsession", &["reopen", &format!("a:{held}"), "--detach"]);
     assert_eq!(env.session("a", held).unwrap()["state"], "open");
 }
 

@@ -92,12 +92,14 @@ fn detach_then_reopen_from_another_client_collects_everything() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("soamsession reopen a:1"));
     wait_for(20, "tasks to finish", || (env.session("a", id).unwrap()["done"] == 3).then_some(()));
-    // Another client collects, by name, and leaves it open with --detach.
-    let out = env.ok("soamsession", &["reopen", "a:nightly", "--ordered", "--detach"]);
+    // Another client collects, by name, and leaves it open with --keep-open.
+    let out = env.ok("soamsession", &["reopen", "a:nightly", "--ordered", "--keep-open"]);
     assert_eq!(out, "1\n2\n3\n");
     // Delivered and acknowledged: a plain reopen has nothing more...
-    let out = env.ok("soamsession", &["reopen", "a:1", "--no-wait"]);
-    assert_eq!(out, "");
+    // (--no-wait: the old spelling of --detach, still taken with a warning.)
+    let o = env.run("soamsession", &["reopen", "a:1", "--no-wait"]);
+    assert!(o.status.success() && o.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--no-wait is now spelt --detach"));
     // ...but the type keeps outputs, so --all fetches them again; then it closes.
     let out = env.ok("soamsession", &["reopen", "a:1", "--all", "--ordered"]);
     assert_eq!(out, "1\n2\n3\n");
@@ -112,7 +114,7 @@ fn discarded_outputs_are_not_fetched_again() {
     let id = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
     let sess = format!("a:{id}");
     env.run_stdin("soamsession", &["submit", "--session", &sess], "x\ny\n");
-    let out = env.ok("soamsession", &["reopen", &sess, "--all", "--no-wait"]);
+    let out = env.ok("soamsession", &["reopen", &sess, "--all", "--detach"]);
     assert_eq!(out, "", "discardResultsOnDelivery: true drops acknowledged outputs");
 }
 
@@ -192,9 +194,12 @@ fn clear_errors_and_no_session_left_behind() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "  maxSessions: 1\n", TYPES));
     let e = env.fails("soamsession", &["create", "--app", "nope"]);
-    assert_eq!(e, "soamsession: unknown application 'nope'");
+    assert_eq!(e, "soamsession: unknown application 'nope' (soamview app lists them)");
     let e = env.fails("soamsession", &["create", "--app", "a", "--type", "Nope"]);
     assert!(e.contains("has no session type 'Nope'") && e.contains("'Keep'"), "{e}");
+    // Misspelt: the name meant is suggested.
+    let e = env.fails("soamsession", &["create", "--app", "a", "--type", "keep"]);
+    assert!(e.contains("has no session type 'keep'; did you mean 'Keep'?"), "{e}");
     let e = env.fails("soamsession", &["reopen", "a:42"]);
     assert_eq!(e, "soamsession: no session a:42");
     let e = env.fails("soamsession", &["close", "a:nosuch"]);

@@ -377,7 +377,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__reopen)
-            opts="-h --all --no-wait --detach --direct --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
+            opts="-h --all --detach --no-wait --keep-open --direct --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

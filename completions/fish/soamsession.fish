@@ -69,8 +69,9 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l ping-
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l reconnect-timeout -d 'Seconds to keep reconnecting (and reopening the session) after losing the agent; 0 gives up at once' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l all -d 'Also outputs already delivered, where the session type keeps them (discardResultsOnDelivery: false)'
-complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l no-wait -d 'Deliver what is ready now and detach'
-complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l detach -d 'Leave the session open when every task has ended (default: close it)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l detach -d 'Deliver what is ready now and detach, leaving the session running (as submit --detach)'
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l no-wait -d 'The old spelling of --detach (before 0.2), kept for a release'
+complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l keep-open -d 'Wait for every task, then leave the session open instead of closing it'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand reopen" -l ordered -d 'Write outputs in task order rather than as they come'

@@ -140,9 +140,26 @@ impl Failure {
         }
     }
 
-    fn unknown_app(app: &str) -> Failure {
-        Failure::new(ErrorKind::UnknownApp, format!("unknown application '{app}'"))
+    /// `app` is not registered; `known` are the names that are, for a suggestion.
+    fn unknown_app<'a>(app: &str, known: impl Iterator<Item = &'a String>) -> Failure {
+        let hint = did_you_mean(app, known)
+            .map(|m| format!("; did you mean '{m}'?"))
+            .unwrap_or_default();
+        Failure::new(
+            ErrorKind::UnknownApp,
+            format!("unknown application '{app}'{hint} (soamview app lists them)"),
+        )
     }
+}
+
+/// The candidate closest to a misspelt `typed`, if one is close enough to be meant
+/// (Jaro-Winkler similarity above 0.8, as clap suggests subcommands).
+pub(crate) fn did_you_mean<'a>(typed: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(typed, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.as_str())
 }
 
 /// Text alone: a failure of no particular kind.

@@ -167,7 +167,7 @@ impl Core {
     /// Resolves an address to a session this connection may act on.
     pub(super) fn lookup(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, Failure> {
         if !self.apps.contains_key(&r.app) && !self.sessions.values().any(|s| s.app == r.app) {
-            return Err(Failure::unknown_app(&r.app));
+            return Err(Failure::unknown_app(&r.app, self.apps.keys()));
         }
         let sid = match &r.key {
             SessionKey::Id(id) => self.by_id.get(&(r.app.clone(), *id)).copied(),
@@ -345,7 +345,7 @@ impl Core {
 
     fn unregister(&mut self, conn: ConnId, id: u64, app: String, force: bool) {
         if !self.apps.contains_key(&app) {
-            return self.fail(conn, id, Failure::unknown_app(&app));
+            return self.fail(conn, id, Failure::unknown_app(&app, self.apps.keys()));
         }
         let mut open: Vec<(u64, Sid)> = self
             .sessions
@@ -377,7 +377,13 @@ impl Core {
     }
 
     fn set_enabled(&mut self, app: String, enabled: bool) -> R {
-        let a = self.apps.get_mut(&app).ok_or_else(|| Failure::unknown_app(&app))?;
+        if !self.apps.contains_key(&app) {
+            return Err(Failure::unknown_app(&app, self.apps.keys()));
+        }
+        let a = self
+            .apps
+            .get_mut(&app)
+            .ok_or_else(|| Failure::unknown_app(&app, std::iter::empty()))?;
         a.record.enabled = enabled;
         self.store.submit(vec![Write::PutApp(a.record.clone())], None);
         self.needs_schedule = true;
@@ -391,7 +397,10 @@ impl Core {
             return;
         }
         let result = (|| -> Result<Sid, Failure> {
-            let app = self.apps.get(&c.app).ok_or_else(|| Failure::unknown_app(&c.app))?;
+            let app = self
+                .apps
+                .get(&c.app)
+                .ok_or_else(|| Failure::unknown_app(&c.app, self.apps.keys()))?;
             if !app.record.enabled {
                 return Err(format!("application '{}' is disabled (soamcontrol app enable {})", c.app, c.app).into());
             }
@@ -399,10 +408,13 @@ impl Core {
             let stype = app.types.get(&tname).cloned().ok_or_else(|| {
                 let mut valid: Vec<String> = app.types.keys().map(|k| format!("'{k}'")).collect();
                 valid.sort();
+                let hint = super::did_you_mean(&tname, app.types.keys())
+                    .map(|m| format!("; did you mean '{m}'?"))
+                    .unwrap_or_default();
                 Failure::new(
                     ErrorKind::UnknownType,
                     format!(
-                        "application '{}' has no session type '{tname}' (valid: {})",
+                        "application '{}' has no session type '{tname}'{hint} (valid: {})",
                         c.app,
                         valid.join(", ")
                     ),

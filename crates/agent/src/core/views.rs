@@ -55,7 +55,7 @@ impl Core {
             && !self.apps.contains_key(app)
             && !self.sessions.values().any(|s| &s.app == app)
         {
-            return Err(Failure::unknown_app(app));
+            return Err(Failure::unknown_app(app, self.apps.keys()));
         }
         let after = |app: &str, id: u64| from.is_none_or(|(a, i)| (app, id) > (a.as_str(), *i));
         // Where a row comes from: an open session, or an entry of the in-memory history.
@@ -292,7 +292,7 @@ impl Core {
         if let Some(a) = app
             && !self.apps.contains_key(a)
         {
-            return Err(Failure::unknown_app(a));
+            return Err(Failure::unknown_app(a, self.apps.keys()));
         }
         let mut names: Vec<&String> = self
             .apps

@@ -69,6 +69,13 @@ impl InputArgs {
                 .collect();
         }
         let mut data = Vec::new();
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            // Otherwise a user who forgot the input waits on a silent command.
+            eprintln!(
+                "soamsession: reading tasks from the terminal, one per line; end with Ctrl-D \
+                 (or give --task, --input-file or --input-dir)"
+            );
+        }
         std::io::stdin().read_to_end(&mut data).context("cannot read stdin")?;
         Ok(lines(data))
     }

@@ -14,12 +14,15 @@ pub struct ReopenArgs {
     /// Also outputs already delivered, where the session type keeps them (discardResultsOnDelivery: false)
     #[arg(long)]
     pub all: bool,
-    /// Deliver what is ready now and detach
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Leave the session open when every task has ended (default: close it)
+    /// Deliver what is ready now and detach, leaving the session running (as submit --detach)
     #[arg(long)]
     pub detach: bool,
+    /// The old spelling of --detach (before 0.2), kept for a release
+    #[arg(long, hide = true)]
+    pub no_wait: bool,
+    /// Wait for every task, then leave the session open instead of closing it
+    #[arg(long, conflicts_with_all = ["detach", "no_wait"])]
+    pub keep_open: bool,
     /// The session was created with --direct (FetchResultsDirectly)
     #[arg(long)]
     pub direct: bool,
@@ -52,7 +55,11 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
     let (mut s, to_deliver) = Session::open(cfg, &a.session, a.all).await?;
     let outstanding = s.info().pending + s.info().running;
     let mut col = Collector::new(a.output.clone(), None, to_deliver + outstanding)?;
-    let mut until = if a.no_wait {
+    if a.no_wait {
+        eprintln!("soamsession: warning: reopen --no-wait is now spelt --detach (as in submit); --no-wait goes in the next release");
+    }
+    let detach = a.detach || a.no_wait;
+    let mut until = if detach {
         Until {
             messages: Some(to_deliver),
             ..Default::default()
@@ -72,7 +79,7 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     // Drained means nothing is pending, running or left to deliver: safe to close.
-    let close = matches!(stop, Stop::Drained) && !a.detach && !a.no_wait;
+    let close = matches!(stop, Stop::Drained) && !a.keep_open && !detach;
     if let Some(stop) = finish(s, close).await?
         && let Some(code) = report_stop(&stop, &a.session)
     {
