@@ -43,6 +43,15 @@ fn man_pages_and_completions_are_current() {
     }
 }
 
+/// Every page says where soam looks (ENVIRONMENT) and what it keeps (FILES).
+#[test]
+fn man_pages_have_environment_and_files() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/soamview.1")).unwrap();
+    for needle in [".SH ENVIRONMENT", "SOAM_SOCKET", ".SH FILES", "soam.redb", ".SH \"EXIT STATUS\""] {
+        assert!(page.contains(needle), "{needle} missing from soamview.1");
+    }
+}
+
 /// `cargo install --path .` installs the bin targets of the `soam` package: the
 /// commands people run (the agent, the commands, the benchmark, the cluster worker and
 /// the example service), never the docs generator.

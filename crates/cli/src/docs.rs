@@ -40,8 +40,48 @@ pub fn generate(man_dir: &Path, completion_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What every command reads from its environment (the man pages' ENVIRONMENT).
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SOAM_HOME",
+        "One folder for everything: socket DIR/run/soamd.sock, store and log under DIR/data/, config DIR/soamd.yaml.",
+    ),
+    ("SOAM_SOCKET", "The agent's socket (as --socket)."),
+    ("SOAM_NO_AUTOSTART", "1: never start an agent when none answers."),
+    (
+        "SOAM_AGENT_BIN",
+        "The soamd an autostart runs (default: the one beside the command, then PATH).",
+    ),
+    (
+        "XDG_RUNTIME_DIR, XDG_DATA_HOME, XDG_CONFIG_HOME",
+        "Where the socket, the data and the config are without SOAM_HOME.",
+    ),
+    (
+        "COMPLETE",
+        "bash, zsh or fish: print the shell's completion script (or answer it) and exit.",
+    ),
+    ("NO_COLOR", "Non-empty: tables without colour."),
+    ("RUST_LOG", "Log filter (as -v): warn, info, debug."),
+];
+
+/// Where soam keeps its state (the man pages' FILES).
+const FILES: &[(&str, &str)] = &[
+    ("$XDG_RUNTIME_DIR/soam/soamd.sock", "The agent's socket (fallback /tmp/soam-$UID/)."),
+    (
+        "$XDG_DATA_HOME/soam/soam.redb",
+        "The store: profiles, sessions, tasks, history (fallback ~/.local/share/soam/).",
+    ),
+    ("$XDG_DATA_HOME/soam/soamd.log", "An autostarted agent's log."),
+    (
+        "$XDG_DATA_HOME/soam/journal.redb",
+        "The offline journal: submissions and releases kept while no agent answered (soamsession sync).",
+    ),
+    ("$XDG_CONFIG_HOME/soam/soamd.yaml", "The agent's config (docs/usage.md)."),
+];
+
 /// One page per command and subcommand: clap_mangen's sections, then EXAMPLES and
-/// NOTES from the after-help, and EXIT STATUS, which every command shares.
+/// NOTES from the after-help, and EXIT STATUS, ENVIRONMENT and FILES, which every
+/// command shares.
 fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
     use roff::{Roff, bold, roman};
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
@@ -83,6 +123,14 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
             roff.control("TP", []);
             roff.text([bold(code)]);
             roff.text([roman(what.trim())]);
+        }
+    }
+    for (section, items) in [("ENVIRONMENT", ENVIRONMENT), ("FILES", FILES)] {
+        roff.control("SH", [section]);
+        for (name, what) in items {
+            roff.control("TP", []);
+            roff.text([bold(*name)]);
+            roff.text([roman(*what)]);
         }
     }
     roff.to_writer(&mut out)?;
