@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 fn json_of(out: &str) -> Value {
@@ -172,16 +171,7 @@ fn readers_that_stop_early_end_every_output_form_quietly() {
         vec!["session", "--watch"],
         vec!["session", "--watch", "--json"],
     ] {
-        let mut child = env
-            .cmd("soamview")
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let o = child.wait_with_output().unwrap();
+        let (first, o) = env.first_line_then_close("soamview", &args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
         assert!(err.is_empty(), "{args:?}: {err}");
@@ -237,13 +227,8 @@ fn tab_completes_a_registered_app_in_bash_on_a_terminal() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("sampleApp", "", ""));
     let input = "stty cols 120; source <(COMPLETE=bash soamview)\nsoamview app sam\t\nexit\n";
-    let mut child = std::process::Command::new("script")
-        .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
-        .env("SOAM_HOME", env.home.path())
-        .env("SOAM_NO_AUTOSTART", "1")
-        .env("NO_COLOR", "1")
-        .env("PATH", path_with_bins())
-        .env_remove("SOAM_SOCKET")
+    let mut child = env
+        .script("bash --norc --noprofile -i")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -66,19 +66,8 @@ fn a_million_task_session_lists_as_a_table_and_as_json() {
         0
     );
     // A reader that stops early ends the listing quietly.
-    let mut child = env
-        .cmd("soamview")
-        .args(["task", &sess])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    // The pipe's reader is gone (dropped above).
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (first, o) = env.first_line_then_close("soamview", &["task", &sess]);
+    let (status, err) = (o.status, String::from_utf8_lossy(&o.stderr));
     assert!(first.contains("TASK"), "{first}");
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -236,22 +236,46 @@ impl Drop for Env {
 }
 
 impl Env {
-    /// Runs a shell command line on a real terminal (`script` gives it a pty of `cols`
-    /// columns), with this agent's home; returns its exit code and all it wrote to the
-    /// terminal (stdout and stderr together, lines ending in CR LF).
-    pub fn in_terminal(&self, cols: u32, cmdline: &str) -> (Option<i32>, String) {
-        let line = format!("stty cols {cols} rows 40; {cmdline}");
-        let o = Command::new("script")
-            .args(["-qfec", &line, "/dev/null"])
+    /// `script` running a shell command line on a real terminal (a pty) against this
+    /// agent, with the commands under test first in PATH; what the terminal shows
+    /// comes out on the child's stdout.
+    pub fn script(&self, cmdline: &str) -> Command {
+        let mut c = Command::new("script");
+        c.args(["-qfec", cmdline, "/dev/null"])
             .env("SOAM_HOME", self.home.path())
             .env("SOAM_NO_AUTOSTART", "1")
             .env("NO_COLOR", "1")
             .env("PATH", path_with_bins())
-            .env_remove("SOAM_SOCKET")
+            .env_remove("SOAM_SOCKET");
+        c
+    }
+
+    /// Runs a shell command line on a terminal of `cols` columns; returns its exit code
+    /// and all it wrote to the terminal (stdout and stderr together, lines ending in
+    /// CR LF). Its input is the terminal, which ends at once (script sends EOF).
+    pub fn in_terminal(&self, cols: u32, cmdline: &str) -> (Option<i32>, String) {
+        let o = self
+            .script(&format!("stty cols {cols} rows 40; {cmdline}"))
             .stdin(Stdio::null())
             .output()
             .unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Runs `name args`, reads the first line of its stdout and then closes the pipe,
+    /// as `| head -1` does; returns that line and how the command ended.
+    pub fn first_line_then_close(&self, name: &str, args: &[&str]) -> (String, Output) {
+        use std::io::BufRead;
+        let mut child = self
+            .cmd(name)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        (first, child.wait_with_output().unwrap())
     }
 }
 

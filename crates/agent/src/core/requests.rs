@@ -377,13 +377,9 @@ impl Core {
     }
 
     fn set_enabled(&mut self, app: String, enabled: bool) -> R {
-        if !self.apps.contains_key(&app) {
+        let Some(a) = self.apps.get_mut(&app) else {
             return Err(Failure::unknown_app(&app, self.apps.keys()));
-        }
-        let a = self
-            .apps
-            .get_mut(&app)
-            .ok_or_else(|| Failure::unknown_app(&app, std::iter::empty()))?;
+        };
         a.record.enabled = enabled;
         self.store.submit(vec![Write::PutApp(a.record.clone())], None);
         self.needs_schedule = true;
