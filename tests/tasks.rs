@@ -76,7 +76,7 @@ fn session_enter_failures_count_against_session_retry_limit() {
     assert_eq!(h["state"], "aborted");
     let reason = h["reason"].as_str().unwrap();
     assert!(
-        reason.contains("SessionEnter failed: enter refused") && reason.contains("2 failures, sessionRetryLimit 1"),
+        reason.contains("SessionEnter failed: enter refused") && reason.contains("failed twice: 1 retry, sessionRetryLimit 1"),
         "{reason}"
     );
 }
@@ -136,7 +136,10 @@ fn a_failed_session_update_is_retried_and_never_runs_tasks_on_old_data() {
     let h = wait_for(10, "the session to end", || env.history("a", id.parse().unwrap()));
     assert_eq!(h["state"], "aborted", "{h}");
     let reason = h["reason"].as_str().unwrap();
-    assert!(reason.contains("sessionRetryLimit 2") && reason.contains("3 failures"), "{reason}");
+    assert!(
+        reason.contains("sessionRetryLimit 2") && reason.contains("failed 3 times"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -37,6 +37,9 @@ _soamcontrol() {
             soamcontrol__subcmd__agent,help)
                 cmd="soamcontrol__subcmd__agent__subcmd__help"
                 ;;
+            soamcontrol__subcmd__agent,log)
+                cmd="soamcontrol__subcmd__agent__subcmd__log"
+                ;;
             soamcontrol__subcmd__agent,shutdown)
                 cmd="soamcontrol__subcmd__agent__subcmd__shutdown"
                 ;;
@@ -45,6 +48,9 @@ _soamcontrol() {
                 ;;
             soamcontrol__subcmd__agent__subcmd__help,help)
                 cmd="soamcontrol__subcmd__agent__subcmd__help__subcmd__help"
+                ;;
+            soamcontrol__subcmd__agent__subcmd__help,log)
+                cmd="soamcontrol__subcmd__agent__subcmd__help__subcmd__log"
                 ;;
             soamcontrol__subcmd__agent__subcmd__help,shutdown)
                 cmd="soamcontrol__subcmd__agent__subcmd__help__subcmd__shutdown"
@@ -99,6 +105,9 @@ _soamcontrol() {
                 ;;
             soamcontrol__subcmd__help,task)
                 cmd="soamcontrol__subcmd__help__subcmd__task"
+                ;;
+            soamcontrol__subcmd__help__subcmd__agent,log)
+                cmd="soamcontrol__subcmd__help__subcmd__agent__subcmd__log"
                 ;;
             soamcontrol__subcmd__help__subcmd__agent,shutdown)
                 cmd="soamcontrol__subcmd__help__subcmd__agent__subcmd__shutdown"
@@ -197,7 +206,7 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__agent)
-            opts="-h --json --socket --help status shutdown help"
+            opts="-h --json --socket --help status log shutdown help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,7 +224,7 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__agent__subcmd__help)
-            opts="status shutdown help"
+            opts="status log shutdown help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,6 +238,20 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__agent__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__agent__subcmd__help__subcmd__log)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -263,6 +286,32 @@ _soamcontrol() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__agent__subcmd__log)
+            opts="-n -f -h --lines --follow --json --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -513,8 +562,22 @@ _soamcontrol() {
             return 0
             ;;
         soamcontrol__subcmd__help__subcmd__agent)
-            opts="status shutdown"
+            opts="status log shutdown"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamcontrol__subcmd__help__subcmd__agent__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

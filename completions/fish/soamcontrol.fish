@@ -31,7 +31,7 @@ complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -s V -l version -d
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "app" -d 'Enable or disable an application (a disabled one accepts no new sessions and runs nothing)'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "session" -d 'Suspend, resume or kill (abort) a session'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "task" -d 'Kill or requeue a task'
-complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "agent" -d 'Agent status or shutdown'
+complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "agent" -d 'Agent status, log or shutdown'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
 complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
@@ -84,21 +84,28 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "kill" -d 'Cancel a pending or running task (running: after taskCleanupPeriod)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -s h -l help -d 'Print help'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status shutdown help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -s h -l help -d 'Print help'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -f -a "log" -d 'The agent\'s log (service stderr included, as "service APP/INSTANCE: ..."), read from its data folder: works when the agent is down'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and not __fish_seen_subcommand_from status log shutdown help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from log" -s n -l lines -d 'Lines to print from the end' -r
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from log" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from log" -s f -l follow -d 'Go on printing what is written, across rotations, until interrupted'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from log" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l timeout -d 'Seconds to wait for the agent to stop' -r
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l no-wait -d 'Return once the agent has accepted the request, without waiting for it to stop'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from shutdown" -s h -l help -d 'Print help'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Version, pid, uptime, slots, store path'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "log" -d 'The agent\'s log (service stderr included, as "service APP/INSTANCE: ..."), read from its data folder: works when the agent is down'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and not __fish_seen_subcommand_from release help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
@@ -114,7 +121,7 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand cluster; and __f
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "app" -d 'Enable or disable an application (a disabled one accepts no new sessions and runs nothing)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "session" -d 'Suspend, resume or kill (abort) a session'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "task" -d 'Kill or requeue a task'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "agent" -d 'Agent status or shutdown'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "agent" -d 'Agent status, log or shutdown'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "enable"
@@ -125,5 +132,6 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "kill" -d 'Cancel a pending or running task (running: after taskCleanupPeriod)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "requeue" -d 'Run a task again: a running one is stopped and requeued, an ended one re-run'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Version, pid, uptime, slots, store path'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "log" -d 'The agent\'s log (service stderr included, as "service APP/INSTANCE: ..."), read from its data folder: works when the agent is down'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "shutdown" -d 'Stop the agent cleanly; waits until it has stopped'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "release" -d 'Give an allocation back: its workers stop, running tasks are requeued'

@@ -73,6 +73,10 @@ def main():
                 _, secs, rest = text.split(":", 2)
                 time.sleep(float(secs))
                 out = rest.encode()
+            elif text.startswith("say:"):
+                sys.stderr.write(text[len("say:"):] + "\n")
+                sys.stderr.flush()
+                out = b"said"
             elif text == "pid":
                 out = str(os.getpid()).encode()
             elif text == "whoami":

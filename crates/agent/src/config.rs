@@ -35,6 +35,10 @@ pub struct AgentConfig {
     pub worker_host: Option<String>,
     /// The TCP port workers connect back to (0: any free port).
     pub worker_port: u16,
+    /// The log file is rotated once it reaches this size.
+    pub log_max_bytes: u64,
+    /// Rotated log files kept beside it (`soamd.log.1` ..).
+    pub log_keep: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +57,8 @@ struct FileConfig {
     handshake_timeout_ms: Option<u64>,
     worker_host: Option<String>,
     worker_port: Option<u16>,
+    log_max_bytes: Option<u64>,
+    log_keep: Option<u32>,
 }
 
 /// What the command line said (None = not given).
@@ -92,6 +98,8 @@ impl AgentConfig {
             handshake_timeout_ms: 10_000,
             worker_host: None,
             worker_port: 0,
+            log_max_bytes: 10 << 20,
+            log_keep: 3,
         }
     }
 
@@ -115,7 +123,20 @@ impl AgentConfig {
                 return Err(format!("{}: {name}: 0 is out of range (valid: 1 or more)", file.display()));
             }
         }
+        let log_max_bytes = fc.log_max_bytes.unwrap_or(d.log_max_bytes);
+        if log_max_bytes < 4096 {
+            return Err(format!(
+                "{}: logMaxBytes: {log_max_bytes} is out of range (valid: 4096 or more)",
+                file.display()
+            ));
+        }
+        let log_keep = fc.log_keep.unwrap_or(d.log_keep);
+        if log_keep > 100 {
+            return Err(format!("{}: logKeep: {log_keep} is out of range (valid: 0 to 100)", file.display()));
+        }
         Ok(AgentConfig {
+            log_max_bytes,
+            log_keep,
             slots,
             shared: o.shared || fc.shared.unwrap_or(false),
             instance_idle_timeout_s: env_num("SOAM_INSTANCE_IDLE_TIMEOUT")?

@@ -117,11 +117,12 @@ pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: 
     match svc.mode {
         Mode::Persistent => {
             let mut cmd = base_command(&svc, app, &owner);
-            cmd.stderr(Stdio::inherit());
+            cmd.stderr(Stdio::piped());
             match cmd.spawn() {
-                Ok(child) => {
+                Ok(mut child) => {
                     let pid = child.id();
-                    tokio::spawn(persistent(id, child, rx, sink, replies));
+                    let stderr = child.stderr.take().map(|e| crate::service_stderr::watch(e, app, id));
+                    tokio::spawn(persistent(id, child, stderr, rx, sink, replies));
                     Spawned { tx, pid }
                 }
                 Err(e) => {
@@ -161,7 +162,14 @@ async fn read_raw(id: InstId, mut out: tokio::process::ChildStdout, sink: EventS
     }
 }
 
-async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceiver<InstCmd>, sink: EventSink, replies: Replies) {
+async fn persistent(
+    id: InstId,
+    mut child: Child,
+    stderr: Option<crate::service_stderr::Watch>,
+    mut rx: mpsc::UnboundedReceiver<InstCmd>,
+    sink: EventSink,
+    replies: Replies,
+) {
     let mut stdin = child.stdin.take().expect("stdin piped");
     let stdout = child.stdout.take().expect("stdout piped");
     let reader_sink = sink.clone();
@@ -237,12 +245,15 @@ async fn persistent(id: InstId, mut child: Child, mut rx: mpsc::UnboundedReceive
             "killed".to_string()
         }
     };
-    sink(
-        id,
-        InstEvent::Exited {
-            why: format!("service process ended ({status}; {why})"),
-        },
-    );
+    let mut why = format!("service process ended ({status}; {why})");
+    if let Some(w) = stderr {
+        // What it said last is most often why it ended.
+        let tail = w.finish(std::time::Duration::from_millis(300)).await;
+        if !tail.is_empty() {
+            why = format!("{why}; {tail}");
+        }
+    }
+    sink(id, InstEvent::Exited { why });
 }
 
 /// Encodes `first` and whatever else is already queued (up to about 1 MiB) into `buf`,

@@ -11,7 +11,9 @@ pub mod config;
 mod core;
 pub mod identity;
 pub mod instance;
+pub mod logfile;
 mod server;
+pub mod service_stderr;
 mod slurm;
 pub mod worker;
 
@@ -116,6 +118,15 @@ fn private_file(path: &Path) {
     {
         tracing::warn!("cannot make {} private: {e}", path.display());
     }
+}
+
+/// Opens the agent's log in its data folder (made private first, as the agent will
+/// want it), rotated as the config says.
+pub fn open_log(cfg: &AgentConfig) -> Result<logfile::RotatingLog, AgentError> {
+    private_dir(&cfg.paths.data_dir, 0o700)?;
+    let path = cfg.paths.log();
+    logfile::RotatingLog::open(&path, cfg.log_max_bytes, cfg.log_keep)
+        .map_err(|e| AgentError::Setup(format!("cannot open the log {}: {e}", path.display())))
 }
 
 /// A running agent's handle, for in-process use: request shutdown, await the end.

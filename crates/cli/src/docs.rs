@@ -71,7 +71,10 @@ const FILES: &[(&str, &str)] = &[
         "$XDG_DATA_HOME/soam/soam.redb",
         "The store: profiles, sessions, tasks, history (fallback ~/.local/share/soam/).",
     ),
-    ("$XDG_DATA_HOME/soam/soamd.log", "An autostarted agent's log."),
+    (
+        "$XDG_DATA_HOME/soam/soamd.log",
+        "The agent's log, services' stderr included; rotated by size to soamd.log.1 .. .N (soamcontrol agent log).",
+    ),
     (
         "$XDG_DATA_HOME/soam/journal.redb",
         "The offline journal: submissions and releases kept while no agent answered (soamsession sync).",

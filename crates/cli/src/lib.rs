@@ -5,6 +5,7 @@
 //! failed operation with a one-line reason on stderr, 2 on bad usage (clap's own);
 //! `--socket`/`SOAM_SOCKET`; `--json` wherever state is printed.
 
+pub mod agentlog;
 pub mod attack;
 pub mod changed;
 pub mod common;

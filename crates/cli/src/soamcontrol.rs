@@ -43,7 +43,7 @@ pub enum What {
         #[command(subcommand)]
         action: TaskCmd,
     },
-    /// Agent status or shutdown
+    /// Agent status, log or shutdown
     Agent {
         #[command(subcommand)]
         action: AgentCmd,
@@ -113,6 +113,16 @@ pub enum TaskCmd {
 pub enum AgentCmd {
     /// Version, pid, uptime, slots, store path
     Status,
+    /// The agent's log (service stderr included, as "service APP/INSTANCE: ..."), read
+    /// from its data folder: works when the agent is down
+    Log {
+        /// Lines to print from the end
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+        lines: usize,
+        /// Go on printing what is written, across rotations, until interrupted
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Stop the agent cleanly; waits until it has stopped
     Shutdown {
         /// Return once the agent has accepted the request, without waiting for it to stop
@@ -128,10 +138,13 @@ pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     run("soamcontrol", async move {
-        let client = args.conn.connect("soamcontrol").await?;
         let json = args.json;
+        // Each act connects for itself: reading the log must work with no agent.
+        let conn = args.conn;
+        let connect = || conn.connect("soamcontrol");
         match args.what {
             What::App { action } => {
+                let client = connect().await?;
                 let (app, enabled) = match action {
                     AppAction::Enable { app } => (app, true),
                     AppAction::Disable { app } => (app, false),
@@ -145,6 +158,7 @@ pub fn main() -> i32 {
                 }
             }
             What::Session { action } => {
+                let client = connect().await?;
                 let (session, action, word) = match action {
                     SessionCmd::Suspend { session } => (session, SessionAction::Suspend, "suspended"),
                     SessionCmd::Resume { session } => (session, SessionAction::Resume, "resumed"),
@@ -163,6 +177,7 @@ pub fn main() -> i32 {
                 }
             }
             What::Task { action } => {
+                let client = connect().await?;
                 let (task, action, word) = match action {
                     TaskCmd::Kill { task } => (task, TaskAction::Kill, "killed"),
                     TaskCmd::Requeue { task } => (task, TaskAction::Requeue, "requeued"),
@@ -182,6 +197,7 @@ pub fn main() -> i32 {
             What::Cluster {
                 action: ClusterCmd::Release { job },
             } => {
+                let client = connect().await?;
                 client.call(Request::ReleaseAllocation { job }).await?;
                 if json {
                     changed::print("released", serde_json::json!({ "job_id": job }))?;
@@ -189,7 +205,15 @@ pub fn main() -> i32 {
                     println!("allocation {job} released");
                 }
             }
+            What::Agent {
+                action: AgentCmd::Log { lines, follow },
+            } => {
+                // Where this user's agent keeps it (SOAM_HOME or the XDG data folder).
+                let path = soam_proto::paths::Paths::from_env().log();
+                tokio::task::spawn_blocking(move || crate::agentlog::show(&path, lines, follow)).await??;
+            }
             What::Agent { action: AgentCmd::Status } => {
+                let client = connect().await?;
                 let s = status(&client).await?;
                 if json {
                     print_json(&StatusRow(s))?;
@@ -208,6 +232,7 @@ pub fn main() -> i32 {
             What::Agent {
                 action: AgentCmd::Shutdown { no_wait, timeout },
             } => {
+                let client = connect().await?;
                 let pid = status(&client).await?.pid;
                 client.call(Request::Shutdown).await?;
                 drop(client);

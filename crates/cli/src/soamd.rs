@@ -46,11 +46,32 @@ fn process_setup() {
     }
 }
 
+/// The log goes to the rotated file in the data folder, which `soamcontrol agent log`
+/// reads, and to stderr as well unless stderr is that file (an agent a command started):
+/// in a terminal, or under systemd's journal, it shows there too.
+fn init_logging(verbose: u8, log: soam_agent::logfile::RotatingLog) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
+    let default = if verbose >= 2 { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let to_stderr = !log.is_stderr();
+    let file = fmt::layer()
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .with_target(false);
+    let stderr = to_stderr.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
+            .with_target(false)
+    });
+    let _ = tracing_subscriber::registry().with(filter).with(file).with(stderr).try_init();
+}
+
 pub fn main() -> i32 {
     process_setup();
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
-    crate::common::init_logging(args.verbose.max(1));
     let overrides = soam_agent::Overrides {
         config: args.config,
         slots: args.slots,
@@ -63,6 +84,13 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    match soam_agent::open_log(&cfg) {
+        Ok(log) => init_logging(args.verbose, log),
+        Err(e) => {
+            eprintln!("soamd: {e}");
+            return 1;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

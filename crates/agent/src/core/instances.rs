@@ -97,6 +97,12 @@ impl Core {
                 } else if bound == Some(e.sid) {
                     if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
                         self.instances.get_mut(&iid).unwrap().entered = Some(e.sid);
+                        if status == Status::Success
+                            && let Some(s) = self.sessions.get_mut(&e.sid)
+                        {
+                            // It runs now: an earlier failure is no longer why it waits.
+                            s.last_failure = None;
+                        }
                     } else {
                         self.unbind(iid);
                         self.bind_failure(
@@ -190,11 +196,17 @@ impl Core {
             FailureAction::Retry if status == Status::Fatal => self.end_session(sid, SessionState::Aborted, msg, true),
             FailureAction::Retry => {
                 s.bind_failures += 1;
-                let limit = s.stype.session_retry_limit;
-                tracing::warn!("session {}: {msg} ({} of {} retries)", s.addr(), s.bind_failures, limit);
-                if s.bind_failures > limit {
-                    let why = format!("{msg} ({} failures, sessionRetryLimit {limit})", s.bind_failures);
+                let (n, limit) = (s.bind_failures, s.stype.session_retry_limit);
+                if n > limit {
+                    let why = match limit {
+                        0 => format!("{msg} (sessionRetryLimit is 0: no retries)"),
+                        1 => format!("{msg} (failed twice: 1 retry, sessionRetryLimit 1)"),
+                        _ => format!("{msg} (failed {n} times: {limit} retries, sessionRetryLimit {limit})"),
+                    };
                     self.end_session(sid, SessionState::Aborted, &why, true);
+                } else {
+                    tracing::warn!("session {}: {msg}; retry {n} of {limit}", s.addr());
+                    s.last_failure = Some(format!("retry {n} of {limit} after: {msg}"));
                 }
             }
         }

@@ -346,6 +346,9 @@ struct Session {
     bound: u32,
     /// SessionEnter/SessionUpdate failures, against sessionRetryLimit.
     bind_failures: u32,
+    /// The last of those failures, shown as the open session's reason while it is
+    /// retried: the person watching it sees why nothing runs before it is aborted.
+    last_failure: Option<String>,
     /// Bumped on every attach, so a stale disconnect timer does nothing.
     disconnect_gen: u64,
     suspend_gen: u64,
@@ -399,6 +402,7 @@ impl Session {
             unacked: BTreeSet::new(),
             bound: 0,
             bind_failures: 0,
+            last_failure: None,
             disconnect_gen: 0,
             suspend_gen: 0,
             drained_sent: false,

@@ -34,7 +34,7 @@ impl Core {
             holder: s.holder.and_then(|c| self.conns.get(&c)).map(|c| c.label.clone()),
             orphaned: s.holder.is_none() && s.counts.pending == 0 && s.counts.running == 0 && undelivered > 0,
             owner_uid: s.owner_uid,
-            reason: None,
+            reason: s.last_failure.clone(),
         }
     }
 
