@@ -182,6 +182,36 @@ fn readers_that_stop_early_end_every_output_form_quietly() {
     }
 }
 
+/// Every command's plain text, written to a pipe whose reader has gone: exit 0 and
+/// nothing on stderr (a `println!` would panic with exit 101).
+#[test]
+fn text_written_to_a_closed_pipe_ends_every_command_quietly() {
+    let env = Env::new();
+    let profile = env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let profile = profile.to_str().unwrap();
+    let o = env.run("soamsession", &["submit", "--app", "a", "--task", "x"]);
+    assert!(o.status.success());
+    let open = env.ok("soamsession", &["create", "--app", "a"]);
+    let open = format!("a:{}", open.trim());
+    for args in [
+        vec!["soamcontrol", "agent", "status"],
+        vec!["soamcontrol", "agent", "log"],
+        vec!["soamcontrol", "app", "disable", "a"],
+        vec!["soamcontrol", "app", "enable", "a"],
+        vec!["soamreg", profile],
+        vec!["soamview", "app"],
+        vec!["soamview", "session", "-a"],
+        vec!["soamview", "history", "a"],
+        vec!["soamview", "task", open.as_str()],
+        vec!["soamsession", "create", "--app", "a"],
+        vec!["soamsession", "submit", "--app", "a", "--task", "y"],
+    ] {
+        let o = env.to_closed_pipe(args[0], &args[1..]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!((o.status.code(), err.as_ref()), (Some(0), ""), "{args:?}");
+    }
+}
+
 /// The bar on a real terminal: the scrollback ends up holding the outputs and nothing
 /// else (no stale copies of the bar before them); its rate is whole tasks a second.
 /// `--progress` without a terminal gives summary lines on stderr instead.

@@ -262,6 +262,18 @@ impl Env {
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
+    /// Runs `name args` with stdout a pipe nobody reads any more (its read end closed
+    /// before the start): the first write fails with EPIPE, every time.
+    pub fn to_closed_pipe(&self, name: &str, args: &[&str]) -> Output {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 just returned these two descriptors, owned by nothing else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        self.cmd(name).args(args).stdout(Stdio::from(write)).output().unwrap()
+    }
+
     /// Runs `name args`, reads the first line of its stdout and then closes the pipe,
     /// as `| head -1` does; returns that line and how the command ended.
     pub fn first_line_then_close(&self, name: &str, args: &[&str]) -> (String, Output) {

@@ -77,6 +77,18 @@ def main():
                 sys.stderr.write(text[len("say:"):] + "\n")
                 sys.stderr.flush()
                 out = b"said"
+            elif text.startswith("env:"):
+                out = os.environ.get(text[len("env:"):], "unset").encode()
+            elif text == "sockets":
+                # Sockets this process has open: a listening socket leaked from the
+                # agent would be one.
+                n = 0
+                for fd in os.listdir("/proc/self/fd"):
+                    try:
+                        n += os.readlink("/proc/self/fd/" + fd).startswith("socket:")
+                    except OSError:
+                        pass
+                out = str(n).encode()
             elif text == "pid":
                 out = str(os.getpid()).encode()
             elif text == "whoami":

@@ -144,9 +144,57 @@ impl AgentHandle {
     }
 }
 
+/// Binds the socket at `path`, replacing one a dead agent left (the caller holds the
+/// lock, so no live agent owns it).
+fn listen(path: &Path, mode: u32) -> Result<interprocess::local_socket::tokio::Listener, AgentError> {
+    match fs::remove_file(path) {
+        Ok(()) => tracing::info!("replaced a stale socket at {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(AgentError::Setup(format!("cannot remove stale socket {}: {e}", path.display())));
+        }
+    }
+    let name = path
+        .to_path_buf()
+        .to_fs_name::<GenericFilePath>()
+        .map_err(|e| AgentError::Setup(e.to_string()))?;
+    ListenerOptions::new()
+        .name(name)
+        .mode(mode)
+        .create_tokio()
+        .map_err(|e| AgentError::Setup(format!("cannot listen on {}: {e}", path.display())))
+}
+
+/// The socket systemd listened on for us (socket activation). It must be where the
+/// commands look, or they would start a second agent beside it.
+fn listener_from_systemd(
+    l: std::os::unix::net::UnixListener,
+    path: &Path,
+) -> Result<interprocess::local_socket::tokio::Listener, AgentError> {
+    use interprocess::os::unix::uds_local_socket::tokio::Listener as UdsListener;
+    let at = l.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+    if at.as_deref() != Some(path) {
+        return Err(AgentError::Setup(format!(
+            "systemd passed a socket at {}, but commands look for the agent at {}: set the unit's ListenStream= to that path (or SOAM_SOCKET to this one)",
+            at.map_or("(no path)".into(), |p| p.display().to_string()),
+            path.display()
+        )));
+    }
+    tracing::info!("serving on the socket systemd passed ({})", path.display());
+    let fd: std::os::fd::OwnedFd = l.into();
+    UdsListener::try_from(fd)
+        .map(Into::into)
+        .map_err(|e| AgentError::Setup(format!("cannot use the socket systemd passed: {e}")))
+}
+
 /// Takes the lock, recovers the store and binds the socket; the agent then serves in
 /// the background until shut down.
 pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
+    start_on(cfg, None).await
+}
+
+/// As [`start`], serving on `activated` (a socket systemd passed) if given.
+pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::UnixListener>) -> Result<AgentHandle, AgentError> {
     let paths = cfg.paths.clone();
     private_dir(&paths.data_dir, 0o700)?;
     let lock = take_lock(&paths.lock())?;
@@ -162,29 +210,14 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
     let sock_dir = paths.socket.parent().unwrap_or(Path::new("/")).to_path_buf();
     // Others must reach a shared agent's socket, and may list nothing else there.
     private_dir(&sock_dir, if cfg.shared { 0o755 } else { 0o700 })?;
-    // We hold the lock, so a socket file left here belongs to a dead agent.
-    match fs::remove_file(&paths.socket) {
-        Ok(()) => tracing::info!("replaced a stale socket at {}", paths.socket.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(AgentError::Setup(format!(
-                "cannot remove stale socket {}: {e}",
-                paths.socket.display()
-            )));
-        }
-    }
-    let name = paths
-        .socket
-        .clone()
-        .to_fs_name::<GenericFilePath>()
-        .map_err(|e| AgentError::Setup(e.to_string()))?;
-    let listener = ListenerOptions::new()
-        .name(name)
-        .mode(if cfg.shared { 0o666 } else { 0o600 })
-        .create_tokio()
-        .map_err(|e| AgentError::Setup(format!("cannot listen on {}: {e}", paths.socket.display())))?;
-    // The mode above passes through the umask; a shared socket must really be 0666.
     let mode = if cfg.shared { 0o666 } else { 0o600 };
+    let systemd_socket = activated.is_some();
+    let listener = match activated {
+        Some(l) => listener_from_systemd(l, &paths.socket)?,
+        None => listen(&paths.socket, mode)?,
+    };
+    // The mode passes through the umask (or the unit's SocketMode); a shared socket
+    // must really be 0666.
     fs::set_permissions(&paths.socket, fs::Permissions::from_mode(mode))
         .map_err(|e| AgentError::Setup(format!("cannot set the mode of {}: {e}", paths.socket.display())))?;
 
@@ -231,16 +264,20 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
         }
         drop(listener);
         let _ = core_task.await;
-        let _ = fs::remove_file(&paths.socket);
+        // A socket systemd made stays: it listens on for the next start.
+        if !systemd_socket {
+            let _ = fs::remove_file(&paths.socket);
+        }
         drop(lock);
         tracing::info!("soamd stopped");
     });
     Ok(AgentHandle { shutdown, done })
 }
 
-/// Runs the agent in the foreground until SIGTERM, SIGINT or a client asks it to stop.
-pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
-    let handle = start(cfg).await?;
+/// Runs the agent in the foreground until SIGTERM, SIGINT or a client asks it to stop,
+/// on `activated` if systemd passed a socket.
+pub async fn run(cfg: AgentConfig, activated: Option<std::os::unix::net::UnixListener>) -> Result<(), AgentError> {
+    let handle = start_on(cfg, activated).await?;
     let stop = handle.shutdown.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

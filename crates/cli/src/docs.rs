@@ -49,6 +49,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("SOAM_SOCKET", "The agent's socket (as --socket)."),
     ("SOAM_NO_AUTOSTART", "1: never start an agent when none answers."),
     (
+        "SOAM_CONNECT_TIMEOUT",
+        "Seconds a connected agent may take to answer (default 60), e.g. a socket systemd holds.",
+    ),
+    (
         "SOAM_AGENT_BIN",
         "The soamd an autostart runs (default: the one beside the command, then PATH).",
     ),

@@ -5,6 +5,16 @@
 //! failed operation with a one-line reason on stderr, 2 on bad usage (clap's own);
 //! `--socket`/`SOAM_SOCKET`; `--json` wherever state is printed.
 
+/// `println!` that hands its error to the caller (a closed pipe then ends the command
+/// quietly with 0, through `common::run`) instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 pub mod agentlog;
 pub mod attack;
 pub mod changed;

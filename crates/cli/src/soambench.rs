@@ -277,7 +277,7 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
         "journal_write_tasks_per_s": (total / write_s).round(),
         "journal_replay_tasks_per_s": (total / replay_s).round(),
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -493,7 +493,7 @@ fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::
         "maximal_frames_peak_above_baseline_mib": mib(frames_peak.saturating_sub(base2)),
         "throughput_under_maximal_frames_tasks_per_s": under_frames.round(),
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -588,7 +588,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
             format!("{:.0} ms", soamview_ms(agent, args, 3)?),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     Ok(())
 }
 
@@ -706,7 +706,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         for (k, v, _, _) in &figures {
             m.insert((*k).into(), json!((v * 1000.0).round() / 1000.0));
         }
-        println!("{}", serde_json::Value::Object(m));
+        crate::outln!("{}", serde_json::Value::Object(m));
     } else {
         let size_note = format!(
             "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; large session {} tasks",
@@ -729,7 +729,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
                 },
             ]);
         }
-        println!("{t}\n({size_note})");
+        crate::outln!("{t}\n({size_note})");
     }
     Ok(())
 }

@@ -154,7 +154,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(word, changed::app(&client, &app).await?)?;
                 } else {
-                    println!("application '{app}' {word}");
+                    crate::outln!("application '{app}' {word}");
                 }
             }
             What::Session { action } => {
@@ -173,7 +173,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(word, changed::session(&client, &session).await?)?;
                 } else {
-                    println!("session {session} {word}");
+                    crate::outln!("session {session} {word}");
                 }
             }
             What::Task { action } => {
@@ -191,7 +191,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(word, changed::task(&client, &task).await?)?;
                 } else {
-                    println!("task {}:{} {word}", task.session, task.task);
+                    crate::outln!("task {}:{} {word}", task.session, task.task);
                 }
             }
             What::Cluster {
@@ -202,7 +202,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print("released", serde_json::json!({ "job_id": job }))?;
                 } else {
-                    println!("allocation {job} released");
+                    crate::outln!("allocation {job} released");
                 }
             }
             What::Agent {
@@ -218,15 +218,15 @@ pub fn main() -> i32 {
                 if json {
                     print_json(&StatusRow(s))?;
                 } else {
-                    println!("version:        {} (protocol {})", s.version, s.protocol);
-                    println!("pid:            {}", s.pid);
-                    println!("uptime:         {} s", s.uptime_s);
-                    println!("slots:          {}", s.slots);
-                    println!("instances:      {} ({} busy)", s.instances, s.busy_instances);
-                    println!("applications:   {}", s.apps);
-                    println!("open sessions:  {}", s.open_sessions);
-                    println!("store:          {}", s.store);
-                    println!("socket:         {}", s.socket);
+                    crate::outln!("version:        {} (protocol {})", s.version, s.protocol);
+                    crate::outln!("pid:            {}", s.pid);
+                    crate::outln!("uptime:         {} s", s.uptime_s);
+                    crate::outln!("slots:          {}", s.slots);
+                    crate::outln!("instances:      {} ({} busy)", s.instances, s.busy_instances);
+                    crate::outln!("applications:   {}", s.apps);
+                    crate::outln!("open sessions:  {}", s.open_sessions);
+                    crate::outln!("store:          {}", s.store);
+                    crate::outln!("socket:         {}", s.socket);
                 }
             }
             What::Agent {
@@ -243,9 +243,9 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(if stopped { "stopped" } else { "stopping" }, serde_json::json!({ "pid": pid }))?;
                 } else if stopped {
-                    println!("agent stopped (pid {pid})");
+                    crate::outln!("agent stopped (pid {pid})");
                 } else {
-                    println!("agent stopping (pid {pid})");
+                    crate::outln!("agent stopping (pid {pid})");
                 }
             }
         }

@@ -70,6 +70,15 @@ fn init_logging(verbose: u8, log: soam_agent::logfile::RotatingLog) {
 
 pub fn main() -> i32 {
     process_setup();
+    // Before any thread: listenfd clears LISTEN_PID/LISTEN_FDS from the environment, so
+    // services do not see them, and marks the socket close-on-exec.
+    let activated = match listenfd::ListenFd::from_env().take_unix_listener(0) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("soamd: the socket systemd passed cannot be used: {e}");
+            return 1;
+        }
+    };
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     let overrides = soam_agent::Overrides {
@@ -98,7 +107,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match rt.block_on(soam_agent::run(cfg)) {
+    match rt.block_on(soam_agent::run(cfg, activated)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("soamd: {e}");

@@ -64,7 +64,7 @@ pub fn main() -> i32 {
                 let app = crate::changed::app(&client, &app).await?;
                 crate::changed::print(word, Registered { app, warnings })?;
             } else {
-                println!("{word} application '{app}'");
+                crate::outln!("{word} application '{app}'");
             }
         }
         Ok(0)

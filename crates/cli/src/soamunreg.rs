@@ -39,7 +39,7 @@ pub fn main() -> i32 {
         if args.json {
             crate::changed::print("unregistered", serde_json::json!({ "app": args.app }))?;
         } else {
-            println!("unregistered application '{}'", args.app);
+            crate::outln!("unregistered application '{}'", args.app);
         }
         Ok(0)
     })

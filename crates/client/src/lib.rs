@@ -161,6 +161,16 @@ fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError
     })
 }
 
+/// How long a connected agent may take to answer the hello: `SOAM_CONNECT_TIMEOUT`
+/// seconds, default 60 (an agent recovering a large store answers once it has).
+fn answer_timeout() -> Duration {
+    std::env::var("SOAM_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), |s| Duration::from_secs_f64(s.min(86_400.0)))
+}
+
 /// The uids whose agent this client talks to: its own, root's, and the shared agent's
 /// named by `SOAM_AGENT_UID` (a uid or a user name).
 fn trusted_agent_uids() -> Result<Vec<u32>, ClientError> {
@@ -245,10 +255,10 @@ impl Client {
             }
         };
         check_agent_uid(&stream, &opts.socket)?;
-        Self::handshake(stream, &opts.client_name).await
+        Self::handshake(stream, &opts.client_name, &opts.socket).await
     }
 
-    async fn handshake(stream: Stream, client_name: &str) -> Result<Client, ClientError> {
+    async fn handshake(stream: Stream, client_name: &str, socket: &Path) -> Result<Client, ClientError> {
         let stream = Arc::new(stream);
         let mut rw = &*stream;
         let hello = Hello {
@@ -259,9 +269,19 @@ impl Client {
         // An agent that refuses this connection (a limit) says why and closes, maybe
         // before reading the hello: its reason is still there to read.
         let sent = frame::write_msg(&mut rw, &hello).await;
-        let welcome: Welcome = match frame::read_msg(&mut rw).await {
-            Ok(w) => w,
-            Err(e) => {
+        // A socket systemd holds takes connections before (and whether or not) its agent
+        // runs: an agent that never comes must not leave the command waiting for good.
+        let wait = answer_timeout();
+        let welcome: Welcome = match tokio::time::timeout(wait, frame::read_msg(&mut rw)).await {
+            Err(_) => {
+                return Err(ClientError::NoAgent(format!(
+                    "{} took the connection but no agent answered within {} s (a socket systemd holds whose agent does not start? see soamcontrol agent log); SOAM_CONNECT_TIMEOUT sets the wait",
+                    socket.display(),
+                    wait.as_secs_f64()
+                )));
+            }
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => {
                 let e = sent.err().map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
                 return Err(ClientError::Lost(format!("during handshake: {e}")));
             }

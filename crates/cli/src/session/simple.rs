@@ -35,7 +35,7 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
         let row = crate::rows::SessionRow::new(&s, &mut crate::rows::Users::default());
         crate::changed::print("created", row)?;
     } else {
-        println!("{}", s.id);
+        crate::outln!("{}", s.id);
     }
     Ok(0)
 }

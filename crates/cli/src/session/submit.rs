@@ -112,7 +112,7 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     };
     if a.detach {
         s.detach().await?;
-        println!("{id}");
+        crate::outln!("{id}");
         eprintln!("submitted {total} tasks to session {addr}; collect them with: soamsession reopen {addr}");
         return Ok(0);
     }

@@ -79,7 +79,7 @@ pub async fn sync(conn: &Conn, a: SyncArgs) -> anyhow::Result<i32> {
                 Some(why) => format!("refused: {}", soam_proto::text::escape(why)),
                 None => "waiting".into(),
             };
-            println!("{seq}\t{}\t{}\t{state}", crate::output::rfc3339(e.at_ms), e.describe());
+            crate::outln!("{seq}\t{}\t{}\t{state}", crate::output::rfc3339(e.at_ms), e.describe());
         }
         return Ok(exit::OK);
     }
