@@ -52,6 +52,26 @@ fn man_pages_have_environment_and_files() {
     }
 }
 
+/// Synopses name what each option takes (`--state S`), not bare flags.
+#[test]
+fn man_synopses_name_option_values() {
+    let page = |name: &str| std::fs::read_to_string(format!("{}/man/{name}.1", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let synopsis = |name: &str| {
+        let p = page(name);
+        p.split(".SH SYNOPSIS\n").nth(1).and_then(|r| r.lines().next()).unwrap().to_string()
+    };
+    assert!(
+        synopsis("soamview-task").contains("[\\fB\\-\\-state\\fR \\fIS\\fR]"),
+        "{}",
+        synopsis("soamview-task")
+    );
+    let update = synopsis("soamsession-update");
+    // Required: no brackets; the positional last.
+    assert!(update.contains(" \\fB\\-\\-common\\-data\\fR \\fIFILE\\fR ["), "{update}");
+    assert!(update.ends_with("<\\fISESSION\\fR>"), "{update}");
+    assert!(synopsis("soamcontrol-agent-log").contains("[\\fB\\-n|\\-\\-lines\\fR \\fIN\\fR]"));
+}
+
 /// `cargo install --path .` installs the bin targets of the `soam` package: the
 /// commands people run (the agent, the commands, the benchmark, the cluster worker and
 /// the example service), never the docs generator.

@@ -86,6 +86,56 @@ const FILES: &[(&str, &str)] = &[
     ("$XDG_CONFIG_HOME/soam/soamd.yaml", "The agent's config (docs/usage.md)."),
 ];
 
+/// SYNOPSIS with each option's value name (`[--state S]`, not clap_mangen's bare
+/// `[--state]`), required ones without brackets, positionals last.
+fn synopsis(cmd: &clap::Command) -> roff::Roff {
+    use roff::{Inline, Roff, bold, italic, roman};
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
+    let mut line: Vec<Inline> = vec![bold(name)];
+    let args = cmd.get_arguments().filter(|a| !a.is_hide_set());
+    let (positionals, options): (Vec<_>, Vec<_>) = args.partition(|a| a.is_positional());
+    for a in options {
+        let flag = match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}|--{l}"),
+            (Some(s), None) => format!("-{s}"),
+            (None, Some(l)) => format!("--{l}"),
+            (None, None) => continue,
+        };
+        let (open, close) = if a.is_required_set() { (" ", "") } else { (" [", "]") };
+        line.push(roman(open));
+        line.push(bold(flag));
+        if a.get_action().takes_values() {
+            line.push(roman(" "));
+            line.push(italic(value_name(a)));
+        }
+        line.push(roman(close));
+    }
+    for a in positionals {
+        let many = a.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let dots = if many { "..." } else { "" };
+        let (open, close) = if a.is_required_set() { ("<", ">") } else { ("[", "]") };
+        line.push(roman(format!(" {open}")));
+        line.push(italic(value_name(a)));
+        line.push(roman(format!("{close}{dots}")));
+    }
+    if cmd.has_subcommands() {
+        line.push(roman(" "));
+        line.push(italic("COMMAND"));
+        line.push(roman(" ..."));
+    }
+    let mut roff = Roff::default();
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text(line);
+    roff
+}
+
+fn value_name(a: &clap::Arg) -> String {
+    match a.get_value_names() {
+        Some(names) if !names.is_empty() => names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "),
+        _ => a.get_id().as_str().to_uppercase(),
+    }
+}
+
 /// One page per command and subcommand: clap_mangen's sections, then EXAMPLES and
 /// NOTES from the after-help, and EXIT STATUS, ENVIRONMENT and FILES, which every
 /// command shares.
@@ -98,7 +148,7 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    synopsis(&cmd).to_writer(&mut out)?;
     man.render_description_section(&mut out)?;
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(&mut out)?;

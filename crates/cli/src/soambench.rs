@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
     /// Agent slots (default: number of CPUs)
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub slots: Option<u32>,
     /// Instead: 10,000 open sessions plus one of 1,000,000 pending tasks, and how fast
     /// soamview answers then
