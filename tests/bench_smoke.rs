@@ -32,6 +32,13 @@ fn soambench_quick_prints_the_spec_keys() {
             "agent_rss_1m_tasks_mib",
             "restart_1m_tasks_s",
             "soamview_ms",
+            "latency_floor_p50_us",
+            "latency_floor_p99_us",
+            "latency_p50_vs_floor",
+            "latency_p99_vs_floor",
+            "payload_1mib_mb_per_s",
+            "payload_floor_mb_per_s",
+            "payload_vs_floor",
         ],
     );
 }

@@ -21,6 +21,7 @@ pub mod changed;
 pub mod common;
 pub mod complete;
 pub mod docs;
+pub mod floor;
 pub mod output;
 pub mod rows;
 pub mod session;

@@ -53,6 +53,8 @@ struct Sizes {
     throughput_runs: usize,
     exec_tasks: usize,
     latency_rounds: usize,
+    /// 1 MiB tasks a payload run sends (and gets back).
+    payload_tasks: usize,
     big_session: usize,
     soamview_runs: usize,
 }
@@ -301,9 +303,34 @@ async fn latency(opts: &ConnectOptions, rounds: usize) -> anyhow::Result<(f64, f
         }
     }
     c.call(Request::Close { session: s }).await?;
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    Ok((pct(0.50), pct(0.99)))
+    Ok(crate::floor::percentiles(samples))
+}
+
+/// `count` tasks of `size` bytes through the echo service and back, after one task to
+/// start its instance: MB/s each way.
+async fn payload(opts: &ConnectOptions, count: usize, size: usize) -> anyhow::Result<f64> {
+    let mut c = Client::connect(opts).await?;
+    let id = create(&c, "echo", None, true).await?;
+    let s = session_ref("echo", id);
+    let warm = c.send(Request::Submit {
+        session: s.clone(),
+        tasks: vec![Bytes::from_static(b"warm")],
+    });
+    collect_one(&mut c, &s).await?;
+    warm.await?;
+    let input = Bytes::from(vec![7u8; size]);
+    let t0 = Instant::now();
+    let replies: Vec<_> = soam_client::batches(vec![input; count], 16_384)
+        .into_iter()
+        .map(|tasks| c.send(Request::Submit { session: s.clone(), tasks }))
+        .collect();
+    collect(&mut c, &s, count).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    for r in replies {
+        r.await?;
+    }
+    c.call(Request::Close { session: s }).await?;
+    Ok((count * size) as f64 / secs / 1e6)
 }
 
 async fn collect_one(c: &mut Client, s: &SessionRef) -> anyhow::Result<()> {
@@ -346,6 +373,11 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
         svc.display()
     );
     std::fs::write(home.join("bench.yaml"), bench)?;
+    let echo = format!(
+        "application: echo\nservices:\n  - name: echo\n    command: [\"{}\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
+        svc.display()
+    );
+    std::fs::write(home.join("echo.yaml"), echo)?;
     std::fs::write(
         home.join("exec.yaml"),
         "application: exec\nservices:\n  - name: true\n    mode: exec\n    command: [\"true\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
@@ -355,7 +387,7 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
 
 async fn register(opts: &ConnectOptions, home: &Path) -> anyhow::Result<()> {
     let c = Client::connect(opts).await?;
-    for f in ["bench.yaml", "exec.yaml"] {
+    for f in ["bench.yaml", "exec.yaml", "echo.yaml"] {
         let p = home.join(f);
         c.call(Request::RegisterApp {
             profile: std::fs::read_to_string(&p)?,
@@ -498,6 +530,13 @@ fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::
 }
 
 pub fn main() -> i32 {
+    // The floor's own processes (see floor.rs): internal modes, before any parsing.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some(crate::floor::ECHO_ARG) => return crate::floor::echo_main(),
+        Some(crate::floor::RELAY_ARG) if argv.len() == 3 => return crate::floor::relay_main(Path::new(&argv[2])),
+        _ => {}
+    }
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     crate::common::init_logging(0);
@@ -599,6 +638,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             throughput_runs: 3,
             exec_tasks: 100,
             latency_rounds: 300,
+            payload_tasks: 20,
             big_session: 50_000,
             soamview_runs: 5,
         }
@@ -608,6 +648,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             throughput_runs: 5,
             exec_tasks: 2_000,
             latency_rounds: 5_000,
+            payload_tasks: 200,
             big_session: 1_000_000,
             soamview_runs: 20,
         }
@@ -656,8 +697,20 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         xargs.push(sizes.exec_tasks as f64 / xargs_seconds(sizes.exec_tasks, slots)?);
     }
     let exec_ratio = median(&mut soam_exec) / median(&mut xargs);
+    // The floor on the same run, just before: the same processes and hops, nothing else.
+    say("latency floor (socket and pipes, no soam)");
+    let mut floor = crate::floor::Floor::start(&home)?;
+    let (floor_p50, floor_p99) = floor.latency(sizes.latency_rounds, 64)?;
     say("latency");
     let (p50, p99) = rt.block_on(latency(&opts, sizes.latency_rounds))?;
+    say("1 MiB payloads: floor and soam, alternating");
+    let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        floor_mb.push(floor.stream(sizes.payload_tasks, 1 << 20)?);
+        soam_mb.push(rt.block_on(payload(&opts, sizes.payload_tasks, 1 << 20))?);
+    }
+    drop(floor);
+    let (soam_mb, floor_mb) = (median(&mut soam_mb), median(&mut floor_mb));
     say("throughput, non-recoverable");
     let mut nonrec: Vec<f64> = (0..sizes.throughput_runs)
         .map(|_| rt.block_on(throughput(&opts, "bench", None, sizes.throughput_tasks)))
@@ -697,6 +750,13 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         ("exec_vs_xargs_ratio", exec_ratio, ">= 0.9", exec_ratio >= 0.9),
         ("latency_p50_us", p50, "< 100", p50 < 100.0),
         ("latency_p99_us", p99, "", true),
+        ("latency_floor_p50_us", floor_p50, "", true),
+        ("latency_floor_p99_us", floor_p99, "", true),
+        ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
+        ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
+        ("payload_1mib_mb_per_s", soam_mb, "", true),
+        ("payload_floor_mb_per_s", floor_mb, "", true),
+        ("payload_vs_floor", floor_mb / soam_mb, "<= 1.5", floor_mb / soam_mb <= 1.5),
         ("agent_rss_1m_tasks_mib", rss, "< 256", rss < 256.0),
         ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
         ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
@@ -709,8 +769,14 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         crate::outln!("{}", serde_json::Value::Object(m));
     } else {
         let size_note = format!(
-            "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; large session {} tasks",
-            slots, sizes.throughput_tasks, sizes.throughput_runs, sizes.exec_tasks, sizes.latency_rounds, sizes.big_session
+            "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; payload {} x 1 MiB x 3 runs (median); large session {} tasks",
+            slots,
+            sizes.throughput_tasks,
+            sizes.throughput_runs,
+            sizes.exec_tasks,
+            sizes.latency_rounds,
+            sizes.payload_tasks,
+            sizes.big_session
         );
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);

@@ -1,0 +1,159 @@
+//! The floor soam's latency and payload figures are measured against: the same three
+//! processes and four hops as one task's round trip (client -> Unix socket -> agent ->
+//! pipe -> service -> pipe -> agent -> socket -> client), doing nothing but blocking
+//! reads and writes of length-prefixed messages. No scheduler, no store, no framing
+//! beyond the length: what the kernel and the machine cost, measured on the same run.
+//!
+//! `soambench` runs itself as the middle process (`--floor-relay SOCKET`, one thread per
+//! direction, as the agent has a reader and a writer) and as the service
+//! (`--floor-echo`); these are internal modes, not part of its interface.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// argv[1] for the middle process and for the echo service.
+pub const RELAY_ARG: &str = "--floor-relay";
+pub const ECHO_ARG: &str = "--floor-echo";
+
+/// Reads one message (u32 little-endian length, then the bytes) into `buf`; false at
+/// a clean end of input.
+fn read_msg(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    // Sized once: zeroing a megabyte per message would be work soam does not do.
+    if buf.len() < 4 + n {
+        buf.resize(4 + n, 0);
+    }
+    buf.truncate(4 + n);
+    buf[..4].copy_from_slice(&len);
+    r.read_exact(&mut buf[4..])?;
+    Ok(true)
+}
+
+/// Copies whole messages from `r` to `w` until `r` ends.
+fn pump(mut r: impl Read, mut w: impl Write) -> io::Result<()> {
+    let mut buf = Vec::new();
+    while read_msg(&mut r, &mut buf)? {
+        w.write_all(&buf)?;
+        // Stdout is line-buffered, and these bytes have no lines.
+        w.flush()?;
+    }
+    Ok(())
+}
+
+/// The service: every message straight back.
+pub fn echo_main() -> i32 {
+    let r = pump(io::stdin().lock(), io::stdout().lock());
+    i32::from(r.is_err())
+}
+
+/// The middle process: accepts one client on `socket`, starts the echo service with
+/// pipes, and relays in both directions until the client goes.
+pub fn relay_main(socket: &Path) -> i32 {
+    let run = || -> io::Result<()> {
+        let listener = UnixListener::bind(socket)?;
+        let (client, _) = listener.accept()?;
+        let mut echo = Command::new(std::env::current_exe()?)
+            .arg(ECHO_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let to_echo = echo.stdin.take().expect("piped");
+        let from_echo = echo.stdout.take().expect("piped");
+        let back = client.try_clone()?;
+        let down = std::thread::spawn(move || pump(from_echo, back));
+        pump(&client, to_echo)?;
+        let _ = down.join();
+        let _ = echo.wait();
+        Ok(())
+    };
+    i32::from(run().is_err())
+}
+
+/// A running floor chain: the relay process (which started the echo) and our end of
+/// its socket.
+pub struct Floor {
+    relay: Child,
+    stream: UnixStream,
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.relay.kill();
+        let _ = self.relay.wait();
+    }
+}
+
+impl Floor {
+    /// Starts the relay (with a socket in `dir`) and connects to it.
+    pub fn start(dir: &Path) -> anyhow::Result<Floor> {
+        let socket = dir.join("floor.sock");
+        let _ = std::fs::remove_file(&socket);
+        let relay = Command::new(std::env::current_exe()?).arg(RELAY_ARG).arg(&socket).spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match UnixStream::connect(&socket) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => anyhow::bail!("the floor relay did not listen: {e}"),
+            }
+        };
+        Ok(Floor { relay, stream })
+    }
+
+    /// Round trips of one `size`-byte message, one at a time: (p50, p99) in µs, after
+    /// 200 to warm up, as soambench's latency does.
+    pub fn latency(&mut self, rounds: usize, size: usize) -> anyhow::Result<(f64, f64)> {
+        let mut msg = (size as u32).to_le_bytes().to_vec();
+        msg.resize(4 + size, 0);
+        let mut buf = Vec::new();
+        let mut samples = Vec::with_capacity(rounds);
+        for i in 0..rounds + 200 {
+            let t0 = Instant::now();
+            self.stream.write_all(&msg)?;
+            anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
+            if i >= 200 {
+                samples.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        Ok(percentiles(samples))
+    }
+
+    /// `count` messages of `size` bytes streamed through and back (a writer thread,
+    /// as soam's client sends while it collects): MB/s each way.
+    pub fn stream(&mut self, count: usize, size: usize) -> anyhow::Result<f64> {
+        let mut msg = (size as u32).to_le_bytes().to_vec();
+        msg.resize(4 + size, 7);
+        let mut w = self.stream.try_clone()?;
+        let t0 = Instant::now();
+        let writer = std::thread::spawn(move || -> io::Result<()> {
+            for _ in 0..count {
+                w.write_all(&msg)?;
+            }
+            Ok(())
+        });
+        let mut buf = Vec::new();
+        for _ in 0..count {
+            anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        writer.join().map_err(|_| anyhow::anyhow!("floor writer panicked"))??;
+        Ok((count * size) as f64 / secs / 1e6)
+    }
+}
+
+/// (p50, p99) of `samples`.
+pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    (pct(0.50), pct(0.99))
+}
