@@ -8,12 +8,12 @@
 //! into a cell by its [`Kind`]; times become local time with an age. Listings arrive in
 //! pages and stream through [`Paged`], so a million rows never sit in memory.
 
+use crate::cells::Cell as Picked;
 use clap::Args;
 use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
 use jiff::tz::TimeZone;
 use jiff::{Span, SpanRound, Timestamp, Unit};
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 use std::io::{IsTerminal, Write};
 
 /// Above this many rows (and without colour) tables are laid out by `render_plain`:
@@ -130,8 +130,8 @@ pub struct TableArgs {
 #[derive(Debug, Clone)]
 pub struct Layout {
     cols: Vec<Col>,
-    /// `NAME_ms` for time columns, looked up once rather than per cell.
-    ms_keys: Vec<Option<String>>,
+    /// The row field each column shows: its name, or `NAME_ms` for a time column.
+    keys: Vec<&'static str>,
     header: bool,
     colour: bool,
     /// Fit the terminal's width (a person is reading; pipes get whole lines).
@@ -160,14 +160,19 @@ impl Layout {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        let ms_keys = cols
+        // Field names are 'static; a time column's `_ms` twin is made once and kept for
+        // the life of the command (a handful of short strings).
+        let keys = cols
             .iter()
-            .map(|c| (c.kind == Kind::Time).then(|| format!("{}_ms", c.name)))
+            .map(|c| match c.kind {
+                Kind::Time => &*String::leak(format!("{}_ms", c.name)),
+                _ => c.name,
+            })
             .collect();
         let out = std::io::stdout();
         Ok(Layout {
             cols,
-            ms_keys,
+            keys,
             header: !args.no_header,
             colour: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && out.is_terminal(),
             fit: out.is_terminal(),
@@ -197,32 +202,22 @@ impl Layout {
     /// A row's cells as shown. Names and values may come from other users and
     /// profiles, so control and bidi characters are escaped.
     fn cells<R: Row>(&self, row: &R) -> Vec<String> {
-        let Ok(Value::Object(map)) = serde_json::to_value(row) else {
-            return vec![String::new(); self.cols.len()];
-        };
+        let picked = crate::cells::pick(row, &self.keys);
         self.cols
             .iter()
-            .zip(&self.ms_keys)
-            .map(|(c, ms)| match c.kind {
-                Kind::Time => ms
-                    .as_ref()
-                    .and_then(|k| map.get(k))
-                    .and_then(Value::as_u64)
-                    .map(|t| self.local(t))
-                    .unwrap_or_default(),
-                Kind::List => match map.get(c.name) {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .map(|v| match v {
-                            Value::String(s) if s.is_empty() => "\"\"".to_string(),
-                            v => text(v),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    Some(v) => text(v),
-                    None => String::new(),
-                },
-                Kind::Text => map.get(c.name).map(text).unwrap_or_default(),
+            .zip(picked)
+            .map(|(c, v)| match (c.kind, v) {
+                (Kind::Time, Picked::U64(t)) => self.local(t),
+                (Kind::Time, _) => String::new(),
+                (Kind::List, Picked::List(items)) => items
+                    .iter()
+                    .map(|v| match v {
+                        Picked::Str(s) if s.is_empty() => "\"\"".to_string(),
+                        v => text(v),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                (_, v) => text(&v),
             })
             .collect()
     }
@@ -334,13 +329,17 @@ fn age(ms: i64) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
+fn text(v: &Picked) -> String {
     match v {
-        Value::Null => String::new(),
-        Value::String(s) => soam_proto::text::escape(s).into_owned(),
-        Value::Bool(true) => "yes".into(),
-        Value::Bool(false) => "no".into(),
-        other => other.to_string(),
+        Picked::Null => String::new(),
+        Picked::Str(s) => soam_proto::text::escape(s).into_owned(),
+        Picked::Bool(true) => "yes".into(),
+        Picked::Bool(false) => "no".into(),
+        Picked::U64(n) => n.to_string(),
+        Picked::I64(n) => n.to_string(),
+        // As JSON writes it (2.0, not 2), so table and JSON agree.
+        Picked::F64(f) => serde_json::Number::from_f64(*f).map_or_else(String::new, |n| n.to_string()),
+        Picked::List(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
     }
 }
 
@@ -496,7 +495,7 @@ mod tests {
             l.cells(&t(3, Some("pid 7 \u{1b}[31m"))),
             ["3", "pending", "pid 7 \\u{1b}[31m", "n1,\"\"", "20:28 (3m ago)"]
         );
-        let j: Value = serde_json::to_value(t(3, None)).unwrap();
+        let j: serde_json::Value = serde_json::to_value(t(3, None)).unwrap();
         assert_eq!(j["at"], "2026-11-22T20:28:11.000Z");
         assert_eq!(j["nodes"], serde_json::json!(["n1", ""]));
         assert_eq!(l.local(NOW - 2 * 86_400_000), "Nov 20 20:31 (2d ago)");
@@ -553,7 +552,7 @@ mod tests {
     #[test]
     fn pages_print_as_one_listing() {
         let pages = [0..0, 1..4, 4..4, 4..1200, 1200..1201, 1201..1201];
-        let json: Value = serde_json::from_str(&paged(&pages, true, true)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&paged(&pages, true, true)).unwrap();
         let whole: Vec<T> = (1..1201).map(|i| t(i, None)).collect();
         assert_eq!(json, serde_json::to_value(&whole).unwrap());
         // Widths settle in the first page with rows here, so the text is the whole's.
