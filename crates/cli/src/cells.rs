@@ -140,6 +140,13 @@ impl<'a, 'b> ser::Serializer for &'b mut Picker<'a> {
     }
 }
 
+/// Scalars: each becomes the cell of its kind.
+macro_rules! cell_from {
+    ($($f:ident($t:ty) => $kind:ident),* $(,)?) => {
+        $(fn $f(self, v: $t) -> Result<Cell, Error> { Ok(Cell::$kind(v.into())) })*
+    };
+}
+
 /// One field's value as a [`Cell`].
 struct CellSer;
 
@@ -169,39 +176,19 @@ impl ser::Serializer for CellSer {
     type SerializeStruct = Impossible<Cell, Error>;
     type SerializeStructVariant = Impossible<Cell, Error>;
 
-    fn serialize_bool(self, v: bool) -> Result<Cell, Error> {
-        Ok(Cell::Bool(v))
-    }
-    fn serialize_i8(self, v: i8) -> Result<Cell, Error> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i16(self, v: i16) -> Result<Cell, Error> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i32(self, v: i32) -> Result<Cell, Error> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i64(self, v: i64) -> Result<Cell, Error> {
-        Ok(Cell::I64(v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<Cell, Error> {
-        Ok(Cell::U64(v.into()))
-    }
-    fn serialize_u16(self, v: u16) -> Result<Cell, Error> {
-        Ok(Cell::U64(v.into()))
-    }
-    fn serialize_u32(self, v: u32) -> Result<Cell, Error> {
-        Ok(Cell::U64(v.into()))
-    }
-    fn serialize_u64(self, v: u64) -> Result<Cell, Error> {
-        Ok(Cell::U64(v))
-    }
-    fn serialize_f32(self, v: f32) -> Result<Cell, Error> {
-        Ok(Cell::F64(v.into()))
-    }
-    fn serialize_f64(self, v: f64) -> Result<Cell, Error> {
-        Ok(Cell::F64(v))
-    }
+    cell_from!(
+        serialize_bool(bool) => Bool,
+        serialize_i8(i8) => I64,
+        serialize_i16(i16) => I64,
+        serialize_i32(i32) => I64,
+        serialize_i64(i64) => I64,
+        serialize_u8(u8) => U64,
+        serialize_u16(u16) => U64,
+        serialize_u32(u32) => U64,
+        serialize_u64(u64) => U64,
+        serialize_f32(f32) => F64,
+        serialize_f64(f64) => F64,
+    );
     fn serialize_char(self, v: char) -> Result<Cell, Error> {
         Ok(Cell::Str(v.to_string()))
     }
