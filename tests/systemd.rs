@@ -73,6 +73,7 @@ fn socket_activation_serves_on_the_passed_socket_and_leaves_it_for_the_next_star
             "submit",
             "--app",
             "a",
+            "--ordered",
             "--task",
             "env:LISTEN_FDS",
             "--task",
