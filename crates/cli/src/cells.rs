@@ -19,7 +19,7 @@ pub enum Cell {
 }
 
 /// The fields `names` of `row` (a struct), in that order; `Null` where it has none.
-pub fn pick<R: Serialize>(row: &R, names: &[&str]) -> Vec<Cell> {
+pub fn pick<R: Serialize, S: AsRef<str>>(row: &R, names: &[S]) -> Vec<Cell> {
     let mut p = Picker {
         names,
         out: vec![Cell::Null; names.len()],
@@ -48,17 +48,17 @@ fn unsupported<T>(what: &str) -> Result<T, Error> {
     Err(Error(format!("{what} is not a table cell")))
 }
 
-struct Picker<'a> {
-    names: &'a [&'a str],
+struct Picker<'a, S> {
+    names: &'a [S],
     out: Vec<Cell>,
 }
 
-impl<'a, 'b> ser::SerializeStruct for &'b mut Picker<'a> {
+impl<'a, 'b, S: AsRef<str>> ser::SerializeStruct for &'b mut Picker<'a, S> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         for (i, name) in self.names.iter().enumerate() {
-            if *name == key {
+            if name.as_ref() == key {
                 // A value a cell cannot hold shows as empty rather than failing the row.
                 self.out[i] = value.serialize(CellSer).unwrap_or(Cell::Null);
             }
@@ -77,7 +77,7 @@ macro_rules! not_a_struct {
     };
 }
 
-impl<'a, 'b> ser::Serializer for &'b mut Picker<'a> {
+impl<'a, 'b, S: AsRef<str>> ser::Serializer for &'b mut Picker<'a, S> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Impossible<(), Error>;
@@ -300,6 +300,6 @@ mod tests {
             ]
         );
         // Not a struct: nothing to pick.
-        assert_eq!(pick(&5u32, &["id"]), vec![Cell::Null]);
+        assert_eq!(pick(&5u32, &["id".to_string()]), vec![Cell::Null]);
     }
 }

@@ -104,19 +104,28 @@ where
     }
 }
 
-/// Logs to stderr per `RUST_LOG`, or `-v` (info) / `-vv` (debug).
-pub fn init_logging(verbose: u8) {
+/// The log filter: `RUST_LOG`, else `default` raised by `-v` (info) / `-vv` (debug).
+pub fn log_filter(verbose: u8, default: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
+    let level = match verbose {
+        0 => default,
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+/// Colour in logs on stderr: a terminal, and NO_COLOR not set.
+pub fn stderr_colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Logs to stderr per `RUST_LOG`, or `-v` (info) / `-vv` (debug); warnings otherwise.
+pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(verbose, "warn"))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(stderr_colour())
         .with_target(false)
         .try_init();
 }

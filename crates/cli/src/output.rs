@@ -131,7 +131,7 @@ pub struct TableArgs {
 pub struct Layout {
     cols: Vec<Col>,
     /// The row field each column shows: its name, or `NAME_ms` for a time column.
-    keys: Vec<&'static str>,
+    keys: Vec<String>,
     header: bool,
     colour: bool,
     /// Fit the terminal's width (a person is reading; pipes get whole lines).
@@ -160,13 +160,11 @@ impl Layout {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        // Field names are 'static; a time column's `_ms` twin is made once and kept for
-        // the life of the command (a handful of short strings).
         let keys = cols
             .iter()
             .map(|c| match c.kind {
-                Kind::Time => &*String::leak(format!("{}_ms", c.name)),
-                _ => c.name,
+                Kind::Time => format!("{}_ms", c.name),
+                _ => c.name.to_string(),
             })
             .collect();
         let out = std::io::stdout();

@@ -50,10 +50,9 @@ fn process_setup() {
 /// reads, and to stderr as well unless stderr is that file (an agent a command started):
 /// in a terminal, or under systemd's journal, it shows there too.
 fn init_logging(verbose: u8, log: soam_agent::logfile::RotatingLog) {
+    use tracing_subscriber::fmt;
     use tracing_subscriber::prelude::*;
-    use tracing_subscriber::{EnvFilter, fmt};
-    let default = if verbose >= 2 { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = crate::common::log_filter(verbose, "info");
     let to_stderr = !log.is_stderr();
     let file = fmt::layer()
         .with_writer(std::sync::Mutex::new(log))
@@ -62,7 +61,7 @@ fn init_logging(verbose: u8, log: soam_agent::logfile::RotatingLog) {
     let stderr = to_stderr.then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
+            .with_ansi(crate::common::stderr_colour())
             .with_target(false)
     });
     let _ = tracing_subscriber::registry().with(filter).with(file).with(stderr).try_init();
