@@ -57,3 +57,20 @@ fn soambench_client_quick_runs() {
         ],
     );
 }
+
+/// The scale measurements: busy sessions at once, and listings over many sessions.
+#[test]
+fn soambench_scale_quick_prints_its_keys() {
+    keys_are_numbers(
+        &["--quick", "--scale", "--json", "--slots", "2"],
+        &[
+            "throughput_one_session_tasks_per_s",
+            "throughput_10_sessions_tasks_per_s",
+            "throughput_1k_sessions_tasks_per_s",
+            "throughput_10k_sessions_tasks_per_s",
+            "throughput_10k_sessions_vs_one",
+            "soamview_10k_sessions_ms",
+            "soamview_1m_tasks_ms",
+        ],
+    );
+}

@@ -34,9 +34,10 @@ pub struct Args {
     /// Agent slots (default: number of CPUs)
     #[arg(long, value_name = "N")]
     pub slots: Option<u32>,
-    /// Instead: 10,000 open sessions plus one of 1,000,000 pending tasks, and how fast
+    /// Instead: 1,000,000 tasks through 1, 10, 1,000 and 10,000 busy sessions at once;
+    /// then 10,000 open sessions plus one of 1,000,000 pending tasks, and how fast
     /// soamview answers then
-    #[arg(long, conflicts_with = "json")]
+    #[arg(long)]
     pub scale: bool,
     /// Instead: agent memory and a normal client's throughput under hostile clients
     /// (700 pipelined ListApps never read; 8 connections sending maximal frames)
@@ -350,7 +351,6 @@ async fn collect_one(c: &mut Client, s: &SessionRef) -> anyhow::Result<()> {
     }
 }
 
-/// A suspended session holding `n` pending tasks (left open, detached).
 /// A suspended session holding `n` pending tasks; returns its id.
 async fn parked_session(opts: &ConnectOptions, stype: Option<&str>, n: usize) -> anyhow::Result<u64> {
     let c = Client::connect(opts).await?;
@@ -549,9 +549,141 @@ pub fn main() -> i32 {
     }
 }
 
-/// Many open sessions and one very large one: does the agent keep answering?
-fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: usize) -> anyhow::Result<()> {
+/// `tasks` no-op tasks spread evenly over `sessions` sessions that are all busy at once,
+/// driven from `min(sessions, 100)` connections (each creates, feeds and collects its
+/// share of the sessions): tasks per second from the first submit to the last output.
+/// Creating and closing the sessions is not timed.
+async fn busy(opts: &ConnectOptions, sessions: usize, tasks: usize) -> anyhow::Result<f64> {
+    let conns = sessions.clamp(1, 100);
+    let mut clients = Vec::with_capacity(conns);
+    for k in 0..conns {
+        let c = Client::connect(opts).await?;
+        let mine = sessions / conns + usize::from(k < sessions % conns);
+        let replies: Vec<_> = (0..mine)
+            .map(|_| {
+                c.send(Request::CreateSession(CreateSession {
+                    app: "bench".into(),
+                    session_type: None,
+                    name: None,
+                    tag: None,
+                    common_data: Bytes::new(),
+                    direct: false,
+                    attach: true,
+                }))
+            })
+            .collect();
+        let mut ids = Vec::with_capacity(mine);
+        for r in replies {
+            match r.await? {
+                Reply::Session(s) => ids.push(s.id),
+                _ => bail!("unexpected reply"),
+            }
+        }
+        clients.push((c, ids));
+    }
+    let per = tasks / sessions;
+    let t0 = Instant::now();
+    let runs = clients.into_iter().map(|(mut c, ids)| async move {
+        let mut replies = Vec::new();
+        for &id in &ids {
+            for batch in soam_client::batches(vec![Bytes::new(); per], 16_384) {
+                replies.push(c.send(Request::Submit {
+                    session: session_ref("bench", id),
+                    tasks: batch,
+                }));
+            }
+        }
+        let want = per * ids.len();
+        let mut got = 0;
+        while got < want {
+            match c.next_event().await {
+                Some(Event::Outputs { session, outputs, .. }) => {
+                    got += outputs.len();
+                    c.notify(Request::Ack {
+                        session: session_ref("bench", session),
+                        tasks: outputs.iter().map(|o| o.task).collect(),
+                    })?;
+                }
+                Some(Event::Ended { reason, .. }) => bail!("session ended: {reason}"),
+                None => bail!("connection lost"),
+                _ => {}
+            }
+        }
+        for r in replies {
+            r.await?;
+        }
+        anyhow::Ok((c, ids))
+    });
+    let done = futures_join_all(runs).await?;
+    let rate = (per * sessions) as f64 / t0.elapsed().as_secs_f64();
+    for (c, ids) in done {
+        let closes: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                c.send(Request::Close {
+                    session: session_ref("bench", id),
+                })
+            })
+            .collect();
+        for r in closes {
+            r.await?;
+        }
+    }
+    Ok(rate)
+}
+
+/// Runs the futures concurrently on this thread; the first error wins.
+async fn futures_join_all<T: 'static>(
+    futs: impl IntoIterator<Item = impl std::future::Future<Output = anyhow::Result<T>> + 'static>,
+) -> anyhow::Result<Vec<T>> {
+    let set = tokio::task::LocalSet::new();
+    let handles: Vec<_> = futs.into_iter().map(|f| set.spawn_local(f)).collect();
+    set.await;
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await??);
+    }
+    Ok(out)
+}
+
+/// Busy sessions at once, then many open sessions and one very large one: does the agent
+/// keep its throughput, and keep answering?
+fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: usize, json: bool) -> anyhow::Result<()> {
     let opts = agent.opts();
+    let mut figures: Vec<(String, String, f64)> = Vec::new();
+    // Each figure is said as it comes (stderr), since the whole run takes minutes.
+    let mut add = |key: &str, label: String, v: f64| {
+        if !json {
+            eprintln!("soambench: {label}: {v:.3}");
+        }
+        figures.push((key.to_string(), label, v))
+    };
+    // The same tasks through one session, then through more and more at once.
+    let one = rt.block_on(busy(&opts, 1, tasks))?;
+    add(
+        "throughput_one_session_tasks_per_s",
+        format!("{tasks} tasks through 1 session"),
+        one,
+    );
+    let mut last = one;
+    for (n, key) in [
+        (10, "throughput_10_sessions_tasks_per_s"),
+        (1_000, "throughput_1k_sessions_tasks_per_s"),
+        (sessions, "throughput_10k_sessions_tasks_per_s"),
+    ] {
+        let n = n.min(sessions);
+        last = rt.block_on(busy(&opts, n, tasks))?;
+        add(
+            key,
+            format!("{tasks} tasks through {n} sessions busy at once ({} connections)", n.min(100)),
+            last,
+        );
+    }
+    add(
+        "throughput_10k_sessions_vs_one",
+        format!("{sessions} busy sessions against one"),
+        last / one,
+    );
     let t0 = Instant::now();
     rt.block_on(async {
         let c = Client::connect(&opts).await?;
@@ -574,10 +706,19 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         }
         anyhow::Ok(())
     })?;
-    let create_s = t0.elapsed().as_secs_f64();
+    add(
+        "create_10k_sessions_s",
+        format!("create {sessions} sessions (pipelined)"),
+        t0.elapsed().as_secs_f64(),
+    );
     let t0 = Instant::now();
     let big = rt.block_on(parked_session(&opts, None, tasks))?;
-    let submit_s = t0.elapsed().as_secs_f64();
+    add(
+        "submit_1m_tasks_s",
+        format!("submit {tasks} tasks into one session"),
+        t0.elapsed().as_secs_f64(),
+    );
+    add("agent_rss_scale_mib", "agent RSS".into(), rss_mib(agent.pid()));
     // The agent's own part of listing everything: one request through the client library.
     let list_ms = rt.block_on(async {
         let c = Client::connect(&opts).await?;
@@ -589,6 +730,11 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         }
         anyhow::Ok(median(&mut times))
     })?;
+    add(
+        "list_10k_sessions_agent_ms",
+        "list every session: agent answer through the client library (median of 10)".into(),
+        list_ms,
+    );
     let listing = Command::new(agent.bin_dir.join("soamview"))
         .arg("session")
         .env("SOAM_HOME", &agent.home)
@@ -597,37 +743,44 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         .output()?
         .stdout
         .len();
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::NOTHING);
-    t.set_header(["SCALE FIGURE", "VALUE"]);
-    t.add_row([format!("create {sessions} sessions (pipelined)"), format!("{create_s:.3} s")]);
-    t.add_row([format!("submit {tasks} tasks into one session"), format!("{submit_s:.3} s")]);
-    t.add_row(["agent RSS".to_string(), format!("{:.1} MiB", rss_mib(agent.pid()))]);
-    t.add_row([
-        "list every session: agent answer through the client library (median of 10)".to_string(),
-        format!("{list_ms:.2} ms"),
-    ]);
-    t.add_row(["`soamview session` output".to_string(), format!("{listing} bytes")]);
-    for args in [
-        &["app"][..],
-        &["session", "--state", "suspended"],
-        &["session", "--json"],
-        &["session"],
+    add(
+        "soamview_10k_sessions_bytes",
+        "`soamview session` output (bytes)".into(),
+        listing as f64,
+    );
+    for (key, args) in [
+        ("soamview_app_ms", &["app"][..]),
+        ("soamview_suspended_ms", &["session", "--state", "suspended"]),
+        ("soamview_10k_sessions_json_ms", &["session", "--json"]),
+        ("soamview_10k_sessions_ms", &["session"]),
     ] {
-        t.add_row([
-            format!("soamview {} (median of 10)", args.join(" ")),
-            format!("{:.2} ms", soamview_ms(agent, args, 10)?),
-        ]);
+        let ms = soamview_ms(agent, args, 10)?;
+        add(key, format!("soamview {} (median of 10, ms)", args.join(" ")), ms);
     }
     // Every task of the big session, in pages, printed as they arrive.
     let addr = format!("bench:{big}");
-    for args in [&["task", addr.as_str()][..], &["task", addr.as_str(), "--json"]] {
-        t.add_row([
-            format!("soamview {} ({tasks} tasks, median of 3)", args.join(" ")),
-            format!("{:.0} ms", soamview_ms(agent, args, 3)?),
-        ]);
+    for (key, args) in [
+        ("soamview_1m_tasks_ms", &["task", addr.as_str()][..]),
+        ("soamview_1m_tasks_json_ms", &["task", addr.as_str(), "--json"]),
+    ] {
+        let ms = soamview_ms(agent, args, 3)?;
+        add(key, format!("soamview {} ({tasks} tasks, median of 3, ms)", args.join(" ")), ms);
     }
-    crate::outln!("{t}");
+    if json {
+        let m: serde_json::Map<String, serde_json::Value> = figures
+            .into_iter()
+            .map(|(k, _, v)| (k, json!((v * 1000.0).round() / 1000.0)))
+            .collect();
+        crate::outln!("{}", serde_json::Value::Object(m));
+    } else {
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.set_header(["SCALE FIGURE", "VALUE", "KEY"]);
+        for (k, label, v) in figures {
+            t.add_row([label, format!("{v:.3}"), k]);
+        }
+        crate::outln!("{t}");
+    }
     Ok(())
 }
 
@@ -677,7 +830,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     rt.block_on(register(&opts, &home))?;
     if args.scale {
         let (n, tasks) = if args.quick { (500, 50_000) } else { (10_000, 1_000_000) };
-        return scale(&agent, &rt, n, tasks);
+        return scale(&agent, &rt, n, tasks, args.json);
     }
     if args.attack {
         return attack(&agent, &rt, if args.quick { 20_000 } else { 200_000 });

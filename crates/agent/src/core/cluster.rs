@@ -540,15 +540,8 @@ impl Core {
     /// Asks for an allocation for each pool whose backlog exceeds what it holds or
     /// has asked for.
     pub(super) fn cluster_demand(&mut self) {
-        let mut demand: HashMap<Pool, (u64, Arc<Service>)> = HashMap::default();
-        for s in self.sessions.values() {
-            if !s.runnable() {
-                continue;
-            }
-            let Some(pool) = pool_of(&s.app, &s.service) else { continue };
-            let e = demand.entry(pool).or_insert((0, s.service.clone()));
-            e.0 += s.counts.pending + s.counts.running;
-        }
+        // Only the candidates for slots can have work (see `sched`): idle sessions cost nothing here.
+        let demand = self.pool_demand();
         if demand.is_empty() {
             return;
         }
@@ -564,7 +557,7 @@ impl Core {
             }
             return;
         }
-        for (pool, (want, service)) in demand {
+        for (pool, want, service) in demand {
             if want == 0 {
                 continue;
             }

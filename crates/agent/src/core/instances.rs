@@ -298,6 +298,7 @@ impl Core {
                         if s.state == SessionState::Reconnecting {
                             s.state = SessionState::Open;
                             self.persist_session(sid);
+                            self.want(sid);
                         }
                     }
                 }

@@ -17,6 +17,7 @@ mod once;
 mod persist;
 mod requests;
 mod sched;
+mod shares;
 mod views;
 
 use crate::config::AgentConfig;
@@ -365,6 +366,8 @@ struct Session {
     suspended_by_disconnect: bool,
     /// The request id it was created under (`Request::Once`), to forget it at its end.
     created_by: Option<u128>,
+    /// In its pool's candidates for slots (`sched::Wants`).
+    candidate: bool,
     /// The latest request ids it was given tasks under, so a repeat is not accepted twice.
     remembered: once::Remembered,
 }
@@ -411,6 +414,7 @@ impl Session {
             persisting: 0,
             suspended_by_disconnect: false,
             created_by: None,
+            candidate: false,
             remembered: Default::default(),
         }
     }
@@ -526,6 +530,9 @@ pub struct Core {
     identities: HashMap<u32, Arc<crate::identity::RunAs>>,
     /// Slurm allocations and their workers (services with `launcher: slurm`).
     cluster: cluster::Cluster,
+    /// Per pool, the sessions that may have work, in the order slots are offered: what
+    /// the scheduler reads instead of every session.
+    wants: sched::Wants,
     /// Ended sessions, newest first, for `soamview history` and `session -a`.
     history: VecDeque<HistoryRecord>,
     /// Sessions whose outputs or drained state may need sending at the next flush.
@@ -566,6 +573,7 @@ impl Core {
             next_seq: 1,
             identities: HashMap::default(),
             cluster: cluster::Cluster::default(),
+            wants: Default::default(),
             history: loaded.history.into(),
             dirty: HashSet::default(),
             pending_ends: Vec::new(),

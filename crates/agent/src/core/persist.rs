@@ -253,6 +253,7 @@ impl Core {
                 let timeout = self.apps[&rec.app].profile.consumer.transient_disconnection_timeout_s;
                 self.after(timeout * 1000, Timer::Disconnect { sid, generation: 0 });
             }
+            self.want(sid);
             self.needs_schedule = true;
         }
         self.store.submit(writes, None);

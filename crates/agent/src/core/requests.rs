@@ -330,6 +330,8 @@ impl Core {
                 i.retire = true;
             }
         }
+        // Its policy or maxSlots may have changed how its sessions compete.
+        self.want_app(&name);
         self.needs_schedule = true;
         self.reply_after(
             conn,
@@ -382,6 +384,7 @@ impl Core {
         };
         a.record.enabled = enabled;
         self.store.submit(vec![Write::PutApp(a.record.clone())], None);
+        self.want_app(&app);
         self.needs_schedule = true;
         Ok(Reply::Ok)
     }
@@ -577,8 +580,10 @@ impl Core {
             // The client came back: what its absence set in motion is undone.
             s.state = SessionState::Open;
             s.suspended_by_disconnect = false;
+            self.want(sid);
             self.needs_schedule = true;
         }
+        let s = self.sessions.get_mut(&sid).unwrap();
         if all && !s.stype.discard_results_on_delivery {
             let kept: Vec<u64> = s
                 .tasks
@@ -738,6 +743,8 @@ impl Core {
         s.drained_sent = false;
         s.idle_since = None;
         self.needs_schedule = !recoverable;
+        self.want(sid);
+        let s = &self.sessions[&sid];
         let writes = if recoverable {
             let records = (first..first + count)
                 .map(|tid| (tid, Self::task_record(s, (tid - 1) as usize)))
@@ -906,6 +913,7 @@ impl Core {
                 s.state = SessionState::Open;
                 s.suspended_by_disconnect = false;
                 self.persist_session(sid);
+                self.want(sid);
                 self.needs_schedule = true;
             }
         }
@@ -969,6 +977,7 @@ impl Core {
                 self.persist_tasks(sid, [r.task]);
             }
         }
+        self.want(sid);
         self.needs_schedule = true;
         Ok(Reply::Ok)
     }

@@ -1,117 +1,180 @@
 //! Sharing slots among sessions and feeding instances.
 //!
 //! `schedule` runs once per batch of inbox messages: it works out how many instances
-//! each session with runnable work should hold (its share), gives instances back from
-//! sessions above their share, binds idle or new instances to sessions below it, and
-//! then sends pending tasks to every bound, entered instance (several at a time, so a
-//! service never waits for the agent between tasks).
+//! each session with runnable work should hold (its share, see `shares` for the
+//! policies), gives instances back from sessions above their share, binds idle or new
+//! instances to sessions below it, and then sends pending tasks to every bound, entered
+//! instance (several at a time, so a service never waits for the agent between tasks).
 //!
-//! Shares: slots are handed out one at a time to the session furthest below its
-//! priority-weighted share (`proportion`), after first covering `minServices` for
-//! applications with `minimumServices`; with `priority`, an application's lower-priority
-//! sessions only get slots its higher-priority ones cannot use. A session never gets more
-//! than it has tasks to run, and an application never more than its `maxSlots`.
+//! Its cost must not grow with the sessions that merely wait: each pool keeps its
+//! candidates (sessions that may have work) sorted in the order shares are offered, and
+//! `shares::hand_out` reads only as far into that order as the slots go. A session
+//! becomes a candidate when it may have gained work (`want`: a submit, a resume, a
+//! reopen, recovery, its application enabled or updated) and stops being one lazily,
+//! when the scheduler meets it without work.
 
-use super::cluster;
+use super::cluster::{self, Pool};
+use super::shares::{self, AppUsed, Cand, Key};
 use super::*;
 use crate::instance::{self, OutMsg};
 use soam_profile::Policy;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A session with work, and the slots it is given.
-struct Want {
-    sid: Sid,
-    app: String,
-    prio: u32,
-    min: u32,
-    demand: u64,
-    policy: Policy,
-    got: u32,
-    /// Session id: ids grow with creation time, so lower is older.
-    id: u64,
+/// One pool's candidates.
+#[derive(Default)]
+pub(super) struct Candidates {
+    /// In the order slots are offered.
+    order: BTreeMap<Key, Sid>,
+    /// Those under `minimumServices` with a minimum: where the first round may stop.
+    mins: BTreeSet<Key>,
+}
+
+/// The candidates of every pool (None: the agent's own slots), in a fixed order of
+/// pools, since an application's `maxSlots` spans pools.
+pub(super) type Wants = BTreeMap<Option<Pool>, Candidates>;
+
+/// A session as a candidate for slots, if it is one now: it can run, its application
+/// is enabled, and it has tasks pending or running.
+fn candidate(sessions: &HashMap<Sid, Session>, apps: &HashMap<String, App>, sid: Sid) -> Option<Cand> {
+    let s = sessions.get(&sid)?;
+    let app = apps.get(&s.app)?;
+    let demand = s.counts.pending + s.counts.running;
+    if !s.runnable() || !app.record.enabled || demand == 0 {
+        return None;
+    }
+    Some(Cand {
+        key: (Reverse(s.stype.priority), s.app.clone(), s.id),
+        sid,
+        min: s.stype.min_services,
+        demand,
+        policy: app.profile.consumer.policy,
+        cap: app.profile.consumer.max_slots.unwrap_or(u32::MAX),
+    })
 }
 
 impl Core {
-    fn shares(&self) -> HashMap<Sid, u32> {
-        let mut wants: Vec<Want> = Vec::new();
-        for (&sid, s) in &self.sessions {
-            let Some(app) = self.apps.get(&s.app) else { continue };
-            if !s.runnable() || !app.record.enabled {
-                continue;
-            }
-            let demand = s.counts.pending + s.counts.running;
-            if demand == 0 {
-                continue;
-            }
-            wants.push(Want {
-                sid,
-                app: s.app.clone(),
-                prio: s.stype.priority,
-                min: s.stype.min_services,
-                demand,
-                policy: app.profile.consumer.policy,
-                got: 0,
-                id: s.id,
-            });
+    /// The session may have gained work, or become able to run it: make it a candidate
+    /// for slots. Cheap when it already is one.
+    pub(super) fn want(&mut self, sid: Sid) {
+        if self.sessions.get(&sid).is_none_or(|s| s.candidate) {
+            return;
         }
-        let mut app_used: HashMap<String, u32> = HashMap::default();
+        let Some(c) = candidate(&self.sessions, &self.apps, sid) else {
+            return;
+        };
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.candidate = true;
+        let pool = cluster::pool_of(&s.app, &s.service);
+        let pool = self.wants.entry(pool).or_default();
+        if c.policy == Policy::MinimumServices && c.min > 0 {
+            pool.mins.insert(c.key.clone());
+        }
+        pool.order.insert(c.key, sid);
+    }
+
+    /// Every session of `app`, again: after its profile or its enabled flag changed,
+    /// which may change whether and how its sessions compete.
+    pub(super) fn want_app(&mut self, app: &str) {
+        let sids: Vec<Sid> = self.sessions.iter().filter(|(_, s)| s.app == app).map(|(&sid, _)| sid).collect();
+        for &sid in &sids {
+            let s = self.sessions.get_mut(&sid).unwrap();
+            if std::mem::take(&mut s.candidate) {
+                let key = (Reverse(s.stype.priority), s.app.clone(), s.id);
+                if let Some(pool) = self.wants.get_mut(&cluster::pool_of(&s.app, &s.service)) {
+                    pool.order.remove(&key);
+                    pool.mins.remove(&key);
+                }
+            }
+        }
+        for sid in sids {
+            self.want(sid);
+        }
+    }
+
+    /// Each session's share of its pool's slots (sessions with none are left out).
+    fn shares(&mut self) -> HashMap<Sid, u32> {
+        let mut app_used = AppUsed::default();
         let mut out = HashMap::default();
-        // Each pool shares its own slots: the agent's for local services, the live
-        // workers' CPUs for each Slurm service. The policies are the same in each.
-        let mut pools: HashMap<Option<cluster::Pool>, Vec<Want>> = HashMap::default();
-        for w in wants {
-            let pool = self.sessions.get(&w.sid).and_then(|s| cluster::pool_of(&s.app, &s.service));
-            pools.entry(pool).or_default().push(w);
+        let lefts: Vec<u32> = self
+            .wants
+            .keys()
+            .map(|pool| match pool {
+                None => self.cfg.slots,
+                Some(p) => self.pool_slots(p),
+            })
+            .collect();
+        let (sessions, apps) = (&mut self.sessions, &self.apps);
+        for (pool, left) in self.wants.values_mut().zip(lefts) {
+            let mut gone = Vec::new();
+            let mut it = pool.order.iter();
+            let next = || {
+                for (key, &sid) in it.by_ref() {
+                    match candidate(sessions, apps, sid) {
+                        Some(c) => return Some(c),
+                        None => gone.push((key.clone(), sid)),
+                    }
+                }
+                None
+            };
+            shares::hand_out(next, pool.mins.last(), left, &mut app_used, &mut out);
+            for (key, sid) in gone {
+                pool.order.remove(&key);
+                pool.mins.remove(&key);
+                if let Some(s) = sessions.get_mut(&sid) {
+                    s.candidate = false;
+                }
+            }
         }
-        for (pool, wants) in pools {
+        self.wants.retain(|_, p| !p.order.is_empty());
+        #[cfg(debug_assertions)]
+        self.check_shares(&out);
+        out
+    }
+
+    /// Debug builds (every test) check the quick answer against the rules applied to
+    /// every session, and that no session with work was left out of the candidates.
+    #[cfg(debug_assertions)]
+    fn check_shares(&self, got: &HashMap<Sid, u32>) {
+        let mut by_pool: BTreeMap<Option<Pool>, Vec<Cand>> = BTreeMap::new();
+        for (&sid, s) in &self.sessions {
+            if let Some(c) = candidate(&self.sessions, &self.apps, sid) {
+                assert!(s.candidate, "session {} has work but is not a candidate for slots", s.addr());
+                by_pool.entry(cluster::pool_of(&s.app, &s.service)).or_default().push(c);
+            }
+        }
+        let mut app_used = AppUsed::default();
+        let mut want = HashMap::default();
+        for (pool, cands) in by_pool {
             let left = match &pool {
                 None => self.cfg.slots,
                 Some(p) => self.pool_slots(p),
             };
-            self.distribute(wants, left, &mut app_used, &mut out);
+            shares::reference(cands, left, &mut app_used, &mut want);
         }
-        out
+        assert_eq!(got, &want, "shares differ from the plain rules");
     }
 
-    /// Hands `left` slots of one pool to `wants` by their policies (see the module doc).
-    fn distribute(&self, mut wants: Vec<Want>, mut left: u32, app_used: &mut HashMap<String, u32>, out: &mut HashMap<Sid, u32>) {
-        let app_cap = |app: &str| self.apps.get(app).and_then(|a| a.profile.consumer.max_slots).unwrap_or(u32::MAX);
-        // Oldest first among equals: stable, and fair to whoever waited longest.
-        wants.sort_by(|a, b| b.prio.cmp(&a.prio).then(a.app.cmp(&b.app)).then(a.id.cmp(&b.id)));
-        // minimumServices: each session's minimum first, by priority.
-        for w in wants.iter_mut().filter(|w| w.policy == Policy::MinimumServices) {
-            let used = app_used.entry(w.app.clone()).or_default();
-            let give = (w.min as u64)
-                .min(w.demand)
-                .min(left as u64)
-                .min(app_cap(&w.app).saturating_sub(*used) as u64) as u32;
-            w.got += give;
-            *used += give;
-            left -= give;
-        }
-        while left > 0 {
-            let mut best: Option<usize> = None;
-            for (i, w) in wants.iter().enumerate() {
-                if w.got as u64 >= w.demand || app_used.get(&w.app).copied().unwrap_or(0) >= app_cap(&w.app) {
-                    continue;
-                }
-                if w.policy == Policy::Priority && wants.iter().any(|o| o.app == w.app && o.prio > w.prio && (o.got as u64) < o.demand) {
-                    continue;
-                }
-                // Furthest below its share: smallest got/prio (compared without division).
-                let better = match best {
-                    None => true,
-                    Some(b) => (w.got as u64) * (wants[b].prio as u64) < (wants[b].got as u64) * (w.prio as u64),
-                };
-                if better {
-                    best = Some(i);
+    /// Tasks pending or running per Slurm pool, over the candidates of those pools.
+    pub(super) fn pool_demand(&self) -> Vec<(Pool, u64, Arc<Service>)> {
+        let mut out = Vec::new();
+        for (pool, cands) in &self.wants {
+            let Some(pool) = pool else { continue };
+            let mut total = 0;
+            let mut service = None;
+            for &sid in cands.order.values() {
+                if let Some(s) = self.sessions.get(&sid)
+                    && s.runnable()
+                {
+                    total += s.counts.pending + s.counts.running;
+                    service.get_or_insert_with(|| s.service.clone());
                 }
             }
-            let Some(b) = best else { break };
-            wants[b].got += 1;
-            *app_used.entry(wants[b].app.clone()).or_default() += 1;
-            left -= 1;
+            if let Some(service) = service {
+                out.push((pool.clone(), total, service));
+            }
         }
-        out.extend(wants.into_iter().filter(|w| w.got > 0).map(|w| (w.sid, w.got)));
+        out
     }
 
     pub(super) fn schedule(&mut self) {
