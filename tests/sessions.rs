@@ -224,6 +224,9 @@ fn clear_errors_and_no_session_left_behind() {
     env.ok("soamsession", &["close", "a:1"]);
     let e = env.fails("soamsession", &["reopen", "a:1"]);
     assert!(e.contains("has ended"), "{e}");
+    // Its end gave its place back under maxSessions.
+    env.ok("soamcontrol", &["app", "enable", "a"]);
+    env.ok("soamsession", &["create", "--app", "a"]);
 }
 
 #[test]

@@ -517,6 +517,9 @@ pub struct Core {
     /// Next session id per application; never goes back.
     counters: HashMap<String, u64>,
     sessions: HashMap<Sid, Session>,
+    /// Open sessions per application, for maxSessions without counting them all at
+    /// every create.
+    open_per_app: HashMap<String, u32>,
     /// (app, id) and (app, name) to the internal handle.
     by_id: HashMap<(String, u64), Sid>,
     by_name: HashMap<(String, String), Sid>,
@@ -564,6 +567,7 @@ impl Core {
             apps: HashMap::default(),
             counters: loaded.counters.into_iter().collect(),
             sessions: HashMap::default(),
+            open_per_app: HashMap::default(),
             by_id: HashMap::default(),
             by_name: HashMap::default(),
             next_sid: 1,

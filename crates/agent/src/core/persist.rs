@@ -243,6 +243,7 @@ impl Core {
             if let Some(n) = &s.name {
                 self.by_name.insert((s.app.clone(), n.clone()), sid);
             }
+            *self.open_per_app.entry(s.app.clone()).or_default() += 1;
             self.sessions.insert(sid, s);
             if let Some(found) = requests.remove(&(rec.app.clone(), rec.id)) {
                 self.recover_requests(sid, found);

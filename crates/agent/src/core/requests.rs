@@ -432,7 +432,7 @@ impl Core {
                 ));
             }
             let max = app.profile.consumer.max_sessions;
-            let open = self.sessions.values().filter(|s| s.app == c.app).count() as u32;
+            let open = self.open_per_app.get(&c.app).copied().unwrap_or(0);
             if max > 0 && open >= max {
                 return Err(Failure::new(
                     ErrorKind::Limit,
@@ -499,6 +499,7 @@ impl Core {
             if let Some(n) = &c.name {
                 self.by_name.insert((c.app.clone(), n.clone()), sid);
             }
+            *self.open_per_app.entry(s.app.clone()).or_default() += 1;
             self.sessions.insert(sid, s);
             Ok(sid)
         })();
@@ -1021,6 +1022,9 @@ impl Core {
     /// taskCleanupPeriod), instances are released, history is written.
     pub(super) fn end_session(&mut self, sid: Sid, state: SessionState, reason: &str, notify_holder: bool) {
         let Some(mut s) = self.sessions.remove(&sid) else { return };
+        if let Some(n) = self.open_per_app.get_mut(&s.app) {
+            *n = n.saturating_sub(1);
+        }
         tracing::info!("session {} {state}: {reason}", s.addr());
         if let Some(request) = s.created_by {
             self.created.remove(&request);
