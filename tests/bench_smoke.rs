@@ -74,3 +74,17 @@ fn soambench_scale_quick_prints_its_keys() {
         ],
     );
 }
+
+/// One very large session and a restart with as many recoverable tasks pending.
+#[test]
+fn soambench_big_quick_prints_its_keys() {
+    keys_are_numbers(
+        &["--quick", "--big", "--json", "--slots", "2"],
+        &[
+            "throughput_big_session_tasks_per_s",
+            "agent_rss_10m_tasks_mib",
+            "agent_rss_10m_pending_mib",
+            "restart_10m_tasks_s",
+        ],
+    );
+}

@@ -47,6 +47,10 @@ pub struct Args {
     /// (alternating runs), and how fast the offline journal is written and replayed
     #[arg(long, conflicts_with_all = ["json", "scale", "attack"])]
     pub client: bool,
+    /// Instead: one session of 10,000,000 tasks run and collected (the agent's peak
+    /// memory), and a restart with 10,000,000 recoverable tasks pending
+    #[arg(long, conflicts_with_all = ["scale", "attack", "client"])]
+    pub big: bool,
 }
 
 struct Sizes {
@@ -784,6 +788,57 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     Ok(())
 }
 
+/// One very large session through the agent: its peak memory while the session is
+/// submitted, run and collected; then as many recoverable tasks left pending, and how
+/// long a restarted agent takes to serve.
+fn big(agent: &mut Agent, rt: &tokio::runtime::Runtime, tasks: usize, json: bool) -> anyhow::Result<()> {
+    let opts = agent.opts();
+    let say = |what: String| {
+        if !json {
+            eprintln!("soambench: {what}");
+        }
+    };
+    say(format!("{tasks} tasks through one session"));
+    let base = rss_mib(agent.pid());
+    let rate = rt.block_on(throughput(&opts, "bench", None, tasks))?;
+    let peak = crate::attack::mem_kib(agent.pid(), "VmHWM").unwrap_or(0) as f64 / 1024.0;
+    say(format!("{tasks} recoverable tasks left pending, then restarts"));
+    let t0 = Instant::now();
+    rt.block_on(parked_session(&opts, Some("Recoverable"), tasks))?;
+    let submit_s = t0.elapsed().as_secs_f64();
+    let held = rss_mib(agent.pid());
+    agent.kill();
+    let mut restarts = Vec::new();
+    for _ in 0..3 {
+        restarts.push(agent.start()?.as_secs_f64());
+        agent.kill();
+    }
+    let figures = [
+        ("agent_rss_before_big_mib", base),
+        ("throughput_big_session_tasks_per_s", rate),
+        ("agent_rss_10m_tasks_mib", peak),
+        ("submit_10m_recoverable_s", submit_s),
+        ("agent_rss_10m_pending_mib", held),
+        ("restart_10m_tasks_s", median(&mut restarts)),
+    ];
+    if json {
+        let m: serde_json::Map<String, serde_json::Value> = figures
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!((v * 1000.0).round() / 1000.0)))
+            .collect();
+        crate::outln!("{}", serde_json::Value::Object(m));
+    } else {
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.set_header(["FIGURE", "VALUE"]);
+        for (k, v) in figures {
+            t.add_row([k.to_string(), format!("{v:.3}")]);
+        }
+        crate::outln!("{t}\n({tasks} tasks; peak RSS is the agent's VmHWM after the run; restart median of 3)");
+    }
+    Ok(())
+}
+
 fn bench(args: &Args) -> anyhow::Result<()> {
     let sizes = if args.quick {
         Sizes {
@@ -834,6 +889,9 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     }
     if args.attack {
         return attack(&agent, &rt, if args.quick { 20_000 } else { 200_000 });
+    }
+    if args.big {
+        return big(&mut agent, &rt, if args.quick { 200_000 } else { 10_000_000 }, args.json);
     }
     if args.client {
         let (tasks, runs) = if args.quick { (20_000, 3) } else { (500_000, 5) };
