@@ -232,3 +232,56 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     env.ok("soamsession", &["abort", &sess]);
     env.ok("soamview", &["history", "a"]);
 }
+
+/// A task row missing from the store (the file is outside our control) comes back
+/// canceled in its place; the tasks around it keep their ids and states.
+#[test]
+fn a_task_lost_from_the_store_comes_back_canceled_in_its_place() {
+    let mut env = Env::new();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile("a", "", "  - name: Rec\n    recoverable: true\n    onClientDisconnect: continue\n"),
+    );
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Rec"])
+        .trim()
+        .parse()
+        .unwrap();
+    let sess = format!("a:{id}");
+    env.ok("soamcontrol", &["session", "suspend", &sess]);
+    for t in ["one", "two", "three", "four"] {
+        env.ok("soamsession", &["submit", "--session", &sess, "--task", t, "--detach"]);
+    }
+    env.stop_agent(libc::SIGTERM);
+    // Rewrite the session's task rows without tasks 2 and 4.
+    let (store, loaded) = soam_store::Store::open(&env.path("data/soam.redb"), 1 << 20).unwrap();
+    let (_, rows) = loaded.tasks.into_iter().find(|(k, _)| k == &("a".to_string(), id)).unwrap();
+    assert_eq!(rows.len(), 4);
+    let kept: Vec<_> = rows.into_iter().filter(|(tid, _)| tid % 2 == 1).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.submit(
+        vec![
+            soam_store::Write::DeleteTasks {
+                app: "a".into(),
+                session: id,
+            },
+            soam_store::Write::PutTasks {
+                app: "a".into(),
+                session: id,
+                tasks: kept,
+            },
+        ],
+        Some(Box::new(move |r| tx.send(r).unwrap())),
+    );
+    rx.recv().unwrap().unwrap();
+    store.close();
+    env.start_agent();
+    let tasks = env.json("soamview", &["task", &sess]);
+    let states: Vec<&str> = tasks.as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["pending", "canceled", "pending", "canceled"]);
+    let s = env.session("a", id).unwrap();
+    assert_eq!((s["pending"].as_u64(), s["canceled"].as_u64()), (Some(2), Some(2)), "{s}");
+    env.ok("soamcontrol", &["session", "resume", &sess]);
+    let out = env.ok("soamsession", &["reopen", &sess]);
+    assert!(out.contains("one") && out.contains("three") && !out.contains("two"), "{out}");
+}

@@ -172,7 +172,7 @@ pub struct Loaded {
     pub counters: Vec<(String, u64)>,
     pub sessions: Vec<SessionRecord>,
     /// Per session (app, id): its stored tasks in id order.
-    pub tasks: Vec<(SessionKey, Vec<(u64, TaskRecord)>)>,
+    pub tasks: LoadedTasks,
     /// Newest first, at most `HISTORY_LOADED`.
     pub history: Vec<HistoryRecord>,
     /// Per session (app, id): the request ids it remembers, in no particular order.
@@ -588,16 +588,7 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
         let (_, v) = row.map_err(StoreError::db)?;
         out.sessions.push(decode(v.value())?);
     }
-    let tasks = txn.open_table(TASKS).map_err(StoreError::db)?;
-    for row in tasks.iter().map_err(StoreError::db)? {
-        let (k, v) = row.map_err(StoreError::db)?;
-        let (app, sid, tid) = k.value();
-        let rec: TaskRecord = decode(v.value())?;
-        match out.tasks.last_mut() {
-            Some(((a, s), list)) if a == app && *s == sid => list.push((tid, rec)),
-            _ => out.tasks.push(((app.to_string(), sid), vec![(tid, rec)])),
-        }
-    }
+    out.tasks = load_tasks(db, &out.sessions)?;
     let history = txn.open_table(HISTORY).map_err(StoreError::db)?;
     for row in history.iter().map_err(StoreError::db)?.rev().take(HISTORY_LOADED) {
         let (_, v) = row.map_err(StoreError::db)?;
@@ -611,6 +602,89 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
         match out.requests.last_mut() {
             Some(((a, s), list)) if a == app && *s == sid => list.push((req, rec)),
             _ => out.requests.push(((app.to_string(), sid), vec![(req, rec)])),
+        }
+    }
+    Ok(out)
+}
+
+/// Each stored session's tasks, by id, sessions in key order.
+pub type LoadedTasks = Vec<(SessionKey, Vec<(u64, TaskRecord)>)>;
+
+/// Below this many tasks one thread reads them all.
+const PARALLEL_LOAD_MIN: u64 = 100_000;
+
+/// Every task of the stored sessions, in key order. A restart with 10,000,000 pending
+/// tasks spends most of its time here, so large stores are read in two halves at once
+/// (each its own read transaction over its own key ranges: redb readers do not block
+/// each other). Rows past a session's `next_task`, or of no stored session, are never
+/// used and not read.
+fn load_tasks(db: &Database, sessions: &[SessionRecord]) -> Result<LoadedTasks, StoreError> {
+    // Each session's ids, as (app, session, first id, end id) ranges.
+    let ranges: Vec<(&str, u64, u64, u64)> = sessions
+        .iter()
+        .filter(|s| s.next_task > 1)
+        .map(|s| (s.app.as_str(), s.id, 1, s.next_task))
+        .collect();
+    let total: u64 = ranges.iter().map(|r| r.3 - r.2).sum();
+    let parts = if total >= PARALLEL_LOAD_MIN {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+    } else {
+        1
+    };
+    // Cut the ranges into `parts` runs of about equal task counts.
+    let mut runs: Vec<Vec<(&str, u64, u64, u64)>> = vec![Vec::new(); parts];
+    let per = total.div_ceil(parts as u64).max(1);
+    let (mut part, mut filled) = (0, 0u64);
+    for (app, id, mut lo, hi) in ranges {
+        while lo < hi {
+            let take = (hi - lo).min(per - filled);
+            runs[part].push((app, id, lo, lo + take));
+            lo += take;
+            filled += take;
+            if filled == per && part + 1 < parts {
+                part += 1;
+                filled = 0;
+            }
+        }
+    }
+    let read = |run: &[(&str, u64, u64, u64)]| -> Result<LoadedTasks, StoreError> {
+        let txn = db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(TASKS).map_err(StoreError::db)?;
+        let mut out = LoadedTasks::new();
+        for &(app, id, lo, hi) in run {
+            let mut list = Vec::with_capacity((hi - lo).min(1 << 20) as usize);
+            for row in table.range((app, id, lo)..(app, id, hi)).map_err(StoreError::db)? {
+                let (k, v) = row.map_err(StoreError::db)?;
+                list.push((k.value().2, decode(v.value())?));
+            }
+            if !list.is_empty() {
+                out.push(((app.to_string(), id), list));
+            }
+        }
+        Ok(out)
+    };
+    let results: Vec<Result<_, StoreError>> = if parts == 1 {
+        vec![read(&runs[0])]
+    } else {
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = runs.iter().map(|run| sc.spawn(|| read(run))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(StoreError::Db("a reader of the tasks failed".into())))
+                })
+                .collect()
+        })
+    };
+    // Back in key order; a session cut between two parts is joined again.
+    let mut out = LoadedTasks::new();
+    for part in results {
+        for (key, list) in part? {
+            match out.last_mut() {
+                Some((k, l)) if *k == key => l.extend(list),
+                _ => out.push((key, list)),
+            }
         }
     }
     Ok(out)
@@ -1022,6 +1096,63 @@ mod tests {
             started_ms: u64::MAX,
             ended_ms: u64::MAX,
         }
+    }
+
+    /// A large store is read in parts at once (a session cut between them): every task
+    /// comes back once, in order, under its session; rows past `next_task` and rows of
+    /// no stored session are left out.
+    #[test]
+    fn a_large_store_is_read_whole_and_in_order() {
+        let dir = tempfile_dir();
+        let path = dir.join("s.redb");
+        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        let session = |app: &str, id, next_task| SessionRecord {
+            app: app.into(),
+            id,
+            name: None,
+            tag: None,
+            session_type: "t".into(),
+            state: StoredSessionState::Open,
+            attached: false,
+            recoverable: true,
+            direct: false,
+            common_data: Bytes::new(),
+            created_ms: 1,
+            owner_uid: 0,
+            next_task,
+        };
+        let tasks = |app: &str, id, n: u64| Write::PutTasks {
+            app: app.into(),
+            session: id,
+            tasks: (1..=n).map(|i| (i, task(&i.to_le_bytes(), None))).collect(),
+        };
+        let sizes = [("a", 1, 30_000), ("a", 2, 150_000), ("b", 7, 20_000)];
+        let mut writes = Vec::new();
+        for (app, id, n) in sizes {
+            // Session a:2 says it has one task fewer than its rows.
+            let next = if id == 2 { n } else { n + 1 };
+            writes.push(Write::PutSession(session(app, id, next)));
+            writes.push(tasks(app, id, n));
+        }
+        writes.push(tasks("orphan", 1, 10));
+        let (tx, rx) = mpsc::channel();
+        store.submit(writes, Some(Box::new(move |r| tx.send(r).unwrap())));
+        rx.recv().unwrap().unwrap();
+        store.close();
+        let (store, loaded) = Store::open(&path, 1 << 20).unwrap();
+        let got: Vec<(SessionKey, usize)> = loaded.tasks.iter().map(|(k, l)| (k.clone(), l.len())).collect();
+        assert_eq!(
+            got,
+            vec![(("a".into(), 1), 30_000), (("a".into(), 2), 149_999), (("b".into(), 7), 20_000)]
+        );
+        for (_, list) in &loaded.tasks {
+            for (i, (tid, rec)) in list.iter().enumerate() {
+                assert_eq!(*tid, i as u64 + 1);
+                assert_eq!(rec.input[..], tid.to_le_bytes());
+            }
+        }
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

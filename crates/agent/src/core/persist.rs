@@ -190,13 +190,19 @@ impl Core {
             s.created_ms = rec.created_ms;
             // Ids are dense from 1; a task lost from the store (it cannot be, but the file
             // is outside our control) comes back canceled rather than shifting the rest.
+            // Stored tasks come in id order: each is pushed in its place, a placeholder
+            // only where one is missing (10,000,000 placeholders written over would be
+            // most of a restart).
             let n = (rec.next_task.max(1) - 1) as usize;
-            s.tasks = vec![Task::canceled_placeholder(); n];
-            s.counts.canceled = n as u64;
+            s.tasks = Vec::with_capacity(n);
             for (tid, t) in stored {
                 let idx = (tid - 1) as usize;
-                if idx >= n {
+                if idx >= n || idx < s.tasks.len() {
                     continue;
+                }
+                while s.tasks.len() < idx {
+                    s.tasks.push(Task::canceled_placeholder());
+                    s.counts.canceled += 1;
                 }
                 let state = match t.state {
                     StoredTaskState::Pending => TaskState::Pending,
@@ -204,7 +210,9 @@ impl Core {
                     StoredTaskState::Error => TaskState::Error,
                     StoredTaskState::Canceled => TaskState::Canceled,
                 };
-                s.tasks[idx] = Task {
+                // Counted canceled first, so `set_state` below moves it where it belongs.
+                s.counts.canceled += 1;
+                s.tasks.push(Task {
                     input: boxed(t.input),
                     result: t.result.map(boxed),
                     state: TaskState::Canceled,
@@ -216,7 +224,7 @@ impl Core {
                     submitted_ms: t.submitted_ms,
                     started_ms: t.started_ms,
                     ended_ms: t.ended_ms,
-                };
+                });
                 s.set_state(idx, state);
                 match state {
                     TaskState::Pending => s.pending.push_back(idx as u32),
@@ -225,6 +233,10 @@ impl Core {
                     }
                     _ => {}
                 }
+            }
+            while s.tasks.len() < n {
+                s.tasks.push(Task::canceled_placeholder());
+                s.counts.canceled += 1;
             }
             s.state = match (rec.state, rec.attached) {
                 (StoredSessionState::Suspended, _) => SessionState::Suspended,

@@ -60,6 +60,7 @@ struct W {
 pub(super) type AppUsed = HashMap<String, u32>;
 
 /// The rules, looking at every candidate for every slot.
+#[cfg(any(test, debug_assertions))]
 pub(super) fn reference(cands: Vec<Cand>, mut left: u32, app_used: &mut AppUsed, out: &mut HashMap<Sid, u32>) {
     let mut ws: Vec<W> = cands.into_iter().map(|c| W { c, got: 0 }).collect();
     ws.sort_by(|a, b| a.c.key.cmp(&b.c.key));
