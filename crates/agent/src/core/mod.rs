@@ -11,6 +11,7 @@
 //! Submodules by role: `requests` answers clients, `sched` shares slots and dispatches
 //! tasks, `instances` handles what services reply, `views` builds what `soamview` shows.
 
+mod blob;
 mod cluster;
 mod instances;
 mod once;
@@ -23,6 +24,7 @@ mod views;
 use crate::config::AgentConfig;
 use crate::instance::{InstCmd, InstEvent, InstId};
 use crate::server::Outbox;
+use blob::Blob;
 use bytes::Bytes;
 use soam_profile::{Profile, Service, SessionType};
 use soam_proto::msg::{AgentFrame, ErrorKind, Event, SessionState, TaskState};
@@ -246,11 +248,6 @@ struct Staged {
     refused: Option<Failure>,
 }
 
-/// A task's input or result: one pointer, the length kept with the bytes (and no
-/// allocation at all when empty). Ten million tasks are held at once, and a boxed slice
-/// would take twice the room in each.
-type Blob = thin_vec::ThinVec<u8>;
-
 #[derive(Debug, Clone)]
 struct Task {
     input: Blob,
@@ -300,7 +297,7 @@ impl Task {
 }
 
 fn boxed(b: Bytes) -> Blob {
-    Blob::from(&b[..])
+    Blob::new(&b)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
