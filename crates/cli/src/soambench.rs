@@ -150,8 +150,9 @@ fn session_ref(app: &str, id: u64) -> SessionRef {
     }
 }
 
-async fn create(c: &Client, app: &str, stype: Option<&str>, attach: bool) -> anyhow::Result<u64> {
-    let req = Request::CreateSession(CreateSession {
+/// A plain session of `app` (of type `stype`, or its default).
+fn create_request(app: &str, stype: Option<&str>, attach: bool) -> Request {
+    Request::CreateSession(CreateSession {
         app: app.into(),
         session_type: stype.map(String::from),
         name: None,
@@ -159,8 +160,11 @@ async fn create(c: &Client, app: &str, stype: Option<&str>, attach: bool) -> any
         common_data: Bytes::new(),
         direct: false,
         attach,
-    });
-    match c.call(req).await? {
+    })
+}
+
+async fn create(c: &Client, app: &str, stype: Option<&str>, attach: bool) -> anyhow::Result<u64> {
+    match c.call(create_request(app, stype, attach)).await? {
         Reply::Session(s) => Ok(s.id),
         _ => bail!("unexpected reply"),
     }
@@ -563,19 +567,7 @@ async fn busy(opts: &ConnectOptions, sessions: usize, tasks: usize) -> anyhow::R
     for k in 0..conns {
         let c = Client::connect(opts).await?;
         let mine = sessions / conns + usize::from(k < sessions % conns);
-        let replies: Vec<_> = (0..mine)
-            .map(|_| {
-                c.send(Request::CreateSession(CreateSession {
-                    app: "bench".into(),
-                    session_type: None,
-                    name: None,
-                    tag: None,
-                    common_data: Bytes::new(),
-                    direct: false,
-                    attach: true,
-                }))
-            })
-            .collect();
+        let replies: Vec<_> = (0..mine).map(|_| c.send(create_request("bench", None, true))).collect();
         let mut ids = Vec::with_capacity(mine);
         for r in replies {
             match r.await? {
@@ -692,19 +684,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
     rt.block_on(async {
         let c = Client::connect(&opts).await?;
         // Pipelined: the creates share group commits.
-        let replies: Vec<_> = (0..sessions)
-            .map(|_| {
-                c.send(Request::CreateSession(CreateSession {
-                    app: "bench".into(),
-                    session_type: None,
-                    name: None,
-                    tag: None,
-                    common_data: Bytes::new(),
-                    direct: false,
-                    attach: false,
-                }))
-            })
-            .collect();
+        let replies: Vec<_> = (0..sessions).map(|_| c.send(create_request("bench", None, false))).collect();
         for r in replies {
             r.await?;
         }
