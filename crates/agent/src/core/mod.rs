@@ -441,6 +441,14 @@ impl Session {
         prev
     }
 
+    /// Canceled placeholders up to `len` tasks, for ids the store lost (recovery).
+    fn fill_lost(&mut self, len: usize) {
+        while self.tasks.len() < len {
+            self.tasks.push(Task::canceled_placeholder());
+            self.counts.canceled += 1;
+        }
+    }
+
     fn runnable(&self) -> bool {
         matches!(self.state, SessionState::Open | SessionState::Reconnecting)
     }

@@ -200,10 +200,7 @@ impl Core {
                 if idx >= n || idx < s.tasks.len() {
                     continue;
                 }
-                while s.tasks.len() < idx {
-                    s.tasks.push(Task::canceled_placeholder());
-                    s.counts.canceled += 1;
-                }
+                s.fill_lost(idx);
                 let state = match t.state {
                     StoredTaskState::Pending => TaskState::Pending,
                     StoredTaskState::Done => TaskState::Done,
@@ -234,10 +231,7 @@ impl Core {
                     _ => {}
                 }
             }
-            while s.tasks.len() < n {
-                s.tasks.push(Task::canceled_placeholder());
-                s.counts.canceled += 1;
-            }
+            s.fill_lost(n);
             s.state = match (rec.state, rec.attached) {
                 (StoredSessionState::Suspended, _) => SessionState::Suspended,
                 (_, true) => SessionState::Reconnecting,

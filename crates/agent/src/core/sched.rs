@@ -34,6 +34,12 @@ pub(super) struct Candidates {
 /// pools, since an application's `maxSlots` spans pools.
 pub(super) type Wants = BTreeMap<Option<Pool>, Candidates>;
 
+/// Where the session stands in its pool's order (it never changes: a session keeps its
+/// type, so its priority).
+fn offer_key(s: &Session) -> Key {
+    (Reverse(s.stype.priority), s.app.clone(), s.id)
+}
+
 /// A session as a candidate for slots, if it is one now: it can run, its application
 /// is enabled, and it has tasks pending or running.
 fn candidate(sessions: &HashMap<Sid, Session>, apps: &HashMap<String, App>, sid: Sid) -> Option<Cand> {
@@ -44,7 +50,7 @@ fn candidate(sessions: &HashMap<Sid, Session>, apps: &HashMap<String, App>, sid:
         return None;
     }
     Some(Cand {
-        key: (Reverse(s.stype.priority), s.app.clone(), s.id),
+        key: offer_key(s),
         sid,
         min: s.stype.min_services,
         demand,
@@ -80,7 +86,7 @@ impl Core {
         for &sid in &sids {
             let s = self.sessions.get_mut(&sid).unwrap();
             if std::mem::take(&mut s.candidate) {
-                let key = (Reverse(s.stype.priority), s.app.clone(), s.id);
+                let key = offer_key(s);
                 if let Some(pool) = self.wants.get_mut(&cluster::pool_of(&s.app, &s.service)) {
                     pool.order.remove(&key);
                     pool.mins.remove(&key);
