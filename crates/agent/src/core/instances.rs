@@ -97,11 +97,8 @@ impl Core {
                 } else if bound == Some(e.sid) {
                     if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
                         self.instances.get_mut(&iid).unwrap().entered = Some(e.sid);
-                        if status == Status::Success
-                            && let Some(s) = self.sessions.get_mut(&e.sid)
-                        {
-                            // It runs now: an earlier failure is no longer why it waits.
-                            s.last_failure = None;
+                        if status == Status::Success {
+                            let _ = self.drive(e.sid, lifecycle::Event::Bound);
                         }
                     } else {
                         self.unbind(iid);
@@ -189,27 +186,12 @@ impl Core {
 
     /// SessionEnter/SessionUpdate (or CreateService for a bound instance) failed.
     fn bind_failure(&mut self, sid: Sid, msg: &str, status: Status, action: FailureAction) {
-        let Some(s) = self.sessions.get_mut(&sid) else { return };
-        match action {
-            FailureAction::Succeed => {}
-            FailureAction::Fail => self.end_session(sid, SessionState::Aborted, msg, true),
-            FailureAction::Retry if status == Status::Fatal => self.end_session(sid, SessionState::Aborted, msg, true),
-            FailureAction::Retry => {
-                s.bind_failures += 1;
-                let (n, limit) = (s.bind_failures, s.stype.session_retry_limit);
-                if n > limit {
-                    let why = match limit {
-                        0 => format!("{msg} (sessionRetryLimit is 0: no retries)"),
-                        1 => format!("{msg} (failed twice: 1 retry, sessionRetryLimit 1)"),
-                        _ => format!("{msg} (failed {n} times: {limit} retries, sessionRetryLimit {limit})"),
-                    };
-                    self.end_session(sid, SessionState::Aborted, &why, true);
-                } else {
-                    tracing::warn!("session {}: {msg}; retry {n} of {limit}", s.addr());
-                    s.last_failure = Some(format!("retry {n} of {limit} after: {msg}"));
-                }
-            }
-        }
+        let ev = lifecycle::Event::BindFailed {
+            msg: msg.to_string(),
+            action,
+            fatal: status == Status::Fatal,
+        };
+        let _ = self.drive(sid, ev);
     }
 
     pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {
@@ -274,34 +256,7 @@ impl Core {
     pub(super) fn timer(&mut self, t: Timer) {
         match t {
             Timer::Disconnect { sid, generation } => {
-                let Some(s) = self.sessions.get(&sid) else { return };
-                if s.holder.is_some() || s.disconnect_gen != generation {
-                    return;
-                }
-                let action = s.stype.on_client_disconnect;
-                tracing::info!("session {}: client did not come back; {}", s.addr(), action.as_str());
-                match action {
-                    soam_profile::DisconnectAction::Abort => self.end_session(
-                        sid,
-                        SessionState::Aborted,
-                        "its client disconnected and did not come back in time",
-                        false,
-                    ),
-                    soam_profile::DisconnectAction::Suspend => {
-                        if s.state != SessionState::Suspended {
-                            self.suspend(sid);
-                            self.sessions.get_mut(&sid).unwrap().suspended_by_disconnect = true;
-                        }
-                    }
-                    soam_profile::DisconnectAction::Continue => {
-                        let s = self.sessions.get_mut(&sid).unwrap();
-                        if s.state == SessionState::Reconnecting {
-                            s.state = SessionState::Open;
-                            self.persist_session(sid);
-                            self.want(sid);
-                        }
-                    }
-                }
+                let _ = self.drive(sid, lifecycle::Event::DisconnectTimeout { generation });
             }
             Timer::MethodTimeout { inst, seq } => {
                 let Some(i) = self.instances.get(&inst) else { return };
@@ -322,19 +277,7 @@ impl Core {
                 }
             }
             Timer::SuspendGrace { sid, generation } => {
-                let Some(s) = self.sessions.get(&sid) else { return };
-                if s.state != SessionState::Suspended || s.suspend_gen != generation {
-                    return;
-                }
-                let running: Vec<InstId> = self
-                    .instances
-                    .iter()
-                    .filter(|(_, i)| i.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid))
-                    .map(|(&id, _)| id)
-                    .collect();
-                for iid in running {
-                    self.kill(iid, KillReason::Requeue);
-                }
+                let _ = self.drive(sid, lifecycle::Event::SuspendGraceOver { generation });
             }
             Timer::ReclaimGrace { inst, sid } => {
                 let overdue = self

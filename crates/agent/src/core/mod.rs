@@ -13,7 +13,9 @@
 
 mod blob;
 mod cluster;
+mod effects;
 mod instances;
+mod lifecycle;
 mod once;
 mod persist;
 mod requests;
@@ -328,8 +330,8 @@ struct Session {
     tag: Option<String>,
     stype: Arc<SessionType>,
     service: Arc<Service>,
-    state: SessionState,
-    holder: Option<ConnId>,
+    /// Where it stands and who holds it: changed only through `lifecycle::Life::on`.
+    life: lifecycle::Life,
     direct: bool,
     common_data: Bytes,
     created_ms: u64,
@@ -345,25 +347,11 @@ struct Session {
     unacked: BTreeSet<u64>,
     /// Instances bound to this session.
     bound: u32,
-    /// SessionEnter/SessionUpdate failures, against sessionRetryLimit.
-    bind_failures: u32,
-    /// The last of those failures, shown as the open session's reason while it is
-    /// retried: the person watching it sees why nothing runs before it is aborted.
-    last_failure: Option<String>,
-    /// Bumped on every attach, so a stale disconnect timer does nothing.
-    disconnect_gen: u64,
-    suspend_gen: u64,
-    /// `Drained` was sent for the current holder and nothing changed since.
-    drained_sent: bool,
-    /// When it became detached and idle, for idleTimeout.
-    idle_since: Option<Instant>,
     /// Moving average of how long its tasks take on an instance (0 = not measured yet);
     /// sets how many tasks are queued ahead on an instance.
     task_ns: u64,
     /// Task ends being committed (recoverable): not yet deliverable, not yet drained.
     persisting: u64,
-    /// Suspended by its disconnect action (a reopen resumes it), not by an admin.
-    suspended_by_disconnect: bool,
     /// The request id it was created under (`Request::Once`), to forget it at its end.
     created_by: Option<u128>,
     /// In its pool's candidates for slots (`sched::Wants`).
@@ -392,8 +380,7 @@ impl Session {
             tag,
             stype,
             service,
-            state: SessionState::Open,
-            holder: None,
+            life: lifecycle::Life::new(),
             direct,
             common_data,
             created_ms: now_ms(),
@@ -404,15 +391,8 @@ impl Session {
             undelivered: BTreeSet::new(),
             unacked: BTreeSet::new(),
             bound: 0,
-            bind_failures: 0,
-            last_failure: None,
-            disconnect_gen: 0,
-            suspend_gen: 0,
-            drained_sent: false,
-            idle_since: None,
             task_ns: 0,
             persisting: 0,
-            suspended_by_disconnect: false,
             created_by: None,
             candidate: false,
             remembered: Default::default(),
@@ -430,16 +410,6 @@ impl Session {
         *self.counts.slot(to) += 1;
         self.tasks[idx].state = to;
     }
-    /// Changes who holds the session (None: nobody). What the previous holder never
-    /// acknowledged is queued again for the next, and a pending disconnect timer goes
-    /// stale. Returns the previous holder.
-    fn set_holder(&mut self, holder: Option<ConnId>) -> Option<ConnId> {
-        let prev = std::mem::replace(&mut self.holder, holder);
-        self.disconnect_gen += 1;
-        let unacked = std::mem::take(&mut self.unacked);
-        self.undelivered.extend(unacked);
-        prev
-    }
 
     /// Canceled placeholders up to `len` tasks, for ids the store lost (recovery).
     fn fill_lost(&mut self, len: usize) {
@@ -450,7 +420,7 @@ impl Session {
     }
 
     fn runnable(&self) -> bool {
-        matches!(self.state, SessionState::Open | SessionState::Reconnecting)
+        self.life.runnable()
     }
 }
 
@@ -764,7 +734,7 @@ impl Core {
         let dirty: Vec<Sid> = self.dirty.drain().collect();
         for sid in dirty {
             let Some(s) = self.sessions.get_mut(&sid) else { continue };
-            let Some(conn) = s.holder else { continue };
+            let Some(conn) = s.life.holder() else { continue };
             // A holder that does not read gets nothing more until it does: its outputs
             // wait here, where they are kept anyway.
             if let Some(c) = self.conns.get(&conn)
@@ -787,10 +757,10 @@ impl Core {
                 s.unacked.insert(tid);
             }
             let drained = s.counts.pending == 0 && s.counts.running == 0 && s.persisting == 0 && s.undelivered.is_empty();
-            let send_drained = drained && !s.drained_sent;
-            if send_drained {
-                s.drained_sent = true;
-            }
+            let send_drained = s
+                .life
+                .on(lifecycle::Event::Flushed { drained }, &s.stype)
+                .is_ok_and(|fx| fx.contains(&lifecycle::Effect::SendDrained));
             let (app, id) = (s.app.clone(), s.id);
             let Some(c) = self.conns.get(&conn) else { continue };
             // Keep frames under the cap: outputs can be large.
@@ -824,28 +794,7 @@ impl Core {
     fn tick(&mut self) {
         self.cluster_tick();
         let now = Instant::now();
-        // idleTimeout: detached, nothing pending or running, nothing left to deliver.
-        let mut to_close = Vec::new();
-        for (&sid, s) in self.sessions.iter_mut() {
-            let idle = s.holder.is_none()
-                && s.state == SessionState::Open
-                && s.counts.pending == 0
-                && s.counts.running == 0
-                && s.persisting == 0
-                && s.undelivered.is_empty()
-                && s.unacked.is_empty();
-            if !idle {
-                s.idle_since = None;
-                continue;
-            }
-            let since = *s.idle_since.get_or_insert(now);
-            if s.stype.idle_timeout_s > 0 && now.duration_since(since) >= Duration::from_secs(s.stype.idle_timeout_s) {
-                to_close.push(sid);
-            }
-        }
-        for sid in to_close {
-            self.end_session(sid, SessionState::Closed, "idle timeout", true);
-        }
+        self.tick_sessions(now);
         // Idle instances are stopped after a while: reuse is for bursts, not forever.
         // One bound to a session with nothing to run first leaves it.
         let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);

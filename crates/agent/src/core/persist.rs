@@ -129,13 +129,13 @@ impl Core {
             name: s.name.clone(),
             tag: s.tag.clone(),
             session_type: s.stype.name.clone(),
-            state: match s.state {
+            state: match s.life.state() {
                 SessionState::Suspended => StoredSessionState::Suspended,
                 SessionState::Reconnecting => StoredSessionState::Reconnecting,
                 _ => StoredSessionState::Open,
             },
             // A reconnecting session still waits for the client it had.
-            attached: s.holder.is_some() || s.state == SessionState::Reconnecting,
+            attached: s.life.attached(),
             recoverable: s.stype.recoverable,
             direct: s.direct,
             common_data: s.common_data.clone(),
@@ -232,19 +232,17 @@ impl Core {
                 }
             }
             s.fill_lost(n);
-            s.state = match (rec.state, rec.attached) {
-                (StoredSessionState::Suspended, _) => SessionState::Suspended,
-                (_, true) => SessionState::Reconnecting,
-                _ => SessionState::Open,
-            };
+            // RECONNECTION_IN_PROGRESS if a client held it: that client has
+            // transientDisconnectionTimeout to come back, then the disconnect action applies.
+            let (life, effects) = lifecycle::Life::recovered(rec.state == StoredSessionState::Suspended, rec.attached);
+            s.life = life;
             tracing::info!(
                 "recovered session {} ({}): {} pending, {} ended",
                 s.addr(),
-                s.state,
+                s.life.state(),
                 s.counts.pending,
                 s.counts.done + s.counts.error + s.counts.canceled
             );
-            let reconnecting = s.state == SessionState::Reconnecting;
             self.by_id.insert((s.app.clone(), s.id), sid);
             if let Some(n) = &s.name {
                 self.by_name.insert((s.app.clone(), n.clone()), sid);
@@ -254,14 +252,9 @@ impl Core {
             if let Some(found) = requests.remove(&(rec.app.clone(), rec.id)) {
                 self.recover_requests(sid, found);
             }
-            if reconnecting {
-                // RECONNECTION_IN_PROGRESS: the client has transientDisconnectionTimeout
-                // to come back, then the disconnect action applies.
-                let timeout = self.apps[&rec.app].profile.consumer.transient_disconnection_timeout_s;
-                self.after(timeout * 1000, Timer::Disconnect { sid, generation: 0 });
+            for e in effects {
+                self.carry_out(sid, e);
             }
-            self.want(sid);
-            self.needs_schedule = true;
         }
         self.store.submit(writes, None);
     }

@@ -544,22 +544,7 @@ impl Core {
 
     /// Makes `conn` the holder; the previous holder is told it lost the session.
     pub(super) fn attach(&mut self, conn: ConnId, sid: Sid) {
-        let s = self.sessions.get_mut(&sid).expect("attach to a live session");
-        let prev = s.set_holder(Some(conn));
-        s.drained_sent = false;
-        s.idle_since = None;
-        let (app, id) = (s.app.clone(), s.id);
-        if let Some(p) = prev.filter(|&p| p != conn) {
-            if let Some(c) = self.conns.get_mut(&p) {
-                c.held.remove(&sid);
-            }
-            self.event(p, Event::TakenOver { app, session: id });
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.held.insert(sid);
-        }
-        self.dirty.insert(sid);
-        self.persist_session(sid);
+        let _ = self.drive(sid, lifecycle::Event::Attach(conn));
     }
 
     fn open(&mut self, conn: ConnId, r: &SessionRef, direct: bool, all: bool) -> R {
@@ -576,14 +561,6 @@ impl Core {
             ));
         }
         self.attach(conn, sid);
-        let s = self.sessions.get_mut(&sid).unwrap();
-        if s.state == SessionState::Reconnecting || (s.state == SessionState::Suspended && s.suspended_by_disconnect) {
-            // The client came back: what its absence set in motion is undone.
-            s.state = SessionState::Open;
-            s.suspended_by_disconnect = false;
-            self.want(sid);
-            self.needs_schedule = true;
-        }
         let s = self.sessions.get_mut(&sid).unwrap();
         if all && !s.stype.discard_results_on_delivery {
             let kept: Vec<u64> = s
@@ -604,7 +581,7 @@ impl Core {
 
     fn held_by(&self, conn: ConnId, r: &SessionRef) -> Result<Sid, Failure> {
         let sid = self.lookup(conn, r)?;
-        if self.sessions[&sid].holder != Some(conn) {
+        if self.sessions[&sid].life.holder() != Some(conn) {
             return Err(Failure::new(
                 ErrorKind::TakenOver,
                 format!("session {r} is not held by this client (reopen it first: soamsession reopen {r})"),
@@ -741,10 +718,8 @@ impl Core {
             }
         }
         s.counts.pending += count;
-        s.drained_sent = false;
-        s.idle_since = None;
         self.needs_schedule = !recoverable;
-        self.want(sid);
+        let _ = self.drive(sid, lifecycle::Event::Work);
         let s = &self.sessions[&sid];
         let writes = if recoverable {
             let records = (first..first + count)
@@ -848,18 +823,7 @@ impl Core {
     /// client holds; that client is told it was taken over.
     fn detach(&mut self, conn: ConnId, r: &SessionRef) -> R {
         let sid = self.lookup(conn, r)?;
-        let s = self.sessions.get_mut(&sid).unwrap();
-        let prev = s.set_holder(None);
-        let (app, id) = (s.app.clone(), s.id);
-        if let Some(p) = prev {
-            if let Some(c) = self.conns.get_mut(&p) {
-                c.held.remove(&sid);
-            }
-            if p != conn {
-                self.event(p, Event::TakenOver { app, session: id });
-            }
-        }
-        self.persist_session(sid);
+        let _ = self.drive(sid, lifecycle::Event::Detach { by: conn });
         Ok(Reply::Ok)
     }
 
@@ -870,7 +834,7 @@ impl Core {
         } else {
             "aborted by a client"
         };
-        let holder = self.sessions[&sid].holder;
+        let holder = self.sessions[&sid].life.holder();
         // The caller hears it in the reply; another holder hears it as an event.
         self.end_session(sid, state, reason, holder != Some(conn));
         Ok(Reply::Ok)
@@ -899,36 +863,14 @@ impl Core {
         let sid = self.lookup(conn, r)?;
         match action {
             SessionAction::Kill => self.end_session(sid, SessionState::Aborted, "killed by an administrator", true),
-            SessionAction::Suspend => {
-                let s = self.sessions.get_mut(&sid).unwrap();
-                if s.state == SessionState::Suspended {
-                    return Err(format!("session {r} is already suspended").into());
-                }
-                self.suspend(sid);
-            }
-            SessionAction::Resume => {
-                let s = self.sessions.get_mut(&sid).unwrap();
-                if s.state != SessionState::Suspended {
-                    return Err(format!("session {r} is not suspended (it is {})", s.state).into());
-                }
-                s.state = SessionState::Open;
-                s.suspended_by_disconnect = false;
-                self.persist_session(sid);
-                self.want(sid);
-                self.needs_schedule = true;
-            }
+            SessionAction::Suspend => self
+                .drive(sid, lifecycle::Event::Suspend)
+                .map_err(|_| format!("session {r} is already suspended"))?,
+            SessionAction::Resume => self
+                .drive(sid, lifecycle::Event::Resume)
+                .map_err(|_| format!("session {r} is not suspended (it is {})", self.sessions[&sid].life.state()))?,
         }
         Ok(Reply::Ok)
-    }
-
-    pub(super) fn suspend(&mut self, sid: Sid) {
-        let s = self.sessions.get_mut(&sid).unwrap();
-        s.state = SessionState::Suspended;
-        s.suspend_gen += 1;
-        let (generation, grace) = (s.suspend_gen, s.stype.suspend_grace_period_ms);
-        self.after(grace, Timer::SuspendGrace { sid, generation });
-        self.persist_session(sid);
-        self.needs_schedule = true;
     }
 
     fn task_control(&mut self, conn: ConnId, r: &TaskRef, action: TaskAction) -> R {
@@ -974,11 +916,10 @@ impl Core {
                 t.delivered = false;
                 s.set_state(idx, TaskState::Pending);
                 s.pending.push_back(idx as u32);
-                s.drained_sent = false;
                 self.persist_tasks(sid, [r.task]);
             }
         }
-        self.want(sid);
+        let _ = self.drive(sid, lifecycle::Event::Work);
         self.needs_schedule = true;
         Ok(Reply::Ok)
     }
@@ -998,116 +939,6 @@ impl Core {
         }
     }
 
-    pub(super) fn disconnected(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else { return };
-        for sid in c.held {
-            let Some(s) = self.sessions.get_mut(&sid) else { continue };
-            if s.holder != Some(conn) {
-                continue;
-            }
-            s.set_holder(None);
-            let generation = s.disconnect_gen;
-            let app = &self.apps.get(&s.app);
-            let timeout = app.map(|a| a.profile.consumer.transient_disconnection_timeout_s).unwrap_or(0);
-            tracing::info!(
-                "session {} lost its client; disconnect action in {timeout} s unless reopened",
-                s.addr()
-            );
-            self.after(timeout * 1000, Timer::Disconnect { sid, generation });
-            self.persist_session(sid);
-        }
-    }
-
-    /// Ends a session: pending and running tasks are canceled (running ones get
-    /// taskCleanupPeriod), instances are released, history is written.
-    pub(super) fn end_session(&mut self, sid: Sid, state: SessionState, reason: &str, notify_holder: bool) {
-        let Some(mut s) = self.sessions.remove(&sid) else { return };
-        if let Some(n) = self.open_per_app.get_mut(&s.app) {
-            *n = n.saturating_sub(1);
-        }
-        tracing::info!("session {} {state}: {reason}", s.addr());
-        if let Some(request) = s.created_by {
-            self.created.remove(&request);
-        }
-        self.by_id.remove(&(s.app.clone(), s.id));
-        if let Some(n) = &s.name {
-            self.by_name.remove(&(s.app.clone(), n.clone()));
-        }
-        let now = now_ms();
-        for idx in 0..s.tasks.len() {
-            if !s.tasks[idx].state.is_ended() {
-                s.set_state(idx, TaskState::Canceled);
-                s.tasks[idx].ended_ms = now;
-                // No message each: nobody can fetch a task of an ended session.
-                s.tasks[idx].result = None;
-            }
-        }
-        let period = s.stype.task_cleanup_period_ms;
-        let (mut cleanup, mut leave) = (Vec::new(), Vec::new());
-        for (&iid, inst) in self.instances.iter_mut() {
-            if inst.bound == Some(sid) {
-                inst.bound = None;
-                inst.release = false;
-                if inst.entered == Some(sid) {
-                    inst.entered = None;
-                    leave.push(iid);
-                }
-                inst.idle_since = Instant::now();
-            }
-            if inst.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid) {
-                cleanup.push(iid);
-            }
-        }
-        for iid in leave {
-            self.send_method(iid, Kind::SessionLeave, sid, s.id, Bytes::new());
-        }
-        for iid in cleanup {
-            self.after(period, Timer::Cleanup { inst: iid, sid });
-        }
-        if let Some(h) = s.holder {
-            if let Some(c) = self.conns.get_mut(&h) {
-                c.held.remove(&sid);
-            }
-            if notify_holder {
-                self.event(
-                    h,
-                    Event::Ended {
-                        app: s.app.clone(),
-                        session: s.id,
-                        state,
-                        reason: reason.to_string(),
-                    },
-                );
-            }
-        }
-        let mut writes = vec![Write::DeleteSession {
-            app: s.app.clone(),
-            id: s.id,
-        }];
-        if s.stype.recoverable {
-            writes.push(Write::DeleteTasks {
-                app: s.app.clone(),
-                session: s.id,
-            });
-        }
-        if s.stype.persist_session_history {
-            let h = self.history_record(&s, state, reason, now);
-            // Memory keeps the summary; task rows are read from the store when asked for.
-            self.history.push_front(HistoryRecord {
-                session: h.session.clone(),
-                tasks: Vec::new(),
-            });
-            self.history.truncate(soam_store::HISTORY_LOADED);
-            writes.push(Write::PutHistory(h));
-        }
-        self.store.submit(writes, None);
-        self.needs_schedule = true;
-        if s.tasks.len() >= 10_000 {
-            drop(s);
-            release_freed_memory();
-        }
-    }
-
     /// Moves a task to an end state and queues its output for the holder.
     pub(super) fn end_task(&mut self, sid: Sid, idx: usize, state: TaskState, result: Bytes) {
         let Some(s) = self.sessions.get_mut(&sid) else { return };
@@ -1123,20 +954,9 @@ impl Core {
             s.undelivered.insert(idx as u64 + 1);
         }
         self.dirty.insert(sid);
-        if state == TaskState::Error && s.stype.abort_session_if_task_fail {
-            let why = format!("task {} failed and abortSessionIfTaskFail is true", idx + 1);
-            self.end_session(sid, SessionState::Aborted, &why, true);
+        if state == TaskState::Error {
+            let _ = self.drive(sid, lifecycle::Event::TaskFailed { task: idx as u64 + 1 });
         }
-    }
-}
-
-/// Hands memory freed by a large session back to the OS. glibc keeps freed heap for
-/// reuse; after a million-task session that is hundreds of MiB nobody will use soon.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

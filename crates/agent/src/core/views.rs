@@ -19,7 +19,7 @@ impl Core {
             name: s.name.clone(),
             tag: s.tag.clone(),
             session_type: s.stype.name.clone(),
-            state: s.state,
+            state: s.life.state(),
             priority: s.stype.priority,
             recoverable: s.stype.recoverable,
             direct: s.direct,
@@ -31,10 +31,10 @@ impl Core {
             undelivered,
             created_ms: s.created_ms,
             ended_ms: None,
-            holder: s.holder.and_then(|c| self.conns.get(&c)).map(|c| c.label.clone()),
-            orphaned: s.holder.is_none() && s.counts.pending == 0 && s.counts.running == 0 && undelivered > 0,
+            holder: s.life.holder().and_then(|c| self.conns.get(&c)).map(|c| c.label.clone()),
+            orphaned: s.life.holder().is_none() && s.counts.pending == 0 && s.counts.running == 0 && undelivered > 0,
             owner_uid: s.owner_uid,
-            reason: s.last_failure.clone(),
+            reason: s.life.last_failure().map(str::to_string),
         }
     }
 
@@ -69,7 +69,7 @@ impl Core {
             .iter()
             .filter(|(_, s)| {
                 q.app.as_ref().is_none_or(|a| a == &s.app)
-                    && q.state.is_none_or(|st| st == s.state)
+                    && q.state.is_none_or(|st| st == s.life.state())
                     && after(&s.app, s.id)
                     && self.visible(conn, s.owner_uid)
             })
