@@ -88,3 +88,54 @@ fn continue_keeps_the_workload_running_detached() {
     assert_eq!(out, "slept\nslept\n");
     assert_eq!(env.history("a", id).unwrap()["state"], "closed");
 }
+
+/// A session its disconnect action suspended is resumed by the reopen, and the store
+/// says so: an agent killed while the reopening client holds it brings it back
+/// reconnecting (waiting for that client), not suspended as the store said before.
+#[test]
+fn a_reopen_that_resumed_a_suspended_session_is_what_a_restart_finds() {
+    let mut env = Env::new();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile(
+            "a",
+            "  transientDisconnectionTimeout: 0\n",
+            "  - name: Rec\n    recoverable: true\n    onClientDisconnect: suspend\n",
+        ),
+    );
+    let id: u64 = env
+        .ok("soamsession", &["create", "--app", "a", "--type", "Rec"])
+        .trim()
+        .parse()
+        .unwrap();
+    let sess = format!("a:{id}");
+    let c = holder(&env, &sess);
+    held(&env, id);
+    kill(c);
+    wait_for(20, "suspended by the disconnect", || {
+        env.session("a", id).filter(|s| s["state"] == "suspended").map(|_| ())
+    });
+    let reopen = env
+        .cmd("soamsession")
+        .args(["reopen", &sess])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(20, "reopened and resumed", || {
+        env.session("a", id)
+            .filter(|s| s["state"] == "open" && s["holder"].is_string())
+            .map(|_| ())
+    });
+    // State changes are written without waiting; a create waits for its commit, which
+    // comes after theirs.
+    env.ok("soamsession", &["create", "--app", "a"]);
+    env.stop_agent(libc::SIGKILL);
+    kill(reopen);
+    env.start_agent();
+    // With a timeout of 0 its disconnect action suspends it again at once; what it
+    // came back as is in the log.
+    let log = env.ok("soamcontrol", &["agent", "log", "-n", "500"]);
+    assert!(log.contains(&format!("recovered session {sess} (reconnecting)")), "{log}");
+    env.ok("soamsession", &["abort", &sess]);
+}
