@@ -10,6 +10,67 @@ use super::*;
 use soam_profile::FailureAction;
 use soam_service::wire::Status;
 
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expect {
+    pub(super) kind: Kind,
+    pub(super) sid: Sid,
+    pub(super) task: u64,
+    pub(super) attempt: u32,
+    pub(super) seq: u64,
+    /// When it was sent, to measure service time.
+    pub(super) sent: Instant,
+    /// Sent to an idle instance: its reply took one round trip plus its own run, no
+    /// wait behind others.
+    pub(super) alone: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum KillReason {
+    /// A method overran its timeout: the method at the head failed with this message.
+    Failed(String),
+    /// Suspend or reclaim: what it was running goes back to pending, no retry counted.
+    Requeue,
+    /// taskCleanupPeriod ran out on work whose session or task already ended.
+    Cleanup,
+    /// Retired (profile changed, idle, shutdown).
+    Retire,
+}
+
+pub(super) struct Instance {
+    pub(super) app: String,
+    pub(super) service: Arc<Service>,
+    /// The uid its process runs as; it serves only sessions whose processes run so.
+    pub(super) run_uid: u32,
+    /// The cluster worker it runs on; `None`: a local process of the agent's.
+    pub(super) worker: Option<u64>,
+    pub(super) tx: mpsc::UnboundedSender<InstCmd>,
+    pub(super) pid: Option<u32>,
+    /// The session it serves now (SessionEnter sent or done).
+    pub(super) bound: Option<Sid>,
+    /// SessionEnter succeeded for this session.
+    pub(super) entered: Option<Sid>,
+    /// What it was asked and has not answered, in order: the head is running.
+    pub(super) expect: VecDeque<Expect>,
+    pub(super) invokes: usize,
+    /// Given back by its session: finish what is queued, then unbind.
+    pub(super) release: bool,
+    /// SessionUpdates sent and not yet answered: no task is sent meanwhile, so none
+    /// runs on common data the service may fail to take.
+    pub(super) updating: u32,
+    /// Stop it as soon as it is idle.
+    pub(super) retire: bool,
+    pub(super) kill: Option<KillReason>,
+    /// Seq of the head whose timeout timer is armed.
+    pub(super) armed_seq: u64,
+    pub(super) idle_since: Instant,
+    /// When its last reply came: a queued task starts no earlier than that.
+    pub(super) last_reply: Instant,
+    /// About the time from sending a task to an idle instance to its reply (ns): the
+    /// round trip to the process and one run. Work queued on an instance covers it too, else a remote
+    /// instance waits for its next tasks a round trip after each batch (see `dispatch`).
+    pub(super) round_trip_ns: u64,
+}
+
 impl Core {
     pub(super) fn instance_event(&mut self, iid: InstId, ev: InstEvent) {
         match ev {
@@ -290,5 +351,29 @@ impl Core {
             }
         }
         self.needs_schedule = true;
+    }
+
+    /// Idle instances are stopped after a while: reuse is for bursts, not forever. One
+    /// bound to a session with nothing to run first leaves it.
+    pub(super) fn retire_idle_instances(&mut self, now: Instant) {
+        let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
+        let idle_bound: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.bound.is_some() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in idle_bound {
+            self.unbind(id);
+        }
+        let stale: Vec<InstId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.destroy_instance(id);
+        }
     }
 }

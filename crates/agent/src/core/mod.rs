@@ -8,19 +8,36 @@
 //! durable before the client hears of it goes to the store with a callback that sends
 //! the reply after the commit.
 //!
-//! Submodules by role: `requests` answers clients, `sched` shares slots and dispatches
-//! tasks, `instances` handles what services reply, `views` builds what `soamview` shows.
+//! Submodules by role:
+//! - what the core holds: `session` (sessions and tasks), `lifecycle` (a session's
+//!   state machine, pure), `messages` (what reaches the inbox), `blob`, `once`;
+//! - answering clients: `requests` (dispatch, permissions, replies after commits), then
+//!   one file per area: `apps`, `sessions`, `tasks`, `views`, `history`;
+//! - moving sessions through their lifecycle: `effects` (`Core::drive` carries out
+//!   what `lifecycle` decides, including ending a session);
+//! - running tasks: `sched` (who gets slots, with `shares`), `dispatch` (feeding
+//!   instances, starting and stopping them), `instances` (what services reply, timers),
+//!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers);
+//! - durability: `persist` (what is written when, and recovery).
 
+mod apps;
 mod blob;
 mod cluster;
+mod delivery;
+mod dispatch;
 mod effects;
+mod history;
 mod instances;
 mod lifecycle;
+mod messages;
 mod once;
 mod persist;
 mod requests;
 mod sched;
+mod session;
+mod sessions;
 mod shares;
+mod tasks;
 mod views;
 
 use crate::config::AgentConfig;
@@ -43,151 +60,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
 pub use cluster::ClusterEvent;
+use instances::{Expect, Instance, KillReason};
+pub use messages::{CoreMsg, Inbox, Timer, inbox};
+pub(crate) use requests::{Failure, did_you_mean};
+use session::{Session, Staged, Task, boxed};
 
 pub type ConnId = u64;
 /// The agent's own handle for a session, unique across applications (cheap to copy into
 /// every in-flight task entry, unlike `APP:ID`).
 pub type Sid = u64;
-
-pub enum CoreMsg {
-    Connected {
-        conn: ConnId,
-        out: Outbox,
-        uid: u32,
-        /// May do admin acts and see every session (see `server::Ctx::is_admin`).
-        admin: bool,
-        /// Whom this user's processes run as (shared agent only), looked up off the core.
-        run_as: Option<Arc<crate::identity::RunAs>>,
-        pid: Option<i32>,
-        client: String,
-    },
-    Request {
-        conn: ConnId,
-        id: u64,
-        req: soam_proto::msg::Request,
-    },
-    Disconnected {
-        conn: ConnId,
-    },
-    /// A connection whose outbox was full has room again: send what was held back.
-    Writable {
-        conn: ConnId,
-    },
-    Instance {
-        inst: InstId,
-        ev: InstEvent,
-    },
-    Timer(Timer),
-    Tick,
-    /// These task ends (recoverable sessions) are committed: their outputs may go out.
-    Persisted(Vec<(Sid, u64)>),
-    /// A session's creation could not be committed; its client was told so.
-    Unsaved(Sid),
-    /// Tasks `first..first+count` of a recoverable session are committed: they may run.
-    /// `reserved`: what the submit held against `maxStoreBytes`, now counted by the
-    /// store (or never written), so released.
-    Accepted {
-        sid: Sid,
-        first: u64,
-        count: u64,
-        reserved: u64,
-    },
-    /// Their commit failed and the client was told so: they never run.
-    NotAccepted {
-        sid: Sid,
-        first: u64,
-        count: u64,
-        why: String,
-        reserved: u64,
-    },
-    /// A repeated `Request::Once` can be answered: every commit before it is decided.
-    /// `session`: the session a repeated submit went to; `None` for a repeated create.
-    Repeat {
-        conn: ConnId,
-        id: u64,
-        request: u128,
-        session: Option<Sid>,
-        attach: bool,
-    },
-    /// The store started failing (the reason) or works again (`None`).
-    StoreHealth(Option<String>),
-    /// Slurm and the workers (cluster mode).
-    Cluster(ClusterEvent),
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum Timer {
-    /// A holder vanished; if nobody reopened by now, run the disconnect action.
-    Disconnect { sid: Sid, generation: u64 },
-    /// The method at the head of an instance's queue (by seq) overran its timeout.
-    MethodTimeout { inst: InstId, seq: u64 },
-    /// taskCleanupPeriod is over: stop the instance if it still runs the ended work.
-    Cleanup { inst: InstId, sid: Sid },
-    /// suspendGracePeriod is over: stop what still runs for the suspended session.
-    SuspendGrace { sid: Sid, generation: u64 },
-    /// reclaimGracePeriod is over for an instance given back by a session.
-    ReclaimGrace { inst: InstId, sid: Sid },
-}
-
-/// A refused request: its kind, so a client can act on it without reading the text,
-/// and the one-line reason.
-#[derive(Debug, Clone)]
-pub(crate) struct Failure {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// `app` is not registered; `known` are the names that are, for a suggestion.
-    fn unknown_app<'a>(app: &str, known: impl Iterator<Item = &'a String>) -> Failure {
-        let hint = did_you_mean(app, known)
-            .map(|m| format!("; did you mean '{m}'?"))
-            .unwrap_or_default();
-        Failure::new(
-            ErrorKind::UnknownApp,
-            format!("unknown application '{app}'{hint} (soamview app lists them)"),
-        )
-    }
-}
-
-/// The candidate closest to a misspelt `typed`, if one is close enough to be meant
-/// (Jaro-Winkler similarity above 0.8, as clap suggests subcommands).
-pub(crate) fn did_you_mean<'a>(typed: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::jaro_winkler(typed, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.as_str())
-}
-
-/// Text alone: a failure of no particular kind.
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::new(ErrorKind::Other, message)
-    }
-}
-
-/// The one way into the core.
-#[derive(Clone)]
-pub struct Inbox(mpsc::UnboundedSender<CoreMsg>);
-
-impl Inbox {
-    pub fn send(&self, m: CoreMsg) {
-        let _ = self.0.send(m);
-    }
-}
-
-pub fn inbox() -> (Inbox, mpsc::UnboundedReceiver<CoreMsg>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (Inbox(tx), rx)
-}
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -237,252 +118,6 @@ struct Conn {
     /// Tasks sent with `Stage`, per session, waiting for the `Submit` that accepts them
     /// with its own (all or none); gone with the connection.
     staged: HashMap<Sid, Staged>,
-}
-
-/// One session's staged tasks on one connection.
-#[derive(Default)]
-struct Staged {
-    tasks: Vec<Bytes>,
-    /// Their input bytes, for the staging limits.
-    bytes: usize,
-    /// Why a part was refused: the rest of the submission, already on its way, is
-    /// refused too, up to and including its `Submit`.
-    refused: Option<Failure>,
-}
-
-#[derive(Debug, Clone)]
-struct Task {
-    input: Blob,
-    /// Output (done) or message (error, canceled) until discarded.
-    result: Option<Blob>,
-    state: TaskState,
-    /// Attempts started (SOAM_ATTEMPT of the latest one).
-    attempts: u32,
-    /// Failed attempts that count against taskRetryLimit.
-    failures: u32,
-    delivered: bool,
-    /// Where its latest attempt ran: a cluster node's index (see `Core::node_name`),
-    /// 0 for the agent's host. Two bytes that fit in the padding.
-    node: u16,
-    submitted_ms: u64,
-    started_ms: u64,
-    ended_ms: u64,
-}
-
-// Ten million tasks are held at once: every byte here is 10 MB there.
-const _: () = assert!(std::mem::size_of::<Task>() <= 56);
-
-impl Task {
-    fn new(input: Bytes, now: u64) -> Task {
-        Task {
-            input: boxed(input),
-            result: None,
-            state: TaskState::Pending,
-            attempts: 0,
-            failures: 0,
-            delivered: false,
-            node: 0,
-            submitted_ms: now,
-            started_ms: 0,
-            ended_ms: 0,
-        }
-    }
-
-    /// Stands in for a task the store lost, so later ids keep their place.
-    fn canceled_placeholder() -> Task {
-        Task {
-            state: TaskState::Canceled,
-            result: Some(Blob::from(&b"lost from the store"[..])),
-            ..Task::new(Bytes::new(), 0)
-        }
-    }
-}
-
-fn boxed(b: Bytes) -> Blob {
-    Blob::new(&b)
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    pending: u64,
-    running: u64,
-    done: u64,
-    error: u64,
-    canceled: u64,
-}
-
-impl Counts {
-    fn slot(&mut self, s: TaskState) -> &mut u64 {
-        match s {
-            TaskState::Pending => &mut self.pending,
-            TaskState::Running => &mut self.running,
-            TaskState::Done => &mut self.done,
-            TaskState::Error => &mut self.error,
-            TaskState::Canceled => &mut self.canceled,
-        }
-    }
-}
-
-struct Session {
-    app: String,
-    id: u64,
-    name: Option<String>,
-    tag: Option<String>,
-    stype: Arc<SessionType>,
-    service: Arc<Service>,
-    /// Where it stands and who holds it: changed only through `lifecycle::Life::on`.
-    life: lifecycle::Life,
-    direct: bool,
-    common_data: Bytes,
-    created_ms: u64,
-    owner_uid: u32,
-    /// Task id N is `tasks[N-1]`.
-    tasks: Vec<Task>,
-    /// Indexes into `tasks`, in dispatch order.
-    pending: VecDeque<u32>,
-    counts: Counts,
-    /// Ended tasks whose output the current holder has not been sent yet.
-    undelivered: BTreeSet<u64>,
-    /// Sent to the current holder, not yet acknowledged.
-    unacked: BTreeSet<u64>,
-    /// Instances bound to this session.
-    bound: u32,
-    /// Moving average of how long its tasks take on an instance (0 = not measured yet);
-    /// sets how many tasks are queued ahead on an instance.
-    task_ns: u64,
-    /// Task ends being committed (recoverable): not yet deliverable, not yet drained.
-    persisting: u64,
-    /// The request id it was created under (`Request::Once`), to forget it at its end.
-    created_by: Option<u128>,
-    /// In its pool's candidates for slots (`sched::Wants`).
-    candidate: bool,
-    /// The latest request ids it was given tasks under, so a repeat is not accepted twice.
-    remembered: once::Remembered,
-}
-
-impl Session {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        app: &str,
-        id: u64,
-        name: Option<String>,
-        tag: Option<String>,
-        stype: Arc<SessionType>,
-        service: Arc<Service>,
-        direct: bool,
-        common_data: Bytes,
-        owner_uid: u32,
-    ) -> Session {
-        Session {
-            app: app.to_string(),
-            id,
-            name,
-            tag,
-            stype,
-            service,
-            life: lifecycle::Life::new(),
-            direct,
-            common_data,
-            created_ms: now_ms(),
-            owner_uid,
-            tasks: Vec::new(),
-            pending: VecDeque::new(),
-            counts: Counts::default(),
-            undelivered: BTreeSet::new(),
-            unacked: BTreeSet::new(),
-            bound: 0,
-            task_ns: 0,
-            persisting: 0,
-            created_by: None,
-            candidate: false,
-            remembered: Default::default(),
-        }
-    }
-}
-
-impl Session {
-    fn addr(&self) -> String {
-        format!("{}:{}", self.app, self.id)
-    }
-    fn set_state(&mut self, idx: usize, to: TaskState) {
-        let from = self.tasks[idx].state;
-        *self.counts.slot(from) -= 1;
-        *self.counts.slot(to) += 1;
-        self.tasks[idx].state = to;
-    }
-
-    /// Canceled placeholders up to `len` tasks, for ids the store lost (recovery).
-    fn fill_lost(&mut self, len: usize) {
-        while self.tasks.len() < len {
-            self.tasks.push(Task::canceled_placeholder());
-            self.counts.canceled += 1;
-        }
-    }
-
-    fn runnable(&self) -> bool {
-        self.life.runnable()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Expect {
-    kind: Kind,
-    sid: Sid,
-    task: u64,
-    attempt: u32,
-    seq: u64,
-    /// When it was sent, to measure service time.
-    sent: Instant,
-    /// Sent to an idle instance: its reply took one round trip plus its own run, no
-    /// wait behind others.
-    alone: bool,
-}
-
-#[derive(Debug, Clone)]
-enum KillReason {
-    /// A method overran its timeout: the method at the head failed with this message.
-    Failed(String),
-    /// Suspend or reclaim: what it was running goes back to pending, no retry counted.
-    Requeue,
-    /// taskCleanupPeriod ran out on work whose session or task already ended.
-    Cleanup,
-    /// Retired (profile changed, idle, shutdown).
-    Retire,
-}
-
-struct Instance {
-    app: String,
-    service: Arc<Service>,
-    /// The uid its process runs as; it serves only sessions whose processes run so.
-    run_uid: u32,
-    /// The cluster worker it runs on; `None`: a local process of the agent's.
-    worker: Option<u64>,
-    tx: mpsc::UnboundedSender<InstCmd>,
-    pid: Option<u32>,
-    /// The session it serves now (SessionEnter sent or done).
-    bound: Option<Sid>,
-    /// SessionEnter succeeded for this session.
-    entered: Option<Sid>,
-    /// What it was asked and has not answered, in order: the head is running.
-    expect: VecDeque<Expect>,
-    invokes: usize,
-    /// Given back by its session: finish what is queued, then unbind.
-    release: bool,
-    /// SessionUpdates sent and not yet answered: no task is sent meanwhile, so none
-    /// runs on common data the service may fail to take.
-    updating: u32,
-    /// Stop it as soon as it is idle.
-    retire: bool,
-    kill: Option<KillReason>,
-    /// Seq of the head whose timeout timer is armed.
-    armed_seq: u64,
-    idle_since: Instant,
-    /// When its last reply came: a queued task starts no earlier than that.
-    last_reply: Instant,
-    /// About the time from sending a task to an idle instance to its reply (ns): the
-    /// round trip to the process and one run. Work queued on an instance covers it too, else a remote
-    /// instance waits for its next tasks a round trip after each batch (see `dispatch`).
-    round_trip_ns: u64,
 }
 
 pub struct Core {
@@ -729,93 +364,11 @@ impl Core {
         });
     }
 
-    /// Sends queued outputs to holders and tells them when their session is drained.
-    fn flush(&mut self) {
-        let dirty: Vec<Sid> = self.dirty.drain().collect();
-        for sid in dirty {
-            let Some(s) = self.sessions.get_mut(&sid) else { continue };
-            let Some(conn) = s.life.holder() else { continue };
-            // A holder that does not read gets nothing more until it does: its outputs
-            // wait here, where they are kept anyway.
-            if let Some(c) = self.conns.get(&conn)
-                && c.out.full()
-                && !c.out.room_or_notify()
-            {
-                continue;
-            }
-            let room = DELIVERY_WINDOW.saturating_sub(s.unacked.len());
-            let mut outputs = Vec::new();
-            while outputs.len() < room {
-                let Some(tid) = s.undelivered.pop_first() else { break };
-                let t = &s.tasks[(tid - 1) as usize];
-                outputs.push(soam_proto::msg::TaskOutput {
-                    task: tid,
-                    state: t.state,
-                    attempts: t.attempts,
-                    data: t.result.as_deref().map(Bytes::copy_from_slice).unwrap_or_default(),
-                });
-                s.unacked.insert(tid);
-            }
-            let drained = s.counts.pending == 0 && s.counts.running == 0 && s.persisting == 0 && s.undelivered.is_empty();
-            let send_drained = s
-                .life
-                .on(lifecycle::Event::Flushed { drained }, &s.stype)
-                .is_ok_and(|fx| fx.contains(&lifecycle::Effect::SendDrained));
-            let (app, id) = (s.app.clone(), s.id);
-            let Some(c) = self.conns.get(&conn) else { continue };
-            // Keep frames under the cap: outputs can be large.
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            for o in outputs {
-                bytes += o.data.len() + 32;
-                batch.push(o);
-                if bytes > soam_proto::frame::BATCH_BYTES {
-                    let _ = c.out.send(AgentFrame::Event(Event::Outputs {
-                        app: app.clone(),
-                        session: id,
-                        outputs: std::mem::take(&mut batch),
-                    }));
-                    bytes = 0;
-                }
-            }
-            if !batch.is_empty() {
-                let _ = c.out.send(AgentFrame::Event(Event::Outputs {
-                    app: app.clone(),
-                    session: id,
-                    outputs: batch,
-                }));
-            }
-            if send_drained {
-                let _ = c.out.send(AgentFrame::Event(Event::Drained { app, session: id }));
-            }
-        }
-    }
-
     fn tick(&mut self) {
         self.cluster_tick();
         let now = Instant::now();
         self.tick_sessions(now);
-        // Idle instances are stopped after a while: reuse is for bursts, not forever.
-        // One bound to a session with nothing to run first leaves it.
-        let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
-        let idle_bound: Vec<InstId> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.bound.is_some() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in idle_bound {
-            self.unbind(id);
-        }
-        let stale: Vec<InstId> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in stale {
-            self.destroy_instance(id);
-        }
+        self.retire_idle_instances(now);
     }
 
     async fn stop_instances(&mut self) {

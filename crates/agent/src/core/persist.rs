@@ -1,7 +1,7 @@
 //! Keeping recoverable sessions on disk, and bringing them back after a restart.
 //!
 //! What a recoverable session promises, and how:
-//! - an accepted task is committed before the submit is acknowledged (`requests::submit`);
+//! - an accepted task is committed before the submit is acknowledged (`tasks::submit`);
 //! - a task's end, with its kept output, is committed before the output is sent to a
 //!   client: ends are gathered during a loop turn and committed together
 //!   ([`Core::commit_ends`]); the commit's completion posts [`CoreMsg::Persisted`], and
@@ -12,7 +12,7 @@
 //! - when the store cannot be written (a full disk), the agent's own writes are kept in
 //!   order and committed once it can ([`soam_store::OnFault::Keep`]), so outputs wait
 //!   for their commit, while requests that would write are refused (`requests::request`)
-//!   and a submit whose commit failed never runs (`requests::not_accepted`).
+//!   and a submit whose commit failed never runs (`tasks::not_accepted`).
 //!
 //! Non-recoverable sessions write only their session record (so a restart can end them
 //! with history) and never pay for the rest.

@@ -1,0 +1,144 @@
+//! Requests about applications: register (and update), unregister, enable, disable.
+
+use super::requests::R;
+use super::*;
+use soam_proto::msg::Reply;
+
+impl Core {
+    pub(super) fn register(&mut self, conn: ConnId, id: u64, text: String, path: String, force: bool) {
+        let profile = match soam_profile::parse(&text, std::path::Path::new(&path)) {
+            Ok(p) => p,
+            Err(e) => return self.fail(conn, id, Failure::new(ErrorKind::Invalid, e.to_string())),
+        };
+        let name = profile.application.clone();
+        let mut warnings = profile.warnings.clone();
+        let created = !self.apps.contains_key(&name);
+        if self.apps.contains_key(&name) {
+            // Sessions whose type or service the update removes or changes.
+            let mut affected = Vec::new();
+            for (&sid, s) in self.sessions.iter().filter(|(_, s)| s.app == name) {
+                let why = match profile.session_type(&s.stype.name) {
+                    None => Some(format!("type '{}' removed", s.stype.name)),
+                    Some(t) if t != s.stype.as_ref() => Some(format!("type '{}' changed", s.stype.name)),
+                    Some(t) => match profile.service(&t.service_name) {
+                        Some(svc) if svc == s.service.as_ref() => None,
+                        _ => Some(format!("service '{}' changed", t.service_name)),
+                    },
+                };
+                if let Some(why) = why {
+                    affected.push((sid, format!("{} ({why})", s.addr())));
+                }
+            }
+            affected.sort();
+            if !affected.is_empty() && !force {
+                let names: Vec<&str> = affected.iter().map(|(_, n)| n.as_str()).collect();
+                return self.fail(
+                    conn,
+                    id,
+                    format!(
+                        "updating '{name}' would end the workload of open sessions {}; use -f to update anyway",
+                        names.join(", ")
+                    ),
+                );
+            }
+            for (sid, label) in affected {
+                warnings.push(format!("session {label} was aborted by the profile update"));
+                self.end_session(sid, SessionState::Aborted, "the application profile was updated (soamreg -f)", true);
+            }
+        }
+        let record = AppRecord {
+            name: name.clone(),
+            profile: text,
+            source: path,
+            enabled: self.apps.get(&name).map(|a| a.record.enabled).unwrap_or(true),
+            registered_ms: now_ms(),
+        };
+        let writes = vec![Write::PutApp(record.clone())];
+        // Sessions left open keep their (unchanged) type and service objects; instances
+        // of services whose config changed are retired once idle.
+        let old_services = self.apps.get(&name).map(|a| a.services.clone()).unwrap_or_default();
+        self.install_app(profile, record);
+        let new_services = &self.apps[&name].services;
+        let mut retire = Vec::new();
+        for (iid, inst) in &self.instances {
+            if inst.app == name {
+                let same = new_services
+                    .get(&inst.service.name)
+                    .is_some_and(|s| s.as_ref() == inst.service.as_ref());
+                if !same {
+                    retire.push(*iid);
+                }
+            }
+        }
+        for (svc_name, old_svc) in &old_services {
+            // Unchanged services keep the old Arc so open sessions and instances match it.
+            if let Some(new) = self.apps.get_mut(&name).and_then(|a| a.services.get_mut(svc_name))
+                && new.as_ref() == old_svc.as_ref()
+            {
+                *new = old_svc.clone();
+            }
+        }
+        for iid in retire {
+            if let Some(i) = self.instances.get_mut(&iid) {
+                i.retire = true;
+            }
+        }
+        // Its policy or maxSlots may have changed how its sessions compete.
+        self.want_app(&name);
+        self.needs_schedule = true;
+        self.reply_after(
+            conn,
+            id,
+            writes,
+            Reply::Registered {
+                app: name,
+                created,
+                warnings,
+            },
+        );
+    }
+
+    pub(super) fn unregister(&mut self, conn: ConnId, id: u64, app: String, force: bool) {
+        if !self.apps.contains_key(&app) {
+            return self.fail(conn, id, Failure::unknown_app(&app, self.apps.keys()));
+        }
+        let mut open: Vec<(u64, Sid)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.app == app)
+            .map(|(&sid, s)| (s.id, sid))
+            .collect();
+        open.sort();
+        if !open.is_empty() && !force {
+            let names: Vec<String> = open.iter().map(|(i, _)| format!("{app}:{i}")).collect();
+            return self.fail(
+                conn,
+                id,
+                format!(
+                    "application '{app}' has open sessions {}; use -f to abort them and unregister",
+                    names.join(", ")
+                ),
+            );
+        }
+        for (_, sid) in open {
+            self.end_session(sid, SessionState::Aborted, "the application was unregistered", true);
+        }
+        self.apps.remove(&app);
+        for i in self.instances.values_mut().filter(|i| i.app == app) {
+            i.retire = true;
+        }
+        self.needs_schedule = true;
+        self.reply_after(conn, id, vec![Write::DeleteApp(app)], Reply::Ok);
+    }
+
+    pub(super) fn set_enabled(&mut self, app: String, enabled: bool) -> R {
+        let Some(a) = self.apps.get_mut(&app) else {
+            return Err(Failure::unknown_app(&app, self.apps.keys()));
+        };
+        a.record.enabled = enabled;
+        self.store.submit(vec![Write::PutApp(a.record.clone())], None);
+        self.want_app(&app);
+        self.needs_schedule = true;
+        Ok(Reply::Ok)
+    }
+}

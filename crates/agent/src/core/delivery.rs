@@ -1,0 +1,93 @@
+//! Outputs to holders. Ended tasks wait in their session's `undelivered` set; at the end
+//! of each loop turn `flush` sends what a holder has room for (at most
+//! `DELIVERY_WINDOW` unacknowledged), in frames under the size cap, then `Drained` once
+//! nothing is left; `ack` marks them delivered (and drops kept results per
+//! discardResultsOnDelivery). Delivery is at least once: what a holder never
+//! acknowledged goes to the next holder.
+
+use super::*;
+use soam_proto::addr::SessionRef;
+
+impl Core {
+    /// Sends queued outputs to holders and tells them when their session is drained.
+    pub(super) fn flush(&mut self) {
+        let dirty: Vec<Sid> = self.dirty.drain().collect();
+        for sid in dirty {
+            let Some(s) = self.sessions.get_mut(&sid) else { continue };
+            let Some(conn) = s.life.holder() else { continue };
+            // A holder that does not read gets nothing more until it does: its outputs
+            // wait here, where they are kept anyway.
+            if let Some(c) = self.conns.get(&conn)
+                && c.out.full()
+                && !c.out.room_or_notify()
+            {
+                continue;
+            }
+            let room = DELIVERY_WINDOW.saturating_sub(s.unacked.len());
+            let mut outputs = Vec::new();
+            while outputs.len() < room {
+                let Some(tid) = s.undelivered.pop_first() else { break };
+                let t = &s.tasks[(tid - 1) as usize];
+                outputs.push(soam_proto::msg::TaskOutput {
+                    task: tid,
+                    state: t.state,
+                    attempts: t.attempts,
+                    data: t.result.as_deref().map(Bytes::copy_from_slice).unwrap_or_default(),
+                });
+                s.unacked.insert(tid);
+            }
+            let drained = s.counts.pending == 0 && s.counts.running == 0 && s.persisting == 0 && s.undelivered.is_empty();
+            let send_drained = s
+                .life
+                .on(lifecycle::Event::Flushed { drained }, &s.stype)
+                .is_ok_and(|fx| fx.contains(&lifecycle::Effect::SendDrained));
+            let (app, id) = (s.app.clone(), s.id);
+            let Some(c) = self.conns.get(&conn) else { continue };
+            // Keep frames under the cap: outputs can be large.
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            for o in outputs {
+                bytes += o.data.len() + 32;
+                batch.push(o);
+                if bytes > soam_proto::frame::BATCH_BYTES {
+                    let _ = c.out.send(AgentFrame::Event(Event::Outputs {
+                        app: app.clone(),
+                        session: id,
+                        outputs: std::mem::take(&mut batch),
+                    }));
+                    bytes = 0;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = c.out.send(AgentFrame::Event(Event::Outputs {
+                    app: app.clone(),
+                    session: id,
+                    outputs: batch,
+                }));
+            }
+            if send_drained {
+                let _ = c.out.send(AgentFrame::Event(Event::Drained { app, session: id }));
+            }
+        }
+    }
+
+    pub(super) fn ack(&mut self, conn: ConnId, r: &SessionRef, tasks: Vec<u64>) {
+        let Ok(sid) = self.held_by(conn, r) else { return };
+        let s = self.sessions.get_mut(&sid).unwrap();
+        let discard = s.stype.discard_results_on_delivery;
+        let mut acked = Vec::with_capacity(tasks.len());
+        for tid in tasks {
+            if s.unacked.remove(&tid) {
+                let t = &mut s.tasks[(tid - 1) as usize];
+                t.delivered = true;
+                // Failure messages are small and wanted by views and history.
+                if discard && t.state == TaskState::Done {
+                    t.result = None;
+                }
+                acked.push(tid);
+            }
+        }
+        self.persist_tasks(sid, acked);
+        self.dirty.insert(sid);
+    }
+}

@@ -1,0 +1,216 @@
+//! Feeding instances: the methods queued on an instance (its `expect` queue, whose
+//! head's timeout is armed), the tasks sent to a bound, entered instance (as many as
+//! cover about `PIPELINE_TARGET_NS` of its measured task time), and starting, binding
+//! and stopping instance processes. What to bind to whom is decided in `sched`.
+
+use super::*;
+use crate::instance::{self, OutMsg};
+
+impl Core {
+    pub(super) fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Sends one lifecycle method (anything but Invoke) and records the reply it owes.
+    /// `session` is the session's id on the wire (0 for none).
+    pub(super) fn send_method(&mut self, iid: InstId, kind: Kind, sid: Sid, session: u64, payload: Bytes) {
+        let seq = self.take_seq();
+        let e = Expect {
+            kind,
+            sid,
+            task: 0,
+            attempt: 0,
+            seq,
+            sent: Instant::now(),
+            alone: false,
+        };
+        self.push(
+            iid,
+            vec![e],
+            vec![OutMsg {
+                kind,
+                session,
+                task: 0,
+                attempt: 0,
+                payload,
+            }],
+        );
+    }
+
+    /// Queues messages on an instance, tracking what it owes.
+    pub(super) fn push(&mut self, iid: InstId, mut expects: Vec<Expect>, msgs: Vec<OutMsg>) {
+        let inst = self.instances.get_mut(&iid).unwrap();
+        let was_idle = inst.expect.is_empty();
+        if was_idle && let Some(first) = expects.first_mut() {
+            first.alone = true;
+        }
+        inst.invokes += expects.iter().filter(|e| e.kind == Kind::Invoke).count();
+        inst.expect.extend(expects);
+        let _ = inst.tx.send(InstCmd::Send(msgs));
+        if was_idle {
+            self.arm_head(iid);
+        }
+    }
+
+    /// Starts the timeout of the method now at the head of the instance's queue.
+    pub(super) fn arm_head(&mut self, iid: InstId) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        let Some(head) = inst.expect.front().copied() else { return };
+        if inst.armed_seq == head.seq {
+            return;
+        }
+        let timeout = method_control(&inst.service.control, head.kind).timeout_s;
+        if timeout > 0 {
+            inst.armed_seq = head.seq;
+            self.after(timeout * 1000, Timer::MethodTimeout { inst: iid, seq: head.seq });
+        }
+    }
+
+    /// Sends pending tasks to an entered instance, keeping a few queued on it.
+    pub(super) fn dispatch(&mut self, iid: InstId) {
+        let node = self.instances[&iid].worker.map_or(0, |w| self.worker_node(w));
+        let inst = &self.instances[&iid];
+        let Some(sid) = inst.bound else { return };
+        if inst.entered != Some(sid) || inst.release || inst.kill.is_some() || inst.updating > 0 {
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if !s.runnable() || s.pending.is_empty() {
+            return;
+        }
+        // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
+        // split evenly over the session's instances so none queues what another could
+        // start now; plus what covers the round trip to the process. Without that, an
+        // instance far away (a cluster worker) idles a round trip per batch, which
+        // raises the measured task time, which shrinks the batch: down to one task.
+        let depth = (PIPELINE_TARGET_NS + inst.round_trip_ns)
+            .checked_div(s.task_ns)
+            .map_or(1, |d| d.clamp(1, PIPELINE as u64) as usize);
+        let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
+        let room = depth.saturating_sub(inst.invokes);
+        let n = per.min(room).min(s.pending.len());
+        if n == 0 || (inst.invokes > 0 && per <= inst.invokes) {
+            return;
+        }
+        let now = now_ms();
+        let mut msgs = Vec::with_capacity(n);
+        let mut expects = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some(idx) = s.pending.pop_front() else { break };
+            let idx = idx as usize;
+            s.set_state(idx, TaskState::Running);
+            let t = &mut s.tasks[idx];
+            t.attempts += 1;
+            t.started_ms = now;
+            t.node = node;
+            msgs.push(OutMsg {
+                kind: Kind::Invoke,
+                session: s.id,
+                task: idx as u64 + 1,
+                attempt: t.attempts,
+                payload: Bytes::copy_from_slice(&t.input),
+            });
+            self.next_seq += 1;
+            let seq = self.next_seq;
+            expects.push(Expect {
+                kind: Kind::Invoke,
+                sid,
+                task: idx as u64 + 1,
+                attempt: t.attempts,
+                seq,
+                sent: Instant::now(),
+                alone: false,
+            });
+        }
+        self.push(iid, expects, msgs);
+    }
+
+    pub(super) fn start_instance(&mut self, app: &str, service: Arc<Service>, run_uid: u32, owner: instance::Owner) -> InstId {
+        let iid = self.next_inst;
+        self.next_inst += 1;
+        let inbox = self.inbox.clone();
+        let sink: instance::EventSink = Arc::new(move |inst, ev| inbox.send(CoreMsg::Instance { inst, ev }));
+        let spawned = instance::spawn(iid, app, service.clone(), owner, sink);
+        tracing::debug!(
+            "instance {iid} of {app}/{} started as uid {run_uid} (pid {:?})",
+            service.name,
+            spawned.pid
+        );
+        self.add_instance(iid, app, service, run_uid, spawned.tx, spawned.pid, None);
+        iid
+    }
+
+    /// Records a started instance and sends it CreateService.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_instance(
+        &mut self,
+        iid: InstId,
+        app: &str,
+        service: Arc<Service>,
+        run_uid: u32,
+        tx: mpsc::UnboundedSender<InstCmd>,
+        pid: Option<u32>,
+        worker: Option<u64>,
+    ) {
+        self.instances.insert(
+            iid,
+            Instance {
+                app: app.to_string(),
+                service,
+                run_uid,
+                worker,
+                tx,
+                pid,
+                bound: None,
+                entered: None,
+                expect: VecDeque::new(),
+                invokes: 0,
+                release: false,
+                updating: 0,
+                retire: false,
+                kill: None,
+                armed_seq: 0,
+                idle_since: Instant::now(),
+                last_reply: Instant::now(),
+                round_trip_ns: 0,
+            },
+        );
+        self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
+    }
+
+    /// Whom a session owner's service processes run as: the owner in a shared agent,
+    /// the agent's own user otherwise (a one-user agent is only reachable by that user
+    /// and root, and runs everything as itself). `None` means no switch.
+    pub(super) fn run_as(&mut self, owner_uid: u32) -> (u32, instance::Owner) {
+        if !self.cfg.shared || owner_uid == self.agent_uid {
+            return (self.agent_uid, None);
+        }
+        // Normally filled off the reactor when the owner connected; a session recovered
+        // from the store may be looked up here, once.
+        let who = self
+            .identities
+            .entry(owner_uid)
+            .or_insert_with(|| Arc::new(crate::identity::RunAs::of(owner_uid)))
+            .clone();
+        (owner_uid, Some(who))
+    }
+
+    pub(super) fn bind(&mut self, iid: InstId, sid: Sid) {
+        let s = self.sessions.get_mut(&sid).unwrap();
+        s.bound += 1;
+        let (session, common) = (s.id, s.common_data.clone());
+        self.instances.get_mut(&iid).unwrap().bound = Some(sid);
+        self.send_method(iid, Kind::SessionEnter, sid, session, common);
+    }
+
+    pub(super) fn destroy_instance(&mut self, iid: InstId) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        if inst.kill.is_some() {
+            return;
+        }
+        inst.kill = Some(KillReason::Retire);
+        inst.retire = true;
+        self.send_method(iid, Kind::DestroyService, 0, 0, Bytes::new());
+    }
+}

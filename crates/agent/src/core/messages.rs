@@ -1,0 +1,99 @@
+//! What reaches the core: every event (a connection, a request, an instance's output, a
+//! timer, a commit) is a [`CoreMsg`] in one unbounded inbox, handled in arrival order.
+
+use super::*;
+
+pub enum CoreMsg {
+    Connected {
+        conn: ConnId,
+        out: Outbox,
+        uid: u32,
+        /// May do admin acts and see every session (see `server::Ctx::is_admin`).
+        admin: bool,
+        /// Whom this user's processes run as (shared agent only), looked up off the core.
+        run_as: Option<Arc<crate::identity::RunAs>>,
+        pid: Option<i32>,
+        client: String,
+    },
+    Request {
+        conn: ConnId,
+        id: u64,
+        req: soam_proto::msg::Request,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    /// A connection whose outbox was full has room again: send what was held back.
+    Writable {
+        conn: ConnId,
+    },
+    Instance {
+        inst: InstId,
+        ev: InstEvent,
+    },
+    Timer(Timer),
+    Tick,
+    /// These task ends (recoverable sessions) are committed: their outputs may go out.
+    Persisted(Vec<(Sid, u64)>),
+    /// A session's creation could not be committed; its client was told so.
+    Unsaved(Sid),
+    /// Tasks `first..first+count` of a recoverable session are committed: they may run.
+    /// `reserved`: what the submit held against `maxStoreBytes`, now counted by the
+    /// store (or never written), so released.
+    Accepted {
+        sid: Sid,
+        first: u64,
+        count: u64,
+        reserved: u64,
+    },
+    /// Their commit failed and the client was told so: they never run.
+    NotAccepted {
+        sid: Sid,
+        first: u64,
+        count: u64,
+        why: String,
+        reserved: u64,
+    },
+    /// A repeated `Request::Once` can be answered: every commit before it is decided.
+    /// `session`: the session a repeated submit went to; `None` for a repeated create.
+    Repeat {
+        conn: ConnId,
+        id: u64,
+        request: u128,
+        session: Option<Sid>,
+        attach: bool,
+    },
+    /// The store started failing (the reason) or works again (`None`).
+    StoreHealth(Option<String>),
+    /// Slurm and the workers (cluster mode).
+    Cluster(ClusterEvent),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Timer {
+    /// A holder vanished; if nobody reopened by now, run the disconnect action.
+    Disconnect { sid: Sid, generation: u64 },
+    /// The method at the head of an instance's queue (by seq) overran its timeout.
+    MethodTimeout { inst: InstId, seq: u64 },
+    /// taskCleanupPeriod is over: stop the instance if it still runs the ended work.
+    Cleanup { inst: InstId, sid: Sid },
+    /// suspendGracePeriod is over: stop what still runs for the suspended session.
+    SuspendGrace { sid: Sid, generation: u64 },
+    /// reclaimGracePeriod is over for an instance given back by a session.
+    ReclaimGrace { inst: InstId, sid: Sid },
+}
+
+/// The one way into the core.
+#[derive(Clone)]
+pub struct Inbox(mpsc::UnboundedSender<CoreMsg>);
+
+impl Inbox {
+    pub fn send(&self, m: CoreMsg) {
+        let _ = self.0.send(m);
+    }
+}
+
+pub fn inbox() -> (Inbox, mpsc::UnboundedReceiver<CoreMsg>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Inbox(tx), rx)
+}
