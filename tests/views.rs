@@ -110,3 +110,61 @@ fn the_agent_killed_while_a_large_listing_is_sent_loses_nothing() {
     assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), n);
     env.ok("soamsession", &["abort", &sess]);
 }
+
+/// Sessions listed a page at a time come in (app, id) order, each once, whatever the
+/// page size, the application filter or where a page starts.
+#[test]
+fn session_pages_walk_every_open_session_once_in_order() {
+    use soam_cli::attack;
+    use soam_proto::msg::{AgentFrame, Reply, Request, SessionQuery};
+    let env = Env::new();
+    for app in ["b", "a"] {
+        env.register(&format!("{app}.yaml"), &Env::behave_profile(app, "", ""));
+        for _ in 0..9 {
+            env.ok("soamsession", &["create", "--app", app]);
+        }
+    }
+    // One ended: not listed.
+    env.ok("soamsession", &["close", "a:4"]);
+    let mut s = attack::connect(&env.socket()).unwrap();
+    let mut id = 0;
+    let mut page = |query: &SessionQuery, from: Option<(String, u64)>, limit: u32| {
+        use std::io::Write;
+        id += 1;
+        let req = Request::ListSessionsPage {
+            query: query.clone(),
+            from,
+            limit,
+        };
+        s.write_all(&attack::request(id, req)).unwrap();
+        match attack::read_msg::<AgentFrame>(&mut s).unwrap() {
+            AgentFrame::Reply {
+                result: Ok(Reply::SessionPage { sessions, next }),
+                ..
+            } => (sessions.into_iter().map(|i| (i.app, i.id)).collect::<Vec<_>>(), next),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let mut walk = |query: SessionQuery, limit: u32| {
+        let (mut all, mut from) = (Vec::new(), None);
+        loop {
+            let (rows, next) = page(&query, from, limit);
+            assert!(rows.len() <= limit as usize);
+            all.extend(rows);
+            match next {
+                Some(n) => from = Some(n),
+                None => return all,
+            }
+        }
+    };
+    let mut want: Vec<(String, u64)> = (1..=9).filter(|&i| i != 4).map(|i| ("a".to_string(), i)).collect();
+    want.extend((1..=9).map(|i| ("b".to_string(), i)));
+    for limit in [1, 3, 8, 17, 100] {
+        assert_eq!(walk(SessionQuery::default(), limit), want, "limit {limit}");
+        let only_b = SessionQuery {
+            app: Some("b".into()),
+            ..Default::default()
+        };
+        assert_eq!(walk(only_b, limit), want[8..].to_vec(), "app b, limit {limit}");
+    }
+}

@@ -138,6 +138,10 @@ pub struct Layout {
     fit: bool,
     tz: TimeZone,
     now_ms: u64,
+    /// Times already shown, by (second, age in seconds): what `local` prints depends on
+    /// nothing finer, and rows made together share them (10,000 sessions created in a
+    /// few seconds format a handful of times instead of 10,000).
+    shown: std::cell::RefCell<std::collections::HashMap<(u64, i64), String>>,
 }
 
 impl Layout {
@@ -176,6 +180,7 @@ impl Layout {
             fit: out.is_terminal(),
             tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
             now_ms: Timestamp::now().as_millisecond().max(0) as u64,
+            shown: Default::default(),
         })
     }
 
@@ -205,7 +210,10 @@ impl Layout {
             .iter()
             .zip(picked)
             .map(|(c, v)| match (c.kind, v) {
-                (Kind::Time, Picked::U64(t)) => self.local(t),
+                (Kind::Time, Picked::U64(t)) => {
+                    let key = (t / 1000, (self.now_ms as i64 - t as i64) / 1000);
+                    self.shown.borrow_mut().entry(key).or_insert_with(|| self.local(t)).clone()
+                }
                 (Kind::Time, _) => String::new(),
                 (Kind::List, Picked::List(items)) => items
                     .iter()
@@ -215,6 +223,7 @@ impl Layout {
                     })
                     .collect::<Vec<_>>()
                     .join(","),
+                (_, Picked::Str(s)) => escaped(s),
                 (_, v) => text(&v),
             })
             .collect()
@@ -260,13 +269,19 @@ impl Layout {
         }
         let mut out = String::new();
         let first = (header && self.header).then_some(&head);
+        const SPACES: &str = "                                                                ";
         for r in first.into_iter().chain(rows.iter()) {
             if !out.is_empty() {
                 out.push('\n');
             }
             for (c, w) in r.iter().zip(widths.iter()) {
                 out.push_str(c);
-                out.extend(std::iter::repeat_n(' ', w - c.chars().count() + GAP));
+                let mut pad = w - c.chars().count() + GAP;
+                while pad > 0 {
+                    let n = pad.min(SPACES.len());
+                    out.push_str(&SPACES[..n]);
+                    pad -= n;
+                }
             }
         }
         out
@@ -324,6 +339,14 @@ fn age(ms: i64) -> String {
         Ok(s) if secs < 0 => format!("in {s:#}"),
         Ok(s) => format!("{s:#} ago"),
         Err(_) => String::new(),
+    }
+}
+
+/// A text cell as shown, reusing its string when nothing needs escaping.
+fn escaped(s: String) -> String {
+    match soam_proto::text::escape(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(e) => e,
     }
 }
 

@@ -50,7 +50,7 @@ use soam_proto::msg::{AgentFrame, ErrorKind, Event, SessionState, TaskState};
 use soam_service::wire::Kind;
 use soam_store::records::{AppRecord, HistoryRecord};
 use soam_store::{Loaded, Store, Write};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 // FxHash: these maps are keyed by the agent's own small integers (and names clients
 // already had to register), looked up several times per task; SipHash's resistance to
 // chosen keys buys nothing here and cost a fifth of the core's instructions.
@@ -134,7 +134,9 @@ pub struct Core {
     /// every create.
     open_per_app: HashMap<String, u32>,
     /// (app, id) and (app, name) to the internal handle.
-    by_id: HashMap<(String, u64), Sid>,
+    /// Ordered, so listing sessions walks them in (app, id) order from where a page
+    /// starts instead of sorting every session for every page.
+    by_id: BTreeMap<(String, u64), Sid>,
     by_name: HashMap<(String, String), Sid>,
     next_sid: Sid,
     conns: HashMap<ConnId, Conn>,
@@ -181,7 +183,7 @@ impl Core {
             counters: loaded.counters.into_iter().collect(),
             sessions: HashMap::default(),
             open_per_app: HashMap::default(),
-            by_id: HashMap::default(),
+            by_id: BTreeMap::new(),
             by_name: HashMap::default(),
             next_sid: 1,
             conns: HashMap::default(),

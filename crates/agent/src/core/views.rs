@@ -63,6 +63,9 @@ impl Core {
             Live(Sid),
             Ended(usize),
         }
+        if !q.all {
+            return Ok(self.live_page(conn, q, from, (limit, max_bytes)));
+        }
         // Keys first (cheap), rows only for the page.
         let mut keys: Vec<(&str, u64, Src)> = self
             .sessions
@@ -107,6 +110,44 @@ impl Core {
             out.push(info);
         }
         Ok((out, next))
+    }
+
+    /// Open sessions only: walked in (app, id) order from `from`, so a page costs its
+    /// rows (and the sessions filtered out on the way), not a sort of every session.
+    fn live_page(
+        &self,
+        conn: ConnId,
+        q: &SessionQuery,
+        from: Option<&(String, u64)>,
+        (limit, max_bytes): (usize, usize),
+    ) -> (Vec<SessionInfo>, Option<(String, u64)>) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let start = match (from, &q.app) {
+            (Some(f), _) => Excluded(f.clone()),
+            (None, Some(app)) => Included((app.clone(), 0)),
+            (None, None) => Unbounded,
+        };
+        let (mut out, mut bytes, mut next) = (Vec::new(), 0, None);
+        for ((app, _), &sid) in self.by_id.range((start, Unbounded)) {
+            if q.app.as_ref().is_some_and(|a| a != app) {
+                break;
+            }
+            let s = &self.sessions[&sid];
+            if q.state.is_some_and(|st| st != s.life.state()) || !self.visible(conn, s.owner_uid) {
+                continue;
+            }
+            if out.len() >= limit || bytes >= max_bytes {
+                next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
+                break;
+            }
+            let info = self.session_info(sid);
+            if q.orphaned && !info.orphaned {
+                continue;
+            }
+            bytes += 256 + info.reason.as_ref().map_or(0, String::len) + app.len() + info.holder.as_ref().map_or(0, String::len);
+            out.push(info);
+        }
+        (out, next)
     }
 
     pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, Failure> {
