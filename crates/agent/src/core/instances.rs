@@ -357,23 +357,25 @@ impl Core {
     /// bound to a session with nothing to run first leaves it.
     pub(super) fn retire_idle_instances(&mut self, now: Instant) {
         let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
-        let idle_bound: Vec<InstId> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.bound.is_some() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in idle_bound {
+        // Two passes: a bound instance idle too long is unbound first (which restarts its
+        // idle clock), and only instances already unbound and idle too long are destroyed.
+        for id in idle_instances(&self.instances, true, now, idle_for) {
             self.unbind(id);
         }
-        let stale: Vec<InstId> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for)
-            .map(|(&id, _)| id)
-            .collect();
+        let stale = idle_instances(&self.instances, false, now, idle_for);
         for id in stale {
             self.destroy_instance(id);
         }
     }
+}
+
+/// Instances (bound or not) with nothing outstanding that have been idle for `idle_for`.
+fn idle_instances(instances: &HashMap<InstId, Instance>, bound: bool, now: Instant, idle_for: Duration) -> Vec<InstId> {
+    instances
+        .iter()
+        .filter(|(_, i)| {
+            i.bound.is_some() == bound && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for
+        })
+        .map(|(&id, _)| id)
+        .collect()
 }

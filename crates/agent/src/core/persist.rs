@@ -243,12 +243,7 @@ impl Core {
                 s.counts.pending,
                 s.counts.done + s.counts.error + s.counts.canceled
             );
-            self.by_id.insert((s.app.clone(), s.id), sid);
-            if let Some(n) = &s.name {
-                self.by_name.insert((s.app.clone(), n.clone()), sid);
-            }
-            *self.open_per_app.entry(s.app.clone()).or_default() += 1;
-            self.sessions.insert(sid, s);
+            self.add_session(sid, s);
             if let Some(found) = requests.remove(&(rec.app.clone(), rec.id)) {
                 self.recover_requests(sid, found);
             }

@@ -8,6 +8,17 @@ use soam_proto::addr::{SessionRef, check_session_name};
 use soam_proto::msg::{CreateSession, Reply, SessionAction};
 
 impl Core {
+    /// Puts a new or recovered session in the table and every index that finds it (by
+    /// id, by name, the per-application open count); `finish_session` takes it out.
+    pub(super) fn add_session(&mut self, sid: Sid, s: Session) {
+        self.by_id.insert((s.app.clone(), s.id), sid);
+        if let Some(n) = &s.name {
+            self.by_name.insert((s.app.clone(), n.clone()), sid);
+        }
+        *self.open_per_app.entry(s.app.clone()).or_default() += 1;
+        self.sessions.insert(sid, s);
+    }
+
     pub(super) fn create(&mut self, conn: ConnId, id: u64, c: CreateSession, once: Option<u128>) {
         if let Some(request) = once
             && self.repeated(conn, id, request, None, c.attach)
@@ -114,12 +125,7 @@ impl Core {
                 c.common_data.clone(),
                 owner_uid,
             );
-            self.by_id.insert((c.app.clone(), sess_id), sid);
-            if let Some(n) = &c.name {
-                self.by_name.insert((c.app.clone(), n.clone()), sid);
-            }
-            *self.open_per_app.entry(s.app.clone()).or_default() += 1;
-            self.sessions.insert(sid, s);
+            self.add_session(sid, s);
             Ok(sid)
         })();
         match result {

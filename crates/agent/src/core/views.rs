@@ -93,7 +93,7 @@ impl Core {
         }
         keys.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let (mut out, mut bytes, mut next) = (Vec::new(), 0, None);
-        for (app, _, src) in keys {
+        for (_, _, src) in keys {
             if out.len() >= limit || bytes >= max_bytes {
                 next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
                 break;
@@ -106,7 +106,7 @@ impl Core {
             if q.state.is_some_and(|st| st != info.state) || (q.orphaned && !info.orphaned) {
                 continue;
             }
-            bytes += 256 + info.reason.as_ref().map_or(0, String::len) + app.len() + info.holder.as_ref().map_or(0, String::len);
+            bytes += info_bytes(&info);
             out.push(info);
         }
         Ok((out, next))
@@ -144,7 +144,7 @@ impl Core {
             if q.orphaned && !info.orphaned {
                 continue;
             }
-            bytes += 256 + info.reason.as_ref().map_or(0, String::len) + app.len() + info.holder.as_ref().map_or(0, String::len);
+            bytes += info_bytes(&info);
             out.push(info);
         }
         (out, next)
@@ -318,4 +318,9 @@ impl Core {
             socket: self.cfg.paths.socket.display().to_string(),
         }
     }
+}
+
+/// About how many bytes a session row takes in a reply: pages stop near the frame cap.
+fn info_bytes(info: &SessionInfo) -> usize {
+    256 + info.reason.as_ref().map_or(0, String::len) + info.app.len() + info.holder.as_ref().map_or(0, String::len)
 }
