@@ -879,8 +879,9 @@ impl Writer {
     }
 }
 
-/// Hands what a large batch freed back to the OS (glibc keeps freed heap otherwise).
-fn release_freed_memory() {
+/// Hands memory freed by a large batch or a large session back to the OS: glibc keeps
+/// freed heap in its arenas for reuse until `malloc_trim`.
+pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {

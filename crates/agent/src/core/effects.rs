@@ -177,7 +177,7 @@ impl Core {
         self.needs_schedule = true;
         if s.tasks.len() >= 10_000 {
             drop(s);
-            release_freed_memory();
+            soam_store::release_freed_memory();
         }
     }
 
@@ -203,15 +203,5 @@ impl Core {
         for (sid, e) in effects {
             self.carry_out(sid, e);
         }
-    }
-}
-
-/// Hands memory freed by a large session back to the OS. glibc keeps freed heap for
-/// reuse; after a million-task session that is hundreds of MiB nobody will use soon.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
