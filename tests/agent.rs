@@ -165,10 +165,18 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
     let e = env.fails_with(6, "soamsession", &["submit", "--session", &sess, "--count", "3"]);
     assert!(e.contains("maxStoredTasks limit (5"), "{e}");
     assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), 3);
+    // Up to the limit exactly is accepted.
+    env.ok("soamsession", &["submit", "--session", &sess, "--count", "2"]);
     // maxStoredSessions: the second fits, the third does not.
-    env.ok("soamsession", &["create", "--app", "a"]);
+    let sess2 = format!("a:{}", env.ok("soamsession", &["create", "--app", "a"]).trim());
     let e = env.fails_with(6, "soamsession", &["create", "--app", "a"]);
     assert!(e.contains("maxStoredSessions limit (2)"), "{e}");
+    // maxStoredTasks counts the tasks of open sessions: the first one's 5 stop counting
+    // when it is closed.
+    let e = env.fails_with(6, "soamsession", &["submit", "--session", &sess2, "--count", "1"]);
+    assert!(e.contains("maxStoredTasks limit (5; 5 held)"), "{e}");
+    env.ok("soamsession", &["close", &sess]);
+    env.ok("soamsession", &["submit", "--session", &sess2, "--count", "5"]);
     // A bad config is refused at start with its file and line.
     std::fs::write(env.path("soamd.yaml"), "slots: 2\nslotz: 3\n").unwrap();
     let o = env.cmd("soamd").env("SOAM_HOME", env.home.path()).output().unwrap();

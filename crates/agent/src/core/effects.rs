@@ -100,6 +100,7 @@ impl Core {
         if let Some(n) = self.open_per_app.get_mut(&s.app) {
             *n = n.saturating_sub(1);
         }
+        self.tasks_held = self.tasks_held.saturating_sub(s.tasks.len() as u64);
         tracing::info!("session {} {state}: {reason}", s.addr());
         if let Some(request) = s.created_by {
             self.created.remove(&request);

@@ -133,6 +133,9 @@ pub struct Core {
     /// Open sessions per application, for maxSessions without counting them all at
     /// every create.
     open_per_app: HashMap<String, u32>,
+    /// Tasks held by open sessions, for `maxStoredTasks` without summing every session
+    /// on every submit.
+    tasks_held: u64,
     /// (app, id) and (app, name) to the internal handle.
     /// Ordered, so listing sessions walks them in (app, id) order from where a page
     /// starts instead of sorting every session for every page.
@@ -183,6 +186,7 @@ impl Core {
             counters: loaded.counters.into_iter().collect(),
             sessions: HashMap::default(),
             open_per_app: HashMap::default(),
+            tasks_held: 0,
             by_id: BTreeMap::new(),
             by_name: HashMap::default(),
             next_sid: 1,

@@ -9,13 +9,15 @@ use soam_proto::msg::{CreateSession, Reply, SessionAction};
 
 impl Core {
     /// Puts a new or recovered session in the table and every index that finds it (by
-    /// id, by name, the per-application open count); `finish_session` takes it out.
+    /// id, by name, the per-application open count, the tasks held); `finish_session`
+    /// takes it out.
     pub(super) fn add_session(&mut self, sid: Sid, s: Session) {
         self.by_id.insert((s.app.clone(), s.id), sid);
         if let Some(n) = &s.name {
             self.by_name.insert((s.app.clone(), n.clone()), sid);
         }
         *self.open_per_app.entry(s.app.clone()).or_default() += 1;
+        self.tasks_held += s.tasks.len() as u64;
         self.sessions.insert(sid, s);
     }
 

@@ -107,7 +107,7 @@ impl Core {
             all
         };
         if let Some(limit) = self.cfg.max_stored_tasks {
-            let held: u64 = self.sessions.values().map(|s| s.tasks.len() as u64).sum();
+            let held = self.tasks_held;
             if held + inputs.len() as u64 > limit {
                 let msg = format!(
                     "accepting {} more tasks would pass the maxStoredTasks limit ({limit}; {held} held)",
@@ -142,6 +142,7 @@ impl Core {
             }
         }
         s.counts.pending += count;
+        self.tasks_held += count;
         self.needs_schedule = !recoverable;
         let _ = self.drive(sid, lifecycle::Event::Work);
         let s = &self.sessions[&sid];
