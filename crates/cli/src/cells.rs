@@ -20,8 +20,21 @@ pub enum Cell {
 
 /// The fields `names` of `row` (a struct), in that order; `Null` where it has none.
 pub fn pick<R: Serialize, S: AsRef<str>>(row: &R, names: &[S]) -> Vec<Cell> {
+    pick_with(row, names, &mut Plan::default())
+}
+
+/// Which of the wanted names each field a row serializes goes to, by the field's place
+/// in the row: rows of one type serialize the same fields in the same order, so a long
+/// listing compares field names once, not once per row.
+#[derive(Debug, Default, Clone)]
+pub struct Plan(Vec<(&'static str, Vec<usize>)>);
+
+/// [`pick`], reusing (and filling) `plan` across rows of one type and one `names`.
+pub fn pick_with<R: Serialize, S: AsRef<str>>(row: &R, names: &[S], plan: &mut Plan) -> Vec<Cell> {
     let mut p = Picker {
         names,
+        plan,
+        field: 0,
         out: vec![Cell::Null; names.len()],
     };
     // A row that is not a struct has no such fields: all Null.
@@ -50,6 +63,9 @@ fn unsupported<T>(what: &str) -> Result<T, Error> {
 
 struct Picker<'a, S> {
     names: &'a [S],
+    plan: &'a mut Plan,
+    /// How many fields of this row came before.
+    field: usize,
     out: Vec<Cell>,
 }
 
@@ -57,11 +73,24 @@ impl<'a, 'b, S: AsRef<str>> ser::SerializeStruct for &'b mut Picker<'a, S> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        for (i, name) in self.names.iter().enumerate() {
-            if name.as_ref() == key {
-                // A value a cell cannot hold shows as empty rather than failing the row.
-                self.out[i] = value.serialize(CellSer).unwrap_or(Cell::Null);
-            }
+        let at = self.field;
+        self.field += 1;
+        // The same field name (the same static string) as the row before, at this place:
+        // the same columns. Otherwise, work them out and remember.
+        if self.plan.0.get(at).is_none_or(|(k, _)| !std::ptr::eq(*k, key)) {
+            let slots = self
+                .names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.as_ref() == key)
+                .map(|(i, _)| i)
+                .collect();
+            self.plan.0.truncate(at);
+            self.plan.0.push((key, slots));
+        }
+        for &i in &self.plan.0[at].1 {
+            // A value a cell cannot hold shows as empty rather than failing the row.
+            self.out[i] = value.serialize(CellSer).unwrap_or(Cell::Null);
         }
         Ok(())
     }
@@ -301,5 +330,44 @@ mod tests {
         );
         // Not a struct: nothing to pick.
         assert_eq!(pick(&5u32, &["id".to_string()]), vec![Cell::Null]);
+    }
+
+    #[derive(Serialize)]
+    struct Other {
+        ok: bool,
+        id: u64,
+    }
+
+    #[test]
+    fn a_plan_kept_across_rows_follows_what_each_row_serializes() {
+        let names = ["id", "ok", "id"];
+        let mut plan = Plan::default();
+        let row = |id| Row {
+            id,
+            name: None,
+            tag: None,
+            state: State::Open,
+            kind: "",
+            types: Vec::new(),
+            ok: id % 2 == 0,
+            delta: 0,
+            run_s: 0.0,
+        };
+        for id in 1..4 {
+            // A name asked for twice fills both columns.
+            assert_eq!(
+                pick_with(&row(id), &names, &mut plan),
+                vec![Cell::U64(id), Cell::Bool(id % 2 == 0), Cell::U64(id)]
+            );
+        }
+        // Another type, fields in another order, with the same plan: worked out again.
+        assert_eq!(
+            pick_with(&Other { ok: true, id: 9 }, &names, &mut plan),
+            vec![Cell::U64(9), Cell::Bool(true), Cell::U64(9)]
+        );
+        assert_eq!(
+            pick_with(&row(4), &names, &mut plan),
+            vec![Cell::U64(4), Cell::Bool(true), Cell::U64(4)]
+        );
     }
 }

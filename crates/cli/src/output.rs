@@ -142,6 +142,8 @@ pub struct Layout {
     /// nothing finer, and rows made together share them (10,000 sessions created in a
     /// few seconds format a handful of times instead of 10,000).
     shown: std::cell::RefCell<std::collections::HashMap<(u64, i64), String>>,
+    /// Where each field of a row goes among `keys`, worked out on the first row.
+    plan: std::cell::RefCell<crate::cells::Plan>,
 }
 
 impl Layout {
@@ -181,6 +183,7 @@ impl Layout {
             tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
             now_ms: Timestamp::now().as_millisecond().max(0) as u64,
             shown: Default::default(),
+            plan: Default::default(),
         })
     }
 
@@ -205,7 +208,7 @@ impl Layout {
     /// A row's cells as shown. Names and values may come from other users and
     /// profiles, so control and bidi characters are escaped.
     fn cells<R: Row>(&self, row: &R) -> Vec<String> {
-        let picked = crate::cells::pick(row, &self.keys);
+        let picked = crate::cells::pick_with(row, &self.keys, &mut self.plan.borrow_mut());
         self.cols
             .iter()
             .zip(picked)
@@ -257,14 +260,14 @@ impl Layout {
         let head = self.head();
         if widths.is_empty() {
             *widths = if self.header {
-                head.iter().map(|h| h.chars().count()).collect()
+                head.iter().map(|h| width(h)).collect()
             } else {
                 vec![0; head.len()]
             };
         }
         for r in rows {
             for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
+                *w = (*w).max(width(c));
             }
         }
         let mut out = String::new();
@@ -276,7 +279,7 @@ impl Layout {
             }
             for (c, w) in r.iter().zip(widths.iter()) {
                 out.push_str(c);
-                let mut pad = w - c.chars().count() + GAP;
+                let mut pad = w - width(c) + GAP;
                 while pad > 0 {
                     let n = pad.min(SPACES.len());
                     out.push_str(&SPACES[..n]);
@@ -321,6 +324,12 @@ impl Layout {
         }
         t.to_string()
     }
+}
+
+/// Characters in a cell (what the plain layout pads to); most cells are ASCII, whose
+/// length says it without walking them.
+fn width(s: &str) -> usize {
+    if s.is_ascii() { s.len() } else { s.chars().count() }
 }
 
 /// `42s`, `3m`, `5h`, `2d` `ago` (or `in ...` for a time ahead of the clock).
