@@ -335,3 +335,62 @@ fn method_timeout_and_failure_actions_from_the_profile() {
         (Some("done"), Some(""), Some(1))
     );
 }
+
+/// Payloads around the size from which the agent stops copying them (64 KiB: it keeps
+/// the buffer a payload came in and writes from it) come back byte for byte, small and
+/// large in the same frames, in a plain and a recoverable session (whose tasks are
+/// also written to the store).
+#[test]
+fn large_and_small_payloads_round_trip_unchanged() {
+    let env = Env::new();
+    let echo = bin("soam-echo-service");
+    env.register(
+        "echo.yaml",
+        &format!(
+            "application: echo\nservices:\n  - name: echo\n    command: [\"{}\"]\nsessionTypes:\n  - name: \"\"\n  - name: Recoverable\n    recoverable: true\n",
+            echo.display()
+        ),
+    );
+    let sizes = [1, 65_535, 65_536, 65_537, 7, 1 << 20, 3 << 20, 200_000, 12, 600_000, 600_000, 3];
+    let inputs = env.path("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let mut seed = 1u32;
+    let mut want = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        std::fs::write(inputs.join(format!("{i:02}")), &data).unwrap();
+        want.push(data);
+    }
+    for stype in ["", "Recoverable"] {
+        let out = env.path(&format!("out-{stype}"));
+        env.ok(
+            "soamsession",
+            &[
+                "submit",
+                "--app",
+                "echo",
+                "--type",
+                stype,
+                "--input-dir",
+                inputs.to_str().unwrap(),
+                "--output-dir",
+                out.to_str().unwrap(),
+            ],
+        );
+        for (i, data) in want.iter().enumerate() {
+            let got = std::fs::read(out.join(format!("{}.out", i + 1))).unwrap();
+            assert!(
+                got == *data,
+                "task {} of {} bytes ({stype:?}): {} bytes back, not the same",
+                i + 1,
+                data.len(),
+                got.len()
+            );
+        }
+    }
+}

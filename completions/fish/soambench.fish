@@ -5,5 +5,6 @@ complete -c soambench -l scale -d 'Instead: 1,000,000 tasks through 1, 10, 1,000
 complete -c soambench -l attack -d 'Instead: agent memory and a normal client\'s throughput under hostile clients (700 pipelined ListApps never read; 8 connections sending maximal frames)'
 complete -c soambench -l client -d 'Instead: throughput through the session library against raw requests (alternating runs), and how fast the offline journal is written and replayed'
 complete -c soambench -l big -d 'Instead: one session of 10,000,000 tasks run and collected (the agent\'s peak memory), and a restart with 10,000,000 recoverable tasks pending'
+complete -c soambench -l floor -d 'Instead: only one task\'s latency and 1 MiB payloads, each against its floor'
 complete -c soambench -s h -l help -d 'Print help'
 complete -c soambench -s V -l version -d 'Print version'

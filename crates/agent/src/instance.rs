@@ -210,14 +210,14 @@ async fn persistent(
             }
         }
     });
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut parts = soam_proto::frame::Parts::default();
     let why = loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(cmd @ (InstCmd::Send(_) | InstCmd::Raw(_))) => {
-                    buf.clear();
-                    let kill = coalesce(cmd, &mut rx, &mut buf);
-                    if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
+                    parts.clear();
+                    let kill = coalesce(cmd, &mut rx, &mut parts.buf, Some(&mut parts.big));
+                    if soam_proto::frame::write_parts(&mut stdin, &parts).await.is_err() || stdin.flush().await.is_err() {
                         // The reader will see the end too; let the exit status speak.
                         let _ = (&mut reader).await;
                         break "its input closed".to_string();
@@ -259,35 +259,61 @@ async fn persistent(
 /// Encodes `first` and whatever else is already queued (up to about 1 MiB) into `buf`,
 /// so it goes out in one write. True if a `Kill` was among them: everything before it
 /// is in `buf`, nothing after it was taken.
-pub fn coalesce(first: InstCmd, rx: &mut mpsc::UnboundedReceiver<InstCmd>, buf: &mut Vec<u8>) -> bool {
+///
+/// With `big`, payloads of at least [`SHARE_MIN`] bytes are not copied into `buf`: each
+/// is put in `big` with the place in `buf` it goes to, for `frame::write_parts` to write from
+/// its own buffer (a 1 MiB copy is a megabyte of fresh pages to fault in).
+pub fn coalesce(
+    first: InstCmd,
+    rx: &mut mpsc::UnboundedReceiver<InstCmd>,
+    buf: &mut Vec<u8>,
+    mut big: Option<&mut Vec<(usize, Bytes)>>,
+) -> bool {
     let mut next = Some(first);
+    let mut bytes = 0;
     while let Some(cmd) = next.take() {
         match cmd {
-            InstCmd::Send(msgs) => encode_all(buf, &msgs),
-            InstCmd::Raw(b) => buf.extend_from_slice(&b),
+            InstCmd::Send(msgs) => bytes += encode_all(buf, &msgs, big.as_deref_mut()),
+            InstCmd::Raw(b) => {
+                buf.extend_from_slice(&b);
+                bytes += b.len();
+            }
             InstCmd::Kill => return true,
         }
-        if buf.len() < 1 << 20 {
+        if bytes < 1 << 20 {
             next = rx.try_recv().ok();
         }
     }
     false
 }
 
-fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg]) {
+/// Payloads from this size on are not copied in the agent: the core keeps the buffer
+/// they came in (`core::blob`) and the instance writes from it (see [`coalesce`]).
+pub use soam_proto::frame::SHARE_MIN;
+
+/// Encodes `msgs` into `buf` (large payloads into `big`, see [`coalesce`]); returns the
+/// bytes they take on the wire.
+fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg], mut big: Option<&mut Vec<(usize, Bytes)>>) -> usize {
+    let mut bytes = 0;
     for m in msgs {
-        wire::encode(
-            buf,
-            &Message {
-                kind: m.kind,
-                status: Status::Success,
-                session: m.session,
-                task: m.task,
-                attempt: m.attempt,
-                payload: &m.payload,
-            },
-        );
+        let msg = Message {
+            kind: m.kind,
+            status: Status::Success,
+            session: m.session,
+            task: m.task,
+            attempt: m.attempt,
+            payload: &m.payload,
+        };
+        bytes += 4 + wire::HEADER + m.payload.len();
+        match big.as_deref_mut() {
+            Some(big) if m.payload.len() >= SHARE_MIN => {
+                wire::encode_header(buf, &msg);
+                big.push((buf.len(), m.payload.clone()));
+            }
+            _ => wire::encode(buf, &msg),
+        }
     }
+    bytes
 }
 
 /// Calls `f` with each message in `bytes` (whole messages, as [`wire::encode`] writes

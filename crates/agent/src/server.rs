@@ -350,7 +350,7 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, i
             drained.notified().await;
         }
         let body = match read_budgeted(&mut rx, ctx).await {
-            Ok(b) => b,
+            Ok(b) => bytes::Bytes::from(b),
             Err(FrameError::Closed) => return,
             Err(e) => {
                 tracing::warn!("connection {conn}: {e}; closing it");
@@ -361,7 +361,7 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, i
                 return;
             }
         };
-        match frame::decode::<ClientFrame>(&body) {
+        match frame::decode_shared::<ClientFrame>(&body) {
             Ok(f) => {
                 // Id 0 expects no reply (acknowledgements).
                 if f.id != 0 {
@@ -410,9 +410,10 @@ async fn write_loop(
     (conn, inbox): (ConnId, Inbox),
 ) {
     let mut w = &*stream;
-    let mut buf = Vec::with_capacity(1 << 16);
+    // Large outputs stay in their buffers, written from there (see `frame::Parts`).
+    let mut parts = frame::Parts::default();
     while let Some(m) = rx.recv().await {
-        buf.clear();
+        parts.clear();
         let mut size = 0;
         let mut next = Some(m);
         while let Some(mut m) = next {
@@ -423,22 +424,19 @@ async fn write_loop(
             if untyped && let AgentFrame::Failed { id, message, .. } = m {
                 m = AgentFrame::Reply { id, result: Err(message) };
             }
-            if let Err(e) = frame::encode_into(&m, &mut buf) {
+            if let Err(e) = parts.encode(&m) {
                 // Too large to send: say so in its place rather than leave the peer
                 // waiting for a reply that never comes.
                 if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = m {
-                    let _ = frame::encode_into(
-                        &AgentFrame::Reply {
-                            id,
-                            result: Err(format!("the reply could not be sent: {e}")),
-                        },
-                        &mut buf,
-                    );
+                    let _ = parts.encode(&AgentFrame::Reply {
+                        id,
+                        result: Err(format!("the reply could not be sent: {e}")),
+                    });
                 }
             }
-            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+            next = if parts.len() < 1 << 20 { rx.try_recv().ok() } else { None };
         }
-        if w.write_all(&buf).await.is_err() {
+        if frame::write_parts(&mut w, &parts).await.is_err() {
             return;
         }
         let left = queued.fetch_sub(size, Ordering::SeqCst) - size;

@@ -51,6 +51,9 @@ pub struct Args {
     /// memory), and a restart with 10,000,000 recoverable tasks pending
     #[arg(long, conflicts_with_all = ["scale", "attack", "client"])]
     pub big: bool,
+    /// Instead: only one task's latency and 1 MiB payloads, each against its floor
+    #[arg(long, conflicts_with_all = ["scale", "attack", "client", "big"])]
+    pub floor: bool,
 }
 
 struct Sizes {
@@ -877,6 +880,14 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         let (tasks, runs) = if args.quick { (20_000, 3) } else { (500_000, 5) };
         return client(&agent, &rt, tasks, runs, 10);
     }
+    if args.floor {
+        let f = against_floor(&home, &opts, &rt, &sizes, &say)?;
+        let note = format!(
+            "latency {} rounds; payload {} x 1 MiB x 3 runs (median)",
+            sizes.latency_rounds, sizes.payload_tasks
+        );
+        return print_figures(&f.figures(), args.json, &note);
+    }
 
     // Exec and latency first, on a quiet agent: after the throughput phases the store
     // thread is still deleting what the recoverable sessions left, and would be measured
@@ -888,20 +899,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         xargs.push(sizes.exec_tasks as f64 / xargs_seconds(sizes.exec_tasks, slots)?);
     }
     let exec_ratio = median(&mut soam_exec) / median(&mut xargs);
-    // The floor on the same run, just before: the same processes and hops, nothing else.
-    say("latency floor (socket and pipes, no soam)");
-    let mut floor = crate::floor::Floor::start(&home)?;
-    let (floor_p50, floor_p99) = floor.latency(sizes.latency_rounds, 64)?;
-    say("latency");
-    let (p50, p99) = rt.block_on(latency(&opts, sizes.latency_rounds))?;
-    say("1 MiB payloads: floor and soam, alternating");
-    let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        floor_mb.push(floor.stream(sizes.payload_tasks, 1 << 20)?);
-        soam_mb.push(rt.block_on(payload(&opts, sizes.payload_tasks, 1 << 20))?);
-    }
-    drop(floor);
-    let (soam_mb, floor_mb) = (median(&mut soam_mb), median(&mut floor_mb));
+    let f = against_floor(&home, &opts, &rt, &sizes, &say)?;
     say("throughput, non-recoverable");
     let mut nonrec: Vec<f64> = (0..sizes.throughput_runs)
         .map(|_| rt.block_on(throughput(&opts, "bench", None, sizes.throughput_tasks)))
@@ -939,40 +937,104 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             median(&mut rec) >= 50_000.0,
         ),
         ("exec_vs_xargs_ratio", exec_ratio, ">= 0.9", exec_ratio >= 0.9),
-        ("latency_p50_us", p50, "< 100", p50 < 100.0),
-        ("latency_p99_us", p99, "", true),
-        ("latency_floor_p50_us", floor_p50, "", true),
-        ("latency_floor_p99_us", floor_p99, "", true),
-        ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
-        ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
-        ("payload_1mib_mb_per_s", soam_mb, "", true),
-        ("payload_floor_mb_per_s", floor_mb, "", true),
-        ("payload_vs_floor", floor_mb / soam_mb, "<= 1.5", floor_mb / soam_mb <= 1.5),
-        ("agent_rss_1m_tasks_mib", rss, "< 256", rss < 256.0),
-        ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
-        ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
     ];
-    if args.json {
+    let figures = [
+        &figures[..],
+        &f.figures(),
+        &[
+            ("agent_rss_1m_tasks_mib", rss, "< 256", rss < 256.0),
+            ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
+            ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
+        ],
+    ]
+    .concat();
+    let size_note = format!(
+        "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; payload {} x 1 MiB x 3 runs (median); large session {} tasks",
+        slots,
+        sizes.throughput_tasks,
+        sizes.throughput_runs,
+        sizes.exec_tasks,
+        sizes.latency_rounds,
+        sizes.payload_tasks,
+        sizes.big_session
+    );
+    print_figures(&figures, args.json, &size_note)
+}
+
+/// One row of the results: key, value, target (empty: none), whether it is met.
+type Figure = (&'static str, f64, &'static str, bool);
+
+/// Latency and 1 MiB payloads, soam's and the floor's on the same run.
+struct FloorFigures {
+    floor_p50: f64,
+    floor_p99: f64,
+    p50: f64,
+    p99: f64,
+    floor_mb: f64,
+    soam_mb: f64,
+}
+
+impl FloorFigures {
+    fn figures(&self) -> Vec<Figure> {
+        let (p50, p99, floor_p50, floor_p99) = (self.p50, self.p99, self.floor_p50, self.floor_p99);
+        let (soam_mb, floor_mb) = (self.soam_mb, self.floor_mb);
+        vec![
+            ("latency_p50_us", p50, "< 100", p50 < 100.0),
+            ("latency_p99_us", p99, "", true),
+            ("latency_floor_p50_us", floor_p50, "", true),
+            ("latency_floor_p99_us", floor_p99, "", true),
+            ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
+            ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
+            ("payload_1mib_mb_per_s", soam_mb, "", true),
+            ("payload_floor_mb_per_s", floor_mb, "", true),
+            ("payload_vs_floor", floor_mb / soam_mb, "<= 1.5", floor_mb / soam_mb <= 1.5),
+        ]
+    }
+}
+
+/// The floor on the same run, just before soam: the same processes and hops, nothing
+/// else. Payloads alternate floor and soam, three rounds, medians.
+fn against_floor(
+    home: &Path,
+    opts: &ConnectOptions,
+    rt: &tokio::runtime::Runtime,
+    sizes: &Sizes,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<FloorFigures> {
+    say("latency floor (socket and pipes, no soam)");
+    let mut floor = crate::floor::Floor::start(home)?;
+    let (floor_p50, floor_p99) = floor.latency(sizes.latency_rounds, 64)?;
+    say("latency");
+    let (p50, p99) = rt.block_on(latency(opts, sizes.latency_rounds))?;
+    say("1 MiB payloads: floor and soam, alternating");
+    let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        floor_mb.push(floor.stream(sizes.payload_tasks, 1 << 20)?);
+        soam_mb.push(rt.block_on(payload(opts, sizes.payload_tasks, 1 << 20))?);
+    }
+    drop(floor);
+    Ok(FloorFigures {
+        floor_p50,
+        floor_p99,
+        p50,
+        p99,
+        floor_mb: median(&mut floor_mb),
+        soam_mb: median(&mut soam_mb),
+    })
+}
+
+fn print_figures(figures: &[Figure], json: bool, size_note: &str) -> anyhow::Result<()> {
+    if json {
         let mut m = serde_json::Map::new();
-        for (k, v, _, _) in &figures {
+        for (k, v, _, _) in figures {
             m.insert((*k).into(), json!((v * 1000.0).round() / 1000.0));
         }
         crate::outln!("{}", serde_json::Value::Object(m));
     } else {
-        let size_note = format!(
-            "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; payload {} x 1 MiB x 3 runs (median); large session {} tasks",
-            slots,
-            sizes.throughput_tasks,
-            sizes.throughput_runs,
-            sizes.exec_tasks,
-            sizes.latency_rounds,
-            sizes.payload_tasks,
-            sizes.big_session
-        );
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);
         t.set_header(["FIGURE", "VALUE", "TARGET", "MET"]);
-        for (k, v, target, ok) in &figures {
+        for (k, v, target, ok) in figures {
             t.add_row([
                 k.to_string(),
                 format!("{v:.3}"),

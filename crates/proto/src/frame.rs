@@ -17,6 +17,11 @@ pub const MAX_TASKS_PER_SUBMIT: usize = 65_536;
 /// Largest task input or output: one always fits a frame with its envelope.
 pub const MAX_PAYLOAD: usize = 15 * 1024 * 1024;
 
+/// Payloads from this size on are passed along in the buffer they arrived in rather
+/// than copied (see [`decode_shared`]); the agent keeps and sends them the same way.
+/// Below it a copy costs less, and keeps no larger buffer alive.
+pub const SHARE_MIN: usize = 64 * 1024;
+
 /// Budget a sender aims for when packing many tasks into one frame, leaving headroom
 /// under [`MAX_FRAME`] for the envelope.
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -80,12 +85,92 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
     let mut out2 = std::mem::take(out);
     out2 = postcard::to_extend(msg, out2).map_err(|e| FrameError::Malformed(e.to_string()))?;
     *out = out2;
-    let len = out.len() - start - 4;
+    finish_frame(out, start, 0)
+}
+
+/// Writes the length of the frame begun at `start` (whose body is what follows in
+/// `out`, plus `elsewhere` bytes written from other buffers), or takes it back out if it
+/// is over [`MAX_FRAME`].
+fn finish_frame(out: &mut Vec<u8>, start: usize, elsewhere: usize) -> Result<(), FrameError> {
+    let len = out.len() - start - 4 + elsewhere;
     if len > MAX_FRAME {
         out.truncate(start);
         return Err(FrameError::TooLarge(len));
     }
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Encoded frames with their large payloads left where they are: `buf` holds
+/// everything else, and each `(at, payload)` of `big` goes at offset `at` of `buf`.
+/// A writer sends it with [`write_parts`]; the payloads are never copied on the way out.
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub buf: Vec<u8>,
+    pub big: Vec<(usize, bytes::Bytes)>,
+}
+
+impl Parts {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.big.clear();
+    }
+
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.buf.len() + self.big.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.big.is_empty()
+    }
+
+    /// Appends one encoded frame, as [`encode_into`] does; payloads serialized through
+    /// [`shared::serialize`] of at least [`SHARE_MIN`] bytes go to `big`.
+    pub fn encode<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
+        let start = self.buf.len();
+        let first_big = self.big.len();
+        self.buf.extend_from_slice(&[0u8; 4]);
+        shared::SPLIT.with(|s| *s.borrow_mut() = Some(Vec::new()));
+        let r = postcard::serialize_with_flavor(msg, shared::Split { parts: self });
+        shared::SPLIT.with(|s| *s.borrow_mut() = None);
+        if let Err(e) = r {
+            self.buf.truncate(start);
+            self.big.truncate(first_big);
+            return Err(FrameError::Malformed(e.to_string()));
+        }
+        let elsewhere = self.big[first_big..].iter().map(|(_, b)| b.len()).sum();
+        let r = finish_frame(&mut self.buf, start, elsewhere);
+        if r.is_err() {
+            self.big.truncate(first_big);
+        }
+        r
+    }
+}
+
+/// Writes `parts` in as few `writev` calls as the peer takes.
+pub async fn write_parts<W: AsyncWrite + Unpin>(w: &mut W, parts: &Parts) -> std::io::Result<()> {
+    let (buf, big) = (&parts.buf, &parts.big);
+    if big.is_empty() {
+        return w.write_all(buf).await;
+    }
+    let mut slices = Vec::with_capacity(2 * big.len() + 1);
+    let mut at = 0;
+    for (to, payload) in big {
+        slices.push(std::io::IoSlice::new(&buf[at..*to]));
+        slices.push(std::io::IoSlice::new(payload));
+        at = *to;
+    }
+    slices.push(std::io::IoSlice::new(&buf[at..]));
+    slices.retain(|p| !p.is_empty());
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut slices, n);
+    }
     Ok(())
 }
 
@@ -95,6 +180,138 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
         Some(limit) => FrameError::OverLimit(limit),
         None => FrameError::Malformed(e.to_string()),
     })
+}
+
+/// As [`decode`], but large task payloads in the message (at least [`SHARE_MIN`] bytes,
+/// and at least an eighth of the frame) are slices of `body` rather than copies: a
+/// 1 MiB copy is a megabyte of fresh pages to fault in. The eighth bounds what a small
+/// slice can keep alive: a frame is held by what was shared from it, at most eight
+/// times their size.
+pub fn decode_shared<T: DeserializeOwned>(body: &bytes::Bytes) -> Result<T, FrameError> {
+    shared::FRAME.with(|f| *f.borrow_mut() = Some(body.clone()));
+    let r = decode(body);
+    shared::FRAME.with(|f| *f.borrow_mut() = None);
+    r
+}
+
+/// Task payloads decoded as slices of the frame they came in (see [`decode_shared`]).
+///
+/// serde hands a visitor only `&[u8]`, so the frame's `Bytes` is lent through a
+/// thread-local: decoding is synchronous, on one thread.
+pub mod shared {
+    use bytes::Bytes;
+    use serde::de::{Deserialize, Deserializer, Visitor};
+    use serde::{Serialize, Serializer};
+    use std::cell::RefCell;
+
+    thread_local! {
+        pub(super) static FRAME: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+    }
+
+    /// One payload: a slice of the frame being decoded when large, else a copy.
+    #[repr(transparent)]
+    pub struct Payload(pub Bytes);
+
+    impl<'de> Deserialize<'de> for Payload {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+            d.deserialize_bytes(PayloadVisitor)
+        }
+    }
+
+    struct PayloadVisitor;
+
+    impl<'de> Visitor<'de> for PayloadVisitor {
+        type Value = Payload;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Payload, E> {
+            if v.len() >= super::SHARE_MIN {
+                let sliced = FRAME.with(|f| {
+                    let f = f.borrow();
+                    let frame = f.as_ref()?;
+                    let (r, vr) = (frame.as_ptr_range(), v.as_ptr_range());
+                    let inside = r.start <= vr.start && vr.end <= r.end;
+                    (inside && v.len() >= frame.len() / 8).then(|| frame.slice_ref(v))
+                });
+                if let Some(b) = sliced {
+                    return Ok(Payload(b));
+                }
+            }
+            Ok(Payload(Bytes::copy_from_slice(v)))
+        }
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Payload, E> {
+            Ok(Payload(Bytes::from(v)))
+        }
+    }
+
+    /// A payload field (a task's output).
+    pub fn payload<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        Payload::deserialize(d).map(|p| p.0)
+    }
+
+    thread_local! {
+        /// Large payloads being serialized by [`super::Parts::encode`] (`Some` only while
+        /// it runs): the flavor recognises each by its address when postcard hands over
+        /// its bytes.
+        pub(super) static SPLIT: RefCell<Option<Vec<Bytes>>> = const { RefCell::new(None) };
+    }
+
+    /// Serializes a payload field; under [`super::Parts::encode`] a large one is left in
+    /// its buffer instead of copied. The bytes on the wire are the same.
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        if b.len() >= super::SHARE_MIN {
+            SPLIT.with(|v| {
+                if let Some(v) = v.borrow_mut().as_mut() {
+                    v.push(b.clone());
+                }
+            });
+        }
+        s.serialize_bytes(b)
+    }
+
+    /// Serializes a list of payloads (a submission's tasks), each as [`serialize`].
+    pub fn serialize_all<S: Serializer>(v: &[Bytes], s: S) -> Result<S::Ok, S::Error> {
+        struct One<'a>(&'a Bytes);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize(self.0, s)
+            }
+        }
+        s.collect_seq(v.iter().map(One))
+    }
+
+    /// The postcard flavor of [`super::Parts::encode`].
+    pub(super) struct Split<'a> {
+        pub(super) parts: &'a mut super::Parts,
+    }
+
+    impl postcard::ser_flavors::Flavor for Split<'_> {
+        type Output = ();
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            if data.len() >= super::SHARE_MIN {
+                let found = SPLIT.with(|v| {
+                    let mut v = v.borrow_mut();
+                    let v = v.as_mut()?;
+                    let i = v.iter().position(|b| b.as_ptr() == data.as_ptr() && b.len() == data.len())?;
+                    Some(v.swap_remove(i))
+                });
+                if let Some(b) = found {
+                    self.parts.big.push((self.parts.buf.len(), b));
+                    return Ok(());
+                }
+            }
+            self.parts.buf.extend_from_slice(data);
+            Ok(())
+        }
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            self.parts.buf.push(data);
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<()> {
+            Ok(())
+        }
+    }
 }
 
 /// The leading request id of a frame whose body did not decode, so an over-limit
@@ -170,7 +387,9 @@ pub mod bounded {
 
     /// Task payloads of one `Submit`.
     pub fn tasks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<bytes::Bytes>, D::Error> {
-        capped(d, super::MAX_TASKS_PER_SUBMIT, "tasks")
+        let v: Vec<super::shared::Payload> = capped(d, super::MAX_TASKS_PER_SUBMIT, "tasks")?;
+        // Same layout (`repr(transparent)`): collected in place, no second vector.
+        Ok(v.into_iter().map(|p| p.0).collect())
     }
 
     /// Task ids of one `Ack` or similar list.
@@ -224,19 +443,19 @@ pub async fn write_queued_reporting<W: AsyncWrite + Unpin, T: Serialize>(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
     mut unsendable: impl FnMut(T, FrameError),
 ) {
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut parts = Parts::default();
     while let Some(m) = rx.recv().await {
-        buf.clear();
+        parts.clear();
         let mut next = Some(m);
         while let Some(m) = next {
-            if let Err(e) = encode_into(&m, &mut buf) {
+            if let Err(e) = parts.encode(&m) {
                 unsendable(m, e);
             }
-            next = if buf.len() < 1 << 20 { rx.try_recv().ok() } else { None };
+            next = if parts.len() < 1 << 20 { rx.try_recv().ok() } else { None };
         }
         // Flushed every time: a socket ignores it, but a pipe writer (a worker's
         // stdout) would otherwise hold the bytes back.
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+        if write_parts(&mut w, &parts).await.is_err() || w.flush().await.is_err() {
             return;
         }
     }
@@ -245,8 +464,8 @@ pub async fn write_queued_reporting<W: AsyncWrite + Unpin, T: Serialize>(
 
 /// Reads and decodes one message.
 pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
-    let body = read_frame(r).await?;
-    decode(&body)
+    let body = bytes::Bytes::from(read_frame(r).await?);
+    decode_shared(&body)
 }
 
 #[cfg(test)]
@@ -281,5 +500,85 @@ mod tests {
         encode_into(&payload, &mut buf).unwrap();
         // length prefix, varint length 6, then the six bytes themselves.
         assert_eq!(&buf[4..], b"\x06\x00\x01\xffABC");
+    }
+
+    fn submit(tasks: Vec<bytes::Bytes>) -> crate::msg::ClientFrame {
+        crate::msg::ClientFrame {
+            id: 9,
+            req: crate::msg::Request::Submit {
+                session: crate::SessionRef {
+                    app: "a".into(),
+                    key: crate::SessionKey::Id(1),
+                },
+                tasks,
+            },
+        }
+    }
+
+    fn tasks_of(f: crate::msg::ClientFrame) -> Vec<bytes::Bytes> {
+        match f.req {
+            crate::msg::Request::Submit { tasks, .. } => tasks,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_write_the_same_bytes_without_copying_large_payloads() {
+        let big = bytes::Bytes::from(vec![5u8; SHARE_MIN]);
+        let bigger = bytes::Bytes::from(vec![6u8; 1 << 20]);
+        let small = bytes::Bytes::from(vec![7u8; SHARE_MIN - 1]);
+        let msgs = [
+            submit(vec![small.clone(), big.clone(), bytes::Bytes::new(), bigger.clone()]),
+            submit(vec![]),
+            submit(vec![bigger.clone(), small.clone()]),
+        ];
+        let mut plain = Vec::new();
+        let mut parts = Parts::default();
+        for m in &msgs {
+            encode_into(m, &mut plain).unwrap();
+            parts.encode(m).unwrap();
+        }
+        // The large ones were left in their buffers, in order; the small one copied.
+        let kept: Vec<_> = parts.big.iter().map(|(_, b)| b.as_ptr()).collect();
+        assert_eq!(kept, [big.as_ptr(), bigger.as_ptr(), bigger.as_ptr()]);
+        assert_eq!(parts.len(), plain.len());
+        let mut wire = Vec::new();
+        write_parts(&mut wire, &parts).await.unwrap();
+        assert!(wire == plain, "the same bytes on the wire");
+        // A plain encode keeps nothing aside for later.
+        encode_into(&msgs[0], &mut plain).unwrap();
+        assert!(shared::SPLIT.with(|s| s.borrow().is_none()));
+        // Over the frame cap: refused, and nothing of it left behind.
+        let before = (parts.buf.len(), parts.big.len());
+        let huge = submit(vec![bigger.clone(); MAX_FRAME / (1 << 20) + 1]);
+        assert!(matches!(parts.encode(&huge), Err(FrameError::TooLarge(_))));
+        assert_eq!((parts.buf.len(), parts.big.len()), before);
+    }
+
+    #[test]
+    fn decode_shared_slices_large_payloads_and_copies_the_rest() {
+        let big = bytes::Bytes::from(vec![1u8; 1 << 20]);
+        let small = bytes::Bytes::from(vec![2u8; 100]);
+        let mut body = Vec::new();
+        encode_into(&submit(vec![small.clone(), big.clone(), small.clone()]), &mut body).unwrap();
+        let body = bytes::Bytes::from(body.split_off(4));
+        let tasks = tasks_of(decode_shared(&body).unwrap());
+        assert_eq!(tasks, [small.clone(), big.clone(), small.clone()]);
+        let inside = |b: &bytes::Bytes| body.as_ptr_range().contains(&b.as_ptr());
+        assert!(inside(&tasks[1]), "the large payload is a slice of the frame");
+        assert!(!inside(&tasks[0]) && !inside(&tasks[2]), "small ones are copies");
+        // Plain decode copies everything.
+        assert!(!inside(&tasks_of(decode(&body).unwrap())[1]));
+        // A large payload under an eighth of its frame is copied: it would keep
+        // the whole frame alive.
+        let filler = vec![bytes::Bytes::from(vec![3u8; 100_000]); 9];
+        let mut tasks = vec![bytes::Bytes::from(vec![4u8; SHARE_MIN])];
+        tasks.extend(filler);
+        let mut body = Vec::new();
+        encode_into(&submit(tasks.clone()), &mut body).unwrap();
+        let body = bytes::Bytes::from(body.split_off(4));
+        let got = tasks_of(decode_shared(&body).unwrap());
+        assert_eq!(got, tasks);
+        assert!(!body.as_ptr_range().contains(&got[0].as_ptr()));
     }
 }

@@ -63,7 +63,10 @@ pub enum Request {
     },
     Submit {
         session: SessionRef,
-        #[serde(deserialize_with = "crate::frame::bounded::tasks")]
+        #[serde(
+            serialize_with = "crate::frame::shared::serialize_all",
+            deserialize_with = "crate::frame::bounded::tasks"
+        )]
         tasks: Vec<Bytes>,
     },
     /// No reply: outputs acknowledged are delivered for good.
@@ -148,7 +151,10 @@ pub enum Request {
     /// large for a frame is still refused whole. Dropped if the connection ends first.
     Stage {
         session: SessionRef,
-        #[serde(deserialize_with = "crate::frame::bounded::tasks")]
+        #[serde(
+            serialize_with = "crate::frame::shared::serialize_all",
+            deserialize_with = "crate::frame::bounded::tasks"
+        )]
         tasks: Vec<Bytes>,
     },
     // Protocol 4.
@@ -325,6 +331,10 @@ pub struct TaskOutput {
     pub state: TaskState,
     pub attempts: u32,
     /// The output for `Done`; the failure message for `Error` and `Canceled`.
+    #[serde(
+        serialize_with = "crate::frame::shared::serialize",
+        deserialize_with = "crate::frame::shared::payload"
+    )]
     pub data: Bytes,
 }
 

@@ -95,6 +95,12 @@ pub fn encode(out: &mut Vec<u8>, m: &Message) {
     out.extend_from_slice(m.payload);
 }
 
+/// Appends the message's length and header only: the payload is written after it from
+/// where it already is.
+pub fn encode_header(out: &mut Vec<u8>, m: &Message) {
+    out.extend_from_slice(&header(m));
+}
+
 pub fn write<W: Write>(w: &mut W, m: &Message) -> io::Result<()> {
     w.write_all(&header(m))?;
     w.write_all(m.payload)

@@ -235,7 +235,7 @@ impl Core {
             // them, everything already queued in one piece.
             let mut buf = Vec::with_capacity(1 << 12);
             while let Some(cmd) = rx.recv().await {
-                let kill = crate::instance::coalesce(cmd, &mut rx, &mut buf);
+                let kill = crate::instance::coalesce(cmd, &mut rx, &mut buf, None);
                 if !buf.is_empty() {
                     let bytes = Bytes::from(std::mem::take(&mut buf));
                     if wtx.send(ToWorker::Input { inst: iid, bytes }).is_err() {

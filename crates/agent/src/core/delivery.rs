@@ -32,7 +32,7 @@ impl Core {
                     task: tid,
                     state: t.state,
                     attempts: t.attempts,
-                    data: t.result.as_deref().map(Bytes::copy_from_slice).unwrap_or_default(),
+                    data: t.result.as_ref().map(Blob::to_bytes).unwrap_or_default(),
                 });
                 s.unacked.insert(tid);
             }

@@ -109,7 +109,7 @@ impl Core {
                 session: s.id,
                 task: idx as u64 + 1,
                 attempt: t.attempts,
-                payload: Bytes::copy_from_slice(&t.input),
+                payload: t.input.to_bytes(),
             });
             self.next_seq += 1;
             let seq = self.next_seq;

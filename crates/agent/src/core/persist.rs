@@ -37,8 +37,8 @@ impl Core {
                 t.attempts
             },
             failures: t.failures,
-            input: Bytes::copy_from_slice(&t.input),
-            result: t.result.as_deref().map(Bytes::copy_from_slice),
+            input: t.input.to_bytes(),
+            result: t.result.as_ref().map(Blob::to_bytes),
             delivered: t.delivered,
             submitted_ms: t.submitted_ms,
             started_ms: t.started_ms,

@@ -64,7 +64,7 @@ impl Task {
 }
 
 pub(super) fn boxed(b: Bytes) -> Blob {
-    Blob::new(&b)
+    Blob::from_bytes(b)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
