@@ -65,8 +65,106 @@ pub enum InstEvent {
 pub type EventSink = Arc<dyn Fn(InstId, InstEvent) + Send + Sync>;
 
 pub struct Spawned {
-    pub tx: mpsc::UnboundedSender<InstCmd>,
+    pub tx: InstTx,
     pub pid: Option<u32>,
+}
+
+/// The way to an instance: commands queued for its task, and, for a persistent
+/// service, its input pipe itself. Small messages are written to the pipe by the caller
+/// (the core) when nothing is queued: waking the instance task to write them was a
+/// thread hand-off on every task's way to its service.
+#[derive(Clone)]
+pub struct InstTx {
+    tx: mpsc::UnboundedSender<InstCmd>,
+    /// `None` for exec mode and remote instances: only the task writes.
+    pipe: Option<Arc<Pipe>>,
+}
+
+/// A persistent service's input, shared by its instance task (which owns the pipe and
+/// writes what is queued) and [`InstTx`] (which writes directly when nothing is).
+struct Pipe {
+    /// The pipe's descriptor while the task keeps it open; `None` from just before it
+    /// closes it, so a direct write never goes to a reused descriptor number. Locked
+    /// for the length of a direct write.
+    fd: std::sync::Mutex<Option<std::os::fd::RawFd>>,
+    /// Bytes queued for the task and not yet written: a direct write only happens at
+    /// zero, so it never overtakes what is queued.
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// Largest batch written directly (see [`InstTx`]); larger ones go to the instance
+/// task, which writes large payloads from their own buffers.
+const DIRECT_MAX: usize = 64 * 1024;
+
+/// Service-protocol bytes `msgs` take on the wire.
+fn wire_len(msgs: &[OutMsg]) -> usize {
+    msgs.iter().map(|m| 4 + wire::HEADER + m.payload.len()).sum()
+}
+
+impl InstTx {
+    /// Commands for a task that does all the writing (a remote instance's relay).
+    pub fn new(tx: mpsc::UnboundedSender<InstCmd>) -> InstTx {
+        InstTx { tx, pipe: None }
+    }
+
+    /// Queues `cmd` for the instance task.
+    pub fn send(&self, cmd: InstCmd) -> Result<(), mpsc::error::SendError<InstCmd>> {
+        use std::sync::atomic::Ordering;
+        let bytes = match &cmd {
+            InstCmd::Send(msgs) => wire_len(msgs),
+            InstCmd::Raw(b) => b.len(),
+            InstCmd::Kill => 0,
+        };
+        if let Some(p) = &self.pipe {
+            p.queued.fetch_add(bytes, Ordering::SeqCst);
+        }
+        self.tx.send(cmd).inspect_err(|_| {
+            if let Some(p) = &self.pipe {
+                p.queued.fetch_sub(bytes, Ordering::SeqCst);
+            }
+        })
+    }
+
+    /// Sends `msgs` to the service: written to its pipe here if they are small and
+    /// nothing is queued, else (or for what the pipe did not take) queued.
+    pub fn send_msgs(&self, msgs: Vec<OutMsg>) {
+        use std::sync::atomic::Ordering;
+        if let Some(p) = &self.pipe
+            && p.queued.load(Ordering::SeqCst) == 0
+            && wire_len(&msgs) <= DIRECT_MAX
+        {
+            let open = p.fd.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(fd) = *open {
+                let mut buf = Vec::with_capacity(wire_len(&msgs));
+                encode_all(&mut buf, &msgs, None);
+                // SAFETY: `fd` is the pipe's open descriptor: the task marks it `None`
+                // under this lock before closing it. The pipe is non-blocking (tokio's).
+                let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+                let n = usize::try_from(n).unwrap_or(0);
+                drop(open);
+                if n < buf.len() {
+                    // A full pipe (or a failing one: the task will find out why).
+                    let _ = self.send(InstCmd::Raw(Bytes::copy_from_slice(&buf[n..])));
+                }
+                return;
+            }
+        }
+        let _ = self.send(InstCmd::Send(msgs));
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Marks the pipe closed when dropped: declared after the pipe's owner, so that it
+/// runs first however the task ends (see [`Pipe::fd`]).
+struct ClosePipe(Arc<Pipe>);
+
+impl Drop for ClosePipe {
+    fn drop(&mut self) {
+        *self.0.fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// Whose process a child is. `None`: the agent's own user (a one-user agent, or a
@@ -114,6 +212,7 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: Event
 /// As [`spawn`], choosing how a persistent instance reports its replies.
 pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: EventSink, replies: Replies) -> Spawned {
     let (tx, rx) = mpsc::unbounded_channel();
+    let mut tx = InstTx::new(tx);
     match svc.mode {
         Mode::Persistent => {
             let mut cmd = base_command(&svc, app, &owner);
@@ -122,7 +221,13 @@ pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: 
                 Ok(mut child) => {
                     let pid = child.id();
                     let stderr = child.stderr.take().map(|e| crate::service_stderr::watch(e, app, id));
-                    tokio::spawn(persistent(id, child, stderr, rx, sink, replies));
+                    let stdin = child.stdin.take().expect("stdin piped");
+                    let pipe = Arc::new(Pipe {
+                        fd: std::sync::Mutex::new(Some(std::os::fd::AsRawFd::as_raw_fd(&stdin))),
+                        queued: 0.into(),
+                    });
+                    tx.pipe = Some(pipe.clone());
+                    tokio::spawn(persistent(id, child, stdin, pipe, stderr, rx, sink, replies));
                     Spawned { tx, pid }
                 }
                 Err(e) => {
@@ -162,15 +267,18 @@ async fn read_raw(id: InstId, mut out: tokio::process::ChildStdout, sink: EventS
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn persistent(
     id: InstId,
     mut child: Child,
+    mut stdin: tokio::process::ChildStdin,
+    pipe: Arc<Pipe>,
     stderr: Option<crate::service_stderr::Watch>,
     mut rx: mpsc::UnboundedReceiver<InstCmd>,
     sink: EventSink,
     replies: Replies,
 ) {
-    let mut stdin = child.stdin.take().expect("stdin piped");
+    let close_pipe = ClosePipe(pipe.clone());
     let stdout = child.stdout.take().expect("stdout piped");
     let reader_sink = sink.clone();
     let mut reader = tokio::spawn(async move {
@@ -218,10 +326,12 @@ async fn persistent(
                     parts.clear();
                     let kill = coalesce(cmd, &mut rx, &mut parts.buf, Some(&mut parts.big));
                     if soam_proto::frame::write_parts(&mut stdin, &parts).await.is_err() || stdin.flush().await.is_err() {
+                        // Left counted as queued: nothing is written directly any more.
                         // The reader will see the end too; let the exit status speak.
                         let _ = (&mut reader).await;
                         break "its input closed".to_string();
                     }
+                    pipe.queued.fetch_sub(parts.len(), std::sync::atomic::Ordering::SeqCst);
                     if kill {
                         let _ = child.start_kill();
                         let _ = (&mut reader).await;
@@ -237,6 +347,7 @@ async fn persistent(
             r = &mut reader => break r.unwrap_or_else(|e| e.to_string()),
         }
     };
+    drop(close_pipe);
     drop(stdin);
     let status = match tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await {
         Ok(Ok(s)) => s.to_string(),

@@ -138,17 +138,101 @@ impl Drop for Admitted {
 /// written to it.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<AgentFrame>,
+    tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     /// The core held outputs back for this connection: the writer tells it when there
     /// is room again.
     stalled: Arc<AtomicBool>,
+    /// For writing a small frame to the socket at once when nothing is queued, instead
+    /// of waking the writer task: a thread hand-off on every reply's way out.
+    direct: Arc<Direct>,
+}
+
+/// What the writer task is handed. (A frame as it is, not boxed: that would be an
+/// allocation per frame for the rare partial write.)
+#[allow(clippy::large_enum_variant)]
+enum Out {
+    Frame(AgentFrame),
+    /// The rest of a frame the socket took only part of when written directly.
+    Raw(bytes::Bytes),
+}
+
+/// What writing a frame takes besides the bytes, shared by [`Outbox::send`] and the
+/// writer task.
+struct Direct {
+    stream: Arc<Stream>,
+    /// The client is older than typed failures: they go out as plain error replies.
+    untyped: bool,
+    inflight: Arc<Inflight>,
+    /// Wakes the reader, which may be waiting for answered requests.
+    drained: Arc<Notify>,
+}
+
+/// Largest frame [`Outbox::send`] writes directly; larger ones go to the writer task,
+/// which writes large payloads from their own buffers.
+const DIRECT_MAX: usize = 64 << 10;
+
+impl Direct {
+    /// The frame as this client gets it, its request counted as answered.
+    fn prepare(&self, mut m: AgentFrame) -> AgentFrame {
+        if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = &m {
+            self.inflight.answered(*id);
+        }
+        if self.untyped
+            && let AgentFrame::Failed { id, message, .. } = m
+        {
+            m = AgentFrame::Reply { id, result: Err(message) };
+        }
+        m
+    }
+}
+
+/// Appends `m`'s frame to `parts`; one too large to send is replaced by an error reply
+/// rather than leave the peer waiting for a reply that never comes.
+fn encode_or_refuse(parts: &mut frame::Parts, m: &AgentFrame) {
+    if let Err(e) = parts.encode(m)
+        && let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = m
+    {
+        let _ = parts.encode(&AgentFrame::Reply {
+            id: *id,
+            result: Err(format!("the reply could not be sent: {e}")),
+        });
+    }
 }
 
 impl Outbox {
     pub fn send(&self, f: AgentFrame) -> bool {
-        self.queued.fetch_add(f.approx_size(), Ordering::SeqCst);
-        self.tx.send(f).is_ok()
+        let size = f.approx_size();
+        if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
+            // Nothing queued, so nothing this could overtake: the writer only writes
+            // what is queued, and counts it off after writing.
+            let f = self.direct.prepare(f);
+            let mut parts = frame::Parts::default();
+            encode_or_refuse(&mut parts, &f);
+            let interprocess::local_socket::tokio::Stream::UdSocket(s) = &*self.direct.stream;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(s));
+            // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Stream>`
+            // in `direct`. MSG_DONTWAIT: never blocks the core; the rest is queued.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    parts.buf.as_ptr().cast(),
+                    parts.buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            let n = usize::try_from(n).unwrap_or(0);
+            self.direct.drained.notify_one();
+            if n < parts.buf.len() {
+                // The socket is full (or failing: the writer will find out).
+                let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
+                self.queued.fetch_add(rest.len(), Ordering::SeqCst);
+                return self.tx.send(Out::Raw(rest)).is_ok();
+            }
+            return true;
+        }
+        self.queued.fetch_add(size, Ordering::SeqCst);
+        self.tx.send(Out::Frame(f)).is_ok()
     }
 
     /// More is queued than the connection may hold: send it nothing optional.
@@ -290,20 +374,23 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
         return;
     }
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let direct = Arc::new(Direct {
+        stream: stream.clone(),
+        untyped: hello.version < 4,
+        inflight: Arc::new(Inflight::default()),
+        drained: Arc::new(Notify::new()),
+    });
     let out = Outbox {
         tx: out_tx,
         queued: Arc::new(AtomicUsize::new(0)),
         stalled: Arc::new(AtomicBool::new(false)),
+        direct: direct.clone(),
     };
-    let drained = Arc::new(Notify::new());
-    let inflight = Arc::new(Inflight::default());
+    let (inflight, drained) = (direct.inflight.clone(), direct.drained.clone());
     let writer = tokio::spawn(write_loop(
-        stream.clone(),
+        direct,
         out_rx,
-        hello.version < 4,
         (out.queued.clone(), out.stalled.clone()),
-        inflight.clone(),
-        drained.clone(),
         (conn, inbox.clone()),
     ));
     inbox.send(CoreMsg::Connected {
@@ -398,40 +485,29 @@ async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, i
 /// counts it off the connection's outbox. Under the cap again, it wakes the reader and,
 /// if the core held outputs back, tells it it may send them.
 async fn write_loop(
-    stream: Arc<Stream>,
-    mut rx: mpsc::UnboundedReceiver<AgentFrame>,
-    // The client is older than typed failures: they go out as plain error replies.
-    untyped: bool,
+    direct: Arc<Direct>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
     // The outbox's counters only: holding its sender would keep the channel open.
     (queued, stalled): (Arc<AtomicUsize>, Arc<AtomicBool>),
-    inflight: Arc<Inflight>,
-    drained: Arc<Notify>,
     // Whom to tell that the connection is writable again.
     (conn, inbox): (ConnId, Inbox),
 ) {
-    let mut w = &*stream;
+    let mut w = &*direct.stream;
     // Large outputs stay in their buffers, written from there (see `frame::Parts`).
     let mut parts = frame::Parts::default();
     while let Some(m) = rx.recv().await {
         parts.clear();
         let mut size = 0;
         let mut next = Some(m);
-        while let Some(mut m) = next {
-            size += m.approx_size();
-            if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = &m {
-                inflight.answered(*id);
-            }
-            if untyped && let AgentFrame::Failed { id, message, .. } = m {
-                m = AgentFrame::Reply { id, result: Err(message) };
-            }
-            if let Err(e) = parts.encode(&m) {
-                // Too large to send: say so in its place rather than leave the peer
-                // waiting for a reply that never comes.
-                if let AgentFrame::Reply { id, .. } | AgentFrame::Failed { id, .. } = m {
-                    let _ = parts.encode(&AgentFrame::Reply {
-                        id,
-                        result: Err(format!("the reply could not be sent: {e}")),
-                    });
+        while let Some(m) = next {
+            match m {
+                Out::Frame(m) => {
+                    size += m.approx_size();
+                    encode_or_refuse(&mut parts, &direct.prepare(m));
+                }
+                Out::Raw(b) => {
+                    size += b.len();
+                    parts.buf.extend_from_slice(&b);
                 }
             }
             next = if parts.len() < 1 << 20 { rx.try_recv().ok() } else { None };
@@ -441,7 +517,7 @@ async fn write_loop(
         }
         let left = queued.fetch_sub(size, Ordering::SeqCst) - size;
         // A stored permit at worst: the reader looks at its limits again anyway.
-        drained.notify_one();
+        direct.drained.notify_one();
         if left <= OUTBOX_CAP && stalled.swap(false, Ordering::SeqCst) {
             inbox.send(CoreMsg::Writable { conn });
         }

@@ -147,7 +147,7 @@ pub async fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut insts: HashMap<u64, mpsc::UnboundedSender<InstCmd>> = HashMap::new();
+    let mut insts: HashMap<u64, instance::InstTx> = HashMap::new();
     // When Slurm ends the step (scancel, time limit, node down) every process of it
     // gets SIGTERM at once: an instance or task may report dying of it before this
     // worker has handled its own. Such reports wait a moment here; if the worker is

@@ -249,7 +249,7 @@ impl Core {
             // The core let go of it: make sure it is gone on the node too.
             let _ = wtx.send(ToWorker::Kill { inst: iid });
         });
-        self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
+        self.add_instance(iid, app, service, run_uid, crate::instance::InstTx::new(tx), None, Some(worker));
         iid
     }
 

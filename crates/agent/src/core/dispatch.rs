@@ -47,7 +47,7 @@ impl Core {
         }
         inst.invokes += expects.iter().filter(|e| e.kind == Kind::Invoke).count();
         inst.expect.extend(expects);
-        let _ = inst.tx.send(InstCmd::Send(msgs));
+        inst.tx.send_msgs(msgs);
         if was_idle {
             self.arm_head(iid);
         }
@@ -149,7 +149,7 @@ impl Core {
         app: &str,
         service: Arc<Service>,
         run_uid: u32,
-        tx: mpsc::UnboundedSender<InstCmd>,
+        tx: crate::instance::InstTx,
         pid: Option<u32>,
         worker: Option<u64>,
     ) {

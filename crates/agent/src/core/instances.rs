@@ -43,7 +43,7 @@ pub(super) struct Instance {
     pub(super) run_uid: u32,
     /// The cluster worker it runs on; `None`: a local process of the agent's.
     pub(super) worker: Option<u64>,
-    pub(super) tx: mpsc::UnboundedSender<InstCmd>,
+    pub(super) tx: crate::instance::InstTx,
     pub(super) pid: Option<u32>,
     /// The session it serves now (SessionEnter sent or done).
     pub(super) bound: Option<Sid>,
