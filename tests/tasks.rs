@@ -351,7 +351,11 @@ fn large_and_small_payloads_round_trip_unchanged() {
             echo.display()
         ),
     );
-    let sizes = [1, 65_535, 65_536, 65_537, 7, 1 << 20, 3 << 20, 200_000, 12, 600_000, 600_000, 3];
+    // Then many of up to 40 KB: the agent writes small batches to the service's pipe
+    // itself when nothing is queued, and hands what a full pipe does not take to the
+    // instance's task; every byte must still arrive in order.
+    let mut sizes = vec![1, 65_535, 65_536, 65_537, 7, 1 << 20, 3 << 20, 200_000, 12, 600_000, 600_000, 3];
+    sizes.extend((0..300).map(|i| (i * 7_919) % 40_000 + 1));
     let inputs = env.path("in");
     std::fs::create_dir_all(&inputs).unwrap();
     let mut seed = 1u32;
@@ -363,7 +367,7 @@ fn large_and_small_payloads_round_trip_unchanged() {
                 (seed >> 24) as u8
             })
             .collect();
-        std::fs::write(inputs.join(format!("{i:02}")), &data).unwrap();
+        std::fs::write(inputs.join(format!("{i:03}")), &data).unwrap();
         want.push(data);
     }
     for stype in ["", "Recoverable"] {

@@ -112,12 +112,17 @@ impl Floor {
 
     /// Round trips of one `size`-byte message, one at a time: (p50, p99) in µs, after
     /// 200 to warm up, as soambench's latency does.
-    pub fn latency(&mut self, rounds: usize, size: usize) -> anyhow::Result<(f64, f64)> {
+    /// Also the middle process's thread switches per measured round.
+    pub fn latency(&mut self, rounds: usize, size: usize) -> anyhow::Result<(f64, f64, f64)> {
         let mut msg = (size as u32).to_le_bytes().to_vec();
         msg.resize(4 + size, 0);
         let mut buf = Vec::new();
         let mut samples = Vec::with_capacity(rounds);
+        let mut before = 0;
         for i in 0..rounds + 200 {
+            if i == 200 {
+                before = crate::soambench::switches(self.relay.id());
+            }
             let t0 = Instant::now();
             self.stream.write_all(&msg)?;
             anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
@@ -125,7 +130,9 @@ impl Floor {
                 samples.push(t0.elapsed().as_secs_f64() * 1e6);
             }
         }
-        Ok(percentiles(samples))
+        let per_round = (crate::soambench::switches(self.relay.id()) - before) as f64 / rounds as f64;
+        let (p50, p99) = percentiles(samples);
+        Ok((p50, p99, per_round))
     }
 
     /// `count` messages of `size` bytes streamed through and back (a writer thread,

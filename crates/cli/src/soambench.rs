@@ -137,6 +137,24 @@ impl Drop for Agent {
     }
 }
 
+/// Times the threads of process `pid` have stopped running (they waited, or were
+/// preempted), all threads together: a count of its wake-ups that noise does not move.
+pub(crate) fn switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|st| {
+            st.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 fn rss_mib(pid: u32) -> f64 {
     crate::attack::mem_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
@@ -296,12 +314,17 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
 }
 
 /// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
-async fn latency(opts: &ConnectOptions, rounds: usize) -> anyhow::Result<(f64, f64)> {
+/// Also the agent's (`pid`) thread switches per measured round.
+async fn latency(opts: &ConnectOptions, rounds: usize, pid: u32) -> anyhow::Result<(f64, f64, f64)> {
     let mut c = Client::connect(opts).await?;
     let id = create(&c, "bench", None, true).await?;
     let s = session_ref("bench", id);
     let mut samples = Vec::with_capacity(rounds);
+    let mut before = 0;
     for i in 0..rounds + 200 {
+        if i == 200 {
+            before = switches(pid);
+        }
         let t0 = Instant::now();
         let reply = c.send(Request::Submit {
             session: s.clone(),
@@ -315,7 +338,9 @@ async fn latency(opts: &ConnectOptions, rounds: usize) -> anyhow::Result<(f64, f
         }
     }
     c.call(Request::Close { session: s }).await?;
-    Ok(crate::floor::percentiles(samples))
+    let per_round = (switches(pid) - before) as f64 / rounds as f64;
+    let (p50, p99) = crate::floor::percentiles(samples);
+    Ok((p50, p99, per_round))
 }
 
 /// `count` tasks of `size` bytes through the echo service and back, after one task to
@@ -881,7 +906,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         return client(&agent, &rt, tasks, runs, 10);
     }
     if args.floor {
-        let f = against_floor(&home, &opts, &rt, &sizes, &say)?;
+        let f = against_floor(&home, &agent, &opts, &rt, &sizes, &say)?;
         let note = format!(
             "latency {} rounds; payload {} x 1 MiB x 3 runs (median)",
             sizes.latency_rounds, sizes.payload_tasks
@@ -899,7 +924,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         xargs.push(sizes.exec_tasks as f64 / xargs_seconds(sizes.exec_tasks, slots)?);
     }
     let exec_ratio = median(&mut soam_exec) / median(&mut xargs);
-    let f = against_floor(&home, &opts, &rt, &sizes, &say)?;
+    let f = against_floor(&home, &agent, &opts, &rt, &sizes, &say)?;
     say("throughput, non-recoverable");
     let mut nonrec: Vec<f64> = (0..sizes.throughput_runs)
         .map(|_| rt.block_on(throughput(&opts, "bench", None, sizes.throughput_tasks)))
@@ -972,6 +997,9 @@ struct FloorFigures {
     p99: f64,
     floor_mb: f64,
     soam_mb: f64,
+    /// Thread switches per round trip: the floor's middle process, and the agent.
+    floor_switches: f64,
+    switches: f64,
 }
 
 impl FloorFigures {
@@ -988,6 +1016,8 @@ impl FloorFigures {
             ("payload_1mib_mb_per_s", soam_mb, "", true),
             ("payload_floor_mb_per_s", floor_mb, "", true),
             ("payload_vs_floor", floor_mb / soam_mb, "<= 1.5", floor_mb / soam_mb <= 1.5),
+            ("latency_floor_switches_per_task", self.floor_switches, "", true),
+            ("latency_agent_switches_per_task", self.switches, "", true),
         ]
     }
 }
@@ -996,6 +1026,7 @@ impl FloorFigures {
 /// else. Payloads alternate floor and soam, three rounds, medians.
 fn against_floor(
     home: &Path,
+    agent: &Agent,
     opts: &ConnectOptions,
     rt: &tokio::runtime::Runtime,
     sizes: &Sizes,
@@ -1003,9 +1034,9 @@ fn against_floor(
 ) -> anyhow::Result<FloorFigures> {
     say("latency floor (socket and pipes, no soam)");
     let mut floor = crate::floor::Floor::start(home)?;
-    let (floor_p50, floor_p99) = floor.latency(sizes.latency_rounds, 64)?;
+    let (floor_p50, floor_p99, floor_switches) = floor.latency(sizes.latency_rounds, 64)?;
     say("latency");
-    let (p50, p99) = rt.block_on(latency(opts, sizes.latency_rounds))?;
+    let (p50, p99, switches) = rt.block_on(latency(opts, sizes.latency_rounds, agent.pid()))?;
     say("1 MiB payloads: floor and soam, alternating");
     let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -1020,6 +1051,8 @@ fn against_floor(
         p99,
         floor_mb: median(&mut floor_mb),
         soam_mb: median(&mut soam_mb),
+        floor_switches,
+        switches,
     })
 }
 
