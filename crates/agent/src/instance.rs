@@ -132,6 +132,7 @@ impl InstTx {
         if let Some(p) = &self.pipe
             && p.queued.load(Ordering::SeqCst) == 0
             && wire_len(&msgs) <= DIRECT_MAX
+            && crate::core::direct_write()
         {
             let open = p.fd.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(fd) = *open {

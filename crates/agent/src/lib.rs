@@ -283,11 +283,14 @@ pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::Un
 /// Runs the agent in the foreground until SIGTERM, SIGINT or a client asks it to stop,
 /// on `activated` if systemd passed a socket.
 pub async fn run(cfg: AgentConfig, activated: Option<std::os::unix::net::UnixListener>) -> Result<(), AgentError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Handlers first: a signal that comes as soon as the socket serves (a test, a
+    // service manager) must stop the agent cleanly, not kill it by default action.
+    let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
     let handle = start_on(cfg, activated).await?;
     let stop = handle.shutdown.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = signals else {
             return;
         };
         tokio::select! {

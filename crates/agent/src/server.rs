@@ -203,12 +203,18 @@ fn encode_or_refuse(parts: &mut frame::Parts, m: &AgentFrame) {
 impl Outbox {
     pub fn send(&self, f: AgentFrame) -> bool {
         let size = f.approx_size();
-        if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
+        if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() && crate::core::direct_write() {
             // Nothing queued, so nothing this could overtake: the writer only writes
             // what is queued, and counts it off after writing.
             let f = self.direct.prepare(f);
             let mut parts = frame::Parts::default();
             encode_or_refuse(&mut parts, &f);
+            if !parts.big.is_empty() {
+                // A payload kept aside after all (the size is an estimate): the writer
+                // sends those. Preparing twice changes nothing.
+                self.queued.fetch_add(size, Ordering::SeqCst);
+                return self.tx.send(Out::Frame(f)).is_ok();
+            }
             let interprocess::local_socket::tokio::Stream::UdSocket(s) = &*self.direct.stream;
             let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(s));
             // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Stream>`

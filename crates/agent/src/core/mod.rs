@@ -120,6 +120,29 @@ struct Conn {
     staged: HashMap<Sid, Staged>,
 }
 
+/// Writes a turn of the core may make itself (see [`direct_write`]).
+const DIRECT_WRITES: u32 = 4;
+
+thread_local! {
+    /// Direct writes left in the core's current turn; 0 on every other thread and
+    /// between turns.
+    static DIRECT_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the caller, the core in a turn, may write a small message to its socket or
+/// pipe at once itself (`server::Outbox::send`, `instance::InstTx::send_msgs`) rather
+/// than queue it for the writer task: one task's round trip is a reply and a message to
+/// the service, then an output, and each saves a writer's wake-up that way. The first
+/// few writes of a turn only: under load the writer tasks do the rest, on the other
+/// thread, while the core goes on.
+pub(crate) fn direct_write() -> bool {
+    DIRECT_LEFT.with(|d| {
+        let left = d.get();
+        d.set(left.saturating_sub(1));
+        left > 0
+    })
+}
+
 pub struct Core {
     cfg: AgentConfig,
     store: Store,
@@ -240,6 +263,8 @@ impl Core {
 
     /// Runs until shutdown is requested; then stops every instance and closes the store.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
+        // Never left set for a thread this task moves away from: cleared at the end of
+        // every turn (below), and there is no await within one.
         let ticker = {
             let inbox = self.inbox.clone();
             tokio::spawn(async move {
@@ -257,6 +282,7 @@ impl Core {
                 _ = shutdown.changed() => None,
             };
             let Some(msg) = msg else { break };
+            DIRECT_LEFT.set(DIRECT_WRITES);
             self.handle(msg);
             let mut n = 0;
             while n < 4096 {
@@ -273,6 +299,7 @@ impl Core {
             }
             self.commit_ends();
             self.flush();
+            DIRECT_LEFT.set(0);
             if *self.shutdown.borrow() {
                 break;
             }
