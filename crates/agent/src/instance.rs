@@ -620,3 +620,81 @@ fn exec_thread(
     }
     "exec instance stopped".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoke(task: u64) -> OutMsg {
+        OutMsg {
+            kind: Kind::Invoke,
+            session: 1,
+            task,
+            attempt: 1,
+            payload: Bytes::from(format!("{task}:{}", "y".repeat(10_000))),
+        }
+    }
+
+    /// A pipe that takes only part of a message written directly (the service is not
+    /// reading yet): the rest goes to the instance task, the messages after it are
+    /// queued behind it, and the service reads every byte in order.
+    #[tokio::test]
+    async fn the_rest_of_a_partial_direct_write_reaches_the_service_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (flag, out) = (dir.path().join("go"), dir.path().join("out"));
+        // Reads nothing until `go` exists, then copies its input to `out`, keeping its
+        // output (the agent's reader) open on descriptor 3.
+        let script = r#"while [ ! -e "$0" ]; do sleep 0.01; done; exec cat 3>&1 > "$1""#;
+        let svc = Arc::new(Service {
+            name: "s".into(),
+            default: true,
+            mode: Mode::Persistent,
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                script.into(),
+                flag.display().to_string(),
+                out.display().to_string(),
+            ],
+            work_dir: dir.path().to_path_buf(),
+            env: Default::default(),
+            launcher: soam_profile::Launcher::Local,
+            control: Default::default(),
+        });
+        let sink: EventSink = Arc::new(|_, _| {});
+        let spawned = spawn(1, "app", svc, None, sink);
+        let pipe = spawned.tx.pipe.clone().expect("a persistent instance has a pipe");
+        crate::core::allow_direct_writes(u32::MAX);
+        // The instance task cannot run before this test awaits (one thread), so what
+        // the pipe does not take stays queued.
+        let mut partial = None;
+        let mut expected = Vec::new();
+        for task in 0..40 {
+            encode_all(&mut expected, &[invoke(task)], None);
+            let was_queued = pipe.queued.load(std::sync::atomic::Ordering::SeqCst);
+            spawned.tx.send_msgs(vec![invoke(task)]);
+            if partial.is_none() && was_queued == 0 && pipe.queued.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                partial = Some(task);
+            }
+        }
+        let partial = partial.expect("the pipe took every message: no partial write happened");
+        assert!(partial > 0, "the first message already did not fit: nothing was written directly");
+        std::fs::write(&flag, b"").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let got = std::fs::read(&out).unwrap_or_default();
+            if got.len() >= expected.len() {
+                assert!(got == expected, "the service read other bytes than were sent");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service read {} of {} bytes",
+                got.len(),
+                expected.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        drop(spawned);
+    }
+}

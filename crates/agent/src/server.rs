@@ -379,26 +379,8 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
     if frame::write_msg(&mut &*stream, &welcome).await.is_err() {
         return;
     }
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let direct = Arc::new(Direct {
-        stream: stream.clone(),
-        untyped: hello.version < 4,
-        inflight: Arc::new(Inflight::default()),
-        drained: Arc::new(Notify::new()),
-    });
-    let out = Outbox {
-        tx: out_tx,
-        queued: Arc::new(AtomicUsize::new(0)),
-        stalled: Arc::new(AtomicBool::new(false)),
-        direct: direct.clone(),
-    };
-    let (inflight, drained) = (direct.inflight.clone(), direct.drained.clone());
-    let writer = tokio::spawn(write_loop(
-        direct,
-        out_rx,
-        (out.queued.clone(), out.stalled.clone()),
-        (conn, inbox.clone()),
-    ));
+    let (out, writer) = outbox(stream.clone(), hello.version < 4, conn, inbox.clone());
+    let (inflight, drained) = (out.direct.inflight.clone(), out.direct.drained.clone());
     inbox.send(CoreMsg::Connected {
         conn,
         out: out.clone(),
@@ -412,6 +394,26 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
     drop(out);
     inbox.send(CoreMsg::Disconnected { conn });
     let _ = writer.await;
+}
+
+/// The connection's outbox and its writer task. `untyped`: the client is older than
+/// typed failures.
+fn outbox(stream: Arc<Stream>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Outbox, tokio::task::JoinHandle<()>) {
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let direct = Arc::new(Direct {
+        stream,
+        untyped,
+        inflight: Arc::new(Inflight::default()),
+        drained: Arc::new(Notify::new()),
+    });
+    let out = Outbox {
+        tx: out_tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        stalled: Arc::new(AtomicBool::new(false)),
+        direct: direct.clone(),
+    };
+    let writer = tokio::spawn(write_loop(direct, out_rx, (out.queued.clone(), out.stalled.clone()), (conn, inbox)));
+    (out, writer)
 }
 
 async fn refuse(mut tx: &Stream, reason: String) -> Result<(), FrameError> {
@@ -529,4 +531,71 @@ async fn write_loop(
         }
     }
     let _ = w.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soam_proto::msg::Reply;
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    fn reply(i: u64) -> AgentFrame {
+        AgentFrame::Reply {
+            id: i,
+            result: Ok(Reply::Registered {
+                app: format!("{i}:{}", "x".repeat(3000)),
+                created: true,
+                warnings: vec![],
+            }),
+        }
+    }
+
+    /// A socket that takes only part of a frame written directly: the rest goes to the
+    /// writer task, the frames after it are queued behind it, and the peer reads every
+    /// frame whole and in order.
+    #[tokio::test]
+    async fn the_rest_of_a_partial_direct_write_goes_out_whole_and_in_order() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // A small send buffer, so that it fills after a few frames.
+        let size: libc::c_int = 4096;
+        // SAFETY: a valid socket and option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&raw const size).cast(),
+                std::mem::size_of_val(&size) as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        ours.set_nonblocking(true).unwrap();
+        let stream: Stream = interprocess::os::unix::uds_local_socket::tokio::Stream::try_from(OwnedFd::from(ours))
+            .unwrap()
+            .into();
+        let (inbox, _core) = crate::core::inbox();
+        let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
+        crate::core::allow_direct_writes(u32::MAX);
+        // The writer task cannot run before this test awaits (one thread), so what the
+        // socket does not take stays queued.
+        let mut partial = None;
+        for i in 0..40 {
+            let was_queued = out.queued.load(Ordering::SeqCst);
+            assert!(out.send(reply(i)));
+            if partial.is_none() && was_queued == 0 && out.queued.load(Ordering::SeqCst) > 0 {
+                partial = Some(i);
+            }
+        }
+        let partial = partial.expect("the socket took every frame: no partial write happened");
+        assert!(partial > 0, "the first frame already did not fit: nothing was written directly");
+        drop(out);
+        theirs.set_nonblocking(true).unwrap();
+        let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        for i in 0..40 {
+            let body = frame::read_frame(&mut theirs).await.unwrap();
+            let got: AgentFrame = frame::decode(&body).unwrap();
+            assert_eq!(format!("{got:?}"), format!("{:?}", reply(i)), "frame {i}");
+        }
+        writer.await.unwrap();
+    }
 }

@@ -143,6 +143,12 @@ pub(crate) fn direct_write() -> bool {
     })
 }
 
+/// Lets this thread write directly `n` more times, as the core may in a turn.
+#[cfg(test)]
+pub(crate) fn allow_direct_writes(n: u32) {
+    DIRECT_LEFT.set(n);
+}
+
 pub struct Core {
     cfg: AgentConfig,
     store: Store,
