@@ -1,26 +1,61 @@
-//! A table's cells taken straight from a row's `Serialize`: only the fields shown are
-//! kept, as small values, so a table is drawn from the very data `--json` prints without
-//! building a JSON object per row (a map of every field, with its keys allocated and
-//! sorted: it was most of `soamview session`'s time over 10,000 sessions).
+//! A table's cells written straight from a row's `Serialize` into one text buffer per
+//! page ([`Grid`]): only the fields shown, each as the text its column shows, so a table
+//! is drawn from the very data `--json` prints with no allocation per row or per cell.
+//! (Building a JSON object per row, and later a value and a string per cell, were most
+//! of `soamview session`'s time over 10,000 sessions.)
 
+use crate::output::Kind;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
+use std::fmt::Write as _;
 
-/// One field's value, as far as a table needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Str(String),
-    List(Vec<Cell>),
+/// The cells of a page of rows, `cols` to a row, their text in one buffer.
+#[derive(Debug, Default, Clone)]
+pub struct Grid {
+    text: String,
+    /// Each cell's place in `text`, row after row.
+    spans: Vec<(u32, u32)>,
+    cols: usize,
 }
 
-/// The fields `names` of `row` (a struct), in that order; `Null` where it has none.
-pub fn pick<R: Serialize, S: AsRef<str>>(row: &R, names: &[S]) -> Vec<Cell> {
-    pick_with(row, names, &mut Plan::default())
+impl Grid {
+    pub fn new(cols: usize) -> Grid {
+        Grid { cols, ..Grid::default() }
+    }
+
+    /// Empties it, keeping what it allocated for the next page.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+    }
+
+    pub fn rows(&self) -> usize {
+        self.spans.len().checked_div(self.cols).unwrap_or(0)
+    }
+
+    pub fn cell(&self, row: usize, col: usize) -> &str {
+        let (a, b) = self.spans[row * self.cols + col];
+        &self.text[a as usize..b as usize]
+    }
+
+    pub fn row(&self, row: usize) -> impl Iterator<Item = &str> {
+        (0..self.cols).map(move |c| self.cell(row, c))
+    }
+
+    /// Appends a row of these cells (tests and headers).
+    pub fn push<S: AsRef<str>>(&mut self, cells: &[S]) {
+        debug_assert_eq!(cells.len(), self.cols);
+        for c in cells {
+            let start = self.text.len();
+            self.text.push_str(c.as_ref());
+            self.spans.push((start as u32, self.text.len() as u32));
+        }
+    }
+}
+
+/// How a time cell shows its instant (milliseconds since the epoch).
+pub trait Times {
+    fn time(&self, ms: u64, out: &mut String);
 }
 
 /// Which of the wanted names each field a row serializes goes to, by the field's place
@@ -29,17 +64,29 @@ pub fn pick<R: Serialize, S: AsRef<str>>(row: &R, names: &[S]) -> Vec<Cell> {
 #[derive(Debug, Default, Clone)]
 pub struct Plan(Vec<(&'static str, Vec<usize>)>);
 
-/// [`pick`], reusing (and filling) `plan` across rows of one type and one `names`.
-pub fn pick_with<R: Serialize, S: AsRef<str>>(row: &R, names: &[S], plan: &mut Plan) -> Vec<Cell> {
+/// What the columns of a grid are: the row field each shows (by its serde name) and how.
+pub struct Columns<'a, S> {
+    pub names: &'a [S],
+    pub kinds: &'a [Kind],
+    pub times: &'a dyn Times,
+}
+
+/// Appends `row` (a struct) to `grid`: the fields `cols.names`, in that order, each as
+/// its kind shows it; an empty cell where the row has no such field, or a value a cell
+/// cannot show (a map, say). `plan` is kept across rows of one type and one set of names.
+pub fn push_row<R: Serialize, S: AsRef<str>>(grid: &mut Grid, row: &R, cols: &Columns<'_, S>, plan: &mut Plan) {
+    let first = grid.spans.len();
+    let at = grid.text.len() as u32;
+    grid.spans.extend(std::iter::repeat_n((at, at), cols.names.len()));
     let mut p = Picker {
-        names,
+        cols,
         plan,
         field: 0,
-        out: vec![Cell::Null; names.len()],
+        grid,
+        first,
     };
-    // A row that is not a struct has no such fields: all Null.
+    // A row that is not a struct has no such fields: all empty.
     let _ = row.serialize(&mut p);
-    p.out
 }
 
 #[derive(Debug)]
@@ -61,15 +108,17 @@ fn unsupported<T>(what: &str) -> Result<T, Error> {
     Err(Error(format!("{what} is not a table cell")))
 }
 
-struct Picker<'a, S> {
-    names: &'a [S],
+struct Picker<'a, 'c, S> {
+    cols: &'a Columns<'c, S>,
     plan: &'a mut Plan,
     /// How many fields of this row came before.
     field: usize,
-    out: Vec<Cell>,
+    grid: &'a mut Grid,
+    /// This row's first span in the grid.
+    first: usize,
 }
 
-impl<'a, 'b, S: AsRef<str>> ser::SerializeStruct for &'b mut Picker<'a, S> {
+impl<S: AsRef<str>> ser::SerializeStruct for &mut Picker<'_, '_, S> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
@@ -79,6 +128,7 @@ impl<'a, 'b, S: AsRef<str>> ser::SerializeStruct for &'b mut Picker<'a, S> {
         // the same columns. Otherwise, work them out and remember.
         if self.plan.0.get(at).is_none_or(|(k, _)| !std::ptr::eq(*k, key)) {
             let slots = self
+                .cols
                 .names
                 .iter()
                 .enumerate()
@@ -89,8 +139,19 @@ impl<'a, 'b, S: AsRef<str>> ser::SerializeStruct for &'b mut Picker<'a, S> {
             self.plan.0.push((key, slots));
         }
         for &i in &self.plan.0[at].1 {
+            let text = &mut self.grid.text;
+            let start = text.len();
+            let w = CellWriter {
+                out: text,
+                kind: self.cols.kinds[i],
+                item: false,
+                times: self.cols.times,
+            };
             // A value a cell cannot hold shows as empty rather than failing the row.
-            self.out[i] = value.serialize(CellSer).unwrap_or(Cell::Null);
+            if value.serialize(w).is_err() {
+                text.truncate(start);
+            }
+            self.grid.spans[self.first + i] = (start as u32, text.len() as u32);
         }
         Ok(())
     }
@@ -106,7 +167,7 @@ macro_rules! not_a_struct {
     };
 }
 
-impl<'a, 'b, S: AsRef<str>> ser::Serializer for &'b mut Picker<'a, S> {
+impl<S: AsRef<str>> ser::Serializer for &mut Picker<'_, '_, S> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Impossible<(), Error>;
@@ -169,88 +230,133 @@ impl<'a, 'b, S: AsRef<str>> ser::Serializer for &'b mut Picker<'a, S> {
     }
 }
 
-/// Scalars: each becomes the cell of its kind.
-macro_rules! cell_from {
-    ($($f:ident($t:ty) => $kind:ident),* $(,)?) => {
-        $(fn $f(self, v: $t) -> Result<Cell, Error> { Ok(Cell::$kind(v.into())) })*
-    };
+/// Writes one field's value as its cell shows it: text escaped (names and values may
+/// come from other users and profiles, so control and bidi characters are escaped),
+/// nothing for a null, booleans yes/no, numbers as JSON writes them, a time column's
+/// milliseconds as [`Times`] says, a list's items joined with commas.
+struct CellWriter<'a> {
+    out: &'a mut String,
+    kind: Kind,
+    /// An item of a list column's list: an empty string shows as `""`, so that a list
+    /// of one empty name is told from an empty list.
+    item: bool,
+    times: &'a dyn Times,
 }
 
-/// One field's value as a [`Cell`].
-struct CellSer;
+impl CellWriter<'_> {
+    /// Numbers and text show in every column but a time column's, which shows only
+    /// milliseconds.
+    fn shows(&self) -> bool {
+        self.kind != Kind::Time
+    }
+}
 
-/// The items of a list field.
-struct ListSer(Vec<Cell>);
-
-impl ser::SerializeSeq for ListSer {
-    type Ok = Cell;
+impl<'a> ser::Serializer for CellWriter<'a> {
+    type Ok = ();
     type Error = Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), Error> {
-        self.0.push(v.serialize(CellSer)?);
+    type SerializeSeq = ListWriter<'a>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Impossible<(), Error>;
+    type SerializeStruct = Impossible<(), Error>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        if self.shows() {
+            self.out.push_str(if v { "yes" } else { "no" });
+        }
         Ok(())
     }
-    fn end(self) -> Result<Cell, Error> {
-        Ok(Cell::List(self.0))
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.serialize_i64(v.into())
     }
-}
-
-impl ser::Serializer for CellSer {
-    type Ok = Cell;
-    type Error = Error;
-    type SerializeSeq = ListSer;
-    type SerializeTuple = Impossible<Cell, Error>;
-    type SerializeTupleStruct = Impossible<Cell, Error>;
-    type SerializeTupleVariant = Impossible<Cell, Error>;
-    type SerializeMap = Impossible<Cell, Error>;
-    type SerializeStruct = Impossible<Cell, Error>;
-    type SerializeStructVariant = Impossible<Cell, Error>;
-
-    cell_from!(
-        serialize_bool(bool) => Bool,
-        serialize_i8(i8) => I64,
-        serialize_i16(i16) => I64,
-        serialize_i32(i32) => I64,
-        serialize_i64(i64) => I64,
-        serialize_u8(u8) => U64,
-        serialize_u16(u16) => U64,
-        serialize_u32(u32) => U64,
-        serialize_u64(u64) => U64,
-        serialize_f32(f32) => F64,
-        serialize_f64(f64) => F64,
-    );
-    fn serialize_char(self, v: char) -> Result<Cell, Error> {
-        Ok(Cell::Str(v.to_string()))
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.serialize_i64(v.into())
     }
-    fn serialize_str(self, v: &str) -> Result<Cell, Error> {
-        Ok(Cell::Str(v.to_string()))
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.serialize_i64(v.into())
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result<Cell, Error> {
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        if self.shows() {
+            self.out.push_str(itoa::Buffer::new().format(v));
+        }
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        if self.kind == Kind::Time {
+            self.times.time(v, self.out);
+        } else {
+            self.out.push_str(itoa::Buffer::new().format(v));
+        }
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        // As JSON writes it (2.0, not 2), so table and JSON agree.
+        if self.shows()
+            && let Some(n) = serde_json::Number::from_f64(v)
+        {
+            let _ = write!(self.out, "{n}");
+        }
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        if self.shows() {
+            if v.is_empty() && self.item {
+                self.out.push_str("\"\"");
+            } else {
+                self.out.push_str(&soam_proto::text::escape(v));
+            }
+        }
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
         unsupported("bytes")
     }
-    fn serialize_none(self) -> Result<Cell, Error> {
-        Ok(Cell::Null)
+    fn serialize_none(self) -> Result<(), Error> {
+        Ok(())
     }
-    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<Cell, Error> {
+    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<(), Error> {
         v.serialize(self)
     }
-    fn serialize_unit(self) -> Result<Cell, Error> {
-        Ok(Cell::Null)
+    fn serialize_unit(self) -> Result<(), Error> {
+        Ok(())
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Cell, Error> {
-        Ok(Cell::Null)
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        Ok(())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<Cell, Error> {
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Error> {
         // The variant's serialised name (after serde's renames), as JSON shows it.
-        Ok(Cell::Str(variant.to_string()))
+        self.serialize_str(variant)
     }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<Cell, Error> {
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<(), Error> {
         v.serialize(self)
     }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<Cell, Error> {
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<(), Error> {
         unsupported("an enum with data")
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<ListSer, Error> {
-        Ok(ListSer(Vec::with_capacity(len.unwrap_or(0))))
+    fn serialize_seq(self, _: Option<usize>) -> Result<ListWriter<'a>, Error> {
+        Ok(ListWriter {
+            // Items of a list column's own list; a list in a list joins plainly.
+            item: self.kind == Kind::List && !self.item,
+            w: self,
+            first: true,
+        })
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
         unsupported("a tuple")
@@ -269,6 +375,36 @@ impl ser::Serializer for CellSer {
     }
     fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, Error> {
         unsupported("an enum with data")
+    }
+}
+
+/// A list's items, joined with commas.
+struct ListWriter<'a> {
+    w: CellWriter<'a>,
+    item: bool,
+    first: bool,
+}
+
+impl ser::SerializeSeq for ListWriter<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), Error> {
+        if !self.w.shows() {
+            return Ok(());
+        }
+        if !self.first {
+            self.w.out.push(',');
+        }
+        self.first = false;
+        v.serialize(CellWriter {
+            out: self.w.out,
+            kind: self.w.kind,
+            item: self.item,
+            times: self.w.times,
+        })
+    }
+    fn end(self) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -294,42 +430,75 @@ mod tests {
         ok: bool,
         delta: i32,
         run_s: f64,
+        at_ms: Option<u64>,
     }
 
-    #[test]
-    fn picks_the_named_fields_as_serde_names_them() {
-        let r = Row {
-            id: 7,
-            name: Some("n".into()),
+    /// Times as `t<ms>`.
+    struct T;
+    impl Times for T {
+        fn time(&self, ms: u64, out: &mut String) {
+            let _ = write!(out, "t{ms}");
+        }
+    }
+
+    fn pick<R: Serialize>(row: &R, names: &[&str], kinds: &[Kind], plan: &mut Plan) -> Vec<String> {
+        let mut g = Grid::new(names.len());
+        let cols = Columns { names, kinds, times: &T };
+        push_row(&mut g, row, &cols, plan);
+        assert_eq!(g.rows(), 1);
+        g.row(0).map(String::from).collect()
+    }
+
+    fn row(id: u64) -> Row {
+        Row {
+            id,
+            name: Some("n\u{1b}".into()),
             tag: None,
             state: State::Open,
             kind: "Batch",
             types: vec!["".into(), "Keep".into()],
-            ok: true,
+            ok: id % 2 == 0,
             delta: -2,
             run_s: 1.5,
-        };
-        let cells = pick(
-            &r,
-            &["state", "id", "type", "tag", "missing", "types", "ok", "delta", "run_s", "name"],
-        );
+            at_ms: Some(5),
+        }
+    }
+
+    #[test]
+    fn writes_the_named_fields_as_serde_names_them_and_their_kind_shows_them() {
+        use Kind::{List, Text, Time};
+        let names = [
+            "state", "id", "type", "tag", "missing", "types", "types", "ok", "delta", "run_s", "name", "at_ms", "id",
+        ];
+        let kinds = [Text, Text, Text, Text, Text, List, Text, Text, Text, Text, Text, Time, Time];
         assert_eq!(
-            cells,
-            vec![
-                Cell::Str("open".into()),
-                Cell::U64(7),
-                Cell::Str("Batch".into()),
-                Cell::Null,
-                Cell::Null,
-                Cell::List(vec![Cell::Str("".into()), Cell::Str("Keep".into())]),
-                Cell::Bool(true),
-                Cell::I64(-2),
-                Cell::F64(1.5),
-                Cell::Str("n".into()),
+            pick(&row(7), &names, &kinds, &mut Plan::default()),
+            [
+                "open",
+                "7",
+                "Batch",
+                "",
+                "",
+                "\"\",Keep",
+                ",Keep",
+                "no",
+                "-2",
+                "1.5",
+                "n\\u{1b}",
+                "t5",
+                "t7"
             ]
         );
         // Not a struct: nothing to pick.
-        assert_eq!(pick(&5u32, &["id".to_string()]), vec![Cell::Null]);
+        assert_eq!(pick(&5u32, &["id"], &[Text], &mut Plan::default()), [""]);
+        // A value no cell shows (a map) is an empty cell; the row's other cells stay.
+        #[derive(Serialize)]
+        struct M {
+            m: std::collections::BTreeMap<u8, u8>,
+            id: u8,
+        }
+        let m = M { m: [(1, 2)].into(), id: 3 };
+        assert_eq!(pick(&m, &["m", "id"], &[Text, Text], &mut Plan::default()), ["", "3"]);
     }
 
     #[derive(Serialize)]
@@ -341,33 +510,18 @@ mod tests {
     #[test]
     fn a_plan_kept_across_rows_follows_what_each_row_serializes() {
         let names = ["id", "ok", "id"];
+        let kinds = [Kind::Text; 3];
         let mut plan = Plan::default();
-        let row = |id| Row {
-            id,
-            name: None,
-            tag: None,
-            state: State::Open,
-            kind: "",
-            types: Vec::new(),
-            ok: id % 2 == 0,
-            delta: 0,
-            run_s: 0.0,
-        };
         for id in 1..4 {
             // A name asked for twice fills both columns.
+            let ok = if id % 2 == 0 { "yes" } else { "no" };
             assert_eq!(
-                pick_with(&row(id), &names, &mut plan),
-                vec![Cell::U64(id), Cell::Bool(id % 2 == 0), Cell::U64(id)]
+                pick(&row(id), &names, &kinds, &mut plan),
+                [id.to_string().as_str(), ok, &id.to_string()]
             );
         }
         // Another type, fields in another order, with the same plan: worked out again.
-        assert_eq!(
-            pick_with(&Other { ok: true, id: 9 }, &names, &mut plan),
-            vec![Cell::U64(9), Cell::Bool(true), Cell::U64(9)]
-        );
-        assert_eq!(
-            pick_with(&row(4), &names, &mut plan),
-            vec![Cell::U64(4), Cell::Bool(true), Cell::U64(4)]
-        );
+        assert_eq!(pick(&Other { ok: true, id: 9 }, &names, &kinds, &mut plan), ["9", "yes", "9"]);
+        assert_eq!(pick(&row(4), &names, &kinds, &mut plan), ["4", "yes", "4"]);
     }
 }

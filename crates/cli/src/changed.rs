@@ -5,7 +5,7 @@
 //! request; a script gets one JSON object on stdout either way.
 
 use crate::output::print_json;
-use crate::rows::{AppRow, SessionRow, TaskRow, Users};
+use crate::rows::{AppRow, SessionRow, TaskRow};
 use serde::Serialize;
 use soam_client::Client;
 use soam_proto::addr::SessionKey;
@@ -41,7 +41,7 @@ pub fn addresses(r: &SessionRef, s: &SessionInfo) -> bool {
 }
 
 /// A session as it is now, open or ended.
-pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionRow>> {
+pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionRow<'static>>> {
     let q = SessionQuery {
         app: Some(r.app.clone()),
         all: true,
@@ -63,7 +63,7 @@ pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<S
         },
     )
     .await?;
-    Ok(found.map(|s| SessionRow::new(&s, &mut Users::default())))
+    Ok(found.map(|s| SessionRow::owned(&s)))
 }
 
 /// A task as it is now (from the session's kept history once it has ended).

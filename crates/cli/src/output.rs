@@ -8,7 +8,7 @@
 //! into a cell by its [`Kind`]; times become local time with an age. Listings arrive in
 //! pages and stream through [`Paged`], so a million rows never sit in memory.
 
-use crate::cells::Cell as Picked;
+use crate::cells::{self, Grid};
 use clap::Args;
 use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
 use jiff::tz::TimeZone;
@@ -98,6 +98,20 @@ pub trait Row: Serialize {
     const COLUMNS: &'static [Col];
 }
 
+/// The zone local times are shown in: `TZ` when set, else `/etc/localtime` read as a
+/// zone file. jiff's own lookup of the system zone finds its name first, by listing
+/// every file under /usr/share/zoneinfo: over a millisecond of every command's start,
+/// for a name a table never shows.
+fn local_zone() -> TimeZone {
+    if std::env::var_os("TZ").is_none()
+        && let Ok(data) = std::fs::read("/etc/localtime")
+        && let Ok(tz) = TimeZone::tzif("localtime", &data)
+    {
+        return tz;
+    }
+    TimeZone::try_system().unwrap_or(TimeZone::UTC)
+}
+
 /// An instant: RFC 3339 in UTC with milliseconds in JSON (`2026-11-22T20:31:11.042Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Time(pub u64);
@@ -132,6 +146,8 @@ pub struct Layout {
     cols: Vec<Col>,
     /// The row field each column shows: its name, or `NAME_ms` for a time column.
     keys: Vec<String>,
+    /// How each column shows its field.
+    kinds: Vec<Kind>,
     header: bool,
     colour: bool,
     /// Fit the terminal's width (a person is reading; pipes get whole lines).
@@ -141,7 +157,7 @@ pub struct Layout {
     /// Times already shown, by (second, age in seconds): what `local` prints depends on
     /// nothing finer, and rows made together share them (10,000 sessions created in a
     /// few seconds format a handful of times instead of 10,000).
-    shown: std::cell::RefCell<std::collections::HashMap<(u64, i64), String>>,
+    shown: std::cell::RefCell<rustc_hash::FxHashMap<(u64, i64), String>>,
     /// Where each field of a row goes among `keys`, worked out on the first row.
     plan: std::cell::RefCell<crate::cells::Plan>,
 }
@@ -166,6 +182,7 @@ impl Layout {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
+        let kinds = cols.iter().map(|c| c.kind).collect();
         let keys = cols
             .iter()
             .map(|c| match c.kind {
@@ -177,10 +194,11 @@ impl Layout {
         Ok(Layout {
             cols,
             keys,
+            kinds,
             header: !args.no_header,
             colour: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && out.is_terminal(),
             fit: out.is_terminal(),
-            tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
+            tz: local_zone(),
             now_ms: Timestamp::now().as_millisecond().max(0) as u64,
             shown: Default::default(),
             plan: Default::default(),
@@ -205,31 +223,22 @@ impl Layout {
             .collect()
     }
 
-    /// A row's cells as shown. Names and values may come from other users and
-    /// profiles, so control and bidi characters are escaped.
+    /// Appends a row's cells, as shown, to `grid` (see [`cells`]).
+    fn fill<R: Row>(&self, grid: &mut Grid, row: &R) {
+        let cols = cells::Columns {
+            names: &self.keys,
+            kinds: &self.kinds,
+            times: self,
+        };
+        cells::push_row(grid, row, &cols, &mut self.plan.borrow_mut());
+    }
+
+    /// One row's cells as shown.
+    #[cfg(test)]
     fn cells<R: Row>(&self, row: &R) -> Vec<String> {
-        let picked = crate::cells::pick_with(row, &self.keys, &mut self.plan.borrow_mut());
-        self.cols
-            .iter()
-            .zip(picked)
-            .map(|(c, v)| match (c.kind, v) {
-                (Kind::Time, Picked::U64(t)) => {
-                    let key = (t / 1000, (self.now_ms as i64 - t as i64) / 1000);
-                    self.shown.borrow_mut().entry(key).or_insert_with(|| self.local(t)).clone()
-                }
-                (Kind::Time, _) => String::new(),
-                (Kind::List, Picked::List(items)) => items
-                    .iter()
-                    .map(|v| match v {
-                        Picked::Str(s) if s.is_empty() => "\"\"".to_string(),
-                        v => text(v),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                (_, Picked::Str(s)) => escaped(s),
-                (_, v) => text(&v),
-            })
-            .collect()
+        let mut g = Grid::new(self.cols.len());
+        self.fill(&mut g, row);
+        g.row(0).map(String::from).collect()
     }
 
     /// Local time, as short as still clear (the time alone today, the day this year,
@@ -256,7 +265,7 @@ impl Layout {
     /// every cell), for tables too long for it to lay out quickly. Columns are at least
     /// `widths` wide (the pages before), which grow to fit these rows; the header only
     /// if asked.
-    fn render_plain(&self, rows: &[Vec<String>], widths: &mut Vec<usize>, header: bool) -> String {
+    fn render_plain(&self, grid: &Grid, widths: &mut Vec<usize>, header: bool) -> String {
         let head = self.head();
         if widths.is_empty() {
             *widths = if self.header {
@@ -265,19 +274,19 @@ impl Layout {
                 vec![0; head.len()]
             };
         }
-        for r in rows {
-            for (w, c) in widths.iter_mut().zip(r) {
+        for r in 0..grid.rows() {
+            for (w, c) in widths.iter_mut().zip(grid.row(r)) {
                 *w = (*w).max(width(c));
             }
         }
-        let mut out = String::new();
-        let first = (header && self.header).then_some(&head);
+        let line: usize = widths.iter().map(|w| w + GAP).sum::<usize>() + 1;
+        let mut out = String::with_capacity(line * (grid.rows() + 1));
         const SPACES: &str = "                                                                ";
-        for r in first.into_iter().chain(rows.iter()) {
+        let mut put = |cells: &mut dyn Iterator<Item = &str>| {
             if !out.is_empty() {
                 out.push('\n');
             }
-            for (c, w) in r.iter().zip(widths.iter()) {
+            for (c, w) in cells.zip(widths.iter()) {
                 out.push_str(c);
                 let mut pad = w - width(c) + GAP;
                 while pad > 0 {
@@ -286,14 +295,20 @@ impl Layout {
                     pad -= n;
                 }
             }
+        };
+        if header && self.header {
+            put(&mut head.iter().map(String::as_str));
+        }
+        for r in 0..grid.rows() {
+            put(&mut grid.row(r));
         }
         out
     }
 
     /// A whole table: comfy-table, fitted to the terminal's width when there is one.
-    fn render(&self, rows: &[Vec<String>]) -> String {
-        if rows.len() > PLAIN_ROWS && !self.colour {
-            return self.render_plain(rows, &mut Vec::new(), true);
+    fn render(&self, grid: &Grid) -> String {
+        if grid.rows() > PLAIN_ROWS && !self.colour {
+            return self.render_plain(grid, &mut Vec::new(), true);
         }
         let mut t = Table::new();
         t.load_style(presets::NOTHING);
@@ -303,15 +318,9 @@ impl Layout {
         if self.header {
             t.set_header(self.head());
         }
-        for (c, column) in self.cols.iter().zip(t.column_iter_mut()) {
-            column.set_padding((0, GAP as u16));
-            if self.fit && !c.wrap {
-                column.set_constraint(ColumnConstraint::ContentWidth);
-            }
-        }
         let state = self.cols.iter().position(|c| c.name == "state");
-        for r in rows {
-            t.add_row(r.iter().enumerate().map(|(i, text)| {
+        for r in 0..grid.rows() {
+            t.add_row(grid.row(r).enumerate().map(|(i, text)| {
                 let mut cell = Cell::new(text);
                 if self.colour
                     && Some(i) == state
@@ -322,7 +331,23 @@ impl Layout {
                 cell
             }));
         }
+        // After the rows: without a header, the columns exist only once there are rows
+        // (set before, a table without header had comfy-table's default padding).
+        for (c, column) in self.cols.iter().zip(t.column_iter_mut()) {
+            column.set_padding((0, GAP as u16));
+            if self.fit && !c.wrap {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
         t.to_string()
+    }
+}
+
+impl cells::Times for Layout {
+    /// Times already shown are looked up, not formatted again (see [`Layout::shown`]).
+    fn time(&self, t: u64, out: &mut String) {
+        let key = (t / 1000, (self.now_ms as i64 - t as i64) / 1000);
+        out.push_str(self.shown.borrow_mut().entry(key).or_insert_with(|| self.local(t)));
     }
 }
 
@@ -351,28 +376,6 @@ fn age(ms: i64) -> String {
     }
 }
 
-/// A text cell as shown, reusing its string when nothing needs escaping.
-fn escaped(s: String) -> String {
-    match soam_proto::text::escape(&s) {
-        std::borrow::Cow::Borrowed(_) => s,
-        std::borrow::Cow::Owned(e) => e,
-    }
-}
-
-fn text(v: &Picked) -> String {
-    match v {
-        Picked::Null => String::new(),
-        Picked::Str(s) => soam_proto::text::escape(s).into_owned(),
-        Picked::Bool(true) => "yes".into(),
-        Picked::Bool(false) => "no".into(),
-        Picked::U64(n) => n.to_string(),
-        Picked::I64(n) => n.to_string(),
-        // As JSON writes it (2.0, not 2), so table and JSON agree.
-        Picked::F64(f) => serde_json::Number::from_f64(*f).map_or_else(String::new, |n| n.to_string()),
-        Picked::List(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
-    }
-}
-
 fn state_colour(s: &str) -> Option<Color> {
     Some(match s {
         "done" | "open" | "enabled" => Color::Green,
@@ -392,20 +395,28 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a listing that arrives in pages. One page prints exactly as a whole listing
-/// does; longer ones stream as they arrive: JSON as one array written row by row,
-/// tables in the plain layout, whose columns widen if a later page has wider cells.
+/// Prints a listing that arrives in pages. Up to [`HOLD_ROWS`] rows print exactly as a
+/// whole listing does (a table's cells are held until then); longer ones stream as
+/// they arrive: JSON as one array written row by row, tables in the plain layout, whose
+/// columns widen if a later page has wider cells.
 pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
     json: bool,
     layout: Layout,
     out: W,
-    /// Pages written so far: the first decides the JSON opening and the one-page form.
+    /// Pages taken so far: the first decides the JSON opening.
     pages: usize,
-    /// Rows written so far: the table header and JSON commas depend on it.
+    /// Rows written so far: the table header, JSON commas and the one-table form depend
+    /// on it. (Table rows held in `grid` are not written yet.)
     rows: usize,
     /// The plain table's column widths so far.
     widths: Vec<usize>,
+    /// The cells of the table rows not written yet; its buffers are kept after.
+    grid: Grid,
 }
+
+/// Table rows held before any is written: a listing up to this long prints as one
+/// table, its columns as wide as its widest cells, even when it came in many pages.
+const HOLD_ROWS: usize = 20_000;
 
 impl Paged {
     /// To stdout.
@@ -418,11 +429,12 @@ impl<W: Write> Paged<W> {
     pub fn to(out: W, layout: Layout, json: bool) -> Paged<W> {
         Paged {
             json,
-            layout,
             out,
             pages: 0,
             rows: 0,
             widths: Vec::new(),
+            grid: Grid::new(layout.cols.len()),
+            layout,
         }
     }
 
@@ -438,30 +450,37 @@ impl<W: Write> Paged<W> {
                 }
                 serde_json::to_writer(&mut self.out, r)?;
             }
+            self.rows += rows.len();
             if last {
                 self.out.write_all(b"]\n")?;
             }
         } else {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| self.layout.cells(r)).collect();
-            let text = if self.pages == 0 && last {
-                if cells.is_empty() {
+            for r in rows {
+                self.layout.fill(&mut self.grid, r);
+            }
+            let held = self.grid.rows();
+            let text = if self.rows == 0 && last {
+                if held == 0 {
                     "(none)\n".into()
                 } else {
-                    format!("{}\n", self.layout.render(&cells))
-                }
-            } else if self.rows == 0 && cells.is_empty() {
-                if last { "(none)\n".into() } else { String::new() }
-            } else {
-                let mut t = self.layout.render_plain(&cells, &mut self.widths, self.rows == 0);
-                if !t.is_empty() {
+                    let mut t = self.layout.render(&self.grid);
                     t.push('\n');
+                    t
                 }
+            } else if held > 0 && (last || held >= HOLD_ROWS) {
+                let mut t = self.layout.render_plain(&self.grid, &mut self.widths, self.rows == 0);
+                t.push('\n');
                 t
+            } else {
+                String::new()
             };
+            if last || held >= HOLD_ROWS {
+                self.grid.clear();
+                self.rows += held;
+            }
             self.out.write_all(text.as_bytes())?;
         }
         self.pages += 1;
-        self.rows += rows.len();
         if last {
             self.out.flush()?;
         }
@@ -549,21 +568,21 @@ mod tests {
     fn plain_layout_matches_comfy_table() {
         let l = Layout::plain::<T>(&["task", "state", "holder"], NOW);
         // Non-ASCII text is padded by characters, as comfy-table does.
-        let rows: Vec<Vec<String>> = [t(12, None), t(3, Some("pid 7 \"x\"")), t(1, Some("état"))]
-            .iter()
-            .map(|r| l.cells(r))
-            .collect();
+        let mut grid = Grid::new(3);
+        for r in [t(12, None), t(3, Some("pid 7 \"x\"")), t(1, Some("état"))] {
+            l.fill(&mut grid, &r);
+        }
         let mut table = Table::new();
         table.load_style(presets::NOTHING);
         table.set_header(l.head());
-        for r in &rows {
-            table.add_row(r);
+        for r in 0..grid.rows() {
+            table.add_row(grid.row(r));
         }
         for c in table.column_iter_mut() {
             c.set_padding((0, GAP as u16));
         }
-        assert_eq!(l.render_plain(&rows, &mut Vec::new(), true), table.to_string());
-        assert_eq!(l.render(&rows), table.to_string());
+        assert_eq!(l.render_plain(&grid, &mut Vec::new(), true), table.to_string());
+        assert_eq!(l.render(&grid), table.to_string());
     }
 
     /// Pages in, as the agent sends them (empty ones too: a filter's bounded scan may

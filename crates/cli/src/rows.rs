@@ -5,16 +5,18 @@
 use crate::output::{Col, Row, Time, col, list_col, text_col, time_col};
 use serde::Serialize;
 use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfo, TaskInfo};
-use std::collections::HashMap;
+use std::borrow::Cow;
 
+/// Its text borrowed from the agent's [`SessionInfo`] in listings (10,000 rows were
+/// 50,000 strings copied, and freed again, for nothing), owned for a single row.
 #[derive(Debug, Serialize)]
-pub struct SessionRow {
-    pub app: String,
+pub struct SessionRow<'a> {
+    pub app: Cow<'a, str>,
     pub id: u64,
-    pub name: Option<String>,
-    pub tag: Option<String>,
+    pub name: Option<Cow<'a, str>>,
+    pub tag: Option<Cow<'a, str>>,
     #[serde(rename = "type")]
-    pub session_type: String,
+    pub session_type: Cow<'a, str>,
     pub state: &'static str,
     pub priority: u32,
     pub recoverable: bool,
@@ -29,14 +31,14 @@ pub struct SessionRow {
     pub created_ms: u64,
     pub ended: Option<Time>,
     pub ended_ms: Option<u64>,
-    pub holder: Option<String>,
+    pub holder: Option<Cow<'a, str>>,
     pub orphaned: bool,
-    pub owner: Option<String>,
+    pub owner: Option<Cow<'a, str>>,
     pub owner_uid: u32,
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'a, str>>,
 }
 
-impl Row for SessionRow {
+impl Row for SessionRow<'_> {
     const COLUMNS: &'static [Col] = &[
         text_col("app"),
         col("id"),
@@ -73,30 +75,40 @@ pub const HISTORY_DEFAULT: &[&str] = &["app", "id", "name", "tag", "state", "don
 
 /// User names by uid, looked up once each.
 #[derive(Default)]
-pub struct Users(HashMap<u32, Option<String>>);
+pub struct Users(rustc_hash::FxHashMap<u32, Option<String>>);
 
 impl Users {
-    pub fn name(&mut self, uid: u32) -> Option<String> {
-        self.0
-            .entry(uid)
-            .or_insert_with(|| {
+    /// Looks up the names of these uids not looked up yet.
+    pub fn load(&mut self, uids: impl IntoIterator<Item = u32>) {
+        for uid in uids {
+            self.0.entry(uid).or_insert_with(|| {
                 nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                     .ok()
                     .flatten()
                     .map(|u| u.name)
-            })
-            .clone()
+            });
+        }
+    }
+
+    /// The name of `uid`, if [`Users::load`] found one.
+    pub fn name(&self, uid: u32) -> Option<&str> {
+        self.0.get(&uid).and_then(|n| n.as_deref())
     }
 }
 
-impl SessionRow {
-    pub fn new(s: &SessionInfo, users: &mut Users) -> SessionRow {
+fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+impl<'a> SessionRow<'a> {
+    /// `users` has loaded `s.owner_uid`.
+    pub fn new(s: &'a SessionInfo, users: &'a Users) -> SessionRow<'a> {
         SessionRow {
-            app: s.app.clone(),
+            app: Cow::Borrowed(&s.app),
             id: s.id,
-            name: s.name.clone(),
-            tag: s.tag.clone(),
-            session_type: s.session_type.clone(),
+            name: borrowed(&s.name),
+            tag: borrowed(&s.tag),
+            session_type: Cow::Borrowed(&s.session_type),
             state: s.state.as_str(),
             priority: s.priority,
             recoverable: s.recoverable,
@@ -111,11 +123,52 @@ impl SessionRow {
             created_ms: s.created_ms,
             ended: s.ended_ms.map(Time),
             ended_ms: s.ended_ms,
-            holder: s.holder.clone(),
+            holder: borrowed(&s.holder),
             orphaned: s.orphaned,
-            owner: users.name(s.owner_uid),
+            owner: users.name(s.owner_uid).map(Cow::Borrowed),
             owner_uid: s.owner_uid,
-            reason: s.reason.clone(),
+            reason: borrowed(&s.reason),
+        }
+    }
+}
+
+impl SessionRow<'_> {
+    /// One session's row, on its own.
+    pub fn owned(s: &SessionInfo) -> SessionRow<'static> {
+        let mut users = Users::default();
+        users.load([s.owner_uid]);
+        SessionRow::new(s, &users).into_owned()
+    }
+
+    pub fn into_owned(self) -> SessionRow<'static> {
+        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        SessionRow {
+            app: own(self.app),
+            id: self.id,
+            name: self.name.map(own),
+            tag: self.tag.map(own),
+            session_type: own(self.session_type),
+            state: self.state,
+            priority: self.priority,
+            recoverable: self.recoverable,
+            direct: self.direct,
+            pending: self.pending,
+            running: self.running,
+            done: self.done,
+            error: self.error,
+            canceled: self.canceled,
+            undelivered: self.undelivered,
+            created: self.created,
+            created_ms: self.created_ms,
+            ended: self.ended,
+            ended_ms: self.ended_ms,
+            holder: self.holder.map(own),
+            orphaned: self.orphaned,
+            owner: self.owner.map(own),
+            owner_uid: self.owner_uid,
+            reason: self.reason.map(own),
         }
     }
 }

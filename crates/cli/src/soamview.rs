@@ -174,7 +174,8 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             soam_client::each_page(
                 async |from| client.session_page(&q, from).await,
                 |list, last| {
-                    let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &mut users)).collect();
+                    users.load(list.iter().map(|s| s.owner_uid));
+                    let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &users)).collect();
                     out.page(&rows, last)
                 },
             )
@@ -209,7 +210,8 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
                 anyhow::bail!("unexpected reply")
             };
             let mut users = Users::default();
-            let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &mut users)).collect();
+            users.load(list.iter().map(|s| s.owner_uid));
+            let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &users)).collect();
             out.page(&rows, true)?;
         }
     }

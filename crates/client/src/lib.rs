@@ -403,7 +403,7 @@ impl Client {
             Request::ListSessionsPage {
                 query: query.clone(),
                 from,
-                limit: PAGE,
+                limit: SESSION_PAGE,
             }
         } else {
             Request::ListSessions(query.clone())
@@ -433,10 +433,15 @@ impl Client {
 /// Rows asked for per page: a page of pending tasks encodes to well under a MiB, and the
 /// agent serves other clients between pages.
 const PAGE: u32 = 20_000;
+/// Sessions asked for per page: fewer than tasks, so that a listing of 10,000 sessions
+/// comes in several pages, the agent building the next while the caller prints one (see
+/// [`each_page`]).
+const SESSION_PAGE: u32 = 1_000;
 
 /// Walks a listing from its first page to its last: `fetch` gets where to start (`None`
 /// first, then the previous page's `next`) and `each` every page, with whether it is the
-/// last. Stops at the first error of either.
+/// last. Stops at the first error of either. The next page is asked for before `each`
+/// gets this one, so the agent and the caller work at once.
 ///
 /// ```no_run
 /// # async fn f(client: &soam_client::Client, q: soam_proto::msg::SessionQuery) -> Result<(), soam_client::ClientError> {
@@ -455,15 +460,24 @@ pub async fn each_page<C, T, E: From<ClientError>>(
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<(Vec<T>, Option<C>), ClientError>,
     mut each: impl FnMut(Vec<T>, bool) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut from = None;
+    use std::task::Poll;
+    let (mut page, mut next) = fetch(None).await?;
     loop {
-        let (page, next) = fetch(from).await?;
-        let last = next.is_none();
-        each(page, last)?;
-        if last {
-            return Ok(());
-        }
-        from = next;
+        let Some(from) = next else {
+            return each(page, true);
+        };
+        // The next page is asked for before this one is handed over, so that the agent
+        // builds it while the caller works on this one: the request is queued by the
+        // first poll, and written by the connection's writer task when this task
+        // yields.
+        let mut ahead = std::pin::pin!(fetch(Some(from)));
+        let early = std::future::poll_fn(|cx| Poll::Ready(ahead.as_mut().poll(cx))).await;
+        tokio::task::yield_now().await;
+        each(page, false)?;
+        (page, next) = match early {
+            Poll::Ready(r) => r?,
+            Poll::Pending => ahead.await?,
+        };
     }
 }
 

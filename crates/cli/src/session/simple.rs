@@ -32,7 +32,7 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
         anyhow::bail!("unexpected reply")
     };
     if a.json {
-        let row = crate::rows::SessionRow::new(&s, &mut crate::rows::Users::default());
+        let row = crate::rows::SessionRow::owned(&s);
         crate::changed::print("created", row)?;
     } else {
         crate::outln!("{}", s.id);
