@@ -16,17 +16,29 @@ pub struct Grid {
     /// Each cell's place in `text`, row after row.
     spans: Vec<(u32, u32)>,
     cols: usize,
+    /// Each column's widest cell, in characters: what a plain table pads to.
+    widths: Vec<usize>,
 }
 
 impl Grid {
     pub fn new(cols: usize) -> Grid {
-        Grid { cols, ..Grid::default() }
+        Grid {
+            cols,
+            widths: vec![0; cols],
+            ..Grid::default()
+        }
     }
 
     /// Empties it, keeping what it allocated for the next page.
     pub fn clear(&mut self) {
         self.text.clear();
         self.spans.clear();
+        self.widths.iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// Each column's widest cell so far, in characters.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
     }
 
     pub fn rows(&self) -> usize {
@@ -45,12 +57,19 @@ impl Grid {
     /// Appends a row of these cells (tests and headers).
     pub fn push<S: AsRef<str>>(&mut self, cells: &[S]) {
         debug_assert_eq!(cells.len(), self.cols);
-        for c in cells {
+        for (c, w) in cells.iter().zip(self.widths.iter_mut()) {
             let start = self.text.len();
             self.text.push_str(c.as_ref());
             self.spans.push((start as u32, self.text.len() as u32));
+            *w = (*w).max(width(c.as_ref()));
         }
     }
+}
+
+/// Characters in a cell (what a plain table pads to); most cells are ASCII, whose
+/// length says it without walking them.
+pub fn width(s: &str) -> usize {
+    if s.is_ascii() { s.len() } else { s.chars().count() }
 }
 
 /// How a time cell shows its instant (milliseconds since the epoch).
@@ -152,6 +171,8 @@ impl<S: AsRef<str>> ser::SerializeStruct for &mut Picker<'_, '_, S> {
                 text.truncate(start);
             }
             self.grid.spans[self.first + i] = (start as u32, text.len() as u32);
+            let w = &mut self.grid.widths[i];
+            *w = (*w).max(width(&text[start..]));
         }
         Ok(())
     }

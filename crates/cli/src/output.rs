@@ -274,33 +274,16 @@ impl Layout {
                 vec![0; head.len()]
             };
         }
-        for r in 0..grid.rows() {
-            for (w, c) in widths.iter_mut().zip(grid.row(r)) {
-                *w = (*w).max(width(c));
-            }
+        for (w, g) in widths.iter_mut().zip(grid.widths()) {
+            *w = (*w).max(*g);
         }
         let line: usize = widths.iter().map(|w| w + GAP).sum::<usize>() + 1;
         let mut out = String::with_capacity(line * (grid.rows() + 1));
-        const SPACES: &str = "                                                                ";
-        let mut put = |cells: &mut dyn Iterator<Item = &str>| {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            for (c, w) in cells.zip(widths.iter()) {
-                out.push_str(c);
-                let mut pad = w - width(c) + GAP;
-                while pad > 0 {
-                    let n = pad.min(SPACES.len());
-                    out.push_str(&SPACES[..n]);
-                    pad -= n;
-                }
-            }
-        };
         if header && self.header {
-            put(&mut head.iter().map(String::as_str));
+            put_line(&mut out, head.iter().map(String::as_str), widths);
         }
         for r in 0..grid.rows() {
-            put(&mut grid.row(r));
+            put_line(&mut out, grid.row(r), widths);
         }
         out
     }
@@ -351,10 +334,24 @@ impl cells::Times for Layout {
     }
 }
 
-/// Characters in a cell (what the plain layout pads to); most cells are ASCII, whose
-/// length says it without walking them.
-fn width(s: &str) -> usize {
-    if s.is_ascii() { s.len() } else { s.chars().count() }
+use cells::width;
+
+/// Appends one line of a plain table: each cell padded to its column's width and
+/// [`GAP`] more (a newline first unless it is the first line).
+fn put_line<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, widths: &[usize]) {
+    const SPACES: &str = "                                                                ";
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    for (c, w) in cells.zip(widths) {
+        out.push_str(c);
+        let mut pad = w - width(c) + GAP;
+        while pad > 0 {
+            let n = pad.min(SPACES.len());
+            out.push_str(&SPACES[..n]);
+            pad -= n;
+        }
+    }
 }
 
 /// `42s`, `3m`, `5h`, `2d` `ago` (or `in ...` for a time ahead of the clock).
