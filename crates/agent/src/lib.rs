@@ -201,7 +201,7 @@ pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::Un
     let store_path = paths.store();
     let cache = cfg.store_cache_bytes;
     let t0 = std::time::Instant::now();
-    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&store_path, cache))
+    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open_with(&store_path, cache, core::recovered_task))
         .await
         .map_err(|e| AgentError::Setup(e.to_string()))?
         .map_err(|e| AgentError::Setup(e.to_string()))?;

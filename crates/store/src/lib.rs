@@ -165,14 +165,15 @@ enum Op {
 /// (application, session id)
 pub type SessionKey = (String, u64);
 
-/// Everything the agent needs from disk at start.
-#[derive(Debug, Default)]
-pub struct Loaded {
+/// Everything the agent needs from disk at start. Tasks come as `T`: what the caller
+/// turned each stored record into as it was read ([`Store::open_with`]).
+#[derive(Debug)]
+pub struct Loaded<T = TaskRecord> {
     pub apps: Vec<AppRecord>,
     pub counters: Vec<(String, u64)>,
     pub sessions: Vec<SessionRecord>,
     /// Per session (app, id): its stored tasks in id order.
-    pub tasks: LoadedTasks,
+    pub tasks: LoadedTasks<T>,
     /// Newest first, at most `HISTORY_LOADED`.
     pub history: Vec<HistoryRecord>,
     /// Per session (app, id): the request ids it remembers, in no particular order.
@@ -217,6 +218,17 @@ impl Store {
     /// Opens (or creates) the store. `cache_bytes` bounds redb's page cache (its own
     /// default, 1 GiB, would be most of a small agent's memory).
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, Loaded), StoreError> {
+        Store::open_with(path, cache_bytes, |t| t)
+    }
+
+    /// As [`Store::open`], each stored task handed to `convert` as it is read, so that
+    /// only what the caller keeps of it is ever held: with 10,000,000 tasks, every
+    /// record decoded first and converted after was a peak of 1.7 GB.
+    pub fn open_with<T: Send>(
+        path: &Path,
+        cache_bytes: usize,
+        convert: impl Fn(TaskRecord) -> T + Sync,
+    ) -> Result<(Store, Loaded<T>), StoreError> {
         let locked = |e: redb::DatabaseError| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_path_buf() },
             e => StoreError::db(e),
@@ -246,7 +258,7 @@ impl Store {
             }
             _ => init_tables(&db)?,
         }
-        let loaded = load(&db)?;
+        let loaded = load(&db, &convert)?;
         let stored = Arc::new(AtomicU64::new(read_stored(&db)?));
         let db: Slot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
@@ -570,9 +582,16 @@ fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
     records::decode(bytes).map_err(StoreError::db)
 }
 
-fn load(db: &Database) -> Result<Loaded, StoreError> {
+fn load<T: Send>(db: &Database, convert: &(dyn Fn(TaskRecord) -> T + Sync)) -> Result<Loaded<T>, StoreError> {
     let txn = db.begin_read().map_err(StoreError::db)?;
-    let mut out = Loaded::default();
+    let mut out = Loaded {
+        apps: Vec::new(),
+        counters: Vec::new(),
+        sessions: Vec::new(),
+        tasks: Vec::new(),
+        history: Vec::new(),
+        requests: Vec::new(),
+    };
     let apps = txn.open_table(APPS).map_err(StoreError::db)?;
     for row in apps.iter().map_err(StoreError::db)? {
         let (_, v) = row.map_err(StoreError::db)?;
@@ -588,7 +607,7 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
         let (_, v) = row.map_err(StoreError::db)?;
         out.sessions.push(decode(v.value())?);
     }
-    out.tasks = load_tasks(db, &out.sessions)?;
+    out.tasks = load_tasks(db, &out.sessions, convert)?;
     let history = txn.open_table(HISTORY).map_err(StoreError::db)?;
     for row in history.iter().map_err(StoreError::db)?.rev().take(HISTORY_LOADED) {
         let (_, v) = row.map_err(StoreError::db)?;
@@ -608,7 +627,57 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
 }
 
 /// Each stored session's tasks, by id, sessions in key order.
-pub type LoadedTasks = Vec<(SessionKey, Vec<(u64, TaskRecord)>)>;
+pub type LoadedTasks<T = TaskRecord> = Vec<(SessionKey, Chunks<T>)>;
+
+/// One session's stored tasks with their ids, in id order, in pieces of at most
+/// [`CHUNK`]: whoever takes them one by one frees each piece once past it, so a
+/// session's tasks are never held twice over (as they were in one list of 10,000,000,
+/// and again in what the agent built of them), and the parts read at once are joined
+/// without copying.
+#[derive(Debug)]
+pub struct Chunks<T>(Vec<Vec<(u64, T)>>);
+
+/// Tasks in one piece of [`Chunks`].
+const CHUNK: usize = 1 << 16;
+
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Chunks(Vec::new())
+    }
+}
+
+impl<T> Chunks<T> {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Vec::is_empty)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(u64, T)> {
+        self.0.iter().flatten()
+    }
+
+    fn push(&mut self, id: u64, t: T) {
+        match self.0.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push((id, t)),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push((id, t));
+                self.0.push(c);
+            }
+        }
+    }
+}
+
+impl<T> IntoIterator for Chunks<T> {
+    type Item = (u64, T);
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<(u64, T)>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
+}
 
 /// Below this many tasks one thread reads them all.
 const PARALLEL_LOAD_MIN: u64 = 100_000;
@@ -618,7 +687,11 @@ const PARALLEL_LOAD_MIN: u64 = 100_000;
 /// (each its own read transaction over its own key ranges: redb readers do not block
 /// each other). Rows past a session's `next_task`, or of no stored session, are never
 /// used and not read.
-fn load_tasks(db: &Database, sessions: &[SessionRecord]) -> Result<LoadedTasks, StoreError> {
+fn load_tasks<T: Send>(
+    db: &Database,
+    sessions: &[SessionRecord],
+    convert: &(dyn Fn(TaskRecord) -> T + Sync),
+) -> Result<LoadedTasks<T>, StoreError> {
     // Each session's ids, as (app, session, first id, end id) ranges.
     let ranges: Vec<(&str, u64, u64, u64)> = sessions
         .iter()
@@ -647,15 +720,15 @@ fn load_tasks(db: &Database, sessions: &[SessionRecord]) -> Result<LoadedTasks, 
             }
         }
     }
-    let read = |run: &[(&str, u64, u64, u64)]| -> Result<LoadedTasks, StoreError> {
+    let read = |run: &[(&str, u64, u64, u64)]| -> Result<LoadedTasks<T>, StoreError> {
         let txn = db.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(TASKS).map_err(StoreError::db)?;
-        let mut out = LoadedTasks::new();
+        let mut out: LoadedTasks<T> = Vec::new();
         for &(app, id, lo, hi) in run {
-            let mut list = Vec::with_capacity((hi - lo).min(1 << 20) as usize);
+            let mut list = Chunks::default();
             for row in table.range((app, id, lo)..(app, id, hi)).map_err(StoreError::db)? {
                 let (k, v) = row.map_err(StoreError::db)?;
-                list.push((k.value().2, decode(v.value())?));
+                list.push(k.value().2, convert(decode(v.value())?));
             }
             if !list.is_empty() {
                 out.push(((app.to_string(), id), list));
@@ -678,11 +751,11 @@ fn load_tasks(db: &Database, sessions: &[SessionRecord]) -> Result<LoadedTasks, 
         })
     };
     // Back in key order; a session cut between two parts is joined again.
-    let mut out = LoadedTasks::new();
+    let mut out: LoadedTasks<T> = Vec::new();
     for part in results {
         for (key, list) in part? {
             match out.last_mut() {
-                Some((k, l)) if *k == key => l.extend(list),
+                Some((k, l)) if *k == key => l.0.extend(list.0),
                 _ => out.push((key, list)),
             }
         }

@@ -62,6 +62,7 @@ use tokio::sync::{mpsc, watch};
 pub use cluster::ClusterEvent;
 use instances::{Expect, Instance, KillReason};
 pub use messages::{CoreMsg, Inbox, Timer, inbox};
+pub(crate) use persist::recovered_task;
 pub(crate) use requests::{Failure, did_you_mean};
 use session::{Session, Staged, Task, boxed};
 
@@ -203,7 +204,8 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: AgentConfig, store: Store, loaded: Loaded, inbox: Inbox, shutdown: watch::Sender<bool>) -> Core {
+    /// `loaded` as [`Store::open_with`] gives it with [`recovered_task`].
+    pub fn new(cfg: AgentConfig, store: Store, loaded: Loaded<Task>, inbox: Inbox, shutdown: watch::Sender<bool>) -> Core {
         let mut core = Core {
             cfg,
             store,

@@ -151,10 +151,10 @@ impl Core {
     pub(super) fn recover_sessions(
         &mut self,
         found: Vec<SessionRecord>,
-        tasks: Vec<(soam_store::SessionKey, Vec<(u64, TaskRecord)>)>,
+        tasks: soam_store::LoadedTasks<Task>,
         requests: Vec<(soam_store::SessionKey, Vec<(u128, soam_store::records::RequestRecord)>)>,
     ) {
-        let mut tasks: HashMap<soam_store::SessionKey, Vec<(u64, TaskRecord)>> = tasks.into_iter().collect();
+        let mut tasks: HashMap<soam_store::SessionKey, soam_store::Chunks<Task>> = tasks.into_iter().collect();
         let mut requests: HashMap<soam_store::SessionKey, _> = requests.into_iter().collect();
         let mut writes = Vec::new();
         for rec in found {
@@ -195,33 +195,16 @@ impl Core {
             // most of a restart).
             let n = (rec.next_task.max(1) - 1) as usize;
             s.tasks = Vec::with_capacity(n);
-            for (tid, t) in stored {
+            for (tid, mut t) in stored {
                 let idx = (tid - 1) as usize;
                 if idx >= n || idx < s.tasks.len() {
                     continue;
                 }
                 s.fill_lost(idx);
-                let state = match t.state {
-                    StoredTaskState::Pending => TaskState::Pending,
-                    StoredTaskState::Done => TaskState::Done,
-                    StoredTaskState::Error => TaskState::Error,
-                    StoredTaskState::Canceled => TaskState::Canceled,
-                };
+                let state = std::mem::replace(&mut t.state, TaskState::Canceled);
                 // Counted canceled first, so `set_state` below moves it where it belongs.
                 s.counts.canceled += 1;
-                s.tasks.push(Task {
-                    input: boxed(t.input),
-                    result: t.result.map(boxed),
-                    state: TaskState::Canceled,
-                    attempts: t.attempts,
-                    failures: t.failures,
-                    delivered: t.delivered,
-                    // Not stored: node names are this agent life's.
-                    node: 0,
-                    submitted_ms: t.submitted_ms,
-                    started_ms: t.started_ms,
-                    ended_ms: t.ended_ms,
-                });
+                s.tasks.push(t);
                 s.set_state(idx, state);
                 match state {
                     TaskState::Pending => s.pending.push_back(idx as u32),
@@ -254,8 +237,8 @@ impl Core {
         self.store.submit(writes, None);
     }
 
-    fn abort_found(&mut self, rec: &SessionRecord, stored: &[(u64, TaskRecord)], why: &str, writes: &mut Vec<Write>) {
-        let count = |st: StoredTaskState| stored.iter().filter(|(_, t)| t.state == st).count() as u64;
+    fn abort_found(&mut self, rec: &SessionRecord, stored: &soam_store::Chunks<Task>, why: &str, writes: &mut Vec<Write>) {
+        let count = |st: TaskState| stored.iter().filter(|(_, t)| t.state == st).count() as u64;
         let priority = self
             .apps
             .get(&rec.app)
@@ -275,9 +258,9 @@ impl Core {
                 ended_ms: Some(now_ms()),
                 owner_uid: rec.owner_uid,
                 priority,
-                done: count(StoredTaskState::Done),
-                error: count(StoredTaskState::Error),
-                canceled: count(StoredTaskState::Canceled) + count(StoredTaskState::Pending),
+                done: count(TaskState::Done),
+                error: count(TaskState::Error),
+                canceled: count(TaskState::Canceled) + count(TaskState::Pending),
             },
             tasks: vec![],
         };
@@ -292,5 +275,28 @@ impl Core {
             app: rec.app.clone(),
             id: rec.id,
         });
+    }
+}
+
+/// A stored task as the agent holds it, made as the store reads it (see
+/// [`soam_store::Store::open_with`]): the record itself is never kept.
+pub(crate) fn recovered_task(t: TaskRecord) -> Task {
+    Task {
+        input: boxed(t.input),
+        result: t.result.map(boxed),
+        state: match t.state {
+            StoredTaskState::Pending => TaskState::Pending,
+            StoredTaskState::Done => TaskState::Done,
+            StoredTaskState::Error => TaskState::Error,
+            StoredTaskState::Canceled => TaskState::Canceled,
+        },
+        attempts: t.attempts,
+        failures: t.failures,
+        delivered: t.delivered,
+        // Not stored: node names are this agent life's.
+        node: 0,
+        submitted_ms: t.submitted_ms,
+        started_ms: t.started_ms,
+        ended_ms: t.ended_ms,
     }
 }

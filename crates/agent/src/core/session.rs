@@ -16,7 +16,7 @@ pub(super) struct Staged {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Task {
+pub(crate) struct Task {
     pub(super) input: Blob,
     /// Output (done) or message (error, canceled) until discarded.
     pub(super) result: Option<Blob>,
