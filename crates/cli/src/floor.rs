@@ -112,16 +112,22 @@ impl Floor {
 
     /// Round trips of one `size`-byte message, one at a time: (p50, p99) in µs, after
     /// 200 to warm up, as soambench's latency does.
-    /// Also the middle process's thread switches per measured round.
-    pub fn latency(&mut self, rounds: usize, size: usize) -> anyhow::Result<(f64, f64, f64)> {
+    /// Also what the middle process and this client did per measured round.
+    pub fn latency(
+        &mut self,
+        rounds: usize,
+        size: usize,
+    ) -> anyhow::Result<(f64, f64, crate::soambench::PerRound, crate::soambench::PerRound)> {
+        use crate::soambench::Counted;
         let mut msg = (size as u32).to_le_bytes().to_vec();
         msg.resize(4 + size, 0);
         let mut buf = Vec::new();
         let mut samples = Vec::with_capacity(rounds);
-        let mut before = 0;
+        let (mut middle, mut client) = (None, None);
         for i in 0..rounds + 200 {
             if i == 200 {
-                before = crate::soambench::switches(self.relay.id());
+                middle = Some(Counted::start(self.relay.id()));
+                client = Some(Counted::start(std::process::id()));
             }
             let t0 = Instant::now();
             self.stream.write_all(&msg)?;
@@ -130,9 +136,9 @@ impl Floor {
                 samples.push(t0.elapsed().as_secs_f64() * 1e6);
             }
         }
-        let per_round = (crate::soambench::switches(self.relay.id()) - before) as f64 / rounds as f64;
+        let (middle, client) = (middle.map(|m| m.per_round(rounds)), client.map(|c| c.per_round(rounds)));
         let (p50, p99) = percentiles(samples);
-        Ok((p50, p99, per_round))
+        Ok((p50, p99, middle.unwrap_or_default(), client.unwrap_or_default()))
     }
 
     /// `count` messages of `size` bytes streamed through and back (a writer thread,

@@ -155,6 +155,44 @@ pub(crate) fn switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// CPU time of all the threads of `pid` so far, in nanoseconds (the first field of each
+/// thread's `/proc/PID/task/TID/schedstat`, which the kernel keeps in nanoseconds where
+/// `/proc/PID/stat` counts clock ticks).
+pub(crate) fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|st| st.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// What one process did per round of a latency phase: thread switches and CPU time.
+#[derive(Clone, Copy, Default)]
+pub struct PerRound {
+    pub switches: f64,
+    pub cpu_us: f64,
+}
+
+/// Counts of `pid` at the start of a phase, to be turned into [`PerRound`] at its end.
+pub(crate) struct Counted(u32, u64, u64);
+
+impl Counted {
+    pub(crate) fn start(pid: u32) -> Counted {
+        Counted(pid, switches(pid), cpu_ns(pid))
+    }
+
+    pub(crate) fn per_round(&self, rounds: usize) -> PerRound {
+        let n = rounds.max(1) as f64;
+        PerRound {
+            switches: switches(self.0).saturating_sub(self.1) as f64 / n,
+            cpu_us: cpu_ns(self.0).saturating_sub(self.2) as f64 / n / 1000.0,
+        }
+    }
+}
+
 fn rss_mib(pid: u32) -> f64 {
     crate::attack::mem_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
@@ -314,16 +352,17 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
 }
 
 /// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
-/// Also the agent's (`pid`) thread switches per measured round.
-async fn latency(opts: &ConnectOptions, rounds: usize, pid: u32) -> anyhow::Result<(f64, f64, f64)> {
+/// Also what the agent (`pid`) and this client did per measured round.
+async fn latency(opts: &ConnectOptions, rounds: usize, pid: u32) -> anyhow::Result<(f64, f64, PerRound, PerRound)> {
     let mut c = Client::connect(opts).await?;
     let id = create(&c, "bench", None, true).await?;
     let s = session_ref("bench", id);
     let mut samples = Vec::with_capacity(rounds);
-    let mut before = 0;
+    let (mut agent, mut client) = (None, None);
     for i in 0..rounds + 200 {
         if i == 200 {
-            before = switches(pid);
+            agent = Some(Counted::start(pid));
+            client = Some(Counted::start(std::process::id()));
         }
         let t0 = Instant::now();
         let reply = c.send(Request::Submit {
@@ -337,10 +376,10 @@ async fn latency(opts: &ConnectOptions, rounds: usize, pid: u32) -> anyhow::Resu
             samples.push(t0.elapsed().as_secs_f64() * 1e6);
         }
     }
+    let (agent, client) = (agent.map(|a| a.per_round(rounds)), client.map(|c| c.per_round(rounds)));
     c.call(Request::Close { session: s }).await?;
-    let per_round = (switches(pid) - before) as f64 / rounds as f64;
     let (p50, p99) = crate::floor::percentiles(samples);
-    Ok((p50, p99, per_round))
+    Ok((p50, p99, agent.unwrap_or_default(), client.unwrap_or_default()))
 }
 
 /// `count` tasks of `size` bytes through the echo service and back, after one task to
@@ -1004,9 +1043,11 @@ struct FloorFigures {
     p99: f64,
     floor_mb: f64,
     soam_mb: f64,
-    /// Thread switches per round trip: the floor's middle process, and the agent.
-    floor_switches: f64,
-    switches: f64,
+    /// Per round trip: the floor's middle process and its client, the agent and its.
+    floor_middle: PerRound,
+    floor_client: PerRound,
+    agent: PerRound,
+    client: PerRound,
 }
 
 impl FloorFigures {
@@ -1023,8 +1064,12 @@ impl FloorFigures {
             ("payload_1mib_mb_per_s", soam_mb, "", true),
             ("payload_floor_mb_per_s", floor_mb, "", true),
             ("payload_vs_floor", floor_mb / soam_mb, "<= 1.5", floor_mb / soam_mb <= 1.5),
-            ("latency_floor_switches_per_task", self.floor_switches, "", true),
-            ("latency_agent_switches_per_task", self.switches, "", true),
+            ("latency_floor_switches_per_task", self.floor_middle.switches, "", true),
+            ("latency_agent_switches_per_task", self.agent.switches, "", true),
+            ("latency_floor_cpu_us_per_task", self.floor_middle.cpu_us, "", true),
+            ("latency_agent_cpu_us_per_task", self.agent.cpu_us, "", true),
+            ("latency_floor_client_cpu_us_per_task", self.floor_client.cpu_us, "", true),
+            ("latency_client_cpu_us_per_task", self.client.cpu_us, "", true),
         ]
     }
 }
@@ -1041,9 +1086,9 @@ fn against_floor(
 ) -> anyhow::Result<FloorFigures> {
     say("latency floor (socket and pipes, no soam)");
     let mut floor = crate::floor::Floor::start(home)?;
-    let (floor_p50, floor_p99, floor_switches) = floor.latency(sizes.latency_rounds, 64)?;
+    let (floor_p50, floor_p99, floor_middle, floor_client) = floor.latency(sizes.latency_rounds, 64)?;
     say("latency");
-    let (p50, p99, switches) = rt.block_on(latency(opts, sizes.latency_rounds, agent.pid()))?;
+    let (p50, p99, agent_round, client) = rt.block_on(latency(opts, sizes.latency_rounds, agent.pid()))?;
     say("1 MiB payloads: floor and soam, alternating");
     let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -1058,8 +1103,10 @@ fn against_floor(
         p99,
         floor_mb: median(&mut floor_mb),
         soam_mb: median(&mut soam_mb),
-        floor_switches,
-        switches,
+        floor_middle,
+        floor_client,
+        agent: agent_round,
+        client,
     })
 }
 
