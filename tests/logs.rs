@@ -96,15 +96,20 @@ fn the_log_rotates_by_size_and_agent_log_reads_across_the_rotation() {
         assert!(text.is_empty() || text.ends_with('\n'));
     }
     // More lines than the current file holds: the rest come from soamd.log.1, in order.
-    let cur_lines = std::fs::read_to_string(&cur).unwrap().lines().count();
-    let want = cur_lines + 5;
-    let out = env.ok("soamcontrol", &["agent", "log", "-n", &want.to_string()]);
+    // The agent may still be logging (the session's close, the service's last lines):
+    // compared only when the files did not change while the command read them.
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (out, cur_text, one_text) = wait_for(10, "the log files to hold still", || {
+        let (cur_text, one_text) = (read(&cur), read(&one));
+        let want = cur_text.lines().count() + 5;
+        let out = env.ok("soamcontrol", &["agent", "log", "-n", &want.to_string()]);
+        (read(&cur) == cur_text && read(&one) == one_text).then_some((out, cur_text, one_text))
+    });
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), want);
-    let one_text = std::fs::read_to_string(&one).unwrap();
+    assert_eq!(lines.len(), cur_text.lines().count() + 5);
     let one_last: Vec<&str> = one_text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
     assert_eq!(&lines[..5], &one_last[..]);
-    assert_eq!(lines[5..].join("\n") + "\n", std::fs::read_to_string(&cur).unwrap());
+    assert_eq!(lines[5..].join("\n") + "\n", cur_text);
     // The 200th line said is the last of them in the log.
     let said: Vec<&str> = out.lines().filter(|l| l.contains("said-line-")).collect();
     assert!(said.iter().any(|l| l.contains("said-line-0199")), "{out}");

@@ -53,17 +53,6 @@ impl Grid {
     pub fn row(&self, row: usize) -> impl Iterator<Item = &str> {
         (0..self.cols).map(move |c| self.cell(row, c))
     }
-
-    /// Appends a row of these cells (tests and headers).
-    pub fn push<S: AsRef<str>>(&mut self, cells: &[S]) {
-        debug_assert_eq!(cells.len(), self.cols);
-        for (c, w) in cells.iter().zip(self.widths.iter_mut()) {
-            let start = self.text.len();
-            self.text.push_str(c.as_ref());
-            self.spans.push((start as u32, self.text.len() as u32));
-            *w = (*w).max(width(c.as_ref()));
-        }
-    }
 }
 
 /// Characters in a cell (what a plain table pads to); most cells are ASCII, whose
