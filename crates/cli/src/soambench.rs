@@ -137,36 +137,37 @@ impl Drop for Agent {
     }
 }
 
-/// Times the threads of process `pid` have stopped running (they waited, or were
-/// preempted), all threads together: a count of its wake-ups that noise does not move.
-pub(crate) fn switches(pid: u32) -> u64 {
+/// `count` of each thread's `/proc/PID/task/TID/<file>`, summed over the threads of
+/// `pid` (0 once it is gone).
+fn over_threads(pid: u32, file: &str, count: impl Fn(&str) -> u64) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|st| {
-            st.lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join(file)).ok())
+        .map(|text| count(&text))
         .sum()
 }
 
+/// Times the threads of process `pid` have stopped running (they waited, or were
+/// preempted), all threads together: a count of its wake-ups that noise does not move.
+pub(crate) fn switches(pid: u32) -> u64 {
+    over_threads(pid, "status", |st| {
+        st.lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    })
+}
+
 /// CPU time of all the threads of `pid` so far, in nanoseconds (the first field of each
-/// thread's `/proc/PID/task/TID/schedstat`, which the kernel keeps in nanoseconds where
-/// `/proc/PID/stat` counts clock ticks).
+/// thread's `schedstat`, which the kernel keeps in nanoseconds where `/proc/PID/stat`
+/// counts clock ticks).
 pub(crate) fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|st| st.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    over_threads(pid, "schedstat", |st| {
+        st.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    })
 }
 
 /// What one process did per round of a latency phase: thread switches and CPU time.
