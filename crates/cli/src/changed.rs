@@ -5,7 +5,7 @@
 //! request; a script gets one JSON object on stdout either way.
 
 use crate::output::print_json;
-use crate::rows::{AppRow, SessionRow, TaskRow};
+use crate::rows::{AppRow, SessionRow, TaskRow, Users};
 use serde::Serialize;
 use soam_client::Client;
 use soam_proto::addr::SessionKey;
@@ -40,8 +40,9 @@ pub fn addresses(r: &SessionRef, s: &SessionInfo) -> bool {
         }
 }
 
-/// A session as it is now, open or ended.
-pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionRow<'static>>> {
+/// A session as it is now, open or ended: the agent's record, which [`print_session`]
+/// prints as the row `soamview session --json` shows (not as it is).
+pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionInfo>> {
     let q = SessionQuery {
         app: Some(r.app.clone()),
         all: true,
@@ -63,7 +64,14 @@ pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<S
         },
     )
     .await?;
-    Ok(found.map(|s| SessionRow::owned(&s)))
+    Ok(found)
+}
+
+/// Prints a session's row (`null` for none), as [`print`] does.
+pub fn print_session(action: &str, s: Option<&SessionInfo>) -> anyhow::Result<()> {
+    let mut users = Users::default();
+    users.load(s.map(|s| s.owner_uid));
+    print(action, s.map(|s| SessionRow::new(s, &users)))
 }
 
 /// A task as it is now (from the session's kept history once it has ended).

@@ -132,47 +132,6 @@ impl<'a> SessionRow<'a> {
     }
 }
 
-impl SessionRow<'_> {
-    /// One session's row, on its own.
-    pub fn owned(s: &SessionInfo) -> SessionRow<'static> {
-        let mut users = Users::default();
-        users.load([s.owner_uid]);
-        SessionRow::new(s, &users).into_owned()
-    }
-
-    pub fn into_owned(self) -> SessionRow<'static> {
-        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(c.into_owned())
-        }
-        SessionRow {
-            app: own(self.app),
-            id: self.id,
-            name: self.name.map(own),
-            tag: self.tag.map(own),
-            session_type: own(self.session_type),
-            state: self.state,
-            priority: self.priority,
-            recoverable: self.recoverable,
-            direct: self.direct,
-            pending: self.pending,
-            running: self.running,
-            done: self.done,
-            error: self.error,
-            canceled: self.canceled,
-            undelivered: self.undelivered,
-            created: self.created,
-            created_ms: self.created_ms,
-            ended: self.ended,
-            ended_ms: self.ended_ms,
-            holder: self.holder.map(own),
-            orphaned: self.orphaned,
-            owner: self.owner.map(own),
-            owner_uid: self.owner_uid,
-            reason: self.reason.map(own),
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 pub struct TaskRow {
     pub task: u64,

@@ -171,7 +171,7 @@ pub fn main() -> i32 {
                     })
                     .await?;
                 if json {
-                    changed::print(word, changed::session(&client, &session).await?)?;
+                    changed::print_session(word, changed::session(&client, &session).await?.as_ref())?;
                 } else {
                     crate::outln!("session {session} {word}");
                 }

@@ -659,11 +659,13 @@ impl<T> Chunks<T> {
         self.0.iter().flatten()
     }
 
-    fn push(&mut self, id: u64, t: T) {
+    /// Appends task `id`; `ahead` is at most how many more may follow it, so that a
+    /// small session's piece is not sized for [`CHUNK`] tasks.
+    fn push(&mut self, id: u64, t: T, ahead: u64) {
         match self.0.last_mut() {
             Some(c) if c.len() < CHUNK => c.push((id, t)),
             _ => {
-                let mut c = Vec::with_capacity(CHUNK);
+                let mut c = Vec::with_capacity((ahead as usize).saturating_add(1).min(CHUNK));
                 c.push((id, t));
                 self.0.push(c);
             }
@@ -728,7 +730,8 @@ fn load_tasks<T: Send>(
             let mut list = Chunks::default();
             for row in table.range((app, id, lo)..(app, id, hi)).map_err(StoreError::db)? {
                 let (k, v) = row.map_err(StoreError::db)?;
-                list.push(k.value().2, convert(decode(v.value())?));
+                let tid = k.value().2;
+                list.push(tid, convert(decode(v.value())?), hi.saturating_sub(tid + 1));
             }
             if !list.is_empty() {
                 out.push(((app.to_string(), id), list));

@@ -127,7 +127,7 @@ impl Core {
             (None, Some(app)) => Included((app.clone(), 0)),
             (None, None) => Unbounded,
         };
-        // Sized up front: grown by doubling, a page of 1,000 rows was copied ten times.
+        // Sized up front: grown by doubling, a page of 1,000 rows was moved eight times.
         let mut out = Vec::with_capacity(limit.min(self.by_id.len()));
         let (mut bytes, mut next) = (0, None);
         for ((app, _), &sid) in self.by_id.range((start, Unbounded)) {

@@ -32,8 +32,7 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<i32> {
         anyhow::bail!("unexpected reply")
     };
     if a.json {
-        let row = crate::rows::SessionRow::owned(&s);
-        crate::changed::print("created", row)?;
+        crate::changed::print_session("created", Some(&s))?;
     } else {
         crate::outln!("{}", s.id);
     }
@@ -72,7 +71,7 @@ async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &st
     match sent.await {
         Ok(client) => {
             if a.json {
-                crate::changed::print(done, crate::changed::session(&client, &session).await?)?;
+                crate::changed::print_session(done, crate::changed::session(&client, &session).await?.as_ref())?;
             } else {
                 eprintln!("session {session} {done}{more}");
             }
