@@ -193,6 +193,42 @@ fn instances_are_reused_across_tasks_and_sessions() {
     assert_eq!(pids.len(), 1, "one slot, one reused instance: {pids:?}");
 }
 
+/// An instance moving from an idle session to one with work gets the SessionEnter right
+/// behind the SessionLeave, not after the Leave's answer: the service finds the Enter
+/// already waiting in its pipe while it handles the Leave (the test service records it).
+#[test]
+fn an_instance_moving_between_sessions_gets_its_enter_behind_its_leave() {
+    let env = Env::with_slots(1);
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let log = env.path("leave.log");
+    let cd = env.path("cd");
+    std::fs::write(&cd, format!("leave-log:{}", log.display())).unwrap();
+    let first = env
+        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let first = format!("a:{first}");
+    // It keeps the one instance while idle, until another session wants it.
+    env.ok("soamsession", &["submit", "--session", &first, "--task", "x"]);
+    assert!(!log.exists(), "no SessionLeave while no other session wants the instance");
+    let out = env.ok("soamsession", &["submit", "--app", "a", "--task", "y"]);
+    assert_eq!(out, "y\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "next-waiting\n");
+    env.ok("soamsession", &["close", &first]);
+}
+
+/// A new session on an instance that has run tasks gets a batch of tasks at once,
+/// sized by the instance's task time, instead of one task and a round trip to measure its
+/// own: the service finds the second task already waiting while it runs the first.
+#[test]
+fn a_new_session_starts_with_a_batch_sized_by_the_instance() {
+    let env = Env::with_slots(1);
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    env.ok("soamsession", &["submit", "--app", "a", "--task", "x", "--task", "x"]);
+    let out = env.ok("soamsession", &["submit", "--app", "a", "--task", "peek", "--task", "z"]);
+    assert_eq!(out, "next-waiting\nz\n");
+}
+
 #[test]
 fn slots_bound_instances_and_are_shared_by_priority() {
     let env = Env::with_slots(4);

@@ -7,12 +7,19 @@
   sleep:S         sleeps S seconds, then answers "slept"
   nap:S:TEXT      sleeps S seconds, then answers TEXT
   pid             answers its process id
+  peek            answers "next-waiting" if another request was already waiting in its
+                  pipe (or came within 5 s), else "next-not-waiting"
   whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter (and SessionUpdate) fail; common data
 "update-fails-once:PATH..." makes a SessionUpdate to it fail unless PATH exists (creating
-it first), while SessionEnter takes it."""
+it first), while SessionEnter takes it. Common data "leave-log:PATH" makes its
+SessionLeave append to PATH whether the agent's next request was already waiting in the
+pipe ("next-waiting") or not within 5 s ("next-not-waiting"); requests are read straight
+from the pipe, unbuffered, so the pipe shows what the agent has sent and not yet been
+read."""
 import os
+import select
 import struct
 import sys
 import time
@@ -21,13 +28,18 @@ HEADER = struct.Struct("<BBQQI")
 CREATE, ENTER, INVOKE, UPDATE, LEAVE, DESTROY = range(1, 7)
 
 
-def read_exact(f, n):
-    b = f.read(n)
-    return b if len(b) == n else None
+def read_exact(fd, n):
+    b = b""
+    while len(b) < n:
+        part = os.read(fd, n - len(b))
+        if not part:
+            return None
+        b += part
+    return b
 
 
 def main():
-    rd, wr = sys.stdin.buffer, sys.stdout.buffer
+    rd, wr = sys.stdin.fileno(), sys.stdout.buffer
     common = b""
     while True:
         raw = read_exact(rd, 4)
@@ -52,6 +64,10 @@ def main():
                     common = payload
             else:
                 common = payload
+        elif kind == LEAVE and common.startswith(b"leave-log:"):
+            waiting = select.select([rd], [], [], 5.0)[0]
+            with open(common[len(b"leave-log:"):].decode(), "a") as log:
+                log.write("next-waiting\n" if waiting else "next-not-waiting\n")
         elif kind == INVOKE:
             text = payload.decode("utf-8", "replace")
             if text == "fail":
@@ -89,6 +105,8 @@ def main():
                     except OSError:
                         pass
                 out = str(n).encode()
+            elif text == "peek":
+                out = b"next-waiting" if select.select([rd], [], [], 5.0)[0] else b"next-not-waiting"
             elif text == "pid":
                 out = str(os.getpid()).encode()
             elif text == "whoami":

@@ -79,13 +79,15 @@ impl Core {
         if !s.runnable() || s.pending.is_empty() {
             return;
         }
-        // Queue about PIPELINE_TARGET_NS of work (one task until a duration is known),
+        // Queue about PIPELINE_TARGET_NS of work (by the instance's own task time until
+        // the session has one: the same service's last tasks, instead of one task and a
+        // round trip to measure for every new session; one task if neither is known),
         // split evenly over the session's instances so none queues what another could
         // start now; plus what covers the round trip to the process. Without that, an
         // instance far away (a cluster worker) idles a round trip per batch, which
         // raises the measured task time, which shrinks the batch: down to one task.
         let depth = (PIPELINE_TARGET_NS + inst.round_trip_ns)
-            .checked_div(s.task_ns)
+            .checked_div(if s.task_ns == 0 { inst.task_ns } else { s.task_ns })
             .map_or(1, |d| d.clamp(1, PIPELINE as u64) as usize);
         let per = s.pending.len().div_ceil(s.bound.max(1) as usize).clamp(1, depth);
         let room = depth.saturating_sub(inst.invokes);
@@ -174,6 +176,7 @@ impl Core {
                 idle_since: Instant::now(),
                 last_reply: Instant::now(),
                 round_trip_ns: 0,
+                task_ns: 0,
             },
         );
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));

@@ -69,6 +69,9 @@ pub(super) struct Instance {
     /// round trip to the process and one run. Work queued on an instance covers it too, else a remote
     /// instance waits for its next tasks a round trip after each batch (see `dispatch`).
     pub(super) round_trip_ns: u64,
+    /// Its own measured task time (ns, a moving average over every session it served):
+    /// a session it has just entered that has no measure yet starts from it.
+    pub(super) task_ns: u64,
 }
 
 impl Core {
@@ -126,8 +129,10 @@ impl Core {
                     (inst.round_trip_ns * 3 + trip) / 4
                 };
             }
+            let avg = |old: u64| if old == 0 { took.max(1) } else { (old * 7 + took) / 8 }.max(1);
+            inst.task_ns = avg(inst.task_ns);
             if let Some(s) = self.sessions.get_mut(&e.sid) {
-                s.task_ns = if s.task_ns == 0 { took.max(1) } else { (s.task_ns * 7 + took) / 8 }.max(1);
+                s.task_ns = avg(s.task_ns);
             }
             let inst = self.instances.get_mut(&iid).unwrap();
             inst.invokes -= 1;

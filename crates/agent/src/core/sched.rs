@@ -283,7 +283,10 @@ impl Core {
             (s.service.clone(), s.app.clone())
         };
         let (run_uid, owner) = self.run_as(self.sessions[&sid].owner_uid);
-        let idle = |i: &Instance| i.bound.is_none() && i.expect.is_empty() && i.kill.is_none() && !i.retire;
+        // An instance still owing its last session's SessionLeave is free: the next
+        // SessionEnter queues behind the Leave on the same pipe, so the move between
+        // sessions costs one wake-up of the service, not two round trips in turn.
+        let idle = |i: &Instance| i.bound.is_none() && i.invokes == 0 && i.kill.is_none() && !i.retire;
         // An instance runs as one user and serves only that user's sessions.
         let found = self
             .instances
