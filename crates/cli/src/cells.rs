@@ -36,6 +36,16 @@ impl Grid {
         self.widths.iter_mut().for_each(|w| *w = 0);
     }
 
+    /// Makes room for `rows` rows in all, their text as long on average as the rows
+    /// so far, so that a long listing's cells are not copied each time their buffers
+    /// double: the room is only address space until rows are written into it.
+    pub fn reserve_rows(&mut self, rows: usize) {
+        let have = self.rows().max(1);
+        let per_row = self.text.len().div_ceil(have).max(1);
+        self.spans.reserve((rows * self.cols).saturating_sub(self.spans.len()));
+        self.text.reserve((rows * per_row).saturating_sub(self.text.len()));
+    }
+
     /// Each column's widest cell so far, in characters.
     pub fn widths(&self) -> &[usize] {
         &self.widths

@@ -98,6 +98,11 @@ pub trait Row: Serialize {
     const COLUMNS: &'static [Col];
 }
 
+/// So a page can be rows made as they are written or rows held elsewhere.
+impl<R: Row> Row for &R {
+    const COLUMNS: &'static [Col] = R::COLUMNS;
+}
+
 /// The zone local times are shown in: `TZ` when set, else `/etc/localtime` read as a
 /// zone file. jiff's own lookup of the system zone finds its name first, by listing
 /// every file under /usr/share/zoneinfo: over a millisecond of every command's start,
@@ -264,8 +269,9 @@ impl Layout {
     /// The layout comfy-table gives with no borders (a gap of [`GAP`] spaces after
     /// every cell), for tables too long for it to lay out quickly. Columns are at least
     /// `widths` wide (the pages before), which grow to fit these rows; the header only
-    /// if asked.
-    fn render_plain(&self, grid: &Grid, widths: &mut Vec<usize>, header: bool) -> String {
+    /// if asked. Written line by line to `out`, each line ending in a newline: a
+    /// listing of 10,000 rows is held once (its cells), not twice.
+    fn render_plain(&self, grid: &Grid, widths: &mut Vec<usize>, header: bool, out: &mut impl Write) -> std::io::Result<()> {
         let head = self.head();
         if widths.is_empty() {
             *widths = if self.header {
@@ -277,21 +283,24 @@ impl Layout {
         for (w, g) in widths.iter_mut().zip(grid.widths()) {
             *w = (*w).max(*g);
         }
-        let line: usize = widths.iter().map(|w| w + GAP).sum::<usize>() + 1;
-        let mut out = String::with_capacity(line * (grid.rows() + 1));
+        let mut line = String::with_capacity(widths.iter().map(|w| w + GAP).sum::<usize>() + 1);
         if header && self.header {
-            put_line(&mut out, head.iter().map(String::as_str), widths);
+            put_line(&mut line, head.iter().map(String::as_str), widths);
+            out.write_all(line.as_bytes())?;
         }
         for r in 0..grid.rows() {
-            put_line(&mut out, grid.row(r), widths);
+            line.clear();
+            put_line(&mut line, grid.row(r), widths);
+            out.write_all(line.as_bytes())?;
         }
-        out
+        Ok(())
     }
 
-    /// A whole table: comfy-table, fitted to the terminal's width when there is one.
-    fn render(&self, grid: &Grid) -> String {
+    /// A whole table, ending in a newline: comfy-table, fitted to the terminal's width
+    /// when there is one; the plain layout for long tables.
+    fn render(&self, grid: &Grid, out: &mut impl Write) -> std::io::Result<()> {
         if grid.rows() > PLAIN_ROWS && !self.colour {
-            return self.render_plain(grid, &mut Vec::new(), true);
+            return self.render_plain(grid, &mut Vec::new(), true, out);
         }
         let mut t = Table::new();
         t.load_style(presets::NOTHING);
@@ -322,7 +331,7 @@ impl Layout {
                 column.set_constraint(ColumnConstraint::ContentWidth);
             }
         }
-        t.to_string()
+        writeln!(out, "{t}")
     }
 }
 
@@ -337,12 +346,9 @@ impl cells::Times for Layout {
 use cells::width;
 
 /// Appends one line of a plain table: each cell padded to its column's width and
-/// [`GAP`] more (a newline first unless it is the first line).
+/// [`GAP`] more, then a newline.
 fn put_line<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, widths: &[usize]) {
     const SPACES: &str = "                                                                ";
-    if !out.is_empty() {
-        out.push('\n');
-    }
     for (c, w) in cells.zip(widths) {
         out.push_str(c);
         let mut pad = w - width(c) + GAP;
@@ -352,6 +358,7 @@ fn put_line<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, widths: 
             pad -= n;
         }
     }
+    out.push('\n');
 }
 
 /// `42s`, `3m`, `5h`, `2d` `ago` (or `in ...` for a time ahead of the clock).
@@ -435,47 +442,47 @@ impl<W: Write> Paged<W> {
         }
     }
 
-    /// Writes one page; `last` when no more follow.
-    pub fn page<R: Row>(&mut self, rows: &[R], last: bool) -> anyhow::Result<()> {
+    /// Writes one page; `last` when no more follow. Rows may be made as they are
+    /// taken (an iterator), so a page's rows need not be held together.
+    pub fn page<R: Row>(&mut self, rows: impl IntoIterator<Item = R>, last: bool) -> anyhow::Result<()> {
         if self.json {
             if self.pages == 0 {
                 self.out.write_all(b"[")?;
             }
-            for (i, r) in rows.iter().enumerate() {
-                if i > 0 || self.rows > 0 {
+            for r in rows {
+                if self.rows > 0 {
                     self.out.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut self.out, r)?;
+                serde_json::to_writer(&mut self.out, &r)?;
+                self.rows += 1;
             }
-            self.rows += rows.len();
             if last {
                 self.out.write_all(b"]\n")?;
             }
         } else {
+            let before = self.grid.rows();
             for r in rows {
-                self.layout.fill(&mut self.grid, r);
+                self.layout.fill(&mut self.grid, &r);
             }
             let held = self.grid.rows();
-            let text = if self.rows == 0 && last {
+            if before == 0 && !last && held > 0 {
+                // More pages follow: room for as many rows as are held at most.
+                self.grid.reserve_rows(HOLD_ROWS);
+            }
+            if self.rows == 0 && last {
                 if held == 0 {
-                    "(none)\n".into()
+                    self.out.write_all(b"(none)\n")?;
                 } else {
-                    let mut t = self.layout.render(&self.grid);
-                    t.push('\n');
-                    t
+                    self.layout.render(&self.grid, &mut self.out)?;
                 }
             } else if held > 0 && (last || held >= HOLD_ROWS) {
-                let mut t = self.layout.render_plain(&self.grid, &mut self.widths, self.rows == 0);
-                t.push('\n');
-                t
-            } else {
-                String::new()
-            };
+                let header = self.rows == 0;
+                self.layout.render_plain(&self.grid, &mut self.widths, header, &mut self.out)?;
+            }
             if last || held >= HOLD_ROWS {
                 self.grid.clear();
                 self.rows += held;
             }
-            self.out.write_all(text.as_bytes())?;
         }
         self.pages += 1;
         if last {
@@ -578,8 +585,14 @@ mod tests {
         for c in table.column_iter_mut() {
             c.set_padding((0, GAP as u16));
         }
-        assert_eq!(l.render_plain(&grid, &mut Vec::new(), true), table.to_string());
-        assert_eq!(l.render(&grid), table.to_string());
+        let text = |f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+            let mut out = Vec::new();
+            f(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let want = format!("{table}\n");
+        assert_eq!(text(&|o| l.render_plain(&grid, &mut Vec::new(), true, o)), want);
+        assert_eq!(text(&|o| l.render(&grid, o)), want);
     }
 
     /// Pages in, as the agent sends them (empty ones too: a filter's bounded scan may

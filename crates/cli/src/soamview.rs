@@ -141,8 +141,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
                             .collect();
                         Ok(out.raw(&text, last)?)
                     } else {
-                        let rows: Vec<AppRow> = apps.iter().map(AppRow::from).collect();
-                        out.page(&rows, last)
+                        out.page(apps.iter().map(AppRow::from), last)
                     }
                 },
             )
@@ -153,8 +152,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
                 anyhow::bail!("unexpected reply")
             };
-            let rows: Vec<AllocRow> = list.into_iter().map(AllocRow).collect();
-            out.page(&rows, true)?;
+            out.page(list.into_iter().map(AllocRow), true)?;
         }
         What::Session {
             app,
@@ -175,8 +173,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
                 async |from| client.session_page(&q, from).await,
                 |list, last| {
                     users.load(list.iter().map(|s| s.owner_uid));
-                    let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &users)).collect();
-                    out.page(&rows, last)
+                    out.page(tagged(&list, tag).map(|s| SessionRow::new(s, &users)), last)
                 },
             )
             .await?;
@@ -185,10 +182,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             let mut out = Paged::new(Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
             soam_client::each_page(
                 async |from| client.task_page(session, *state, false, from.unwrap_or(0)).await,
-                |list, last| {
-                    let rows: Vec<TaskRow> = list.iter().map(|t| TaskRow::new(t, one_line)).collect();
-                    out.page(&rows, last)
-                },
+                |list, last| out.page(list.iter().map(|t| TaskRow::new(t, one_line)), last),
             )
             .await?;
         }
@@ -197,10 +191,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             soam_client::each_page(
                 async |from| client.task_page(&session, None, true, from.unwrap_or(0)).await,
-                |list, last| {
-                    let rows: Vec<TaskRow> = list.iter().map(|t| TaskRow::new(t, one_line)).collect();
-                    out.page(&rows, last)
-                },
+                |list, last| out.page(list.iter().map(|t| TaskRow::new(t, one_line)), last),
             )
             .await?;
         }
@@ -211,8 +202,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             };
             let mut users = Users::default();
             users.load(list.iter().map(|s| s.owner_uid));
-            let rows: Vec<SessionRow> = tagged(&list, tag).map(|s| SessionRow::new(s, &users)).collect();
-            out.page(&rows, true)?;
+            out.page(tagged(&list, tag).map(|s| SessionRow::new(s, &users)), true)?;
         }
     }
     Ok(())

@@ -11,7 +11,10 @@ type Page<T, C> = Result<(Vec<T>, Option<C>), Failure>;
 
 impl Core {
     pub(super) fn session_info(&self, sid: Sid) -> SessionInfo {
-        let s = &self.sessions[&sid];
+        self.info_of(&self.sessions[&sid])
+    }
+
+    fn info_of(&self, s: &Session) -> SessionInfo {
         let undelivered = (s.undelivered.len() + s.unacked.len()) as u64;
         SessionInfo {
             app: s.app.clone(),
@@ -130,26 +133,41 @@ impl Core {
         // Sized up front: grown by doubling, a page of 1,000 rows was moved eight times.
         let mut out = Vec::with_capacity(limit.min(self.by_id.len()));
         let (mut bytes, mut next) = (0, None);
-        for ((app, _), &sid) in self.by_id.range((start, Unbounded)) {
-            if q.app.as_ref().is_some_and(|a| a != app) {
-                break;
+        let mut keys = self
+            .by_id
+            .range((start, Unbounded))
+            .take_while(|((app, _), _)| q.app.as_ref().is_none_or(|a| a == app));
+        // Sessions are looked up LOOKUP_BATCH at a time before any is read: each lookup
+        // is a cache miss (the sessions lie all over a large table), and with nothing
+        // waiting on one the processor has many of them under way at once. Looked up
+        // and read one by one, the misses came one after another: most of a page's time.
+        let mut batch: Vec<&Session> = Vec::with_capacity(LOOKUP_BATCH);
+        loop {
+            batch.clear();
+            batch.extend(keys.by_ref().take(LOOKUP_BATCH).map(|(_, sid)| {
+                let s = &self.sessions[sid];
+                prefetch(s);
+                s
+            }));
+            if batch.is_empty() {
+                return (out, next);
             }
-            let s = &self.sessions[&sid];
-            if q.state.is_some_and(|st| st != s.life.state()) || !self.visible(conn, s.owner_uid) {
-                continue;
+            for s in &batch {
+                if q.state.is_some_and(|st| st != s.life.state()) || !self.visible(conn, s.owner_uid) {
+                    continue;
+                }
+                if out.len() >= limit || bytes >= max_bytes {
+                    next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
+                    return (out, next);
+                }
+                let info = self.info_of(s);
+                if q.orphaned && !info.orphaned {
+                    continue;
+                }
+                bytes += info_bytes(&info);
+                out.push(info);
             }
-            if out.len() >= limit || bytes >= max_bytes {
-                next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
-                break;
-            }
-            let info = self.session_info(sid);
-            if q.orphaned && !info.orphaned {
-                continue;
-            }
-            bytes += info_bytes(&info);
-            out.push(info);
         }
-        (out, next)
     }
 
     pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, Failure> {
@@ -157,16 +175,42 @@ impl Core {
             .map(|(s, _)| Reply::Sessions(s))
     }
 
-    pub(super) fn list_sessions_page(
-        &self,
-        conn: ConnId,
-        q: SessionQuery,
-        from: Option<(String, u64)>,
-        limit: u32,
-    ) -> Result<Reply, Failure> {
-        let limit = limit.clamp(1, PAGE_ROWS) as usize;
-        self.sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
-            .map(|(sessions, next)| Reply::SessionPage { sessions, next })
+    /// Answers a page of sessions, then builds the page after it, which the client
+    /// will most likely ask for next: a listing's pages are asked for one after
+    /// another (the next starts where the last ended), so without this the agent would
+    /// idle while each page travels and is decoded, and the client while each is
+    /// built. Built ahead, a page is as of a moment earlier, as any page of a listing is
+    /// as of when it was built; a request for anything else builds afresh.
+    pub(super) fn list_sessions_page(&mut self, conn: ConnId, id: u64, q: SessionQuery, from: Option<(String, u64)>, limit: u32) {
+        let rows = limit.clamp(1, PAGE_ROWS) as usize;
+        let built = self.conns.get_mut(&conn).and_then(|c| c.ahead.take());
+        if let Some(a) = &built {
+            self.ahead_bytes -= a.bytes;
+        }
+        let page = match built {
+            Some(a) if a.query == q && Some(&a.from) == from.as_ref() && a.limit == limit => Ok(a.page),
+            _ => self.sessions_page(conn, &q, from.as_ref(), (rows, PAGE_BYTES)),
+        };
+        let next = page.as_ref().ok().and_then(|(_, next)| next.clone());
+        self.answer(conn, id, page.map(|(sessions, next)| Reply::SessionPage { sessions, next }));
+        let Some(from) = next else { return };
+        if self.ahead_bytes >= AHEAD_BYTES {
+            return;
+        }
+        let Ok(page) = self.sessions_page(conn, &q, Some(&from), (rows, PAGE_BYTES)) else {
+            return;
+        };
+        let bytes = page.0.iter().map(info_bytes).sum();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            self.ahead_bytes += bytes;
+            c.ahead = Some(Box::new(Ahead {
+                query: q,
+                from,
+                limit,
+                page,
+                bytes,
+            }));
+        }
     }
 
     /// Tasks of a live session from task id `from + 1` on: at most `limit` rows and
@@ -323,6 +367,37 @@ impl Core {
 }
 
 /// About how many bytes a session row takes in a reply: pages stop near the frame cap.
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let p = (v as *const T).cast::<i8>();
+        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: a prefetch is a hint: it reads nothing and cannot fault, whatever
+            // the address; SSE is part of every x86_64 processor.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+        }
+    }
+}
+
+/// A page of sessions built before its connection asked for it (see
+/// `list_sessions_page`), and the request it answers.
+pub(super) struct Ahead {
+    query: SessionQuery,
+    from: (String, u64),
+    limit: u32,
+    page: (Vec<SessionInfo>, Option<(String, u64)>),
+    /// Its size as counted in `Core::ahead_bytes`.
+    pub(super) bytes: usize,
+}
+
+/// Most bytes (as `info_bytes` counts them) of pages built ahead over all connections:
+/// a thousand connections that each ask for one page and no more hold no more than this.
+const AHEAD_BYTES: usize = 64 << 20;
+
+/// Sessions of a listing looked up together (see `live_page`).
+const LOOKUP_BATCH: usize = 64;
+
 fn info_bytes(info: &SessionInfo) -> usize {
     256 + info.reason.as_ref().map_or(0, String::len) + info.app.len() + info.holder.as_ref().map_or(0, String::len)
 }
