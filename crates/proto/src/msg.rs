@@ -201,7 +201,7 @@ pub struct CreateSession {
     pub attach: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionQuery {
     pub app: Option<String>,
     /// Include ended sessions (from history).

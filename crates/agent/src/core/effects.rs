@@ -185,9 +185,6 @@ impl Core {
     /// A connection is gone: the sessions it held are without a client.
     pub(super) fn disconnected(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
-        if let Some(a) = c.ahead {
-            self.ahead_bytes -= a.bytes;
-        }
         for sid in c.held {
             let _ = self.drive(sid, Event::HolderLost(conn));
         }

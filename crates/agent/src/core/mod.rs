@@ -119,9 +119,6 @@ struct Conn {
     /// Tasks sent with `Stage`, per session, waiting for the `Submit` that accepts them
     /// with its own (all or none); gone with the connection.
     staged: HashMap<Sid, Staged>,
-    /// The page of sessions after the one it was last sent, built before it asked (see
-    /// `views::Ahead`).
-    ahead: Option<Box<views::Ahead>>,
 }
 
 /// Writes a turn of the core may make itself (see [`direct_write`]).
@@ -169,9 +166,6 @@ pub struct Core {
     /// Tasks held by open sessions, for `maxStoredTasks` without summing every session
     /// on every submit.
     tasks_held: u64,
-    /// Bytes of the session pages built ahead for connections (`Conn::ahead`): capped,
-    /// so that many connections each leaving a listing unfinished hold little.
-    ahead_bytes: usize,
     /// (app, id) and (app, name) to the internal handle.
     /// Ordered, so listing sessions walks them in (app, id) order from where a page
     /// starts instead of sorting every session for every page.
@@ -224,7 +218,6 @@ impl Core {
             sessions: HashMap::default(),
             open_per_app: HashMap::default(),
             tasks_held: 0,
-            ahead_bytes: 0,
             by_id: BTreeMap::new(),
             by_name: HashMap::default(),
             next_sid: 1,
@@ -353,7 +346,6 @@ impl Core {
                         label,
                         held: HashSet::default(),
                         staged: HashMap::default(),
-                        ahead: None,
                     },
                 );
             }

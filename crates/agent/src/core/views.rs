@@ -175,42 +175,16 @@ impl Core {
             .map(|(s, _)| Reply::Sessions(s))
     }
 
-    /// Answers a page of sessions, then builds the page after it, which the client
-    /// will most likely ask for next: a listing's pages are asked for one after
-    /// another (the next starts where the last ended), so without this the agent would
-    /// idle while each page travels and is decoded, and the client while each is
-    /// built. Built ahead, a page is as of a moment earlier, as any page of a listing is
-    /// as of when it was built; a request for anything else builds afresh.
-    pub(super) fn list_sessions_page(&mut self, conn: ConnId, id: u64, q: SessionQuery, from: Option<(String, u64)>, limit: u32) {
-        let rows = limit.clamp(1, PAGE_ROWS) as usize;
-        let built = self.conns.get_mut(&conn).and_then(|c| c.ahead.take());
-        if let Some(a) = &built {
-            self.ahead_bytes -= a.bytes;
-        }
-        let page = match built {
-            Some(a) if a.query == q && Some(&a.from) == from.as_ref() && a.limit == limit => Ok(a.page),
-            _ => self.sessions_page(conn, &q, from.as_ref(), (rows, PAGE_BYTES)),
-        };
-        let next = page.as_ref().ok().and_then(|(_, next)| next.clone());
-        self.answer(conn, id, page.map(|(sessions, next)| Reply::SessionPage { sessions, next }));
-        let Some(from) = next else { return };
-        if self.ahead_bytes >= AHEAD_BYTES {
-            return;
-        }
-        let Ok(page) = self.sessions_page(conn, &q, Some(&from), (rows, PAGE_BYTES)) else {
-            return;
-        };
-        let bytes = page.0.iter().map(info_bytes).sum();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            self.ahead_bytes += bytes;
-            c.ahead = Some(Box::new(Ahead {
-                query: q,
-                from,
-                limit,
-                page,
-                bytes,
-            }));
-        }
+    pub(super) fn list_sessions_page(
+        &self,
+        conn: ConnId,
+        q: SessionQuery,
+        from: Option<(String, u64)>,
+        limit: u32,
+    ) -> Result<Reply, Failure> {
+        let limit = limit.clamp(1, PAGE_ROWS) as usize;
+        self.sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
+            .map(|(sessions, next)| Reply::SessionPage { sessions, next })
     }
 
     /// Tasks of a live session from task id `from + 1` on: at most `limit` rows and
@@ -379,21 +353,6 @@ fn prefetch<T>(v: &T) {
         }
     }
 }
-
-/// A page of sessions built before its connection asked for it (see
-/// `list_sessions_page`), and the request it answers.
-pub(super) struct Ahead {
-    query: SessionQuery,
-    from: (String, u64),
-    limit: u32,
-    page: (Vec<SessionInfo>, Option<(String, u64)>),
-    /// Its size as counted in `Core::ahead_bytes`.
-    pub(super) bytes: usize,
-}
-
-/// Most bytes (as `info_bytes` counts them) of pages built ahead over all connections:
-/// a thousand connections that each ask for one page and no more hold no more than this.
-const AHEAD_BYTES: usize = 64 << 20;
 
 /// Sessions of a listing looked up together (see `live_page`).
 const LOOKUP_BATCH: usize = 64;
