@@ -340,7 +340,8 @@ impl Core {
     }
 }
 
-/// About how many bytes a session row takes in a reply: pages stop near the frame cap.
+/// Asks for every cache line of `v` to be loaded, without waiting for any: a hint, so
+/// that the loads of several values overlap (see `live_page`).
 fn prefetch<T>(v: &T) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -352,11 +353,14 @@ fn prefetch<T>(v: &T) {
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// Sessions of a listing looked up together (see `live_page`).
 const LOOKUP_BATCH: usize = 64;
 
+/// About how many bytes a session row takes in a reply: pages stop near the frame cap.
 fn info_bytes(info: &SessionInfo) -> usize {
     256 + info.reason.as_ref().map_or(0, String::len) + info.app.len() + info.holder.as_ref().map_or(0, String::len)
 }
