@@ -7,8 +7,8 @@
   sleep:S         sleeps S seconds, then answers "slept"
   nap:S:TEXT      sleeps S seconds, then answers TEXT
   pid             answers its process id
-  peek            answers "next-waiting" if another request was already waiting in its
-                  pipe (or came within 5 s), else "next-not-waiting"
+  peek:S          answers "next-waiting" if another request was already waiting in its
+                  pipe (or came within S seconds), else "next-not-waiting"
   whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter (and SessionUpdate) fail; common data
@@ -105,8 +105,9 @@ def main():
                     except OSError:
                         pass
                 out = str(n).encode()
-            elif text == "peek":
-                out = b"next-waiting" if select.select([rd], [], [], 5.0)[0] else b"next-not-waiting"
+            elif text.startswith("peek:"):
+                waiting = select.select([rd], [], [], float(text[len("peek:"):]))[0]
+                out = b"next-waiting" if waiting else b"next-not-waiting"
             elif text == "pid":
                 out = str(os.getpid()).encode()
             elif text == "whoami":
