@@ -131,22 +131,16 @@ fn connections_per_user_are_capped_in_a_shared_agent() {
     assert_eq!(&line, b"held\n");
     // The agent counts a connection once it has accepted it, a moment after the
     // helper's connect returned: wait for the refusal rather than race it.
-    // Polled by hand so that a timeout says what the command answered (it timed out
-    // once under a full test run, cause not known yet).
-    let t0 = std::time::Instant::now();
-    let err = loop {
+    // The last answer goes into a timeout's message (it timed out once under a full
+    // test run, cause not known yet).
+    let err = wait_for_or(30, "the per-user cap to refuse", || {
         let o = env.cmd("soamview").args(["app"]).uid(65534).gid(65534).output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-        if o.status.code() == Some(1) {
-            break stderr;
+        match o.status.code() {
+            Some(1) => Ok(stderr),
+            code => Err(format!("exit {code:?}: {stderr}")),
         }
-        assert!(
-            t0.elapsed().as_secs() < 30,
-            "the per-user cap never refused; last answer: exit {:?}: {stderr}",
-            o.status.code()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    });
     assert!(err.contains("uid 65534 already has 2 connections open"), "{err}");
     // Root (an admin) is not capped by that user's use.
     env.ok("soamview", &["app"]);

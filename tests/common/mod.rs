@@ -34,12 +34,18 @@ pub fn behave_py() -> String {
 
 /// Polls `f` until it returns Some, or panics after `secs`.
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(secs, what, || f().ok_or_else(String::new))
+}
+
+/// As [`wait_for`], with `f` saying why not yet: a timeout's panic quotes its last answer.
+pub fn wait_for_or<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
+        let why = match f() {
+            Ok(v) => return v,
+            Err(why) => why,
+        };
+        assert!(Instant::now() < end, "timed out waiting for {what}; last: {why}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
