@@ -355,6 +355,9 @@ fn a_restarted_agent_cancels_its_leftover_jobs() {
             "-N1",
             "-n1",
             &format!("--job-name={name}"),
+            // Its cancellation notice would otherwise land in slurm-JOB.out in the
+            // test's working directory, which is the checkout.
+            "--output=/dev/null",
             "--wrap",
             "sleep 300",
         ])

@@ -23,8 +23,10 @@ use crate::core::{ConnId, CoreMsg, Inbox};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
+use soam_proto::sock::Sock;
 use soam_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +52,11 @@ const HELLO_MAX: usize = 4 << 10;
 /// A frame whose body has started must arrive within this, so a stalled peer cannot
 /// sit on the shared frame budget.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection's read buffer. Without one a frame costs two reads (length, then body)
+/// and a third finds the socket empty; with it, one read takes every small frame that
+/// has arrived, and a short read tells tokio the socket is empty. Larger bodies are
+/// read past it, straight into their own buffer.
+const READ_BUF: usize = 8 << 10;
 
 /// Everything connections share: settings, the connection counts and the frame budget.
 pub struct Ctx {
@@ -160,7 +167,7 @@ enum Out {
 /// What writing a frame takes besides the bytes, shared by [`Outbox::send`] and the
 /// writer task.
 struct Direct {
-    stream: Arc<Stream>,
+    stream: Arc<Sock>,
     /// The client is older than typed failures: they go out as plain error replies.
     untyped: bool,
     inflight: Arc<Inflight>,
@@ -200,45 +207,123 @@ fn encode_or_refuse(parts: &mut frame::Parts, m: &AgentFrame) {
     }
 }
 
+thread_local! {
+    /// What the core wrote "directly" to connections in its current turn, sent as one
+    /// write per connection when the turn ends ([`send_staged`]): the reply to a submit
+    /// and the outputs and `Drained` of the same turn wake the client once instead of
+    /// once each, and after the turn's messages to services are on their way. Empty on
+    /// every other thread and between turns.
+    static STAGED: std::cell::RefCell<Staged> = std::cell::RefCell::default();
+}
+
+#[derive(Default)]
+struct Staged {
+    /// Connections with frames waiting, in the order they were first written to; at
+    /// most [`crate::core::direct_write`]'s few a turn, so a lookup is a short scan.
+    conns: Vec<(Outbox, frame::Parts)>,
+    /// Buffers of earlier turns, kept for the next.
+    spare: Vec<frame::Parts>,
+}
+
+/// Sends what the core staged in this turn, one write per connection; a socket that
+/// does not take all of it gets the rest through its writer task.
+pub(crate) fn send_staged() {
+    let conns = STAGED.with(|s| std::mem::take(&mut s.borrow_mut().conns));
+    for (out, mut parts) in conns {
+        out.write_now(&parts);
+        parts.clear();
+        // A turn that wrote a large listing would keep its buffer for good otherwise.
+        if parts.buf.capacity() <= 2 * DIRECT_MAX {
+            STAGED.with(|s| s.borrow_mut().spare.push(parts));
+        }
+    }
+}
+
 impl Outbox {
+    /// Writes `parts` (no large payloads) to the socket without blocking; what it does
+    /// not take goes to the writer task, which is idle (nothing is queued).
+    fn write_now(&self, parts: &frame::Parts) {
+        let fd = self.direct.stream.fd();
+        // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Stream>` in
+        // `self`. MSG_DONTWAIT: never blocks the core; the rest is queued.
+        let n = unsafe {
+            libc::send(
+                fd,
+                parts.buf.as_ptr().cast(),
+                parts.buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        self.direct.drained.notify_one();
+        if n < parts.buf.len() {
+            // The socket is full (or failing: the writer will find out).
+            let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
+            self.queued.fetch_add(rest.len(), Ordering::SeqCst);
+            let _ = self.tx.send(Out::Raw(rest));
+        }
+    }
+
     pub fn send(&self, f: AgentFrame) -> bool {
         let size = f.approx_size();
-        if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() && crate::core::direct_write() {
+        let f = if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
             // Nothing queued, so nothing this could overtake: the writer only writes
             // what is queued, and counts it off after writing.
+            match self.stage(f, size) {
+                None => return true,
+                Some(f) => f,
+            }
+        } else {
+            f
+        };
+        // Whatever was staged for this connection goes before it.
+        self.unstage();
+        self.queued.fetch_add(size, Ordering::SeqCst);
+        self.tx.send(Out::Frame(f)).is_ok()
+    }
+
+    /// Adds `f` to what this connection is sent at the end of the core's turn (None);
+    /// gives it back if it may not be (not the core in a turn, or past the turn's direct writes,
+    /// or too much staged already, or it has a payload to keep aside).
+    fn stage(&self, f: AgentFrame, size: usize) -> Option<AgentFrame> {
+        STAGED.with(|st| {
+            let mut st = st.borrow_mut();
+            let at = match st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
+                Some(at) if st.conns[at].1.buf.len() + size <= DIRECT_MAX => at,
+                Some(_) => return Some(f),
+                None if crate::core::direct_write() => {
+                    let parts = st.spare.pop().unwrap_or_default();
+                    st.conns.push((self.clone(), parts));
+                    st.conns.len() - 1
+                }
+                None => return Some(f),
+            };
             let f = self.direct.prepare(f);
-            let mut parts = frame::Parts::default();
-            encode_or_refuse(&mut parts, &f);
+            let parts = &mut st.conns[at].1;
+            let start = parts.buf.len();
+            encode_or_refuse(parts, &f);
             if !parts.big.is_empty() {
                 // A payload kept aside after all (the size is an estimate): the writer
                 // sends those. Preparing twice changes nothing.
-                self.queued.fetch_add(size, Ordering::SeqCst);
-                return self.tx.send(Out::Frame(f)).is_ok();
+                parts.buf.truncate(start);
+                parts.big.clear();
+                return Some(f);
             }
-            let interprocess::local_socket::tokio::Stream::UdSocket(s) = &*self.direct.stream;
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(s));
-            // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Stream>`
-            // in `direct`. MSG_DONTWAIT: never blocks the core; the rest is queued.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    parts.buf.as_ptr().cast(),
-                    parts.buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            let n = usize::try_from(n).unwrap_or(0);
-            self.direct.drained.notify_one();
-            if n < parts.buf.len() {
-                // The socket is full (or failing: the writer will find out).
-                let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
-                self.queued.fetch_add(rest.len(), Ordering::SeqCst);
-                return self.tx.send(Out::Raw(rest)).is_ok();
-            }
-            return true;
+            None
+        })
+    }
+
+    /// Writes what is staged for this connection now, ahead of a frame that must go
+    /// through the writer task.
+    fn unstage(&self) {
+        let staged = STAGED.with(|st| {
+            let mut st = st.borrow_mut();
+            let at = st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct))?;
+            Some(st.conns.remove(at).1)
+        });
+        if let Some(parts) = staged {
+            self.write_now(&parts);
         }
-        self.queued.fetch_add(size, Ordering::SeqCst);
-        self.tx.send(Out::Frame(f)).is_ok()
     }
 
     /// More is queued than the connection may hold: send it nothing optional.
@@ -311,7 +396,15 @@ fn is_view(req: &soam_proto::msg::Request) -> bool {
 /// Serves one accepted connection until it closes.
 pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx>) {
     let creds = stream.peer_creds();
-    // `&Stream` reads and writes, so the reader and writer tasks share one stream.
+    let interprocess::local_socket::tokio::Stream::UdSocket(stream) = stream;
+    let stream = match OwnedFd::try_from(stream).and_then(Sock::new) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("connection {conn}: {e}");
+            return;
+        }
+    };
+    // `&Sock` reads and writes, so the reader and writer tasks share one socket.
     let stream = Arc::new(stream);
     let mut rx = &*stream;
     let tx = &*stream;
@@ -398,7 +491,7 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
 
 /// The connection's outbox and its writer task. `untyped`: the client is older than
 /// typed failures.
-fn outbox(stream: Arc<Stream>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Outbox, tokio::task::JoinHandle<()>) {
+fn outbox(stream: Arc<Sock>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Outbox, tokio::task::JoinHandle<()>) {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let direct = Arc::new(Direct {
         stream,
@@ -416,13 +509,13 @@ fn outbox(stream: Arc<Stream>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Ou
     (out, writer)
 }
 
-async fn refuse(mut tx: &Stream, reason: String) -> Result<(), FrameError> {
+async fn refuse(mut tx: &Sock, reason: String) -> Result<(), FrameError> {
     frame::write_msg(&mut tx, &Welcome::Refused { reason }).await
 }
 
 /// Reads one frame; a large body waits for room in the shared frame budget first and
 /// must then arrive within [`BODY_TIMEOUT`].
-async fn read_budgeted(rx: &mut &Stream, ctx: &Ctx) -> Result<Vec<u8>, FrameError> {
+async fn read_budgeted<R: tokio::io::AsyncRead + Unpin>(rx: &mut R, ctx: &Ctx) -> Result<Vec<u8>, FrameError> {
     let len = frame::read_len(rx, frame::MAX_FRAME).await?;
     if len < SMALL_FRAME {
         return frame::read_body(rx, len).await;
@@ -437,7 +530,8 @@ async fn read_budgeted(rx: &mut &Stream, ctx: &Ctx) -> Result<Vec<u8>, FrameErro
     }
 }
 
-async fn read_loop(mut rx: &Stream, conn: ConnId, inbox: &Inbox, out: &Outbox, inflight: &Inflight, drained: &Notify, ctx: &Ctx) {
+async fn read_loop(rx: &Sock, conn: ConnId, inbox: &Inbox, out: &Outbox, inflight: &Inflight, drained: &Notify, ctx: &Ctx) {
+    let mut rx = tokio::io::BufReader::with_capacity(READ_BUF, rx);
     loop {
         // Backpressure: a peer that does not read what it asked for gets no more
         // requests taken until it does.
@@ -570,9 +664,7 @@ mod tests {
         };
         assert_eq!(rc, 0);
         ours.set_nonblocking(true).unwrap();
-        let stream: Stream = interprocess::os::unix::uds_local_socket::tokio::Stream::try_from(OwnedFd::from(ours))
-            .unwrap()
-            .into();
+        let stream = Sock::new(OwnedFd::from(ours)).unwrap();
         let (inbox, _core) = crate::core::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
         crate::core::allow_direct_writes(u32::MAX);
@@ -586,6 +678,7 @@ mod tests {
                 partial = Some(i);
             }
         }
+        send_staged();
         let partial = partial.expect("the socket took every frame: no partial write happened");
         assert!(partial > 0, "the first frame already did not fit: nothing was written directly");
         drop(out);
@@ -595,6 +688,54 @@ mod tests {
             let body = frame::read_frame(&mut theirs).await.unwrap();
             let got: AgentFrame = frame::decode(&body).unwrap();
             assert_eq!(format!("{got:?}"), format!("{:?}", reply(i)), "frame {i}");
+        }
+        writer.await.unwrap();
+    }
+
+    /// Frames the core writes in a turn wait until the turn ends and then go out in one
+    /// write, in order; a frame that must go through the writer task (too large to
+    /// write directly) sends what was staged before it first.
+    #[tokio::test]
+    async fn frames_of_a_turn_go_out_in_one_write_at_its_end() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let stream = Sock::new(OwnedFd::from(ours)).unwrap();
+        let (inbox, _core) = crate::core::inbox();
+        let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
+        crate::core::allow_direct_writes(2);
+        let waiting = |s: &std::os::unix::net::UnixStream| {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes the readable byte count into `n`.
+            assert_eq!(unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+            n
+        };
+        for i in 0..3 {
+            assert!(out.send(reply(i)));
+        }
+        assert_eq!(waiting(&theirs), 0, "a frame went out before the turn ended");
+        assert_eq!(out.queued.load(Ordering::SeqCst), 0, "a small frame went to the writer task");
+        send_staged();
+        let three = waiting(&theirs);
+        assert!(three > 9000, "the three frames are not there at the turn's end: {three} bytes");
+        // A second turn: a large frame sends what was staged ahead of itself.
+        assert!(out.send(reply(3)));
+        assert_eq!(waiting(&theirs), three, "staged, not written yet");
+        assert_eq!(out.queued.load(Ordering::SeqCst), 0, "a small frame went to the writer task");
+        let large = AgentFrame::Reply {
+            id: 4,
+            result: Err("y".repeat(DIRECT_MAX + 1)),
+        };
+        let want = [reply(0), reply(1), reply(2), reply(3), large.clone()];
+        assert!(out.send(large));
+        assert!(waiting(&theirs) > three, "what was staged did not go ahead of the large frame");
+        send_staged();
+        drop(out);
+        let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        for (i, w) in want.iter().enumerate() {
+            let body = frame::read_frame(&mut theirs).await.unwrap();
+            let got: AgentFrame = frame::decode(&body).unwrap();
+            assert_eq!(format!("{got:?}"), format!("{w:?}"), "frame {i}");
         }
         writer.await.unwrap();
     }

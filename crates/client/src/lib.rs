@@ -20,6 +20,7 @@ use soam_proto::msg::{
     Welcome,
 };
 use soam_proto::paths::Paths;
+use soam_proto::sock::Sock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,6 +260,10 @@ impl Client {
     }
 
     async fn handshake(stream: Stream, client_name: &str, socket: &Path) -> Result<Client, ClientError> {
+        let interprocess::local_socket::tokio::Stream::UdSocket(stream) = stream;
+        let stream = std::os::fd::OwnedFd::try_from(stream)
+            .and_then(Sock::new)
+            .map_err(|e| ClientError::Lost(format!("cannot use the connection to {}: {e}", socket.display())))?;
         let stream = Arc::new(stream);
         let mut rw = &*stream;
         let hello = Hello {
@@ -489,7 +494,7 @@ pub(crate) fn unexpected(_: &Reply) -> ClientError {
 
 /// Writes requests; one that cannot be sent (over the message size limit) is answered
 /// at once with why, instead of leaving its caller waiting for a reply that never comes.
-async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientFrame>, pending: Pending) {
+async fn write_loop(stream: Arc<Sock>, mut rx: mpsc::UnboundedReceiver<ClientFrame>, pending: Pending) {
     frame::write_queued_reporting(&*stream, &mut rx, |f, e| {
         let why = match e {
             FrameError::TooLarge(n) => format!(
@@ -505,8 +510,10 @@ async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<ClientF
     .await;
 }
 
-async fn read_loop(stream: Arc<Stream>, pending: Pending, events: mpsc::UnboundedSender<Event>, lost: Arc<Mutex<Option<String>>>) {
-    let mut r = &*stream;
+async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedSender<Event>, lost: Arc<Mutex<Option<String>>>) {
+    // One read takes every frame that has arrived (rather than a read for each length
+    // and each body); bodies larger than the buffer are read past it.
+    let mut r = tokio::io::BufReader::with_capacity(64 << 10, &*stream);
     let reason = loop {
         let f: AgentFrame = match frame::read_msg(&mut r).await {
             Ok(f) => f,

@@ -15,6 +15,7 @@ pub mod addr;
 pub mod frame;
 pub mod msg;
 pub mod paths;
+pub mod sock;
 pub mod text;
 pub mod worker;
 

@@ -307,6 +307,7 @@ impl Core {
             }
             self.commit_ends();
             self.flush();
+            crate::server::send_staged();
             DIRECT_LEFT.set(0);
             if *self.shutdown.borrow() {
                 break;
