@@ -110,35 +110,24 @@ impl Floor {
         Ok(Floor { relay, stream })
     }
 
-    /// Round trips of one `size`-byte message, one at a time: (p50, p99) in µs, after
-    /// 200 to warm up, as soambench's latency does.
-    /// Also what the middle process and this client did per measured round.
-    pub fn latency(
-        &mut self,
-        rounds: usize,
-        size: usize,
-    ) -> anyhow::Result<(f64, f64, crate::soambench::PerRound, crate::soambench::PerRound)> {
-        use crate::soambench::Counted;
+    /// `n` round trips of one `size`-byte message, one at a time, each one's time in
+    /// µs, as soambench's latency does.
+    pub fn rounds(&mut self, n: usize, size: usize, samples: &mut Vec<f64>) -> anyhow::Result<()> {
         let mut msg = (size as u32).to_le_bytes().to_vec();
         msg.resize(4 + size, 0);
         let mut buf = Vec::new();
-        let mut samples = Vec::with_capacity(rounds);
-        let (mut middle, mut client) = (None, None);
-        for i in 0..rounds + 200 {
-            if i == 200 {
-                middle = Some(Counted::start(self.relay.id()));
-                client = Some(Counted::start(std::process::id()));
-            }
+        for _ in 0..n {
             let t0 = Instant::now();
             self.stream.write_all(&msg)?;
             anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
-            if i >= 200 {
-                samples.push(t0.elapsed().as_secs_f64() * 1e6);
-            }
+            samples.push(t0.elapsed().as_secs_f64() * 1e6);
         }
-        let (middle, client) = (middle.map(|m| m.per_round(rounds)), client.map(|c| c.per_round(rounds)));
-        let (p50, p99) = percentiles(samples);
-        Ok((p50, p99, middle.unwrap_or_default(), client.unwrap_or_default()))
+        Ok(())
+    }
+
+    /// The middle process, whose switches and CPU time are the floor's.
+    pub fn relay_pid(&self) -> u32 {
+        self.relay.id()
     }
 
     /// `count` messages of `size` bytes streamed through and back (a writer thread,

@@ -177,19 +177,41 @@ pub struct PerRound {
     pub cpu_us: f64,
 }
 
-/// Counts of `pid` at the start of a phase, to be turned into [`PerRound`] at its end.
-pub(crate) struct Counted(u32, u64, u64);
+/// Switches and CPU time of one process summed over the blocks of rounds it was
+/// measured in (the floor's and soam's blocks alternate, and the client is in both).
+pub(crate) struct Tally {
+    pid: u32,
+    switches: u64,
+    ns: u64,
+    rounds: usize,
+}
 
-impl Counted {
-    pub(crate) fn start(pid: u32) -> Counted {
-        Counted(pid, switches(pid), cpu_ns(pid))
+impl Tally {
+    pub(crate) fn new(pid: u32) -> Tally {
+        Tally {
+            pid,
+            switches: 0,
+            ns: 0,
+            rounds: 0,
+        }
     }
 
-    pub(crate) fn per_round(&self, rounds: usize) -> PerRound {
-        let n = rounds.max(1) as f64;
+    /// Where a block of `rounds` begins: what `end` takes the difference from.
+    pub(crate) fn begin(&self) -> (u64, u64) {
+        (switches(self.pid), cpu_ns(self.pid))
+    }
+
+    pub(crate) fn end(&mut self, (sw, ns): (u64, u64), rounds: usize) {
+        self.switches += switches(self.pid).saturating_sub(sw);
+        self.ns += cpu_ns(self.pid).saturating_sub(ns);
+        self.rounds += rounds;
+    }
+
+    pub(crate) fn per_round(&self) -> PerRound {
+        let n = self.rounds.max(1) as f64;
         PerRound {
-            switches: switches(self.0).saturating_sub(self.1) as f64 / n,
-            cpu_us: cpu_ns(self.0).saturating_sub(self.2) as f64 / n / 1000.0,
+            switches: self.switches as f64 / n,
+            cpu_us: self.ns as f64 / n / 1000.0,
         }
     }
 }
@@ -354,33 +376,41 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
 
 /// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
 /// Also what the agent (`pid`) and this client did per measured round.
-async fn latency(opts: &ConnectOptions, rounds: usize, pid: u32) -> anyhow::Result<(f64, f64, PerRound, PerRound)> {
-    let mut c = Client::connect(opts).await?;
-    let id = create(&c, "bench", None, true).await?;
-    let s = session_ref("bench", id);
-    let mut samples = Vec::with_capacity(rounds);
-    let (mut agent, mut client) = (None, None);
-    for i in 0..rounds + 200 {
-        if i == 200 {
-            agent = Some(Counted::start(pid));
-            client = Some(Counted::start(std::process::id()));
-        }
-        let t0 = Instant::now();
-        let reply = c.send(Request::Submit {
-            session: s.clone(),
-            tasks: vec![Bytes::new()],
-        });
-        collect_one(&mut c, &s).await?;
-        reply.await?;
-        // The first 200 warm the instance and the agent.
-        if i >= 200 {
+/// One task at a time through a session of the no-op service, on a warm instance.
+struct Latency {
+    c: Client,
+    s: SessionRef,
+}
+
+impl Latency {
+    async fn open(opts: &ConnectOptions) -> anyhow::Result<Latency> {
+        let c = Client::connect(opts).await?;
+        let id = create(&c, "bench", None, true).await?;
+        Ok(Latency {
+            c,
+            s: session_ref("bench", id),
+        })
+    }
+
+    /// `n` round trips (submit, output, acknowledge), each one's time in µs.
+    async fn rounds(&mut self, n: usize, samples: &mut Vec<f64>) -> anyhow::Result<()> {
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let reply = self.c.send(Request::Submit {
+                session: self.s.clone(),
+                tasks: vec![Bytes::new()],
+            });
+            collect_one(&mut self.c, &self.s).await?;
+            reply.await?;
             samples.push(t0.elapsed().as_secs_f64() * 1e6);
         }
+        Ok(())
     }
-    let (agent, client) = (agent.map(|a| a.per_round(rounds)), client.map(|c| c.per_round(rounds)));
-    c.call(Request::Close { session: s }).await?;
-    let (p50, p99) = crate::floor::percentiles(samples);
-    Ok((p50, p99, agent.unwrap_or_default(), client.unwrap_or_default()))
+
+    async fn close(self) -> anyhow::Result<()> {
+        self.c.call(Request::Close { session: self.s }).await?;
+        Ok(())
+    }
 }
 
 /// `count` tasks of `size` bytes through the echo service and back, after one task to
@@ -1037,6 +1067,11 @@ fn bench(args: &Args) -> anyhow::Result<()> {
 type Figure = (&'static str, f64, &'static str, bool);
 
 /// Latency and 1 MiB payloads, soam's and the floor's on the same run.
+/// Round trips of the latency phase, floor and soam each, before any is measured.
+const LATENCY_WARMUP: usize = 200;
+/// Blocks the latency phase's rounds are measured in, floor and soam in turn.
+const LATENCY_BLOCKS: usize = 10;
+
 struct FloorFigures {
     floor_p50: f64,
     floor_p99: f64,
@@ -1085,11 +1120,40 @@ fn against_floor(
     sizes: &Sizes,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<FloorFigures> {
-    say("latency floor (socket and pipes, no soam)");
+    // The floor and soam alternate in blocks, so that both see the same machine: on a
+    // virtual machine the cost of a wake-up drifts within seconds, and a ratio of two
+    // phases measured one after the other would mostly measure the drift.
+    say("latency: floor (socket and pipes, no soam) and soam, alternating");
     let mut floor = crate::floor::Floor::start(home)?;
-    let (floor_p50, floor_p99, floor_middle, floor_client) = floor.latency(sizes.latency_rounds, 64)?;
-    say("latency");
-    let (p50, p99, agent_round, client) = rt.block_on(latency(opts, sizes.latency_rounds, agent.pid()))?;
+    let mut lat = rt.block_on(Latency::open(opts))?;
+    let (mut warm, mut floor_us, mut soam_us) = (Vec::new(), Vec::new(), Vec::new());
+    floor.rounds(LATENCY_WARMUP, 64, &mut warm)?;
+    rt.block_on(lat.rounds(LATENCY_WARMUP, &mut warm))?;
+    let (mut floor_middle, mut floor_client) = (Tally::new(floor.relay_pid()), Tally::new(std::process::id()));
+    let (mut agent_round, mut client) = (Tally::new(agent.pid()), Tally::new(std::process::id()));
+    let blocks = LATENCY_BLOCKS.min(sizes.latency_rounds).max(1);
+    for b in 0..blocks {
+        let n = sizes.latency_rounds * (b + 1) / blocks - sizes.latency_rounds * b / blocks;
+        // Each goes first in every other block, so neither always follows the other.
+        for floor_turn in [b % 2 == 0, b % 2 == 1] {
+            if floor_turn {
+                let at = (floor_middle.begin(), floor_client.begin());
+                floor.rounds(n, 64, &mut floor_us)?;
+                floor_middle.end(at.0, n);
+                floor_client.end(at.1, n);
+            } else {
+                let at = (agent_round.begin(), client.begin());
+                rt.block_on(lat.rounds(n, &mut soam_us))?;
+                agent_round.end(at.0, n);
+                client.end(at.1, n);
+            }
+        }
+    }
+    rt.block_on(lat.close())?;
+    let (floor_p50, floor_p99) = crate::floor::percentiles(floor_us);
+    let (p50, p99) = crate::floor::percentiles(soam_us);
+    let (floor_middle, floor_client) = (floor_middle.per_round(), floor_client.per_round());
+    let (agent_round, client) = (agent_round.per_round(), client.per_round());
     say("1 MiB payloads: floor and soam, alternating");
     let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
     for _ in 0..3 {
