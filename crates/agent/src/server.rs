@@ -244,7 +244,7 @@ impl Outbox {
     /// not take goes to the writer task, which is idle (nothing is queued).
     fn write_now(&self, parts: &frame::Parts) {
         let fd = self.direct.stream.fd();
-        // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Stream>` in
+        // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Sock>` in
         // `self`. MSG_DONTWAIT: never blocks the core; the rest is queued.
         let n = unsafe {
             libc::send(
@@ -283,8 +283,8 @@ impl Outbox {
     }
 
     /// Adds `f` to what this connection is sent at the end of the core's turn (None);
-    /// gives it back if it may not be (not the core in a turn, or past the turn's direct writes,
-    /// or too much staged already, or it has a payload to keep aside).
+    /// gives it back if it may not be: not the core in a turn, past the turn's direct
+    /// writes, too much staged already, or it has a payload to keep aside.
     fn stage(&self, f: AgentFrame, size: usize) -> Option<AgentFrame> {
         STAGED.with(|st| {
             let mut st = st.borrow_mut();

@@ -752,31 +752,53 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         }
         figures.push((key.to_string(), label, v))
     };
-    // The same tasks through one session, then through more and more at once.
-    let one = rt.block_on(busy(&opts, 1, tasks))?;
+    // The same tasks through one session, then through more and more at once; then
+    // one session and the most sessions twice more, in turn, so that the ratio of the
+    // two is taken pair by pair (the machine's speed drifts between phases), and each
+    // figure is the median of its three runs.
+    let mut ones = vec![rt.block_on(busy(&opts, 1, tasks))?];
+    let mut mid = Vec::new();
+    for n in [10, 1_000] {
+        mid.push((n.min(sessions), rt.block_on(busy(&opts, n.min(sessions), tasks))?));
+    }
+    let mut most = vec![rt.block_on(busy(&opts, sessions, tasks))?];
+    for round in 0..2 {
+        if round % 2 == 0 {
+            most.push(rt.block_on(busy(&opts, sessions, tasks))?);
+            ones.push(rt.block_on(busy(&opts, 1, tasks))?);
+        } else {
+            ones.push(rt.block_on(busy(&opts, 1, tasks))?);
+            most.push(rt.block_on(busy(&opts, sessions, tasks))?);
+        }
+    }
+    let mut ratios: Vec<f64> = most.iter().zip(&ones).map(|(m, o)| m / o).collect();
     add(
         "throughput_one_session_tasks_per_s",
-        format!("{tasks} tasks through 1 session"),
-        one,
+        format!("{tasks} tasks through 1 session (median of 3)"),
+        median(&mut ones),
     );
-    let mut last = one;
-    for (n, key) in [
-        (10, "throughput_10_sessions_tasks_per_s"),
-        (1_000, "throughput_1k_sessions_tasks_per_s"),
-        (sessions, "throughput_10k_sessions_tasks_per_s"),
-    ] {
-        let n = n.min(sessions);
-        last = rt.block_on(busy(&opts, n, tasks))?;
+    for ((n, v), key) in mid
+        .into_iter()
+        .zip(["throughput_10_sessions_tasks_per_s", "throughput_1k_sessions_tasks_per_s"])
+    {
         add(
             key,
             format!("{tasks} tasks through {n} sessions busy at once ({} connections)", n.min(100)),
-            last,
+            v,
         );
     }
     add(
+        "throughput_10k_sessions_tasks_per_s",
+        format!(
+            "{tasks} tasks through {sessions} sessions busy at once ({} connections; median of 3)",
+            sessions.min(100)
+        ),
+        median(&mut most),
+    );
+    add(
         "throughput_10k_sessions_vs_one",
-        format!("{sessions} busy sessions against one"),
-        last / one,
+        format!("{sessions} busy sessions against one (median of 3 pairs)"),
+        median(&mut ratios),
     );
     let t0 = Instant::now();
     rt.block_on(async {
