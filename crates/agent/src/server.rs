@@ -228,14 +228,20 @@ struct Staged {
 /// Sends what the core staged in this turn, one write per connection; a socket that
 /// does not take all of it gets the rest through its writer task.
 pub(crate) fn send_staged() {
-    let conns = STAGED.with(|s| std::mem::take(&mut s.borrow_mut().conns));
-    for (out, mut parts) in conns {
-        out.write_now(&parts);
-        parts.clear();
-        // A turn that wrote a large listing would keep its buffer for good otherwise.
-        if parts.buf.capacity() <= 2 * DIRECT_MAX {
-            STAGED.with(|s| s.borrow_mut().spare.push(parts));
+    STAGED.with(|st| {
+        let Staged { conns, spare } = &mut *st.borrow_mut();
+        for (out, parts) in conns.drain(..) {
+            out.write_now(&parts);
+            recycle(spare, parts);
         }
+    });
+}
+
+/// Keeps a staging buffer for a later turn, unless a large listing made it large.
+fn recycle(spare: &mut Vec<frame::Parts>, mut parts: frame::Parts) {
+    parts.clear();
+    if parts.buf.capacity() <= 2 * DIRECT_MAX {
+        spare.push(parts);
     }
 }
 
@@ -243,21 +249,11 @@ impl Outbox {
     /// Writes `parts` (no large payloads) to the socket without blocking; what it does
     /// not take goes to the writer task, which is idle (nothing is queued).
     fn write_now(&self, parts: &frame::Parts) {
-        let fd = self.direct.stream.fd();
-        // SAFETY: `fd` is the connection's socket, kept open by the `Arc<Sock>` in
-        // `self`. MSG_DONTWAIT: never blocks the core; the rest is queued.
-        let n = unsafe {
-            libc::send(
-                fd,
-                parts.buf.as_ptr().cast(),
-                parts.buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        let n = usize::try_from(n).unwrap_or(0);
+        // An error (the socket full or failing) sends it all to the writer, which
+        // finds out which.
+        let n = self.direct.stream.send(&[std::io::IoSlice::new(&parts.buf)]).unwrap_or(0);
         self.direct.drained.notify_one();
         if n < parts.buf.len() {
-            // The socket is full (or failing: the writer will find out).
             let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
             self.queued.fetch_add(rest.len(), Ordering::SeqCst);
             let _ = self.tx.send(Out::Raw(rest));
@@ -316,14 +312,14 @@ impl Outbox {
     /// Writes what is staged for this connection now, ahead of a frame that must go
     /// through the writer task.
     fn unstage(&self) {
-        let staged = STAGED.with(|st| {
-            let mut st = st.borrow_mut();
-            let at = st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct))?;
-            Some(st.conns.remove(at).1)
+        STAGED.with(|st| {
+            let Staged { conns, spare } = &mut *st.borrow_mut();
+            if let Some(at) = conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
+                let (_, parts) = conns.remove(at);
+                self.write_now(&parts);
+                recycle(spare, parts);
+            }
         });
-        if let Some(parts) = staged {
-            self.write_now(&parts);
-        }
     }
 
     /// More is queued than the connection may hold: send it nothing optional.

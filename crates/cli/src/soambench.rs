@@ -196,15 +196,16 @@ impl Tally {
         }
     }
 
-    /// Where a block of `rounds` begins: what `end` takes the difference from.
-    pub(crate) fn begin(&self) -> (u64, u64) {
-        (switches(self.pid), cpu_ns(self.pid))
-    }
-
-    pub(crate) fn end(&mut self, (sw, ns): (u64, u64), rounds: usize) {
-        self.switches += switches(self.pid).saturating_sub(sw);
-        self.ns += cpu_ns(self.pid).saturating_sub(ns);
-        self.rounds += rounds;
+    /// Runs `block` of `rounds` rounds, adding what each tally's process did in it.
+    pub(crate) fn measure<T>(tallies: [&mut Tally; 2], rounds: usize, block: impl FnOnce() -> T) -> T {
+        let at = tallies.each_ref().map(|t| (switches(t.pid), cpu_ns(t.pid)));
+        let out = block();
+        for (t, (sw, ns)) in tallies.into_iter().zip(at) {
+            t.switches += switches(t.pid).saturating_sub(sw);
+            t.ns += cpu_ns(t.pid).saturating_sub(ns);
+            t.rounds += rounds;
+        }
+        out
     }
 
     pub(crate) fn per_round(&self) -> PerRound {
@@ -374,8 +375,6 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
     Ok(())
 }
 
-/// One task at a time on a warm instance: submit, output, acknowledge. Microseconds.
-/// Also what the agent (`pid`) and this client did per measured round.
 /// One task at a time through a session of the no-op service, on a warm instance.
 struct Latency {
     c: Client,
@@ -762,13 +761,10 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         mid.push((n.min(sessions), rt.block_on(busy(&opts, n.min(sessions), tasks))?));
     }
     let mut most = vec![rt.block_on(busy(&opts, sessions, tasks))?];
-    for round in 0..2 {
-        if round % 2 == 0 {
-            most.push(rt.block_on(busy(&opts, sessions, tasks))?);
-            ones.push(rt.block_on(busy(&opts, 1, tasks))?);
-        } else {
-            ones.push(rt.block_on(busy(&opts, 1, tasks))?);
-            most.push(rt.block_on(busy(&opts, sessions, tasks))?);
+    for most_first in [true, false] {
+        for is_most in [most_first, !most_first] {
+            let (n, runs) = if is_most { (sessions, &mut most) } else { (1, &mut ones) };
+            runs.push(rt.block_on(busy(&opts, n, tasks))?);
         }
     }
     let mut ratios: Vec<f64> = most.iter().zip(&ones).map(|(m, o)| m / o).collect();
@@ -1159,15 +1155,9 @@ fn against_floor(
         // Each goes first in every other block, so neither always follows the other.
         for floor_turn in [b % 2 == 0, b % 2 == 1] {
             if floor_turn {
-                let at = (floor_middle.begin(), floor_client.begin());
-                floor.rounds(n, 64, &mut floor_us)?;
-                floor_middle.end(at.0, n);
-                floor_client.end(at.1, n);
+                Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?;
             } else {
-                let at = (agent_round.begin(), client.begin());
-                rt.block_on(lat.rounds(n, &mut soam_us))?;
-                agent_round.end(at.0, n);
-                client.end(at.1, n);
+                Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?;
             }
         }
     }

@@ -44,8 +44,10 @@ impl Sock {
         self.read.get_ref().as_raw_fd()
     }
 
-    /// One non-blocking `sendmsg` of `bufs`, as much as the socket takes now.
-    fn send(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    /// One non-blocking `sendmsg` of `bufs`, as much as the socket takes now, without
+    /// waiting or registering anything: for a writer that hands what is left to
+    /// someone who can wait (the agent's core, which must never block).
+    pub fn send(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         // SAFETY: a zeroed msghdr is valid; the iovecs point at `bufs`, which outlive
         // the call, and IoSlice is ABI compatible with iovec.
         let n = unsafe {
@@ -202,21 +204,68 @@ mod tests {
         assert!(got == want, "bytes lost or reordered");
     }
 
-    /// Reading tells the peer nothing: a writer that is not waiting is not registered
-    /// for room, so the peer's reads cannot wake it.
+    /// The epoll events `fd` is registered for, from the kernel's own account of this
+    /// process's epoll instances (`/proc/self/fdinfo`), or None if it is in none.
+    fn registered(fd: RawFd) -> Option<u32> {
+        for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let is_epoll = std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventpoll]");
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", e.file_name().to_string_lossy()));
+            let (true, Ok(info)) = (is_epoll, info) else { continue };
+            for line in info.lines() {
+                let mut w = line.split_whitespace();
+                if w.next() == Some("tfd:") && w.next().and_then(|n| n.parse().ok()) == Some(fd) {
+                    w.next(); // "events:"
+                    return w.next().and_then(|x| u32::from_str_radix(x, 16).ok());
+                }
+            }
+        }
+        None
+    }
+
+    /// The socket is watched for reading only, so a peer's reads (each one "writable"
+    /// for this side) wake nothing here; a write that finds the socket full watches a
+    /// duplicate for room, and stops once it went through.
     #[tokio::test]
-    async fn a_writer_with_room_watches_for_nothing() {
+    async fn watched_for_writing_only_while_full() {
         let (a, b) = pair();
+        let ev = registered(a.fd()).expect("the socket is registered");
+        assert!(ev & libc::EPOLLIN as u32 != 0, "not watched for reading: {ev:#x}");
+        assert!(ev & libc::EPOLLOUT as u32 == 0, "watched for writing: {ev:#x}");
+        // Fill it: the write cannot finish until the peer reads.
+        let data = vec![1u8; 8 << 20];
         let mut w = &a;
-        w.write_all(b"ping").await.unwrap();
+        let mut write = Box::pin(w.write_all(&data));
+        assert!(poll_once(write.as_mut()).await.is_none(), "8 MiB fit a socket");
+        let dup = a
+            .write
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|d| d.get_ref().as_raw_fd())
+            .expect("a duplicate watches for room");
+        let ev = registered(dup).expect("the duplicate is registered");
+        assert!(ev & libc::EPOLLOUT as u32 != 0, "the duplicate does not watch for writing: {ev:#x}");
+        let reader = async {
+            let mut r = &b;
+            let mut got = vec![0u8; data.len()];
+            r.read_exact(&mut got).await.unwrap();
+        };
+        let (done, ()) = tokio::join!(write, reader);
+        done.unwrap();
         assert!(a.write.lock().unwrap().is_none());
-        let mut buf = [0u8; 4];
-        let mut r = &b;
-        r.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"ping");
-        drop(a);
-        let mut rest = Vec::new();
-        r.read_to_end(&mut rest).await.unwrap();
-        assert!(rest.is_empty(), "end of stream once the peer is gone");
+        assert_eq!(registered(dup), None, "the duplicate is still registered");
+        let ev = registered(a.fd()).expect("the socket is still registered");
+        assert!(ev & libc::EPOLLOUT as u32 == 0, "watched for writing afterwards: {ev:#x}");
+    }
+
+    /// Polls `f` once: its output if it was ready.
+    async fn poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut f).poll(cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            })
+        })
+        .await
     }
 }
