@@ -162,6 +162,11 @@ enum Out {
     Frame(AgentFrame),
     /// The rest of a frame the socket took only part of when written directly.
     Raw(bytes::Bytes),
+    /// A reply the core encoded itself (see [`Outbox::send_encoded`]).
+    Encoded {
+        id: u64,
+        frame: bytes::Bytes,
+    },
 }
 
 /// What writing a frame takes besides the bytes, shared by [`Outbox::send`] and the
@@ -278,21 +283,52 @@ impl Outbox {
         self.tx.send(Out::Frame(f)).is_ok()
     }
 
+    /// Sends the frame answering request `id`, encoded by the caller (a page of a
+    /// listing), as [`Outbox::send`] sends a reply: staged for the end of the core's
+    /// turn when it may be, else through the writer task, behind what is queued.
+    pub fn send_encoded(&self, id: u64, frame: Vec<u8>) -> bool {
+        let size = frame.len();
+        if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
+            let staged = STAGED.with(|st| {
+                let mut st = st.borrow_mut();
+                let at = self.staging_slot(&mut st, size)?;
+                self.direct.inflight.answered(id);
+                st.conns[at].1.buf.extend_from_slice(&frame);
+                Some(())
+            });
+            if staged.is_some() {
+                return true;
+            }
+        }
+        self.unstage();
+        self.queued.fetch_add(size, Ordering::SeqCst);
+        self.tx.send(Out::Encoded { id, frame: frame.into() }).is_ok()
+    }
+
+    /// Where in this turn's staged writes `size` more bytes for this connection go, if
+    /// they may be staged: not outside the core's turn, not past the turn's direct
+    /// writes, not over [`DIRECT_MAX`] staged.
+    fn staging_slot(&self, st: &mut Staged, size: usize) -> Option<usize> {
+        match st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
+            Some(at) if st.conns[at].1.buf.len() + size <= DIRECT_MAX => Some(at),
+            Some(_) => None,
+            None if crate::core::direct_write() => {
+                let parts = st.spare.pop().unwrap_or_default();
+                st.conns.push((self.clone(), parts));
+                Some(st.conns.len() - 1)
+            }
+            None => None,
+        }
+    }
+
     /// Adds `f` to what this connection is sent at the end of the core's turn (None);
-    /// gives it back if it may not be: not the core in a turn, past the turn's direct
-    /// writes, too much staged already, or it has a payload to keep aside.
+    /// gives it back if it may not be (see [`Outbox::staging_slot`]), or if it has a
+    /// payload to keep aside.
     fn stage(&self, f: AgentFrame, size: usize) -> Option<AgentFrame> {
         STAGED.with(|st| {
             let mut st = st.borrow_mut();
-            let at = match st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
-                Some(at) if st.conns[at].1.buf.len() + size <= DIRECT_MAX => at,
-                Some(_) => return Some(f),
-                None if crate::core::direct_write() => {
-                    let parts = st.spare.pop().unwrap_or_default();
-                    st.conns.push((self.clone(), parts));
-                    st.conns.len() - 1
-                }
-                None => return Some(f),
+            let Some(at) = self.staging_slot(&mut st, size) else {
+                return Some(f);
             };
             let f = self.direct.prepare(f);
             let parts = &mut st.conns[at].1;
@@ -607,6 +643,12 @@ async fn write_loop(
                     size += b.len();
                     parts.buf.extend_from_slice(&b);
                 }
+                Out::Encoded { id, frame } => {
+                    direct.inflight.answered(id);
+                    size += frame.len();
+                    // Written from its own buffer, as a large payload is.
+                    parts.big.push((parts.buf.len(), frame));
+                }
             }
             next = if parts.len() < 1 << 20 { rx.try_recv().ok() } else { None };
         }
@@ -734,5 +776,64 @@ mod tests {
             assert_eq!(format!("{got:?}"), format!("{w:?}"), "frame {i}");
         }
         writer.await.unwrap();
+    }
+
+    /// Replies the core encoded itself go out as `send` sends others: a small one with
+    /// the turn's staged frames, a large one through the writer task behind them, each
+    /// counting its request as answered (a view request stays in flight until then).
+    #[tokio::test]
+    async fn encoded_replies_go_out_in_order_and_count_as_answered() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let stream = Sock::new(OwnedFd::from(ours)).unwrap();
+        let (inbox, _core) = crate::core::inbox();
+        let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
+        crate::core::allow_direct_writes(u32::MAX);
+        let encoded = |f: &AgentFrame| {
+            let mut b = Vec::new();
+            frame::encode_into(f, &mut b).unwrap();
+            b
+        };
+        let large = AgentFrame::Reply {
+            id: 3,
+            result: Err("y".repeat(DIRECT_MAX + 1)),
+        };
+        for id in [1, 3] {
+            out.direct.inflight.add(id, 10, true);
+        }
+        assert!(out.send(reply(0)));
+        assert!(out.send_encoded(1, encoded(&reply(1))));
+        assert_eq!(
+            out.queued.load(Ordering::SeqCst),
+            0,
+            "a small encoded reply went to the writer task"
+        );
+        assert_eq!(
+            out.direct.inflight.views.load(Ordering::SeqCst),
+            1,
+            "the staged reply did not count as answered"
+        );
+        assert!(out.send(reply(2)));
+        assert!(out.send_encoded(3, encoded(&large)));
+        assert!(
+            out.queued.load(Ordering::SeqCst) > DIRECT_MAX,
+            "the large encoded reply was not queued"
+        );
+        send_staged();
+        let direct = out.direct.clone();
+        drop(out);
+        let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        for (i, w) in [reply(0), reply(1), reply(2), large].iter().enumerate() {
+            let body = frame::read_frame(&mut theirs).await.unwrap();
+            let got: AgentFrame = frame::decode(&body).unwrap();
+            assert_eq!(format!("{got:?}"), format!("{w:?}"), "frame {i}");
+        }
+        writer.await.unwrap();
+        assert_eq!(
+            direct.inflight.views.load(Ordering::SeqCst),
+            0,
+            "the written reply did not count as answered"
+        );
     }
 }

@@ -13,8 +13,9 @@ use std::fmt::Write as _;
 #[derive(Debug, Default, Clone)]
 pub struct Grid {
     text: String,
-    /// Each cell's place in `text`, row after row.
-    spans: Vec<(u32, u32)>,
+    /// Each cell's place in `text` and its width in characters, row after row: a
+    /// table is padded from the widths kept, not by walking each cell again.
+    spans: Vec<Span>,
     cols: usize,
     /// Each column's widest cell, in characters: what a plain table pads to.
     widths: Vec<usize>,
@@ -56,12 +57,57 @@ impl Grid {
     }
 
     pub fn cell(&self, row: usize, col: usize) -> &str {
-        let (a, b) = self.spans[row * self.cols + col];
-        &self.text[a as usize..b as usize]
+        let sp = self.spans[row * self.cols + col];
+        &self.text[sp.start as usize..sp.end as usize]
+    }
+
+    /// Appends row `row` as a line of a plain table: each cell padded with spaces to
+    /// its column's width in `widths` (at least its own) and `gap` more, then a newline.
+    pub fn put_line(&self, row: usize, widths: &[usize], gap: usize, out: &mut Vec<u8>) {
+        let text = self.text.as_bytes();
+        let cells = &self.spans[row * self.cols..(row + 1) * self.cols];
+        if cells.iter().all(|sp| sp.width == sp.end - sp.start) {
+            // Every cell as wide as its bytes (ASCII, the usual case): the line is as
+            // long as the widths say, so it is laid out as spaces with each cell
+            // copied to its column's place.
+            let start = out.len();
+            let len: usize = widths.iter().map(|w| w + gap).sum();
+            out.resize(start + len, b' ');
+            let mut at = start;
+            for (sp, w) in cells.iter().zip(widths) {
+                let cell = &text[sp.start as usize..sp.end as usize];
+                out[at..at + cell.len()].copy_from_slice(cell);
+                at += w + gap;
+            }
+        } else {
+            for (sp, w) in cells.iter().zip(widths) {
+                out.extend_from_slice(&text[sp.start as usize..sp.end as usize]);
+                pad(out, w - sp.width as usize + gap);
+            }
+        }
+        out.push(b'\n');
     }
 
     pub fn row(&self, row: usize) -> impl Iterator<Item = &str> {
         (0..self.cols).map(move |c| self.cell(row, c))
+    }
+}
+
+/// Where a cell's text lies in its grid's buffer, and how wide it shows.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+    width: u32,
+}
+
+/// Appends `n` spaces.
+pub fn pad(out: &mut Vec<u8>, mut n: usize) {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.extend_from_slice(&SPACES[..k]);
+        n -= k;
     }
 }
 
@@ -95,7 +141,14 @@ pub struct Columns<'a, S> {
 pub fn push_row<R: Serialize, S: AsRef<str>>(grid: &mut Grid, row: &R, cols: &Columns<'_, S>, plan: &mut Plan) {
     let first = grid.spans.len();
     let at = grid.text.len() as u32;
-    grid.spans.extend(std::iter::repeat_n((at, at), cols.names.len()));
+    grid.spans.extend(std::iter::repeat_n(
+        Span {
+            start: at,
+            end: at,
+            width: 0,
+        },
+        cols.names.len(),
+    ));
     let mut p = Picker {
         cols,
         plan,
@@ -105,6 +158,58 @@ pub fn push_row<R: Serialize, S: AsRef<str>>(grid: &mut Grid, row: &R, cols: &Co
     };
     // A row that is not a struct has no such fields: all empty.
     let _ = row.serialize(&mut p);
+}
+
+/// One cell being written: what a row's [`crate::output::Row::field`] writes the
+/// value of one of its fields to, through the very writer `push_row` uses, so a cell
+/// reads the same whichever way it was made.
+pub struct Cell<'a> {
+    out: &'a mut String,
+    kind: Kind,
+    times: &'a dyn Times,
+}
+
+impl Cell<'_> {
+    pub fn put<T: ?Sized + Serialize>(self, v: &T) {
+        let start = self.out.len();
+        let w = CellWriter {
+            out: &mut *self.out,
+            kind: self.kind,
+            item: false,
+            times: self.times,
+        };
+        // A value a cell cannot hold shows as empty, as in `push_row`.
+        if v.serialize(w).is_err() {
+            self.out.truncate(start);
+        }
+    }
+}
+
+/// Appends `row` to `grid` as [`push_row`] does, for a row type that writes its fields
+/// itself: `fields[i]` is column `i`'s field number as `field` counts them. Only the
+/// fields shown are visited (serializing a whole row visits every field, and most are
+/// not shown: a default session table shows 10 of 24).
+pub fn push_fields<R: ?Sized, S>(grid: &mut Grid, row: &R, cols: &Columns<'_, S>, fields: &[usize], field: impl Fn(&R, usize, Cell<'_>)) {
+    let first = grid.spans.len();
+    let at = grid.text.len() as u32;
+    grid.spans.extend(std::iter::repeat_n(
+        Span {
+            start: at,
+            end: at,
+            width: 0,
+        },
+        fields.len(),
+    ));
+    for (i, &f) in fields.iter().enumerate() {
+        let start = grid.text.len();
+        let cell = Cell {
+            out: &mut grid.text,
+            kind: cols.kinds[i],
+            times: cols.times,
+        };
+        field(row, f, cell);
+        grid.end_cell(first + i, i, start);
+    }
 }
 
 #[derive(Debug)]
@@ -139,9 +244,32 @@ struct Picker<'a, 'c, S> {
 impl<S: AsRef<str>> ser::SerializeStruct for &mut Picker<'_, '_, S> {
     type Ok = ();
     type Error = Error;
+    // Inlined into each row's derived `serialize`, so that a field no column shows
+    // (most of them, in a default table) costs a comparison, not a call: out of line,
+    // each field's call saved and restored every register of a body that had its
+    // value's cell writing inlined, about 50 instructions for a field not shown.
+    #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         let at = self.field;
         self.field += 1;
+        if let Some((k, slots)) = self.plan.0.get(at)
+            && std::ptr::eq(*k, key)
+            && slots.is_empty()
+        {
+            return Ok(());
+        }
+        self.shown_field(at, key, value);
+        Ok(())
+    }
+    fn end(self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl<S: AsRef<str>> Picker<'_, '_, S> {
+    /// The cells of field number `at` (`key`), if any column shows it.
+    #[inline(never)]
+    fn shown_field<T: ?Sized + Serialize>(&mut self, at: usize, key: &'static str, value: &T) {
         // The same field name (the same static string) as the row before, at this place:
         // the same columns. Otherwise, work them out and remember.
         if self.plan.0.get(at).is_none_or(|(k, _)| !std::ptr::eq(*k, key)) {
@@ -169,14 +297,30 @@ impl<S: AsRef<str>> ser::SerializeStruct for &mut Picker<'_, '_, S> {
             if value.serialize(w).is_err() {
                 text.truncate(start);
             }
-            self.grid.spans[self.first + i] = (start as u32, text.len() as u32);
-            let w = &mut self.grid.widths[i];
-            *w = (*w).max(width(&text[start..]));
+            self.grid.end_cell(self.first + i, i, start);
         }
-        Ok(())
     }
-    fn end(self) -> Result<(), Error> {
-        Ok(())
+}
+
+impl Grid {
+    /// Records the cell written into `text` from `start` as span `span`, of column `col`.
+    #[inline]
+    fn end_cell(&mut self, span: usize, col: usize, start: usize) {
+        // Bytes, not a `str` slice: no check that `start` is a character boundary (it
+        // is: where the cell's writing began).
+        let bytes = &self.text.as_bytes()[start..];
+        let cw = if bytes.is_ascii() {
+            bytes.len()
+        } else {
+            width(&self.text[start..])
+        };
+        self.spans[span] = Span {
+            start: start as u32,
+            end: self.text.len() as u32,
+            width: cw as u32,
+        };
+        let w = &mut self.widths[col];
+        *w = (*w).max(cw);
     }
 }
 

@@ -96,11 +96,25 @@ pub const fn list_col(name: &'static str) -> Col {
 pub trait Row: Serialize {
     /// Every column a table of these rows can show, in their usual order.
     const COLUMNS: &'static [Col];
+    /// The fields [`Row::field`] writes, by number, with their serialized names: for
+    /// the long listings, whose tables then visit only the fields shown instead of
+    /// serializing every field of every row. Empty: the table reads `serialize`.
+    const FIELDS: &'static [&'static str] = &[];
+    /// Writes field number `i` of [`Row::FIELDS`] to `cell`: the value `serialize`
+    /// gives that field (`tests::fields_write_what_serialize_gives` holds each row
+    /// type to it).
+    fn field(&self, i: usize, cell: crate::cells::Cell<'_>) {
+        let _ = (i, cell);
+    }
 }
 
 /// So a page can be rows made as they are written or rows held elsewhere.
 impl<R: Row> Row for &R {
     const COLUMNS: &'static [Col] = R::COLUMNS;
+    const FIELDS: &'static [&'static str] = R::FIELDS;
+    fn field(&self, i: usize, cell: crate::cells::Cell<'_>) {
+        (**self).field(i, cell)
+    }
 }
 
 /// The zone local times are shown in: `TZ` when set, else `/etc/localtime` read as a
@@ -165,6 +179,8 @@ pub struct Layout {
     shown: std::cell::RefCell<rustc_hash::FxHashMap<(u64, i64), String>>,
     /// Where each field of a row goes among `keys`, worked out on the first row.
     plan: std::cell::RefCell<crate::cells::Plan>,
+    /// Each column's number in the row type's [`Row::FIELDS`], when it has them all.
+    fields: Option<Vec<usize>>,
 }
 
 impl Layout {
@@ -188,13 +204,14 @@ impl Layout {
                 .collect::<anyhow::Result<_>>()?
         };
         let kinds = cols.iter().map(|c| c.kind).collect();
-        let keys = cols
+        let keys: Vec<String> = cols
             .iter()
             .map(|c| match c.kind {
                 Kind::Time => format!("{}_ms", c.name),
                 _ => c.name.to_string(),
             })
             .collect();
+        let fields = keys.iter().map(|k| R::FIELDS.iter().position(|f| *f == k.as_str())).collect();
         let out = std::io::stdout();
         Ok(Layout {
             cols,
@@ -207,6 +224,7 @@ impl Layout {
             now_ms: Timestamp::now().as_millisecond().max(0) as u64,
             shown: Default::default(),
             plan: Default::default(),
+            fields,
         })
     }
 
@@ -235,7 +253,10 @@ impl Layout {
             kinds: &self.kinds,
             times: self,
         };
-        cells::push_row(grid, row, &cols, &mut self.plan.borrow_mut());
+        match &self.fields {
+            Some(f) => cells::push_fields(grid, row, &cols, f, R::field),
+            None => cells::push_row(grid, row, &cols, &mut self.plan.borrow_mut()),
+        }
     }
 
     /// One row's cells as shown.
@@ -283,15 +304,15 @@ impl Layout {
         for (w, g) in widths.iter_mut().zip(grid.widths()) {
             *w = (*w).max(*g);
         }
-        let mut line = String::with_capacity(widths.iter().map(|w| w + GAP).sum::<usize>() + 1);
+        let mut line = Vec::with_capacity(widths.iter().map(|w| w + GAP).sum::<usize>() + 1);
         if header && self.header {
             put_line(&mut line, head.iter().map(String::as_str), widths);
-            out.write_all(line.as_bytes())?;
+            out.write_all(&line)?;
         }
         for r in 0..grid.rows() {
             line.clear();
-            put_line(&mut line, grid.row(r), widths);
-            out.write_all(line.as_bytes())?;
+            grid.put_line(r, widths, GAP, &mut line);
+            out.write_all(&line)?;
         }
         Ok(())
     }
@@ -347,18 +368,12 @@ use cells::width;
 
 /// Appends one line of a plain table: each cell padded to its column's width and
 /// [`GAP`] more, then a newline.
-fn put_line<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, widths: &[usize]) {
-    const SPACES: &str = "                                                                ";
+fn put_line<'a>(out: &mut Vec<u8>, cells: impl Iterator<Item = &'a str>, widths: &[usize]) {
     for (c, w) in cells.zip(widths) {
-        out.push_str(c);
-        let mut pad = w - width(c) + GAP;
-        while pad > 0 {
-            let n = pad.min(SPACES.len());
-            out.push_str(&SPACES[..n]);
-            pad -= n;
-        }
+        out.extend_from_slice(c.as_bytes());
+        cells::pad(out, w - width(c) + GAP);
     }
-    out.push('\n');
+    out.push(b'\n');
 }
 
 /// `42s`, `3m`, `5h`, `2d` `ago` (or `in ...` for a time ahead of the clock).
@@ -514,6 +529,106 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every row type with [`Row::FIELDS`] names exactly its serialized fields, and
+    /// writes each (in every kind of column) as the cell `serialize` gives.
+    fn fields_match_serialize<R: Row>(rows: &[R]) {
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        let mut serialized: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut named = R::FIELDS.to_vec();
+        serialized.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(named, serialized);
+        for kind in [Kind::Text, Kind::Time, Kind::List] {
+            let kinds = vec![kind; R::FIELDS.len()];
+            let mut l = Layout::plain::<R>(&[], NOW);
+            l.keys = R::FIELDS.iter().map(|f| f.to_string()).collect();
+            l.kinds = kinds;
+            l.cols = R::FIELDS.iter().map(|_| col("x")).collect();
+            l.fields = Some((0..R::FIELDS.len()).collect());
+            let mut direct = Grid::new(R::FIELDS.len());
+            let mut picked = Grid::new(R::FIELDS.len());
+            for r in rows {
+                l.fill(&mut direct, r);
+                let cols = cells::Columns {
+                    names: &l.keys,
+                    kinds: &l.kinds,
+                    times: &l,
+                };
+                cells::push_row(&mut picked, r, &cols, &mut cells::Plan::default());
+            }
+            for r in 0..rows.len() {
+                assert_eq!(
+                    direct.row(r).collect::<Vec<_>>(),
+                    picked.row(r).collect::<Vec<_>>(),
+                    "{kind:?}, row {r}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fields_write_what_serialize_gives() {
+        use crate::rows::{SessionRow, TaskRow, Users};
+        use soam_proto::msg::{SessionInfo, SessionState, TaskInfo, TaskState};
+        let full = SessionInfo {
+            app: "app \u{1b}x".into(),
+            id: 7,
+            name: Some("n\u{e9}".into()),
+            tag: Some(String::new()),
+            session_type: "t".into(),
+            state: SessionState::Suspended,
+            priority: 3,
+            recoverable: true,
+            direct: false,
+            pending: 1,
+            running: 2,
+            done: 3,
+            error: 4,
+            canceled: 5,
+            undelivered: 6,
+            created_ms: NOW - 5_000,
+            ended_ms: Some(NOW - 1_000),
+            holder: Some("pid 9".into()),
+            orphaned: true,
+            owner_uid: 0,
+            reason: Some("why".into()),
+        };
+        let bare = SessionInfo {
+            name: None,
+            tag: None,
+            ended_ms: None,
+            holder: None,
+            reason: None,
+            owner_uid: u32::MAX,
+            ..full.clone()
+        };
+        let mut users = Users::default();
+        users.load([0, u32::MAX]);
+        fields_match_serialize(&[SessionRow::new(&full, &users), SessionRow::new(&bare, &users)]);
+        let task = TaskInfo {
+            task: 3,
+            state: TaskState::Error,
+            attempts: 2,
+            submitted_ms: NOW - 9_000,
+            started_ms: Some(NOW - 8_000),
+            ended_ms: Some(NOW - 6_500),
+            input_bytes: 10,
+            output_bytes: Some(4),
+            error: Some("bad\nsecond line".into()),
+            delivered: true,
+            node: Some("n1".into()),
+        };
+        let pending = TaskInfo {
+            started_ms: None,
+            ended_ms: None,
+            output_bytes: None,
+            error: None,
+            node: None,
+            ..task.clone()
+        };
+        fields_match_serialize(&[TaskRow::new(&task, true), TaskRow::new(&pending, false)]);
+    }
 
     #[derive(Serialize)]
     struct T {

@@ -2,6 +2,7 @@
 //! millisecond times turned into [`Time`]s (kept beside as `*_ms` for scripts that want
 //! numbers) and user ids into names. `--json` serialises these; tables pick columns.
 
+use crate::cells::Cell;
 use crate::output::{Col, Row, Time, col, list_col, text_col, time_col};
 use serde::Serialize;
 use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfo, TaskInfo};
@@ -63,6 +64,61 @@ impl Row for SessionRow<'_> {
         col("owner_uid"),
         text_col("reason"),
     ];
+    const FIELDS: &'static [&'static str] = &[
+        "app",
+        "id",
+        "name",
+        "tag",
+        "type",
+        "state",
+        "priority",
+        "recoverable",
+        "direct",
+        "pending",
+        "running",
+        "done",
+        "error",
+        "canceled",
+        "undelivered",
+        "created",
+        "created_ms",
+        "ended",
+        "ended_ms",
+        "holder",
+        "orphaned",
+        "owner",
+        "owner_uid",
+        "reason",
+    ];
+    fn field(&self, i: usize, c: Cell<'_>) {
+        match i {
+            0 => c.put(&self.app),
+            1 => c.put(&self.id),
+            2 => c.put(&self.name),
+            3 => c.put(&self.tag),
+            4 => c.put(&self.session_type),
+            5 => c.put(self.state),
+            6 => c.put(&self.priority),
+            7 => c.put(&self.recoverable),
+            8 => c.put(&self.direct),
+            9 => c.put(&self.pending),
+            10 => c.put(&self.running),
+            11 => c.put(&self.done),
+            12 => c.put(&self.error),
+            13 => c.put(&self.canceled),
+            14 => c.put(&self.undelivered),
+            15 => c.put(&self.created),
+            16 => c.put(&self.created_ms),
+            17 => c.put(&self.ended),
+            18 => c.put(&self.ended_ms),
+            19 => c.put(&self.holder),
+            20 => c.put(&self.orphaned),
+            21 => c.put(&self.owner),
+            22 => c.put(&self.owner_uid),
+            23 => c.put(&self.reason),
+            _ => {}
+        }
+    }
 }
 
 /// `soamview session`'s columns unless `-o` says otherwise: fits 80 columns for
@@ -168,6 +224,43 @@ impl Row for TaskRow {
         text_col("node"),
         text_col("error"),
     ];
+    const FIELDS: &'static [&'static str] = &[
+        "task",
+        "state",
+        "attempts",
+        "submitted",
+        "submitted_ms",
+        "started",
+        "started_ms",
+        "ended",
+        "ended_ms",
+        "run_s",
+        "input_bytes",
+        "output_bytes",
+        "delivered",
+        "node",
+        "error",
+    ];
+    fn field(&self, i: usize, c: Cell<'_>) {
+        match i {
+            0 => c.put(&self.task),
+            1 => c.put(self.state),
+            2 => c.put(&self.attempts),
+            3 => c.put(&self.submitted),
+            4 => c.put(&self.submitted_ms),
+            5 => c.put(&self.started),
+            6 => c.put(&self.started_ms),
+            7 => c.put(&self.ended),
+            8 => c.put(&self.ended_ms),
+            9 => c.put(&self.run_s),
+            10 => c.put(&self.input_bytes),
+            11 => c.put(&self.output_bytes),
+            12 => c.put(&self.delivered),
+            13 => c.put(&self.node),
+            14 => c.put(&self.error),
+            _ => {}
+        }
+    }
 }
 
 pub const TASK_DEFAULT: &[&str] = &["task", "state", "attempts", "started", "run_s", "node", "error"];

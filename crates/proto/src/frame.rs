@@ -88,6 +88,60 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
     finish_frame(out, start, 0)
 }
 
+/// Rows of a listing encoded one after another, for a page's frame made without the
+/// rows as values ([`encode_session_page`]).
+#[derive(Debug, Default)]
+pub struct Rows {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Rows {
+    /// Appends `row` as postcard encodes it as an item of a list.
+    pub fn push<T: Serialize>(&mut self, row: &T) -> Result<(), FrameError> {
+        let buf = std::mem::take(&mut self.buf);
+        self.buf = postcard::to_extend(row, buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Appends the frame answering request `id` with a [`crate::msg::Reply::SessionPage`]
+/// of `rows` (each a [`crate::msg::SessionInfoRef`] or `SessionInfo`): the bytes
+/// [`encode_into`] gives for that reply, without the rows made into values first.
+pub fn encode_session_page(id: u64, rows: &Rows, next: &Option<(String, u64)>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    use crate::msg::{AgentFrame, Reply};
+    let start = out.len();
+    let empty = AgentFrame::Reply {
+        id,
+        result: Ok(Reply::SessionPage {
+            sessions: Vec::new(),
+            next: None,
+        }),
+    };
+    encode_into(&empty, out)?;
+    // The reply without rows ends in the empty list's length and the absent `next`,
+    // a zero byte each: what comes before them is the envelope, whatever the enums'
+    // variant numbers are.
+    out.truncate(out.len() - 2);
+    let bad = |e: postcard::Error| FrameError::Malformed(e.to_string());
+    let mut o = std::mem::take(out);
+    // A list's length is a varint usize, as `count` is.
+    o = postcard::to_extend(&rows.count, o).map_err(bad)?;
+    o.extend_from_slice(&rows.buf);
+    o = postcard::to_extend(next, o).map_err(bad)?;
+    *out = o;
+    finish_frame(out, start, 0)
+}
+
 /// Writes the length of the frame begun at `start` (whose body is what follows in
 /// `out`, plus `elsewhere` bytes written from other buffers), or takes it back out if it
 /// is over [`MAX_FRAME`].
@@ -471,6 +525,59 @@ pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page encoded from borrowed rows is byte for byte the page encoded as a reply
+    /// of owned ones: the agent sends the one, clients decode the other.
+    #[test]
+    fn session_pages_encode_alike() {
+        use crate::msg::{AgentFrame, Reply, SessionInfoRef, SessionState};
+        let row = |i: u64| SessionInfoRef {
+            app: "app",
+            id: i,
+            name: (i % 2 == 0).then_some("n\u{e9}"),
+            tag: (i % 3 == 0).then_some("t"),
+            session_type: "default",
+            state: if i % 2 == 0 { SessionState::Open } else { SessionState::Suspended },
+            priority: 7,
+            recoverable: i % 2 == 1,
+            direct: i % 5 == 0,
+            pending: 1 << (i % 40),
+            running: i,
+            done: 3 * i,
+            error: 2,
+            canceled: 1,
+            undelivered: 300,
+            created_ms: 1_795_379_471_000 + i,
+            ended_ms: (i % 4 == 0).then_some(1_795_379_472_000),
+            holder: (i % 2 == 1).then_some("pid 7 soamsession"),
+            orphaned: i % 7 == 0,
+            owner_uid: 1000 + i as u32,
+            reason: (i % 4 == 0).then_some("why"),
+        };
+        for (n, next) in [
+            (0, None),
+            (1, Some(("app".to_string(), 1))),
+            (300, Some(("x".repeat(200), u64::MAX))),
+        ] {
+            let refs: Vec<SessionInfoRef> = (0..n).map(row).collect();
+            let mut rows = Rows::default();
+            for r in &refs {
+                rows.push(r).unwrap();
+            }
+            let mut fast = vec![9u8];
+            encode_session_page(41, &rows, &next, &mut fast).unwrap();
+            let reply = AgentFrame::Reply {
+                id: 41,
+                result: Ok(Reply::SessionPage {
+                    sessions: refs.iter().map(SessionInfoRef::to_owned).collect(),
+                    next,
+                }),
+            };
+            let mut want = vec![9u8];
+            encode_into(&reply, &mut want).unwrap();
+            assert_eq!(fast, want, "{n} rows");
+        }
+    }
 
     #[tokio::test]
     async fn roundtrip_and_cap() {

@@ -450,6 +450,62 @@ pub struct SessionInfo {
     pub reason: Option<String>,
 }
 
+/// A [`SessionInfo`] borrowing its text: it serializes to the very same bytes (field
+/// for field, `&str` as `String`), so the agent encodes a page of a listing straight
+/// from its sessions, without a copy of every name made and freed for each row.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SessionInfoRef<'a> {
+    pub app: &'a str,
+    pub id: u64,
+    pub name: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub session_type: &'a str,
+    pub state: SessionState,
+    pub priority: u32,
+    pub recoverable: bool,
+    pub direct: bool,
+    pub pending: u64,
+    pub running: u64,
+    pub done: u64,
+    pub error: u64,
+    pub canceled: u64,
+    pub undelivered: u64,
+    pub created_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub holder: Option<&'a str>,
+    pub orphaned: bool,
+    pub owner_uid: u32,
+    pub reason: Option<&'a str>,
+}
+
+impl SessionInfoRef<'_> {
+    pub fn to_owned(&self) -> SessionInfo {
+        SessionInfo {
+            app: self.app.to_string(),
+            id: self.id,
+            name: self.name.map(str::to_string),
+            tag: self.tag.map(str::to_string),
+            session_type: self.session_type.to_string(),
+            state: self.state,
+            priority: self.priority,
+            recoverable: self.recoverable,
+            direct: self.direct,
+            pending: self.pending,
+            running: self.running,
+            done: self.done,
+            error: self.error,
+            canceled: self.canceled,
+            undelivered: self.undelivered,
+            created_ms: self.created_ms,
+            ended_ms: self.ended_ms,
+            holder: self.holder.map(str::to_string),
+            orphaned: self.orphaned,
+            owner_uid: self.owner_uid,
+            reason: self.reason.map(str::to_string),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskInfo {
     pub task: u64,

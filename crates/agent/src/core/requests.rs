@@ -68,7 +68,9 @@ impl Core {
             Request::TaskHistoryPage { session, from, limit } => {
                 return self.task_history(conn, id, &session, Some((from, limit)));
             }
-            Request::ListSessionsPage { query, from, limit } => self.list_sessions_page(conn, query, from, limit),
+            Request::ListSessionsPage { query, from, limit } => {
+                return self.answer_session_page(conn, id, query, from, limit);
+            }
             Request::ListAppsPage { app, from, limit } => self.list_apps_page(conn, app, from, limit),
             Request::Stage { session, tasks } => self.stage(conn, &session, tasks),
             Request::SessionControl { session, action } => self.session_control(conn, &session, action),

@@ -4,7 +4,8 @@
 use super::history::{history_info, view_error};
 use super::*;
 use soam_proto::addr::SessionRef;
-use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionQuery, TaskInfo};
+use soam_proto::frame::{self, FrameError};
+use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionInfoRef, SessionQuery, TaskInfo};
 
 /// A page of rows and where the next one starts (`None`: this was the last).
 type Page<T, C> = Result<(Vec<T>, Option<C>), Failure>;
@@ -15,13 +16,18 @@ impl Core {
     }
 
     fn info_of(&self, s: &Session) -> SessionInfo {
+        self.info_ref(s).to_owned()
+    }
+
+    /// A session's row, its text borrowed.
+    fn info_ref<'a>(&'a self, s: &'a Session) -> SessionInfoRef<'a> {
         let undelivered = (s.undelivered.len() + s.unacked.len()) as u64;
-        SessionInfo {
-            app: s.app.clone(),
+        SessionInfoRef {
+            app: &s.app,
             id: s.id,
-            name: s.name.clone(),
-            tag: s.tag.clone(),
-            session_type: s.stype.name.clone(),
+            name: s.name.as_deref(),
+            tag: s.tag.as_deref(),
+            session_type: &s.stype.name,
             state: s.life.state(),
             priority: s.stype.priority,
             recoverable: s.stype.recoverable,
@@ -34,10 +40,20 @@ impl Core {
             undelivered,
             created_ms: s.created_ms,
             ended_ms: None,
-            holder: s.life.holder().and_then(|c| self.conns.get(&c)).map(|c| c.label.clone()),
+            holder: s.life.holder().and_then(|c| self.conns.get(&c)).map(|c| c.label.as_str()),
             orphaned: s.life.holder().is_none() && s.counts.pending == 0 && s.counts.running == 0 && undelivered > 0,
             owner_uid: s.owner_uid,
-            reason: s.life.last_failure().map(str::to_string),
+            reason: s.life.last_failure(),
+        }
+    }
+
+    /// A query for an app neither registered nor with sessions is refused.
+    fn known_app(&self, q: &SessionQuery) -> Result<(), Failure> {
+        match &q.app {
+            Some(app) if !self.apps.contains_key(app) && !self.sessions.values().any(|s| &s.app == app) => {
+                Err(Failure::unknown_app(app, self.apps.keys()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -54,12 +70,7 @@ impl Core {
         from: Option<&(String, u64)>,
         (limit, max_bytes): (usize, usize),
     ) -> Page<SessionInfo, (String, u64)> {
-        if let Some(app) = &q.app
-            && !self.apps.contains_key(app)
-            && !self.sessions.values().any(|s| &s.app == app)
-        {
-            return Err(Failure::unknown_app(app, self.apps.keys()));
-        }
+        self.known_app(q)?;
         let after = |app: &str, id: u64| from.is_none_or(|(a, i)| (app, id) > (a.as_str(), *i));
         // Where a row comes from: an open session, or an entry of the in-memory history.
         enum Src {
@@ -124,15 +135,29 @@ impl Core {
         from: Option<&(String, u64)>,
         (limit, max_bytes): (usize, usize),
     ) -> (Vec<SessionInfo>, Option<(String, u64)>) {
+        // Sized up front: grown by doubling, a page of 1,000 rows was moved eight times.
+        let mut out = Vec::with_capacity(limit.min(self.by_id.len()));
+        let next = self.live_walk(conn, q, from, (limit, max_bytes), |info| out.push(info.to_owned()));
+        (out, next)
+    }
+
+    /// The rows of [`Self::live_page`], each handed to `row` as it is made; returns
+    /// where the next page starts.
+    fn live_walk<'a>(
+        &'a self,
+        conn: ConnId,
+        q: &SessionQuery,
+        from: Option<&(String, u64)>,
+        (limit, max_bytes): (usize, usize),
+        mut row: impl FnMut(&SessionInfoRef<'a>),
+    ) -> Option<(String, u64)> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let start = match (from, &q.app) {
             (Some(f), _) => Excluded(f.clone()),
             (None, Some(app)) => Included((app.clone(), 0)),
             (None, None) => Unbounded,
         };
-        // Sized up front: grown by doubling, a page of 1,000 rows was moved eight times.
-        let mut out = Vec::with_capacity(limit.min(self.by_id.len()));
-        let (mut bytes, mut next) = (0, None);
+        let (mut rows, mut bytes, mut last) = (0, 0, None);
         let mut keys = self
             .by_id
             .range((start, Unbounded))
@@ -150,29 +175,88 @@ impl Core {
                 s
             }));
             if batch.is_empty() {
-                return (out, next);
+                return None;
+            }
+            // Then the text a row copies, which lies elsewhere again: by now the first
+            // sessions have arrived, so their pointers can be read.
+            for s in &batch {
+                prefetch_bytes(s.app.as_bytes());
+                for t in [&s.name, &s.tag].into_iter().flatten() {
+                    prefetch_bytes(t.as_bytes());
+                }
             }
             for s in &batch {
                 if q.state.is_some_and(|st| st != s.life.state()) || !self.visible(conn, s.owner_uid) {
                     continue;
                 }
-                if out.len() >= limit || bytes >= max_bytes {
-                    next = out.last().map(|s: &SessionInfo| (s.app.clone(), s.id));
-                    return (out, next);
+                if rows >= limit || bytes >= max_bytes {
+                    return last.map(|(app, id): (&str, u64)| (app.to_string(), id));
                 }
-                let info = self.info_of(s);
+                let info = self.info_ref(s);
                 if q.orphaned && !info.orphaned {
                     continue;
                 }
-                bytes += info_bytes(&info);
-                out.push(info);
+                bytes += row_bytes(info.app, info.reason, info.holder);
+                rows += 1;
+                last = Some((info.app, info.id));
+                row(&info);
             }
         }
+    }
+
+    /// A page of open sessions as the frame answering request `id`: encoded here, row
+    /// by row from the sessions, instead of made into values for the connection's
+    /// writer to encode (and free) on another thread. Other pages (with history) go
+    /// the usual way.
+    pub(super) fn session_page_frame(
+        &self,
+        conn: ConnId,
+        id: u64,
+        q: &SessionQuery,
+        from: Option<&(String, u64)>,
+        limit: u32,
+    ) -> Result<Vec<u8>, FrameError> {
+        let limit = limit.clamp(1, PAGE_ROWS) as usize;
+        let (mut rows, mut failed) = (frame::Rows::default(), None);
+        let next = self.live_walk(conn, q, from, (limit, PAGE_BYTES), |info| {
+            if let Err(e) = rows.push(info) {
+                failed.get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        frame::encode_session_page(id, &rows, &next, &mut out)?;
+        Ok(out)
     }
 
     pub(super) fn list_sessions(&self, conn: ConnId, q: SessionQuery) -> Result<Reply, Failure> {
         self.sessions_page(conn, &q, None, (usize::MAX, usize::MAX))
             .map(|(s, _)| Reply::Sessions(s))
+    }
+
+    /// Answers a page of sessions: one of open sessions only encoded here
+    /// ([`Self::session_page_frame`]), one with history as a reply.
+    pub(super) fn answer_session_page(&self, conn: ConnId, id: u64, q: SessionQuery, from: Option<(String, u64)>, limit: u32) {
+        if q.all {
+            return self.answer(conn, id, self.list_sessions_page(conn, q, from, limit));
+        }
+        if let Err(f) = self.known_app(&q) {
+            return self.fail(conn, id, f);
+        }
+        match self.session_page_frame(conn, id, &q, from.as_ref(), limit) {
+            Ok(frame) => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.out.send_encoded(id, frame);
+                }
+            }
+            Err(e) => self.fail(
+                conn,
+                id,
+                Failure::new(ErrorKind::Limit, format!("the reply could not be sent: {e}")),
+            ),
+        }
     }
 
     pub(super) fn list_sessions_page(
@@ -357,10 +441,26 @@ fn prefetch<T>(v: &T) {
     let _ = v;
 }
 
+/// Asks for the first cache line of `b` (short text: all of it).
+fn prefetch_bytes(b: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: as in `prefetch`; an empty slice's dangling pointer is only a hint too.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
+}
+
 /// Sessions of a listing looked up together (see `live_page`).
 const LOOKUP_BATCH: usize = 64;
 
 /// About how many bytes a session row takes in a reply: pages stop near the frame cap.
 fn info_bytes(info: &SessionInfo) -> usize {
-    256 + info.reason.as_ref().map_or(0, String::len) + info.app.len() + info.holder.as_ref().map_or(0, String::len)
+    row_bytes(&info.app, info.reason.as_deref(), info.holder.as_deref())
+}
+
+fn row_bytes(app: &str, reason: Option<&str>, holder: Option<&str>) -> usize {
+    256 + reason.map_or(0, str::len) + app.len() + holder.map_or(0, str::len)
 }
