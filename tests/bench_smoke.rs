@@ -34,6 +34,8 @@ fn soambench_quick_prints_the_spec_keys() {
             "soamview_ms",
             "latency_floor_p50_us",
             "latency_floor_p99_us",
+            "latency_floor_duplex_p50_us",
+            "latency_floor_duplex_p99_us",
             "latency_p50_vs_floor",
             "latency_p99_vs_floor",
             "payload_1mib_mb_per_s",

@@ -4,9 +4,10 @@
 //! reads and writes of length-prefixed messages. No scheduler, no store, no framing
 //! beyond the length: what the kernel and the machine cost, measured on the same run.
 //!
-//! `soambench` runs itself as the middle process (`--floor-relay SOCKET`, one thread per
-//! direction, as the agent has a reader and a writer) and as the service
-//! (`--floor-echo`); these are internal modes, not part of its interface.
+//! `soambench` runs itself as the middle process (`--floor-relay SOCKET HOW`: for one
+//! round trip at a time one thread that reads and writes in turn, for streams one thread
+//! per direction) and as the service (`--floor-echo`); these are internal modes, not
+//! part of its interface.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -39,7 +40,10 @@ fn read_msg(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
 }
 
 /// Copies whole messages from `r` to `w` until `r` ends.
-fn pump(mut r: impl Read, mut w: impl Write) -> io::Result<()> {
+fn pump(r: impl Read, mut w: impl Write) -> io::Result<()> {
+    // One read takes a message's length and body together where they have both
+    // arrived, as soam's readers do; reads larger than the buffer go straight through.
+    let mut r = io::BufReader::with_capacity(READ_BUF, r);
     let mut buf = Vec::new();
     while read_msg(&mut r, &mut buf)? {
         w.write_all(&buf)?;
@@ -49,15 +53,43 @@ fn pump(mut r: impl Read, mut w: impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// Read buffer of the floor's processes, as large as the agent's (`server::READ_BUF`).
+const READ_BUF: usize = 8 << 10;
+
 /// The service: every message straight back.
 pub fn echo_main() -> i32 {
     let r = pump(io::stdin().lock(), io::stdout().lock());
     i32::from(r.is_err())
 }
 
+/// How the middle process relays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Relay {
+    /// One thread: read a message from the client, write it to the echo, read its
+    /// answer, write that back. The least a one-at-a-time round trip can cost, with no
+    /// hand-off between threads; it cannot stream (it would block writing to the echo
+    /// while the echo blocks writing back).
+    PingPong,
+    /// One thread per direction, for streams.
+    Duplex,
+}
+
+impl Relay {
+    fn arg(self) -> &'static str {
+        match self {
+            Relay::PingPong => "pingpong",
+            Relay::Duplex => "duplex",
+        }
+    }
+
+    pub fn from_arg(arg: &str) -> Option<Relay> {
+        [Relay::PingPong, Relay::Duplex].into_iter().find(|r| r.arg() == arg)
+    }
+}
+
 /// The middle process: accepts one client on `socket`, starts the echo service with
-/// pipes, and relays in both directions until the client goes.
-pub fn relay_main(socket: &Path) -> i32 {
+/// pipes, and relays (as `how` says) until the client goes.
+pub fn relay_main(socket: &Path, how: Relay) -> i32 {
     let run = || -> io::Result<()> {
         let listener = UnixListener::bind(socket)?;
         let (client, _) = listener.accept()?;
@@ -66,12 +98,30 @@ pub fn relay_main(socket: &Path) -> i32 {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
-        let to_echo = echo.stdin.take().expect("piped");
+        let mut to_echo = echo.stdin.take().expect("piped");
         let from_echo = echo.stdout.take().expect("piped");
-        let back = client.try_clone()?;
-        let down = std::thread::spawn(move || pump(from_echo, back));
-        pump(&client, to_echo)?;
-        let _ = down.join();
+        match how {
+            Relay::PingPong => {
+                let mut up = io::BufReader::with_capacity(READ_BUF, &client);
+                let mut down = io::BufReader::with_capacity(READ_BUF, from_echo);
+                let mut back = &client;
+                let mut buf = Vec::new();
+                while read_msg(&mut up, &mut buf)? {
+                    to_echo.write_all(&buf)?;
+                    if !read_msg(&mut down, &mut buf)? {
+                        break;
+                    }
+                    back.write_all(&buf)?;
+                }
+                drop(to_echo);
+            }
+            Relay::Duplex => {
+                let back = client.try_clone()?;
+                let down = std::thread::spawn(move || pump(from_echo, back));
+                pump(&client, to_echo)?;
+                let _ = down.join();
+            }
+        }
         let _ = echo.wait();
         Ok(())
     };
@@ -83,6 +133,8 @@ pub fn relay_main(socket: &Path) -> i32 {
 pub struct Floor {
     relay: Child,
     stream: UnixStream,
+    /// Reads of our end, buffered as the client library's are.
+    reader: io::BufReader<UnixStream>,
 }
 
 impl Drop for Floor {
@@ -94,11 +146,15 @@ impl Drop for Floor {
 }
 
 impl Floor {
-    /// Starts the relay (with a socket in `dir`) and connects to it.
-    pub fn start(dir: &Path) -> anyhow::Result<Floor> {
-        let socket = dir.join("floor.sock");
+    /// Starts a relay relaying as `how` says (with a socket in `dir`) and connects to it.
+    pub fn start(dir: &Path, how: Relay) -> anyhow::Result<Floor> {
+        let socket = dir.join(format!("floor-{}.sock", how.arg()));
         let _ = std::fs::remove_file(&socket);
-        let relay = Command::new(std::env::current_exe()?).arg(RELAY_ARG).arg(&socket).spawn()?;
+        let relay = Command::new(std::env::current_exe()?)
+            .arg(RELAY_ARG)
+            .arg(&socket)
+            .arg(how.arg())
+            .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let stream = loop {
             match UnixStream::connect(&socket) {
@@ -107,7 +163,8 @@ impl Floor {
                 Err(e) => anyhow::bail!("the floor relay did not listen: {e}"),
             }
         };
-        Ok(Floor { relay, stream })
+        let reader = io::BufReader::with_capacity(64 << 10, stream.try_clone()?);
+        Ok(Floor { relay, stream, reader })
     }
 
     /// `n` round trips of one `size`-byte message, one at a time, each one's time in
@@ -119,7 +176,7 @@ impl Floor {
         for _ in 0..n {
             let t0 = Instant::now();
             self.stream.write_all(&msg)?;
-            anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
+            anyhow::ensure!(read_msg(&mut self.reader, &mut buf)?, "the floor relay ended");
             samples.push(t0.elapsed().as_secs_f64() * 1e6);
         }
         Ok(())
@@ -145,7 +202,7 @@ impl Floor {
         });
         let mut buf = Vec::new();
         for _ in 0..count {
-            anyhow::ensure!(read_msg(&mut self.stream, &mut buf)?, "the floor relay ended");
+            anyhow::ensure!(read_msg(&mut self.reader, &mut buf)?, "the floor relay ended");
         }
         let secs = t0.elapsed().as_secs_f64();
         writer.join().map_err(|_| anyhow::anyhow!("floor writer panicked"))??;

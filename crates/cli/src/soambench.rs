@@ -636,10 +636,13 @@ fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::
 
 pub fn main() -> i32 {
     // The floor's own processes (see floor.rs): internal modes, before any parsing.
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().take(4).collect();
     match argv.get(1).and_then(|a| a.to_str()) {
         Some(crate::floor::ECHO_ARG) => return crate::floor::echo_main(),
-        Some(crate::floor::RELAY_ARG) if argv.len() == 3 => return crate::floor::relay_main(Path::new(&argv[2])),
+        Some(crate::floor::RELAY_ARG) if argv.len() == 4 => match crate::floor::Relay::from_arg(&argv[3].to_string_lossy()) {
+            Some(how) => return crate::floor::relay_main(Path::new(&argv[2]), how),
+            None => return 2,
+        },
         _ => {}
     }
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
@@ -1093,6 +1096,9 @@ const LATENCY_BLOCKS: usize = 10;
 struct FloorFigures {
     floor_p50: f64,
     floor_p99: f64,
+    /// The floor with a thread per direction in its middle process.
+    duplex_p50: f64,
+    duplex_p99: f64,
     p50: f64,
     p99: f64,
     floor_mb: f64,
@@ -1113,6 +1119,8 @@ impl FloorFigures {
             ("latency_p99_us", p99, "", true),
             ("latency_floor_p50_us", floor_p50, "", true),
             ("latency_floor_p99_us", floor_p99, "", true),
+            ("latency_floor_duplex_p50_us", self.duplex_p50, "", true),
+            ("latency_floor_duplex_p99_us", self.duplex_p99, "", true),
             ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
             ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
             ("payload_1mib_mb_per_s", soam_mb, "", true),
@@ -1142,40 +1150,48 @@ fn against_floor(
     // virtual machine the cost of a wake-up drifts within seconds, and a ratio of two
     // phases measured one after the other would mostly measure the drift.
     say("latency: floor (socket and pipes, no soam) and soam, alternating");
-    let mut floor = crate::floor::Floor::start(home)?;
+    let mut floor = crate::floor::Floor::start(home, crate::floor::Relay::PingPong)?;
+    // The middle relaying with a thread per direction, as a floor with one hand-off
+    // between threads more: the cost of that hand-off on this machine, same run.
+    let mut duplex = crate::floor::Floor::start(home, crate::floor::Relay::Duplex)?;
     let mut lat = rt.block_on(Latency::open(opts))?;
-    let (mut warm, mut floor_us, mut soam_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warm, mut floor_us, mut duplex_us, mut soam_us) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     floor.rounds(LATENCY_WARMUP, 64, &mut warm)?;
+    duplex.rounds(LATENCY_WARMUP, 64, &mut warm)?;
     rt.block_on(lat.rounds(LATENCY_WARMUP, &mut warm))?;
     let (mut floor_middle, mut floor_client) = (Tally::new(floor.relay_pid()), Tally::new(std::process::id()));
     let (mut agent_round, mut client) = (Tally::new(agent.pid()), Tally::new(std::process::id()));
     let blocks = LATENCY_BLOCKS.min(sizes.latency_rounds).max(1);
     for b in 0..blocks {
         let n = sizes.latency_rounds * (b + 1) / blocks - sizes.latency_rounds * b / blocks;
-        // Each goes first in every other block, so neither always follows the other.
-        for floor_turn in [b % 2 == 0, b % 2 == 1] {
-            if floor_turn {
-                Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?;
-            } else {
-                Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?;
+        // Each goes first in turn, so none always follows another.
+        for turn in 0..3 {
+            match (b + turn) % 3 {
+                0 => Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?,
+                1 => Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?,
+                _ => duplex.rounds(n, 64, &mut duplex_us)?,
             }
         }
     }
     rt.block_on(lat.close())?;
+    drop(floor);
     let (floor_p50, floor_p99) = crate::floor::percentiles(floor_us);
+    let (duplex_p50, duplex_p99) = crate::floor::percentiles(duplex_us);
     let (p50, p99) = crate::floor::percentiles(soam_us);
     let (floor_middle, floor_client) = (floor_middle.per_round(), floor_client.per_round());
     let (agent_round, client) = (agent_round.per_round(), client.per_round());
     say("1 MiB payloads: floor and soam, alternating");
     let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        floor_mb.push(floor.stream(sizes.payload_tasks, 1 << 20)?);
+        floor_mb.push(duplex.stream(sizes.payload_tasks, 1 << 20)?);
         soam_mb.push(rt.block_on(payload(opts, sizes.payload_tasks, 1 << 20))?);
     }
-    drop(floor);
+    drop(duplex);
     Ok(FloorFigures {
         floor_p50,
         floor_p99,
+        duplex_p50,
+        duplex_p99,
         p50,
         p99,
         floor_mb: median(&mut floor_mb),
