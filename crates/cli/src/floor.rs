@@ -210,9 +210,9 @@ impl Floor {
     }
 }
 
-/// (p50, p99) of `samples`.
-pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+/// (p50, p99, p99.9) of `samples`.
+pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    (pct(0.50), pct(0.99))
+    (pct(0.50), pct(0.99), pct(0.999))
 }
