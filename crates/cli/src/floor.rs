@@ -210,9 +210,65 @@ impl Floor {
     }
 }
 
-/// (p50, p99, p99.9) of `samples`.
-pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
+/// Where a latency phase's round trips fall, in µs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    /// The rare stalls p99 only glimpses: whether p99 stays within 2x of the floor's
+    /// depends on how many of them fall into a contestant's blocks. With fewer than
+    /// 1,000 samples (`--quick`) this is the longest round.
+    pub p999: f64,
+}
+
+/// The percentiles of `samples` (nearest rank, rounded down); empty gives zeros.
+pub fn percentiles(mut samples: Vec<f64>) -> Percentiles {
+    if samples.is_empty() {
+        return Percentiles {
+            p50: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+        };
+    }
     samples.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    (pct(0.50), pct(0.99), pct(0.999))
+    Percentiles {
+        p50: pct(0.50),
+        p99: pct(0.99),
+        p999: pct(0.999),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_rank_from_sorted_samples() {
+        // 1..=2000 shuffled by a stride coprime to the length: sorting is needed.
+        let samples: Vec<f64> = (0..2000).map(|i| ((i * 7) % 2000 + 1) as f64).collect();
+        assert_eq!(
+            percentiles(samples),
+            Percentiles {
+                p50: 1001.0,
+                p99: 1981.0,
+                p999: 1999.0
+            }
+        );
+    }
+
+    #[test]
+    fn with_few_samples_p999_is_the_longest_and_none_gives_zeros() {
+        let samples: Vec<f64> = (1..=300).rev().map(f64::from).collect();
+        let p = percentiles(samples);
+        assert_eq!((p.p50, p.p99, p.p999), (151.0, 298.0, 300.0));
+        assert_eq!(
+            percentiles(Vec::new()),
+            Percentiles {
+                p50: 0.0,
+                p99: 0.0,
+                p999: 0.0
+            }
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! real `soamd` binary, and `soamview` is the real command. `--quick` runs the same code
 //! on small sizes (CI checks it completes and prints valid JSON, never its speed).
 
+use crate::floor::{Percentiles, percentiles};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Parser;
@@ -1094,16 +1095,10 @@ const LATENCY_WARMUP: usize = 200;
 const LATENCY_BLOCKS: usize = 10;
 
 struct FloorFigures {
-    floor_p50: f64,
-    floor_p99: f64,
+    floor: Percentiles,
     /// The floor with a thread per direction in its middle process.
-    duplex_p50: f64,
-    duplex_p99: f64,
-    p50: f64,
-    p99: f64,
-    /// The rare stalls (a whole scheduler tick, 4 ms at HZ=250) that p99 only glimpses.
-    p999: f64,
-    floor_p999: f64,
+    duplex: Percentiles,
+    soam: Percentiles,
     floor_mb: f64,
     soam_mb: f64,
     /// Per round trip: the floor's middle process and its client, the agent and its.
@@ -1115,17 +1110,17 @@ struct FloorFigures {
 
 impl FloorFigures {
     fn figures(&self) -> Vec<Figure> {
-        let (p50, p99, floor_p50, floor_p99) = (self.p50, self.p99, self.floor_p50, self.floor_p99);
+        let (p50, p99, floor_p50, floor_p99) = (self.soam.p50, self.soam.p99, self.floor.p50, self.floor.p99);
         let (soam_mb, floor_mb) = (self.soam_mb, self.floor_mb);
         vec![
             ("latency_p50_us", p50, "< 100", p50 < 100.0),
             ("latency_p99_us", p99, "", true),
             ("latency_floor_p50_us", floor_p50, "", true),
             ("latency_floor_p99_us", floor_p99, "", true),
-            ("latency_p999_us", self.p999, "", true),
-            ("latency_floor_p999_us", self.floor_p999, "", true),
-            ("latency_floor_duplex_p50_us", self.duplex_p50, "", true),
-            ("latency_floor_duplex_p99_us", self.duplex_p99, "", true),
+            ("latency_p999_us", self.soam.p999, "", true),
+            ("latency_floor_p999_us", self.floor.p999, "", true),
+            ("latency_floor_duplex_p50_us", self.duplex.p50, "", true),
+            ("latency_floor_duplex_p99_us", self.duplex.p99, "", true),
             ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
             ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
             ("payload_1mib_mb_per_s", soam_mb, "", true),
@@ -1180,9 +1175,7 @@ fn against_floor(
     }
     rt.block_on(lat.close())?;
     drop(floor);
-    let (floor_p50, floor_p99, floor_p999) = crate::floor::percentiles(floor_us);
-    let (duplex_p50, duplex_p99, _) = crate::floor::percentiles(duplex_us);
-    let (p50, p99, p999) = crate::floor::percentiles(soam_us);
+    let (floor_pct, duplex_pct, soam_pct) = (percentiles(floor_us), percentiles(duplex_us), percentiles(soam_us));
     let (floor_middle, floor_client) = (floor_middle.per_round(), floor_client.per_round());
     let (agent_round, client) = (agent_round.per_round(), client.per_round());
     say("1 MiB payloads: floor and soam, alternating");
@@ -1193,14 +1186,9 @@ fn against_floor(
     }
     drop(duplex);
     Ok(FloorFigures {
-        floor_p50,
-        floor_p99,
-        duplex_p50,
-        duplex_p99,
-        p50,
-        p99,
-        p999,
-        floor_p999,
+        floor: floor_pct,
+        duplex: duplex_pct,
+        soam: soam_pct,
         floor_mb: median(&mut floor_mb),
         soam_mb: median(&mut soam_mb),
         floor_middle,
