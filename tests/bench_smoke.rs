@@ -38,6 +38,8 @@ fn soambench_quick_prints_the_spec_keys() {
             "latency_floor_duplex_p99_us",
             "latency_p999_us",
             "latency_floor_p999_us",
+            "latency_after_idle_p50_us",
+            "latency_floor_after_idle_p50_us",
             "latency_p50_vs_floor",
             "latency_p99_vs_floor",
             "payload_1mib_mb_per_s",

@@ -62,6 +62,8 @@ struct Sizes {
     throughput_runs: usize,
     exec_tasks: usize,
     latency_rounds: usize,
+    /// Rounds after an idle pause, soam's and the floor's each.
+    idle_rounds: usize,
     /// 1 MiB tasks a payload run sends (and gets back).
     payload_tasks: usize,
     big_session: usize,
@@ -953,6 +955,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             throughput_runs: 3,
             exec_tasks: 100,
             latency_rounds: 300,
+            idle_rounds: 5,
             payload_tasks: 20,
             big_session: 50_000,
             soamview_runs: 5,
@@ -963,6 +966,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             throughput_runs: 5,
             exec_tasks: 2_000,
             latency_rounds: 5_000,
+            idle_rounds: 40,
             payload_tasks: 200,
             big_session: 1_000_000,
             soamview_runs: 20,
@@ -1007,8 +1011,8 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     if args.floor {
         let f = against_floor(&home, &agent, &opts, &rt, &sizes, &say)?;
         let note = format!(
-            "latency {} rounds; payload {} x 1 MiB x 3 runs (median)",
-            sizes.latency_rounds, sizes.payload_tasks
+            "latency {} rounds, {} after {LATENCY_IDLE_MS} ms idle; payload {} x 1 MiB x 3 runs (median)",
+            sizes.latency_rounds, sizes.idle_rounds, sizes.payload_tasks
         );
         return print_figures(&f.figures(), args.json, &note);
     }
@@ -1073,12 +1077,13 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     ]
     .concat();
     let size_note = format!(
-        "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds; payload {} x 1 MiB x 3 runs (median); large session {} tasks",
+        "{} slots; {} tasks x {} runs (median); exec {} tasks; latency {} rounds, {} after {LATENCY_IDLE_MS} ms idle; payload {} x 1 MiB x 3 runs (median); large session {} tasks",
         slots,
         sizes.throughput_tasks,
         sizes.throughput_runs,
         sizes.exec_tasks,
         sizes.latency_rounds,
+        sizes.idle_rounds,
         sizes.payload_tasks,
         sizes.big_session
     );
@@ -1091,14 +1096,24 @@ type Figure = (&'static str, f64, &'static str, bool);
 /// Latency and 1 MiB payloads, soam's and the floor's on the same run.
 /// Round trips of the latency phase, floor and soam each, before any is measured.
 const LATENCY_WARMUP: usize = 200;
-/// Blocks the latency phase's rounds are measured in, floor and soam in turn.
-const LATENCY_BLOCKS: usize = 10;
+/// Blocks the latency phase's rounds are measured in, floor and soam in turn: short
+/// (100 rounds, 5-10 ms each), so that a burst of the machine's noise, which lasts
+/// tens of milliseconds here, falls on all three rather than on one contestant's block.
+const LATENCY_BLOCKS: usize = 50;
+/// Unmeasured rounds at the start of every block, each contestant's: the first round
+/// after the others ran is a cold one (see [`LATENCY_IDLE_MS`]), measured on its own.
+const BLOCK_WARMUP: usize = 3;
+/// The pause before each round of the after-idle figures: long enough for the CPUs to
+/// idle and the round's threads to be woken cold, as a script's occasional task is.
+const LATENCY_IDLE_MS: u64 = 20;
 
 struct FloorFigures {
     floor: Percentiles,
     /// The floor with a thread per direction in its middle process.
     duplex: Percentiles,
     soam: Percentiles,
+    /// One round after an idle pause, medians: soam's and the floor's.
+    idle: (f64, f64),
     floor_mb: f64,
     soam_mb: f64,
     /// Per round trip: the floor's middle process and its client, the agent and its.
@@ -1121,6 +1136,8 @@ impl FloorFigures {
             ("latency_floor_p999_us", self.floor.p999, "", true),
             ("latency_floor_duplex_p50_us", self.duplex.p50, "", true),
             ("latency_floor_duplex_p99_us", self.duplex.p99, "", true),
+            ("latency_after_idle_p50_us", self.idle.0, "", true),
+            ("latency_floor_after_idle_p50_us", self.idle.1, "", true),
             ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
             ("latency_p99_vs_floor", p99 / floor_p99, "<= 2", p99 / floor_p99 <= 2.0),
             ("payload_1mib_mb_per_s", soam_mb, "", true),
@@ -1167,12 +1184,31 @@ fn against_floor(
         // Each goes first in turn, so none always follows another.
         for turn in 0..3 {
             match (b + turn) % 3 {
-                0 => Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?,
-                1 => Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?,
-                _ => duplex.rounds(n, 64, &mut duplex_us)?,
+                0 => {
+                    floor.rounds(BLOCK_WARMUP, 64, &mut warm)?;
+                    Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?
+                }
+                1 => {
+                    rt.block_on(lat.rounds(BLOCK_WARMUP, &mut warm))?;
+                    Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?
+                }
+                _ => {
+                    duplex.rounds(BLOCK_WARMUP, 64, &mut warm)?;
+                    duplex.rounds(n, 64, &mut duplex_us)?
+                }
             }
         }
     }
+    // Single rounds after a pause, in turn: what a script's occasional task costs, when
+    // every process on the path has gone to sleep and its CPU may have gone idle.
+    let (mut soam_idle, mut floor_idle) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.idle_rounds {
+        std::thread::sleep(Duration::from_millis(LATENCY_IDLE_MS));
+        rt.block_on(lat.rounds(1, &mut soam_idle))?;
+        std::thread::sleep(Duration::from_millis(LATENCY_IDLE_MS));
+        floor.rounds(1, 64, &mut floor_idle)?;
+    }
+    let idle = (percentiles(soam_idle).p50, percentiles(floor_idle).p50);
     rt.block_on(lat.close())?;
     drop(floor);
     let (floor_pct, duplex_pct, soam_pct) = (percentiles(floor_us), percentiles(duplex_us), percentiles(soam_us));
@@ -1189,6 +1225,7 @@ fn against_floor(
         floor: floor_pct,
         duplex: duplex_pct,
         soam: soam_pct,
+        idle,
         floor_mb: median(&mut floor_mb),
         soam_mb: median(&mut soam_mb),
         floor_middle,
