@@ -99,18 +99,18 @@ fn the_log_rotates_by_size_and_agent_log_reads_across_the_rotation() {
     // The agent may still be logging (the session's close, the service's last lines):
     // compared only when the files did not change while the command read them.
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
-    let (out, cur_text, one_text) = wait_for(10, "the log files to hold still", || {
+    let (out, want, cur_text, one_text) = wait_for(10, "the log files to hold still", || {
         let (cur_text, one_text) = (read(&cur), read(&one));
         // At least 5 lines of soamd.log.1, and as many as reach back to the 200th line
         // said: the agent may have logged more than 5 lines after it before rotating.
         let back = one_text.lines().rev().position(|l| l.contains("said-line-0199"));
         let want = cur_text.lines().count() + back.map_or(5, |i| (i + 1).max(5));
         let out = env.ok("soamcontrol", &["agent", "log", "-n", &want.to_string()]);
-        (read(&cur) == cur_text && read(&one) == one_text).then_some((out, cur_text, one_text))
+        (read(&cur) == cur_text && read(&one) == one_text).then_some((out, want, cur_text, one_text))
     });
     let lines: Vec<&str> = out.lines().collect();
-    let from_one = lines.len() - cur_text.lines().count();
-    assert!(from_one >= 5, "{out}");
+    assert_eq!(lines.len(), want, "{out}");
+    let from_one = want - cur_text.lines().count();
     let one_lines: Vec<&str> = one_text.lines().collect();
     assert_eq!(&lines[..from_one], &one_lines[one_lines.len().saturating_sub(from_one)..]);
     assert_eq!(lines[from_one..].join("\n") + "\n", cur_text);
