@@ -1097,8 +1097,9 @@ type Figure = (&'static str, f64, &'static str, bool);
 /// Round trips of the latency phase, floor and soam each, before any is measured.
 const LATENCY_WARMUP: usize = 200;
 /// Blocks the latency phase's rounds are measured in, floor and soam in turn: short
-/// (100 rounds, 2-8 ms each), so that a burst of the machine's noise, which lasts
-/// tens of milliseconds here, falls on all three rather than on one contestant's block.
+/// (100 rounds, 2-9 ms at the p50s measured), so that a burst of the machine's noise,
+/// which lasts tens of milliseconds here, falls on all three rather than on one
+/// contestant's block.
 const LATENCY_BLOCKS: usize = 50;
 /// Unmeasured rounds at the start of every block, each contestant's: the first round
 /// after the others ran is a cold one (see [`LATENCY_IDLE_MS`]), measured on its own.
