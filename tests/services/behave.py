@@ -17,7 +17,11 @@ it first), while SessionEnter takes it. Common data "leave-log:PATH" makes its
 SessionLeave append to PATH whether the agent's next request was already waiting in the
 pipe ("next-waiting") or not within 5 s ("next-not-waiting"); requests are read straight
 from the pipe, unbuffered, so the pipe shows what the agent has sent and not yet been
-read."""
+read.
+With BEHAVE_EARLY=1 in its environment it announces early invokes (docs/service-protocol.md)
+and refuses, unrun, the Invokes that follow a failed early SessionEnter of their session;
+common data "enter-fails-once:PATH" makes SessionEnter fail unless PATH exists (creating
+it first), and each refused Invoke appends its task id to PATH.refused."""
 import os
 import select
 import struct
@@ -41,6 +45,8 @@ def read_exact(fd, n):
 def main():
     rd, wr = sys.stdin.fileno(), sys.stdout.buffer
     common = b""
+    early = os.environ.get("BEHAVE_EARLY") == "1"
+    refused = None  # (session, log path or None) whose early SessionEnter failed
     while True:
         raw = read_exact(rd, 4)
         if raw is None:
@@ -51,9 +57,26 @@ def main():
         kind, _s, session, task, attempt = HEADER.unpack_from(body)
         payload = body[HEADER.size:]
         status, out = 0, b""
-        if kind in (ENTER, UPDATE):
+        if kind == CREATE and early:
+            attempt = 1  # the features it announces
+        if kind == ENTER:
+            refused = None
+        if kind == INVOKE and refused is not None and refused[0] == session:
+            if refused[1]:
+                with open(refused[1], "a") as log:
+                    log.write("%d\n" % task)
+            status = 1
+        elif kind in (ENTER, UPDATE):
             once = b"update-fails-once:"
-            if payload == b"fail-enter":
+            enter_once = b"enter-fails-once:"
+            if kind == ENTER and payload.startswith(enter_once):
+                path = payload[len(enter_once):].decode()
+                if not os.path.exists(path):
+                    open(path, "w").close()
+                    status, out = 1, b"enter refused once"
+                else:
+                    common = payload
+            elif payload == b"fail-enter":
                 status, out = 1, b"enter refused"
             elif kind == UPDATE and payload.startswith(once):
                 path = payload[len(once):].split(b" ")[0].decode()
@@ -64,6 +87,11 @@ def main():
                     common = payload
             else:
                 common = payload
+            if kind == ENTER and status != 0 and attempt & 1:
+                log = None
+                if payload.startswith(enter_once):
+                    log = payload[len(enter_once):].decode() + ".refused"
+                refused = (session, log)
         elif kind == LEAVE and common.startswith(b"leave-log:"):
             waiting = select.select([rd], [], [], 5.0)[0]
             with open(common[len(b"leave-log:"):].decode(), "a") as log:

@@ -73,11 +73,26 @@ pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> 
     let mut input = BufReader::with_capacity(1 << 16, input);
     let mut out = BufWriter::with_capacity(1 << 16, output);
     let mut buf = Vec::new();
+    // The session whose early SessionEnter failed: its Invokes already on their way are
+    // answered unrun (see `wire::features::EARLY_INVOKES`).
+    let mut refused: Option<u64> = None;
     while let Some(msg) = wire::read(&mut input, &mut buf)? {
+        let mut attempt = msg.attempt;
         let (status, payload): (Status, Vec<u8>) = {
             let r = match msg.kind {
-                Kind::CreateService => svc.create_service(&String::from_utf8_lossy(msg.payload)).map(|_| Vec::new()),
-                Kind::SessionEnter => svc.session_enter(msg.session, msg.payload).map(|_| Vec::new()),
+                Kind::CreateService => {
+                    let r = svc.create_service(&String::from_utf8_lossy(msg.payload));
+                    if r.is_ok() {
+                        attempt = wire::features::EARLY_INVOKES;
+                    }
+                    r.map(|_| Vec::new())
+                }
+                Kind::SessionEnter => {
+                    let r = svc.session_enter(msg.session, msg.payload);
+                    refused = (r.is_err() && msg.attempt & wire::ENTER_EARLY != 0).then_some(msg.session);
+                    r.map(|_| Vec::new())
+                }
+                Kind::Invoke if refused == Some(msg.session) => Err(Failure::Retry(String::new())),
                 Kind::Invoke => {
                     let ctx = TaskContext {
                         session: msg.session,
@@ -101,7 +116,7 @@ pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> 
             status,
             session: msg.session,
             task: msg.task,
-            attempt: msg.attempt,
+            attempt,
             payload: &payload,
         };
         wire::write(&mut out, &reply)?;
@@ -131,6 +146,64 @@ mod tests {
             }
             Ok(input.iter().rev().copied().collect())
         }
+    }
+
+    /// Refuses to enter sessions under 10; records the tasks it ran.
+    struct Picky(std::rc::Rc<std::cell::RefCell<Vec<u64>>>);
+    impl Service for Picky {
+        fn session_enter(&mut self, session: u64, _: &[u8]) -> Result<(), Failure> {
+            if session < 10 { Err(Failure::Retry("no".into())) } else { Ok(()) }
+        }
+        fn invoke(&mut self, t: &TaskContext, _: &[u8]) -> Result<Vec<u8>, Failure> {
+            self.0.borrow_mut().push(t.task);
+            Ok(b"ran".to_vec())
+        }
+    }
+
+    #[test]
+    fn early_invokes_behind_a_failed_enter_are_refused_unrun() {
+        let msg = |kind, session, task, attempt| Message {
+            kind,
+            status: Status::Success,
+            session,
+            task,
+            attempt,
+            payload: b"",
+        };
+        let early = wire::ENTER_EARLY;
+        let mut req = Vec::new();
+        for m in [
+            msg(Kind::CreateService, 0, 0, 0),
+            // Early and failed: its task is refused unrun.
+            msg(Kind::SessionEnter, 1, 0, early),
+            msg(Kind::Invoke, 1, 1, 1),
+            // Failed, not early (the agent counts it entered, `onFailure: succeed`): it runs.
+            msg(Kind::SessionEnter, 2, 0, 0),
+            msg(Kind::Invoke, 2, 2, 1),
+            // Early and entered: it runs.
+            msg(Kind::SessionEnter, 10, 0, early),
+            msg(Kind::Invoke, 10, 3, 1),
+        ] {
+            wire::write(&mut req, &m).unwrap();
+        }
+        let ran = std::rc::Rc::default();
+        let mut out = Vec::new();
+        serve(Picky(std::rc::Rc::clone(&ran)), &req[..], &mut out).unwrap();
+        let (mut r, mut buf) = (&out[..], Vec::new());
+        let mut replies = Vec::new();
+        while let Some(m) = wire::read(&mut r, &mut buf).unwrap() {
+            replies.push((m.kind, m.status, m.task, m.attempt, m.payload.to_vec()));
+        }
+        let f = wire::features::EARLY_INVOKES;
+        assert_eq!(
+            replies[0],
+            (Kind::CreateService, Status::Success, 0, f, vec![]),
+            "it announces the feature"
+        );
+        assert_eq!(replies[2], (Kind::Invoke, Status::Failure, 1, 1, vec![]));
+        assert_eq!(replies[4], (Kind::Invoke, Status::Success, 2, 1, b"ran".to_vec()));
+        assert_eq!(replies[6], (Kind::Invoke, Status::Success, 3, 1, b"ran".to_vec()));
+        assert_eq!(*ran.borrow(), [2, 3]);
     }
 
     #[test]

@@ -7,17 +7,37 @@
 //! | 1 | `status`: 0 in requests; in replies 0 success, 1 failure (retryable), 2 fatal |
 //! | 8 | `session`: u64 LE (0 where none) |
 //! | 8 | `task`: u64 LE (Invoke; else 0) |
-//! | 4 | `attempt`: u32 LE (Invoke, from 1; else 0) |
+//! | 4 | `attempt`: u32 LE (Invoke, from 1; SessionEnter [`ENTER_EARLY`] or 0; a CreateService reply [`features`]; else 0) |
 //! | len-22 | `payload`: raw bytes |
 //!
 //! Request payloads: CreateService the application name (UTF-8), SessionEnter and
 //! SessionUpdate the common data, Invoke the task input, others empty. Reply payloads:
 //! Invoke success the output; any failure a message (UTF-8); otherwise empty.
-//! Replies echo `kind`, `session`, `task` and `attempt`, and come in request order.
+//! Replies echo `kind`, `session`, `task` and `attempt` (but a CreateService reply's
+//! `attempt` announces [`features`]), and come in request order.
 
 use std::io::{self, Read, Write};
 
 pub const HEADER: usize = 22;
+
+/// What a service can do beyond the protocol's first version, announced as a bit set in
+/// the `attempt` field of its successful CreateService reply. A service that only echoes
+/// the field (as the first version asked) announces nothing, so it is never sent what it
+/// may not expect.
+pub mod features {
+    /// Early invokes: the service takes a session's Invokes sent right behind a
+    /// SessionEnter flagged [`ENTER_EARLY`](super::ENTER_EARLY), before that
+    /// SessionEnter's reply. If that SessionEnter fails, it answers each Invoke of that
+    /// session up to its next SessionEnter with status 1 and an empty payload, without
+    /// running it (the agent requeues them uncounted). This saves an instance moving
+    /// between sessions a round trip of idleness.
+    pub const EARLY_INVOKES: u32 = 1;
+}
+
+/// In the `attempt` field of a SessionEnter request: the session's Invokes may follow
+/// before the reply (sent only to a service that announced
+/// [`features::EARLY_INVOKES`]).
+pub const ENTER_EARLY: u32 = 1;
 /// A payload larger than this is refused: protects both sides from a garbled length,
 /// and keeps every output small enough for one client frame (16 MiB).
 pub const MAX_MESSAGE: usize = 15 * 1024 * 1024;

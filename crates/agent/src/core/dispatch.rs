@@ -5,6 +5,24 @@
 
 use super::*;
 use crate::instance::{self, OutMsg};
+use soam_service::wire;
+
+/// Tasks may go to the instance behind a SessionEnter still under way: its service
+/// refuses them unrun should that SessionEnter fail. Not where a failed SessionEnter
+/// counts as entered (`onFailure: succeed`): the tasks must then run, and the service
+/// cannot know that.
+fn early(inst: &Instance) -> bool {
+    inst.early_invokes && inst.service.control.session_enter.on_failure != soam_profile::FailureAction::Succeed
+}
+
+/// The instance may be sent the session's tasks: it entered the session, or is entering
+/// it early. An instance moving between sessions then runs the new session's first tasks
+/// right behind SessionLeave/SessionEnter instead of idling until the agent has heard
+/// the SessionEnter's reply: measured in `soambench --scale` (docs/benchmarks.md, "Early
+/// invokes").
+fn ready_for(inst: &Instance, sid: Sid) -> bool {
+    inst.entered == Some(sid) || (inst.bound == Some(sid) && early(inst))
+}
 
 impl Core {
     pub(super) fn take_seq(&mut self) -> u64 {
@@ -15,15 +33,22 @@ impl Core {
     /// Sends one lifecycle method (anything but Invoke) and records the reply it owes.
     /// `session` is the session's id on the wire (0 for none).
     pub(super) fn send_method(&mut self, iid: InstId, kind: Kind, sid: Sid, session: u64, payload: Bytes) {
+        self.send_flagged(iid, kind, sid, session, 0, payload);
+    }
+
+    /// [`send_method`](Self::send_method) with `flags` in the message's `attempt` field
+    /// (`wire::ENTER_EARLY` on a SessionEnter), kept in its `Expect` for the reply.
+    fn send_flagged(&mut self, iid: InstId, kind: Kind, sid: Sid, session: u64, flags: u32, payload: Bytes) {
         let seq = self.take_seq();
         let e = Expect {
             kind,
             sid,
             task: 0,
-            attempt: 0,
+            attempt: flags,
             seq,
             sent: Instant::now(),
             alone: false,
+            void: false,
         };
         self.push(
             iid,
@@ -32,7 +57,7 @@ impl Core {
                 kind,
                 session,
                 task: 0,
-                attempt: 0,
+                attempt: flags,
                 payload,
             }],
         );
@@ -72,7 +97,7 @@ impl Core {
         let node = self.instances[&iid].worker.map_or(0, |w| self.worker_node(w));
         let inst = &self.instances[&iid];
         let Some(sid) = inst.bound else { return };
-        if inst.entered != Some(sid) || inst.release || inst.kill.is_some() || inst.updating > 0 {
+        if !ready_for(inst, sid) || inst.release || inst.kill.is_some() || inst.updating > 0 {
             return;
         }
         let Some(s) = self.sessions.get_mut(&sid) else { return };
@@ -123,6 +148,7 @@ impl Core {
                 seq,
                 sent: Instant::now(),
                 alone: false,
+                void: false,
             });
         }
         self.push(iid, expects, msgs);
@@ -166,6 +192,7 @@ impl Core {
                 pid,
                 bound: None,
                 entered: None,
+                early_invokes: false,
                 expect: VecDeque::new(),
                 invokes: 0,
                 release: false,
@@ -203,8 +230,10 @@ impl Core {
         let s = self.sessions.get_mut(&sid).unwrap();
         s.bound += 1;
         let (session, common) = (s.id, s.common_data.clone());
-        self.instances.get_mut(&iid).unwrap().bound = Some(sid);
-        self.send_method(iid, Kind::SessionEnter, sid, session, common);
+        let inst = self.instances.get_mut(&iid).unwrap();
+        inst.bound = Some(sid);
+        let flags = if early(inst) { wire::ENTER_EARLY } else { 0 };
+        self.send_flagged(iid, Kind::SessionEnter, sid, session, flags, common);
     }
 
     pub(super) fn destroy_instance(&mut self, iid: InstId) {

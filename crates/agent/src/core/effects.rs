@@ -130,7 +130,7 @@ impl Core {
                 }
                 inst.idle_since = Instant::now();
             }
-            if inst.expect.iter().any(|e| e.kind == Kind::Invoke && e.sid == sid) {
+            if inst.expect.iter().any(|e| e.runs_task_of(sid)) {
                 cleanup.push(iid);
             }
         }

@@ -22,6 +22,16 @@ pub(super) struct Expect {
     /// Sent to an idle instance: its reply took one round trip plus its own run, no
     /// wait behind others.
     pub(super) alone: bool,
+    /// An Invoke sent early behind a SessionEnter that then failed: the service answers
+    /// it unrun and its task was requeued already, so its reply only clears the queue.
+    pub(super) void: bool,
+}
+
+impl Expect {
+    /// An attempt of a task of `sid` that is (or may be) running here.
+    pub(super) fn runs_task_of(&self, sid: Sid) -> bool {
+        self.kind == Kind::Invoke && !self.void && self.sid == sid
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +59,9 @@ pub(super) struct Instance {
     pub(super) bound: Option<Sid>,
     /// SessionEnter succeeded for this session.
     pub(super) entered: Option<Sid>,
+    /// Its service announced early invokes (`wire::features::EARLY_INVOKES`) in its
+    /// CreateService reply: see `Core::ready_for`.
+    pub(super) early_invokes: bool,
     /// What it was asked and has not answered, in order: the head is running.
     pub(super) expect: VecDeque<Expect>,
     pub(super) invokes: usize,
@@ -116,7 +129,9 @@ impl Core {
             self.kill(iid, KillReason::Failed(msg));
             return;
         }
-        if kind == Kind::Invoke {
+        if kind == Kind::Invoke && e.void {
+            inst.invokes -= 1;
+        } else if kind == Kind::Invoke {
             let now = Instant::now();
             let took = now.duration_since(e.sent.max(inst.last_reply)).as_nanos() as u64;
             inst.last_reply = now;
@@ -144,6 +159,9 @@ impl Core {
         let message = || String::from_utf8_lossy(&payload).into_owned();
         match kind {
             Kind::CreateService => {
+                if status == Status::Success {
+                    self.instances.get_mut(&iid).unwrap().early_invokes = attempt & soam_service::wire::features::EARLY_INVOKES != 0;
+                }
                 if status != Status::Success && control.create_service.on_failure != FailureAction::Succeed {
                     let msg = format!("CreateService failed: {}", message());
                     if let Some(sid) = self.instances[&iid].bound {
@@ -154,6 +172,9 @@ impl Core {
                 }
             }
             Kind::SessionEnter => {
+                if status != Status::Success && e.attempt & soam_service::wire::ENTER_EARLY != 0 {
+                    self.void_early_invokes(iid, e.sid);
+                }
                 let bound = self.instances[&iid].bound;
                 if bound != Some(e.sid) && status == Status::Success {
                     // Its session ended (or let it go) while SessionEnter was under way:
@@ -185,13 +206,16 @@ impl Core {
                     // The service may hold the old common data, or none: it runs no more
                     // of the session's tasks. Retried as a new bind (SessionEnter with the
                     // current data), counted with SessionEnter failures.
+                    // Not counted where the instance no longer serves the session (its
+                    // SessionEnter failed first, which counted).
                     if inst.bound == Some(e.sid) {
                         self.unbind(iid);
+                        self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, action);
                     }
-                    self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, action);
                 }
                 self.needs_schedule = true;
             }
+            Kind::Invoke if e.void => {}
             Kind::Invoke => self.invoke_done(e, status, payload, control.invoke.on_failure),
             Kind::SessionLeave | Kind::DestroyService => {}
         }
@@ -201,6 +225,24 @@ impl Core {
             && inst.invokes == 0
         {
             self.unbind(iid);
+        }
+    }
+
+    /// The session's Invokes queued behind its failed early SessionEnter will come back
+    /// unrun: their tasks go back to pending now, uncounted, and their replies are
+    /// ignored (the tasks may by then run elsewhere with the same attempt number).
+    fn void_early_invokes(&mut self, iid: InstId, sid: Sid) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        let mut requeue = Vec::new();
+        for e in inst.expect.iter_mut().filter(|e| e.runs_task_of(sid)) {
+            e.void = true;
+            requeue.push(*e);
+        }
+        // Back to the front in their order: the last pushed ends up first.
+        for e in requeue.iter().rev() {
+            if let Some(idx) = self.live_task(e) {
+                self.requeue(sid, idx);
+            }
         }
     }
 
@@ -295,6 +337,7 @@ impl Core {
         for (k, e) in inst.expect.iter().enumerate() {
             let failed = if k == 0 { head_failed.clone() } else { None };
             match e.kind {
+                Kind::Invoke if e.void => {}
                 Kind::Invoke => {
                     let Some(idx) = self.live_task(e) else { continue };
                     match failed {
@@ -333,11 +376,10 @@ impl Core {
                 }
             }
             Timer::Cleanup { inst, sid } => {
-                let stale = self.instances.get(&inst).is_some_and(|i| {
-                    i.expect
-                        .iter()
-                        .any(|e| e.kind == Kind::Invoke && e.sid == sid && self.live_task(e).is_none())
-                });
+                let stale = self
+                    .instances
+                    .get(&inst)
+                    .is_some_and(|i| i.expect.iter().any(|e| e.runs_task_of(sid) && self.live_task(e).is_none()));
                 if stale {
                     self.kill(inst, KillReason::Cleanup);
                 }

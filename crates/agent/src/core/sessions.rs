@@ -243,13 +243,15 @@ impl Core {
         let s = self.sessions.get_mut(&sid).unwrap();
         s.common_data = data.clone();
         let session = s.id;
-        let entered: Vec<InstId> = self
+        // Entered or entering: a SessionEnter under way took the old data, so the
+        // update queues behind it.
+        let bound: Vec<InstId> = self
             .instances
             .iter()
-            .filter(|(_, i)| i.entered == Some(sid) && i.bound == Some(sid))
+            .filter(|(_, i)| i.bound == Some(sid) && i.kill.is_none())
             .map(|(&id, _)| id)
             .collect();
-        for iid in entered {
+        for iid in bound {
             self.instances.get_mut(&iid).unwrap().updating += 1;
             self.send_method(iid, Kind::SessionUpdate, sid, session, data.clone());
         }
