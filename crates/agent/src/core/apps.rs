@@ -5,6 +5,27 @@ use super::*;
 use soam_proto::msg::Reply;
 
 impl Core {
+    /// Makes a parsed profile the application's own: its services and session types
+    /// shared (`Arc`) with the sessions and instances that use them.
+    pub(super) fn install_app(&mut self, profile: Profile, record: AppRecord) {
+        let services = profile.services.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect();
+        let types = profile
+            .session_types
+            .iter()
+            .map(|t| (t.name.clone(), Arc::new(t.clone())))
+            .collect();
+        let name = profile.application.clone();
+        self.apps.insert(
+            name,
+            App {
+                profile: Arc::new(profile),
+                record,
+                services,
+                types,
+            },
+        );
+    }
+
     pub(super) fn register(&mut self, conn: ConnId, id: u64, text: String, path: String, force: bool) {
         let profile = match soam_profile::parse(&text, std::path::Path::new(&path)) {
             Ok(p) => p,

@@ -12,11 +12,13 @@
 //! - what the core holds: `session` (sessions and tasks), `lifecycle` (a session's
 //!   state machine, pure), `messages` (what reaches the inbox), `blob`, `once`;
 //! - answering clients: `requests` (dispatch, permissions, replies after commits), then
-//!   one file per area: `apps`, `sessions`, `tasks`, `views`, `history`;
+//!   one file per area: `apps`, `sessions`, `tasks`, `views` (with `session_list`, the
+//!   paged session listing), `history`;
 //! - moving sessions through their lifecycle: `effects` (`Core::drive` carries out
 //!   what `lifecycle` decides, including ending a session);
 //! - running tasks: `sched` (who gets slots, with `shares`), `dispatch` (feeding
-//!   instances, starting and stopping them), `instances` (what services reply, timers),
+//!   instances, starting and stopping them), `instances` (what services reply), `exits`
+//!   (instances stopped, dead or overrunning; timers),
 //!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers);
 //! - durability: `persist` (what is written when, and recovery).
 
@@ -26,6 +28,7 @@ mod cluster;
 mod delivery;
 mod dispatch;
 mod effects;
+mod exits;
 mod history;
 mod instances;
 mod lifecycle;
@@ -35,6 +38,7 @@ mod persist;
 mod requests;
 mod sched;
 mod session;
+mod session_list;
 mod sessions;
 mod shares;
 mod tasks;
@@ -248,25 +252,6 @@ impl Core {
         }
         core.recover_sessions(loaded.sessions, loaded.tasks, loaded.requests);
         core
-    }
-
-    fn install_app(&mut self, profile: Profile, record: AppRecord) {
-        let services = profile.services.iter().map(|s| (s.name.clone(), Arc::new(s.clone()))).collect();
-        let types = profile
-            .session_types
-            .iter()
-            .map(|t| (t.name.clone(), Arc::new(t.clone())))
-            .collect();
-        let name = profile.application.clone();
-        self.apps.insert(
-            name,
-            App {
-                profile: Arc::new(profile),
-                record,
-                services,
-                types,
-            },
-        );
     }
 
     /// Runs until shutdown is requested; then stops every instance and closes the store.

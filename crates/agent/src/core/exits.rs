@@ -1,0 +1,135 @@
+//! What happens when an instance is stopped, dies or overruns, and the timers that
+//! watch instances and sessions.
+//!
+//! When the process ends, the head of its `expect` queue is what it was running: that
+//! method failed (unless the agent stopped it on purpose, or its node was lost);
+//! everything queued behind it goes back to pending without counting a retry.
+
+use super::*;
+use soam_service::wire::Status;
+
+impl Core {
+    pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        // A deliberate reason never downgrades a failure already being reported.
+        if !matches!(inst.kill, Some(KillReason::Failed(_))) {
+            inst.kill = Some(reason);
+        }
+        let _ = inst.tx.send(InstCmd::Kill);
+    }
+
+    /// The instance is gone. `lost`: its node or worker went, through no fault of the
+    /// service, so what it was running is requeued without counting a retry.
+    pub(super) fn exited(&mut self, iid: InstId, why: String, lost: bool) {
+        let Some(inst) = self.instances.remove(&iid) else { return };
+        let reason = inst.kill.clone();
+        tracing::debug!(
+            "instance {iid} (pid {:?}) of {}/{} gone: {why}",
+            inst.pid,
+            inst.app,
+            inst.service.name
+        );
+        let head_failed = match &reason {
+            _ if lost => None,
+            None => Some(why.clone()),
+            Some(KillReason::Failed(m)) => Some(m.clone()),
+            Some(_) => None,
+        };
+        if let Some(sid) = inst.bound
+            && let Some(s) = self.sessions.get_mut(&sid)
+        {
+            s.bound = s.bound.saturating_sub(1);
+        }
+        let control = inst.service.control;
+        for (k, e) in inst.expect.iter().enumerate() {
+            let failed = if k == 0 { head_failed.clone() } else { None };
+            match e.kind {
+                Kind::Invoke if e.void => {}
+                Kind::Invoke => {
+                    let Some(idx) = self.live_task(e) else { continue };
+                    match failed {
+                        Some(m) => self.task_failed(e.sid, idx, Bytes::from(m), control.invoke.on_failure),
+                        None => self.requeue(e.sid, idx),
+                    }
+                }
+                Kind::SessionEnter | Kind::SessionUpdate | Kind::CreateService => {
+                    if let Some(m) = failed {
+                        let sid = if e.kind == Kind::CreateService {
+                            inst.bound.unwrap_or(0)
+                        } else {
+                            e.sid
+                        };
+                        let action = method_control(&control, e.kind).on_failure;
+                        self.bind_failure(sid, &format!("{} failed: {m}", e.kind.name()), Status::Failure, action);
+                    }
+                }
+                Kind::SessionLeave | Kind::DestroyService => {}
+            }
+        }
+        self.needs_schedule = true;
+    }
+
+    pub(super) fn timer(&mut self, t: Timer) {
+        match t {
+            Timer::Disconnect { sid, generation } => {
+                let _ = self.drive(sid, lifecycle::Event::DisconnectTimeout { generation });
+            }
+            Timer::MethodTimeout { inst, seq } => {
+                let Some(i) = self.instances.get(&inst) else { return };
+                if let Some(head) = i.expect.front().filter(|h| h.seq == seq) {
+                    let secs = method_control(&i.service.control, head.kind).timeout_s;
+                    let msg = format!("{} timed out after {secs} s", head.kind.name());
+                    self.kill(inst, KillReason::Failed(msg));
+                }
+            }
+            Timer::Cleanup { inst, sid } => {
+                let stale = self
+                    .instances
+                    .get(&inst)
+                    .is_some_and(|i| i.expect.iter().any(|e| e.runs_task_of(sid) && self.live_task(e).is_none()));
+                if stale {
+                    self.kill(inst, KillReason::Cleanup);
+                }
+            }
+            Timer::SuspendGrace { sid, generation } => {
+                let _ = self.drive(sid, lifecycle::Event::SuspendGraceOver { generation });
+            }
+            Timer::ReclaimGrace { inst, sid } => {
+                let overdue = self
+                    .instances
+                    .get(&inst)
+                    .is_some_and(|i| i.bound == Some(sid) && i.release && i.invokes > 0);
+                if overdue {
+                    self.kill(inst, KillReason::Requeue);
+                }
+            }
+        }
+        self.needs_schedule = true;
+    }
+
+    /// Idle instances are stopped after a while: reuse is for bursts, not forever. One
+    /// bound to a session with nothing to run first leaves it.
+    pub(super) fn retire_idle_instances(&mut self, now: Instant) {
+        let idle_for = Duration::from_secs(self.cfg.instance_idle_timeout_s);
+        // Two passes: a bound instance idle too long is unbound first (which restarts its
+        // idle clock), and only instances already unbound and idle too long are destroyed.
+        for id in idle_instances(&self.instances, true, now, idle_for) {
+            self.unbind(id);
+        }
+        let stale = idle_instances(&self.instances, false, now, idle_for);
+        for id in stale {
+            self.destroy_instance(id);
+        }
+    }
+}
+
+/// Instances (bound or not) with nothing outstanding that have been idle for `idle_for`.
+fn idle_instances(instances: &HashMap<InstId, Instance>, bound: bool, now: Instant, idle_for: Duration) -> Vec<InstId> {
+    instances
+        .iter()
+        .filter(|(_, i)| {
+            i.bound.is_some() == bound && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for
+        })
+        .map(|(&id, _)| id)
+        .collect()
+}
