@@ -107,6 +107,35 @@ fn common_data_reaches_session_enter_and_update() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "new-y\n");
 }
 
+/// New common data given while an instance's SessionEnter is still under way (it took
+/// the old data) goes to that instance too, behind the Enter: the session's tasks never
+/// run on the data it replaced.
+#[test]
+fn an_update_during_session_enter_reaches_the_entering_instance() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let gate = env.path("gate");
+    let cd = env.path("cd");
+    let old = format!("enter-waits:{} old-", gate.display());
+    std::fs::write(&cd, &old).unwrap();
+    let id = env
+        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let sess = format!("a:{id}");
+    env.ok("soamsession", &["submit", "--session", &sess, "--task", "x", "--detach"]);
+    let entering = format!("{}.entering", gate.display());
+    wait_for(20, "the SessionEnter to begin", || {
+        std::path::Path::new(&entering).exists().then_some(())
+    });
+    std::fs::write(&cd, "new-").unwrap();
+    env.ok("soamsession", &["update", &sess, "--common-data", cd.to_str().unwrap()]);
+    std::fs::write(format!("{}.go", gate.display()), "").unwrap();
+    let out = env.run("soamsession", &["reopen", &sess]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "new-x\n", "the task ran on the old data");
+}
+
 /// A failed SessionUpdate is retried as a new bind (SessionEnter with the new data),
 /// counted with SessionEnter failures against sessionRetryLimit; no task runs on the old
 /// common data after an update the service refused.

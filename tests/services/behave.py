@@ -21,7 +21,9 @@ read.
 With BEHAVE_EARLY=1 in its environment it announces early invokes (docs/service-protocol.md)
 and refuses, unrun, the Invokes that follow a failed early SessionEnter of their session;
 common data "enter-fails-once:PATH" makes SessionEnter fail unless PATH exists (creating
-it first), and each refused Invoke appends its task id to PATH.refused."""
+it first), and each refused Invoke appends its task id to PATH.refused.
+Common data "enter-waits:PATH ..." makes SessionEnter create PATH.entering, then wait (up
+to 30 s) until PATH.go exists before it answers."""
 import os
 import select
 import struct
@@ -76,6 +78,15 @@ def main():
                     status, out = 1, b"enter refused once"
                 else:
                     common = payload
+            elif kind == ENTER and payload.startswith(b"enter-waits:"):
+                # Holds SessionEnter (its reply, and so the session's tasks) until the
+                # test says go, so that it can act while the Enter is under way.
+                path = payload[len(b"enter-waits:"):].split(b" ")[0].decode()
+                open(path + ".entering", "w").close()
+                deadline = time.time() + 30
+                while not os.path.exists(path + ".go") and time.time() < deadline:
+                    time.sleep(0.01)
+                common = payload
             elif payload == b"fail-enter":
                 status, out = 1, b"enter refused"
             elif kind == UPDATE and payload.startswith(once):
