@@ -127,30 +127,35 @@ impl Core {
             self.kill(iid, KillReason::Failed(msg));
             return;
         }
-        if kind == Kind::Invoke && e.void {
-            inst.invokes -= 1;
-        } else if kind == Kind::Invoke {
-            let now = Instant::now();
-            let took = now.duration_since(e.sent.max(inst.last_reply)).as_nanos() as u64;
-            inst.last_reply = now;
-            // Only a task that waited behind no other measures the trip itself.
-            if e.alone {
-                let trip = now.duration_since(e.sent).as_nanos() as u64;
-                inst.round_trip_ns = if inst.round_trip_ns == 0 {
-                    trip
-                } else {
-                    (inst.round_trip_ns * 3 + trip) / 4
-                };
-            }
-            let avg = |old: u64| if old == 0 { took.max(1) } else { (old * 7 + took) / 8 }.max(1);
-            inst.task_ns = avg(inst.task_ns);
-            if let Some(s) = self.sessions.get_mut(&e.sid) {
-                s.task_ns = avg(s.task_ns);
+        // The service answers in order: a reply's own time starts at the later of its
+        // request's sending and the reply before, whatever that answered (a SessionEnter
+        // that early Invokes were queued behind, say).
+        let now = Instant::now();
+        let since = e.sent.max(inst.last_reply);
+        inst.last_reply = now;
+        if kind == Kind::Invoke {
+            // A void Invoke did not run: it measures nothing.
+            if !e.void {
+                let took = now.duration_since(since).as_nanos() as u64;
+                // Only a task that waited behind no other measures the trip itself.
+                if e.alone {
+                    let trip = now.duration_since(e.sent).as_nanos() as u64;
+                    inst.round_trip_ns = if inst.round_trip_ns == 0 {
+                        trip
+                    } else {
+                        (inst.round_trip_ns * 3 + trip) / 4
+                    };
+                }
+                let avg = |old: u64| if old == 0 { took.max(1) } else { (old * 7 + took) / 8 }.max(1);
+                inst.task_ns = avg(inst.task_ns);
+                if let Some(s) = self.sessions.get_mut(&e.sid) {
+                    s.task_ns = avg(s.task_ns);
+                }
             }
             let inst = self.instances.get_mut(&iid).unwrap();
             inst.invokes -= 1;
             if inst.invokes == 0 {
-                inst.idle_since = Instant::now();
+                inst.idle_since = now;
             }
         }
         let control = self.instances[&iid].service.control;
