@@ -16,8 +16,9 @@ impl Core {
             .collect();
         let name = profile.application.clone();
         self.apps.insert(
-            name,
+            name.clone(),
             App {
+                name: name.into(),
                 profile: Arc::new(profile),
                 record,
                 services,

@@ -105,6 +105,9 @@ const PIPELINE: usize = 64;
 const PIPELINE_TARGET_NS: u64 = 2_000_000;
 
 struct App {
+    /// The application's name as the scheduler's keys hold it (`shares::Key`): cloning
+    /// it for every candidate of every schedule is a count, not a copy of the text.
+    name: Arc<str>,
     profile: Arc<Profile>,
     record: AppRecord,
     /// Each service's config, shared by its instances and sessions; replaced on update,
@@ -188,6 +191,9 @@ pub struct Core {
     /// Per pool, the sessions that may have work, in the order slots are offered: what
     /// the scheduler reads instead of every session.
     wants: sched::Wants,
+    /// What `schedule` fills and empties every turn, kept so that a warm turn allocates
+    /// nothing (a one-task round trip runs it twice).
+    scratch: sched::Scratch,
     /// Ended sessions, newest first, for `soamview history` and `session -a`.
     history: VecDeque<HistoryRecord>,
     /// Sessions whose outputs or drained state may need sending at the next flush.
@@ -232,6 +238,7 @@ impl Core {
             identities: HashMap::default(),
             cluster: cluster::Cluster::default(),
             wants: Default::default(),
+            scratch: Default::default(),
             history: loaded.history.into(),
             dirty: HashSet::default(),
             pending_ends: Vec::new(),

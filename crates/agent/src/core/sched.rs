@@ -33,10 +33,29 @@ pub(super) struct Candidates {
 /// pools, since an application's `maxSlots` spans pools.
 pub(super) type Wants = BTreeMap<Option<Pool>, Candidates>;
 
+/// Buffers of one `schedule`, emptied and refilled every turn (see `Core::scratch`).
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Each session's share, this turn.
+    shares: HashMap<Sid, u32>,
+    /// Slots handed out per application, this turn.
+    app_used: AppUsed,
+    /// Each pool's slots, in `Wants` order.
+    lefts: Vec<u32>,
+    /// Candidates found without work, to drop from their pool.
+    gone: Vec<(Key, Sid)>,
+    /// Instances serving a session, by session, busiest first.
+    held: Vec<(Sid, Reverse<usize>, InstId)>,
+    /// Sessions with a share, in the order they are given instances.
+    order: Vec<(Reverse<u32>, Sid, u32)>,
+    /// Every instance, to feed.
+    ids: Vec<InstId>,
+}
+
 /// Where the session stands in its pool's order (it never changes: a session keeps its
-/// type, so its priority).
-fn offer_key(s: &Session) -> Key {
-    (Reverse(s.stype.priority), s.app.clone(), s.id)
+/// type, so its priority). `name` is its application's (`App::name`).
+fn offer_key(s: &Session, name: Arc<str>) -> Key {
+    (Reverse(s.stype.priority), name, s.id)
 }
 
 /// A session as a candidate for slots, if it is one now: it can run, its application
@@ -49,7 +68,7 @@ fn candidate(sessions: &HashMap<Sid, Session>, apps: &HashMap<String, App>, sid:
         return None;
     }
     Some(Cand {
-        key: offer_key(s),
+        key: offer_key(s, app.name.clone()),
         sid,
         min: s.stype.min_services,
         demand,
@@ -85,7 +104,7 @@ impl Core {
         for &sid in &sids {
             let s = self.sessions.get_mut(&sid).unwrap();
             if std::mem::take(&mut s.candidate) {
-                let key = offer_key(s);
+                let key = offer_key(s, app.into());
                 if let Some(pool) = self.wants.get_mut(&cluster::pool_of(&s.app, &s.service)) {
                     pool.order.remove(&key);
                     pool.mins.remove(&key);
@@ -97,21 +116,25 @@ impl Core {
         }
     }
 
-    /// Each session's share of its pool's slots (sessions with none are left out).
-    fn shares(&mut self) -> HashMap<Sid, u32> {
-        let mut app_used = AppUsed::default();
-        let mut out = HashMap::default();
-        let lefts: Vec<u32> = self
-            .wants
-            .keys()
-            .map(|pool| match pool {
-                None => self.cfg.slots,
-                Some(p) => self.pool_slots(p),
-            })
-            .collect();
+    /// Each session's share of its pool's slots into `sc.shares` (sessions with none are
+    /// left out).
+    fn shares(&mut self, sc: &mut Scratch) {
+        sc.shares.clear();
+        // Zeroed rather than emptied, so that each application's key is made once; a
+        // count of 0 is what an absent one means. Emptied now and then, for
+        // applications gone.
+        if sc.app_used.len() > self.apps.len() + 16 {
+            sc.app_used.clear();
+        }
+        sc.app_used.values_mut().for_each(|n| *n = 0);
+        sc.lefts.clear();
+        sc.lefts.extend(self.wants.keys().map(|pool| match pool {
+            None => self.cfg.slots,
+            Some(p) => self.pool_slots(p),
+        }));
         let (sessions, apps) = (&mut self.sessions, &self.apps);
-        for (pool, left) in self.wants.values_mut().zip(lefts) {
-            let mut gone = Vec::new();
+        for (pool, &left) in self.wants.values_mut().zip(&sc.lefts) {
+            let gone = &mut sc.gone;
             let mut it = pool.order.iter();
             let next = || {
                 for (key, &sid) in it.by_ref() {
@@ -122,8 +145,8 @@ impl Core {
                 }
                 None
             };
-            shares::hand_out(next, pool.mins.last(), left, &mut app_used, &mut out);
-            for (key, sid) in gone {
+            shares::hand_out(next, pool.mins.last(), left, &mut sc.app_used, &mut sc.shares);
+            for (key, sid) in gone.drain(..) {
                 pool.order.remove(&key);
                 pool.mins.remove(&key);
                 if let Some(s) = sessions.get_mut(&sid) {
@@ -131,10 +154,12 @@ impl Core {
                 }
             }
         }
-        self.wants.retain(|_, p| !p.order.is_empty());
+        // Slurm pools without candidates go (they come and go with profiles); the
+        // agent's own stays, so that a session gaining and losing its work every round
+        // trip does not make and drop the pool each time.
+        self.wants.retain(|pool, p| pool.is_none() || !p.order.is_empty());
         #[cfg(debug_assertions)]
-        self.check_shares(&out);
-        out
+        self.check_shares(&sc.shares);
     }
 
     /// Debug builds (every test) check the quick answer against the rules applied to
@@ -183,37 +208,41 @@ impl Core {
     }
 
     pub(super) fn schedule(&mut self) {
-        let shares = self.shares();
+        let mut sc = std::mem::take(&mut self.scratch);
+        self.shares(&mut sc);
         // 1. Give back what sessions hold above their share, when another session wants
         //    it or the holder cannot run (suspended, ended). An idle session otherwise
         //    keeps its entered instances, so a client feeding batches does not pay
         //    SessionLeave/SessionEnter between them.
-        let mut per: HashMap<Sid, Vec<InstId>> = HashMap::default();
+        sc.held.clear();
         for (&iid, i) in &self.instances {
             if let (Some(sid), false, None) = (i.bound, i.release, &i.kill) {
-                per.entry(sid).or_default().push(iid);
+                // By session; in each, the busiest first: those past the share go back.
+                sc.held.push((sid, Reverse(i.invokes), iid));
             }
         }
-        let wanting = shares
-            .iter()
-            .any(|(sid, &share)| per.get(sid).map_or(0, |v| v.len()) < share as usize);
-        let mut releases = Vec::new();
-        for (sid, mut insts) in per {
-            let share = shares.get(&sid).copied().unwrap_or(0) as usize;
+        sc.held.sort_unstable();
+        let held = |sid: Sid| sc.held.partition_point(|h| h.0 <= sid) - sc.held.partition_point(|h| h.0 < sid);
+        let wanting = sc.shares.iter().any(|(&sid, &share)| held(sid) < share as usize);
+        for insts in sc.held.chunk_by(|a, b| a.0 == b.0) {
+            let sid = insts[0].0;
+            let share = sc.shares.get(&sid).copied().unwrap_or(0) as usize;
             let runnable = self.sessions.get(&sid).is_some_and(|s| s.runnable());
             if insts.len() > share && (wanting || !runnable) {
-                // Keep the busiest; give back the least busy.
-                insts.sort_by_key(|i| (std::cmp::Reverse(self.instances[i].invokes), *i));
-                releases.extend(insts.into_iter().skip(share).map(|i| (i, sid)));
+                for &(_, _, iid) in &insts[share..] {
+                    self.release(iid, sid);
+                }
             }
         }
-        for (iid, sid) in releases {
-            self.release(iid, sid);
-        }
         // 2. Bind instances to sessions below their share.
-        let mut order: Vec<(Sid, u32)> = shares.into_iter().collect();
-        order.sort_by_key(|&(sid, _)| (std::cmp::Reverse(self.sessions[&sid].stype.priority), sid));
-        for (sid, share) in order {
+        sc.order.clear();
+        sc.order.extend(
+            sc.shares
+                .iter()
+                .map(|(&sid, &share)| (Reverse(self.sessions[&sid].stype.priority), sid, share)),
+        );
+        sc.order.sort_unstable();
+        for &(_, sid, share) in &sc.order {
             let have = self
                 .instances
                 .values()
@@ -226,10 +255,12 @@ impl Core {
             }
         }
         // 3. Feed bound instances.
-        let ids: Vec<InstId> = self.instances.keys().copied().collect();
-        for iid in ids {
+        sc.ids.clear();
+        sc.ids.extend(self.instances.keys().copied());
+        for &iid in &sc.ids {
             self.dispatch(iid);
         }
+        self.scratch = sc;
         // 4. Retired instances go once idle.
         let idle_retired: Vec<InstId> = self
             .instances

@@ -22,10 +22,12 @@ use super::Sid;
 use rustc_hash::FxHashMap as HashMap;
 use soam_profile::Policy;
 use std::cmp::Reverse;
+use std::sync::Arc;
 
 /// The order slots are offered in: higher priority first, then by application name,
-/// then older sessions (ids grow with creation time).
-pub(super) type Key = (Reverse<u32>, String, u64);
+/// then older sessions (ids grow with creation time). The name is the application's
+/// shared one, so that making a key (every candidate, every schedule) copies no text.
+pub(super) type Key = (Reverse<u32>, Arc<str>, u64);
 
 /// A session that wants slots.
 #[derive(Debug, Clone)]
@@ -56,8 +58,9 @@ struct W {
     got: u32,
 }
 
-/// Slots used per application across pools (`maxSlots` is per application).
-pub(super) type AppUsed = HashMap<String, u32>;
+/// Slots used per application across pools (`maxSlots` is per application). An
+/// application without an entry, or with 0, has used none.
+pub(super) type AppUsed = HashMap<Arc<str>, u32>;
 
 /// The rules, looking at every candidate for every slot.
 #[cfg(any(test, debug_assertions))]
@@ -153,14 +156,14 @@ fn give_min(w: &mut W, left: u32, app_used: &mut AppUsed) -> u32 {
         .min(w.c.cap.saturating_sub(used) as u64) as u32;
     if give > 0 {
         w.got += give;
-        *app_used.entry(w.c.app().to_string()).or_default() += give;
+        *app_used.entry(w.c.key.1.clone()).or_default() += give;
     }
     give
 }
 
 fn take_one(w: &mut W, app_used: &mut AppUsed) {
     w.got += 1;
-    *app_used.entry(w.c.app().to_string()).or_default() += 1;
+    *app_used.entry(w.c.key.1.clone()).or_default() += 1;
 }
 
 /// May it take one more slot? Under `priority`, not while a higher-priority session of
@@ -208,7 +211,7 @@ mod tests {
             .map(|i| {
                 let a = r.below(apps) as usize;
                 Cand {
-                    key: (Reverse(1 + r.below(4) as u32), format!("app{a}"), i),
+                    key: (Reverse(1 + r.below(4) as u32), format!("app{a}").into(), i),
                     sid: 1000 + i,
                     min: r.below(4) as u32,
                     demand: 1 + r.below(6),
