@@ -30,6 +30,7 @@ fn soambench_quick_prints_the_spec_keys() {
             "latency_p50_us",
             "latency_p99_us",
             "agent_rss_1m_tasks_mib",
+            "agent_rss_1m_tasks_at_submit_mib",
             "restart_1m_tasks_s",
             "soamview_ms",
             "latency_floor_p50_us",

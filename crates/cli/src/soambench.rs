@@ -1038,6 +1038,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     say("memory with a large pending session");
     rt.block_on(parked_session(&opts, None, sizes.big_session))?;
+    let rss_at_submit = rss_mib(agent.pid());
+    // What the session holds, once the agent has handed back what the submit's frames
+    // took (at its next tick, each second).
+    std::thread::sleep(RSS_SETTLE);
     let rss = rss_mib(agent.pid());
     say("soamview");
     let view_ms = soamview_ms(&agent, &["session"], sizes.soamview_runs)?;
@@ -1071,6 +1075,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         &f.figures(),
         &[
             ("agent_rss_1m_tasks_mib", rss, "< 256", rss < 256.0),
+            ("agent_rss_1m_tasks_at_submit_mib", rss_at_submit, "", true),
             ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
             ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
         ],
@@ -1101,6 +1106,11 @@ const LATENCY_WARMUP: usize = 200;
 /// which lasts tens of milliseconds here, falls on all three rather than on one
 /// contestant's block.
 const LATENCY_BLOCKS: usize = 50;
+
+/// How long after a large submit the agent's memory is read: past the first whole
+/// second without submits (the agent ticks each second), when it hands back memory
+/// freed by the submit's frames.
+const RSS_SETTLE: Duration = Duration::from_millis(2500);
 /// Unmeasured rounds at the start of every block, each contestant's: the first round
 /// after the others ran is a cold one (see [`LATENCY_IDLE_MS`]), measured on its own.
 const BLOCK_WARMUP: usize = 3;

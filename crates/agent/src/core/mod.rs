@@ -97,6 +97,10 @@ fn method_control(c: &soam_profile::Control, kind: Kind) -> soam_profile::Method
 /// Most outputs sent to a holder and not yet acknowledged: bounds what a slow client
 /// can make the agent buffer.
 const DELIVERY_WINDOW: usize = 65_536;
+/// Tasks submitted after which a pause in submits hands freed memory back (`tick`): a
+/// 1,000,000-task submit otherwise left 15-25 MiB of freed frames held by the
+/// allocator (docs/benchmarks.md, "Memory a large submit leaves").
+const TRIM_AFTER_TASKS: u64 = 65_536;
 /// Most invocations queued ahead on one instance.
 const PIPELINE: usize = 64;
 /// How much work (by the session's measured task time) to queue on one instance: enough
@@ -173,6 +177,13 @@ pub struct Core {
     /// Tasks held by open sessions, for `maxStoredTasks` without summing every session
     /// on every submit.
     tasks_held: u64,
+    /// Tasks taken in since freed memory was last handed back: the frames of a large
+    /// submit are freed as their tasks are stored, and glibc keeps that memory (often
+    /// in another thread's arena) until it is trimmed (see `tick`).
+    submitted_since_trim: u64,
+    /// `submitted_since_trim` at the last tick: unchanged over a tick means submits
+    /// have paused, and only then is memory handed back.
+    submitted_at_tick: u64,
     /// (app, id) and (app, name) to the internal handle.
     /// Ordered, so listing sessions walks them in (app, id) order from where a page
     /// starts instead of sorting every session for every page.
@@ -228,6 +239,8 @@ impl Core {
             sessions: HashMap::default(),
             open_per_app: HashMap::default(),
             tasks_held: 0,
+            submitted_since_trim: 0,
+            submitted_at_tick: 0,
             by_id: BTreeMap::new(),
             by_name: HashMap::default(),
             next_sid: 1,
@@ -403,6 +416,14 @@ impl Core {
         let now = Instant::now();
         self.tick_sessions(now);
         self.retire_idle_instances(now);
+        // Once submits pause (none over a whole tick) after many tasks came in: a trim
+        // walks every arena, and what it frees would be faulted in again by a stream
+        // still going. Off the core's thread.
+        if self.submitted_since_trim >= TRIM_AFTER_TASKS && self.submitted_since_trim == self.submitted_at_tick {
+            self.submitted_since_trim = 0;
+            tokio::task::spawn_blocking(soam_store::release_freed_memory);
+        }
+        self.submitted_at_tick = self.submitted_since_trim;
     }
 
     async fn stop_instances(&mut self) {
