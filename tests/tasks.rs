@@ -81,17 +81,23 @@ fn session_enter_failures_count_against_session_retry_limit() {
     );
 }
 
-/// A session of app "a" (its one type given `type_extra`) created with common data
-/// "pre-" from file `cd`, whose first task saw it. Returns (address, `cd`, id).
-fn session_with_common_data(env: &Env, type_extra: &str) -> (String, std::path::PathBuf, String) {
-    env.register("p.yaml", &Env::behave_profile("a", "", type_extra));
+/// A session of the registered app "a" created with `data` as common data, from file
+/// `cd`. Returns (address, `cd`, id).
+fn create_with_common_data(env: &Env, data: &str) -> (String, std::path::PathBuf, String) {
     let cd = env.path("cd");
-    std::fs::write(&cd, "pre-").unwrap();
+    std::fs::write(&cd, data).unwrap();
     let id = env
         .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
         .trim()
         .to_string();
-    let sess = format!("a:{id}");
+    (format!("a:{id}"), cd, id)
+}
+
+/// A session of app "a" (its one type given `type_extra`) created with common data
+/// "pre-" from file `cd`, whose first task saw it. Returns (address, `cd`, id).
+fn session_with_common_data(env: &Env, type_extra: &str) -> (String, std::path::PathBuf, String) {
+    env.register("p.yaml", &Env::behave_profile("a", "", type_extra));
+    let (sess, cd, id) = create_with_common_data(env, "pre-");
     let out = env.run("soamsession", &["submit", "--session", &sess, "--task", "x"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pre-x\n");
     (sess, cd, id)
@@ -115,14 +121,7 @@ fn an_update_during_session_enter_reaches_the_entering_instance() {
     let env = Env::new();
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
     let gate = env.path("gate");
-    let cd = env.path("cd");
-    let old = format!("enter-waits:{} old-", gate.display());
-    std::fs::write(&cd, &old).unwrap();
-    let id = env
-        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
-        .trim()
-        .to_string();
-    let sess = format!("a:{id}");
+    let (sess, cd, _) = create_with_common_data(&env, &format!("enter-waits:{} old-", gate.display()));
     env.ok("soamsession", &["submit", "--session", &sess, "--task", "x", "--detach"]);
     let entering = format!("{}.entering", gate.display());
     wait_for(20, "the SessionEnter to begin", || {
@@ -186,16 +185,10 @@ fn tasks_sent_behind_a_failed_early_session_enter_are_requeued_uncounted() {
     // session whose first SessionEnter fails.
     assert_eq!(env.ok("soamsession", &["submit", "--app", "a", "--task", "warm"]), "warm\n");
     let marker = env.path("enter-once");
-    let cd = env.path("cd");
     let common = format!("enter-fails-once:{}", marker.display());
-    std::fs::write(&cd, &common).unwrap();
-    let id = env
-        .ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()])
-        .trim()
-        .to_string();
+    let (sess, _, _) = create_with_common_data(&env, &common);
     let tasks = ["t1", "t2", "t3"];
     let mut args = vec!["submit", "--session"];
-    let sess = format!("a:{id}");
     args.push(&sess);
     for t in &tasks {
         args.extend(["--task", t]);
