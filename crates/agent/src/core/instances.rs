@@ -13,6 +13,8 @@ pub(super) struct Expect {
     pub(super) kind: Kind,
     pub(super) sid: Sid,
     pub(super) task: u64,
+    /// An Invoke's attempt; what a SessionEnter was sent with in that field
+    /// (`wire::ENTER_EARLY` or 0), which its reply handling reads back.
     pub(super) attempt: u32,
     pub(super) seq: u64,
     /// When it was sent, to measure service time.
