@@ -1040,7 +1040,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     rt.block_on(parked_session(&opts, None, sizes.big_session))?;
     let rss_at_submit = rss_mib(agent.pid());
     // What the session holds, once the agent has handed back what the submit's frames
-    // took (at its next tick, each second).
+    // took (see RSS_SETTLE).
     std::thread::sleep(RSS_SETTLE);
     let rss = rss_mib(agent.pid());
     say("soamview");
@@ -1107,16 +1107,17 @@ const LATENCY_WARMUP: usize = 200;
 /// contestant's block.
 const LATENCY_BLOCKS: usize = 50;
 
-/// How long after a large submit the agent's memory is read: past the first whole
-/// second without submits (the agent ticks each second), when it hands back memory
-/// freed by the submit's frames.
-const RSS_SETTLE: Duration = Duration::from_millis(2500);
 /// Unmeasured rounds at the start of every block, each contestant's: the first round
 /// after the others ran is a cold one (see [`LATENCY_IDLE_MS`]), measured on its own.
 const BLOCK_WARMUP: usize = 3;
 /// The pause before each round of the after-idle figures: long enough for the CPUs to
 /// idle and the round's threads to be woken cold, as a script's occasional task is.
 const LATENCY_IDLE_MS: u64 = 20;
+/// How long after a large submit the agent's memory is read: past the first whole
+/// second without submits (the agent ticks each second), when it hands back memory
+/// freed by the submit's frames. A wait, not a poll: nothing but the figure itself
+/// says the trim has run, and an agent with nothing to hand back never changes it.
+const RSS_SETTLE: Duration = Duration::from_millis(2500);
 
 struct FloorFigures {
     floor: Percentiles,
