@@ -178,7 +178,7 @@ impl Core {
         self.needs_schedule = true;
         if s.tasks.len() >= 10_000 {
             drop(s);
-            soam_store::release_freed_memory();
+            hand_back_memory();
         }
     }
 

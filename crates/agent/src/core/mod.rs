@@ -82,6 +82,12 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Asks the allocator to return freed memory to the OS, on a blocking thread: a trim
+/// walks every arena, which the core's loop should not wait for.
+fn hand_back_memory() {
+    tokio::task::spawn_blocking(soam_store::release_freed_memory);
+}
+
 /// The profile's timeout and failure action for one service method.
 fn method_control(c: &soam_profile::Control, kind: Kind) -> soam_profile::MethodControl {
     match kind {
@@ -418,10 +424,10 @@ impl Core {
         self.retire_idle_instances(now);
         // Once submits pause (none over a whole tick) after many tasks came in: a trim
         // walks every arena, and what it frees would be faulted in again by a stream
-        // still going. Off the core's thread.
+        // still going.
         if self.submitted_since_trim >= TRIM_AFTER_TASKS && self.submitted_since_trim == self.submitted_at_tick {
             self.submitted_since_trim = 0;
-            tokio::task::spawn_blocking(soam_store::release_freed_memory);
+            hand_back_memory();
         }
         self.submitted_at_tick = self.submitted_since_trim;
     }
