@@ -80,9 +80,31 @@ fn the_log_rotates_by_size_and_agent_log_reads_across_the_rotation() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (cur, one, two) = (log_file(&env, 0), log_file(&env, 1), log_file(&env, 2));
     // Stderr is read beside the replies: the last line may land after submit ends.
-    wait_for(10, "the last line in the log", || {
-        let both = [&cur, &one].map(|p| std::fs::read_to_string(p).unwrap_or_default()).concat();
-        both.contains("said-line-0199").then_some(())
+    let read = |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    wait_for_or(30, "the last line in the log", || {
+        if [&cur, &one].iter().any(|p| read(p).contains("said-line-0199")) {
+            return Ok(());
+        }
+        // The agent's stderr (agent-N.log) has every line unrotated: it tells a line the
+        // agent never logged from one rotated further than expected.
+        let stderr_copy = std::fs::read_dir(env.path(""))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("agent-"))
+            .map(|e| read(&e.path()))
+            .collect::<String>();
+        let after = stderr_copy.lines().skip_while(|l| !l.contains("said-line-0199")).count();
+        Err(format!(
+            "the agent's stderr has it: {}, with {after} lines from it on; the log files end:{}",
+            stderr_copy.contains("said-line-0199"),
+            [&cur, &one, &two]
+                .map(|p| {
+                    let text = read(p);
+                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                    format!("\n{}: {tail:?}", p.display())
+                })
+                .concat()
+        ))
     });
     assert!(one.exists() && two.exists(), "rotated twice at least");
     assert!(!log_file(&env, 3).exists(), "logKeep: 2 keeps two old files");
@@ -98,7 +120,6 @@ fn the_log_rotates_by_size_and_agent_log_reads_across_the_rotation() {
     // More lines than the current file holds: the rest come from soamd.log.1, in order.
     // The agent may still be logging (the session's close, the service's last lines):
     // compared only when the files did not change while the command read them.
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let (out, want, cur_text, one_text) = wait_for(10, "the log files to hold still", || {
         let (cur_text, one_text) = (read(&cur), read(&one));
         // At least 5 lines of soamd.log.1, and as many as reach back to the 200th line
