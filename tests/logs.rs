@@ -51,9 +51,12 @@ fn a_service_that_cannot_start_says_why_in_the_session_error_and_soamview() {
 }
 
 /// An agent whose log rotates at 4 KiB keeping `keep` old files; `say:` tasks make its
-/// service write a line on stderr each.
+/// service write a line on stderr each. One slot: each instance's stderr is read on its
+/// own, so with two the lines of one could reach the log after the other's last, and the
+/// last line said would not be the last logged (CI saw it pushed past two rotations).
 fn rotating_env(keep: u32) -> Env {
     let mut env = Env::empty();
+    env.slots = 1;
     std::fs::write(env.path("soamd.yaml"), format!("logMaxBytes: 4096\nlogKeep: {keep}\n")).unwrap();
     env.start_agent();
     env.register("p.yaml", &Env::behave_profile("a", "", ""));
