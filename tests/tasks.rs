@@ -307,7 +307,11 @@ fn a_new_session_starts_with_a_batch_sized_by_the_instance() {
         }
         seen.push(out);
     }
-    panic!("no new session got a batch in {} tries: {:?}", seen.len(), &seen[seen.len().saturating_sub(5)..]);
+    panic!(
+        "no new session got a batch in {} tries: {:?}",
+        seen.len(),
+        &seen[seen.len().saturating_sub(5)..]
+    );
 }
 
 #[test]

@@ -178,6 +178,11 @@ struct Direct {
     inflight: Arc<Inflight>,
     /// Wakes the reader, which may be waiting for answered requests.
     drained: Arc<Notify>,
+    /// Held while a frame joins the writer's queue, and while the core writes directly:
+    /// what another thread queues (a reply after a commit) then comes either before the
+    /// direct write, which sees the queue busy and queues too, or after all of it,
+    /// including any rest it queued.
+    order: Mutex<()>,
 }
 
 /// Largest frame [`Outbox::send`] writes directly; larger ones go to the writer task,
@@ -255,14 +260,22 @@ impl Outbox {
     /// not take goes to the writer task, which is idle (nothing is queued).
     fn write_now(&self, parts: &frame::Parts) {
         // An error (the socket full or failing) sends it all to the writer, which
-        // finds out which.
-        let n = self.direct.stream.send(&[std::io::IoSlice::new(&parts.buf)]).unwrap_or(0);
-        self.direct.drained.notify_one();
+        // finds out which. So does a queue another thread filled since this was staged
+        // (a reply after a commit, from the store's thread): the writer may be partway
+        // through a frame, and a direct write would land inside it. See `order`.
+        let order = self.direct.order.lock().unwrap_or_else(|e| e.into_inner());
+        let n = if self.queued.load(Ordering::SeqCst) == 0 {
+            self.direct.stream.send(&[std::io::IoSlice::new(&parts.buf)]).unwrap_or(0)
+        } else {
+            0
+        };
         if n < parts.buf.len() {
             let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
             self.queued.fetch_add(rest.len(), Ordering::SeqCst);
             let _ = self.tx.send(Out::Raw(rest));
         }
+        drop(order);
+        self.direct.drained.notify_one();
     }
 
     pub fn send(&self, f: AgentFrame) -> bool {
@@ -279,6 +292,7 @@ impl Outbox {
         };
         // Whatever was staged for this connection goes before it.
         self.unstage();
+        let _order = self.direct.order.lock().unwrap_or_else(|e| e.into_inner());
         self.queued.fetch_add(size, Ordering::SeqCst);
         self.tx.send(Out::Frame(f)).is_ok()
     }
@@ -301,6 +315,7 @@ impl Outbox {
             }
         }
         self.unstage();
+        let _order = self.direct.order.lock().unwrap_or_else(|e| e.into_inner());
         self.queued.fetch_add(size, Ordering::SeqCst);
         self.tx.send(Out::Encoded { id, frame: frame.into() }).is_ok()
     }
@@ -530,6 +545,7 @@ fn outbox(stream: Arc<Sock>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Outb
         untyped,
         inflight: Arc::new(Inflight::default()),
         drained: Arc::new(Notify::new()),
+        order: Mutex::new(()),
     });
     let out = Outbox {
         tx: out_tx,
@@ -728,6 +744,67 @@ mod tests {
             assert_eq!(format!("{got:?}"), format!("{:?}", reply(i)), "frame {i}");
         }
         writer.await.unwrap();
+    }
+
+    /// A frame staged in a turn while another thread queues one for the writer task (a
+    /// reply after a commit) goes behind it: the writer may be partway through that
+    /// frame when the turn ends, and a direct write then would land inside it.
+    #[tokio::test]
+    async fn a_staged_frame_never_lands_inside_one_the_writer_is_writing() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let size: libc::c_int = 4096;
+        // SAFETY: a valid socket and option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&raw const size).cast(),
+                std::mem::size_of_val(&size) as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        ours.set_nonblocking(true).unwrap();
+        let stream = Sock::new(OwnedFd::from(ours)).unwrap();
+        let (inbox, _core) = crate::core::inbox();
+        let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
+        crate::core::allow_direct_writes(u32::MAX);
+        assert!(out.send(reply(1)));
+        assert_eq!(out.queued.load(Ordering::SeqCst), 0, "not staged");
+        // The store's thread: no turn there, so this goes to the writer task.
+        let large = AgentFrame::Reply {
+            id: 2,
+            result: Err("y".repeat(200_000)),
+        };
+        std::thread::scope(|t| {
+            t.spawn(|| assert!(out.send(large.clone())));
+        });
+        let waiting = |s: &std::os::unix::net::UnixStream| {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes the readable byte count into `n`.
+            assert_eq!(unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+            n
+        };
+        // The writer starts on the large frame and stops when the socket is full.
+        while waiting(&theirs) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // What it wrote read: the socket has room while the writer is not looking.
+        let mut got = vec![0u8; waiting(&theirs) as usize];
+        std::io::Read::read_exact(&mut &theirs, &mut got).unwrap();
+        send_staged();
+        drop(out);
+        theirs.set_nonblocking(true).unwrap();
+        let mut rest = tokio::net::UnixStream::from_std(theirs).unwrap();
+        tokio::io::AsyncReadExt::read_to_end(&mut rest, &mut got).await.unwrap();
+        writer.await.unwrap();
+        let mut r = &got[..];
+        for want in [large, reply(1)] {
+            let body = frame::read_frame(&mut r).await.unwrap();
+            let f: AgentFrame = frame::decode(&body).unwrap();
+            assert_eq!(format!("{f:?}"), format!("{want:?}"));
+        }
+        assert!(r.is_empty());
     }
 
     /// Frames the core writes in a turn wait until the turn ends and then go out in one
