@@ -688,7 +688,13 @@ mod tests {
         let l = Layout::plain::<T>(&["task", "state", "holder"], NOW);
         // Non-ASCII text is padded by characters, as comfy-table does.
         let mut grid = Grid::new(3);
-        for r in [t(12, None), t(3, Some("pid 7 \"x\"")), t(1, Some("état"))] {
+        for r in [
+            t(12, None),
+            t(3, Some("pid 7 \"x\"")),
+            t(1, Some("état")),
+            t(5, Some("ascii after")),
+            t(8, Some("café")),
+        ] {
             l.fill(&mut grid, &r);
         }
         let mut table = Table::new();

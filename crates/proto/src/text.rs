@@ -21,6 +21,10 @@ fn unsafe_char(c: char) -> bool {
 }
 
 fn escape_with(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    // Printable ASCII, as most names are: a byte test the compiler runs on whole words.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Cow::Borrowed(s);
+    }
     if !s.chars().any(|c| unsafe_char(c) && !keep(c)) {
         return Cow::Borrowed(s);
     }
@@ -53,6 +57,9 @@ mod tests {
     #[test]
     fn controls_and_bidi_become_visible() {
         assert!(matches!(escape("plain état 日本"), Cow::Borrowed(_)));
+        assert!(matches!(escape(" every printable ASCII ~"), Cow::Borrowed(_)));
+        assert_eq!(escape("ab\u{7f}"), "ab\\u{7f}");
+        assert_eq!(escape("\u{1f}ab"), "\\u{1f}ab");
         assert_eq!(escape("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(escape("x\ny\tz\u{7f}\u{9b}"), "x\\u{a}y\\u{9}z\\u{7f}\\u{9b}");
         assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
