@@ -698,13 +698,10 @@ mod tests {
         }
     }
 
-    /// A socket that takes only part of a frame written directly: the rest goes to the
-    /// writer task, the frames after it are queued behind it, and the peer reads every
-    /// frame whole and in order.
-    #[tokio::test]
-    async fn the_rest_of_a_partial_direct_write_goes_out_whole_and_in_order() {
+    /// An outbox on a socket whose send buffer (4 KiB) fills after a few frames, in a
+    /// turn of the core that may write directly as often as it likes; and the peer.
+    fn narrow_outbox() -> (Outbox, tokio::task::JoinHandle<()>, std::os::unix::net::UnixStream) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        // A small send buffer, so that it fills after a few frames.
         let size: libc::c_int = 4096;
         // SAFETY: a valid socket and option value of the size given.
         let rc = unsafe {
@@ -722,6 +719,23 @@ mod tests {
         let (inbox, _core) = crate::core::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
         crate::core::allow_direct_writes(u32::MAX);
+        (out, writer, theirs)
+    }
+
+    /// Bytes the peer can read now.
+    fn waiting(s: &std::os::unix::net::UnixStream) -> libc::c_int {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes the readable byte count into `n`.
+        assert_eq!(unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+        n
+    }
+
+    /// A socket that takes only part of a frame written directly: the rest goes to the
+    /// writer task, the frames after it are queued behind it, and the peer reads every
+    /// frame whole and in order.
+    #[tokio::test]
+    async fn the_rest_of_a_partial_direct_write_goes_out_whole_and_in_order() {
+        let (out, writer, theirs) = narrow_outbox();
         // The writer task cannot run before this test awaits (one thread), so what the
         // socket does not take stays queued.
         let mut partial = None;
@@ -751,24 +765,7 @@ mod tests {
     /// frame when the turn ends, and a direct write then would land inside it.
     #[tokio::test]
     async fn a_staged_frame_never_lands_inside_one_the_writer_is_writing() {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let size: libc::c_int = 4096;
-        // SAFETY: a valid socket and option value of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&raw const size).cast(),
-                std::mem::size_of_val(&size) as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
-        ours.set_nonblocking(true).unwrap();
-        let stream = Sock::new(OwnedFd::from(ours)).unwrap();
-        let (inbox, _core) = crate::core::inbox();
-        let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
-        crate::core::allow_direct_writes(u32::MAX);
+        let (out, writer, theirs) = narrow_outbox();
         assert!(out.send(reply(1)));
         assert_eq!(out.queued.load(Ordering::SeqCst), 0, "not staged");
         // The store's thread: no turn there, so this goes to the writer task.
@@ -779,12 +776,6 @@ mod tests {
         std::thread::scope(|t| {
             t.spawn(|| assert!(out.send(large.clone())));
         });
-        let waiting = |s: &std::os::unix::net::UnixStream| {
-            let mut n: libc::c_int = 0;
-            // SAFETY: FIONREAD writes the readable byte count into `n`.
-            assert_eq!(unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
-            n
-        };
         // The writer starts on the large frame and stops when the socket is full.
         while waiting(&theirs) == 0 {
             tokio::task::yield_now().await;
@@ -819,12 +810,6 @@ mod tests {
         let (inbox, _core) = crate::core::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
         crate::core::allow_direct_writes(2);
-        let waiting = |s: &std::os::unix::net::UnixStream| {
-            let mut n: libc::c_int = 0;
-            // SAFETY: FIONREAD writes the readable byte count into `n`.
-            assert_eq!(unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
-            n
-        };
         for i in 0..3 {
             assert!(out.send(reply(i)));
         }
