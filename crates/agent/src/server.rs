@@ -777,9 +777,14 @@ mod tests {
             t.spawn(|| assert!(out.send(large.clone())));
         });
         // The writer starts on the large frame and stops when the socket is full.
-        while waiting(&theirs) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let started = async {
+            while waiting(&theirs) == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("the writer task never wrote the large frame");
         // What it wrote read: the socket has room while the writer is not looking.
         let mut got = vec![0u8; waiting(&theirs) as usize];
         std::io::Read::read_exact(&mut &theirs, &mut got).unwrap();
