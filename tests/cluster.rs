@@ -179,6 +179,24 @@ fn all_done_once(env: &Env, addr: &str, n: u64) {
     assert!(lines.iter().all(|l| l["state"] == "done"), "{lines:?}");
 }
 
+/// Early invokes through a worker: tasks sent right behind a SessionEnter that fails
+/// are put back uncounted, and the end of the process that was sent them, while they
+/// run again on another instance of the allocation, costs none of them an attempt.
+#[test]
+fn tasks_behind_a_failed_early_enter_on_a_node_run_once() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let slurm = "    launcher: slurm\n    slurm: {partition: local, nodes: 1, cpusPerNode: 2, timeLimit: \"10\", maxAllocations: 1, idleRelease: 600}\n";
+    tasks_behind_a_failed_early_enter_run_once(&env, slurm, true);
+    let v = env.json("soamview", &["cluster"]);
+    assert!(
+        v.as_array().is_some_and(|a| a.iter().any(|r| r["job_id"].is_u64())),
+        "the tasks did not run in an allocation: {v}"
+    );
+}
+
 #[test]
 fn a_cancelled_allocation_requeues_its_tasks_without_a_retry() {
     let Some(env) = cluster_env(ONE_NODE) else { return };

@@ -175,37 +175,15 @@ fn a_failed_session_update_is_retried_and_never_runs_tasks_on_old_data() {
 /// the agent puts them back uncounted and runs them once a retried SessionEnter takes.
 #[test]
 fn tasks_sent_behind_a_failed_early_session_enter_are_requeued_uncounted() {
-    let env = Env::with_slots(1);
-    let profile = format!(
-        "application: a\nservices:\n  - name: behave\n    command: [\"python3\", \"{}\"]\n    env: {{BEHAVE_EARLY: \"1\"}}\nsessionTypes:\n  - name: \"\"\n    sessionRetryLimit: 1\n",
-        behave_py()
-    );
-    env.register("p.yaml", &profile);
-    // The instance exists (its CreateService reply announced the feature) before the
-    // session whose first SessionEnter fails.
-    assert_eq!(env.ok("soamsession", &["submit", "--app", "a", "--task", "warm"]), "warm\n");
-    let marker = env.path("enter-once");
-    let common = format!("enter-fails-once:{}", marker.display());
-    let (sess, _, _) = create_with_common_data(&env, &common);
-    let tasks = ["t1", "t2", "t3"];
-    let mut args = vec!["submit", "--session"];
-    args.push(&sess);
-    for t in &tasks {
-        args.extend(["--task", t]);
-    }
-    args.push("--jsonl");
-    let o = env.run("soamsession", &args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(marker.exists(), "the first SessionEnter never failed");
-    let refused = std::fs::read_to_string(format!("{}.refused", marker.display())).unwrap_or_default();
-    assert!(!refused.is_empty(), "no task was sent behind the failed SessionEnter");
-    let rows = jsonl(&o.stdout);
-    assert_eq!(rows.len(), tasks.len());
-    for (row, t) in rows.iter().zip(tasks) {
-        assert_eq!(row["state"], "done", "{row}");
-        assert_eq!(row["output"], format!("{common}{t}"), "{row}");
-        assert_eq!(row["attempts"], 1, "a refused, unrun attempt counted: {row}");
-    }
+    tasks_behind_a_failed_early_enter_run_once(&Env::with_slots(1), "", false);
+}
+
+/// As above, but the process ends before it answers the tasks it was sent behind its
+/// failed SessionEnter, while they run again on another instance: they were put back
+/// already, so its end costs none of them an attempt.
+#[test]
+fn a_service_that_dies_behind_a_failed_early_session_enter_costs_no_task_an_attempt() {
+    tasks_behind_a_failed_early_enter_run_once(&Env::with_slots(2), "", true);
 }
 
 #[test]

@@ -369,3 +369,76 @@ pub fn screen(raw: &str) -> Vec<String> {
         .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
         .collect()
 }
+
+/// Registers app `a` on the behave service announcing early invokes (its service given
+/// `service_keys` too, each line indented as a service's key), then makes the first
+/// SessionEnter of a new session fail while its tasks are sent right behind it. The
+/// service refuses those tasks unrun; every task then runs once, on a retried
+/// SessionEnter, with no attempt counted for what did not run.
+///
+/// With `die`, the process whose SessionEnter failed does not answer the first task it
+/// refuses, and ends only once a task it was sent is running on another instance (with
+/// the same attempt number, since the unrun one was not counted): its end must not
+/// count against that task either. `env` then needs two slots.
+pub fn tasks_behind_a_failed_early_enter_run_once(env: &Env, service_keys: &str, die: bool) {
+    let die_env = if die { ", BEHAVE_DIE_REFUSED: \"1\"" } else { "" };
+    let profile = format!(
+        "application: a\nservices:\n  - name: behave\n    command: [\"python3\", \"{}\"]\n    env: {{BEHAVE_EARLY: \"1\"{die_env}}}\n{service_keys}sessionTypes:\n  - name: \"\"\n    sessionRetryLimit: 1\n    taskRetryLimit: 0\n",
+        behave_py()
+    );
+    env.register("p.yaml", &profile);
+    // An instance exists (its CreateService reply announced the feature) before the
+    // session whose first SessionEnter fails.
+    assert_eq!(env.ok("soamsession", &["submit", "--app", "a", "--task", "warm"]), "warm\n");
+    let marker = env.path("enter-once");
+    let log = |ext: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(format!("{}.{ext}", marker.display())).unwrap_or_default();
+        text.lines().map(String::from).collect()
+    };
+    let common = format!("enter-fails-once:{}", marker.display());
+    let cd = env.path("cd");
+    std::fs::write(&cd, &common).unwrap();
+    let id = env.ok("soamsession", &["create", "--app", "a", "--common-data", cd.to_str().unwrap()]);
+    let sess = format!("a:{}", id.trim());
+    // Long enough that a task sent again is still running when the process ends.
+    let (inputs, outputs): (Vec<String>, Vec<String>) = (1..=3)
+        .map(|i| match die {
+            true => (format!("nap:1.5:t{i}"), format!("t{i}")),
+            false => (format!("t{i}"), format!("{common}t{i}")),
+        })
+        .unzip();
+    let mut args = vec!["submit", "--session", &sess, "--jsonl"];
+    for t in &inputs {
+        args.extend(["--task", t]);
+    }
+    let submit = env
+        .cmd("soamsession")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if die {
+        wait_for(30, "a refused task running elsewhere", || {
+            let started = log("started");
+            log("refused").iter().any(|t| started.contains(t)).then_some(())
+        });
+        std::fs::write(format!("{}.die", marker.display()), "").unwrap();
+    }
+    let o = submit.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(marker.exists(), "the first SessionEnter never failed");
+    assert!(!log("refused").is_empty(), "no task was sent behind the failed SessionEnter");
+    let mut rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows.sort_by_key(|r| r["task"].as_u64());
+    assert_eq!(rows.len(), outputs.len(), "{rows:?}");
+    for (row, out) in rows.iter().zip(&outputs) {
+        // taskRetryLimit 0: an unrun attempt counted as a failure would be an error.
+        assert_eq!(row["state"], "done", "{row}");
+        assert_eq!(row["output"].as_str(), Some(out.as_str()), "{row}");
+        assert_eq!(row["attempts"], 1, "a refused, unrun attempt counted: {row}");
+    }
+}

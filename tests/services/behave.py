@@ -20,8 +20,11 @@ from the pipe, unbuffered, so the pipe shows what the agent has sent and not yet
 read.
 With BEHAVE_EARLY=1 in its environment it announces early invokes (docs/service-protocol.md)
 and refuses, unrun, the Invokes that follow a failed early SessionEnter of their session;
-common data "enter-fails-once:PATH" makes SessionEnter fail unless PATH exists (creating
-it first), and each refused Invoke appends its task id to PATH.refused.
+common data "enter-fails-once:PATH" makes the first SessionEnter that creates PATH fail
+(one of several racing), each refused Invoke append its task id to PATH.refused, and
+each of the session's Invokes that runs append its task id to PATH.started. With
+BEHAVE_DIE_REFUSED=1 as well, the process does not answer the first Invoke it refuses:
+it waits (up to 30 s) until PATH.die exists, then exits.
 Common data "enter-waits:PATH ..." makes SessionEnter create PATH.entering, then wait (up
 to 30 s) until PATH.go exists before it answers."""
 import os
@@ -48,6 +51,7 @@ def main():
     rd, wr = sys.stdin.fileno(), sys.stdout.buffer
     common = b""
     early = os.environ.get("BEHAVE_EARLY") == "1"
+    die_refused = os.environ.get("BEHAVE_DIE_REFUSED") == "1"
     refused = None  # (session, log path or None) whose early SessionEnter failed
     while True:
         raw = read_exact(rd, 4)
@@ -67,16 +71,22 @@ def main():
             if refused[1]:
                 with open(refused[1], "a") as log:
                     log.write("%d\n" % task)
+                if die_refused:
+                    die = refused[1][:-len(".refused")] + ".die"
+                    deadline = time.time() + 30
+                    while not os.path.exists(die) and time.time() < deadline:
+                        time.sleep(0.01)
+                    os._exit(3)
             status = 1
         elif kind in (ENTER, UPDATE):
             once = b"update-fails-once:"
             enter_once = b"enter-fails-once:"
             if kind == ENTER and payload.startswith(enter_once):
                 path = payload[len(enter_once):].decode()
-                if not os.path.exists(path):
-                    open(path, "w").close()
+                try:
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
                     status, out = 1, b"enter refused once"
-                else:
+                except FileExistsError:
                     common = payload
             elif kind == ENTER and payload.startswith(b"enter-waits:"):
                 # Holds SessionEnter (its reply, and so the session's tasks) until the
@@ -109,6 +119,9 @@ def main():
                 log.write("next-waiting\n" if waiting else "next-not-waiting\n")
         elif kind == INVOKE:
             text = payload.decode("utf-8", "replace")
+            if common.startswith(b"enter-fails-once:"):
+                with open(common[len(b"enter-fails-once:"):].decode() + ".started", "a") as log:
+                    log.write("%d\n" % task)
             if text == "fail":
                 status, out = 1, b"failed on attempt %d" % attempt
             elif text == "fatal":
