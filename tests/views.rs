@@ -186,3 +186,59 @@ fn session_pages_walk_every_open_session_once_in_order() {
     assert_eq!(page(&suspended, Some(key("b", 2)), 1), (vec![], None));
     assert_eq!(page(&all, next, 3).0, vec![key("a", 5), key("a", 6), key("a", 7)]);
 }
+
+/// A listing longer than a page (soamview asks for 1,000 sessions at a time and reads
+/// each page's rows borrowed from its frame): every session once, in order, as a table
+/// and as JSON, with the tag filter applied on every page.
+#[test]
+fn a_listing_of_many_pages_shows_every_session_once_in_order() {
+    use soam_cli::attack;
+    use soam_proto::msg::{AgentFrame, CreateSession, Reply, Request};
+    use std::io::Write;
+    let env = Env::new();
+    env.register("a.yaml", &Env::behave_profile("a", "", ""));
+    let n: u64 = 2_500;
+    let tag = |i: u64| (i % 1000 == 7).then(|| "seven".to_string());
+    let s = attack::connect(&env.socket()).unwrap();
+    let mut w = s.try_clone().unwrap();
+    // Written from another thread: the agent reads requests only as fast as its
+    // replies are read.
+    let writer = std::thread::spawn(move || {
+        for i in 1..=n {
+            let req = Request::CreateSession(CreateSession {
+                app: "a".into(),
+                session_type: None,
+                name: None,
+                tag: tag(i),
+                common_data: Default::default(),
+                direct: false,
+                attach: false,
+            });
+            w.write_all(&attack::request(i, req)).unwrap();
+        }
+    });
+    let mut r = s;
+    for _ in 1..=n {
+        match attack::read_msg::<AgentFrame>(&mut r).unwrap() {
+            AgentFrame::Reply {
+                result: Ok(Reply::Session(_)),
+                ..
+            } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    writer.join().unwrap();
+    let v = env.json("soamview", &["session"]);
+    let ids: Vec<u64> = v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=n).collect::<Vec<_>>());
+    let table = env.ok("soamview", &["session"]);
+    let ids: Vec<u64> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=n).collect::<Vec<_>>(), "{}", table.lines().next().unwrap());
+    let v = env.json("soamview", &["session", "--tag", "seven"]);
+    let ids: Vec<u64> = v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [7, 1007, 2007]);
+}

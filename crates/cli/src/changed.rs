@@ -9,7 +9,7 @@ use crate::rows::{AppRow, SessionRow, TaskRow, Users};
 use serde::Serialize;
 use soam_client::Client;
 use soam_proto::addr::SessionKey;
-use soam_proto::msg::{SessionInfo, SessionQuery};
+use soam_proto::msg::{SessionInfo, SessionInfoRef, SessionQuery};
 use soam_proto::{SessionRef, TaskRef};
 
 /// `{"action": "suspended", ...the object's fields}`.
@@ -32,11 +32,11 @@ pub async fn app(client: &Client, name: &str) -> anyhow::Result<Option<AppRow>> 
 }
 
 /// Whether `s` is the session `r` addresses: by id, by name, or by tag.
-pub fn addresses(r: &SessionRef, s: &SessionInfo) -> bool {
+pub fn addresses(r: &SessionRef, s: &SessionInfoRef<'_>) -> bool {
     s.app == r.app
         && match &r.key {
             SessionKey::Id(id) => s.id == *id,
-            SessionKey::Name(n) => s.name.as_deref() == Some(n) || s.tag.as_deref() == Some(n),
+            SessionKey::Name(n) => s.name == Some(n) || s.tag == Some(n),
         }
 }
 
@@ -50,19 +50,16 @@ pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<S
         orphaned: false,
     };
     let mut found: Option<SessionInfo> = None;
-    soam_client::each_page(
-        async |from| client.session_page(&q, from).await,
-        |list, _| {
-            // A name beats a tag; an id is unique.
-            for s in list.into_iter().filter(|s| addresses(r, s)) {
-                let by_name = matches!(&r.key, SessionKey::Name(n) if s.name.as_deref() == Some(n));
-                if found.is_none() || by_name {
-                    found = Some(s);
-                }
+    soam_client::each_session_page(client, &q, |list, _| {
+        // A name beats a tag; an id is unique.
+        for s in list.iter().filter(|s| addresses(r, s)) {
+            let by_name = matches!(&r.key, SessionKey::Name(n) if s.name == Some(n));
+            if found.is_none() || by_name {
+                found = Some(s.to_owned());
             }
-            Ok::<_, anyhow::Error>(())
-        },
-    )
+        }
+        Ok::<_, anyhow::Error>(())
+    })
     .await?;
     Ok(found)
 }
@@ -71,7 +68,7 @@ pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<S
 pub fn print_session(action: &str, s: Option<&SessionInfo>) -> anyhow::Result<()> {
     let mut users = Users::default();
     users.load(s.map(|s| s.owner_uid));
-    print(action, s.map(|s| SessionRow::new(s, &users)))
+    print(action, s.map(|s| SessionRow::new(s.view(), &users)))
 }
 
 /// A task as it is now (from the session's kept history once it has ended).

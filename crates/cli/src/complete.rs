@@ -81,19 +81,16 @@ pub fn sessions(current: &OsStr) -> Vec<CompletionCandidate> {
     };
     ask(async |c| {
         let mut out = Vec::new();
-        soam_client::each_page(
-            async |from| c.session_page(&q, from).await,
-            |list, _| {
-                for s in list {
-                    let help = format!("{} {}/{} done", s.state, s.done, s.done + s.pending + s.running);
-                    out.push(CompletionCandidate::new(format!("{}:{}", s.app, s.id)).help(Some(help.clone().into())));
-                    if let Some(n) = s.name {
-                        out.push(CompletionCandidate::new(format!("{}:{n}", s.app)).help(Some(help.into())));
-                    }
+        soam_client::each_session_page(c, &q, |list, _| {
+            for s in list {
+                let help = format!("{} {}/{} done", s.state, s.done, s.done + s.pending + s.running);
+                out.push(CompletionCandidate::new(format!("{}:{}", s.app, s.id)).help(Some(help.clone().into())));
+                if let Some(n) = s.name {
+                    out.push(CompletionCandidate::new(format!("{}:{n}", s.app)).help(Some(help.into())));
                 }
-                Ok::<_, soam_client::ClientError>(())
-            },
-        )
+            }
+            Ok::<_, soam_client::ClientError>(())
+        })
         .await
         .ok()?;
         Some(out)

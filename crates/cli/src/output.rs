@@ -605,7 +605,7 @@ mod tests {
         };
         let mut users = Users::default();
         users.load([0, u32::MAX]);
-        fields_match_serialize(&[SessionRow::new(&full, &users), SessionRow::new(&bare, &users)]);
+        fields_match_serialize(&[SessionRow::new(full.view(), &users), SessionRow::new(bare.view(), &users)]);
         let task = TaskInfo {
             task: 3,
             state: TaskState::Error,

@@ -5,11 +5,12 @@
 use crate::cells::Cell;
 use crate::output::{Col, Row, Time, col, list_col, text_col, time_col};
 use serde::Serialize;
-use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfo, TaskInfo};
+use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfoRef, TaskInfo};
 use std::borrow::Cow;
 
-/// Its text borrowed from the agent's [`SessionInfo`] in listings (10,000 rows were
-/// 50,000 strings copied, and freed again, for nothing), owned for a single row.
+/// Its text borrowed from the agent's [`SessionInfoRef`] (in listings, from the very
+/// frame the page came in: 10,000 rows were 50,000 strings copied, and freed again, for
+/// nothing), owned for a single row.
 #[derive(Debug, Serialize)]
 pub struct SessionRow<'a> {
     pub app: Cow<'a, str>,
@@ -152,19 +153,15 @@ impl Users {
     }
 }
 
-fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
-    s.as_deref().map(Cow::Borrowed)
-}
-
 impl<'a> SessionRow<'a> {
     /// `users` has loaded `s.owner_uid`.
-    pub fn new(s: &'a SessionInfo, users: &'a Users) -> SessionRow<'a> {
+    pub fn new(s: SessionInfoRef<'a>, users: &'a Users) -> SessionRow<'a> {
         SessionRow {
-            app: Cow::Borrowed(&s.app),
+            app: Cow::Borrowed(s.app),
             id: s.id,
-            name: borrowed(&s.name),
-            tag: borrowed(&s.tag),
-            session_type: Cow::Borrowed(&s.session_type),
+            name: s.name.map(Cow::Borrowed),
+            tag: s.tag.map(Cow::Borrowed),
+            session_type: Cow::Borrowed(s.session_type),
             state: s.state.as_str(),
             priority: s.priority,
             recoverable: s.recoverable,
@@ -179,11 +176,11 @@ impl<'a> SessionRow<'a> {
             created_ms: s.created_ms,
             ended: s.ended_ms.map(Time),
             ended_ms: s.ended_ms,
-            holder: borrowed(&s.holder),
+            holder: s.holder.map(Cow::Borrowed),
             orphaned: s.orphaned,
             owner: users.name(s.owner_uid).map(Cow::Borrowed),
             owner_uid: s.owner_uid,
-            reason: borrowed(&s.reason),
+            reason: s.reason.map(Cow::Borrowed),
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::rows::{self, AllocRow, AppRow, SessionRow, TaskRow, Users};
 use clap::{Parser, Subcommand};
 use soam_client::Client;
 use soam_proto::SessionRef;
-use soam_proto::msg::{Reply, Request, SessionInfo, SessionQuery, SessionState, TaskState};
+use soam_proto::msg::{Reply, Request, SessionInfo, SessionInfoRef, SessionQuery, SessionState, TaskState};
 use std::io::Write;
 
 #[derive(Debug, Parser)]
@@ -110,8 +110,8 @@ pub fn main() -> i32 {
 
 /// Sessions with `tag`, when one was asked for (a filter of the client's: the
 /// agent's query has none).
-fn tagged<'a>(list: &'a [SessionInfo], tag: &'a Option<String>) -> impl Iterator<Item = &'a SessionInfo> {
-    list.iter().filter(move |s| tag.is_none() || s.tag == *tag)
+fn tagged<'a>(list: impl IntoIterator<Item = SessionInfoRef<'a>>, tag: &'a Option<String>) -> impl Iterator<Item = SessionInfoRef<'a>> {
+    list.into_iter().filter(move |s| tag.is_none() || s.tag == tag.as_deref())
 }
 
 /// Prints the view asked for, page by page as the agent sends them.
@@ -169,13 +169,10 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
                 orphaned: *orphaned,
             };
             let mut users = Users::default();
-            soam_client::each_page(
-                async |from| client.session_page(&q, from).await,
-                |list, last| {
-                    users.load(list.iter().map(|s| s.owner_uid));
-                    out.page(tagged(&list, tag).map(|s| SessionRow::new(s, &users)), last)
-                },
-            )
+            soam_client::each_session_page(client, &q, |list, last| {
+                users.load(list.iter().map(|s| s.owner_uid));
+                out.page(tagged(list.iter().copied(), tag).map(|s| SessionRow::new(s, &users)), last)
+            })
             .await?;
         }
         What::Task { session, state } => {
@@ -202,7 +199,10 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             };
             let mut users = Users::default();
             users.load(list.iter().map(|s| s.owner_uid));
-            out.page(tagged(&list, tag).map(|s| SessionRow::new(s, &users)), true)?;
+            out.page(
+                tagged(list.iter().map(SessionInfo::view), tag).map(|s| SessionRow::new(s, &users)),
+                true,
+            )?;
         }
     }
     Ok(())

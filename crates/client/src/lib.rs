@@ -3,7 +3,8 @@
 //! Data flow: [`Client::connect`] finds the agent's socket (starting `soamd` when none
 //! answers, unless `SOAM_NO_AUTOSTART=1`), runs the handshake, and splits into a writer
 //! task (requests out, coalesced) and a reader task (replies matched to their request by
-//! id, events into a channel). Requests can be pipelined: [`Client::send`] returns a
+//! id, events into a channel; a page of sessions goes to its caller as the frame it came
+//! in, read there with its text borrowed: [`each_session_page`]). Requests can be pipelined: [`Client::send`] returns a
 //! future for the reply without waiting for it. [`Dedup`] drops outputs already seen, as
 //! at-least-once delivery means a reopened session may resend some.
 
@@ -16,8 +17,8 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 use soam_proto::SessionRef;
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{
-    AgentFrame, AppInfo, ClientFrame, ErrorKind, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionQuery, TaskInfo, TaskState,
-    Welcome,
+    AgentFrame, AppInfo, ClientFrame, ErrorKind, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionInfoRef, SessionQuery, TaskInfo,
+    TaskState, Welcome,
 };
 use soam_proto::paths::Paths;
 use soam_proto::sock::Sock;
@@ -83,7 +84,30 @@ impl ConnectOptions {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, Waiter>>>;
+
+/// A request's caller, waiting for its reply.
+struct Waiter {
+    tx: oneshot::Sender<Result<Answer, ClientError>>,
+    /// It reads the reply itself, borrowing from the frame (a page of sessions): the
+    /// reader hands over a reply frame's body undecoded.
+    raw: bool,
+}
+
+/// What a caller gets: the reply, or (asked for `raw`) a reply frame's body.
+// As large as a `Reply`, which went through the channel as it is before: boxing it
+// would add an allocation to every reply.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Reply(Reply),
+    Frame(Bytes),
+}
+
+impl Waiter {
+    fn answer(self, a: Result<Answer, ClientError>) {
+        let _ = self.tx.send(a);
+    }
+}
 
 pub struct Client {
     out: mpsc::UnboundedSender<ClientFrame>,
@@ -320,9 +344,21 @@ impl Client {
 
     /// Sends a request now; the returned future resolves to its reply.
     pub fn send(&self, req: Request) -> impl std::future::Future<Output = Result<Reply, ClientError>> + use<> {
+        let answer = self.send_for(req, false);
+        async move {
+            match answer.await? {
+                Answer::Reply(r) => Ok(r),
+                Answer::Frame(_) => Err(ClientError::refused(ErrorKind::Protocol, "a reply frame nobody decoded")),
+            }
+        }
+    }
+
+    /// Sends a request now; the future resolves to its answer, a reply frame's body
+    /// undecoded where `raw`.
+    fn send_for(&self, req: Request, raw: bool) -> impl std::future::Future<Output = Result<Answer, ClientError>> + use<> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap().insert(id, tx);
+        self.pending.lock().unwrap().insert(id, Waiter { tx, raw });
         let sent = self.out.send(ClientFrame { id, req }).is_ok();
         let lost = self.lost.clone();
         async move {
@@ -404,6 +440,18 @@ impl Client {
         query: &SessionQuery,
         from: Option<(String, u64)>,
     ) -> Result<(Vec<SessionInfo>, Option<(String, u64)>), ClientError> {
+        let page = self.send_session_page(query, from).await?;
+        let (rows, next) = page.rows()?;
+        Ok((rows.iter().map(SessionInfoRef::to_owned).collect(), next))
+    }
+
+    /// Asks for a page of sessions now (as [`Client::session_page`]); the future
+    /// resolves to it as it came, its rows to be read borrowed ([`SessionPage::rows`]).
+    pub fn send_session_page(
+        &self,
+        query: &SessionQuery,
+        from: Option<(String, u64)>,
+    ) -> impl std::future::Future<Output = Result<SessionPage, ClientError>> + use<> {
         let req = if self.pages() {
             Request::ListSessionsPage {
                 query: query.clone(),
@@ -413,10 +461,27 @@ impl Client {
         } else {
             Request::ListSessions(query.clone())
         };
-        match self.call(req).await? {
-            Reply::SessionPage { sessions, next } => Ok((sessions, next)),
-            Reply::Sessions(sessions) => Ok((sessions, None)),
-            other => Err(unexpected(&other)),
+        let answer = self.send_for(req, true);
+        async move {
+            let Answer::Frame(body) = answer.await? else {
+                return Err(ClientError::refused(ErrorKind::Protocol, "a page decoded by the reader"));
+            };
+            if let Some(at) = frame::session_page_rows(&body) {
+                return Ok(SessionPage::Frame { body, at });
+            }
+            // Not a page: a refusal, or an agent older than pages answering with all.
+            let f: AgentFrame = frame::decode(&body)
+                .map_err(|e| ClientError::refused(ErrorKind::Protocol, format!("a malformed reply from the agent: {e}")))?;
+            match f {
+                AgentFrame::Reply {
+                    result: Ok(Reply::Sessions(all)),
+                    ..
+                } => Ok(SessionPage::Owned(all)),
+                AgentFrame::Reply { result: Ok(other), .. } => Err(unexpected(&other)),
+                AgentFrame::Reply { result: Err(m), .. } => Err(ClientError::refused(ErrorKind::Other, m)),
+                AgentFrame::Failed { kind, message, .. } => Err(ClientError::Refused { kind, message }),
+                AgentFrame::Event(_) => Err(ClientError::refused(ErrorKind::Protocol, "an event where a reply was due")),
+            }
         }
     }
 
@@ -486,6 +551,48 @@ pub async fn each_page<C, T, E: From<ClientError>>(
     }
 }
 
+/// A page of sessions as it came ([`Client::send_session_page`]).
+pub enum SessionPage {
+    /// A page frame's body, its rows from `at` on.
+    Frame { body: Bytes, at: usize },
+    /// Every session at once, from an agent older than pages.
+    Owned(Vec<SessionInfo>),
+}
+
+impl SessionPage {
+    /// Its rows, their text borrowed from the page, and where the next page starts
+    /// (`None`: this is the last).
+    pub fn rows(&self) -> Result<frame::SessionRows<'_>, ClientError> {
+        match self {
+            SessionPage::Frame { body, at } => frame::decode_session_rows(&body[*at..])
+                .map_err(|e| ClientError::refused(ErrorKind::Protocol, format!("a malformed page from the agent: {e}"))),
+            SessionPage::Owned(all) => Ok((all.iter().map(SessionInfo::view).collect(), None)),
+        }
+    }
+}
+
+/// [`each_page`] for sessions, with each page's rows borrowed from the frame it came
+/// in: `each` gets every page's rows (matching `query`) and whether it is the last.
+pub async fn each_session_page<E: From<ClientError>>(
+    client: &Client,
+    query: &SessionQuery,
+    mut each: impl FnMut(&[SessionInfoRef<'_>], bool) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut ahead = client.send_session_page(query, None);
+    loop {
+        let page = ahead.await?;
+        let (rows, next) = page.rows()?;
+        let Some(from) = next else {
+            return each(&rows, true);
+        };
+        // The next page is asked for before this one is handed over (see `each_page`);
+        // the yield lets the writer task send the request.
+        ahead = client.send_session_page(query, Some(from));
+        tokio::task::yield_now().await;
+        each(&rows, false)?;
+    }
+}
+
 /// A reply of another kind than the request's: an agent bug, said without formatting
 /// the reply (which may be a whole listing).
 pub(crate) fn unexpected(_: &Reply) -> ClientError {
@@ -503,8 +610,8 @@ async fn write_loop(stream: Arc<Sock>, mut rx: mpsc::UnboundedReceiver<ClientFra
             ),
             e => format!("the request could not be sent ({e}); nothing was sent"),
         };
-        if let Some(tx) = pending.lock().unwrap().remove(&f.id) {
-            let _ = tx.send(Err(ClientError::refused(ErrorKind::Limit, why)));
+        if let Some(w) = pending.lock().unwrap().remove(&f.id) {
+            w.answer(Err(ClientError::refused(ErrorKind::Limit, why)));
         }
     })
     .await;
@@ -515,22 +622,34 @@ async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedS
     // and each body); bodies larger than the buffer are read past it.
     let mut r = tokio::io::BufReader::with_capacity(64 << 10, &*stream);
     let reason = loop {
-        let f: AgentFrame = match frame::read_msg(&mut r).await {
-            Ok(f) => f,
+        let body = match frame::read_frame(&mut r).await {
+            Ok(b) => Bytes::from(b),
             Err(FrameError::Closed) => break "the agent closed the connection".to_string(),
+            Err(e) => break e.to_string(),
+        };
+        // A reply its caller reads itself goes to it as it came.
+        if let Some(id) = frame::reply_id(&body).filter(|&id| id != 0) {
+            let mut p = pending.lock().unwrap();
+            if p.get(&id).is_some_and(|w| w.raw) {
+                p.remove(&id).unwrap().answer(Ok(Answer::Frame(body)));
+                continue;
+            }
+        }
+        let f: AgentFrame = match frame::decode_shared(&body) {
+            Ok(f) => f,
             Err(e) => break e.to_string(),
         };
         match f {
             AgentFrame::Reply { id: 0, result: Err(e) } => break format!("the agent closed the connection: {e}"),
             AgentFrame::Reply { id, result } => {
-                if let Some(tx) = pending.lock().unwrap().remove(&id) {
-                    let _ = tx.send(result.map_err(|m| ClientError::refused(ErrorKind::Other, m)));
+                if let Some(w) = pending.lock().unwrap().remove(&id) {
+                    w.answer(result.map(Answer::Reply).map_err(|m| ClientError::refused(ErrorKind::Other, m)));
                 }
             }
             AgentFrame::Failed { id: 0, message, .. } => break format!("the agent closed the connection: {message}"),
             AgentFrame::Failed { id, kind, message } => {
-                if let Some(tx) = pending.lock().unwrap().remove(&id) {
-                    let _ = tx.send(Err(ClientError::Refused { kind, message }));
+                if let Some(w) = pending.lock().unwrap().remove(&id) {
+                    w.answer(Err(ClientError::Refused { kind, message }));
                 }
             }
             AgentFrame::Event(e) => {
@@ -539,8 +658,8 @@ async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedS
         }
     };
     *lost.lock().unwrap() = Some(reason.clone());
-    for (_, tx) in pending.lock().unwrap().drain() {
-        let _ = tx.send(Err(ClientError::Lost(reason.clone())));
+    for (_, w) in pending.lock().unwrap().drain() {
+        w.answer(Err(ClientError::Lost(reason.clone())));
     }
 }
 

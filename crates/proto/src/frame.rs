@@ -142,6 +142,51 @@ pub fn encode_session_page(id: u64, rows: &Rows, next: &Option<(String, u64)>, o
     finish_frame(out, start, 0)
 }
 
+/// The id of a reply frame ([`crate::msg::AgentFrame::Reply`]) from the first bytes of
+/// its body, the rest not decoded; `None` for any other frame. A client routes a reply
+/// by it before deciding who decodes the rest (see [`session_page_rows`]).
+pub fn reply_id(body: &[u8]) -> Option<u64> {
+    // `Reply` is `AgentFrame`'s first variant, and `id` its first field: the start of
+    // any reply reads as this, and any other frame does not (its variant is out of range).
+    #[derive(serde::Deserialize)]
+    enum Head {
+        Reply { id: u64 },
+    }
+    match postcard::take_from_bytes::<Head>(body) {
+        Ok((Head::Reply { id }, _)) => Some(id),
+        Err(_) => None,
+    }
+}
+
+/// Where the rows begin, when `body` is a frame answering with a
+/// [`crate::msg::Reply::SessionPage`]; decode them with [`decode_session_rows`].
+/// `None`: another frame (a refusal, say), to decode as a whole.
+pub fn session_page_rows(body: &[u8]) -> Option<usize> {
+    use crate::msg::{AgentFrame, Reply};
+    let empty = AgentFrame::Reply {
+        id: reply_id(body)?,
+        result: Ok(Reply::SessionPage {
+            sessions: Vec::new(),
+            next: None,
+        }),
+    };
+    // The envelope is what the empty page encodes to but its last two bytes (the empty
+    // list's length, the absent `next`), as `encode_session_page` writes it.
+    let head = postcard::to_stdvec(&empty).ok()?;
+    let head = &head[..head.len() - 2];
+    body.starts_with(head).then_some(head.len())
+}
+
+/// The rows of a session page (from [`session_page_rows`]'s offset on) and where the
+/// next page starts, their text borrowed from the frame: a listing of 10,000 sessions
+/// decoded into owned rows was 20,000 strings made, copied and freed again.
+pub fn decode_session_rows(rows: &[u8]) -> Result<SessionRows<'_>, FrameError> {
+    postcard::from_bytes(rows).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A page's rows and where the next page starts (`None` at the end).
+pub type SessionRows<'a> = (Vec<crate::msg::SessionInfoRef<'a>>, Option<(String, u64)>);
+
 /// Writes the length of the frame begun at `start` (whose body is what follows in
 /// `out`, plus `elsewhere` bytes written from other buffers), or takes it back out if it
 /// is over [`MAX_FRAME`].
@@ -576,6 +621,86 @@ mod tests {
             let mut want = vec![9u8];
             encode_into(&reply, &mut want).unwrap();
             assert_eq!(fast, want, "{n} rows");
+        }
+    }
+
+    /// A client reads a page's rows borrowed from the very frame the agent encodes, and
+    /// tells a page from every other frame by its start alone.
+    #[test]
+    fn session_pages_decode_borrowed() {
+        use crate::msg::{AgentFrame, ErrorKind, Event, Reply, SessionInfoRef, SessionState};
+        let row = |i: u64| SessionInfoRef {
+            app: "app",
+            id: i,
+            name: (i % 2 == 0).then_some("n\u{e9}"),
+            tag: None,
+            session_type: "",
+            state: SessionState::Open,
+            priority: 1,
+            recoverable: false,
+            direct: false,
+            pending: u64::MAX - i,
+            running: 0,
+            done: 0,
+            error: 0,
+            canceled: 0,
+            undelivered: 0,
+            created_ms: 1_795_379_471_000,
+            ended_ms: None,
+            holder: Some("h"),
+            orphaned: false,
+            owner_uid: 0,
+            reason: None,
+        };
+        for id in [1, 300, u64::MAX] {
+            let refs: Vec<SessionInfoRef> = (0..5).map(row).collect();
+            let mut rows = Rows::default();
+            refs.iter().for_each(|r| rows.push(r).unwrap());
+            let next = Some(("app".to_string(), 4));
+            let mut out = Vec::new();
+            encode_session_page(id, &rows, &next, &mut out).unwrap();
+            let body = &out[4..];
+            assert_eq!(reply_id(body), Some(id));
+            let at = session_page_rows(body).unwrap();
+            let (got, got_next) = decode_session_rows(&body[at..]).unwrap();
+            assert_eq!(got_next, next);
+            assert_eq!(format!("{got:?}"), format!("{refs:?}"));
+            // A page of the old owned form is the same bytes.
+            let owned = AgentFrame::Reply {
+                id,
+                result: Ok(Reply::SessionPage {
+                    sessions: refs.iter().map(SessionInfoRef::to_owned).collect(),
+                    next: None,
+                }),
+            };
+            let body = postcard::to_stdvec(&owned).unwrap();
+            assert_eq!(decode_session_rows(&body[session_page_rows(&body).unwrap()..]).unwrap().0.len(), 5);
+            // Other frames are not pages: a refusal, another reply, an event.
+            for other in [
+                AgentFrame::Reply {
+                    id,
+                    result: Err("no".into()),
+                },
+                AgentFrame::Reply { id, result: Ok(Reply::Ok) },
+                AgentFrame::Reply {
+                    id,
+                    result: Ok(Reply::Sessions(Vec::new())),
+                },
+                AgentFrame::Failed {
+                    id,
+                    kind: ErrorKind::Other,
+                    message: "no".into(),
+                },
+                AgentFrame::Event(Event::Drained {
+                    app: "app".into(),
+                    session: id,
+                }),
+            ] {
+                let body = postcard::to_stdvec(&other).unwrap();
+                let is_reply = matches!(other, AgentFrame::Reply { .. });
+                assert_eq!(reply_id(&body), is_reply.then_some(id), "{other:?}");
+                assert_eq!(session_page_rows(&body), None, "{other:?}");
+            }
         }
     }
 

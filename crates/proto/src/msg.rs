@@ -452,12 +452,15 @@ pub struct SessionInfo {
 
 /// A [`SessionInfo`] borrowing its text: it serializes to the very same bytes (field
 /// for field, `&str` as `String`), so the agent encodes a page of a listing straight
-/// from its sessions, without a copy of every name made and freed for each row.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// from its sessions, and a client reads one straight from the frame, without a copy of
+/// every name made and freed for each row.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SessionInfoRef<'a> {
     pub app: &'a str,
     pub id: u64,
+    #[serde(borrow)]
     pub name: Option<&'a str>,
+    #[serde(borrow)]
     pub tag: Option<&'a str>,
     pub session_type: &'a str,
     pub state: SessionState,
@@ -472,10 +475,41 @@ pub struct SessionInfoRef<'a> {
     pub undelivered: u64,
     pub created_ms: u64,
     pub ended_ms: Option<u64>,
+    #[serde(borrow)]
     pub holder: Option<&'a str>,
     pub orphaned: bool,
     pub owner_uid: u32,
+    #[serde(borrow)]
     pub reason: Option<&'a str>,
+}
+
+impl SessionInfo {
+    /// Borrowed, as a page's rows are read.
+    pub fn view(&self) -> SessionInfoRef<'_> {
+        SessionInfoRef {
+            app: &self.app,
+            id: self.id,
+            name: self.name.as_deref(),
+            tag: self.tag.as_deref(),
+            session_type: &self.session_type,
+            state: self.state,
+            priority: self.priority,
+            recoverable: self.recoverable,
+            direct: self.direct,
+            pending: self.pending,
+            running: self.running,
+            done: self.done,
+            error: self.error,
+            canceled: self.canceled,
+            undelivered: self.undelivered,
+            created_ms: self.created_ms,
+            ended_ms: self.ended_ms,
+            holder: self.holder.as_deref(),
+            orphaned: self.orphaned,
+            owner_uid: self.owner_uid,
+            reason: self.reason.as_deref(),
+        }
+    }
 }
 
 impl SessionInfoRef<'_> {
