@@ -18,27 +18,21 @@ pub struct Grid {
     /// `soamview session`; a line works out widths only for cells that are not ASCII.)
     spans: Vec<Span>,
     cols: usize,
-    /// Each column's widest cell, in characters: what a plain table pads to.
-    widths: Vec<usize>,
-    /// Rows with a cell that is not ASCII, in order (usually none): only their lines
-    /// count characters to pad.
+    /// Rows with a cell that is not ASCII, in order (usually none): only their cells
+    /// count characters for widths, and only their lines to pad. Found once a row is
+    /// written, with one test over its text, not one per cell.
     wide_rows: Vec<usize>,
 }
 
 impl Grid {
     pub fn new(cols: usize) -> Grid {
-        Grid {
-            cols,
-            widths: vec![0; cols],
-            ..Grid::default()
-        }
+        Grid { cols, ..Grid::default() }
     }
 
     /// Empties it, keeping what it allocated for the next page.
     pub fn clear(&mut self) {
         self.text.clear();
         self.spans.clear();
-        self.widths.iter_mut().for_each(|w| *w = 0);
         self.wide_rows.clear();
     }
 
@@ -52,9 +46,24 @@ impl Grid {
         self.text.reserve((rows * per_row).saturating_sub(self.text.len()));
     }
 
-    /// Each column's widest cell so far, in characters.
-    pub fn widths(&self) -> &[usize] {
-        &self.widths
+    /// Each column's widest cell, in characters: what a plain table pads to. Worked out
+    /// when a table is printed, in one pass over the spans, rather than kept up to date
+    /// as each cell is written (which was an eighth of `soamview session`'s work).
+    pub fn widths(&self) -> Vec<usize> {
+        let mut widths = vec![0; self.cols];
+        let mut wide = self.wide_rows.iter().peekable();
+        for (r, cells) in self.spans.chunks_exact(self.cols.max(1)).enumerate() {
+            if wide.next_if_eq(&&r).is_some() {
+                for (w, sp) in widths.iter_mut().zip(cells) {
+                    *w = (*w).max(width(&self.text[sp.start as usize..sp.end as usize]));
+                }
+            } else {
+                for (w, sp) in widths.iter_mut().zip(cells) {
+                    *w = (*w).max((sp.end - sp.start) as usize);
+                }
+            }
+        }
+        widths
     }
 
     pub fn rows(&self) -> usize {
@@ -157,6 +166,7 @@ pub fn push_row<R: Serialize, S: AsRef<str>>(grid: &mut Grid, row: &R, cols: &Co
     };
     // A row that is not a struct has no such fields: all empty.
     let _ = row.serialize(&mut p);
+    grid.end_row(at as usize);
 }
 
 /// One cell being written: what a row's [`crate::output::Row::field`] writes the
@@ -200,8 +210,9 @@ pub fn push_fields<R: ?Sized, S>(grid: &mut Grid, row: &R, cols: &Columns<'_, S>
             times: cols.times,
         };
         field(row, f, cell);
-        grid.end_cell(first + i, i, start);
+        grid.end_cell(first + i, start);
     }
+    grid.end_row(at as usize);
 }
 
 #[derive(Debug)]
@@ -289,33 +300,26 @@ impl<S: AsRef<str>> Picker<'_, '_, S> {
             if value.serialize(w).is_err() {
                 text.truncate(start);
             }
-            self.grid.end_cell(self.first + i, i, start);
+            self.grid.end_cell(self.first + i, start);
         }
     }
 }
 
 impl Grid {
-    /// Records the cell written into `text` from `start` as span `span`, of column `col`.
+    /// Records the cell written into `text` from `start` as span `span`.
     #[inline]
-    fn end_cell(&mut self, span: usize, col: usize, start: usize) {
-        // Bytes, not a `str` slice: no check that `start` is a character boundary (it
-        // is: where the cell's writing began).
-        let bytes = &self.text.as_bytes()[start..];
-        let cw = if bytes.is_ascii() {
-            bytes.len()
-        } else {
-            let row = span / self.cols;
-            if self.wide_rows.last() != Some(&row) {
-                self.wide_rows.push(row);
-            }
-            width(&self.text[start..])
-        };
+    fn end_cell(&mut self, span: usize, start: usize) {
         self.spans[span] = Span {
             start: start as u32,
             end: self.text.len() as u32,
         };
-        let w = &mut self.widths[col];
-        *w = (*w).max(cw);
+    }
+
+    /// The last row is written, its text from `start` on: noted if it is not ASCII.
+    fn end_row(&mut self, start: usize) {
+        if !self.text.as_bytes()[start..].is_ascii() {
+            self.wide_rows.push(self.rows() - 1);
+        }
     }
 }
 

@@ -302,7 +302,7 @@ impl Layout {
             };
         }
         for (w, g) in widths.iter_mut().zip(grid.widths()) {
-            *w = (*w).max(*g);
+            *w = (*w).max(g);
         }
         let mut line = Vec::with_capacity(widths.iter().map(|w| w + GAP).sum::<usize>() + 1);
         if header && self.header {

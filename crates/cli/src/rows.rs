@@ -6,19 +6,18 @@ use crate::cells::Cell;
 use crate::output::{Col, Row, Time, col, list_col, text_col, time_col};
 use serde::Serialize;
 use soam_proto::msg::{AgentStatus, AllocInfo, AppInfo, SessionInfoRef, TaskInfo};
-use std::borrow::Cow;
 
 /// Its text borrowed from the agent's [`SessionInfoRef`] (in listings, from the very
 /// frame the page came in: 10,000 rows were 50,000 strings copied, and freed again, for
-/// nothing), owned for a single row.
+/// nothing).
 #[derive(Debug, Serialize)]
 pub struct SessionRow<'a> {
-    pub app: Cow<'a, str>,
+    pub app: &'a str,
     pub id: u64,
-    pub name: Option<Cow<'a, str>>,
-    pub tag: Option<Cow<'a, str>>,
+    pub name: Option<&'a str>,
+    pub tag: Option<&'a str>,
     #[serde(rename = "type")]
-    pub session_type: Cow<'a, str>,
+    pub session_type: &'a str,
     pub state: &'static str,
     pub priority: u32,
     pub recoverable: bool,
@@ -33,11 +32,11 @@ pub struct SessionRow<'a> {
     pub created_ms: u64,
     pub ended: Option<Time>,
     pub ended_ms: Option<u64>,
-    pub holder: Option<Cow<'a, str>>,
+    pub holder: Option<&'a str>,
     pub orphaned: bool,
-    pub owner: Option<Cow<'a, str>>,
+    pub owner: Option<&'a str>,
     pub owner_uid: u32,
-    pub reason: Option<Cow<'a, str>>,
+    pub reason: Option<&'a str>,
 }
 
 impl Row for SessionRow<'_> {
@@ -157,11 +156,11 @@ impl<'a> SessionRow<'a> {
     /// `users` has loaded `s.owner_uid`.
     pub fn new(s: SessionInfoRef<'a>, users: &'a Users) -> SessionRow<'a> {
         SessionRow {
-            app: Cow::Borrowed(s.app),
+            app: s.app,
             id: s.id,
-            name: s.name.map(Cow::Borrowed),
-            tag: s.tag.map(Cow::Borrowed),
-            session_type: Cow::Borrowed(s.session_type),
+            name: s.name,
+            tag: s.tag,
+            session_type: s.session_type,
             state: s.state.as_str(),
             priority: s.priority,
             recoverable: s.recoverable,
@@ -176,11 +175,11 @@ impl<'a> SessionRow<'a> {
             created_ms: s.created_ms,
             ended: s.ended_ms.map(Time),
             ended_ms: s.ended_ms,
-            holder: s.holder.map(Cow::Borrowed),
+            holder: s.holder,
             orphaned: s.orphaned,
-            owner: users.name(s.owner_uid).map(Cow::Borrowed),
+            owner: users.name(s.owner_uid),
             owner_uid: s.owner_uid,
-            reason: s.reason.map(Cow::Borrowed),
+            reason: s.reason,
         }
     }
 }
