@@ -751,6 +751,33 @@ mod tests {
         }
     }
 
+    /// A message that fails to encode leaves the frames already in the buffer as they
+    /// were (a writer coalesces many frames into one buffer), and a row that fails
+    /// leaves the page's other rows.
+    #[test]
+    fn a_message_that_fails_to_encode_takes_back_only_itself() {
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct("Refuses", 2)?;
+                st.serialize_field("a", &7u64)?;
+                st.serialize_field("b", "some text")?;
+                Err(serde::ser::Error::custom("refused"))
+            }
+        }
+        let mut out = Vec::new();
+        encode_into(&("first".to_string(), 1u32), &mut out).unwrap();
+        let before = out.clone();
+        assert!(matches!(encode_into(&Refuses, &mut out), Err(FrameError::Malformed(_))));
+        assert_eq!(out, before);
+        let mut rows = Rows::default();
+        rows.push(&"row").unwrap();
+        let buf = rows.buf.clone();
+        assert!(rows.push(&Refuses).is_err());
+        assert_eq!((rows.buf, rows.count), (buf, 1));
+    }
+
     #[tokio::test]
     async fn roundtrip_and_cap() {
         let mut buf = Vec::new();
