@@ -132,6 +132,15 @@ impl Core {
         on_ok: Option<CoreMsg>,
         on_err: Option<CoreMsg>,
     ) {
+        if writes.is_empty() {
+            // Nothing to commit (a submit to a session that is not recoverable, on every
+            // round trip): answered now, as the store would answer at once, without a
+            // callback boxed and two handles cloned for it.
+            if let Some(m) = on_ok {
+                self.inbox.send(m);
+            }
+            return self.answer(conn, id, Ok(reply));
+        }
         let inbox = self.inbox.clone();
         let out = self.conns.get(&conn).map(|c| c.out.clone());
         self.store.submit_as(
