@@ -4,9 +4,10 @@
 //! answers, unless `SOAM_NO_AUTOSTART=1`), runs the handshake, and splits into a writer
 //! task (requests out, coalesced) and a reader task (replies matched to their request by
 //! id, events into a channel; a page of sessions goes to its caller as the frame it came
-//! in, read there with its text borrowed: [`each_session_page`]). Requests can be pipelined: [`Client::send`] returns a
-//! future for the reply without waiting for it. [`Dedup`] drops outputs already seen, as
-//! at-least-once delivery means a reopened session may resend some.
+//! in, read there with its text borrowed: [`each_session_page`]). Requests can be
+//! pipelined: [`Client::send`] returns a future for the reply without waiting for it.
+//! [`Dedup`] drops outputs already seen, as at-least-once delivery means a reopened
+//! session may resend some.
 
 pub mod journal;
 pub mod session;
@@ -714,5 +715,78 @@ mod tests {
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
         let big = vec![Bytes::from(vec![0u8; frame::BATCH_BYTES - 100]), Bytes::from(vec![1u8; 200])];
         assert_eq!(batches(big, 100).len(), 2);
+    }
+
+    /// An agent older than pages (protocol 2) answers a listing with every session at
+    /// once: a page reader gets them as one last page; a refusal comes back as an error.
+    #[tokio::test]
+    async fn an_agent_without_pages_lists_sessions_in_one() {
+        use soam_proto::msg::SessionState;
+        let info = |id: u64| SessionInfo {
+            app: "old".into(),
+            id,
+            name: Some(format!("n{id}")),
+            tag: None,
+            session_type: String::new(),
+            state: SessionState::Open,
+            priority: 1,
+            recoverable: false,
+            direct: false,
+            pending: id,
+            running: 0,
+            done: 0,
+            error: 0,
+            canceled: 0,
+            undelivered: 0,
+            created_ms: 1,
+            ended_ms: None,
+            holder: None,
+            orphaned: false,
+            owner_uid: 0,
+            reason: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let agent = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (mut r, mut w) = s.into_split();
+            let _: Hello = frame::read_msg(&mut r).await.unwrap();
+            let welcome = Welcome::Ok {
+                version: 2,
+                agent_version: "0.0.1".into(),
+            };
+            frame::write_msg(&mut w, &welcome).await.unwrap();
+            let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
+            assert!(matches!(f.req, Request::ListSessions(_)), "{:?}", f.req);
+            let all = Reply::Sessions(vec![info(1), info(2)]);
+            frame::write_msg(&mut w, &AgentFrame::Reply { id: f.id, result: Ok(all) })
+                .await
+                .unwrap();
+            let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
+            let no = AgentFrame::Reply {
+                id: f.id,
+                result: Err("no such application".into()),
+            };
+            frame::write_msg(&mut w, &no).await.unwrap();
+        });
+        let opts = ConnectOptions {
+            socket,
+            paths: Paths::from_env(),
+            autostart: false,
+            client_name: "test".into(),
+        };
+        let c = Client::connect(&opts).await.unwrap();
+        let mut seen = Vec::new();
+        each_session_page(&c, &SessionQuery::default(), |rows, last| {
+            seen.extend(rows.iter().map(|r| (r.id, r.name.map(String::from), last)));
+            Ok::<_, ClientError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, [(1, Some("n1".into()), true), (2, Some("n2".into()), true)]);
+        let e = c.session_page(&SessionQuery::default(), None).await.unwrap_err();
+        assert!(e.to_string().contains("no such application"), "{e}");
+        agent.await.unwrap();
     }
 }
