@@ -18,7 +18,7 @@
 //!   what `lifecycle` decides, including ending a session);
 //! - running tasks: `sched` (who gets slots, with `shares`), `dispatch` (feeding
 //!   instances, starting and stopping them), `instances` (what services reply), `exits`
-//!   (instances stopped, dead or overrunning; timers),
+//!   (instances stopped, dead or overrunning; timers and the ticker),
 //!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers);
 //! - durability: `persist` (what is written when, and recovery).
 
@@ -103,10 +103,6 @@ fn method_control(c: &soam_profile::Control, kind: Kind) -> soam_profile::Method
 /// Most outputs sent to a holder and not yet acknowledged: bounds what a slow client
 /// can make the agent buffer.
 const DELIVERY_WINDOW: usize = 65_536;
-/// Tasks submitted after which a pause in submits hands freed memory back (`tick`): a
-/// 1,000,000-task submit otherwise left 15-25 MiB of freed frames held by the
-/// allocator (docs/benchmarks.md, "Memory a large submit leaves").
-const TRIM_AFTER_TASKS: u64 = 65_536;
 /// Most invocations queued ahead on one instance.
 const PIPELINE: usize = 64;
 /// How much work (by the session's measured task time) to queue on one instance: enough
@@ -407,51 +403,5 @@ impl Core {
 
     fn event(&self, conn: ConnId, e: Event) {
         self.send(conn, AgentFrame::Event(e));
-    }
-
-    fn after(&self, ms: u64, t: Timer) {
-        let inbox = self.inbox.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            inbox.send(CoreMsg::Timer(t));
-        });
-    }
-
-    fn tick(&mut self) {
-        self.cluster_tick();
-        let now = Instant::now();
-        self.tick_sessions(now);
-        self.retire_idle_instances(now);
-        // Once submits pause (none over a whole tick) after many tasks came in: a trim
-        // walks every arena, and what it frees would be faulted in again by a stream
-        // still going.
-        if self.submitted_since_trim >= TRIM_AFTER_TASKS && self.submitted_since_trim == self.submitted_at_tick {
-            self.submitted_since_trim = 0;
-            hand_back_memory();
-        }
-        self.submitted_at_tick = self.submitted_since_trim;
-    }
-
-    async fn stop_instances(&mut self) {
-        let ids: Vec<InstId> = self.instances.keys().copied().collect();
-        for id in ids {
-            // A busy instance would only answer DestroyService after its tasks.
-            if self.instances[&id].invokes > 0 {
-                self.kill(id, KillReason::Retire);
-            } else {
-                self.destroy_instance(id);
-            }
-        }
-        // Give services a moment to run DestroyService, then stop what is left.
-        // (Remote ones go with their workers, right after.)
-        self.instances.retain(|_, i| i.worker.is_none());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.instances.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.instances.retain(|_, i| !i.tx.is_closed());
-        }
-        for i in self.instances.values() {
-            let _ = i.tx.send(InstCmd::Kill);
-        }
     }
 }
