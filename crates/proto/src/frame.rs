@@ -117,7 +117,7 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 /// Appends `data`: a short piece (a varint, a name) byte by byte, a long one copied.
 /// postcard writes each field as such a piece, and its own `Vec` output copies every one
 /// with a call to `memcpy` of a length known only then: fifteen calls for a session's
-/// row, which were a third of the agent's time encoding a page of sessions.
+/// row, which were a sixth of the agent's time encoding a page of sessions.
 #[inline]
 fn put(out: &mut Vec<u8>, data: &[u8]) {
     if data.len() <= 16 {
