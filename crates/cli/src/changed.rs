@@ -64,7 +64,7 @@ pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<S
     Ok(found)
 }
 
-/// Prints a session's row (`null` for none), as [`print`] does.
+/// Prints a session's row (`null` for none), as [`print()`] does.
 pub fn print_session(action: &str, s: Option<&SessionInfo>) -> anyhow::Result<()> {
     let mut users = Users::default();
     users.load(s.map(|s| s.owner_uid));

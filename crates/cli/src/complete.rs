@@ -4,7 +4,7 @@
 //! `ValueEnum`s; registered applications and open sessions come from the running agent.
 //!
 //! Completion must be quick and must never start an agent: it connects without
-//! autostart, waits at most [`TIMEOUT`], and offers nothing when no agent answers.
+//! autostart, waits at most `TIMEOUT`, and offers nothing when no agent answers.
 
 use clap_complete::engine::CompletionCandidate;
 use soam_client::{Client, ConnectOptions};

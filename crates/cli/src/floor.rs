@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// argv[1] for the middle process and for the echo service.
+/// `argv[1]` for the middle process and for the echo service.
 pub const RELAY_ARG: &str = "--floor-relay";
 pub const ECHO_ARG: &str = "--floor-echo";
 

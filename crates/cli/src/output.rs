@@ -370,7 +370,7 @@ impl Layout {
 }
 
 impl cells::Times for Layout {
-    /// Times already shown are looked up, not formatted again (see [`Layout::shown`]).
+    /// Times already shown are looked up, not formatted again (see `Layout::shown`).
     fn time(&self, t: u64, out: &mut String) {
         let key = (t / 1000, (self.now_ms as i64 - t as i64) / 1000);
         out.push_str(self.shown.borrow_mut().entry(key).or_insert_with(|| self.local(t)));
@@ -427,7 +427,7 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a listing that arrives in pages. Up to [`HOLD_ROWS`] rows print exactly as a
+/// Prints a listing that arrives in pages. Up to `HOLD_ROWS` rows print exactly as a
 /// whole listing does (a table's cells are held until then); longer ones stream as
 /// they arrive: JSON as one array written row by row, tables in the plain layout, whose
 /// columns widen if a later page has wider cells.

@@ -630,7 +630,7 @@ fn load<T: Send>(db: &Database, convert: &(dyn Fn(TaskRecord) -> T + Sync)) -> R
 pub type LoadedTasks<T = TaskRecord> = Vec<(SessionKey, Chunks<T>)>;
 
 /// One session's stored tasks with their ids, in id order, in pieces of at most
-/// [`CHUNK`]: whoever takes them one by one frees each piece once past it, so a
+/// `CHUNK`: whoever takes them one by one frees each piece once past it, so a
 /// session's tasks are never held twice over (as they were in one list of 10,000,000,
 /// and again in what the agent built of them), and the parts read at once are joined
 /// without copying.
