@@ -618,12 +618,10 @@ pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> R
 mod tests {
     use super::*;
 
-    /// A page encoded from borrowed rows is byte for byte the page encoded as a reply
-    /// of owned ones: the agent sends the one, clients decode the other.
-    #[test]
-    fn session_pages_encode_alike() {
-        use crate::msg::{AgentFrame, Reply, SessionInfoRef, SessionState};
-        let row = |i: u64| SessionInfoRef {
+    /// Session row `i` of a test page, its fields varied with `i`.
+    fn row(i: u64) -> crate::msg::SessionInfoRef<'static> {
+        use crate::msg::SessionState;
+        crate::msg::SessionInfoRef {
             app: "app",
             id: i,
             name: (i % 2 == 0).then_some("n\u{e9}"),
@@ -645,7 +643,14 @@ mod tests {
             orphaned: i % 7 == 0,
             owner_uid: 1000 + i as u32,
             reason: (i % 4 == 0).then_some("why"),
-        };
+        }
+    }
+
+    /// A page encoded from borrowed rows is byte for byte the page encoded as a reply
+    /// of owned ones: the agent sends the one, clients decode the other.
+    #[test]
+    fn session_pages_encode_alike() {
+        use crate::msg::{AgentFrame, Reply, SessionInfoRef};
         for (n, next) in [
             (0, None),
             (1, Some(("app".to_string(), 1))),
@@ -675,30 +680,7 @@ mod tests {
     /// tells a page from every other frame by its start alone.
     #[test]
     fn session_pages_decode_borrowed() {
-        use crate::msg::{AgentFrame, ErrorKind, Event, Reply, SessionInfoRef, SessionState};
-        let row = |i: u64| SessionInfoRef {
-            app: "app",
-            id: i,
-            name: (i % 2 == 0).then_some("n\u{e9}"),
-            tag: None,
-            session_type: "",
-            state: SessionState::Open,
-            priority: 1,
-            recoverable: false,
-            direct: false,
-            pending: u64::MAX - i,
-            running: 0,
-            done: 0,
-            error: 0,
-            canceled: 0,
-            undelivered: 0,
-            created_ms: 1_795_379_471_000,
-            ended_ms: None,
-            holder: Some("h"),
-            orphaned: false,
-            owner_uid: 0,
-            reason: None,
-        };
+        use crate::msg::{AgentFrame, ErrorKind, Event, Reply, SessionInfoRef};
         for id in [1, 300, u64::MAX] {
             let refs: Vec<SessionInfoRef> = (0..5).map(row).collect();
             let mut rows = Rows::default();
