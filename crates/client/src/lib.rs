@@ -90,18 +90,22 @@ type Pending = Arc<Mutex<HashMap<u64, Waiter>>>;
 /// A request's caller, waiting for its reply.
 struct Waiter {
     tx: oneshot::Sender<Result<Answer, ClientError>>,
-    /// It reads the reply itself, borrowing from the frame (a page of sessions): the
-    /// reader hands over a reply frame's body undecoded.
-    raw: bool,
+    /// It asked for a page of sessions, which it reads itself, borrowing from the frame:
+    /// the reader hands such a reply over undecoded (any other reply as usual).
+    page: bool,
 }
 
-/// What a caller gets: the reply, or (asked for `raw`) a reply frame's body.
+/// What a caller gets: the reply, or (asked for a `page`) a page of sessions' frame.
 // As large as a `Reply`, which went through the channel as it is before: boxing it
 // would add an allocation to every reply.
 #[allow(clippy::large_enum_variant)]
 enum Answer {
     Reply(Reply),
-    Frame(Bytes),
+    /// A session page's frame body, its rows from `at` on.
+    Page {
+        body: Bytes,
+        at: usize,
+    },
 }
 
 impl Waiter {
@@ -349,17 +353,18 @@ impl Client {
         async move {
             match answer.await? {
                 Answer::Reply(r) => Ok(r),
-                Answer::Frame(_) => Err(ClientError::refused(ErrorKind::Protocol, "a reply frame nobody decoded")),
+                // Only a caller that asked for one is handed a page undecoded.
+                Answer::Page { .. } => Err(ClientError::refused(ErrorKind::Protocol, "a page nobody asked to read")),
             }
         }
     }
 
-    /// Sends a request now; the future resolves to its answer, a reply frame's body
-    /// undecoded where `raw`.
-    fn send_for(&self, req: Request, raw: bool) -> impl std::future::Future<Output = Result<Answer, ClientError>> + use<> {
+    /// Sends a request now; the future resolves to its answer, a page of sessions
+    /// undecoded where `page`.
+    fn send_for(&self, req: Request, page: bool) -> impl std::future::Future<Output = Result<Answer, ClientError>> + use<> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap().insert(id, Waiter { tx, raw });
+        self.pending.lock().unwrap().insert(id, Waiter { tx, page });
         let sent = self.out.send(ClientFrame { id, req }).is_ok();
         let lost = self.lost.clone();
         async move {
@@ -464,24 +469,11 @@ impl Client {
         };
         let answer = self.send_for(req, true);
         async move {
-            let Answer::Frame(body) = answer.await? else {
-                return Err(ClientError::refused(ErrorKind::Protocol, "a page decoded by the reader"));
-            };
-            if let Some(at) = frame::session_page_rows(&body) {
-                return Ok(SessionPage::Frame { body, at });
-            }
-            // Not a page: a refusal, or an agent older than pages answering with all.
-            let f: AgentFrame = frame::decode(&body)
-                .map_err(|e| ClientError::refused(ErrorKind::Protocol, format!("a malformed reply from the agent: {e}")))?;
-            match f {
-                AgentFrame::Reply {
-                    result: Ok(Reply::Sessions(all)),
-                    ..
-                } => Ok(SessionPage::Owned(all)),
-                AgentFrame::Reply { result: Ok(other), .. } => Err(unexpected(&other)),
-                AgentFrame::Reply { result: Err(m), .. } => Err(ClientError::refused(ErrorKind::Other, m)),
-                AgentFrame::Failed { kind, message, .. } => Err(ClientError::Refused { kind, message }),
-                AgentFrame::Event(_) => Err(ClientError::refused(ErrorKind::Protocol, "an event where a reply was due")),
+            match answer.await? {
+                Answer::Page { body, at } => Ok(SessionPage::Frame { body, at }),
+                // An agent older than pages answers with every session at once.
+                Answer::Reply(Reply::Sessions(all)) => Ok(SessionPage::Owned(all)),
+                Answer::Reply(other) => Err(unexpected(&other)),
             }
         }
     }
@@ -628,22 +620,31 @@ async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedS
             Err(FrameError::Closed) => break "the agent closed the connection".to_string(),
             Err(e) => break e.to_string(),
         };
-        // A reply its caller reads itself goes to it as it came.
-        if let Some(id) = frame::reply_id(&body).filter(|&id| id != 0) {
-            let mut p = pending.lock().unwrap();
-            if p.get(&id).is_some_and(|w| w.raw) {
-                p.remove(&id).unwrap().answer(Ok(Answer::Frame(body)));
-                continue;
-            }
+        // A reply's caller is found from the frame's first bytes, before the rest is
+        // decoded: one that reads a page of sessions itself gets the page as it came.
+        let mut waiter = frame::reply_id(&body)
+            .filter(|&id| id != 0)
+            .and_then(|id| pending.lock().unwrap().remove(&id));
+        if waiter.as_ref().is_some_and(|w| w.page)
+            && let Some(at) = frame::session_page_rows(&body)
+        {
+            waiter.take().unwrap().answer(Ok(Answer::Page { body, at }));
+            continue;
         }
         let f: AgentFrame = match frame::decode_shared(&body) {
             Ok(f) => f,
-            Err(e) => break e.to_string(),
+            Err(e) => {
+                let why = e.to_string();
+                if let Some(w) = waiter {
+                    w.answer(Err(ClientError::Lost(why.clone())));
+                }
+                break why;
+            }
         };
         match f {
             AgentFrame::Reply { id: 0, result: Err(e) } => break format!("the agent closed the connection: {e}"),
-            AgentFrame::Reply { id, result } => {
-                if let Some(w) = pending.lock().unwrap().remove(&id) {
+            AgentFrame::Reply { result, .. } => {
+                if let Some(w) = waiter {
                     w.answer(result.map(Answer::Reply).map_err(|m| ClientError::refused(ErrorKind::Other, m)));
                 }
             }
@@ -718,7 +719,8 @@ mod tests {
     }
 
     /// An agent older than pages (protocol 2) answers a listing with every session at
-    /// once: a page reader gets them as one last page; a refusal comes back as an error.
+    /// once: a page reader gets them as one last page; a refusal comes back as an error,
+    /// and a reply that does not decode as the reason the connection is lost.
     #[tokio::test]
     async fn an_agent_without_pages_lists_sessions_in_one() {
         use soam_proto::msg::SessionState;
@@ -769,6 +771,13 @@ mod tests {
                 result: Err("no such application".into()),
             };
             frame::write_msg(&mut w, &no).await.unwrap();
+            // A reply that starts well (its id) and then does not decode.
+            let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
+            assert!(f.id < 128, "a one-byte id");
+            let body = [0u8, f.id as u8, 0, 0xff, 0xff, 0xff];
+            let mut raw = (body.len() as u32).to_le_bytes().to_vec();
+            raw.extend_from_slice(&body);
+            tokio::io::AsyncWriteExt::write_all(&mut w, &raw).await.unwrap();
         });
         let opts = ConnectOptions {
             socket,
@@ -787,6 +796,17 @@ mod tests {
         assert_eq!(seen, [(1, Some("n1".into()), true), (2, Some("n2".into()), true)]);
         let e = c.session_page(&SessionQuery::default(), None).await.unwrap_err();
         assert!(e.to_string().contains("no such application"), "{e}");
+        // Its caller hears why the connection is lost, not only that it is.
+        let call = c.call(Request::ListApps { app: None });
+        let e = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("an answer")
+            .unwrap_err();
+        let why = c.lost().unwrap();
+        assert!(
+            matches!(&e, ClientError::Lost(m) if *m == why) && why != "the connection closed",
+            "{e} / {why}"
+        );
         agent.await.unwrap();
     }
 }
