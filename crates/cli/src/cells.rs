@@ -15,7 +15,7 @@ pub struct Grid {
     text: String,
     /// Each cell's place in `text`, row after row. (Not its width as well: 10,000 rows
     /// of ten cells are 0.8 MB of spans instead of 1.2, a hundred page faults fewer for
-    /// `soamview session`; a line works out widths only for cells that are not ASCII.)
+    /// `soamview session`; a cell's width is its length but on `wide_rows`.)
     spans: Vec<Span>,
     cols: usize,
     /// Rows with a cell that is not ASCII, in order (usually none): only their cells
