@@ -718,19 +718,15 @@ mod tests {
         assert_eq!(batches(big, 100).len(), 2);
     }
 
-    /// An agent older than pages (protocol 2) answers a listing with every session at
-    /// once: a page reader gets them as one last page; a refusal comes back as an error,
-    /// and a reply that does not decode as the reason the connection is lost.
-    #[tokio::test]
-    async fn an_agent_without_pages_lists_sessions_in_one() {
-        use soam_proto::msg::SessionState;
-        let info = |id: u64| SessionInfo {
+    /// Session `id` as an agent lists it.
+    fn info(id: u64) -> SessionInfo {
+        SessionInfo {
             app: "old".into(),
             id,
             name: Some(format!("n{id}")),
             tag: None,
             session_type: String::new(),
-            state: SessionState::Open,
+            state: soam_proto::msg::SessionState::Open,
             priority: 1,
             recoverable: false,
             direct: false,
@@ -746,7 +742,42 @@ mod tests {
             orphaned: false,
             owner_uid: 0,
             reason: None,
+        }
+    }
+
+    /// A page whose rows do not decode (cut short) is refused as a protocol error, not
+    /// read as fewer rows.
+    #[test]
+    fn a_page_cut_short_is_a_protocol_error() {
+        use soam_proto::msg::SessionInfoRef;
+        let mut rows = frame::Rows::default();
+        let info = info(1);
+        let row = info.view();
+        rows.push::<SessionInfoRef>(&row).unwrap();
+        let mut out = Vec::new();
+        frame::encode_session_page(7, &rows, &None, &mut out).unwrap();
+        let body = Bytes::from(out[4..].to_vec());
+        let at = frame::session_page_rows(&body).unwrap();
+        let whole = SessionPage::Frame { body: body.clone(), at };
+        assert_eq!(whole.rows().unwrap().0.len(), 1);
+        let cut = SessionPage::Frame {
+            body: body.slice(..body.len() - 3),
+            at,
         };
+        assert!(matches!(
+            cut.rows(),
+            Err(ClientError::Refused {
+                kind: ErrorKind::Protocol,
+                ..
+            })
+        ));
+    }
+
+    /// An agent older than pages (protocol 2) answers a listing with every session at
+    /// once: a page reader gets them as one last page; a refusal comes back as an error,
+    /// and a reply that does not decode as the reason the connection is lost.
+    #[tokio::test]
+    async fn an_agent_without_pages_lists_sessions_in_one() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
