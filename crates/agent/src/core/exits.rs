@@ -83,14 +83,9 @@ impl Core {
         let now = Instant::now();
         self.tick_sessions(now);
         self.retire_idle_instances(now);
-        // Once submits pause (none over a whole tick) after many tasks came in: a trim
-        // walks every arena, and what it frees would be faulted in again by a stream
-        // still going.
-        if self.submitted_since_trim >= TRIM_AFTER_TASKS && self.submitted_since_trim == self.submitted_at_tick {
-            self.submitted_since_trim = 0;
+        if self.trim.tick() {
             hand_back_memory();
         }
-        self.submitted_at_tick = self.submitted_since_trim;
     }
 
     pub(super) async fn stop_instances(&mut self) {
@@ -175,6 +170,34 @@ impl Core {
 /// allocator (docs/benchmarks.md, "Memory a large submit leaves").
 const TRIM_AFTER_TASKS: u64 = 65_536;
 
+/// Decides, tick by tick, when memory freed by submits is handed back: once submits
+/// pause (none over a whole tick) after many tasks came in. A trim walks every arena,
+/// and what it frees would be faulted in again by a stream of submits still going.
+#[derive(Default)]
+pub(super) struct TrimGate {
+    /// Tasks taken in since the last trim.
+    since_trim: u64,
+    /// `since_trim` at the last tick: unchanged over a tick means submits paused.
+    at_tick: u64,
+}
+
+impl TrimGate {
+    /// `n` tasks were taken in.
+    pub(super) fn taken(&mut self, n: u64) {
+        self.since_trim += n;
+    }
+
+    /// A tick went by: whether to trim now.
+    pub(super) fn tick(&mut self) -> bool {
+        let trim = self.since_trim >= TRIM_AFTER_TASKS && self.since_trim == self.at_tick;
+        if trim {
+            self.since_trim = 0;
+        }
+        self.at_tick = self.since_trim;
+        trim
+    }
+}
+
 /// Instances (bound or not) with nothing outstanding that have been idle for `idle_for`.
 fn idle_instances(instances: &HashMap<InstId, Instance>, bound: bool, now: Instant, idle_for: Duration) -> Vec<InstId> {
     instances
@@ -184,4 +207,43 @@ fn idle_instances(instances: &HashMap<InstId, Instance>, bound: bool, now: Insta
         })
         .map(|(&id, _)| id)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TRIM_AFTER_TASKS, TrimGate};
+
+    /// Ticks until the gate opens (at most `max`), counting them.
+    fn ticks_to_trim(g: &mut TrimGate, max: u32) -> Option<u32> {
+        (1..=max).find(|_| g.tick())
+    }
+
+    #[test]
+    fn a_large_submit_is_trimmed_once_after_a_tick_without_submits() {
+        let mut g = TrimGate::default();
+        g.taken(TRIM_AFTER_TASKS);
+        // The tick that saw the submit come in is not a pause yet.
+        assert!(!g.tick());
+        assert!(g.tick(), "a whole tick without submits after {TRIM_AFTER_TASKS} tasks");
+        assert_eq!(ticks_to_trim(&mut g, 10), None, "nothing new came in since the trim");
+    }
+
+    #[test]
+    fn a_stream_of_submits_is_not_trimmed_while_it_goes_on() {
+        let mut g = TrimGate::default();
+        for _ in 0..20 {
+            g.taken(TRIM_AFTER_TASKS);
+            assert!(!g.tick(), "submits came in during this tick");
+        }
+        assert_eq!(ticks_to_trim(&mut g, 3), Some(1), "the first tick of the pause trims");
+    }
+
+    #[test]
+    fn small_submits_add_up_and_few_tasks_are_never_trimmed() {
+        let mut g = TrimGate::default();
+        g.taken(TRIM_AFTER_TASKS - 1);
+        assert_eq!(ticks_to_trim(&mut g, 10), None, "under the threshold");
+        g.taken(1);
+        assert_eq!(ticks_to_trim(&mut g, 10), Some(2), "the threshold reached by a later submit");
+    }
 }

@@ -179,13 +179,10 @@ pub struct Core {
     /// Tasks held by open sessions, for `maxStoredTasks` without summing every session
     /// on every submit.
     tasks_held: u64,
-    /// Tasks taken in since freed memory was last handed back: the frames of a large
-    /// submit are freed as their tasks are stored, and glibc keeps that memory (often
-    /// in another thread's arena) until it is trimmed (see `tick`).
-    submitted_since_trim: u64,
-    /// `submitted_since_trim` at the last tick: unchanged over a tick means submits
-    /// have paused, and only then is memory handed back.
-    submitted_at_tick: u64,
+    /// When to hand freed memory back: the frames of a large submit are freed as their
+    /// tasks are stored, and glibc keeps that memory (often in another thread's arena)
+    /// until it is trimmed (see `tick`).
+    trim: exits::TrimGate,
     /// (app, id) and (app, name) to the internal handle.
     /// Ordered, so listing sessions walks them in (app, id) order from where a page
     /// starts instead of sorting every session for every page.
@@ -241,8 +238,7 @@ impl Core {
             sessions: HashMap::default(),
             open_per_app: HashMap::default(),
             tasks_held: 0,
-            submitted_since_trim: 0,
-            submitted_at_tick: 0,
+            trim: exits::TrimGate::default(),
             by_id: BTreeMap::new(),
             by_name: HashMap::default(),
             next_sid: 1,

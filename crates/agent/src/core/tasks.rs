@@ -99,7 +99,7 @@ impl Core {
             );
             return self.fail(conn, id, Failure::new(ErrorKind::Limit, msg));
         }
-        self.submitted_since_trim += (staged.len() + inputs.len()) as u64;
+        self.trim.taken((staged.len() + inputs.len()) as u64);
         let inputs = if staged.is_empty() {
             inputs
         } else {
