@@ -112,7 +112,9 @@ fn the_agent_killed_while_a_large_listing_is_sent_loses_nothing() {
 }
 
 /// Sessions listed a page at a time come in (app, id) order, each once, whatever the
-/// page size, the application filter or where a page starts.
+/// page size, the application filter or where a page starts; alike whether the page
+/// says where the next starts after its rows (`ListSessionsPage`, protocol 3) or before
+/// them (`ListSessionsAhead`, protocol 5).
 #[test]
 fn session_pages_walk_every_open_session_once_in_order() {
     use soam_cli::attack;
@@ -128,63 +130,82 @@ fn session_pages_walk_every_open_session_once_in_order() {
     env.ok("soamsession", &["close", "a:4"]);
     let mut s = attack::connect(&env.socket()).unwrap();
     let mut id = 0;
-    let mut page = |query: &SessionQuery, from: Option<(String, u64)>, limit: u32| {
+    let mut page = |ahead: bool, query: &SessionQuery, from: Option<(String, u64)>, limit: u32| {
         use std::io::Write;
         id += 1;
-        let req = Request::ListSessionsPage {
-            query: query.clone(),
-            from,
-            limit,
+        let query = query.clone();
+        let req = if ahead {
+            Request::ListSessionsAhead { query, from, limit }
+        } else {
+            Request::ListSessionsPage { query, from, limit }
         };
         s.write_all(&attack::request(id, req)).unwrap();
-        match attack::read_msg::<AgentFrame>(&mut s).unwrap() {
+        let (sessions, next) = match attack::read_msg::<AgentFrame>(&mut s).unwrap() {
             AgentFrame::Reply {
                 result: Ok(Reply::SessionPage { sessions, next }),
                 ..
-            } => (sessions.into_iter().map(|i| (i.app, i.id)).collect::<Vec<_>>(), next),
+            } if !ahead => (sessions, next),
+            AgentFrame::Reply {
+                result: Ok(Reply::SessionsAhead { next, sessions }),
+                ..
+            } if ahead => (sessions, next),
             other => panic!("unexpected {other:?}"),
-        }
+        };
+        (sessions.into_iter().map(|i| (i.app, i.id)).collect::<Vec<_>>(), next)
     };
-    let mut walk = |query: SessionQuery, limit: u32| {
-        let (mut all, mut from) = (Vec::new(), None);
-        loop {
-            let (rows, next) = page(&query, from, limit);
-            assert!(rows.len() <= limit as usize);
-            all.extend(rows);
-            match next {
-                Some(n) => from = Some(n),
-                None => return all,
+    let key = |app: &str, id: u64| (app.to_string(), id);
+    for ahead in [false, true] {
+        let mut walk = |query: SessionQuery, limit: u32| {
+            let (mut all, mut from) = (Vec::new(), None);
+            loop {
+                let (rows, next) = page(ahead, &query, from, limit);
+                assert!(rows.len() <= limit as usize);
+                all.extend(rows);
+                match next {
+                    Some(n) => from = Some(n),
+                    None => return all,
+                }
             }
+        };
+        let mut want: Vec<(String, u64)> = (1..=9).filter(|&i| i != 4).map(|i| ("a".to_string(), i)).collect();
+        want.extend((1..=9).map(|i| ("b".to_string(), i)));
+        for limit in [1, 3, 8, 17, 100] {
+            assert_eq!(walk(SessionQuery::default(), limit), want, "limit {limit}, ahead {ahead}");
+            let only_b = SessionQuery {
+                app: Some("b".into()),
+                ..Default::default()
+            };
+            assert_eq!(walk(only_b, limit), want[8..].to_vec(), "app b, limit {limit}, ahead {ahead}");
         }
-    };
-    let mut want: Vec<(String, u64)> = (1..=9).filter(|&i| i != 4).map(|i| ("a".to_string(), i)).collect();
-    want.extend((1..=9).map(|i| ("b".to_string(), i)));
-    for limit in [1, 3, 8, 17, 100] {
-        assert_eq!(walk(SessionQuery::default(), limit), want, "limit {limit}");
-        let only_b = SessionQuery {
-            app: Some("b".into()),
+        // With history (answered as a reply of values, not encoded row by row): the
+        // ended session too.
+        let with_ended = SessionQuery {
+            all: true,
             ..Default::default()
         };
-        assert_eq!(walk(only_b, limit), want[8..].to_vec(), "app b, limit {limit}");
+        want.insert(3, key("a", 4));
+        assert_eq!(walk(with_ended, 5), want, "with history, ahead {ahead}");
+        // Pages asked for out of turn (another start, size or filter than the last
+        // page's next) are the ones asked for.
+        let all = SessionQuery::default();
+        let (first, next) = page(ahead, &all, None, 3);
+        assert_eq!(
+            (first, next.clone()),
+            (vec![key("a", 1), key("a", 2), key("a", 3)], Some(key("a", 3)))
+        );
+        assert_eq!(
+            page(ahead, &all, Some(key("a", 5)), 3).0,
+            vec![key("a", 6), key("a", 7), key("a", 8)]
+        );
+        assert_eq!(page(ahead, &all, Some(key("a", 8)), 2).0, vec![key("a", 9), key("b", 1)]);
+        assert_eq!(page(ahead, &all, Some(key("b", 1)), 1).0, vec![key("b", 2)]);
+        let suspended = SessionQuery {
+            state: Some(soam_proto::msg::SessionState::Suspended),
+            ..Default::default()
+        };
+        assert_eq!(page(ahead, &suspended, Some(key("b", 2)), 1), (vec![], None));
+        assert_eq!(page(ahead, &all, next, 3).0, vec![key("a", 5), key("a", 6), key("a", 7)]);
     }
-    // Pages asked for out of turn (another start, size or filter than the last page's
-    // next) are the ones asked for.
-    let key = |app: &str, id: u64| (app.to_string(), id);
-    let all = SessionQuery::default();
-    let (first, next) = page(&all, None, 3);
-    assert_eq!(
-        (first, next.clone()),
-        (vec![key("a", 1), key("a", 2), key("a", 3)], Some(key("a", 3)))
-    );
-    assert_eq!(page(&all, Some(key("a", 5)), 3).0, vec![key("a", 6), key("a", 7), key("a", 8)]);
-    assert_eq!(page(&all, Some(key("a", 8)), 2).0, vec![key("a", 9), key("b", 1)]);
-    assert_eq!(page(&all, Some(key("b", 1)), 1).0, vec![key("b", 2)]);
-    let suspended = SessionQuery {
-        state: Some(soam_proto::msg::SessionState::Suspended),
-        ..Default::default()
-    };
-    assert_eq!(page(&suspended, Some(key("b", 2)), 1), (vec![], None));
-    assert_eq!(page(&all, next, 3).0, vec![key("a", 5), key("a", 6), key("a", 7)]);
 }
 
 /// A listing longer than a page (soamview asks for 1,000 sessions at a time and reads

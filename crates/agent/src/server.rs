@@ -436,6 +436,7 @@ fn is_view(req: &soam_proto::msg::Request) -> bool {
             | R::ListTasksPage { .. }
             | R::TaskHistoryPage { .. }
             | R::ListSessionsPage { .. }
+            | R::ListSessionsAhead { .. }
             | R::ListAppsPage { .. }
     )
 }

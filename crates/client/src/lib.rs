@@ -16,7 +16,7 @@ use bytes::Bytes;
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use soam_proto::SessionRef;
-use soam_proto::frame::{self, FrameError};
+use soam_proto::frame::{self, FrameError, PageKind};
 use soam_proto::msg::{
     AgentFrame, AppInfo, ClientFrame, ErrorKind, Event, Hello, MAGIC, Reply, Request, SessionInfo, SessionInfoRef, SessionQuery, TaskInfo,
     TaskState, Welcome,
@@ -101,10 +101,11 @@ struct Waiter {
 #[allow(clippy::large_enum_variant)]
 enum Answer {
     Reply(Reply),
-    /// A session page's frame body, its rows from `at` on.
+    /// A session page's frame body, its own fields from `at` on.
     Page {
         body: Bytes,
         at: usize,
+        kind: PageKind,
     },
 }
 
@@ -458,7 +459,13 @@ impl Client {
         query: &SessionQuery,
         from: Option<(String, u64)>,
     ) -> impl std::future::Future<Output = Result<SessionPage, ClientError>> + use<> {
-        let req = if self.pages() {
+        let req = if self.agent_protocol >= 5 {
+            Request::ListSessionsAhead {
+                query: query.clone(),
+                from,
+                limit: SESSION_PAGE,
+            }
+        } else if self.pages() {
             Request::ListSessionsPage {
                 query: query.clone(),
                 from,
@@ -470,7 +477,7 @@ impl Client {
         let answer = self.send_for(req, true);
         async move {
             match answer.await? {
-                Answer::Page { body, at } => Ok(SessionPage::Frame { body, at }),
+                Answer::Page { body, at, kind } => Ok(SessionPage::Frame { body, at, kind }),
                 // An agent older than pages answers with every session at once.
                 Answer::Reply(Reply::Sessions(all)) => Ok(SessionPage::Owned(all)),
                 Answer::Reply(other) => Err(unexpected(&other)),
@@ -546,8 +553,8 @@ pub async fn each_page<C, T, E: From<ClientError>>(
 
 /// A page of sessions as it came ([`Client::send_session_page`]).
 pub enum SessionPage {
-    /// A page frame's body, its rows from `at` on.
-    Frame { body: Bytes, at: usize },
+    /// A page frame's body, the page's own fields from `at` on, laid out as `kind`.
+    Frame { body: Bytes, at: usize, kind: PageKind },
     /// Every session at once, from an agent older than pages.
     Owned(Vec<SessionInfo>),
 }
@@ -557,11 +564,23 @@ impl SessionPage {
     /// (`None`: this is the last).
     pub fn rows(&self) -> Result<frame::SessionRows<'_>, ClientError> {
         match self {
-            SessionPage::Frame { body, at } => frame::decode_session_rows(&body[*at..])
-                .map_err(|e| ClientError::refused(ErrorKind::Protocol, format!("a malformed page from the agent: {e}"))),
+            SessionPage::Frame { body, at, kind } => frame::decode_session_rows(&body[*at..], *kind).map_err(malformed_page),
             SessionPage::Owned(all) => Ok((all.iter().map(SessionInfo::view).collect(), None)),
         }
     }
+
+    /// Where the next page starts, when the page says so before its rows (an agent of
+    /// protocol 5 and later): `None` when only [`Self::rows`] can tell.
+    pub fn next_first(&self) -> Option<Result<Option<(String, u64)>, ClientError>> {
+        match self {
+            SessionPage::Frame { body, at, kind } => frame::session_page_next(&body[*at..], *kind).map(|n| n.map_err(malformed_page)),
+            SessionPage::Owned(_) => Some(Ok(None)),
+        }
+    }
+}
+
+fn malformed_page(e: FrameError) -> ClientError {
+    ClientError::refused(ErrorKind::Protocol, format!("a malformed page from the agent: {e}"))
 }
 
 /// [`each_page`] for sessions, with each page's rows borrowed from the frame it came
@@ -574,14 +593,29 @@ pub async fn each_session_page<E: From<ClientError>>(
     let mut ahead = client.send_session_page(query, None);
     loop {
         let page = ahead.await?;
+        // The next page is asked for before this one is handed over (see `each_page`),
+        // and before its rows are read when the page says first where the next starts;
+        // the yield lets the writer task send the request.
+        let early = match page.next_first().transpose()? {
+            Some(Some(from)) => {
+                let asked = client.send_session_page(query, Some(from));
+                tokio::task::yield_now().await;
+                Some(asked)
+            }
+            _ => None,
+        };
         let (rows, next) = page.rows()?;
         let Some(from) = next else {
             return each(&rows, true);
         };
-        // The next page is asked for before this one is handed over (see `each_page`);
-        // the yield lets the writer task send the request.
-        ahead = client.send_session_page(query, Some(from));
-        tokio::task::yield_now().await;
+        ahead = match early {
+            Some(asked) => asked,
+            None => {
+                let asked = client.send_session_page(query, Some(from));
+                tokio::task::yield_now().await;
+                asked
+            }
+        };
         each(&rows, false)?;
     }
 }
@@ -626,9 +660,9 @@ async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedS
             .filter(|&id| id != 0)
             .and_then(|id| pending.lock().unwrap().remove(&id));
         if waiter.as_ref().is_some_and(|w| w.page)
-            && let Some(at) = frame::session_page_rows(&body)
+            && let Some((at, kind)) = frame::session_page_rows(&body)
         {
-            waiter.take().unwrap().answer(Ok(Answer::Page { body, at }));
+            waiter.take().unwrap().answer(Ok(Answer::Page { body, at, kind }));
             continue;
         }
         let f: AgentFrame = match frame::decode_shared(&body) {
@@ -754,23 +788,33 @@ mod tests {
         let info = info(1);
         let row = info.view();
         rows.push::<SessionInfoRef>(&row).unwrap();
-        let mut out = Vec::new();
-        frame::encode_session_page(7, &rows, &None, &mut out).unwrap();
-        let body = Bytes::from(out[4..].to_vec());
-        let at = frame::session_page_rows(&body).unwrap();
-        let whole = SessionPage::Frame { body: body.clone(), at };
-        assert_eq!(whole.rows().unwrap().0.len(), 1);
-        let cut = SessionPage::Frame {
-            body: body.slice(..body.len() - 3),
-            at,
-        };
-        assert!(matches!(
-            cut.rows(),
-            Err(ClientError::Refused {
-                kind: ErrorKind::Protocol,
-                ..
-            })
-        ));
+        for kind in [PageKind::RowsFirst, PageKind::NextFirst] {
+            let mut out = Vec::new();
+            frame::encode_session_page(7, kind, &rows, &None, &mut out).unwrap();
+            let body = Bytes::from(out[4..].to_vec());
+            let (at, kind) = frame::session_page_rows(&body).unwrap();
+            let whole = SessionPage::Frame {
+                body: body.clone(),
+                at,
+                kind,
+            };
+            assert_eq!(whole.rows().unwrap().0.len(), 1);
+            let cut = SessionPage::Frame {
+                body: body.slice(..body.len() - 3),
+                at,
+                kind,
+            };
+            assert!(
+                matches!(
+                    cut.rows(),
+                    Err(ClientError::Refused {
+                        kind: ErrorKind::Protocol,
+                        ..
+                    })
+                ),
+                "{kind:?}"
+            );
+        }
     }
 
     /// An agent older than pages (protocol 2) answers a listing with every session at
@@ -839,5 +883,63 @@ mod tests {
             "{e} / {why}"
         );
         agent.await.unwrap();
+    }
+
+    /// An agent of protocol 3 or 4 knows pages but not `ListSessionsAhead`: a listing
+    /// asks it with `ListSessionsPage`, each next page once the rows before say where it
+    /// starts, and gets every row once.
+    #[tokio::test]
+    async fn an_agent_of_protocol_4_is_asked_for_pages_it_knows() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let agent = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (mut r, mut w) = s.into_split();
+            let _: Hello = frame::read_msg(&mut r).await.unwrap();
+            let welcome = Welcome::Ok {
+                version: 4,
+                agent_version: "0.0.4".into(),
+            };
+            frame::write_msg(&mut w, &welcome).await.unwrap();
+            let mut froms = Vec::new();
+            for page in 0..3u64 {
+                let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
+                let Request::ListSessionsPage { from, .. } = f.req else {
+                    panic!("{:?}", f.req);
+                };
+                froms.push(from);
+                let next = (page < 2).then(|| ("app".to_string(), 2 * page + 2));
+                let sessions = vec![info(2 * page + 1), info(2 * page + 2)];
+                let reply = Reply::SessionPage { sessions, next };
+                frame::write_msg(
+                    &mut w,
+                    &AgentFrame::Reply {
+                        id: f.id,
+                        result: Ok(reply),
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            froms
+        });
+        let opts = ConnectOptions {
+            socket,
+            paths: Paths::from_env(),
+            autostart: false,
+            client_name: "test".into(),
+        };
+        let c = Client::connect(&opts).await.unwrap();
+        let mut seen = Vec::new();
+        each_session_page(&c, &SessionQuery::default(), |rows, last| {
+            seen.extend(rows.iter().map(|r| (r.id, last)));
+            Ok::<_, ClientError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, [(1, false), (2, false), (3, false), (4, false), (5, true), (6, true)]);
+        let key = |id| Some(("app".to_string(), id));
+        assert_eq!(agent.await.unwrap(), [None, key(2), key(4)]);
     }
 }

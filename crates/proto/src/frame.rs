@@ -159,29 +159,60 @@ impl Rows {
     }
 }
 
-/// Appends the frame answering request `id` with a [`crate::msg::Reply::SessionPage`]
-/// of `rows` (each a [`crate::msg::SessionInfoRef`] or `SessionInfo`): the bytes
+/// Which of the two replies carrying a page of sessions a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    /// [`crate::msg::Reply::SessionPage`] (protocol 3): the rows, then `next`.
+    RowsFirst,
+    /// [`crate::msg::Reply::SessionsAhead`] (protocol 5): `next`, then the rows.
+    NextFirst,
+}
+
+impl PageKind {
+    /// The reply of this kind with no rows and no next page: its encoding less its last
+    /// two bytes (an empty list's length and an absent `next`, a zero byte each) is the
+    /// envelope before the page's own fields, whatever the enums' variant numbers are.
+    fn empty(self, id: u64) -> crate::msg::AgentFrame {
+        use crate::msg::{AgentFrame, Reply};
+        let result = Ok(match self {
+            PageKind::RowsFirst => Reply::SessionPage {
+                sessions: Vec::new(),
+                next: None,
+            },
+            PageKind::NextFirst => Reply::SessionsAhead {
+                next: None,
+                sessions: Vec::new(),
+            },
+        });
+        AgentFrame::Reply { id, result }
+    }
+}
+
+/// Appends the frame answering request `id` with a page of sessions of `kind` made of
+/// `rows` (each a [`crate::msg::SessionInfoRef`] or `SessionInfo`): the bytes
 /// [`encode_into`] gives for that reply, without the rows made into values first.
-pub fn encode_session_page(id: u64, rows: &Rows, next: &Option<(String, u64)>, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    use crate::msg::{AgentFrame, Reply};
+pub fn encode_session_page(
+    id: u64,
+    kind: PageKind,
+    rows: &Rows,
+    next: &Option<(String, u64)>,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let start = out.len();
-    let empty = AgentFrame::Reply {
-        id,
-        result: Ok(Reply::SessionPage {
-            sessions: Vec::new(),
-            next: None,
-        }),
-    };
-    encode_into(&empty, out)?;
-    // The reply without rows ends in the empty list's length and the absent `next`,
-    // a zero byte each: what comes before them is the envelope, whatever the enums'
-    // variant numbers are.
+    encode_into(&kind.empty(id), out)?;
     out.truncate(out.len() - 2);
     // A list's length is a varint usize, as `count` is.
-    let appended = append(&rows.count, out).and_then(|()| {
-        out.extend_from_slice(&rows.buf);
-        append(next, out)
-    });
+    let appended = match kind {
+        PageKind::RowsFirst => append(&rows.count, out).and_then(|()| {
+            out.extend_from_slice(&rows.buf);
+            append(next, out)
+        }),
+        PageKind::NextFirst => append(next, out).and_then(|()| {
+            append(&rows.count, out)?;
+            out.extend_from_slice(&rows.buf);
+            Ok(())
+        }),
+    };
     if let Err(e) = appended {
         out.truncate(start);
         return Err(e);
@@ -205,30 +236,38 @@ pub fn reply_id(body: &[u8]) -> Option<u64> {
     }
 }
 
-/// Where the rows begin, when `body` is a frame answering with a
-/// [`crate::msg::Reply::SessionPage`]; decode them with [`decode_session_rows`].
+/// Where the page's own fields begin, and which kind of page it is, when `body` is a
+/// frame answering with a page of sessions; read them with [`decode_session_rows`].
 /// `None`: another frame (a refusal, say), to decode as a whole.
-pub fn session_page_rows(body: &[u8]) -> Option<usize> {
-    use crate::msg::{AgentFrame, Reply};
-    let empty = AgentFrame::Reply {
-        id: reply_id(body)?,
-        result: Ok(Reply::SessionPage {
-            sessions: Vec::new(),
-            next: None,
-        }),
-    };
-    // The envelope is what the empty page encodes to but its last two bytes (the empty
-    // list's length, the absent `next`), as `encode_session_page` writes it.
-    let head = postcard::to_stdvec(&empty).ok()?;
-    let head = &head[..head.len() - 2];
-    body.starts_with(head).then_some(head.len())
+pub fn session_page_rows(body: &[u8]) -> Option<(usize, PageKind)> {
+    let id = reply_id(body)?;
+    [PageKind::RowsFirst, PageKind::NextFirst].into_iter().find_map(|kind| {
+        // As `encode_session_page` writes it.
+        let head = postcard::to_stdvec(&kind.empty(id)).ok()?;
+        let head = &head[..head.len() - 2];
+        body.starts_with(head).then_some((head.len(), kind))
+    })
+}
+
+/// Where the page after this one starts, read without the rows when the page says it
+/// first ([`PageKind::NextFirst`]); `None` when the rows must be read first.
+pub fn session_page_next(fields: &[u8], kind: PageKind) -> Option<Result<Option<(String, u64)>, FrameError>> {
+    (kind == PageKind::NextFirst).then(|| {
+        postcard::take_from_bytes(fields)
+            .map(|(next, _)| next)
+            .map_err(|e| FrameError::Malformed(e.to_string()))
+    })
 }
 
 /// The rows of a session page (from [`session_page_rows`]'s offset on) and where the
 /// next page starts, their text borrowed from the frame: a listing of 10,000 sessions
 /// decoded into owned rows was 20,000 strings made, copied and freed again.
-pub fn decode_session_rows(rows: &[u8]) -> Result<SessionRows<'_>, FrameError> {
-    postcard::from_bytes(rows).map_err(|e| FrameError::Malformed(e.to_string()))
+pub fn decode_session_rows(fields: &[u8], kind: PageKind) -> Result<SessionRows<'_>, FrameError> {
+    let malformed = |e: postcard::Error| FrameError::Malformed(e.to_string());
+    match kind {
+        PageKind::RowsFirst => postcard::from_bytes(fields).map_err(malformed),
+        PageKind::NextFirst => postcard::from_bytes(fields).map(|(next, rows)| (rows, next)).map_err(malformed),
+    }
 }
 
 /// A page's rows and where the next page starts (`None` at the end).
@@ -646,33 +685,41 @@ mod tests {
         }
     }
 
+    /// The page reply of `kind` with these owned rows, as any reply is encoded.
+    fn owned_page(id: u64, kind: PageKind, sessions: Vec<crate::msg::SessionInfo>, next: Option<(String, u64)>) -> crate::msg::AgentFrame {
+        use crate::msg::{AgentFrame, Reply};
+        let result = Ok(match kind {
+            PageKind::RowsFirst => Reply::SessionPage { sessions, next },
+            PageKind::NextFirst => Reply::SessionsAhead { next, sessions },
+        });
+        AgentFrame::Reply { id, result }
+    }
+
+    const KINDS: [PageKind; 2] = [PageKind::RowsFirst, PageKind::NextFirst];
+
     /// A page encoded from borrowed rows is byte for byte the page encoded as a reply
     /// of owned ones: the agent sends the one, clients decode the other.
     #[test]
     fn session_pages_encode_alike() {
-        use crate::msg::{AgentFrame, Reply, SessionInfoRef};
-        for (n, next) in [
-            (0, None),
-            (1, Some(("app".to_string(), 1))),
-            (300, Some(("x".repeat(200), u64::MAX))),
-        ] {
-            let refs: Vec<SessionInfoRef> = (0..n).map(row).collect();
-            let mut rows = Rows::default();
-            for r in &refs {
-                rows.push(r).unwrap();
+        use crate::msg::SessionInfoRef;
+        for kind in KINDS {
+            for (n, next) in [
+                (0, None),
+                (1, Some(("app".to_string(), 1))),
+                (300, Some(("x".repeat(200), u64::MAX))),
+            ] {
+                let refs: Vec<SessionInfoRef> = (0..n).map(row).collect();
+                let mut rows = Rows::default();
+                for r in &refs {
+                    rows.push(r).unwrap();
+                }
+                let mut fast = vec![9u8];
+                encode_session_page(41, kind, &rows, &next, &mut fast).unwrap();
+                let reply = owned_page(41, kind, refs.iter().map(SessionInfoRef::to_owned).collect(), next);
+                let mut want = vec![9u8];
+                encode_into(&reply, &mut want).unwrap();
+                assert_eq!(fast, want, "{kind:?}, {n} rows");
             }
-            let mut fast = vec![9u8];
-            encode_session_page(41, &rows, &next, &mut fast).unwrap();
-            let reply = AgentFrame::Reply {
-                id: 41,
-                result: Ok(Reply::SessionPage {
-                    sessions: refs.iter().map(SessionInfoRef::to_owned).collect(),
-                    next,
-                }),
-            };
-            let mut want = vec![9u8];
-            encode_into(&reply, &mut want).unwrap();
-            assert_eq!(fast, want, "{n} rows");
         }
     }
 
@@ -681,29 +728,29 @@ mod tests {
     #[test]
     fn session_pages_decode_borrowed() {
         use crate::msg::{AgentFrame, ErrorKind, Event, Reply, SessionInfoRef};
-        for id in [1, 300, u64::MAX] {
+        for (kind, id) in KINDS.into_iter().flat_map(|k| [1, 300, u64::MAX].map(|id| (k, id))) {
             let refs: Vec<SessionInfoRef> = (0..5).map(row).collect();
             let mut rows = Rows::default();
             refs.iter().for_each(|r| rows.push(r).unwrap());
             let next = Some(("app".to_string(), 4));
             let mut out = Vec::new();
-            encode_session_page(id, &rows, &next, &mut out).unwrap();
+            encode_session_page(id, kind, &rows, &next, &mut out).unwrap();
             let body = &out[4..];
             assert_eq!(reply_id(body), Some(id));
-            let at = session_page_rows(body).unwrap();
-            let (got, got_next) = decode_session_rows(&body[at..]).unwrap();
+            let (at, got_kind) = session_page_rows(body).unwrap();
+            assert_eq!(got_kind, kind);
+            // Only a page that says it first gives `next` without its rows.
+            let early = session_page_next(&body[at..], kind).map(Result::unwrap);
+            assert_eq!(early, (kind == PageKind::NextFirst).then(|| next.clone()));
+            let (got, got_next) = decode_session_rows(&body[at..], kind).unwrap();
             assert_eq!(got_next, next);
             assert_eq!(format!("{got:?}"), format!("{refs:?}"));
-            // A page of the old owned form is the same bytes.
-            let owned = AgentFrame::Reply {
-                id,
-                result: Ok(Reply::SessionPage {
-                    sessions: refs.iter().map(SessionInfoRef::to_owned).collect(),
-                    next: None,
-                }),
-            };
+            // A page of the owned form is the same bytes.
+            let owned = owned_page(id, kind, refs.iter().map(SessionInfoRef::to_owned).collect(), None);
             let body = postcard::to_stdvec(&owned).unwrap();
-            assert_eq!(decode_session_rows(&body[session_page_rows(&body).unwrap()..]).unwrap().0.len(), 5);
+            let (at, got_kind) = session_page_rows(&body).unwrap();
+            assert_eq!(got_kind, kind);
+            assert_eq!(decode_session_rows(&body[at..], kind).unwrap().0.len(), 5);
             // Other frames are not pages: a refusal, another reply, an event.
             for other in [
                 AgentFrame::Reply {

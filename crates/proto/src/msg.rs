@@ -168,6 +168,16 @@ pub enum Request {
         #[serde(deserialize_with = "crate::frame::bounded::once")]
         req: Box<Request>,
     },
+    // Protocol 5.
+    /// [`Request::ListSessionsPage`], answered with [`Reply::SessionsAhead`]: where the
+    /// next page starts comes before the rows, so a client can ask for that page
+    /// before it reads this one (a listing then costs the agent's pages or the
+    /// client's reading of them, whichever is longer, not both one after the other).
+    ListSessionsAhead {
+        query: SessionQuery,
+        from: Option<(String, u64)>,
+        limit: u32,
+    },
 }
 
 /// A client-chosen request id (random, 128 bits): see [`Request::Once`].
@@ -282,6 +292,13 @@ pub enum Reply {
     /// How many tasks this connection now holds staged for the session.
     Staged {
         count: u64,
+    },
+    // Protocol 5.
+    /// A page of sessions answering [`Request::ListSessionsAhead`]: `SessionPage`'s
+    /// fields with `next` first.
+    SessionsAhead {
+        next: Option<(String, u64)>,
+        sessions: Vec<SessionInfo>,
     },
 }
 
@@ -602,7 +619,7 @@ impl AgentFrame {
                     .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))
                     .sum(),
                 Reply::Cluster(a) => a.len() * 2 * ROW,
-                Reply::Sessions(s) | Reply::SessionPage { sessions: s, .. } => s.len() * 2 * ROW,
+                Reply::Sessions(s) | Reply::SessionPage { sessions: s, .. } | Reply::SessionsAhead { sessions: s, .. } => s.len() * 2 * ROW,
                 Reply::AppPage { apps, .. } => apps
                     .iter()
                     .map(|a| ROW + a.profile.len() + a.source.len() + a.name.len() + 32 * (a.services.len() + a.session_types.len()))

@@ -81,7 +81,7 @@ fn fixed<T: for<'de> Deserialize<'de>>(name: &str, pinned: &[&str]) {
 fn the_wire_layout_is_pinned() {
     assert_eq!(
         (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-        (2, 4),
+        (2, 5),
         "a new protocol version: re-pin this test's layouts"
     );
     grows_at_end::<Request>(
@@ -118,6 +118,8 @@ fn the_wire_layout_is_pinned() {
             "Stage",
             // 4
             "Once",
+            // 5
+            "ListSessionsAhead",
         ],
     );
     grows_at_end::<Reply>(
@@ -138,6 +140,8 @@ fn the_wire_layout_is_pinned() {
             "SessionPage",
             "AppPage",
             "Staged",
+            // 5
+            "SessionsAhead",
         ],
     );
     grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended"]);

@@ -3,6 +3,7 @@
 
 use super::*;
 use soam_proto::addr::{SessionKey, SessionRef};
+use soam_proto::frame::PageKind;
 use soam_proto::msg::{Reply, Request};
 
 pub(super) type R = Result<Reply, Failure>;
@@ -69,7 +70,10 @@ impl Core {
                 return self.task_history(conn, id, &session, Some((from, limit)));
             }
             Request::ListSessionsPage { query, from, limit } => {
-                return self.answer_session_page(conn, id, query, from, limit);
+                return self.answer_session_page(conn, id, PageKind::RowsFirst, query, (from, limit));
+            }
+            Request::ListSessionsAhead { query, from, limit } => {
+                return self.answer_session_page(conn, id, PageKind::NextFirst, query, (from, limit));
             }
             Request::ListAppsPage { app, from, limit } => self.list_apps_page(conn, app, from, limit),
             Request::Stage { session, tasks } => self.stage(conn, &session, tasks),

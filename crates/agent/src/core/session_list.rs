@@ -4,7 +4,7 @@
 
 use super::history::history_info;
 use super::*;
-use soam_proto::frame::{self, FrameError};
+use soam_proto::frame::{self, FrameError, PageKind};
 use soam_proto::msg::{PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionInfoRef, SessionQuery};
 
 use super::views::Page;
@@ -199,6 +199,7 @@ impl Core {
         &self,
         conn: ConnId,
         id: u64,
+        kind: PageKind,
         q: &SessionQuery,
         from: Option<&(String, u64)>,
         limit: u32,
@@ -214,7 +215,7 @@ impl Core {
             return Err(e);
         }
         let mut out = Vec::new();
-        frame::encode_session_page(id, &rows, &next, &mut out)?;
+        frame::encode_session_page(id, kind, &rows, &next, &mut out)?;
         Ok(out)
     }
 
@@ -223,16 +224,28 @@ impl Core {
             .map(|(s, _)| Reply::Sessions(s))
     }
 
-    /// Answers a page of sessions: one of open sessions only encoded here
-    /// ([`Self::session_page_frame`]), one with history as a reply.
-    pub(super) fn answer_session_page(&self, conn: ConnId, id: u64, q: SessionQuery, from: Option<(String, u64)>, limit: u32) {
+    /// Answers a page of sessions, as the request's `kind` of page: one of open
+    /// sessions only encoded here ([`Self::session_page_frame`]), one with history as a
+    /// reply.
+    pub(super) fn answer_session_page(
+        &self,
+        conn: ConnId,
+        id: u64,
+        kind: PageKind,
+        q: SessionQuery,
+        (from, limit): (Option<(String, u64)>, u32),
+    ) {
         if q.all {
-            return self.answer(conn, id, self.list_sessions_page(conn, q, from, limit));
+            let page = self.list_sessions_page(conn, q, from, limit).map(|page| match (kind, page) {
+                (PageKind::NextFirst, Reply::SessionPage { sessions, next }) => Reply::SessionsAhead { next, sessions },
+                (_, page) => page,
+            });
+            return self.answer(conn, id, page);
         }
         if let Err(f) = self.known_app(&q) {
             return self.fail(conn, id, f);
         }
-        match self.session_page_frame(conn, id, &q, from.as_ref(), limit) {
+        match self.session_page_frame(conn, id, kind, &q, from.as_ref(), limit) {
             Ok(frame) => {
                 if let Some(c) = self.conns.get(&conn) {
                     c.out.send_encoded(id, frame);
