@@ -205,15 +205,8 @@ impl Core {
         limit: u32,
     ) -> Result<Vec<u8>, FrameError> {
         let limit = limit.clamp(1, PAGE_ROWS) as usize;
-        let (mut rows, mut failed) = (frame::Rows::default(), None);
-        let next = self.live_walk(conn, q, from, (limit, PAGE_BYTES), |info| {
-            if let Err(e) = rows.push(info) {
-                failed.get_or_insert(e);
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let mut rows = frame::Rows::default();
+        let next = self.live_walk(conn, q, from, (limit, PAGE_BYTES), |info| rows.push_session(info));
         let mut out = Vec::new();
         frame::encode_session_page(id, kind, &rows, &next, &mut out)?;
         Ok(out)
