@@ -141,6 +141,7 @@ impl InstTx {
                 // SAFETY: `fd` is the pipe's open descriptor: the task marks it `None`
                 // under this lock before closing it. The pipe is non-blocking (tokio's).
                 let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+                crate::trace::mark(crate::trace::Step::InvokeWritten);
                 let n = usize::try_from(n).unwrap_or(0);
                 drop(open);
                 if n < buf.len() {
@@ -304,6 +305,7 @@ async fn persistent(
             match wire::parse(&body) {
                 Ok(m) => {
                     let payload = body.slice(wire::HEADER..);
+                    crate::trace::mark(crate::trace::Step::ReplyRead);
                     reader_sink(
                         id,
                         InstEvent::Reply {

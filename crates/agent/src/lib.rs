@@ -15,6 +15,7 @@ pub mod logfile;
 mod server;
 pub mod service_stderr;
 mod slurm;
+pub mod trace;
 pub mod worker;
 
 pub use config::{AgentConfig, Overrides};

@@ -269,6 +269,7 @@ impl Outbox {
         } else {
             0
         };
+        crate::trace::mark(crate::trace::Step::StagedSent);
         if n < parts.buf.len() {
             let rest = bytes::Bytes::copy_from_slice(&parts.buf[n..]);
             self.queued.fetch_add(rest.len(), Ordering::SeqCst);
@@ -604,6 +605,9 @@ async fn read_loop(rx: &Sock, conn: ConnId, inbox: &Inbox, out: &Outbox, infligh
                 // Id 0 expects no reply (acknowledgements).
                 if f.id != 0 {
                     inflight.add(f.id, body.len(), is_view(&f.req));
+                }
+                if matches!(f.req, soam_proto::msg::Request::Submit { .. }) {
+                    crate::trace::mark(crate::trace::Step::SubmitRead);
                 }
                 inbox.send(CoreMsg::Request {
                     conn,

@@ -79,6 +79,7 @@ impl Core {
     }
 
     pub(super) fn tick(&mut self) {
+        crate::trace::dump();
         self.cluster_tick();
         let now = Instant::now();
         self.tick_sessions(now);

@@ -293,6 +293,7 @@ impl Core {
                 _ = shutdown.changed() => None,
             };
             let Some(msg) = msg else { break };
+            crate::trace::mark(crate::trace::Step::TurnStart);
             DIRECT_LEFT.set(DIRECT_WRITES);
             self.handle(msg);
             let mut n = 0;
@@ -324,6 +325,18 @@ impl Core {
     }
 
     fn handle(&mut self, msg: CoreMsg) {
+        use crate::trace::{Step, mark};
+        match &msg {
+            CoreMsg::Request {
+                req: soam_proto::msg::Request::Submit { .. },
+                ..
+            } => mark(Step::SubmitHandled),
+            CoreMsg::Instance {
+                ev: InstEvent::Reply { .. },
+                ..
+            } => mark(Step::ReplyHandled),
+            _ => {}
+        }
         match msg {
             CoreMsg::Connected {
                 conn,
