@@ -7,7 +7,6 @@
 
 /// A step of a round, in the order a round takes them.
 #[derive(Clone, Copy)]
-#[cfg_attr(not(feature = "round-trace"), allow(dead_code))]
 pub enum Step {
     /// A connection's reader has decoded a `Submit`, and hands it to the core.
     SubmitRead = 0,
