@@ -817,11 +817,13 @@ mod tests {
         }
     }
 
-    /// An agent older than pages (protocol 2) answers a listing with every session at
-    /// once: a page reader gets them as one last page; a refusal comes back as an error,
-    /// and a reply that does not decode as the reason the connection is lost.
-    #[tokio::test]
-    async fn an_agent_without_pages_lists_sessions_in_one() {
+    /// A fake agent of protocol `version` on a socket of its own: it greets one client,
+    /// then `serve`s the connection's two halves. Returns a client connected to it, the
+    /// agent's task, and the folder of the socket (removed when dropped).
+    async fn fake_agent<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
+        version: u32,
+        serve: impl FnOnce(tokio::net::unix::OwnedReadHalf, tokio::net::unix::OwnedWriteHalf) -> F + Send + 'static,
+    ) -> (Client, tokio::task::JoinHandle<T>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -830,10 +832,27 @@ mod tests {
             let (mut r, mut w) = s.into_split();
             let _: Hello = frame::read_msg(&mut r).await.unwrap();
             let welcome = Welcome::Ok {
-                version: 2,
-                agent_version: "0.0.1".into(),
+                version,
+                agent_version: format!("0.0.{version}"),
             };
             frame::write_msg(&mut w, &welcome).await.unwrap();
+            serve(r, w).await
+        });
+        let opts = ConnectOptions {
+            socket,
+            paths: Paths::from_env(),
+            autostart: false,
+            client_name: "test".into(),
+        };
+        (Client::connect(&opts).await.unwrap(), agent, dir)
+    }
+
+    /// An agent older than pages (protocol 2) answers a listing with every session at
+    /// once: a page reader gets them as one last page; a refusal comes back as an error,
+    /// and a reply that does not decode as the reason the connection is lost.
+    #[tokio::test]
+    async fn an_agent_without_pages_lists_sessions_in_one() {
+        let (c, agent, _dir) = fake_agent(2, |mut r, mut w| async move {
             let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
             assert!(matches!(f.req, Request::ListSessions(_)), "{:?}", f.req);
             let all = Reply::Sessions(vec![info(1), info(2)]);
@@ -853,14 +872,8 @@ mod tests {
             let mut raw = (body.len() as u32).to_le_bytes().to_vec();
             raw.extend_from_slice(&body);
             tokio::io::AsyncWriteExt::write_all(&mut w, &raw).await.unwrap();
-        });
-        let opts = ConnectOptions {
-            socket,
-            paths: Paths::from_env(),
-            autostart: false,
-            client_name: "test".into(),
-        };
-        let c = Client::connect(&opts).await.unwrap();
+        })
+        .await;
         let mut seen = Vec::new();
         each_session_page(&c, &SessionQuery::default(), |rows, last| {
             seen.extend(rows.iter().map(|r| (r.id, r.name.map(String::from), last)));
@@ -890,18 +903,7 @@ mod tests {
     /// starts, and gets every row once.
     #[tokio::test]
     async fn an_agent_of_protocol_4_is_asked_for_pages_it_knows() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("sock");
-        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-        let agent = tokio::spawn(async move {
-            let (s, _) = listener.accept().await.unwrap();
-            let (mut r, mut w) = s.into_split();
-            let _: Hello = frame::read_msg(&mut r).await.unwrap();
-            let welcome = Welcome::Ok {
-                version: 4,
-                agent_version: "0.0.4".into(),
-            };
-            frame::write_msg(&mut w, &welcome).await.unwrap();
+        let (c, agent, _dir) = fake_agent(4, |mut r, mut w| async move {
             let mut froms = Vec::new();
             for page in 0..3u64 {
                 let f: ClientFrame = frame::read_msg(&mut r).await.unwrap();
@@ -923,14 +925,8 @@ mod tests {
                 .unwrap();
             }
             froms
-        });
-        let opts = ConnectOptions {
-            socket,
-            paths: Paths::from_env(),
-            autostart: false,
-            client_name: "test".into(),
-        };
-        let c = Client::connect(&opts).await.unwrap();
+        })
+        .await;
         let mut seen = Vec::new();
         each_session_page(&c, &SessionQuery::default(), |rows, last| {
             seen.extend(rows.iter().map(|r| (r.id, last)));
