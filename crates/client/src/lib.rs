@@ -783,11 +783,8 @@ mod tests {
     /// read as fewer rows.
     #[test]
     fn a_page_cut_short_is_a_protocol_error() {
-        use soam_proto::msg::SessionInfoRef;
         let mut rows = frame::Rows::default();
-        let info = info(1);
-        let row = info.view();
-        rows.push::<SessionInfoRef>(&row).unwrap();
+        rows.push_session(&info(1).view());
         for kind in [PageKind::RowsFirst, PageKind::NextFirst] {
             let mut out = Vec::new();
             frame::encode_session_page(7, kind, &rows, &None, &mut out).unwrap();
