@@ -101,12 +101,8 @@ struct Waiter {
 #[allow(clippy::large_enum_variant)]
 enum Answer {
     Reply(Reply),
-    /// A session page's frame body, its own fields from `at` on.
-    Page {
-        body: Bytes,
-        at: usize,
-        kind: PageKind,
-    },
+    /// A page of sessions, as its frame came.
+    Page(SessionPage),
 }
 
 impl Waiter {
@@ -355,7 +351,7 @@ impl Client {
             match answer.await? {
                 Answer::Reply(r) => Ok(r),
                 // Only a caller that asked for one is handed a page undecoded.
-                Answer::Page { .. } => Err(ClientError::refused(ErrorKind::Protocol, "a page nobody asked to read")),
+                Answer::Page(_) => Err(ClientError::refused(ErrorKind::Protocol, "a page nobody asked to read")),
             }
         }
     }
@@ -477,7 +473,7 @@ impl Client {
         let answer = self.send_for(req, true);
         async move {
             match answer.await? {
-                Answer::Page { body, at, kind } => Ok(SessionPage::Frame { body, at, kind }),
+                Answer::Page(page) => Ok(page),
                 // An agent older than pages answers with every session at once.
                 Answer::Reply(Reply::Sessions(all)) => Ok(SessionPage::Owned(all)),
                 Answer::Reply(other) => Err(unexpected(&other)),
@@ -662,7 +658,10 @@ async fn read_loop(stream: Arc<Sock>, pending: Pending, events: mpsc::UnboundedS
         if waiter.as_ref().is_some_and(|w| w.page)
             && let Some((at, kind)) = frame::session_page_rows(&body)
         {
-            waiter.take().unwrap().answer(Ok(Answer::Page { body, at, kind }));
+            waiter
+                .take()
+                .unwrap()
+                .answer(Ok(Answer::Page(SessionPage::Frame { body, at, kind })));
             continue;
         }
         let f: AgentFrame = match frame::decode_shared(&body) {

@@ -229,10 +229,13 @@ impl Core {
         (from, limit): (Option<(String, u64)>, u32),
     ) {
         if q.all {
-            let page = self.list_sessions_page(conn, q, from, limit).map(|page| match (kind, page) {
-                (PageKind::NextFirst, Reply::SessionPage { sessions, next }) => Reply::SessionsAhead { next, sessions },
-                (_, page) => page,
-            });
+            let limit = limit.clamp(1, PAGE_ROWS) as usize;
+            let page = self
+                .sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
+                .map(|(sessions, next)| match kind {
+                    PageKind::RowsFirst => Reply::SessionPage { sessions, next },
+                    PageKind::NextFirst => Reply::SessionsAhead { next, sessions },
+                });
             return self.answer(conn, id, page);
         }
         if let Err(f) = self.known_app(&q) {
@@ -250,18 +253,6 @@ impl Core {
                 Failure::new(ErrorKind::Limit, format!("the reply could not be sent: {e}")),
             ),
         }
-    }
-
-    pub(super) fn list_sessions_page(
-        &self,
-        conn: ConnId,
-        q: SessionQuery,
-        from: Option<(String, u64)>,
-        limit: u32,
-    ) -> Result<Reply, Failure> {
-        let limit = limit.clamp(1, PAGE_ROWS) as usize;
-        self.sessions_page(conn, &q, from.as_ref(), (limit, PAGE_BYTES))
-            .map(|(sessions, next)| Reply::SessionPage { sessions, next })
     }
 }
 
