@@ -2,8 +2,8 @@
 //! every hand-off between its tasks costs (docs/benchmarks.md, "What each step of a
 //! round costs"). Built only with the `round-trace` feature: otherwise [`mark`] is
 //! nothing. With it, every mark goes into a fixed buffer, and each tick of the core
-//! writes the buffer so far to the file named by `SOAM_TRACE` (one `STEP NANOS` line a
-//! mark), which `contrib/round_trace.py` reads.
+//! appends the marks made since the last one to the file named by `SOAM_TRACE` (one
+//! `STEP NANOS` line a mark), which `contrib/bench/round_trace.py` reads.
 
 /// A step of a round, in the order a round takes them.
 #[derive(Clone, Copy)]
@@ -34,6 +34,9 @@ mod on {
     const N: usize = 1 << 21;
     static BUF: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
     static AT: AtomicUsize = AtomicUsize::new(0);
+    /// Marks already written out: a tick writes only the newer ones, so the core's
+    /// turn that ticks stays short while rounds are being timed.
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
     static T0: OnceLock<Instant> = OnceLock::new();
 
     pub fn mark(step: super::Step) {
@@ -45,15 +48,27 @@ mod on {
     }
 
     pub fn dump() {
+        use std::io::Write;
         let Ok(path) = std::env::var("SOAM_TRACE") else { return };
-        let n = AT.load(Ordering::Relaxed).min(N);
+        let (from, to) = (WRITTEN.load(Ordering::Relaxed), AT.load(Ordering::Relaxed).min(N));
+        if from == to {
+            return;
+        }
         let mut s = String::new();
-        for b in &BUF[..n] {
+        for b in &BUF[from..to] {
             let v = b.load(Ordering::Relaxed);
             s += &format!("{} {}\n", v >> 56, v & ((1 << 56) - 1));
         }
-        if let Err(e) = std::fs::write(&path, s) {
-            tracing::warn!("round trace: {path}: {e}");
+        // The first write starts the file afresh; later ones add to it.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(from > 0)
+            .truncate(from == 0)
+            .open(&path);
+        match file.and_then(|mut f| f.write_all(s.as_bytes())) {
+            Ok(()) => WRITTEN.store(to, Ordering::Relaxed),
+            Err(e) => tracing::warn!("round trace: {path}: {e}"),
         }
     }
 }
