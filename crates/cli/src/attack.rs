@@ -16,12 +16,17 @@ use std::path::Path;
 
 /// Connects and completes the handshake.
 pub fn connect(socket: &Path) -> std::io::Result<UnixStream> {
+    connect_as(socket, "attack")
+}
+
+/// Connects and completes the handshake, named `client` (the holder the agent shows).
+pub fn connect_as(socket: &Path, client: &str) -> std::io::Result<UnixStream> {
     let mut s = UnixStream::connect(socket)?;
     let mut buf = Vec::new();
     let hello = Hello {
         magic: MAGIC,
         version: soam_proto::PROTOCOL_VERSION,
-        client: "attack".into(),
+        client: client.into(),
     };
     frame::encode_into(&hello, &mut buf).map_err(std::io::Error::other)?;
     s.write_all(&buf)?;

@@ -17,6 +17,7 @@ macro_rules! outln {
 
 pub mod agentlog;
 pub mod attack;
+pub mod bare;
 pub mod cells;
 pub mod changed;
 pub mod common;

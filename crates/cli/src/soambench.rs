@@ -237,7 +237,7 @@ fn session_ref(app: &str, id: u64) -> SessionRef {
 }
 
 /// A plain session of `app` (of type `stype`, or its default).
-fn create_request(app: &str, stype: Option<&str>, attach: bool) -> Request {
+pub(crate) fn create_request(app: &str, stype: Option<&str>, attach: bool) -> Request {
     Request::CreateSession(CreateSession {
         app: app.into(),
         session_type: stype.map(String::from),
@@ -1103,8 +1103,9 @@ type Figure = (&'static str, f64, &'static str, bool);
 const LATENCY_WARMUP: usize = 200;
 /// Blocks the latency phase's rounds are measured in, floor and soam in turn: short
 /// (100 rounds, 2-9 ms at the p50s measured), so that a burst of the machine's noise,
-/// which lasts tens of milliseconds here, falls on all three rather than on one
-/// contestant's block.
+/// which lasts tens of milliseconds here, falls on all four (the floor, its duplex
+/// kind, soam through the client library and through the bare client) rather than on
+/// one contestant's block.
 const LATENCY_BLOCKS: usize = 50;
 
 /// Unmeasured rounds at the start of every block, each contestant's: the first round
@@ -1124,6 +1125,8 @@ struct FloorFigures {
     /// The floor with a thread per direction in its middle process.
     duplex: Percentiles,
     soam: Percentiles,
+    /// soam through a bare blocking client (`bare.rs`) instead of the client library.
+    bare: Percentiles,
     /// One round after an idle pause, medians: soam's and the floor's.
     soam_idle_p50: f64,
     floor_idle_p50: f64,
@@ -1134,6 +1137,9 @@ struct FloorFigures {
     floor_client: PerRound,
     agent: PerRound,
     client: PerRound,
+    /// The same two in the bare client's rounds.
+    agent_bare: PerRound,
+    bare_client: PerRound,
 }
 
 impl FloorFigures {
@@ -1149,6 +1155,9 @@ impl FloorFigures {
             ("latency_floor_p999_us", self.floor.p999, "", true),
             ("latency_floor_duplex_p50_us", self.duplex.p50, "", true),
             ("latency_floor_duplex_p99_us", self.duplex.p99, "", true),
+            ("latency_bare_client_p50_us", self.bare.p50, "", true),
+            ("latency_bare_client_p99_us", self.bare.p99, "", true),
+            ("latency_bare_client_p50_vs_floor", self.bare.p50 / floor_p50, "", true),
             ("latency_after_idle_p50_us", self.soam_idle_p50, "", true),
             ("latency_floor_after_idle_p50_us", self.floor_idle_p50, "", true),
             ("latency_p50_vs_floor", p50 / floor_p50, "<= 1.3", p50 / floor_p50 <= 1.3),
@@ -1162,6 +1171,8 @@ impl FloorFigures {
             ("latency_agent_cpu_us_per_task", self.agent.cpu_us, "", true),
             ("latency_floor_client_cpu_us_per_task", self.floor_client.cpu_us, "", true),
             ("latency_client_cpu_us_per_task", self.client.cpu_us, "", true),
+            ("latency_bare_agent_cpu_us_per_task", self.agent_bare.cpu_us, "", true),
+            ("latency_bare_client_cpu_us_per_task", self.bare_client.cpu_us, "", true),
         ]
     }
 }
@@ -1185,18 +1196,21 @@ fn against_floor(
     // between threads more: the cost of that hand-off on this machine, same run.
     let mut duplex = crate::floor::Floor::start(home, crate::floor::Relay::Duplex)?;
     let mut lat = rt.block_on(Latency::open(opts))?;
-    let (mut warm, mut floor_us, mut duplex_us, mut soam_us) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut bare = crate::bare::Bare::open(&opts.socket, "bench")?;
+    let (mut warm, mut floor_us, mut duplex_us, mut soam_us, mut bare_us) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     floor.rounds(LATENCY_WARMUP, 64, &mut warm)?;
     duplex.rounds(LATENCY_WARMUP, 64, &mut warm)?;
     rt.block_on(lat.rounds(LATENCY_WARMUP, &mut warm))?;
+    bare.rounds(LATENCY_WARMUP, &mut warm)?;
     let (mut floor_middle, mut floor_client) = (Tally::new(floor.relay_pid()), Tally::new(std::process::id()));
     let (mut agent_round, mut client) = (Tally::new(agent.pid()), Tally::new(std::process::id()));
+    let (mut agent_bare, mut bare_client) = (Tally::new(agent.pid()), Tally::new(std::process::id()));
     let blocks = LATENCY_BLOCKS.min(sizes.latency_rounds).max(1);
     for b in 0..blocks {
         let n = sizes.latency_rounds * (b + 1) / blocks - sizes.latency_rounds * b / blocks;
         // Each goes first in turn, so none always follows another.
-        for turn in 0..3 {
-            match (b + turn) % 3 {
+        for turn in 0..4 {
+            match (b + turn) % 4 {
                 0 => {
                     floor.rounds(BLOCK_WARMUP, 64, &mut warm)?;
                     Tally::measure([&mut floor_middle, &mut floor_client], n, || floor.rounds(n, 64, &mut floor_us))?
@@ -1205,9 +1219,13 @@ fn against_floor(
                     rt.block_on(lat.rounds(BLOCK_WARMUP, &mut warm))?;
                     Tally::measure([&mut agent_round, &mut client], n, || rt.block_on(lat.rounds(n, &mut soam_us)))?
                 }
-                _ => {
+                2 => {
                     duplex.rounds(BLOCK_WARMUP, 64, &mut warm)?;
                     duplex.rounds(n, 64, &mut duplex_us)?
+                }
+                _ => {
+                    bare.rounds(BLOCK_WARMUP, &mut warm)?;
+                    Tally::measure([&mut agent_bare, &mut bare_client], n, || bare.rounds(n, &mut bare_us))?
                 }
             }
         }
@@ -1222,10 +1240,12 @@ fn against_floor(
         floor.rounds(1, 64, &mut floor_idle)?;
     }
     rt.block_on(lat.close())?;
+    bare.close()?;
     drop(floor);
     let (floor_pct, duplex_pct, soam_pct) = (percentiles(floor_us), percentiles(duplex_us), percentiles(soam_us));
     let (floor_middle, floor_client) = (floor_middle.per_round(), floor_client.per_round());
     let (agent_round, client) = (agent_round.per_round(), client.per_round());
+    let (agent_bare, bare_client) = (agent_bare.per_round(), bare_client.per_round());
     say("1 MiB payloads: floor and soam, alternating");
     let (mut soam_mb, mut floor_mb) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -1237,6 +1257,7 @@ fn against_floor(
         floor: floor_pct,
         duplex: duplex_pct,
         soam: soam_pct,
+        bare: percentiles(bare_us),
         soam_idle_p50: percentiles(soam_idle).p50,
         floor_idle_p50: percentiles(floor_idle).p50,
         floor_mb: median(&mut floor_mb),
@@ -1245,6 +1266,8 @@ fn against_floor(
         floor_client,
         agent: agent_round,
         client,
+        agent_bare,
+        bare_client,
     })
 }
 
