@@ -435,6 +435,43 @@ fn method_timeout_and_failure_actions_from_the_profile() {
     );
 }
 
+/// A method's timeout counts from when it starts, not from when the instance's timer
+/// was first set: the instance keeps one timer and sets it again for the method now
+/// running (`core::head_timer`). Three tasks of 1.2 s each under a 2 s timeout, one
+/// instance: the timer set for the first fires while the second runs, and must not stop
+/// it.
+#[test]
+fn a_method_timeout_counts_from_when_the_method_starts() {
+    let env = Env::new();
+    env.register(
+        "t.yaml",
+        &format!(
+            "application: t\nservices:\n  - name: b\n    command: [\"python3\", \"{}\"]\n    control:\n      invoke: {{timeout: 2, onFailure: fail}}\nconsumer:\n  maxSlots: 1\n",
+            behave_py()
+        ),
+    );
+    let o = env.run(
+        "soamsession",
+        &[
+            "submit",
+            "--app",
+            "t",
+            "--task",
+            "sleep:1.2",
+            "--task",
+            "sleep:1.2",
+            "--task",
+            "sleep:1.2",
+            "--jsonl",
+        ],
+    );
+    let rows = jsonl(&o.stdout);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows {
+        assert_eq!((r["state"].as_str(), r["attempts"].as_u64()), (Some("done"), Some(1)), "{rows:?}");
+    }
+}
+
 /// Payloads around the size from which the agent stops copying them (64 KiB: it keeps
 /// the buffer a payload came in and writes from it) come back byte for byte, small and
 /// large in the same frames, in a plain and a recoverable session (whose tasks are

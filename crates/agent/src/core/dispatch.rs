@@ -81,14 +81,14 @@ impl Core {
     /// Starts the timeout of the method now at the head of the instance's queue.
     pub(super) fn arm_head(&mut self, iid: InstId) {
         let Some(inst) = self.instances.get_mut(&iid) else { return };
-        let Some(head) = inst.expect.front().copied() else { return };
-        if inst.armed_seq == head.seq {
+        let Some(head) = inst.expect.front() else { return };
+        if inst.head_timer.counts(head.seq) {
             return;
         }
-        let timeout = method_control(&inst.service.control, head.kind).timeout_s;
-        if timeout > 0 {
-            inst.armed_seq = head.seq;
-            self.after(timeout * 1000, Timer::MethodTimeout { inst: iid, seq: head.seq });
+        let secs = method_control(&inst.service.control, head.kind).timeout_s;
+        let timeout = (secs > 0).then(|| Duration::from_secs(secs));
+        if let Some(at) = inst.head_timer.arm(head.seq, timeout, Instant::now()) {
+            self.at(at, Timer::MethodTimeout { inst: iid, at });
         }
     }
 
@@ -199,7 +199,7 @@ impl Core {
                 updating: 0,
                 retire: false,
                 kill: None,
-                armed_seq: 0,
+                head_timer: Default::default(),
                 idle_since: Instant::now(),
                 last_reply: Instant::now(),
                 round_trip_ns: 0,

@@ -6,6 +6,7 @@
 //! method failed (unless the agent stopped it on purpose, or its node was lost);
 //! everything queued behind it goes back to pending without counting a retry.
 
+use super::head_timer::Fired;
 use super::*;
 use soam_service::wire::Status;
 
@@ -71,9 +72,14 @@ impl Core {
     }
 
     pub(super) fn after(&self, ms: u64, t: Timer) {
+        self.at(Instant::now() + Duration::from_millis(ms), t);
+    }
+
+    /// Posts `t` to the inbox at `when`.
+    pub(super) fn at(&self, when: Instant, t: Timer) {
         let inbox = self.inbox.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            tokio::time::sleep_until(when.into()).await;
             inbox.send(CoreMsg::Timer(t));
         });
     }
@@ -117,12 +123,17 @@ impl Core {
             Timer::Disconnect { sid, generation } => {
                 let _ = self.drive(sid, lifecycle::Event::DisconnectTimeout { generation });
             }
-            Timer::MethodTimeout { inst, seq } => {
-                let Some(i) = self.instances.get(&inst) else { return };
-                if let Some(head) = i.expect.front().filter(|h| h.seq == seq) {
-                    let secs = method_control(&i.service.control, head.kind).timeout_s;
-                    let msg = format!("{} timed out after {secs} s", head.kind.name());
-                    self.kill(inst, KillReason::Failed(msg));
+            Timer::MethodTimeout { inst, at } => {
+                let Some(i) = self.instances.get_mut(&inst) else { return };
+                let head = i.expect.front().map(|h| (h.seq, h.kind));
+                match (i.head_timer.fired(at, head.map(|h| h.0), Instant::now()), head) {
+                    (Fired::Expired, Some((_, kind))) => {
+                        let secs = method_control(&i.service.control, kind).timeout_s;
+                        let msg = format!("{} timed out after {secs} s", kind.name());
+                        self.kill(inst, KillReason::Failed(msg));
+                    }
+                    (Fired::Again(at), _) => self.at(at, Timer::MethodTimeout { inst, at }),
+                    _ => {}
                 }
             }
             Timer::Cleanup { inst, sid } => {

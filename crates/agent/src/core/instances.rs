@@ -73,8 +73,8 @@ pub(super) struct Instance {
     /// Stop it as soon as it is idle.
     pub(super) retire: bool,
     pub(super) kill: Option<KillReason>,
-    /// Seq of the head whose timeout timer is armed.
-    pub(super) armed_seq: u64,
+    /// The running method's timeout: its deadline and the instance's one timer.
+    pub(super) head_timer: super::head_timer::HeadTimer,
     pub(super) idle_since: Instant,
     /// When its last reply came: a queued task starts no earlier than that.
     pub(super) last_reply: Instant,

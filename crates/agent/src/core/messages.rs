@@ -73,8 +73,8 @@ pub enum CoreMsg {
 pub enum Timer {
     /// A holder vanished; if nobody reopened by now, run the disconnect action.
     Disconnect { sid: Sid, generation: u64 },
-    /// The method at the head of an instance's queue (by seq) overran its timeout.
-    MethodTimeout { inst: InstId, seq: u64 },
+    /// The instance's one method timer (set for `at`) fired: see `head_timer`.
+    MethodTimeout { inst: InstId, at: Instant },
     /// taskCleanupPeriod is over: stop the instance if it still runs the ended work.
     Cleanup { inst: InstId, sid: Sid },
     /// suspendGracePeriod is over: stop what still runs for the suspended session.

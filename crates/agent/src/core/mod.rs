@@ -18,7 +18,8 @@
 //!   what `lifecycle` decides, including ending a session);
 //! - running tasks: `sched` (who gets slots, with `shares`), `dispatch` (feeding
 //!   instances, starting and stopping them), `instances` (what services reply), `exits`
-//!   (instances stopped, dead or overrunning; timers and the ticker),
+//!   (instances stopped, dead or overrunning; timers and the ticker), `head_timer`
+//!   (the running method's timeout, one timer per instance),
 //!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers);
 //! - durability: `persist` (what is written when, and recovery).
 
@@ -29,6 +30,7 @@ mod delivery;
 mod dispatch;
 mod effects;
 mod exits;
+mod head_timer;
 mod history;
 mod instances;
 mod lifecycle;
