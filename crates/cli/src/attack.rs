@@ -37,7 +37,7 @@ pub fn connect_as(socket: &Path, client: &str) -> std::io::Result<UnixStream> {
 }
 
 /// Reads one frame and decodes it.
-pub fn read_msg<T: serde::de::DeserializeOwned>(s: &mut UnixStream) -> std::io::Result<T> {
+pub fn read_msg<T: serde::de::DeserializeOwned>(s: &mut impl Read) -> std::io::Result<T> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use soam_proto::frame;
 use soam_proto::msg::{AgentFrame, ClientFrame, Event, Reply, Request};
 use soam_proto::{SessionKey, SessionRef};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Instant;
@@ -84,15 +84,7 @@ impl Bare {
 
     /// The next frame from the agent, decoded.
     fn frame(&mut self) -> anyhow::Result<AgentFrame> {
-        let mut len = [0u8; 4];
-        self.r.read_exact(&mut len)?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len > frame::MAX_FRAME {
-            bail!("a frame of {len} bytes");
-        }
-        let mut body = vec![0u8; len];
-        self.r.read_exact(&mut body)?;
-        Ok(frame::decode(&body)?)
+        Ok(attack::read_msg(&mut self.r)?)
     }
 
     /// `n` round trips (submit, output, acknowledge), each one's time in µs.
