@@ -11,8 +11,9 @@ use soam_proto::addr::SessionRef;
 impl Core {
     /// Sends queued outputs to holders and tells them when their session is drained.
     pub(super) fn flush(&mut self) {
-        let dirty: Vec<Sid> = self.dirty.drain().collect();
-        for sid in dirty {
+        // Taken out and put back emptied, so a turn allocates nothing for it.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &sid in &dirty {
             let Some(s) = self.sessions.get_mut(&sid) else { continue };
             let Some(conn) = s.life.holder() else { continue };
             // A holder that does not read gets nothing more until it does: its outputs
@@ -41,21 +42,30 @@ impl Core {
                 .life
                 .on(lifecycle::Event::Flushed { drained }, &s.stype)
                 .is_ok_and(|fx| fx.contains(&lifecycle::Effect::SendDrained));
+            if outputs.is_empty() && !send_drained {
+                // An acknowledgement's turn, most often: nothing to say.
+                continue;
+            }
             let (app, id) = (s.app.clone(), s.id);
             let Some(c) = self.conns.get(&conn) else { continue };
             // Keep frames under the cap: outputs can be large.
+            let total: usize = outputs.iter().map(|o| o.data.len() + 32).sum();
             let mut batch = Vec::new();
-            let mut bytes = 0;
-            for o in outputs {
-                bytes += o.data.len() + 32;
-                batch.push(o);
-                if bytes > soam_proto::frame::BATCH_BYTES {
-                    let _ = c.out.send(AgentFrame::Event(Event::Outputs {
-                        app: app.clone(),
-                        session: id,
-                        outputs: std::mem::take(&mut batch),
-                    }));
-                    bytes = 0;
+            if total <= soam_proto::frame::BATCH_BYTES {
+                batch = outputs;
+            } else {
+                let mut bytes = 0;
+                for o in outputs {
+                    bytes += o.data.len() + 32;
+                    batch.push(o);
+                    if bytes > soam_proto::frame::BATCH_BYTES {
+                        let _ = c.out.send(AgentFrame::Event(Event::Outputs {
+                            app: app.clone(),
+                            session: id,
+                            outputs: std::mem::take(&mut batch),
+                        }));
+                        bytes = 0;
+                    }
                 }
             }
             if !batch.is_empty() {
@@ -69,6 +79,10 @@ impl Core {
                 let _ = c.out.send(AgentFrame::Event(Event::Drained { app, session: id }));
             }
         }
+        dirty.clear();
+        // Nothing above marks a session dirty; were it to, the mark stays.
+        dirty.extend(self.dirty.drain());
+        self.dirty = dirty;
     }
 
     pub(super) fn ack(&mut self, conn: ConnId, r: &SessionRef, tasks: Vec<u64>) {
