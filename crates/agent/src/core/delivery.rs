@@ -26,14 +26,18 @@ impl Core {
             }
             let room = DELIVERY_WINDOW.saturating_sub(s.unacked.len());
             let mut outputs = Vec::new();
+            // Their size in a frame, about: frames are kept under the cap.
+            let mut total = 0;
             while outputs.len() < room {
                 let Some(tid) = s.undelivered.pop_first() else { break };
                 let t = &s.tasks[(tid - 1) as usize];
+                let data = t.result.as_ref().map(Blob::to_bytes).unwrap_or_default();
+                total += data.len() + 32;
                 outputs.push(soam_proto::msg::TaskOutput {
                     task: tid,
                     state: t.state,
                     attempts: t.attempts,
-                    data: t.result.as_ref().map(Blob::to_bytes).unwrap_or_default(),
+                    data,
                 });
                 s.unacked.insert(tid);
             }
@@ -48,13 +52,12 @@ impl Core {
             }
             let (app, id) = (s.app.clone(), s.id);
             let Some(c) = self.conns.get(&conn) else { continue };
-            // Keep frames under the cap: outputs can be large.
-            let total: usize = outputs.iter().map(|o| o.data.len() + 32).sum();
-            let mut batch = Vec::new();
-            if total <= soam_proto::frame::BATCH_BYTES {
-                batch = outputs;
+            // Outputs can be large: what passes the cap goes in several frames, all but
+            // the last sent here. Most turns' fit in one, sent as gathered.
+            let last = if total <= soam_proto::frame::BATCH_BYTES {
+                outputs
             } else {
-                let mut bytes = 0;
+                let (mut batch, mut bytes) = (Vec::new(), 0);
                 for o in outputs {
                     bytes += o.data.len() + 32;
                     batch.push(o);
@@ -67,12 +70,13 @@ impl Core {
                         bytes = 0;
                     }
                 }
-            }
-            if !batch.is_empty() {
+                batch
+            };
+            if !last.is_empty() {
                 let _ = c.out.send(AgentFrame::Event(Event::Outputs {
                     app: app.clone(),
                     session: id,
-                    outputs: batch,
+                    outputs: last,
                 }));
             }
             if send_drained {
