@@ -18,7 +18,7 @@ fn slurm_up() -> bool {
             .all(|n| text.lines().any(|l| l.starts_with(&format!("{n} "))))
     });
     if !ok {
-        eprintln!("skipped: no 3-node Slurm (start one with ../shared/tools/slurm-local.sh start --nodes 3)");
+        skip("no 3-node Slurm (start one with ../shared/tools/slurm-local.sh start --nodes 3)");
     }
     ok
 }

@@ -1,8 +1,8 @@
 //! Who may talk to the agent and what runs as whom: a one-user agent refuses other uids
 //! (SO_PEERCRED); a `--shared` agent serves everyone, keeps sessions apart, reserves
 //! admin acts for admins, shows `env` values to admins only and runs every process as
-//! its session's owner. Needs root to act as other users; elsewhere each test says it
-//! skipped.
+//! its session's owner. Needs root, and other uids able to run the test binaries
+//! (`common::other_uids_can_run`); elsewhere each test says it skipped.
 
 mod common;
 use common::*;
@@ -10,20 +10,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-const NOBODY: u32 = 65534;
 /// A uid with no entry in the user database: the agent must still run it as itself.
 const GHOST: u32 = 4242;
 /// A gid set as `adminGroup`, and a uid whose connections carry it.
 const ADMIN_GID: u32 = 4300;
 const ADMIN_UID: u32 = 4301;
-
-fn root() -> bool {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run commands as other users");
-        return false;
-    }
-    true
-}
 
 fn as_user(env: &Env, uid: u32, gid: u32, name: &str, args: &[&str]) -> std::process::Output {
     let mut c: Command = env.cmd(name);
@@ -66,7 +57,7 @@ fn start(env: &mut Env, shared: bool) {
 
 #[test]
 fn other_users_are_refused_or_kept_apart() {
-    if !root() {
+    if !other_uids_can_run() {
         return;
     }
     let mut env = open_home();
@@ -127,7 +118,7 @@ fn other_users_are_refused_or_kept_apart() {
 
 #[test]
 fn admin_acts_are_for_admins_and_env_values_for_their_eyes() {
-    if !root() {
+    if !other_uids_can_run() {
         return;
     }
     let mut env = open_home();
@@ -192,7 +183,7 @@ fn whoami(env: &Env, uid: u32, gid: u32, ty: &str) -> Vec<String> {
 
 #[test]
 fn every_process_runs_as_its_session_owner() {
-    if !root() {
+    if !other_uids_can_run() {
         return;
     }
     let mut env = open_home();
@@ -226,7 +217,7 @@ fn every_process_runs_as_its_session_owner() {
 
 #[test]
 fn a_shared_agent_that_is_not_root_runs_nobody_else_s_work() {
-    if !root() {
+    if !other_uids_can_run() {
         return;
     }
     let mut env = open_home();
@@ -279,7 +270,7 @@ fn a_shared_agent_that_is_not_root_runs_nobody_else_s_work() {
 
 #[test]
 fn folders_are_private_and_a_planted_one_is_refused() {
-    if !root() {
+    if !other_uids_can_run() {
         return;
     }
     let env = Env::empty();

@@ -15,7 +15,7 @@ impl Drop for Tmpfs {
 
 fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+        skip("mounting a small tmpfs needs root");
         return None;
     }
     std::fs::create_dir_all(dir).unwrap();
@@ -26,7 +26,7 @@ fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
         .unwrap()
         .success();
     if !ok {
-        eprintln!("skipped: could not mount a tmpfs");
+        skip("could not mount a tmpfs");
         return None;
     }
     Some(Tmpfs(dir.to_path_buf()))
