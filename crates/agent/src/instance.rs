@@ -187,14 +187,27 @@ fn run_as(cmd: &mut std::process::Command, owner: &Owner) {
     }
 }
 
+/// Gives `cmd` the soam Python package on `PYTHONPATH` (crate::pylib), ahead of the
+/// profile's `PYTHONPATH` or else the agent's own.
+fn python_path(cmd: &mut std::process::Command, svc: &Service) {
+    let rest = match svc.env.get("PYTHONPATH") {
+        Some(v) => Some(std::ffi::OsString::from(v)),
+        None => std::env::var_os("PYTHONPATH"),
+    };
+    if let Some(p) = crate::pylib::python_path(rest.as_deref()) {
+        cmd.env("PYTHONPATH", p);
+    }
+}
+
 fn base_command(svc: &Service, app: &str, owner: &Owner) -> Command {
     let argv = &svc.command;
     let mut std_cmd = std::process::Command::new(&argv[0]);
     run_as(&mut std_cmd, owner);
+    std_cmd.envs(&svc.env);
+    python_path(&mut std_cmd, svc);
     let mut cmd = Command::from(std_cmd);
     cmd.args(&argv[1..])
         .current_dir(&svc.work_dir)
-        .envs(&svc.env)
         .env("SOAM_APP", app)
         .env("SOAM_SERVICE", &svc.name)
         .stdin(Stdio::piped())
@@ -569,9 +582,10 @@ fn exec_thread(
             }
             let mut cmd = std::process::Command::new(&argv[0]);
             run_as(&mut cmd, owner);
+            cmd.envs(&svc.env);
+            python_path(&mut cmd, svc);
             cmd.args(&argv[1..])
                 .current_dir(&svc.work_dir)
-                .envs(&svc.env)
                 .env("SOAM_APP", app)
                 .env("SOAM_SERVICE", &svc.name)
                 .env("SOAM_SESSION", m.session.to_string())

@@ -12,6 +12,7 @@ mod core;
 pub mod identity;
 pub mod instance;
 pub mod logfile;
+pub mod pylib;
 mod server;
 pub mod service_stderr;
 mod slurm;

@@ -171,11 +171,17 @@ fn start_agent(opts: &ConnectOptions) -> Result<std::process::Child, ClientError
         .stdout(log.try_clone().map_err(|e| ClientError::NoAgent(e.to_string()))?)
         .stderr(log)
         .env("SOAM_SOCKET", &opts.socket);
-    // SAFETY: setsid is async-signal-safe; the child leaves our session so it outlives
-    // this command and is not hit by the terminal's Ctrl-C.
+    // SAFETY: setsid, sigemptyset and pthread_sigmask are async-signal-safe. The child
+    // leaves our session so it outlives this command and is not hit by the terminal's
+    // Ctrl-C; it starts with no signal blocked, whatever the thread that started it had
+    // blocked (the Python package's library threads block every signal), or it would
+    // never see SIGTERM.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             Ok(())
         });
     }
@@ -260,6 +266,9 @@ impl Client {
                 let deadline = Instant::now() + Duration::from_secs(15);
                 loop {
                     if let Ok(s) = try_connect(&opts.socket).await {
+                        // A long-lived program (a Python client) would otherwise keep the
+                        // agent as a zombie once it exits.
+                        std::thread::spawn(move || child.wait());
                         break s;
                     }
                     if let Ok(Some(status)) = child.try_wait() {
@@ -363,6 +372,14 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, Waiter { tx, page });
         let sent = self.out.send(ClientFrame { id, req }).is_ok();
+        // The reader, once the connection ends, records why and then fails every waiter:
+        // one that came in after it did would wait for good. Checked after the waiter is
+        // in, it is answered here instead (or by the reader, whichever comes first).
+        if self.lost.lock().unwrap().is_some()
+            && let Some(w) = self.pending.lock().unwrap().remove(&id)
+        {
+            w.answer(Err(ClientError::Lost(self.lost_reason())));
+        }
         let lost = self.lost.clone();
         async move {
             if !sent {
