@@ -23,6 +23,11 @@ const FILES: &[(&str, &str)] = &[
     ("soam/__init__.py", include_str!("../../python/python/soam/__init__.py")),
     ("soam/errors.py", include_str!("../../python/python/soam/errors.py")),
     ("soam/service.py", include_str!("../../python/python/soam/service.py")),
+    ("soamapi/__init__.py", include_str!("../../python/python/soamapi/__init__.py")),
+    (
+        "soamapiversion/__init__.py",
+        include_str!("../../python/python/soamapiversion/__init__.py"),
+    ),
 ];
 
 /// The folder holding the files, written on first use; `None` (logged once) when it

@@ -72,14 +72,14 @@ def test_the_agent_gives_instances_the_package_without_the_wheel(agent: Agent, t
     # the agent's own folder (soamd writes it) is what it imports.
     script = tmp_path / "where.py"
     script.write_text(
-        "import soam.service, sys\n"
+        "import soam.service, soamapi, sys\n"
         "class W(soam.service.Service):\n"
         "    def on_invoke(self, data):\n"
-        "        return soam.service.__file__\n"
+        "        return soam.service.__file__ + ' ' + soamapi.__file__\n"
         "W().run()\n"
     )
     agent.register("w.yaml", profile("w", str(script), env="    env: {PYTHONPATH: /nonexistent}\n"))
     with soam.connect().create_session("w") as s:
         s.submit([b""])
         where = [o.data.decode() for o in s.outputs()]
-    assert len(where) == 1 and "soam-python-" in where[0], where
+    assert len(where) == 1 and where[0].count("soam-python-") == 2, where

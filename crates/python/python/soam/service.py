@@ -103,6 +103,14 @@ class Service:
     def on_destroy_service(self) -> None:
         """Once, before the instance exits (idle, profile updated, agent stopping)."""
 
+    def failure_message(self, exc: Exception) -> bytes:
+        """The failure message for an exception a hook raised (called while it is being
+        handled): the text of a :class:`RetryableError` or :class:`FatalError`, the whole
+        traceback of any other exception. Override to change what clients see."""
+        if isinstance(exc, (RetryableError, FatalError)):
+            return _message(exc)
+        return traceback.format_exc().encode("utf-8", "replace")
+
     def run(self, stdin: Optional[BinaryIO] = None, stdout: Optional[BinaryIO] = None) -> None:
         """Serves requests until DestroyService or the end of input (the agent gone).
 
@@ -160,12 +168,10 @@ class Service:
                             r = r.encode() if isinstance(r, str) else bytes(r)
                         if len(r) > MAX_PAYLOAD:
                             status, r = FATAL, (f"the output of {len(r)} bytes is over the {MAX_PAYLOAD} bytes a service may return").encode()
-                    except RetryableError as e:
-                        status, r = FAILURE, _message(e)
                     except FatalError as e:
-                        status, r = FATAL, _message(e)
-                    except Exception:
-                        status, r = FAILURE, traceback.format_exc().encode("utf-8", "replace")
+                        status, r = FATAL, self.failure_message(e)
+                    except Exception as e:
+                        status, r = FAILURE, self.failure_message(e)
                 else:
                     r, status = self._control(kind, session, payload)
                 out.append(pack(head + len(r), kind, status, session, task, attempt))
@@ -200,12 +206,10 @@ class Service:
                 self.on_destroy_service()
             else:
                 return f"unknown request kind {kind}".encode(), FATAL
-        except RetryableError as e:
-            return _message(e), FAILURE
         except FatalError as e:
-            return _message(e), FATAL
-        except Exception:
-            return traceback.format_exc().encode("utf-8", "replace"), FAILURE
+            return self.failure_message(e), FATAL
+        except Exception as e:
+            return self.failure_message(e), FAILURE
         return b"", SUCCESS
 
 
