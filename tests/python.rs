@@ -74,3 +74,53 @@ fn the_python_package_s_tests_pass() {
         .unwrap();
     assert!(st.success(), "pytest failed (its output is above)");
 }
+
+/// The package as a user gets it: `pip install` of the checkout into a fresh venv (the
+/// build backend, maturin, comes from PyPI as pip does it), then a session run from that
+/// venv's Python with nothing on PYTHONPATH or LD_LIBRARY_PATH. Built in the dev profile
+/// (MATURIN_PEP517_ARGS), which reuses this build's target folder.
+#[test]
+fn pip_installs_the_checkout_into_a_venv_as_one_abi3_wheel() {
+    if !have_pytest() {
+        skip("pytest is not installed for python3, so neither is what the Python tests need (.ci/run installs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = tmp.path().join("venv");
+    let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
+    assert!(st.success(), "python3 -m venv failed");
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .arg(repo())
+        .env("MATURIN_PEP517_ARGS", "--profile dev")
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    assert!(pip.status.success(), "pip install failed: {}", String::from_utf8_lossy(&pip.stderr));
+    let mut env = Env::empty();
+    env.start_agent();
+    env.ok("soamreg", &[repo().join("profiles/sample.yaml").to_str().unwrap()]);
+    let script = r#"
+import glob, os, sys
+import soam, soamapi, soamapiversion
+assert "LD_LIBRARY_PATH" not in os.environ
+site = os.path.dirname(os.path.dirname(soam.__file__))
+wheel = open(glob.glob(os.path.join(site, "soam-*.dist-info", "WHEEL"))[0]).read()
+assert "Tag: cp39-abi3-" in wheel, wheel
+assert os.path.exists(os.path.join(os.path.dirname(soam.__file__), "py.typed"))
+assert soam.__file__.startswith(sys.prefix), (soam.__file__, sys.prefix)
+with soam.connect().create_session("sampleApp", common_data=b"venv ") as s:
+    s.submit(["ok"])
+    print([o.data.decode() for o in s.outputs()])
+"#;
+    let o = Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .env("SOAM_HOME", env.home.path())
+        .env("SOAM_NO_AUTOSTART", "1")
+        .env_remove("PYTHONPATH")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['venv ok']");
+}

@@ -166,6 +166,11 @@ enum Cmd {
         reply: oneshot::Sender<Result<Submitted, ClientError>>,
     },
     Ack(Vec<u64>),
+    /// New common data (SessionUpdate to the instances serving the session).
+    Update {
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     Finish {
         how: Finish,
         reply: oneshot::Sender<Result<(), ClientError>>,
@@ -481,6 +486,19 @@ impl NativeSession {
         }
     }
 
+    /// Replaces the session's common data: instances serving it get SessionUpdate.
+    fn update(&self, py: Python<'_>, common_data: Vec<u8>) -> PyResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Update {
+            data: Bytes::from(common_data),
+            reply: tx,
+        })?;
+        match wait(py, rx)? {
+            Ok(r) => r.map_err(to_py),
+            Err(_) => Err(self.gone()),
+        }
+    }
+
     fn detach(&self, py: Python<'_>) -> PyResult<()> {
         self.finish(py, Finish::Detach)
     }
@@ -649,6 +667,10 @@ async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiv
                     let _ = reply.send(r);
                 }
                 Some(Cmd::Ack(ids)) => s.ack_ids(ids),
+                Some(Cmd::Update { data, reply }) => {
+                    let req = soam_proto::msg::Request::UpdateCommonData { session: s.addr().clone(), data };
+                    let _ = reply.send(s.client().call(req).await.map(|_| ()));
+                }
                 Some(Cmd::Finish { how, reply }) => {
                     let r = match how {
                         Finish::Detach => s.detach().await,

@@ -269,3 +269,15 @@ def test_the_client_reconnects_after_an_agent_restart(echo: Agent) -> None:
     assert s.submit(["c"]) == range(3, 4)
     assert sorted(o.data for o in s.outputs(timeout=60)) == [b"a", b"b", b"c"]
     s.close()
+
+
+def test_update_reaches_the_instances(agent: Agent) -> None:
+    agent.register("h.yaml", profile("h", "hooks.py"))
+    with soam.connect().create_session("h", common_data=b"v1") as s:
+        s.submit(["x"])
+        assert [o.data for o in s.outputs()] == [b"v1x"]
+        s.update(b"v2")
+        s.submit(["y", "hooks"])
+        got = {o.task: o.data for o in s.outputs()}
+    assert got[2] == b"v2y"
+    assert got[3].decode().endswith("enter:v1,update:v2")

@@ -129,6 +129,9 @@ class AsyncSession:
         """As :meth:`soam.Session.fetch`."""
         return await _run(self.sync.fetch, max, timeout)
 
+    async def update(self, common_data: _client.Input) -> None:
+        await _run(self.sync.update, common_data)
+
     async def detach(self) -> None:
         await _run(self.sync.detach)
 

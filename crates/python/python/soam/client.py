@@ -298,6 +298,14 @@ class Session:
             got.extend(more)
         return got
 
+    def update(self, common_data: Input) -> None:
+        """Replaces the session's common data: instances serving the session get it in
+        SessionUpdate (``Service.on_session_update``), new ones in SessionEnter.
+
+        >>> s.update(b"new settings")                        # doctest: +SKIP
+        """
+        self._native.update(_to_bytes(common_data))
+
     def detach(self) -> None:
         """Leaves the session open and unheld: its workload keeps running, and any client
         can reopen it by :attr:`address`."""

@@ -38,7 +38,7 @@ class SoamError(Exception):
         super().__init__(message)
         self.kind = kind
 
-    def __reduce__(self):  # type: ignore[override]
+    def __reduce__(self) -> "tuple[type, tuple[str, str]]":
         return (type(self), (str(self), self.kind))
 
 

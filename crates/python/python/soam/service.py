@@ -229,6 +229,7 @@ def serve(invoke: Any) -> None:
 
     class _Fn(Service):
         def on_invoke(self, data: bytes) -> Output:
-            return invoke(data)
+            out: Output = invoke(data)
+            return out
 
     _Fn().run()

@@ -133,7 +133,7 @@ def _embedded(text: str) -> Optional[BaseException]:
     last = text.rstrip("\n").rsplit("\n", 1)[-1]
     type_name, _, message = last.partition(": ")
     short = type_name.rsplit(".", 1)[-1]
-    cls = {"FailureException": FailureException, "FatalException": FatalException}.get(short)
+    cls: Optional[type] = {"FailureException": FailureException, "FatalException": FatalException}.get(short)
     if cls is None:
         found = getattr(builtins, short, None)
         if isinstance(found, type) and issubclass(found, Exception) and type_name == short:
@@ -144,7 +144,7 @@ def _embedded(text: str) -> Optional[BaseException]:
     except Exception:
         exc = ServiceException(type_name, message, text)
     # The service's traceback travels with the exception (and pickles with it).
-    exc.service_traceback = text  # type: ignore[attr-defined]
+    setattr(exc, "service_traceback", text)
     return exc
 
 
@@ -630,9 +630,11 @@ class Session:
                     _log.exception("SessionCallback.on_response raised; the session goes on")
 
     def update(self, common_data: Message) -> None:
-        """Replaces the session's common data. Not yet carried by the soam client library:
-        raises SoamException."""
-        raise SoamException("Session.update is not supported by soam's soamapi yet (use soamsession update)")
+        """Replaces the session's common data (services get ``on_session_update``)."""
+        try:
+            self._native.update(_serialize(common_data))
+        except Exception as e:
+            raise _soam_error(e) from e
 
     def close(self, flags: int = SessionCloseFlags.DESTROY_ON_CLOSE) -> None:
         """Ends the session (discarding what was not collected), or with
