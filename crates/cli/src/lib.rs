@@ -18,6 +18,7 @@ macro_rules! outln {
 pub mod agentlog;
 pub mod attack;
 pub mod bare;
+pub mod bench_python;
 pub mod cells;
 pub mod changed;
 pub mod common;

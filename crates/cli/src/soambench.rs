@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
     name = "soambench",
     version,
     about = "Measure soam against SPEC section 12 (throughput, latency, memory, restart, soamview)",
-    after_help = crate::common::exit::after_help("Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)")
+    after_help = crate::common::exit::after_help("Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)\n  soambench --python   # the Python package's figures beside the Rust client's")
 )]
 pub struct Args {
     /// One JSON object with the SPEC section 12 keys
@@ -55,6 +55,11 @@ pub struct Args {
     /// Instead: only one task's latency and 1 MiB payloads, each against its floor
     #[arg(long, conflicts_with_all = ["scale", "attack", "client", "big"])]
     pub floor: bool,
+    /// Instead: only the Python package's figures (its client, soamapi, pure-Python
+    /// service instances, a round trip), each run in turn with the Rust client's; needs
+    /// the package installed for python3 (pip install .) or SOAM_PYTHON
+    #[arg(long, conflicts_with_all = ["scale", "attack", "client", "big", "floor"])]
+    pub python: bool,
 }
 
 struct Sizes {
@@ -290,7 +295,7 @@ async fn collect(c: &mut Client, s: &SessionRef, n: usize) -> anyhow::Result<()>
 }
 
 /// One session of `n` no-op tasks, start to close: tasks per second.
-async fn throughput(opts: &ConnectOptions, app: &str, stype: Option<&str>, n: usize) -> anyhow::Result<f64> {
+pub(crate) async fn throughput(opts: &ConnectOptions, app: &str, stype: Option<&str>, n: usize) -> anyhow::Result<f64> {
     let mut c = Client::connect(opts).await?;
     let t0 = Instant::now();
     let id = create(&c, app, stype, true).await?;
@@ -379,13 +384,13 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
 }
 
 /// One task at a time through a session of the no-op service, on a warm instance.
-struct Latency {
+pub(crate) struct Latency {
     c: Client,
     s: SessionRef,
 }
 
 impl Latency {
-    async fn open(opts: &ConnectOptions) -> anyhow::Result<Latency> {
+    pub(crate) async fn open(opts: &ConnectOptions) -> anyhow::Result<Latency> {
         let c = Client::connect(opts).await?;
         let id = create(&c, "bench", None, true).await?;
         Ok(Latency {
@@ -395,7 +400,7 @@ impl Latency {
     }
 
     /// `n` round trips (submit, output, acknowledge), each one's time in µs.
-    async fn rounds(&mut self, n: usize, samples: &mut Vec<f64>) -> anyhow::Result<()> {
+    pub(crate) async fn rounds(&mut self, n: usize, samples: &mut Vec<f64>) -> anyhow::Result<()> {
         for _ in 0..n {
             let t0 = Instant::now();
             let reply = self.c.send(Request::Submit {
@@ -409,7 +414,7 @@ impl Latency {
         Ok(())
     }
 
-    async fn close(self) -> anyhow::Result<()> {
+    pub(crate) async fn close(self) -> anyhow::Result<()> {
         self.c.call(Request::Close { session: self.s }).await?;
         Ok(())
     }
@@ -486,6 +491,7 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
         svc.display()
     );
     std::fs::write(home.join("echo.yaml"), echo)?;
+    std::fs::write(home.join("pysvc.yaml"), crate::bench_python::PYSVC_PROFILE)?;
     std::fs::write(
         home.join("exec.yaml"),
         "application: exec\nservices:\n  - name: true\n    mode: exec\n    command: [\"true\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
@@ -495,7 +501,7 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
 
 async fn register(opts: &ConnectOptions, home: &Path) -> anyhow::Result<()> {
     let c = Client::connect(opts).await?;
-    for f in ["bench.yaml", "exec.yaml", "echo.yaml"] {
+    for f in ["bench.yaml", "exec.yaml", "echo.yaml", "pysvc.yaml"] {
         let p = home.join(f);
         c.call(Request::RegisterApp {
             profile: std::fs::read_to_string(&p)?,
@@ -1008,6 +1014,18 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         let (tasks, runs) = if args.quick { (20_000, 3) } else { (500_000, 5) };
         return client(&agent, &rt, tasks, runs, 10);
     }
+    if args.python {
+        if let Some(why) = crate::bench_python::unavailable() {
+            anyhow::bail!("{why}");
+        }
+        let sizes = crate::bench_python::Sizes::new(args.quick);
+        let figures = crate::bench_python::figures(&home, &opts, &rt, &sizes, &say)?;
+        let note = format!(
+            "{} runs (median): client {} tasks, soamapi {} tasks from 8 threads, service {} tasks on {slots} slots, {} round trips",
+            sizes.runs, sizes.client_tasks, sizes.soamapi_tasks, sizes.service_tasks, sizes.latency_rounds
+        );
+        return print_figures(&figures, args.json, &note);
+    }
     if args.floor {
         let f = against_floor(&home, &agent, &opts, &rt, &sizes, &say)?;
         let note = format!(
@@ -1036,6 +1054,14 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let mut rec: Vec<f64> = (0..sizes.throughput_runs)
         .map(|_| rt.block_on(throughput(&opts, "bench", Some("Recoverable"), sizes.throughput_tasks)))
         .collect::<anyhow::Result<_>>()?;
+    // The Python package's figures (SPEC section 13), where it is installed.
+    let python = match crate::bench_python::unavailable() {
+        None => crate::bench_python::figures(&home, &opts, &rt, &crate::bench_python::Sizes::new(args.quick), &say)?,
+        Some(why) => {
+            say(&format!("no Python figures: {why}"));
+            Vec::new()
+        }
+    };
     say("memory with a large pending session");
     rt.block_on(parked_session(&opts, None, sizes.big_session))?;
     let rss_at_submit = rss_mib(agent.pid());
@@ -1079,6 +1105,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             ("restart_1m_tasks_s", restart, "< 2", restart < 2.0),
             ("soamview_ms", view_ms, "< 10", view_ms < 10.0),
         ],
+        &python,
     ]
     .concat();
     let size_note = format!(
@@ -1096,7 +1123,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
 }
 
 /// One row of the results: key, value, target (empty: none), whether it is met.
-type Figure = (&'static str, f64, &'static str, bool);
+pub(crate) type Figure = (&'static str, f64, &'static str, bool);
 
 /// Latency and 1 MiB payloads, soam's and the floor's on the same run.
 /// Round trips of the latency phase, floor and soam each, before any is measured.

@@ -212,6 +212,45 @@ enum End {
 struct Shared {
     st: Mutex<St>,
     cv: Condvar,
+    /// Inputs sent one at a time (`stage`, soamapi's `send_task_input` from any number of
+    /// threads), which the pump submits together: one round trip for all that gathered
+    /// while the previous one was under way. No Python thread is involved in sending, so
+    /// none has to win the GIL back for the next batch to go.
+    staged: Mutex<Staged>,
+    staged_ready: tokio::sync::Notify,
+    /// What became of staged inputs, by sequence number.
+    sent: Mutex<Sent>,
+    sent_cv: Condvar,
+}
+
+#[derive(Default)]
+struct Staged {
+    inputs: Vec<Bytes>,
+    /// The sequence number of `inputs[0]`.
+    first_seq: u64,
+}
+
+#[derive(Default)]
+struct Sent {
+    /// Staged inputs before this sequence number have been submitted (or refused).
+    upto: u64,
+    /// Each submission of staged inputs: (its first sequence number, its first task id
+    /// or why it was refused), in order.
+    batches: Vec<(u64, Result<u64, ClientError>)>,
+    /// A refusal not yet reported to the sender (by `stage`).
+    unreported: Option<ClientError>,
+}
+
+impl Sent {
+    /// The task id of staged input `seq`, once submitted.
+    fn id_of(&self, seq: u64) -> Option<Result<u64, ClientError>> {
+        if seq >= self.upto {
+            return None;
+        }
+        let i = self.batches.partition_point(|(first, _)| *first <= seq) - 1;
+        let (first_seq, r) = &self.batches[i];
+        Some(r.clone().map(|first| first + (seq - first_seq)))
+    }
 }
 
 #[derive(Default)]
@@ -486,6 +525,62 @@ impl NativeSession {
         }
     }
 
+    /// Stages one input to be submitted with whatever else gathers (see `Shared::staged`);
+    /// returns its sequence number, for `task_id`. Raises a refusal of an earlier staged
+    /// submission not reported yet (once).
+    fn stage(&self, data: &Bound<'_, PyBytes>) -> PyResult<u64> {
+        if let Some(e) = self.shared.sent.lock().unwrap().unreported.take() {
+            return Err(to_py(e));
+        }
+        if let Some(e) = &self.shared.st.lock().unwrap().end {
+            return Err(self.end_error(e));
+        }
+        let mut st = self.shared.staged.lock().unwrap();
+        let seq = st.first_seq + st.inputs.len() as u64;
+        st.inputs.push(Bytes::copy_from_slice(data.as_bytes()));
+        if st.inputs.len() == 1 {
+            self.shared.staged_ready.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// The task id of staged input `seq`, waiting (GIL released) until it is submitted.
+    fn task_id(&self, py: Python<'_>, seq: u64) -> PyResult<u64> {
+        loop {
+            let r = py.detach(|| {
+                let sent = self.shared.sent.lock().unwrap();
+                match sent.id_of(seq) {
+                    Some(r) => Some(r),
+                    None => self.shared.sent_cv.wait_timeout(sent, SLICE).unwrap().0.id_of(seq),
+                }
+            });
+            match r {
+                Some(r) => return r.map_err(to_py),
+                None if self.shared.st.lock().unwrap().end.is_some() && self.cmds.is_closed() => return Err(self.gone()),
+                None => py.check_signals()?,
+            }
+        }
+    }
+
+    /// Waits (GIL released) until every input staged so far has been submitted or
+    /// refused, or the session is gone.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let target = {
+            let st = self.shared.staged.lock().unwrap();
+            st.first_seq + st.inputs.len() as u64
+        };
+        loop {
+            let done = py.detach(|| {
+                let sent = self.shared.sent.lock().unwrap();
+                sent.upto >= target || self.shared.sent_cv.wait_timeout(sent, SLICE).unwrap().0.upto >= target
+            });
+            if done || self.cmds.is_closed() {
+                return Ok(());
+            }
+            py.check_signals()?;
+        }
+    }
+
     /// Replaces the session's common data: instances serving it get SessionUpdate.
     fn update(&self, py: Python<'_>, common_data: Vec<u8>) -> PyResult<()> {
         let (tx, rx) = oneshot::channel();
@@ -648,6 +743,37 @@ async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiv
     loop {
         tokio::select! {
             biased;
+            _ = shared.staged_ready.notified() => {
+                let (inputs, first_seq) = {
+                    let mut st = shared.staged.lock().unwrap();
+                    let first = st.first_seq;
+                    st.first_seq += st.inputs.len() as u64;
+                    (std::mem::take(&mut st.inputs), first)
+                };
+                if inputs.is_empty() {
+                    continue;
+                }
+                let n = inputs.len() as u64;
+                shared.st.lock().unwrap().drained = false;
+                let r = s.submit(inputs).await;
+                if let Ok(sub) = &r && sub.count > 0 {
+                    let mut st = shared.st.lock().unwrap();
+                    st.submitted += sub.count;
+                    st.first_mine = Some(st.first_mine.map_or(sub.first, |f| f.min(sub.first)));
+                    st.drained = false;
+                    if ordered && reorder.is_none() {
+                        reorder = Some(Reorder::new(Some(sub.first)));
+                    }
+                }
+                let mut sent = shared.sent.lock().unwrap();
+                if let Err(e) = &r {
+                    sent.unreported = Some(e.clone());
+                }
+                sent.batches.push((first_seq, r.map(|sub| sub.first)));
+                sent.upto = first_seq + n;
+                drop(sent);
+                shared.sent_cv.notify_all();
+            }
             cmd = rx.recv() => match cmd {
                 // The Python object is gone without detaching, closing or aborting: the
                 // connection closes as a vanished client's would.

@@ -431,34 +431,22 @@ def _soam_error(e: BaseException) -> SoamException:
     return exc
 
 
-class _Batch:
-    """Inputs sent together: their ids once the agent has them."""
-
-    __slots__ = ("done", "first", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.first = 0
-        self.error: Optional[BaseException] = None
-
-
 class TaskInputHandle:
-    """What ``send_task_input`` returns: ``get_id()`` is the task's id (a string)."""
+    """What ``send_task_input`` returns: ``get_id()`` is the task's id (a string), known
+    once the task reached the agent (``get_id`` waits for that)."""
 
-    __slots__ = ("_batch", "_index", "_tag")
+    __slots__ = ("_native", "_seq", "_tag")
 
-    def __init__(self, batch: _Batch, index: int, tag: Optional[str]) -> None:
-        self._batch = batch
-        self._index = index
+    def __init__(self, native: Any, seq: int, tag: Optional[str]) -> None:
+        self._native = native
+        self._seq = seq
         self._tag = tag
 
     def get_id(self) -> str:
-        b = self._batch
-        if not b.done.is_set():
-            b.done.wait()
-        if b.error is not None:
-            raise _soam_error(b.error)
-        return str(b.first + self._index)
+        try:
+            return str(self._native.task_id(self._seq))
+        except Exception as e:
+            raise _soam_error(e) from e
 
     def get_task_tag(self) -> Optional[str]:
         return self._tag
@@ -515,13 +503,9 @@ class Session:
         self._conn = conn
         self._flags = flags
         self._callback = callback
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._pending: List[bytes] = []
-        self._batch = _Batch()
         self._closed = False
-        self._failed: Optional[BaseException] = None
-        self._sender = _quiet_thread(self._send_loop, f"soamapi-send-{native.app}:{native.id}")
+        # Wait for each task to be stored (recoverable) or sent (SEND_SYNC) before returning.
+        self._sync = bool(native.recoverable or flags & SessionFlags.SEND_SYNC)
         self._receiver: Optional[threading.Thread] = None
         if flags & (SessionFlags.PARTIAL_ASYNC | SessionFlags.RECEIVE_ASYNC):
             self._receiver = _quiet_thread(self._callback_loop, f"soamapi-recv-{native.app}:{native.id}")
@@ -532,55 +516,28 @@ class Session:
     def get_session_name(self) -> Optional[str]:
         return self._native.tag
 
-    # Sending. Inputs from every thread gather in one list; a sender thread submits what
-    # has gathered as one submission, so that many small sends cost one round trip.
-
     def send_task_input(self, attrs: TaskSubmissionAttributes) -> TaskInputHandle:
         """Sends a task. Returns once the library has it (for a recoverable session, once
-        the agent has stored it); never waits for a callback. Thread-safe."""
+        the agent has stored it); never waits for a callback. Thread-safe: tasks sent from
+        many threads at once gather into one submission (the library's own task does the
+        sending, so no thread of the program has to)."""
         if attrs.input is None:
             raise SoamException("send_task_input: the attributes have no task input (set_task_input)")
+        if self._closed:
+            raise SoamException(f"session {self.get_id()} is closed")
         data = _serialize(attrs.input)
-        with self._lock:
-            if self._failed is not None:
-                raise _soam_error(self._failed)
-            if self._closed:
-                raise SoamException(f"session {self.get_id()} is closed")
-            batch = self._batch
-            handle = TaskInputHandle(batch, len(self._pending), attrs.tag)
-            self._pending.append(data)
-            if len(self._pending) == 1:
-                self._wake.notify()
-        if self._native.recoverable or self._flags & SessionFlags.SEND_SYNC:
+        try:
+            seq = self._native.stage(data)
+        except Exception as e:
+            raise _soam_error(e) from e
+        handle = TaskInputHandle(self._native, seq, attrs.tag)
+        if self._sync:
             handle.get_id()
         return handle
 
-    def _send_loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._pending and not self._closed:
-                    self._wake.wait()
-                if not self._pending:
-                    return
-                inputs, batch = self._pending, self._batch
-                self._pending, self._batch = [], _Batch()
-            try:
-                first, _count = self._native.submit(inputs)
-                batch.first = first
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
-                batch.error = e
-                with self._lock:
-                    if self._failed is None:
-                        self._failed = e
-            finally:
-                batch.done.set()
-
     def _flush(self) -> None:
-        """Waits until everything sent so far has been submitted."""
-        with self._lock:
-            batch = self._batch if self._pending else None
-        if batch is not None:
-            batch.done.wait()
+        """Waits until everything sent so far has reached the agent."""
+        self._native.flush()
 
     # Receiving.
 
@@ -642,9 +599,7 @@ class Session:
         if self._closed:
             return
         self._flush()
-        with self._lock:
-            self._closed = True
-            self._wake.notify_all()
+        self._closed = True
         try:
             if flags & SessionCloseFlags.DETACH_ON_CLOSE:
                 self._native.detach()

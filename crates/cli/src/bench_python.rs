@@ -1,0 +1,157 @@
+//! soambench's Python figures (SPEC section 13): the soam Python package's client,
+//! Symphony's `soamapi` over it, and pure-Python service instances, each measured in turn
+//! with the Rust client in the same run.
+//!
+//! Data flow: soambench has started its agent and registered `bench` (the Rust no-op
+//! service), `echo` (the Rust echo service) and `pysvc` (a pure-Python no-op service on
+//! `soam.service`). [`figures`] runs `contrib/bench/python_bench.py` (compiled in, run
+//! with `python3 -c`, or `SOAM_PYTHON`) against that agent once per kind and run, and
+//! alternates the client runs and the round trips with the Rust library's own, so that
+//! every pair shares the machine's state. The Python package must be installed for that
+//! interpreter (`pip install .`); where it is not, the figures are left out with a note.
+
+use anyhow::{Context, bail};
+use soam_client::ConnectOptions;
+use std::path::Path;
+use std::process::Command;
+
+/// The script, as `contrib/bench/python_bench.py` has it.
+const SCRIPT: &str = include_str!("../../../contrib/bench/python_bench.py");
+
+/// The pure-Python no-op service `pysvc` runs (the agent gives it `soam.service`).
+pub const PYSVC_PROFILE: &str = "application: pysvc\nservices:\n  - name: noop\n    command: [\"python3\", \"-c\", \"from soam.service import Service\\nclass Noop(Service):\\n    def on_invoke(self, data):\\n        return b''\\nNoop().run()\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n";
+
+fn python() -> String {
+    std::env::var("SOAM_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Why the Python figures cannot be taken here, if they cannot.
+pub fn unavailable() -> Option<String> {
+    let py = python();
+    match Command::new(&py).args(["-c", "import soam._native, soamapi"]).output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "the soam Python package is not installed for {py} (pip install . in the checkout): {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()
+        )),
+        Err(e) => Some(format!("cannot run {py}: {e}")),
+    }
+}
+
+/// One run of the script: its JSON object.
+fn run(home: &Path, kind: &str, n: usize) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let o = Command::new(python())
+        .args(["-c", SCRIPT, kind, &n.to_string()])
+        .env("SOAM_HOME", home)
+        .env("SOAM_NO_AUTOSTART", "1")
+        .env_remove("SOAM_SOCKET")
+        .output()
+        .with_context(|| format!("cannot run {}", python()))?;
+    if !o.status.success() {
+        bail!("python_bench.py {kind} {n} failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).context("python_bench.py printed no JSON")?;
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        other => bail!("python_bench.py printed {other}"),
+    }
+}
+
+fn key(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> anyhow::Result<f64> {
+    m.get(k)
+        .and_then(|v| v.as_f64())
+        .with_context(|| format!("python_bench.py gave no {k}"))
+}
+
+/// How much each measurement does.
+pub struct Sizes {
+    pub client_tasks: usize,
+    pub soamapi_tasks: usize,
+    pub service_tasks: usize,
+    pub latency_rounds: usize,
+    pub runs: usize,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                client_tasks: 20_000,
+                soamapi_tasks: 5_000,
+                service_tasks: 20_000,
+                latency_rounds: 300,
+                runs: 1,
+            }
+        } else {
+            Sizes {
+                client_tasks: 500_000,
+                soamapi_tasks: 200_000,
+                service_tasks: 400_000,
+                latency_rounds: 5_000,
+                runs: 3,
+            }
+        }
+    }
+}
+
+/// The Python figures, with the Rust client's in the same runs: (key, value, target, met).
+pub fn figures(
+    home: &Path,
+    opts: &ConnectOptions,
+    rt: &tokio::runtime::Runtime,
+    sizes: &Sizes,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Vec<crate::soambench::Figure>> {
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    say("Python client against the Rust client, alternating");
+    let (mut py, mut rust) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.runs {
+        rust.push(rt.block_on(crate::soambench::throughput(opts, "bench", None, sizes.client_tasks))?);
+        py.push(key(&run(home, "client", sizes.client_tasks)?, "python_client_tasks_per_s")?);
+    }
+    let (py_client, rust_client) = (median(&mut py), median(&mut rust));
+    say("soamapi with a Message subclass");
+    let mut api: Vec<f64> = (0..sizes.runs)
+        .map(|_| key(&run(home, "soamapi", sizes.soamapi_tasks)?, "python_soamapi_tasks_per_s"))
+        .collect::<anyhow::Result<_>>()?;
+    say("pure-Python service instances");
+    let mut svc: Vec<f64> = (0..sizes.runs)
+        .map(|_| key(&run(home, "service", sizes.service_tasks)?, "python_service_tasks_per_s"))
+        .collect::<anyhow::Result<_>>()?;
+    say("one task's round trip, Python and Rust alternating");
+    let (mut py50, mut py99, mut rust50) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..sizes.runs {
+        let mut samples = Vec::with_capacity(sizes.latency_rounds);
+        rt.block_on(async {
+            let mut l = crate::soambench::Latency::open(opts).await?;
+            l.rounds(1, &mut Vec::new()).await?;
+            l.rounds(sizes.latency_rounds, &mut samples).await?;
+            l.close().await
+        })?;
+        rust50.push(median(&mut samples));
+        let m = run(home, "latency", sizes.latency_rounds)?;
+        py50.push(key(&m, "python_latency_p50_us")?);
+        py99.push(key(&m, "python_latency_p99_us")?);
+    }
+    let (p50, r50) = (median(&mut py50), median(&mut rust50));
+    let (api, svc, p99) = (median(&mut api), median(&mut svc), median(&mut py99));
+    Ok(vec![
+        ("python_client_tasks_per_s", py_client, ">= 600000", py_client >= 600_000.0),
+        ("python_client_rust_same_run_tasks_per_s", rust_client, "", true),
+        (
+            "python_client_vs_rust_ratio",
+            py_client / rust_client,
+            ">= 0.5",
+            py_client / rust_client >= 0.5,
+        ),
+        ("python_soamapi_tasks_per_s", api, ">= 100000", api >= 100_000.0),
+        ("python_service_tasks_per_s", svc, ">= 200000", svc >= 200_000.0),
+        ("python_latency_p50_us", p50, "", true),
+        ("python_latency_p99_us", p99, "", true),
+        ("python_latency_rust_same_run_p50_us", r50, "", true),
+        ("python_latency_p50_vs_rust", p50 / r50, "", true),
+    ])
+}
