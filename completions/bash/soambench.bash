@@ -23,7 +23,7 @@ _soambench() {
 
     case "${cmd}" in
         soambench)
-            opts="-h -V --json --quick --slots --scale --attack --client --big --floor --help --version"
+            opts="-h -V --json --quick --slots --scale --attack --client --big --floor --python --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

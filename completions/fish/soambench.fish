@@ -6,5 +6,6 @@ complete -c soambench -l attack -d 'Instead: agent memory and a normal client\'s
 complete -c soambench -l client -d 'Instead: throughput through the session library against raw requests (alternating runs), and how fast the offline journal is written and replayed'
 complete -c soambench -l big -d 'Instead: one session of 10,000,000 tasks run and collected (the agent\'s peak memory), and a restart with 10,000,000 recoverable tasks pending'
 complete -c soambench -l floor -d 'Instead: only one task\'s latency and 1 MiB payloads, each against its floor'
+complete -c soambench -l python -d 'Instead: only the Python package\'s figures (its client, soamapi, pure-Python service instances, a round trip), each run in turn with the Rust client\'s; needs the package installed for python3 (pip install .) or SOAM_PYTHON'
 complete -c soambench -s h -l help -d 'Print help'
 complete -c soambench -s V -l version -d 'Print version'
