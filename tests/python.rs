@@ -124,3 +124,92 @@ with soam.connect().create_session("sampleApp", common_data=b"venv ") as s:
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['venv ok']");
 }
+
+/// Every CPython 3.9 or later on this machine (on PATH as python3.N, or under pyenv),
+/// as (version, interpreter).
+fn cpythons() -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let mut candidates: Vec<PathBuf> = (9..=15).map(|m| PathBuf::from(format!("python3.{m}"))).collect();
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
+    if let Some(versions) = pyenv.map(|p| p.join("versions"))
+        && let Ok(rd) = std::fs::read_dir(versions)
+    {
+        candidates.extend(rd.flatten().map(|e| e.path().join("bin/python3")));
+    }
+    for c in candidates {
+        let Ok(o) = Command::new(&c)
+            .args([
+                "-c",
+                "import sys, venv; print('%d.%d' % sys.version_info[:2], sys.implementation.name)",
+            ])
+            .output()
+        else {
+            continue;
+        };
+        let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let Some((v, imp)) = out.split_once(' ') else { continue };
+        let minor: u32 = v.strip_prefix("3.").and_then(|m| m.parse().ok()).unwrap_or(0);
+        if o.status.success() && imp == "cpython" && minor >= 9 && !found.iter().any(|(f, _)| f == v) {
+            found.push((v.to_string(), c));
+        }
+    }
+    found.sort_by_key(|(v, _)| v.strip_prefix("3.").and_then(|m| m.parse::<u32>().ok()));
+    found
+}
+
+/// One wheel for every supported CPython: maturin builds it once (abi3), and it is
+/// installed into a venv of each CPython 3.9+ found here, each running a session and
+/// importing soamapi. Says which versions it ran on.
+#[test]
+fn one_wheel_serves_every_cpython_found_here() {
+    let maturin_ok = Command::new("maturin").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !maturin_ok {
+        skip("maturin is not installed (pip install maturin; .ci/run does)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let wheels = tmp.path().join("wheels");
+    let o = Command::new("maturin")
+        .args(["build", "--profile", "dev", "-q", "-o"])
+        .arg(&wheels)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "maturin build failed: {}", String::from_utf8_lossy(&o.stderr));
+    let built: Vec<PathBuf> = std::fs::read_dir(&wheels).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(built.len(), 1, "one wheel: {built:?}");
+    let wheel = &built[0];
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains("-cp39-abi3-"), "{name} is not an abi3 wheel for CPython 3.9+");
+    let mut env = Env::empty();
+    env.start_agent();
+    env.ok("soamreg", &[repo().join("profiles/sample.yaml").to_str().unwrap()]);
+    let pythons = cpythons();
+    assert!(!pythons.is_empty(), "no CPython 3.9+ found");
+    for (v, py) in &pythons {
+        let venv = tmp.path().join(format!("venv{v}"));
+        let st = Command::new(py).args(["-m", "venv"]).arg(&venv).status().unwrap();
+        assert!(st.success(), "venv for {v}");
+        let pip = Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index"])
+            .arg(wheel)
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        assert!(pip.status.success(), "pip install on {v}: {}", String::from_utf8_lossy(&pip.stderr));
+        let script = "import soam, soamapi\nwith soam.connect().create_session('sampleApp') as s:\n    s.submit(['x'])\n    print([o.data.decode() for o in s.outputs()])\n";
+        let o = Command::new(venv.join("bin/python"))
+            .args(["-c", script])
+            .env("SOAM_HOME", env.home.path())
+            .env("SOAM_NO_AUTOSTART", "1")
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "CPython {v}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['x']", "CPython {v}");
+    }
+    let versions: Vec<&str> = pythons.iter().map(|(v, _)| v.as_str()).collect();
+    eprintln!("{name} ran a session on CPython {}", versions.join(", "));
+}

@@ -18,21 +18,32 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 use soam_client::ClientError;
 use soam_proto::msg::ErrorKind;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// The process's runtime: one worker thread (the pumps and the connections' reader and
 /// writer tasks are all I/O; a second thread would only contend with Python for a core).
+/// A forked child (multiprocessing) inherits the parent's runtime without its threads:
+/// it makes its own, and leaves the parent's copy alone (dropping it would wait for
+/// threads that do not exist there).
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("soam-client")
-            .enable_all()
-            .on_thread_start(block_signals)
-            .build()
-            .expect("the soam client runtime could not start")
-    })
+    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut g = RT.lock().unwrap_or_else(|e| e.into_inner());
+    match *g {
+        Some((p, rt)) if p == pid => rt,
+        _ => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("soam-client")
+                .enable_all()
+                .on_thread_start(block_signals)
+                .build()
+                .expect("the soam client runtime could not start");
+            let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+            *g = Some((pid, rt));
+            rt
+        }
+    }
 }
 
 /// Blocks every signal in a library thread: the program's signals (Ctrl-C above all) go to

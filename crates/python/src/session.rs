@@ -339,6 +339,8 @@ fn take(py: Python<'_>, shared: &Arc<Shared>, max: usize, timeout: Option<f64>, 
 /// One session held by this program.
 #[pyclass(frozen, module = "soam._native")]
 pub struct NativeSession {
+    /// The process that made it: its pump runs there only.
+    pid: u32,
     info: SessionInfo,
     waiting: u64,
     shared: Arc<Shared>,
@@ -352,6 +354,7 @@ impl NativeSession {
         let (tx, rx) = mpsc::unbounded_channel();
         runtime().spawn(pump(s, shared.clone(), rx, ordered));
         NativeSession {
+            pid: std::process::id(),
             info,
             waiting,
             shared,
@@ -384,7 +387,25 @@ impl NativeSession {
         }
     }
 
+    /// Refuses a session used in a process forked after it was made: its pump and
+    /// connection are the parent's, and a wait for them would never end.
+    fn here(&self) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            return Ok(());
+        }
+        Err(raise(
+            "SoamError",
+            "other",
+            format!(
+                "session {} belongs to process {}, not to this forked one; connect and open it again here",
+                self.address(),
+                self.pid
+            ),
+        ))
+    }
+
     fn send(&self, c: Cmd) -> PyResult<()> {
+        self.here()?;
         self.cmds.send(c).map_err(|_| self.gone())
     }
 
@@ -529,6 +550,7 @@ impl NativeSession {
     /// returns its sequence number, for `task_id`. Raises a refusal of an earlier staged
     /// submission not reported yet (once).
     fn stage(&self, data: &Bound<'_, PyBytes>) -> PyResult<u64> {
+        self.here()?;
         if let Some(e) = self.shared.sent.lock().unwrap().unreported.take() {
             return Err(to_py(e));
         }
@@ -546,6 +568,7 @@ impl NativeSession {
 
     /// The task id of staged input `seq`, waiting (GIL released) until it is submitted.
     fn task_id(&self, py: Python<'_>, seq: u64) -> PyResult<u64> {
+        self.here()?;
         loop {
             let r = py.detach(|| {
                 let sent = self.shared.sent.lock().unwrap();
@@ -565,6 +588,7 @@ impl NativeSession {
     /// Waits (GIL released) until every input staged so far has been submitted or
     /// refused, or the session is gone.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.here()?;
         let target = {
             let st = self.shared.staged.lock().unwrap();
             st.first_seq + st.inputs.len() as u64
@@ -633,6 +657,7 @@ impl OutputIter {
     /// The next output, waiting up to `timeout` (None: as long as it takes).
     fn step(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Step> {
         let session = self.session.get();
+        session.here()?;
         {
             let mut b = self.cur.lock().unwrap();
             if let Some(o) = b.items.next() {

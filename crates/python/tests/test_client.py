@@ -281,3 +281,34 @@ def test_update_reaches_the_instances(agent: Agent) -> None:
         got = {o.task: o.data for o in s.outputs()}
     assert got[2] == b"v2y"
     assert got[3].decode().endswith("enter:v1,update:v2")
+
+
+def test_a_forked_child_connects_on_its_own_and_cannot_use_the_parent_s_session(echo: Agent) -> None:
+    # multiprocessing's fork start method: the child inherits the library without its
+    # threads. It makes its own; the parent's session is refused there, not hung on.
+    s = soam.connect().create_session("echo", type="Keep")
+    s.submit([b"parent"])
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(r)
+            try:
+                s.submit([b"from the child"])
+                msg = "used the parent's session"
+            except soam.SoamError as e:
+                msg = "refused: " + str(e)
+            with soam.connect().create_session("echo") as mine:
+                mine.submit([b"child"])
+                msg += " | " + ",".join(o.data.decode() for o in mine.outputs())
+            os.write(w, msg.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode()
+    os.waitpid(pid, 0)
+    assert msg.startswith("refused: session echo:") and "forked" in msg, msg
+    assert msg.endswith(" | child"), msg
+    assert [o.data for o in s.outputs()] == [b"parent"]
+    s.close()
