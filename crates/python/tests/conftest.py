@@ -32,6 +32,14 @@ def bin_path(name: str) -> str:
     return found
 
 
+def skip(why: str) -> None:
+    """Skips the test, saying why; under SOAM_TEST_NO_SKIP=1 (CI) that is a failure, as
+    for the Rust tests (docs/testing.md)."""
+    if os.environ.get("SOAM_TEST_NO_SKIP") == "1":
+        pytest.fail(f"would skip ({why}), but SOAM_TEST_NO_SKIP=1 says every test must run here")
+    pytest.skip(why)
+
+
 def wait_for(what: str, cond: Callable[[], object], secs: float = 15.0) -> object:
     end = time.monotonic() + secs
     while True:
@@ -46,9 +54,10 @@ def wait_for(what: str, cond: Callable[[], object], secs: float = 15.0) -> objec
 class Agent:
     """A running soamd under ``home``; ``run`` runs a command against it."""
 
-    def __init__(self, home: Path, slots: int = 2) -> None:
+    def __init__(self, home: Path, slots: int = 2, shared: bool = False) -> None:
         self.home = home
         self.slots = slots
+        self.shared = shared
         self.proc: Optional[subprocess.Popen] = None
         self.env = dict(os.environ, SOAM_HOME=str(home), SOAM_NO_AUTOSTART="1")
         self.env.pop("SOAM_SOCKET", None)
@@ -60,7 +69,7 @@ class Agent:
     def start(self) -> None:
         log = open(self.home / "agent.log", "ab")
         self.proc = subprocess.Popen(
-            [bin_path("soamd"), "--slots", str(self.slots)],
+            [bin_path("soamd"), "--slots", str(self.slots), *(["--shared"] if self.shared else [])],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
