@@ -620,7 +620,7 @@ mod tests {
             state: State::Open,
             kind: "Batch",
             types: vec!["".into(), "Keep".into()],
-            ok: id % 2 == 0,
+            ok: id.is_multiple_of(2),
             delta: -2,
             run_s: 1.5,
             at_ms: Some(5),

@@ -65,7 +65,7 @@ fn config(opts: &ConnectOptions, direct: bool, ping: Option<f64>, reconnect: Opt
     let mut cfg = SessionConfig::new(opts.clone());
     cfg.direct = direct;
     let secs = |v: f64, what: &str| {
-        if v.is_finite() && v >= 0.0 && v <= 86_400.0 {
+        if (0.0..=86_400.0).contains(&v) {
             Ok(Duration::from_secs_f64(v))
         } else {
             Err(PyValueError::new_err(format!("{what} must be 0 to 86400 seconds, not {v}")))
@@ -762,6 +762,22 @@ impl OutputIter {
     }
 }
 
+/// Counts an accepted submission as this program's (for `St::finished`); in ordered
+/// mode, outputs are released from the first one's first task.
+fn submitted(shared: &Shared, r: &Result<Submitted, ClientError>, ordered: bool, reorder: &mut Option<Reorder>) {
+    let Ok(sub) = r else { return };
+    if sub.count == 0 {
+        return;
+    }
+    let mut st = shared.st.lock().unwrap();
+    st.submitted += sub.count;
+    st.first_mine = Some(st.first_mine.map_or(sub.first, |f| f.min(sub.first)));
+    st.drained = false;
+    if ordered && reorder.is_none() {
+        *reorder = Some(Reorder::new(Some(sub.first)));
+    }
+}
+
 /// The session's pump: Python's commands and the session's events, one at a time.
 async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>, ordered: bool) {
     let mut reorder: Option<Reorder> = None;
@@ -781,15 +797,7 @@ async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiv
                 let n = inputs.len() as u64;
                 shared.st.lock().unwrap().drained = false;
                 let r = s.submit(inputs).await;
-                if let Ok(sub) = &r && sub.count > 0 {
-                    let mut st = shared.st.lock().unwrap();
-                    st.submitted += sub.count;
-                    st.first_mine = Some(st.first_mine.map_or(sub.first, |f| f.min(sub.first)));
-                    st.drained = false;
-                    if ordered && reorder.is_none() {
-                        reorder = Some(Reorder::new(Some(sub.first)));
-                    }
-                }
+                submitted(&shared, &r, ordered, &mut reorder);
                 let mut sent = shared.sent.lock().unwrap();
                 if let Err(e) = &r {
                     sent.unreported = Some(e.clone());
@@ -806,15 +814,7 @@ async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiv
                 Some(Cmd::Submit { inputs, reply }) => {
                     shared.st.lock().unwrap().drained = false;
                     let r = s.submit(inputs).await;
-                    if let Ok(sub) = &r && sub.count > 0 {
-                        let mut st = shared.st.lock().unwrap();
-                        st.submitted += sub.count;
-                        st.first_mine = Some(st.first_mine.map_or(sub.first, |f| f.min(sub.first)));
-                        st.drained = false;
-                        if ordered && reorder.is_none() {
-                            reorder = Some(Reorder::new(Some(sub.first)));
-                        }
-                    }
+                    submitted(&shared, &r, ordered, &mut reorder);
                     let _ = reply.send(r);
                 }
                 Some(Cmd::Ack(ids)) => s.ack_ids(ids),
