@@ -1,7 +1,7 @@
 """The Python figures of soambench (issue 37's targets): soambench runs this with the
 agent it started (SOAM_HOME) and the applications it registered, and prints what it prints.
 
-    python3 contrib/bench/python_bench.py KIND TASKS   # one run, one JSON object
+    python3 contrib/bench/python_bench.py KIND TASKS [APP]   # one run, one JSON object
 
 KIND:
   client   TASKS empty tasks submitted at once and collected (``for o in s.outputs()``)
@@ -9,8 +9,9 @@ KIND:
   soamapi  TASKS tasks of a soamapi.Message subclass sent from 8 threads with
            send_task_input, then fetched with fetch_task_output and each output read with
            populate_task_output, on app ``echo`` (the Rust echo service): tasks/s;
-  service  TASKS empty tasks through app ``pysvc``, whose instances are the pure-Python
-           no-op service (soam.service), submitted and collected by the soam client: tasks/s;
+  service  TASKS empty tasks through app APP (default ``pysvc``, whose instances are the
+           pure-Python no-op service on soam.service; ``pyraw``: the hand-written
+           profiles/services/raw_echo.py), submitted and collected by the soam client: tasks/s;
   latency  TASKS round trips of one task (submit, output, acknowledged) on app ``bench``
            after a warm-up task: the median and 99th percentile in microseconds.
 Times are wall clock from the first submit to the last output.
@@ -91,16 +92,16 @@ def soamapi_run(n: int) -> dict:
     return {"python_soamapi_tasks_per_s": n / secs}
 
 
-def service(n: int) -> dict:
+def service(n: int, app: str = "pysvc") -> dict:
     import soam
 
     with soam.connect(name="python_bench") as agent:
         # A first session starts the instances, so that their start is not timed.
-        with agent.create_session("pysvc") as warm:
+        with agent.create_session(app) as warm:
             warm.submit([b""] * 1000)
             for _ in warm.outputs():
                 pass
-        s = agent.create_session("pysvc")
+        s = agent.create_session(app)
         t0 = time.perf_counter()
         s.submit([b""] * n)
         got = sum(1 for _ in s.outputs())
@@ -135,6 +136,9 @@ def latency(n: int) -> dict:
 
 def main() -> int:
     kind, n = sys.argv[1], int(sys.argv[2])
+    if kind == "service" and len(sys.argv) > 3:
+        print(json.dumps(service(n, sys.argv[3])))
+        return 0
     fn = {"client": client, "soamapi": soamapi_run, "service": service, "latency": latency}[kind]
     print(json.dumps(fn(n)))
     return 0

@@ -3,8 +3,8 @@
 //! with the Rust client in the same run.
 //!
 //! Data flow: soambench has started its agent and registered `bench` (the Rust no-op
-//! service), `echo` (the Rust echo service) and `pysvc` (a pure-Python no-op service on
-//! `soam.service`). [`figures`] runs `contrib/bench/python_bench.py` (compiled in, run
+//! service), `echo` (the Rust echo service), `pysvc` (a pure-Python no-op service on
+//! `soam.service`) and `pyraw` (profiles/services/raw_echo.py, the protocol by hand). [`figures`] runs `contrib/bench/python_bench.py` (compiled in, run
 //! with `python3 -c`, or `SOAM_PYTHON`) against that agent once per kind and run, and
 //! alternates the client runs and the round trips with the Rust library's own, so that
 //! every pair shares the machine's state. The Python package must be installed for that
@@ -20,6 +20,24 @@ const SCRIPT: &str = include_str!("../../../contrib/bench/python_bench.py");
 
 /// The pure-Python no-op service `pysvc` runs (the agent gives it `soam.service`).
 pub const PYSVC_PROFILE: &str = "application: pysvc\nservices:\n  - name: noop\n    command: [\"python3\", \"-c\", \"from soam.service import Service\\nclass Noop(Service):\\n    def on_invoke(self, data):\\n        return b''\\nNoop().run()\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n";
+
+/// The hand-written Python service (profiles/services/raw_echo.py, which speaks the
+/// protocol itself), for `pyraw`: what `soam.service` is measured against.
+const RAW_ECHO: &str = include_str!("../../../profiles/services/raw_echo.py");
+
+/// Writes `pysvc.yaml`, `pyraw.yaml` and the raw service into soambench's home.
+pub fn write_profiles(home: &Path) -> std::io::Result<()> {
+    std::fs::write(home.join("pysvc.yaml"), PYSVC_PROFILE)?;
+    let raw = home.join("raw_echo.py");
+    std::fs::write(&raw, RAW_ECHO)?;
+    std::fs::write(
+        home.join("pyraw.yaml"),
+        format!(
+            "application: pyraw\nservices:\n  - name: raw\n    command: [\"python3\", \"{}\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
+            raw.display()
+        ),
+    )
+}
 
 fn python() -> String {
     std::env::var("SOAM_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -40,8 +58,15 @@ pub fn unavailable() -> Option<String> {
 
 /// One run of the script: its JSON object.
 fn run(home: &Path, kind: &str, n: usize) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    run_with(home, &[kind, &n.to_string()])
+}
+
+fn run_with(home: &Path, args: &[&str]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let kind = args[0];
+    let n = args.get(1).copied().unwrap_or_default();
     let o = Command::new(python())
-        .args(["-c", SCRIPT, kind, &n.to_string()])
+        .args(["-c", SCRIPT])
+        .args(args)
         .env("SOAM_HOME", home)
         .env("SOAM_NO_AUTOSTART", "1")
         .env_remove("SOAM_SOCKET")
@@ -117,10 +142,13 @@ pub fn figures(
     let mut api: Vec<f64> = (0..sizes.runs)
         .map(|_| key(&run(home, "soamapi", sizes.soamapi_tasks)?, "python_soamapi_tasks_per_s"))
         .collect::<anyhow::Result<_>>()?;
-    say("pure-Python service instances");
-    let mut svc: Vec<f64> = (0..sizes.runs)
-        .map(|_| key(&run(home, "service", sizes.service_tasks)?, "python_service_tasks_per_s"))
-        .collect::<anyhow::Result<_>>()?;
+    say("pure-Python service instances, on soam.service and hand-written, alternating");
+    let (mut svc, mut raw) = (Vec::new(), Vec::new());
+    let n = sizes.service_tasks.to_string();
+    for _ in 0..sizes.runs {
+        svc.push(key(&run_with(home, &["service", &n, "pysvc"])?, "python_service_tasks_per_s")?);
+        raw.push(key(&run_with(home, &["service", &n, "pyraw"])?, "python_service_tasks_per_s")?);
+    }
     say("one task's round trip, Python and Rust alternating");
     let (mut py50, mut py99, mut rust50) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..sizes.runs {
@@ -137,7 +165,7 @@ pub fn figures(
         py99.push(key(&m, "python_latency_p99_us")?);
     }
     let (p50, r50) = (median(&mut py50), median(&mut rust50));
-    let (api, svc, p99) = (median(&mut api), median(&mut svc), median(&mut py99));
+    let (api, svc, raw, p99) = (median(&mut api), median(&mut svc), median(&mut raw), median(&mut py99));
     Ok(vec![
         ("python_client_tasks_per_s", py_client, ">= 600000", py_client >= 600_000.0),
         ("python_client_rust_same_run_tasks_per_s", rust_client, "", true),
@@ -149,6 +177,8 @@ pub fn figures(
         ),
         ("python_soamapi_tasks_per_s", api, ">= 100000", api >= 100_000.0),
         ("python_service_tasks_per_s", svc, ">= 200000", svc >= 200_000.0),
+        ("python_raw_service_tasks_per_s", raw, "", true),
+        ("python_service_vs_raw_ratio", svc / raw, ">= 1", svc >= raw),
         ("python_latency_p50_us", p50, "", true),
         ("python_latency_p99_us", p99, "", true),
         ("python_latency_rust_same_run_p50_us", r50, "", true),

@@ -491,7 +491,7 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
         svc.display()
     );
     std::fs::write(home.join("echo.yaml"), echo)?;
-    std::fs::write(home.join("pysvc.yaml"), crate::bench_python::PYSVC_PROFILE)?;
+    crate::bench_python::write_profiles(home)?;
     std::fs::write(
         home.join("exec.yaml"),
         "application: exec\nservices:\n  - name: true\n    mode: exec\n    command: [\"true\"]\nsessionTypes:\n  - name: \"\"\n    persistTaskHistory: none\n",
@@ -501,7 +501,7 @@ fn write_profiles(home: &Path, bin_dir: &Path) -> anyhow::Result<()> {
 
 async fn register(opts: &ConnectOptions, home: &Path) -> anyhow::Result<()> {
     let c = Client::connect(opts).await?;
-    for f in ["bench.yaml", "exec.yaml", "echo.yaml", "pysvc.yaml"] {
+    for f in ["bench.yaml", "exec.yaml", "echo.yaml", "pysvc.yaml", "pyraw.yaml"] {
         let p = home.join(f);
         c.call(Request::RegisterApp {
             profile: std::fs::read_to_string(&p)?,
