@@ -18,7 +18,27 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 use soam_client::ClientError;
 use soam_proto::msg::ErrorKind;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Forks since the module was loaded, as seen by this process: a child made by `fork`
+/// counts one more than its parent did at that moment. Read on every call that may use
+/// the runtime or a session, so it is an atomic, not `getpid` (a system call each time).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This process's generation (see [`FORKS`]).
+pub(crate) fn generation() -> u64 {
+    static HOOK: Once = Once::new();
+    // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
+    HOOK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(forked_child));
+    });
+    FORKS.load(Ordering::Relaxed)
+}
 
 /// The process's runtime: one worker thread (the pumps and the connections' reader and
 /// writer tasks are all I/O; a second thread would only contend with Python for a core).
@@ -26,11 +46,11 @@ use std::sync::Mutex;
 /// it makes its own, and leaves the parent's copy alone (dropping it would wait for
 /// threads that do not exist there).
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
-    let pid = std::process::id();
+    static RT: Mutex<Option<(u64, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let now = generation();
     let mut g = RT.lock().unwrap_or_else(|e| e.into_inner());
     match *g {
-        Some((p, rt)) if p == pid => rt,
+        Some((made, rt)) if made == now => rt,
         _ => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -40,7 +60,7 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
                 .build()
                 .expect("the soam client runtime could not start");
             let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
-            *g = Some((pid, rt));
+            *g = Some((now, rt));
             rt
         }
     }

@@ -339,8 +339,10 @@ fn take(py: Python<'_>, shared: &Arc<Shared>, max: usize, timeout: Option<f64>, 
 /// One session held by this program.
 #[pyclass(frozen, module = "soam._native")]
 pub struct NativeSession {
-    /// The process that made it: its pump runs there only.
+    /// The process that made it (its pid, and its generation: `crate::generation`): its
+    /// pump runs there only.
     pid: u32,
+    generation: u64,
     info: SessionInfo,
     waiting: u64,
     shared: Arc<Shared>,
@@ -355,6 +357,7 @@ impl NativeSession {
         runtime().spawn(pump(s, shared.clone(), rx, ordered));
         NativeSession {
             pid: std::process::id(),
+            generation: crate::generation(),
             info,
             waiting,
             shared,
@@ -390,7 +393,7 @@ impl NativeSession {
     /// Refuses a session used in a process forked after it was made: its pump and
     /// connection are the parent's, and a wait for them would never end.
     fn here(&self) -> PyResult<()> {
-        if std::process::id() == self.pid {
+        if crate::generation() == self.generation {
             return Ok(());
         }
         Err(raise(
