@@ -264,6 +264,10 @@ struct St {
     first_mine: Option<u64>,
     /// The agent said nothing is pending or running and every output was sent.
     drained: bool,
+    /// Python threads waiting on `Shared::cv`: the pump wakes them only if there are any
+    /// (a notify is a system call even with nobody waiting, and the pump has one to make
+    /// for every frame of outputs while the program is busy with the last one).
+    waiters: u32,
     end: Option<End>,
 }
 
@@ -304,7 +308,9 @@ impl Shared {
             if now >= deadline {
                 return None;
             }
+            st.waiters += 1;
             st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st.waiters -= 1;
         }
     }
 
@@ -852,8 +858,11 @@ async fn pump(mut s: Session, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiv
                     } else {
                         st.queue.extend(v);
                     }
+                    let wake = st.waiters > 0;
                     drop(st);
-                    shared.cv.notify_all();
+                    if wake {
+                        shared.cv.notify_all();
+                    }
                 }
                 Ok(Next::Drained) => {
                     let mut st = shared.st.lock().unwrap();
