@@ -67,11 +67,11 @@ fn stale_socket_from_a_killed_agent_is_replaced() {
 #[test]
 fn commands_start_the_agent_on_demand() {
     let env = Env::empty();
-    let mut c = env.cmd("soamcontrol");
-    c.env_remove("SOAM_NO_AUTOSTART").args(["agent", "status", "--json"]);
+    let mut c = env.cmd("soamview");
+    c.env_remove("SOAM_NO_AUTOSTART").args(["app", "--json"]);
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let st = env.json("soamcontrol", &["agent", "status"]);
     let pid = st["pid"].as_u64().unwrap() as i32;
     env.ok("soamcontrol", &["agent", "shutdown"]);
     wait_for(10, "autostarted agent to exit", || {
@@ -292,4 +292,26 @@ fn a_task_lost_from_the_store_comes_back_canceled_in_its_place() {
     env.ok("soamcontrol", &["session", "resume", &sess]);
     let out = env.ok("soamsession", &["reopen", &sess]);
     assert!(out.contains("one") && out.contains("three") && !out.contains("two"), "{out}");
+}
+
+#[test]
+fn looking_at_the_agent_or_stopping_it_never_starts_one() {
+    let env = Env::empty();
+    for args in [&["agent", "status"][..], &["agent", "status", "--json"], &["agent", "shutdown"]] {
+        let o = env.cmd("soamcontrol").env_remove("SOAM_NO_AUTOSTART").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no agent answers"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // The log is read from the data folder: no agent needed, none started.
+    let o = env
+        .cmd("soamcontrol")
+        .env_remove("SOAM_NO_AUTOSTART")
+        .args(["agent", "log"])
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some());
+    assert!(!env.socket().exists(), "an agent was started");
 }

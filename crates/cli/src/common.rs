@@ -24,6 +24,16 @@ impl Conn {
         crate::session::sync::replay_quietly(&opts).await;
         Ok(Client::connect(&opts).await?)
     }
+
+    /// As [`Conn::connect`], to an agent already running: never starts one. For the
+    /// commands that only look at the agent or stop it (`soamcontrol agent status`,
+    /// `agent shutdown`), which must tell a user whether one was running.
+    pub async fn connect_running(&self, client_name: &str) -> anyhow::Result<Client> {
+        let mut opts = self.options(client_name);
+        opts.autostart = false;
+        crate::session::sync::replay_quietly(&opts).await;
+        Ok(Client::connect(&opts).await?)
+    }
 }
 
 /// Exit codes every command shares (listed in each `--help` and man page).

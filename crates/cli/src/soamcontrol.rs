@@ -111,7 +111,8 @@ pub enum TaskCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCmd {
-    /// Version, pid, uptime, slots, store path
+    /// Version, pid, uptime, slots, store path of the running agent; never starts one
+    /// (none running: exit 3)
     Status,
     /// The agent's log (service stderr included, as "service APP/INSTANCE: ..."), read
     /// from its data folder: works when the agent is down
@@ -123,7 +124,8 @@ pub enum AgentCmd {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Stop the agent cleanly; waits until it has stopped
+    /// Stop the running agent cleanly; waits until it has stopped. Never starts one
+    /// (none running: exit 3)
     Shutdown {
         /// Return once the agent has accepted the request, without waiting for it to stop
         #[arg(long)]
@@ -142,6 +144,8 @@ pub fn main() -> i32 {
         // Each act connects for itself: reading the log must work with no agent.
         let conn = args.conn;
         let connect = || conn.connect("soamcontrol");
+        // Looking at the agent or stopping it never starts one.
+        let running = || conn.connect_running("soamcontrol");
         match args.what {
             What::App { action } => {
                 let client = connect().await?;
@@ -213,7 +217,7 @@ pub fn main() -> i32 {
                 tokio::task::spawn_blocking(move || crate::agentlog::show(&path, lines, follow)).await??;
             }
             What::Agent { action: AgentCmd::Status } => {
-                let client = connect().await?;
+                let client = running().await?;
                 let s = status(&client).await?;
                 if json {
                     print_json(&StatusRow(s))?;
@@ -232,7 +236,7 @@ pub fn main() -> i32 {
             What::Agent {
                 action: AgentCmd::Shutdown { no_wait, timeout },
             } => {
-                let client = connect().await?;
+                let client = running().await?;
                 let pid = status(&client).await?.pid;
                 client.call(Request::Shutdown).await?;
                 drop(client);
