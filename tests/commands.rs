@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 fn json_of(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
@@ -345,4 +345,17 @@ fn errors_suggest_the_name_meant_and_submit_says_it_reads_the_terminal() {
     let o = env.run_stdin("soamsession", &["submit", "--app", "sampleApp"], "x\n");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "x\n");
     assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn soam_worker_answers_help_and_says_it_is_not_run_by_hand() {
+    let worker = env!("CARGO_BIN_EXE_soam-worker");
+    let o = Command::new(worker).arg("--help").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("soamd starts it as a job step"));
+    let o = Command::new(worker).arg("--bogus").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(worker).env_remove("SOAM_WORKER_CONNECT").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not by hand"));
 }
