@@ -263,3 +263,22 @@ fn a_listing_of_many_pages_shows_every_session_once_in_order() {
     let ids: Vec<u64> = v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [7, 1007, 2007]);
 }
+
+#[test]
+fn an_empty_listing_says_where_else_to_look_and_without_a_header_prints_nothing() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    assert_eq!(env.ok("soamview", &["session"]), "(no open sessions; -a also lists ended ones)\n");
+    assert_eq!(
+        env.ok("soamview", &["session", "--state", "suspended"]),
+        "(no open session is suspended; -a also lists ended ones)\n"
+    );
+    assert_eq!(env.ok("soamview", &["session", "-a"]), "(none)\n");
+    // Only rows: `| wc -l` counts sessions.
+    assert_eq!(env.ok("soamview", &["session", "--no-header"]), "");
+    assert_eq!(env.ok("soamview", &["session", "-a", "--no-header"]), "");
+    let id = env.ok("soamsession", &["create", "--app", "a"]);
+    let rows = env.ok("soamview", &["session", "--no-header"]);
+    assert_eq!(rows.lines().count(), 1, "{rows}");
+    assert!(rows.contains(id.trim()), "{rows}");
+}

@@ -444,6 +444,9 @@ pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
     widths: Vec<usize>,
     /// The cells of the table rows not written yet; its buffers are kept after.
     grid: Grid,
+    /// What a table with no rows says (with a header; without one it says nothing, so
+    /// that `| wc -l` counts rows).
+    empty: String,
 }
 
 /// Table rows held before any is written: a listing up to this long prints as one
@@ -467,7 +470,14 @@ impl<W: Write> Paged<W> {
             widths: Vec::new(),
             grid: Grid::new(layout.cols.len()),
             layout,
+            empty: "(none)".into(),
         }
+    }
+
+    /// What an empty table says instead of "(none)": where else to look, say.
+    pub fn when_empty(mut self, text: impl Into<String>) -> Self {
+        self.empty = text.into();
+        self
     }
 
     /// Writes one page; `last` when no more follow. Rows may be made as they are
@@ -499,7 +509,10 @@ impl<W: Write> Paged<W> {
             }
             if self.rows == 0 && last {
                 if held == 0 {
-                    self.out.write_all(b"(none)\n")?;
+                    if self.layout.header {
+                        self.out.write_all(self.empty.as_bytes())?;
+                        self.out.write_all(b"\n")?;
+                    }
                 } else {
                     self.layout.render(&self.grid, &mut self.out)?;
                 }
@@ -779,6 +792,7 @@ mod tests {
             paged(std::slice::from_ref(&(1..1201)), false, true)
         );
         assert_eq!(paged(&[0..0, 0..0], false, true), "(none)\n");
+        assert_eq!(paged(&[0..0, 0..0], false, false), "", "no header: nothing but rows");
         assert_eq!(paged(&[0..0, 0..0], true, true).trim(), "[]");
         let bare = paged(&[1..3, 3..5], false, false);
         assert_eq!(bare.lines().count(), 4);

@@ -161,7 +161,13 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             orphaned,
             tag,
         } => {
-            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::SESSION_DEFAULT)?, json);
+            let empty = match (*all, state) {
+                (false, None) => "(no open sessions; -a also lists ended ones)".to_string(),
+                (false, Some(s)) => format!("(no open session is {s}; -a also lists ended ones)"),
+                (true, None) => "(none)".to_string(),
+                (true, Some(s)) => format!("(none is {s})"),
+            };
+            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::SESSION_DEFAULT)?, json).when_empty(empty);
             let q = SessionQuery {
                 app: app.clone(),
                 all: *all,
