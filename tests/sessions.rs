@@ -284,8 +284,18 @@ fn views_show_counts_and_tasks() {
         picked.split_whitespace().take(2).collect::<Vec<_>>(),
         [id.to_string().as_str(), "5"]
     );
-    let bad = env.fails("soamview", &["session", "-o", "id,bogus"]);
+    let bad = env.fails_with(2, "soamview", &["session", "-o", "id,bogus"]);
     assert!(bad.contains("unknown column 'bogus' (valid: app, id,"), "{bad}");
+    // The headers a table shows name their columns too, in any case; a near miss is a
+    // usage error that says what was meant.
+    let picked = env.ok("soamview", &["session", "a", "-o", "ID,pend,Err", "--no-header"]);
+    let (pend, err) = (s["pending"].to_string(), s["error"].to_string());
+    assert_eq!(
+        picked.split_whitespace().collect::<Vec<_>>(),
+        [id.to_string().as_str(), &pend, &err]
+    );
+    let bad = env.fails_with(2, "soamview", &["session", "-o", "stat"]);
+    assert!(bad.contains("did you mean 'state'?"), "{bad}");
     // JSON has every field the agent knows, the owner by name too.
     assert_eq!(s["owner_uid"], unsafe { libc::getuid() });
     assert!(s["owner"].as_str().is_some_and(|o| !o.is_empty()), "{s}");

@@ -36,6 +36,30 @@ impl Conn {
     }
 }
 
+/// Bad usage found after parsing (an unknown column name, say): exit 2, as clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The candidate closest to `typed`, if one is close enough to be what was meant (the
+/// distance clap uses for subcommands).
+pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let typed = typed.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro(&typed, &c.to_ascii_lowercase()), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 /// Exit codes every command shares (listed in each `--help` and man page).
 pub mod exit {
     pub const OK: i32 = 0;
@@ -74,6 +98,9 @@ pub mod exit {
     pub fn code(e: &anyhow::Error) -> i32 {
         use soam_client::ClientError;
         use soam_proto::msg::ErrorKind;
+        if e.chain().any(|c| c.is::<super::UsageError>()) {
+            return USAGE;
+        }
         match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
             Some(ClientError::NoAgent(_) | ClientError::Lost(_)) => UNREACHABLE,
             Some(ClientError::Refused {

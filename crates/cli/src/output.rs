@@ -200,7 +200,18 @@ impl Layout {
     /// The columns `args` chose among `R`'s, or `default` when it chose none; an unknown
     /// column is an error that lists the valid ones.
     pub fn new<R: Row>(args: &TableArgs, default: &[&str]) -> anyhow::Result<Layout> {
-        let find = |name: &str| R::COLUMNS.iter().find(|c| c.name == name).copied();
+        // A column by any name a user sees: its JSON key (a time's also with `_ms`) or its
+        // table header, in any case.
+        let find = |name: &str| {
+            R::COLUMNS
+                .iter()
+                .find(|c| {
+                    c.name.eq_ignore_ascii_case(name)
+                        || c.title.is_some_and(|t| t.eq_ignore_ascii_case(name))
+                        || (c.kind == Kind::Time && name.to_ascii_lowercase().strip_suffix("_ms") == Some(c.name))
+                })
+                .copied()
+        };
         let cols: Vec<Col> = if args.columns.iter().any(|c| c == "all") {
             R::COLUMNS.to_vec()
         } else if args.columns.is_empty() {
@@ -211,7 +222,14 @@ impl Layout {
                 .map(|n| {
                     find(n.trim()).ok_or_else(|| {
                         let valid: Vec<&str> = R::COLUMNS.iter().map(|c| c.name).collect();
-                        anyhow::anyhow!("unknown column '{n}' (valid: {}, or all)", valid.join(", "))
+                        let names = R::COLUMNS.iter().flat_map(|c| [Some(c.name), c.title]).flatten();
+                        let hint = crate::common::did_you_mean(n.trim(), names)
+                            .map(|m| format!("; did you mean '{}'?", m.to_ascii_lowercase()))
+                            .unwrap_or_default();
+                        anyhow::Error::new(crate::common::UsageError(format!(
+                            "unknown column '{n}'{hint} (valid: {}, or all)",
+                            valid.join(", ")
+                        )))
                     })
                 })
                 .collect::<anyhow::Result<_>>()?
@@ -730,8 +748,23 @@ mod tests {
             columns: vec!["task".into(), "stat".into()],
             no_header: false,
         };
-        let e = Layout::new::<T>(&args, &[]).unwrap_err().to_string();
-        assert_eq!(e, "unknown column 'stat' (valid: task, state, holder, nodes, at, or all)");
+        let e = Layout::new::<T>(&args, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown column 'stat'; did you mean 'state'? (valid: task, state, holder, nodes, at, or all)"
+        );
+        assert_eq!(crate::common::exit::code(&e), crate::common::exit::USAGE);
+        // Any name a user sees: the JSON key or the header, any case; a time also as `_ms`.
+        let args = TableArgs {
+            columns: vec!["TASK".into(), "State".into(), "at_MS".into()],
+            no_header: false,
+        };
+        assert_eq!(Layout::new::<T>(&args, &[]).unwrap().keys, ["task", "state", "at_ms"]);
+        let args = TableArgs {
+            columns: vec!["é_ms".into(), "xé".into()],
+            no_header: false,
+        };
+        assert!(Layout::new::<T>(&args, &[]).is_err(), "refused, never a panic");
     }
 
     #[test]
