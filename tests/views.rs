@@ -282,3 +282,30 @@ fn an_empty_listing_says_where_else_to_look_and_without_a_header_prints_nothing(
     assert_eq!(rows.lines().count(), 1, "{rows}");
     assert!(rows.contains(id.trim()), "{rows}");
 }
+
+/// A terminal that reports 0x0 (a pty nobody sized, as `script` makes one) has no known
+/// width: tables print whole, not squeezed into one-character columns.
+#[test]
+fn a_terminal_of_no_size_gets_whole_columns() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        skip("script (util-linux) is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    env.ok("soamsession", &["create", "--app", "a", "--name", "a-rather-long-session-name"]);
+    let cmd = format!("stty size; {} session", bin("soamview").display());
+    let o = std::process::Command::new("script")
+        .args(["-qc", &cmd, "/dev/null"])
+        .env("SOAM_HOME", env.home.path())
+        .env("SOAM_NO_AUTOSTART", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("SOAM_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("0 0"), "the pty is not 0x0: {text}");
+    assert!(text.contains("a-rather-long-session-name"), "{text}");
+    assert!(text.lines().any(|l| l.contains("NAME") && l.contains("STATE")), "{text}");
+}

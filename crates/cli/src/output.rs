@@ -196,6 +196,16 @@ pub struct Layout {
     fields: Option<Vec<usize>>,
 }
 
+/// The terminal's width on stdout, where it reports one. A terminal that reports 0
+/// columns (a pty nobody sized, as `script` makes) has no known width: fitting a table
+/// to it would squeeze every column to one character.
+fn terminal_columns() -> Option<u16> {
+    // SAFETY: TIOCGWINSZ fills the winsize it is given; a failure leaves it zeroed.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(ws.ws_col)
+}
+
 impl Layout {
     /// The columns `args` chose among `R`'s, or `default` when it chose none; an unknown
     /// column is an error that lists the valid ones.
@@ -250,7 +260,7 @@ impl Layout {
             kinds,
             header: !args.no_header,
             colour: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && out.is_terminal(),
-            fit: out.is_terminal(),
+            fit: out.is_terminal() && terminal_columns().is_some(),
             tz: local_zone(),
             now_ms: Timestamp::now().as_millisecond().max(0) as u64,
             shown: Default::default(),
