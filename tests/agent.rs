@@ -315,3 +315,10 @@ fn looking_at_the_agent_or_stopping_it_never_starts_one() {
     assert!(o.status.code().is_some());
     assert!(!env.socket().exists(), "an agent was started");
 }
+
+#[test]
+fn a_json_that_cannot_be_honoured_is_refused() {
+    let env = Env::empty();
+    let err = env.fails_with(2, "soamcontrol", &["agent", "log", "--json"]);
+    assert!(err.contains("agent log has no --json form"), "{err}");
+}

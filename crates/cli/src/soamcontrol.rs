@@ -212,6 +212,10 @@ pub fn main() -> i32 {
             What::Agent {
                 action: AgentCmd::Log { lines, follow },
             } => {
+                if json {
+                    // Refused rather than ignored: a script asking for JSON must not get text.
+                    return Err(crate::common::UsageError("agent log has no --json form: it prints the log's own lines".into()).into());
+                }
                 // Where this user's agent keeps it (SOAM_HOME or the XDG data folder).
                 let path = soam_proto::paths::Paths::from_env().log();
                 tokio::task::spawn_blocking(move || crate::agentlog::show(&path, lines, follow)).await??;
