@@ -361,3 +361,36 @@ fn progress_bar_on_a_terminal_only_and_watch_redraws() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert!(child.wait().unwrap().success(), "Ctrl-C ends --watch cleanly");
 }
+
+#[test]
+fn submit_says_which_task_ids_it_got_and_json_says_it_for_scripts() {
+    let env = Env::new();
+    env.register(
+        "p.yaml",
+        &Env::behave_profile("a", "", "  - name: Keep\n    onClientDisconnect: continue\n"),
+    );
+    let o = env.run(
+        "soamsession",
+        &["submit", "--app", "a", "--type", "Keep", "--task", "x", "--task", "y", "--detach"],
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("submitted tasks 1-2 to session a:1; collect them with: soamsession reopen a:1"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1\n");
+    // Into the same session: the next ids.
+    let o = env.run("soamsession", &["submit", "--session", "a:1", "--task", "z", "--detach", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"app": "a", "id": 1, "session": "a:1", "first_task": 3, "last_task": 3, "count": 1})
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("submitted task 3 to session a:1"));
+    // Attached, with --jsonl: the submission's object first, then one object a task.
+    let out = env.ok("soamsession", &["submit", "--session", "a:1", "--task", "w", "--json", "--jsonl"]);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["first_task"], 4);
+    assert!(lines[1..].iter().any(|l| l["task"] == 4 && l["state"] == "done"), "{out}");
+}

@@ -407,7 +407,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__submit)
-            opts="-h --app --type --session --direct --detach --offline-ok --input-file --input-dir --task --count --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
+            opts="-h --app --type --session --direct --detach --offline-ok --json --input-file --input-dir --task --count --output-dir --jsonl --ordered --progress --ping-interval --reconnect-timeout --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

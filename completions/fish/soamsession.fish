@@ -60,6 +60,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l socke
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l direct -d 'The session was created with --direct (FetchResultsDirectly)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l detach -d 'Submit, print the session, and leave without waiting for outputs'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l offline-ok -d 'If no agent can be reached, keep the submission in the offline journal (it is submitted at the next contact: soamsession sync) instead of failing'
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l json -d 'Once the tasks are accepted, print the submission as one JSON object on stdout (app, id, session, first_task, last_task, count), before any output; use with --detach or --jsonl so that stdout stays JSON'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l jsonl -d 'One JSON object per task: task, state, attempts, output or output_base64, error'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l ordered -d 'Write outputs in task order rather than as they come'
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l progress -d 'Show progress even when stdout is not a terminal: a bar if stderr is one, else a summary line a second on stderr'

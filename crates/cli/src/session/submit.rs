@@ -30,6 +30,11 @@ pub struct SubmitArgs {
     /// submitted at the next contact: soamsession sync) instead of failing
     #[arg(long)]
     pub offline_ok: bool,
+    /// Once the tasks are accepted, print the submission as one JSON object on stdout
+    /// (app, id, session, first_task, last_task, count), before any output; use with
+    /// --detach or --jsonl so that stdout stays JSON
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
@@ -110,10 +115,29 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
             return Err(e.into());
         }
     };
+    // The ids the tasks got, as a person and a script read them.
+    let range = match sub.count {
+        0 => "no tasks".to_string(),
+        1 => format!("task {}", sub.first),
+        n => format!("tasks {}-{}", sub.first, sub.first + n - 1),
+    };
+    if a.json {
+        let o = serde_json::json!({
+            "app": addr.app,
+            "id": id,
+            "session": addr.to_string(),
+            "first_task": (sub.count > 0).then_some(sub.first),
+            "last_task": (sub.count > 0).then_some(sub.first + sub.count.max(1) - 1),
+            "count": sub.count,
+        });
+        crate::outln!("{o}");
+    }
     if a.detach {
         s.detach().await?;
-        crate::outln!("{id}");
-        eprintln!("submitted {total} tasks to session {addr}; collect them with: soamsession reopen {addr}");
+        if !a.json {
+            crate::outln!("{id}");
+        }
+        eprintln!("submitted {range} to session {addr}; collect them with: soamsession reopen {addr}");
         return Ok(0);
     }
     let mut col = Collector::new(a.output.clone(), (total > 0).then_some(sub.first), total)?;
