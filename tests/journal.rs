@@ -71,6 +71,21 @@ fn offline_submissions_and_releases_are_carried_out_once_in_order() {
     assert_eq!(l[1].1, "submit 1 tasks to session a:nightly");
     assert_eq!(l[2].1, format!("close session {doomed}"));
     assert!(l.iter().all(|e| e.2 == "waiting"), "{l:?}");
+    // The same for scripts.
+    let j: serde_json::Value = serde_json::from_str(&env.ok("soamsession", &["sync", "--list", "--json"])).unwrap();
+    let j = j.as_array().unwrap();
+    assert_eq!(j.len(), 4);
+    assert_eq!(j[0]["seq"], 1);
+    assert_eq!(j[0]["action"], "submit");
+    assert_eq!(j[0]["app"], "a");
+    assert_eq!(j[0]["tasks"], 2);
+    assert_eq!(j[1]["session"], "a:nightly");
+    assert_eq!(j[2]["action"], "close");
+    assert!(
+        j.iter()
+            .all(|e| e["state"] == "waiting" && e["refused"].is_null() && e["at_ms"].is_u64()),
+        "{j:?}"
+    );
 
     // The agent is back: sync carries everything out in order, once.
     env.start_agent();

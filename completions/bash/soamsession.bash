@@ -465,7 +465,7 @@ _soamsession() {
             return 0
             ;;
         soamsession__subcmd__sync)
-            opts="-h --list --drop --socket --help"
+            opts="-h --list --drop --json --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

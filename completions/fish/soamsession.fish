@@ -102,6 +102,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand update" -s h -l 
 complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l drop -d 'Remove entry N from the journal without carrying it out' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l list -d 'Show the journal\'s entries instead of carrying them out'
+complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l json -d 'With --list: one JSON array, an object an entry (seq, at, at_ms, action, session or app and type, tasks, state, refused, description)'
 complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "create" -d 'Create a session and leave it detached; prints its id'
 complete -c soamsession -n "__fish_soamsession_using_subcommand help; and not __fish_seen_subcommand_from create submit reopen fetch detach close abort update sync help" -f -a "submit" -d 'Submit tasks and (unless --detach) collect their outputs'

@@ -15,6 +15,44 @@ pub struct SyncArgs {
     /// Remove entry N from the journal without carrying it out
     #[arg(long, value_name = "N")]
     pub drop: Option<u64>,
+    /// With --list: one JSON array, an object an entry (seq, at, at_ms, action, session
+    /// or app and type, tasks, state, refused, description)
+    #[arg(long, requires = "list")]
+    pub json: bool,
+}
+
+/// An entry as `sync --list --json` prints it.
+fn entry_json(seq: u64, e: &journal::Entry) -> serde_json::Value {
+    use journal::{Action, Target};
+    let mut o = serde_json::json!({
+        "seq": seq,
+        "at": crate::output::rfc3339(e.at_ms),
+        "at_ms": e.at_ms,
+        "state": if e.refused.is_some() { "refused" } else { "waiting" },
+        "refused": e.refused,
+        "description": e.describe(),
+    });
+    let m = o.as_object_mut().expect("an object");
+    match &e.action {
+        Action::Submit { target, tasks, .. } => {
+            m.insert("action".into(), "submit".into());
+            m.insert("tasks".into(), (*tasks).into());
+            match target {
+                Target::Session(s) => {
+                    m.insert("session".into(), s.to_string().into());
+                }
+                Target::New { app, session_type, .. } => {
+                    m.insert("app".into(), app.clone().into());
+                    m.insert("type".into(), session_type.clone().into());
+                }
+            }
+        }
+        Action::Release { session, how } => {
+            m.insert("action".into(), how.as_str().into());
+            m.insert("session".into(), session.to_string().into());
+        }
+    }
+    o
 }
 
 /// One line for an entry carried out or refused.
@@ -61,7 +99,11 @@ pub async fn sync(conn: &Conn, a: SyncArgs) -> anyhow::Result<i32> {
             if let Some(n) = a.drop {
                 anyhow::bail!("no journal entry {n} (the journal is empty)");
             }
-            eprintln!("the journal is empty");
+            if a.json {
+                crate::outln!("[]");
+            } else {
+                eprintln!("the journal is empty");
+            }
             return Ok(exit::OK);
         }
         let j = Journal::open(&path, Duration::from_secs(30))?;
@@ -71,6 +113,11 @@ pub async fn sync(conn: &Conn, a: SyncArgs) -> anyhow::Result<i32> {
             return Ok(exit::OK);
         }
         let entries = j.list()?;
+        if a.json {
+            let all: Vec<serde_json::Value> = entries.iter().map(|(seq, e)| entry_json(*seq, e)).collect();
+            crate::outln!("{}", serde_json::Value::Array(all));
+            return Ok(exit::OK);
+        }
         if entries.is_empty() {
             eprintln!("the journal is empty");
         }
