@@ -108,3 +108,32 @@ fn cargo_install_installs_only_the_user_facing_commands() {
         ]
     );
 }
+
+/// Every subcommand and every argument a user can see says what it is for (clap shows an
+/// empty line otherwise, and the man page an empty paragraph).
+#[test]
+fn no_command_or_argument_has_an_empty_description() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let here = format!("{path} {}", cmd.get_name()).trim().to_string();
+        if !cmd.is_hide_set() && cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+            missing.push(here.clone());
+        }
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !a.is_hide_set() && !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{here} {}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            if s.get_name() != "help" {
+                walk(s, &here, missing);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for mut c in soam_cli::docs::commands() {
+        c.build();
+        walk(&c, "", &mut missing);
+    }
+    assert!(missing.is_empty(), "no description: {missing:#?}");
+}

@@ -37,8 +37,8 @@ complete -c soamcontrol -n "__fish_soamcontrol_needs_command" -f -a "help" -d 'P
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -s h -l help -d 'Print help'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "enable"
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "disable"
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "enable" -d 'Let new sessions of the application be created again'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "disable" -d 'Refuse new sessions of the application; open ones go on'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and not __fish_seen_subcommand_from enable disable help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from enable" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
@@ -46,8 +46,8 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "enable"
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "disable"
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Let new sessions of the application be created again'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Refuse new sessions of the application; open ones go on'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand app; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand session; and not __fish_seen_subcommand_from suspend resume kill help" -l json -d 'Print the changed object (or the status) as JSON, with an "action" key for acts'
@@ -124,8 +124,8 @@ complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "agent" -d 'Agent status, log or shutdown'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "cluster" -d 'Slurm allocations (see soamview cluster)'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and not __fish_seen_subcommand_from app session task agent cluster help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "enable"
-complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "disable"
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "enable" -d 'Let new sessions of the application be created again'
+complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from app" -f -a "disable" -d 'Refuse new sessions of the application; open ones go on'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "suspend" -d 'Stop dispatching; running tasks get suspendGracePeriod, then are requeued'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "resume" -d 'Dispatch again'
 complete -c soamcontrol -n "__fish_soamcontrol_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "kill" -d 'Abort the session: pending tasks are canceled, running ones get taskCleanupPeriod'

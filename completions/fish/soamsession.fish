@@ -37,10 +37,10 @@ complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "abort" -d '
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "update" -d 'Replace a session\'s common data (services get SessionUpdate)'
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "sync" -d 'Carry out what the offline journal holds (submit --offline-ok, releases that found no agent)'
 complete -c soamsession -n "__fish_soamsession_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l app -r
+complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l app -d 'The application to create a session of (as registered)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l type -d 'Session type (default: the application\'s "" type)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l name -d 'A name that can stand in for the id (APP:NAME)' -r
-complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l tag -r
+complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l tag -d 'A label, shown in views and listed by soamview session --tag (several sessions may share it)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l common-data -d 'File whose bytes every service instance gets in SessionEnter' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand create" -l direct -d 'FetchResultsDirectly: outputs go to the holding client only, never to the store'
@@ -49,7 +49,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand create" -s h -l 
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l app -d 'Create a session of this application (closed when its tasks have ended)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l type -d 'Session type, with --app' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l session -d 'Submit into this open session (APP:ID or APP:NAME); left open when done' -r
-complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l input-file -d 'A task per line of FILE' -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l input-file -d 'A task per line of FILE (without --input-file, --input-dir, --task or --count, a task per line of stdin)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l input-dir -d 'A task per file in DIR (in name order)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l task -d 'A task with this text (repeatable)' -r
 complete -c soamsession -n "__fish_soamsession_using_subcommand submit" -l count -d 'N tasks with empty input' -r
@@ -96,7 +96,7 @@ complete -c soamsession -n "__fish_soamsession_using_subcommand close" -s h -l h
 complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -l json -d 'Print the session as it is afterwards as JSON, with an "action" key'
 complete -c soamsession -n "__fish_soamsession_using_subcommand abort" -s h -l help -d 'Print help'
-complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l common-data -r -F
+complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l common-data -d 'File whose bytes replace the common data (instances serving the session get SessionUpdate)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamsession -n "__fish_soamsession_using_subcommand update" -s h -l help -d 'Print help'
 complete -c soamsession -n "__fish_soamsession_using_subcommand sync" -l drop -d 'Remove entry N from the journal without carrying it out' -r

@@ -66,11 +66,15 @@ pub enum ClusterCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AppAction {
+    /// Let new sessions of the application be created again
     Enable {
+        /// The application (as registered)
         #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
         app: String,
     },
+    /// Refuse new sessions of the application; open ones go on
     Disable {
+        /// The application (as registered)
         #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
         app: String,
     },
@@ -80,16 +84,19 @@ pub enum AppAction {
 pub enum SessionCmd {
     /// Stop dispatching; running tasks get suspendGracePeriod, then are requeued
     Suspend {
+        /// The session: APP:ID or APP:NAME
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         session: SessionRef,
     },
     /// Dispatch again
     Resume {
+        /// The session: APP:ID or APP:NAME
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         session: SessionRef,
     },
     /// Abort the session: pending tasks are canceled, running ones get taskCleanupPeriod
     Kill {
+        /// The session: APP:ID or APP:NAME
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         session: SessionRef,
     },
@@ -99,11 +106,13 @@ pub enum SessionCmd {
 pub enum TaskCmd {
     /// Cancel a pending or running task (running: after taskCleanupPeriod)
     Kill {
+        /// The task: APP:ID:TASK or APP:NAME:TASK
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         task: TaskRef,
     },
     /// Run a task again: a running one is stopped and requeued, an ended one re-run
     Requeue {
+        /// The task: APP:ID:TASK or APP:NAME:TASK
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         task: TaskRef,
     },

@@ -48,6 +48,7 @@ pub enum What {
     },
     /// Sessions (open ones; -a adds ended ones from history)
     Session {
+        /// Only this application's sessions (default: every application's)
         #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
         app: Option<String>,
         /// Include ended sessions

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 #[group(multiple = false)]
 pub struct InputArgs {
-    /// A task per line of FILE
+    /// A task per line of FILE (without --input-file, --input-dir, --task or --count,
+    /// a task per line of stdin)
     #[arg(long, value_name = "FILE")]
     pub input_file: Option<PathBuf>,
     /// A task per file in DIR (in name order)

@@ -53,6 +53,7 @@ pub enum Cmd {
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
+    /// The application to create a session of (as registered)
     #[arg(long, add = clap_complete::ArgValueCandidates::new(crate::complete::apps))]
     pub app: String,
     /// Session type (default: the application's "" type)
@@ -61,6 +62,8 @@ pub struct CreateArgs {
     /// A name that can stand in for the id (APP:NAME)
     #[arg(long)]
     pub name: Option<String>,
+    /// A label, shown in views and listed by soamview session --tag (several sessions
+    /// may share it)
     #[arg(long)]
     pub tag: Option<String>,
     /// File whose bytes every service instance gets in SessionEnter
@@ -86,8 +89,11 @@ pub struct SessionArg {
 
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
+    /// The session: APP:ID or APP:NAME
     #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
     pub session: SessionRef,
+    /// File whose bytes replace the common data (instances serving the session get
+    /// SessionUpdate)
     #[arg(long, value_name = "FILE", required = true)]
     pub common_data: PathBuf,
 }
