@@ -137,3 +137,45 @@ fn no_command_or_argument_has_an_empty_description() {
     }
     assert!(missing.is_empty(), "no description: {missing:#?}");
 }
+
+/// README's "Using it" runs as written on a fresh machine: its first block, in a scratch
+/// folder and SOAM_HOME, with this build's binaries where it puts target/release on PATH
+/// (the `cargo build` is this test's own build).
+#[test]
+fn the_readme_s_using_it_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Using it").expect("a Using it section")..];
+    let start = section.find("```sh\n").expect("a sh block") + 6;
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(block.contains("export PATH=\"$PWD/target/release:$PATH\""), "{block}");
+    let bins = Path::new(env!("CARGO_BIN_EXE_soamd")).parent().unwrap();
+    let script = block
+        .replace("cargo build --release && ", "")
+        .replace("$PWD/target/release", &bins.display().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(root.join("profiles"), dir.path().join("profiles")).unwrap();
+    let home = dir.path().join("home");
+    let o = std::process::Command::new("sh")
+        .args(["-ec", &script])
+        .current_dir(dir.path())
+        .env("SOAM_HOME", &home)
+        .env_remove("SOAM_NO_AUTOSTART")
+        .env_remove("SOAM_SOCKET")
+        .env("SOAM_AGENT_BIN", bins.join("soamd"))
+        .output()
+        .unwrap();
+    // An agent the block started and did not stop (it failed midway) is stopped here.
+    let _ = std::process::Command::new(bins.join("soamcontrol"))
+        .args(["agent", "shutdown"])
+        .env("SOAM_HOME", &home)
+        .env_remove("SOAM_SOCKET")
+        .output();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the README's block failed: {err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l == "100"), "{out}");
+    let results = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 20, "{results}");
+    assert!(out.contains("agent stopped"), "{out}");
+}
