@@ -204,12 +204,16 @@ fn text_written_to_a_closed_pipe_ends_every_command_quietly() {
         vec!["soamview", "history", "a"],
         vec!["soamview", "task", open.as_str()],
         vec!["soamsession", "create", "--app", "a"],
-        vec!["soamsession", "submit", "--app", "a", "--task", "y"],
     ] {
         let o = env.to_closed_pipe(args[0], &args[1..]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!((o.status.code(), err.as_ref()), (Some(0), ""), "{args:?}");
     }
+    // Outputs that could not be written stay in the session, and the one line says so.
+    let o = env.to_closed_pipe("soamsession", &["submit", "--app", "a", "--task", "y"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("stays open, detached, with the rest undelivered"), "{err}");
 }
 
 /// The bar on a real terminal: the scrollback ends up holding the outputs and nothing
@@ -358,4 +362,37 @@ fn soam_worker_answers_help_and_says_it_is_not_run_by_hand() {
     let o = Command::new(worker).env_remove("SOAM_WORKER_CONNECT").output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not by hand"));
+}
+
+/// A reader that stops early (`| head`) leaves the session open with what it did not
+/// take, and the command says so and how to collect the rest.
+#[test]
+fn a_reader_that_goes_away_leaves_the_rest_undelivered_and_says_how_to_collect_it() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    // More than a pipe holds: the command meets the closed pipe while writing.
+    let line = "x".repeat(200);
+    let inputs: String = (0..20_000).map(|i| format!("{i}{line}\n")).collect();
+    std::fs::write(env.path("in.txt"), inputs).unwrap();
+    let input = env.path("in.txt");
+    let (first, o) = env.first_line_then_close("soamsession", &["submit", "--app", "a", "--input-file", input.to_str().unwrap()]);
+    assert!(first.ends_with(&format!("{line}\n")), "{first}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("of 20000 outputs; session a:1 stays open, detached, with the rest undelivered"),
+        "{err}"
+    );
+    assert!(err.contains("soamsession reopen a:1"), "{err}");
+    // The rest is there for a later reopen, which closes the session once it has it all.
+    let rest = env.ok("soamsession", &["reopen", "a:1"]);
+    let written: u64 = err.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(written < 20_000, "{err}");
+    assert!(
+        rest.lines().count() as u64 >= 20_000 - written,
+        "{} lines after {written}",
+        rest.lines().count()
+    );
+    assert!(env.session("a", 1).is_none(), "closed by the reopen that took the rest");
 }

@@ -135,6 +135,12 @@ pub enum Stop {
     Ended(String),
     Lost(String),
     Interrupted,
+    /// The reader of the output went away (`| head`): `written` outputs were written and
+    /// acknowledged, of `total` where known; the rest stay undelivered.
+    OutputClosed {
+        written: u64,
+        total: Option<u64>,
+    },
 }
 
 /// When to stop, besides the session ending or being taken.
@@ -311,6 +317,18 @@ impl Collector {
                 Err(e) => return Err(e.into()),
             };
             let mut acks = Vec::with_capacity(outputs.len());
+            // Written and acknowledged before this batch: what a closed output leaves done.
+            let written_before = self.written;
+            let closed = |e: anyhow::Error| {
+                if crate::output::is_broken_pipe(&e) {
+                    Ok(Stop::OutputClosed {
+                        written: written_before,
+                        total: until.mine.map(|(_, _, n)| n),
+                    })
+                } else {
+                    Err(e)
+                }
+            };
             for o in outputs {
                 if until.max.is_some_and(|m| self.written + self.held() >= m) {
                     break; // not acknowledged: it stays for a later fetch
@@ -318,14 +336,20 @@ impl Collector {
                 self.received += 1;
                 acks.push(o.task);
                 let task = o.task;
-                self.take(o)?;
+                if let Err(e) = self.take(o) {
+                    return closed(e);
+                }
                 if let (Some((first, last, _)), Some(left)) = (until.mine, mine_left.as_mut())
                     && (first..=last).contains(&task)
                 {
                     *left -= 1;
                 }
             }
-            self.flush()?;
+            // The batch is acknowledged only once it is written: one the reader did not
+            // take stays undelivered, for a later reopen.
+            if let Err(e) = self.flush() {
+                return closed(e);
+            }
             session.ack_ids(acks);
         }
     }
@@ -350,6 +374,15 @@ pub fn report_stop(stop: &Stop, session: &SessionRef) -> Option<i32> {
         Stop::Interrupted => {
             eprintln!("soamsession: detached from {session}; its workload keeps running. Collect it with: soamsession reopen {session}");
             Some(exit::INTERRUPTED)
+        }
+        Stop::OutputClosed { written, total } => {
+            let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
+            eprintln!(
+                "soamsession: the output's reader went away after {written}{of} outputs; session {session} stays open, \
+                 detached, with the rest undelivered. Collect them with: soamsession reopen {session}"
+            );
+            // A reader that stops early (| head) is a normal end for a pipeline.
+            Some(exit::OK)
         }
     }
 }

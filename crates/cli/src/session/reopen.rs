@@ -71,11 +71,15 @@ pub async fn reopen(conn: &Conn, a: ReopenArgs) -> anyhow::Result<i32> {
         }
     };
     let stop = col.collect(&mut s, &mut until).await?;
-    col.finish()?;
+    // A closed output takes nothing more, not even what --ordered held back.
+    if !matches!(stop, Stop::OutputClosed { .. }) {
+        col.finish()?;
+    }
+    if let Stop::Interrupted | Stop::OutputClosed { .. } = stop {
+        let _ = s.detach().await;
+        return Ok(report_stop(&stop, &a.session).unwrap_or(0));
+    }
     if let Some(code) = report_stop(&stop, &a.session) {
-        if let Stop::Interrupted = stop {
-            let _ = s.detach().await;
-        }
         return Ok(code);
     }
     // Drained means nothing is pending, running or left to deliver: safe to close.
@@ -111,6 +115,10 @@ pub async fn fetch(conn: &Conn, a: FetchArgs) -> anyhow::Result<i32> {
         },
     };
     let stop = col.collect(&mut s, &mut until).await?;
+    if let Stop::OutputClosed { .. } = stop {
+        let _ = s.detach().await;
+        return Ok(report_stop(&stop, &a.session).unwrap_or(0));
+    }
     col.finish()?;
     if let Some(code) = report_stop(&stop, &a.session) {
         return Ok(code);

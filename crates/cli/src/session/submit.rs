@@ -146,8 +146,11 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let stop = col.collect(&mut s, &mut until).await?;
-    col.finish()?;
-    if let Stop::Interrupted = stop {
+    // A closed output takes nothing more, not even what --ordered held back.
+    if !matches!(stop, Stop::OutputClosed { .. }) {
+        col.finish()?;
+    }
+    if let Stop::Interrupted | Stop::OutputClosed { .. } = stop {
         let _ = s.detach().await;
         return Ok(report_stop(&stop, &addr).unwrap_or(0));
     }
