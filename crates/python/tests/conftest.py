@@ -28,7 +28,7 @@ def bin_path(name: str) -> str:
         return str(Path(d) / name)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not on PATH and SOAM_BIN_DIR is not set (tests/python.rs sets it)")
+        skip(f"{name} is not on PATH and SOAM_BIN_DIR is not set (tests/python.rs sets it)")
     return found
 
 
