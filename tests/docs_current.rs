@@ -179,3 +179,35 @@ fn the_readme_s_using_it_runs_as_written() {
     assert_eq!(results.lines().count(), 20, "{results}");
     assert!(out.contains("agent stopped"), "{out}");
 }
+
+/// Every subcommand's --help (and man page) has examples of its own, and every man page
+/// names the others (SEE ALSO).
+#[test]
+fn every_subcommand_has_examples_and_every_page_see_also() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let here = format!("{path} {}", cmd.get_name()).trim().to_string();
+        let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        if !after.contains("Examples:\n") && !path.is_empty() {
+            missing.push(here.clone());
+        }
+        for s in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(s, &here, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    for c in soam_cli::docs::commands() {
+        walk(&c, "", &mut missing);
+    }
+    assert!(missing.is_empty(), "no examples: {missing:#?}");
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for e in std::fs::read_dir(&man).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(".SH \"SEE ALSO\""), "{}", p.display());
+        assert!(
+            text.contains(".SH EXAMPLES") || !p.file_name().unwrap().to_str().unwrap().contains('-'),
+            "{}",
+            p.display()
+        );
+    }
+}

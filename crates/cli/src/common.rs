@@ -36,6 +36,52 @@ impl Conn {
     }
 }
 
+/// Gives every subcommand the examples of its command that are about it: the lines of
+/// the top command's `Examples:` block that start with the subcommand's full name
+/// (`soamcontrol session kill ...`), so each `--help` and man page has its own, kept in
+/// one list per command.
+pub fn with_examples(cmd: clap::Command) -> clap::Command {
+    let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let examples: Vec<String> = after
+        .split("\n\n")
+        .find_map(|b| b.strip_prefix("Examples:\n"))
+        .map(|b| b.lines().map(|l| l.trim().to_string()).collect())
+        .unwrap_or_default();
+    let name = cmd.get_name().to_string();
+    give(cmd, &name, &examples)
+}
+
+fn give(mut cmd: clap::Command, path: &str, examples: &[String]) -> clap::Command {
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    for sub in subs {
+        let full = format!("{path} {sub}");
+        let mine: Vec<&str> = examples
+            .iter()
+            .filter(|l| l.contains(&format!("{full} ")) || l.ends_with(&full) || l.contains(&format!("{full}\t")))
+            .map(String::as_str)
+            .collect();
+        cmd = cmd.mut_subcommand(&sub, |s| {
+            let s = give(s, &full, examples);
+            if mine.is_empty() || s.get_after_help().is_some() {
+                s
+            } else {
+                s.after_help(exit::after_help(&format!("Examples:\n  {}", mine.join("\n  "))))
+            }
+        });
+    }
+    cmd
+}
+
+/// Parses the command line of `A`, with [`with_examples`] applied to its `--help`.
+pub fn parse<A: clap::Parser>() -> A {
+    let matches = with_examples(A::command()).get_matches();
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Bad usage found after parsing (an unknown column name, say): exit 2, as clap's own.
 #[derive(Debug)]
 pub struct UsageError(pub String);

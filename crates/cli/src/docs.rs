@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Every command, as clap describes it.
 pub fn commands() -> Vec<clap::Command> {
-    vec![
+    [
         crate::soamd::Args::command(),
         crate::soamreg::Args::command(),
         crate::soamunreg::Args::command(),
@@ -18,6 +18,9 @@ pub fn commands() -> Vec<clap::Command> {
         crate::session::Args::command(),
         crate::soambench::Args::command(),
     ]
+    .into_iter()
+    .map(crate::common::with_examples)
+    .collect()
 }
 
 /// Writes `NAME.1` (and `NAME-SUB.1` for subcommands) into `man_dir`, and bash, zsh and
@@ -190,6 +193,31 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
             roff.text([roman(*what)]);
         }
     }
+    // The other commands, and for a subcommand's page the command it belongs to.
+    let file = man.get_filename();
+    let me = file.trim_end_matches(".1");
+    let mut see: Vec<String> = Vec::new();
+    if let Some((parent, _)) = me.rsplit_once('-') {
+        see.push(format!("{parent}(1)"));
+    }
+    for c in [
+        "soamd",
+        "soamreg",
+        "soamunreg",
+        "soamview",
+        "soamcontrol",
+        "soamsession",
+        "soambench",
+    ] {
+        if c != me && !me.starts_with(&format!("{c}-")) {
+            see.push(format!("{c}(1)"));
+        }
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(format!(
+        "{}; docs/usage.md and docs/python.md in the soam checkout",
+        see.join(", ")
+    ))]);
     roff.to_writer(&mut out)?;
     if cmd.get_version().is_some() {
         man.render_version_section(&mut out)?;

@@ -14,7 +14,7 @@ use soam_proto::{SessionRef, TaskRef};
     name = "soamcontrol",
     version,
     about = "Administer applications, sessions, tasks and the agent",
-    after_help = crate::common::exit::after_help("Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent shutdown")
+    after_help = crate::common::exit::after_help("Examples:\n  soamcontrol app disable sampleApp\n  soamcontrol app enable sampleApp\n  soamcontrol session suspend sampleApp:3\n  soamcontrol session resume sampleApp:3\n  soamcontrol session kill sampleApp:nightly\n  soamcontrol task kill sampleApp:3:17\n  soamcontrol task requeue sampleApp:3:17\n  soamcontrol agent status --json\n  soamcontrol agent log -n 100 -f\n  soamcontrol agent shutdown\n  soamcontrol cluster release 4242")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -147,7 +147,7 @@ pub enum AgentCmd {
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
-    let args = Args::parse();
+    let args: Args = crate::common::parse();
     run("soamcontrol", async move {
         let json = args.json;
         // Each act connects for itself: reading the log must work with no agent.

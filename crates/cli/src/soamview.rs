@@ -15,7 +15,7 @@ use std::io::Write;
     name = "soamview",
     version,
     about = "Show applications, sessions, tasks and history",
-    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session --orphaned\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview cluster --json")
+    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session -a -o id,state,err --no-header\n  soamview session --orphaned\n  soamview session --watch\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview history sampleApp:3\n  soamview cluster --json")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -88,7 +88,7 @@ pub enum What {
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
-    let args = Args::parse();
+    let args: Args = crate::common::parse();
     run("soamview", async move {
         let client = args.conn.connect("soamview").await?;
         loop {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
     name = "soamsession",
     version,
     about = "Create, feed, detach from, reopen and end sessions",
-    after_help = crate::common::exit::after_help("Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession close sampleApp:$id\n  seq 1 100 | soamsession submit --app sampleApp --offline-ok   # kept if no agent answers\n  soamsession sync --list")
+    after_help = crate::common::exit::after_help("Examples:\n  seq 1 100 | soamsession submit --app sampleApp\n  soamsession submit --app sampleApp --task hello --task world --jsonl\n  id=$(soamsession create --app sampleApp --name nightly)\n  soamsession submit --session sampleApp:nightly --input-file jobs.txt --detach\n  soamsession reopen sampleApp:nightly --jsonl > results.jsonl\n  soamsession fetch sampleApp:$id --max 10\n  soamsession update sampleApp:$id --common-data settings.bin\n  soamsession detach sampleApp:$id\n  soamsession close sampleApp:$id\n  soamsession abort sampleApp:$id\n  seq 1 100 | soamsession submit --app sampleApp --offline-ok   # kept if no agent answers\n  soamsession sync --list")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -100,7 +100,7 @@ pub struct UpdateArgs {
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
-    let args = Args::parse();
+    let args: Args = crate::common::parse();
     run("soamsession", async move {
         match args.cmd {
             Cmd::Create(a) => simple::create(&args.conn, a).await,
