@@ -63,7 +63,13 @@ fn checksum() -> u64 {
     h.finish()
 }
 
-/// Ours to use: a real folder (not a link) owned by this uid that nobody else can write.
+/// Ours to use, and whole: a real folder (not a link) owned by this uid that nobody
+/// else can write, holding every file.
+fn usable(p: &Path) -> bool {
+    trusted(p) && FILES.iter().all(|(f, _)| p.join(f).is_file())
+}
+
+/// A real folder (not a link) owned by this uid that nobody else can write.
 fn trusted(p: &Path) -> bool {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
@@ -76,7 +82,7 @@ fn write(tmp: &Path) -> Result<PathBuf, String> {
     let me = unsafe { libc::geteuid() };
     let name = format!("soam-python-{me}-{:016x}", checksum());
     let dest = tmp.join(&name);
-    if trusted(&dest) && FILES.iter().all(|(f, _)| dest.join(f).is_file()) {
+    if usable(&dest) {
         return Ok(dest);
     }
     // Written whole in a fresh private folder, then renamed into place: an instance never
@@ -100,7 +106,7 @@ fn write(tmp: &Path) -> Result<PathBuf, String> {
     // Readable by the users a shared agent runs services as.
     std::fs::set_permissions(stage.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     let staged = stage.keep();
-    if std::fs::rename(&staged, &dest).is_ok() || trusted(&dest) && FILES.iter().all(|(f, _)| dest.join(f).is_file()) {
+    if std::fs::rename(&staged, &dest).is_ok() || usable(&dest) {
         if staged.exists() {
             let _ = std::fs::remove_dir_all(&staged);
         }

@@ -59,9 +59,10 @@ fn give(mut cmd: clap::Command, path: &str, examples: &[String]) -> clap::Comman
         .collect();
     for sub in subs {
         let full = format!("{path} {sub}");
+        // The subcommand's name as whole words: `soamview app` is not `soamview apps`.
         let mine: Vec<&str> = examples
             .iter()
-            .filter(|l| l.contains(&format!("{full} ")) || l.ends_with(&full) || l.contains(&format!("{full}\t")))
+            .filter(|l| l.contains(&format!("{full} ")) || l.ends_with(&full))
             .map(String::as_str)
             .collect();
         cmd = cmd.mut_subcommand(&sub, |s| {

@@ -165,9 +165,3 @@ def echo(agent: Agent) -> Agent:
         ),
     )
     return agent
-
-
-def tasks_of(agent: Agent, address: str) -> List[dict]:
-    import json
-
-    return json.loads(agent.run("soamview", "task", address, "--json").stdout)

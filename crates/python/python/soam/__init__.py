@@ -29,45 +29,18 @@ from typing import TYPE_CHECKING, Any
 # wheel is installed too, its compiled client is found through the package's other folder.
 __path__ = extend_path(__path__, __name__)
 
-from .errors import (
-    AgentUnreachable,
-    InvalidRequest,
-    LimitReached,
-    PermissionDenied,
-    SessionEnded,
-    SoamError,
-    StoreFault,
-    TakenOver,
-    UnknownApplication,
-    UnknownSession,
-    UnknownSessionType,
-)
+from . import errors as _errors
+from .errors import *  # noqa: F401,F403 - every exception class, as soam.NAME
 
 if TYPE_CHECKING:
     from .client import Client, Input, Output, Session, connect
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "connect",
-    "Client",
-    "Session",
-    "Output",
-    "Input",
-    "SoamError",
-    "AgentUnreachable",
-    "UnknownApplication",
-    "UnknownSession",
-    "UnknownSessionType",
-    "InvalidRequest",
-    "LimitReached",
-    "PermissionDenied",
-    "StoreFault",
-    "TakenOver",
-    "SessionEnded",
-]
+#: Loaded from `soam.client` the first time one is named (see `__getattr__`).
+_CLIENT = ("connect", "Client", "Session", "Output", "Input")
 
-_CLIENT = {"connect", "Client", "Session", "Output", "Input"}
+__all__ = [*_CLIENT, *_errors.__all__]
 
 
 def __getattr__(name: str) -> Any:

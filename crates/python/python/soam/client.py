@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Iterable, Iterator, List, Optional, Union
 
 from . import _native
@@ -285,8 +286,6 @@ class Session:
         if len(got) >= max or not timeout:
             return got
         # Take more until max or the timeout: outputs come in batches.
-        import time
-
         end = time.monotonic() + timeout
         while len(got) < max:
             left = end - time.monotonic()

@@ -45,6 +45,7 @@ import logging
 import signal
 import struct
 import threading
+import time
 import traceback
 import uuid
 from typing import Any, List, Optional
@@ -546,8 +547,6 @@ class Session:
         within ``timeout`` seconds (0: what is here now). Never raises on a timeout."""
         if count_max < 1:
             return []
-        import time
-
         end = time.monotonic() + max(timeout, 0)
         got: List[TaskOutputHandle] = []
         try:
