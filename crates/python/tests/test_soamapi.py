@@ -338,3 +338,35 @@ def test_errors_are_soam_exceptions(app: Agent) -> None:
     s.close()
     with pytest.raises(soamapi.SoamException, match="closed"):
         send(s, "late")
+
+
+def test_a_refused_send_is_raised_by_get_id_and_by_the_next_send(tmp_path, monkeypatch) -> None:
+    # A non-recoverable send returns before the agent has the task: a refusal (here
+    # maxStoredTasks) comes back through the refused tasks' get_id and the next send.
+    import soamapi
+
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    (home / "soamd.yaml").write_text("maxStoredTasks: 5\n")
+    monkeypatch.setenv("SOAM_HOME", str(home))
+    a = Agent(home)
+    a.start()
+    try:
+        a.register("c.yaml", profile("capp", "container.py"))
+        conn = soamapi.connect("capp", None)
+        s = new_session(conn)
+        # However the sends gather into submissions, ten pass the limit of five.
+        hs = [send(s, "x") for _ in range(10)]
+        errors = []
+        for h in hs:
+            try:
+                h.get_id()
+            except soamapi.SoamException as e:
+                errors.append(str(e))
+        assert errors and all("maxStoredTasks" in e for e in errors), errors
+        with pytest.raises(soamapi.SoamException, match="maxStoredTasks"):
+            send(s, "after")
+        s.close()
+        conn.close()
+    finally:
+        a.stop()
