@@ -6,7 +6,7 @@
 //! come back in request order in both modes, which is what lets the core track what an
 //! instance is doing as a simple queue.
 
-use crate::identity::RunAs;
+use crate::ports::{EventSink, InstCmd, InstEvent, InstId, InstanceIn, OutMsg, Owner, each_message};
 use bytes::Bytes;
 use soam_profile::{Mode, Service};
 use soam_service::wire::{self, Kind, Message, Status};
@@ -15,26 +15,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-
-pub type InstId = u64;
-
-/// One message for the service.
-#[derive(Debug, Clone)]
-pub struct OutMsg {
-    pub kind: Kind,
-    pub session: u64,
-    pub task: u64,
-    pub attempt: u32,
-    pub payload: Bytes,
-}
-
-#[derive(Debug)]
-pub enum InstCmd {
-    Send(Vec<OutMsg>),
-    /// Whole service-protocol messages, already encoded (what a worker relays).
-    Raw(Bytes),
-    Kill,
-}
 
 /// How a persistent instance reports what its service writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,24 +25,6 @@ pub enum Replies {
     /// passes them on to its agent without decoding them.
     Raw,
 }
-
-#[derive(Debug)]
-pub enum InstEvent {
-    Reply {
-        kind: Kind,
-        status: Status,
-        task: u64,
-        attempt: u32,
-        payload: Bytes,
-    },
-    /// Whole service-protocol replies, as the service wrote them ([`Replies::Raw`]).
-    Output(Bytes),
-    /// The process is gone (or never started); `why` says how.
-    Exited { why: String },
-}
-
-/// Where an event comes from, for the core's single inbox.
-pub type EventSink = Arc<dyn Fn(InstId, InstEvent) + Send + Sync>;
 
 pub struct Spawned {
     pub tx: InstTx,
@@ -132,7 +94,7 @@ impl InstTx {
         if let Some(p) = &self.pipe
             && p.queued.load(Ordering::SeqCst) == 0
             && wire_len(&msgs) <= DIRECT_MAX
-            && crate::core::direct_write()
+            && crate::ports::turn::direct_write()
         {
             let open = p.fd.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(fd) = *open {
@@ -159,6 +121,18 @@ impl InstTx {
     }
 }
 
+impl InstanceIn for InstTx {
+    fn send(&self, cmd: InstCmd) -> bool {
+        InstTx::send(self, cmd).is_ok()
+    }
+    fn send_msgs(&self, msgs: Vec<OutMsg>) {
+        InstTx::send_msgs(self, msgs)
+    }
+    fn is_closed(&self) -> bool {
+        InstTx::is_closed(self)
+    }
+}
+
 /// Marks the pipe closed when dropped: declared after the pipe's owner, so that it
 /// runs first however the task ends (see [`Pipe::fd`]).
 struct ClosePipe(Arc<Pipe>);
@@ -168,10 +142,6 @@ impl Drop for ClosePipe {
         *self.0.fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
-
-/// Whose process a child is. `None`: the agent's own user (a one-user agent, or a
-/// session of the agent's user).
-pub type Owner = Option<Arc<RunAs>>;
 
 /// Makes `cmd` start as `owner`: HOME, USER and LOGNAME are theirs (the profile's `env`
 /// may still set them), and groups, gid and uid are switched in the child before exec,
@@ -443,25 +413,6 @@ fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg], mut big: Option<&mut Vec<(usiz
     bytes
 }
 
-/// Calls `f` with each message in `bytes` (whole messages, as [`wire::encode`] writes
-/// them) and its payload, shared rather than copied; stops at the first malformed one.
-pub fn each_message(bytes: &Bytes, mut f: impl FnMut(&Message, Bytes)) -> std::io::Result<()> {
-    let mut at = 0;
-    while at < bytes.len() {
-        let Some(len) = bytes.get(at..at + 4) else {
-            return Err(std::io::Error::other("service messages cut inside a length"));
-        };
-        let len = wire::check_len(u32::from_le_bytes(len.try_into().unwrap()))?;
-        let Some(body) = bytes.get(at + 4..at + 4 + len) else {
-            return Err(std::io::Error::other("service messages cut inside a message"));
-        };
-        let m = wire::parse(body)?;
-        f(&m, bytes.slice(at + 4 + wire::HEADER..at + 4 + len));
-        at += 4 + len;
-    }
-    Ok(())
-}
-
 /// The requests in `bytes`, as [`encode_all`] wrote them.
 fn decode_all(bytes: &Bytes) -> std::io::Result<Vec<OutMsg>> {
     let mut msgs = Vec::new();
@@ -680,7 +631,7 @@ mod tests {
         let sink: EventSink = Arc::new(|_, _| {});
         let spawned = spawn(1, "app", svc, None, sink);
         let pipe = spawned.tx.pipe.clone().expect("a persistent instance has a pipe");
-        crate::core::allow_direct_writes(u32::MAX);
+        crate::ports::turn::allow_direct_writes(u32::MAX);
         // The instance task cannot run before this test awaits (one thread), so what
         // the pipe does not take stays queued.
         let mut partial = None;

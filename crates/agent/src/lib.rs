@@ -11,8 +11,11 @@ pub mod config;
 mod core;
 pub mod identity;
 pub mod instance;
+mod launch;
 pub mod logfile;
+pub mod ports;
 pub mod pylib;
+mod reactor;
 mod server;
 pub mod service_stderr;
 mod slurm;
@@ -228,11 +231,12 @@ pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::Un
         .map_err(|e| AgentError::Setup(format!("cannot set the mode of {}: {e}", paths.socket.display())))?;
 
     let (shutdown, mut shutdown_rx) = watch::channel(false);
-    let (inbox, rx) = core::inbox();
+    let (inbox, rx) = ports::inbox();
     let t0 = std::time::Instant::now();
-    let core = core::Core::new(cfg.clone(), store, loaded, inbox.clone(), shutdown.clone());
+    let launcher = std::sync::Arc::new(launch::Real::new(inbox.clone(), &cfg));
+    let core = core::Core::new(cfg.clone(), store, loaded, inbox.clone(), launcher, shutdown.clone());
     tracing::info!("state rebuilt in {:.3} s", t0.elapsed().as_secs_f64());
-    let core_task = tokio::spawn(core.run(rx));
+    let core_task = tokio::spawn(reactor::run(core, inbox.clone(), rx, shutdown.subscribe()));
     // SAFETY: geteuid has no preconditions.
     let agent_uid = unsafe { libc::geteuid() };
     tracing::info!(

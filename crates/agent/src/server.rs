@@ -19,7 +19,8 @@
 //! - counts inside a frame (tasks in a Submit) are refused from their length prefix,
 //!   before anything is decoded for them.
 
-use crate::core::{ConnId, CoreMsg, Inbox};
+use crate::ports::turn::{self, STAGE_MAX, StagedWriter};
+use crate::ports::{ConnId, CoreMsg, Inbox};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use soam_proto::frame::{self, FrameError};
 use soam_proto::msg::{AgentFrame, ClientFrame, Hello, MAGIC, Welcome};
@@ -142,9 +143,18 @@ impl Drop for Admitted {
 }
 
 /// What the core sends one connection, with a running count of the bytes not yet
-/// written to it.
+/// written to it. The core sees it as a [`crate::ports::Client`].
 #[derive(Clone)]
-pub struct Outbox {
+pub struct Outbox(Arc<OutboxInner>);
+
+impl std::ops::Deref for Outbox {
+    type Target = OutboxInner;
+    fn deref(&self) -> &OutboxInner {
+        &self.0
+    }
+}
+
+pub struct OutboxInner {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     /// The core held outputs back for this connection: the writer tells it when there
@@ -187,7 +197,7 @@ struct Direct {
 
 /// Largest frame [`Outbox::send`] writes directly; larger ones go to the writer task,
 /// which writes large payloads from their own buffers.
-const DIRECT_MAX: usize = 64 << 10;
+const DIRECT_MAX: usize = STAGE_MAX;
 
 impl Direct {
     /// The frame as this client gets it, its request counted as answered.
@@ -217,45 +227,7 @@ fn encode_or_refuse(parts: &mut frame::Parts, m: &AgentFrame) {
     }
 }
 
-thread_local! {
-    /// What the core wrote "directly" to connections in its current turn, sent as one
-    /// write per connection when the turn ends ([`send_staged`]): the reply to a submit
-    /// and the outputs and `Drained` of the same turn wake the client once instead of
-    /// once each, and after the turn's messages to services are on their way. Empty on
-    /// every other thread and between turns.
-    static STAGED: std::cell::RefCell<Staged> = std::cell::RefCell::default();
-}
-
-#[derive(Default)]
-struct Staged {
-    /// Connections with frames waiting, in the order they were first written to; at
-    /// most [`crate::core::direct_write`]'s few a turn, so a lookup is a short scan.
-    conns: Vec<(Outbox, frame::Parts)>,
-    /// Buffers of earlier turns, kept for the next.
-    spare: Vec<frame::Parts>,
-}
-
-/// Sends what the core staged in this turn, one write per connection; a socket that
-/// does not take all of it gets the rest through its writer task.
-pub(crate) fn send_staged() {
-    STAGED.with(|st| {
-        let Staged { conns, spare } = &mut *st.borrow_mut();
-        for (out, parts) in conns.drain(..) {
-            out.write_now(&parts);
-            recycle(spare, parts);
-        }
-    });
-}
-
-/// Keeps a staging buffer for a later turn, unless a large listing made it large.
-fn recycle(spare: &mut Vec<frame::Parts>, mut parts: frame::Parts) {
-    parts.clear();
-    if parts.buf.capacity() <= 2 * DIRECT_MAX {
-        spare.push(parts);
-    }
-}
-
-impl Outbox {
+impl StagedWriter for OutboxInner {
     /// Writes `parts` (no large payloads) to the socket without blocking; what it does
     /// not take goes to the writer task, which is idle (nothing is queued).
     fn write_now(&self, parts: &frame::Parts) {
@@ -277,6 +249,18 @@ impl Outbox {
         }
         drop(order);
         self.direct.drained.notify_one();
+    }
+
+}
+
+impl Outbox {
+    /// Where this connection's frames are staged in a turn (see [`turn::stage`]).
+    fn key(&self) -> *const () {
+        Arc::as_ptr(&self.0) as *const ()
+    }
+
+    fn writer(&self) -> Arc<dyn StagedWriter> {
+        self.0.clone()
     }
 
     pub fn send(&self, f: AgentFrame) -> bool {
@@ -304,12 +288,9 @@ impl Outbox {
     pub fn send_encoded(&self, id: u64, frame: Vec<u8>) -> bool {
         let size = frame.len();
         if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
-            let staged = STAGED.with(|st| {
-                let mut st = st.borrow_mut();
-                let at = self.staging_slot(&mut st, size)?;
+            let staged = turn::stage(self.key(), size, || self.writer(), |parts| {
                 self.direct.inflight.answered(id);
-                st.conns[at].1.buf.extend_from_slice(&frame);
-                Some(())
+                parts.buf.extend_from_slice(&frame);
             });
             if staged.is_some() {
                 return true;
@@ -321,57 +302,34 @@ impl Outbox {
         self.tx.send(Out::Encoded { id, frame: frame.into() }).is_ok()
     }
 
-    /// Where in this turn's staged writes `size` more bytes for this connection go, if
-    /// they may be staged: not outside the core's turn, not past the turn's direct
-    /// writes, not over [`DIRECT_MAX`] staged.
-    fn staging_slot(&self, st: &mut Staged, size: usize) -> Option<usize> {
-        match st.conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
-            Some(at) if st.conns[at].1.buf.len() + size <= DIRECT_MAX => Some(at),
-            Some(_) => None,
-            None if crate::core::direct_write() => {
-                let parts = st.spare.pop().unwrap_or_default();
-                st.conns.push((self.clone(), parts));
-                Some(st.conns.len() - 1)
-            }
-            None => None,
-        }
-    }
-
     /// Adds `f` to what this connection is sent at the end of the core's turn (None);
-    /// gives it back if it may not be (see [`Outbox::staging_slot`]), or if it has a
-    /// payload to keep aside.
+    /// gives it back if it may not be (see [`turn::stage`]), or if it has a payload to
+    /// keep aside.
     fn stage(&self, f: AgentFrame, size: usize) -> Option<AgentFrame> {
-        STAGED.with(|st| {
-            let mut st = st.borrow_mut();
-            let Some(at) = self.staging_slot(&mut st, size) else {
-                return Some(f);
-            };
-            let f = self.direct.prepare(f);
-            let parts = &mut st.conns[at].1;
+        let mut f = Some(f);
+        let kept = turn::stage(self.key(), size, || self.writer(), |parts| {
+            let g = self.direct.prepare(f.take()?);
             let start = parts.buf.len();
-            encode_or_refuse(parts, &f);
+            encode_or_refuse(parts, &g);
             if !parts.big.is_empty() {
                 // A payload kept aside after all (the size is an estimate): the writer
                 // sends those. Preparing twice changes nothing.
                 parts.buf.truncate(start);
                 parts.big.clear();
-                return Some(f);
+                return Some(g);
             }
             None
-        })
+        });
+        match kept {
+            Some(back) => back,
+            None => f,
+        }
     }
 
     /// Writes what is staged for this connection now, ahead of a frame that must go
     /// through the writer task.
     fn unstage(&self) {
-        STAGED.with(|st| {
-            let Staged { conns, spare } = &mut *st.borrow_mut();
-            if let Some(at) = conns.iter().position(|(o, _)| Arc::ptr_eq(&o.direct, &self.direct)) {
-                let (_, parts) = conns.remove(at);
-                self.write_now(&parts);
-                recycle(spare, parts);
-            }
-        });
+        turn::unstage(self.key());
     }
 
     /// More is queued than the connection may hold: send it nothing optional.
@@ -385,6 +343,21 @@ impl Outbox {
     pub fn room_or_notify(&self) -> bool {
         self.stalled.store(true, Ordering::SeqCst);
         !self.full()
+    }
+}
+
+impl crate::ports::Client for Outbox {
+    fn send(&self, f: AgentFrame) -> bool {
+        Outbox::send(self, f)
+    }
+    fn send_encoded(&self, id: u64, frame: Vec<u8>) -> bool {
+        Outbox::send_encoded(self, id, frame)
+    }
+    fn full(&self) -> bool {
+        Outbox::full(self)
+    }
+    fn room_or_notify(&self) -> bool {
+        Outbox::room_or_notify(self)
     }
 }
 
@@ -525,7 +498,7 @@ pub async fn connection(stream: Stream, conn: ConnId, inbox: Inbox, ctx: Arc<Ctx
     let (inflight, drained) = (out.direct.inflight.clone(), out.direct.drained.clone());
     inbox.send(CoreMsg::Connected {
         conn,
-        out: out.clone(),
+        out: Arc::new(out.clone()),
         uid,
         admin,
         run_as,
@@ -549,12 +522,12 @@ fn outbox(stream: Arc<Sock>, untyped: bool, conn: ConnId, inbox: Inbox) -> (Outb
         drained: Arc::new(Notify::new()),
         order: Mutex::new(()),
     });
-    let out = Outbox {
+    let out = Outbox(Arc::new(OutboxInner {
         tx: out_tx,
         queued: Arc::new(AtomicUsize::new(0)),
         stalled: Arc::new(AtomicBool::new(false)),
         direct: direct.clone(),
-    };
+    }));
     let writer = tokio::spawn(write_loop(direct, out_rx, (out.queued.clone(), out.stalled.clone()), (conn, inbox)));
     (out, writer)
 }
@@ -721,9 +694,9 @@ mod tests {
         assert_eq!(rc, 0);
         ours.set_nonblocking(true).unwrap();
         let stream = Sock::new(OwnedFd::from(ours)).unwrap();
-        let (inbox, _core) = crate::core::inbox();
+        let (inbox, _core) = crate::ports::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
-        crate::core::allow_direct_writes(u32::MAX);
+        turn::allow_direct_writes(u32::MAX);
         (out, writer, theirs)
     }
 
@@ -751,7 +724,7 @@ mod tests {
                 partial = Some(i);
             }
         }
-        send_staged();
+        turn::send_staged();
         let partial = partial.expect("the socket took every frame: no partial write happened");
         assert!(partial > 0, "the first frame already did not fit: nothing was written directly");
         drop(out);
@@ -793,7 +766,7 @@ mod tests {
         // What it wrote read: the socket has room while the writer is not looking.
         let mut got = vec![0u8; waiting(&theirs) as usize];
         std::io::Read::read_exact(&mut &theirs, &mut got).unwrap();
-        send_staged();
+        turn::send_staged();
         drop(out);
         theirs.set_nonblocking(true).unwrap();
         let mut rest = tokio::net::UnixStream::from_std(theirs).unwrap();
@@ -817,15 +790,15 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         theirs.set_nonblocking(true).unwrap();
         let stream = Sock::new(OwnedFd::from(ours)).unwrap();
-        let (inbox, _core) = crate::core::inbox();
+        let (inbox, _core) = crate::ports::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
-        crate::core::allow_direct_writes(2);
+        turn::allow_direct_writes(2);
         for i in 0..3 {
             assert!(out.send(reply(i)));
         }
         assert_eq!(waiting(&theirs), 0, "a frame went out before the turn ended");
         assert_eq!(out.queued.load(Ordering::SeqCst), 0, "a small frame went to the writer task");
-        send_staged();
+        turn::send_staged();
         let three = waiting(&theirs);
         assert!(three > 9000, "the three frames are not there at the turn's end: {three} bytes");
         // A second turn: a large frame sends what was staged ahead of itself.
@@ -839,7 +812,7 @@ mod tests {
         let want = [reply(0), reply(1), reply(2), reply(3), large.clone()];
         assert!(out.send(large));
         assert!(waiting(&theirs) > three, "what was staged did not go ahead of the large frame");
-        send_staged();
+        turn::send_staged();
         drop(out);
         let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
         for (i, w) in want.iter().enumerate() {
@@ -859,9 +832,9 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         theirs.set_nonblocking(true).unwrap();
         let stream = Sock::new(OwnedFd::from(ours)).unwrap();
-        let (inbox, _core) = crate::core::inbox();
+        let (inbox, _core) = crate::ports::inbox();
         let (out, writer) = outbox(Arc::new(stream), false, 1, inbox);
-        crate::core::allow_direct_writes(u32::MAX);
+        turn::allow_direct_writes(u32::MAX);
         let encoded = |f: &AgentFrame| {
             let mut b = Vec::new();
             frame::encode_into(f, &mut b).unwrap();
@@ -892,7 +865,7 @@ mod tests {
             out.queued.load(Ordering::SeqCst) > DIRECT_MAX,
             "the large encoded reply was not queued"
         );
-        send_staged();
+        turn::send_staged();
         let direct = out.direct.clone();
         drop(out);
         let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();

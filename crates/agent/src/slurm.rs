@@ -16,7 +16,7 @@
 //! agent's user and root only, never on a command line). The step's stdio stays open
 //! as the worker's lifeline: when srun goes, the worker stops.
 
-use crate::core::{ClusterEvent, CoreMsg, Inbox};
+use crate::ports::{ClusterEvent, CoreMsg, Inbox, JobStatus};
 use soam_profile::SlurmOptions;
 use soam_proto::frame;
 use soam_proto::worker::{FromWorker, ToWorker};
@@ -126,17 +126,6 @@ fn new_token() -> Result<String, String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| format!("no randomness for a worker token: {e}"))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-/// One job's line of `squeue`.
-#[derive(Debug, Clone)]
-pub struct JobStatus {
-    pub job: u64,
-    /// PENDING, RUNNING, COMPLETING...
-    pub state: String,
-    /// Why it waits (Resources, Priority, ...), "None" when running.
-    pub reason: String,
-    pub time_left_s: Option<u64>,
 }
 
 /// Seconds in squeue's time-left format (`[D-]H:M:S`, `M:S`); `None` for UNLIMITED and

@@ -14,7 +14,8 @@
 //! stops every instance and, if the agent asked it to (`SOAM_WORKER_CANCEL_JOB=1`),
 //! cancels its own job, so no allocation is held for an agent that is gone.
 
-use crate::instance::{self, InstCmd, InstEvent, Replies};
+use crate::instance::{self, Replies};
+use crate::ports::{InstCmd, InstEvent};
 use soam_profile::{Control, Launcher, Mode, Service};
 use soam_proto::frame;
 use soam_proto::worker::{FromWorker, ToWorker};
@@ -122,7 +123,7 @@ pub async fn run() -> Result<(), String> {
         pid: std::process::id(),
     });
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<(u64, InstEvent)>();
-    let sink: instance::EventSink = Arc::new(move |id, ev| {
+    let sink: crate::ports::EventSink = Arc::new(move |id, ev| {
         let _ = ev_tx.send((id, ev));
     });
     // Requests are read (and replies written) on threads of their own with plain

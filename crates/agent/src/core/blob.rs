@@ -19,7 +19,7 @@ use bytes::Bytes;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
-use crate::instance::SHARE_MIN;
+use soam_proto::frame::SHARE_MIN;
 
 /// Bytes behind one pointer (see the module doc). Immutable once made.
 pub(super) struct Blob {

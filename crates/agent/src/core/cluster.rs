@@ -16,7 +16,7 @@
 //! its instances retire once idle.
 
 use super::*;
-use crate::slurm::{self, JobStatus};
+use crate::ports::{ClusterEvent, JobStatus, WorkerTx};
 use soam_profile::{Launcher, SlurmOptions};
 use soam_proto::msg::AllocInfo;
 use soam_proto::worker::{FromWorker, ServiceSpec, ToWorker};
@@ -35,40 +35,6 @@ const EARLY_ENDS_LIMIT: u32 = 3;
 
 /// A job with less time left than this drains.
 pub const DRAIN_MARGIN_S: u64 = 30;
-
-pub enum ClusterEvent {
-    /// The agent's leftover jobs from an earlier life are cancelled: requests may go.
-    Ready,
-    AllocQueued {
-        alloc: u64,
-        job: u64,
-    },
-    AllocGranted {
-        alloc: u64,
-        job: u64,
-        nodes: Vec<String>,
-        cpus: u32,
-    },
-    /// `queued`: Slurm had given it a job id (then revoked or ended it): a failure of
-    /// that job, asked again for; otherwise Slurm refused the request itself.
-    AllocFailed {
-        alloc: u64,
-        why: String,
-        queued: bool,
-    },
-    WorkerMsg {
-        worker: u64,
-        msg: FromWorker,
-    },
-    WorkerGone {
-        worker: u64,
-        why: String,
-        /// Slurm ended its job or lost its node: not the worker's own failure.
-        slurm_lost: bool,
-    },
-    /// squeue's view of our jobs (`None`: it could not tell).
-    Polled(Option<Vec<JobStatus>>),
-}
 
 /// A Slurm service's instances and allocations: (application, service).
 pub type Pool = (String, String);
@@ -104,7 +70,7 @@ struct Worker {
     alloc: u64,
     node: String,
     cpus: u32,
-    tx: mpsc::UnboundedSender<ToWorker>,
+    tx: WorkerTx,
     /// Said hello: its instances may start.
     up: bool,
     draining: bool,
@@ -130,8 +96,6 @@ pub(super) struct Cluster {
     early_ends: HashMap<Pool, u32>,
     /// Names of the nodes tasks ran on; a task keeps the index (plus one) of its node.
     node_names: Vec<String>,
-    /// Where workers connect back: opened with the first allocation granted.
-    rendezvous: Option<Arc<slurm::Rendezvous>>,
 }
 
 /// The job name of this agent's allocations: the same across restarts of one agent (so
@@ -229,27 +193,8 @@ impl Core {
             app: app.to_string(),
             service: spec,
         });
-        let (tx, mut rx) = mpsc::unbounded_channel::<InstCmd>();
-        tokio::spawn(async move {
-            // The instance's messages go to the worker encoded as its service reads
-            // them, everything already queued in one piece.
-            let mut buf = Vec::with_capacity(1 << 12);
-            while let Some(cmd) = rx.recv().await {
-                let kill = crate::instance::coalesce(cmd, &mut rx, &mut buf, None);
-                if !buf.is_empty() {
-                    let bytes = Bytes::from(std::mem::take(&mut buf));
-                    if wtx.send(ToWorker::Input { inst: iid, bytes }).is_err() {
-                        return;
-                    }
-                }
-                if kill && wtx.send(ToWorker::Kill { inst: iid }).is_err() {
-                    return;
-                }
-            }
-            // The core let go of it: make sure it is gone on the node too.
-            let _ = wtx.send(ToWorker::Kill { inst: iid });
-        });
-        self.add_instance(iid, app, service, run_uid, crate::instance::InstTx::new(tx), None, Some(worker));
+        let tx = self.launcher.start_remote(iid, wtx);
+        self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
         iid
     }
 
@@ -267,11 +212,11 @@ impl Core {
             }
             ClusterEvent::AllocGranted { alloc, job, nodes, cpus } => {
                 let Some(a) = self.cluster.allocs.get_mut(&alloc) else {
-                    return slurm::cancel(job);
+                    return self.launcher.cancel_job(job);
                 };
                 a.job = Some(job);
                 if a.state == AllocState::Releasing {
-                    return slurm::cancel(job);
+                    return self.launcher.cancel_job(job);
                 }
                 tracing::info!("allocation {job} granted for {}/{}: {}", a.pool.0, a.pool.1, nodes.join(","));
                 a.state = AllocState::Running;
@@ -280,23 +225,21 @@ impl Core {
                 a.cpus = cpus;
                 a.idle_since = None;
                 let pool = a.pool.clone();
-                let rdv = match &self.cluster.rendezvous {
-                    Some(r) => r.clone(),
-                    None => match slurm::Rendezvous::open(self.cfg.worker_host.as_deref(), self.cfg.worker_port) {
-                        Ok(r) => self.cluster.rendezvous.insert(r).clone(),
-                        Err(e) => {
-                            tracing::warn!("{e}");
-                            self.cluster.allocs.remove(&alloc);
-                            slurm::cancel(job);
-                            return self.refuse_pool(&pool, e);
-                        }
-                    },
-                };
                 self.cluster.refused.remove(&pool);
                 for node in nodes {
                     let wid = self.cluster.next_worker;
+                    let tx = match self.launcher.start_worker(wid, job, &node, cpus) {
+                        Ok(tx) => tx,
+                        Err(e) => {
+                            // Workers cannot reach the agent: none of this allocation's
+                            // can start.
+                            tracing::warn!("{e}");
+                            self.release_alloc(alloc);
+                            self.cluster.allocs.remove(&alloc);
+                            return self.refuse_pool(&pool, e);
+                        }
+                    };
                     self.cluster.next_worker += 1;
-                    let tx = slurm::start_worker(wid, job, &node, cpus, rdv.clone(), self.inbox.clone());
                     self.cluster.workers.insert(
                         wid,
                         Worker {

@@ -4,7 +4,7 @@
 //! and stopping instance processes. What to bind to whom is decided in `sched`.
 
 use super::*;
-use crate::instance::{self, OutMsg};
+use crate::ports::{InstLink, OutMsg, Owner};
 use soam_service::wire;
 
 /// Tasks may go to the instance behind a SessionEnter still under way: its service
@@ -154,18 +154,12 @@ impl Core {
         self.push(iid, expects, msgs);
     }
 
-    pub(super) fn start_instance(&mut self, app: &str, service: Arc<Service>, run_uid: u32, owner: instance::Owner) -> InstId {
+    pub(super) fn start_instance(&mut self, app: &str, service: Arc<Service>, run_uid: u32, owner: Owner) -> InstId {
         let iid = self.next_inst;
         self.next_inst += 1;
-        let inbox = self.inbox.clone();
-        let sink: instance::EventSink = Arc::new(move |inst, ev| inbox.send(CoreMsg::Instance { inst, ev }));
-        let spawned = instance::spawn(iid, app, service.clone(), owner, sink);
-        tracing::debug!(
-            "instance {iid} of {app}/{} started as uid {run_uid} (pid {:?})",
-            service.name,
-            spawned.pid
-        );
-        self.add_instance(iid, app, service, run_uid, spawned.tx, spawned.pid, None);
+        let (tx, pid) = self.launcher.start_instance(iid, app, service.clone(), owner);
+        tracing::debug!("instance {iid} of {app}/{} started as uid {run_uid} (pid {pid:?})", service.name);
+        self.add_instance(iid, app, service, run_uid, tx, pid, None);
         iid
     }
 
@@ -177,7 +171,7 @@ impl Core {
         app: &str,
         service: Arc<Service>,
         run_uid: u32,
-        tx: crate::instance::InstTx,
+        tx: InstLink,
         pid: Option<u32>,
         worker: Option<u64>,
     ) {
@@ -212,7 +206,7 @@ impl Core {
     /// Whom a session owner's service processes run as: the owner in a shared agent,
     /// the agent's own user otherwise (a one-user agent is only reachable by that user
     /// and root, and runs everything as itself). `None` means no switch.
-    pub(super) fn run_as(&mut self, owner_uid: u32) -> (u32, instance::Owner) {
+    pub(super) fn run_as(&mut self, owner_uid: u32) -> (u32, Owner) {
         if !self.cfg.shared || owner_uid == self.agent_uid {
             return (self.agent_uid, None);
         }

@@ -178,7 +178,7 @@ impl Core {
         self.needs_schedule = true;
         if s.tasks.len() >= 10_000 {
             drop(s);
-            hand_back_memory();
+            self.launcher.trim_memory();
         }
     }
 

@@ -77,11 +77,7 @@ impl Core {
 
     /// Posts `t` to the inbox at `when`.
     pub(super) fn at(&self, when: Instant, t: Timer) {
-        let inbox = self.inbox.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(when.into()).await;
-            inbox.send(CoreMsg::Timer(t));
-        });
+        self.launcher.set_timer(when, t);
     }
 
     pub(super) fn tick(&mut self) {
@@ -91,11 +87,12 @@ impl Core {
         self.tick_sessions(now);
         self.retire_idle_instances(now);
         if self.trim.tick() {
-            hand_back_memory();
+            self.launcher.trim_memory();
         }
     }
 
-    pub(super) async fn stop_instances(&mut self) {
+    /// Asks every instance to stop; remote ones go with their workers.
+    pub(super) fn stop_instances(&mut self) {
         let ids: Vec<InstId> = self.instances.keys().copied().collect();
         for id in ids {
             // A busy instance would only answer DestroyService after its tasks.
@@ -105,17 +102,9 @@ impl Core {
                 self.destroy_instance(id);
             }
         }
-        // Give services a moment to run DestroyService, then stop what is left.
-        // (Remote ones go with their workers, right after.)
+        // Services get a moment to run DestroyService (`Core::stopped`), then what is
+        // left is killed (`Core::close`).
         self.instances.retain(|_, i| i.worker.is_none());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.instances.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.instances.retain(|_, i| !i.tx.is_closed());
-        }
-        for i in self.instances.values() {
-            let _ = i.tx.send(InstCmd::Kill);
-        }
     }
 
     pub(super) fn timer(&mut self, t: Timer) {

@@ -59,7 +59,7 @@ impl Core {
         };
         let (app, sess) = (h.session.app.clone(), h.session.id);
         let reader = self.store.reader();
-        let rt = tokio::runtime::Handle::current();
+        let launcher = self.launcher.clone();
         // Read after every write queued before this request is committed, so a client
         // told its session ended finds the session's tasks here (read-your-writes).
         let read = move || {
@@ -93,7 +93,7 @@ impl Core {
             });
         };
         self.store.barrier(Box::new(move |_| {
-            rt.spawn_blocking(read);
+            launcher.run_blocking(Box::new(read));
         }));
     }
 

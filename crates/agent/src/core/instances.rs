@@ -53,7 +53,7 @@ pub(super) struct Instance {
     pub(super) run_uid: u32,
     /// The cluster worker it runs on; `None`: a local process of the agent's.
     pub(super) worker: Option<u64>,
-    pub(super) tx: crate::instance::InstTx,
+    pub(super) tx: crate::ports::InstLink,
     pub(super) pid: Option<u32>,
     /// The session it serves now (SessionEnter sent or done).
     pub(super) bound: Option<Sid>,
@@ -99,7 +99,7 @@ impl Core {
             } => self.reply(iid, kind, status, task, attempt, payload),
             InstEvent::Output(bytes) => {
                 let parsed =
-                    crate::instance::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
+                    crate::ports::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
                 if let Err(e) = parsed {
                     self.kill(iid, KillReason::Failed(format!("it sent a malformed message ({e})")));
                 }

@@ -34,7 +34,6 @@ mod head_timer;
 mod history;
 mod instances;
 mod lifecycle;
-mod messages;
 mod once;
 mod persist;
 mod requests;
@@ -47,8 +46,7 @@ mod tasks;
 mod views;
 
 use crate::config::AgentConfig;
-use crate::instance::{InstCmd, InstEvent, InstId};
-use crate::server::Outbox;
+use crate::ports::{CoreMsg, Inbox, InstCmd, InstEvent, InstId, Launcher, Outbox, Timer};
 use blob::Blob;
 use bytes::Bytes;
 use soam_profile::{Profile, Service, SessionType};
@@ -63,31 +61,20 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-pub use cluster::ClusterEvent;
 use instances::{Expect, Instance, KillReason};
-pub use messages::{CoreMsg, Inbox, Timer, inbox};
 pub(crate) use persist::recovered_task;
 pub(crate) use requests::{Failure, did_you_mean};
 use session::{Session, Staged, Task, boxed};
 
-pub type ConnId = u64;
-/// The agent's own handle for a session, unique across applications (cheap to copy into
-/// every in-flight task entry, unlike `APP:ID`).
-pub type Sid = u64;
+pub use crate::ports::{ConnId, Sid};
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// Asks the allocator to return freed memory to the OS, on a blocking thread: a trim
-/// walks every arena, which the core's loop should not wait for.
-fn hand_back_memory() {
-    tokio::task::spawn_blocking(soam_store::release_freed_memory);
 }
 
 /// The profile's timeout and failure action for one service method.
@@ -136,39 +123,12 @@ struct Conn {
     staged: HashMap<Sid, Staged>,
 }
 
-/// Writes a turn of the core may make itself (see [`direct_write`]).
-const DIRECT_WRITES: u32 = 4;
-
-thread_local! {
-    /// Direct writes left in the core's current turn; 0 on every other thread and
-    /// between turns.
-    static DIRECT_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Whether the caller, the core in a turn, may write a small message to its socket or
-/// pipe at once itself (`server::Outbox::send`, `instance::InstTx::send_msgs`) rather
-/// than queue it for the writer task: one task's round trip is a reply and a message to
-/// the service, then an output, and each saves a writer's wake-up that way. The first
-/// few writes of a turn only: under load the writer tasks do the rest, on the other
-/// thread, while the core goes on.
-pub(crate) fn direct_write() -> bool {
-    DIRECT_LEFT.with(|d| {
-        let left = d.get();
-        d.set(left.saturating_sub(1));
-        left > 0
-    })
-}
-
-/// Lets this thread write directly `n` more times, as the core may in a turn.
-#[cfg(test)]
-pub(crate) fn allow_direct_writes(n: u32) {
-    DIRECT_LEFT.set(n);
-}
-
 pub struct Core {
     cfg: AgentConfig,
     store: Store,
     inbox: Inbox,
+    /// Every effect beyond writing to connections and instances (see `ports`).
+    launcher: Arc<dyn Launcher>,
     started: Instant,
     agent_uid: u32,
     apps: HashMap<String, App>,
@@ -227,11 +187,19 @@ pub struct Core {
 
 impl Core {
     /// `loaded` as [`Store::open_with`] gives it with [`recovered_task`].
-    pub fn new(cfg: AgentConfig, store: Store, loaded: Loaded<Task>, inbox: Inbox, shutdown: watch::Sender<bool>) -> Core {
+    pub fn new(
+        cfg: AgentConfig,
+        store: Store,
+        loaded: Loaded<Task>,
+        inbox: Inbox,
+        launcher: Arc<dyn Launcher>,
+        shutdown: watch::Sender<bool>,
+    ) -> Core {
         let mut core = Core {
             cfg,
             store,
             inbox,
+            launcher,
             started: Instant::now(),
             // SAFETY: geteuid has no preconditions.
             agent_uid: unsafe { libc::geteuid() },
@@ -274,65 +242,53 @@ impl Core {
         core
     }
 
-    /// Runs until shutdown is requested; then stops every instance and closes the store.
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>) {
-        // Never left set for a thread this task moves away from: cleared at the end of
-        // every turn (below), and there is no await within one.
-        let ticker = {
-            let inbox = self.inbox.clone();
-            tokio::spawn(async move {
-                let mut t = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    t.tick().await;
-                    inbox.send(CoreMsg::Tick);
-                }
-            })
-        };
-        let mut shutdown = self.shutdown.subscribe();
-        // One wait for shutdown for the whole loop, polled only when the inbox is empty:
-        // a fresh `changed()` every turn registered with the watch and deregistered
-        // again, about 650 instructions a one-task round trip (callgrind).
-        let stop = shutdown.changed();
-        tokio::pin!(stop);
-        loop {
-            let msg = tokio::select! {
-                biased;
-                m = rx.recv() => m,
-                _ = &mut stop => None,
-            };
-            let Some(msg) = msg else { break };
-            crate::trace::mark(crate::trace::Step::TurnStart);
-            DIRECT_LEFT.set(DIRECT_WRITES);
-            self.handle(msg);
-            let mut n = 0;
-            while n < 4096 {
-                match rx.try_recv() {
-                    Ok(m) => self.handle(m),
-                    Err(_) => break,
-                }
-                n += 1;
-            }
-            if self.needs_schedule {
-                self.needs_schedule = false;
-                self.schedule();
-                self.cluster_demand();
-            }
-            self.commit_ends();
-            self.flush();
-            crate::server::send_staged();
-            DIRECT_LEFT.set(0);
-            if *self.shutdown.borrow() {
-                break;
-            }
+    /// Ends a turn (see `crate::reactor`): schedules once for everything the turn's
+    /// messages changed, commits the turn's task ends, and sends outputs.
+    pub fn end_turn(&mut self) {
+        if self.needs_schedule {
+            self.needs_schedule = false;
+            self.schedule();
+            self.cluster_demand();
         }
-        ticker.abort();
-        self.stop_instances().await;
-        self.cluster_shutdown().await;
-        let Core { store, .. } = self;
-        tokio::task::spawn_blocking(move || store.close()).await.ok();
+        self.commit_ends();
+        self.flush();
     }
 
-    fn handle(&mut self, msg: CoreMsg) {
+    /// A client asked the agent to stop.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// The first step of shutdown: asks every instance to stop (DestroyService, or a kill
+    /// if it is busy) and every worker to stop. Returns the allocations' jobs to cancel.
+    /// Then [`Core::stopped`] until every instance is gone or the wait is over, and
+    /// [`Core::close`].
+    pub fn stop(&mut self) -> Vec<u64> {
+        self.stop_instances();
+        self.cluster_shutdown()
+    }
+
+    /// Whether every local instance is gone (the rest are killed by [`Core::close`]).
+    pub fn stopped(&mut self) -> bool {
+        self.instances.retain(|_, i| !i.tx.is_closed());
+        self.instances.is_empty()
+    }
+
+    /// Kills what is left and gives back the store, to be closed off the runtime.
+    pub fn close(self) -> Store {
+        for i in self.instances.values() {
+            let _ = i.tx.send(InstCmd::Kill);
+        }
+        self.store
+    }
+
+    /// The way to effects, for the reactor's shutdown.
+    pub fn launcher(&self) -> Arc<dyn Launcher> {
+        self.launcher.clone()
+    }
+
+    /// Handles one message of a turn.
+    pub fn handle(&mut self, msg: CoreMsg) {
         use crate::trace::{Step, mark};
         match &msg {
             CoreMsg::Request {

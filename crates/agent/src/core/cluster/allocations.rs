@@ -25,7 +25,7 @@ impl Core {
             // A node of it is gone: give the rest back and ask again for what is needed.
             a.state = AllocState::Releasing;
             if let Some(job) = a.job {
-                slurm::cancel(job);
+                self.launcher.cancel_job(job);
             }
             for wid in a.workers.clone() {
                 if let Some(w) = self.cluster.workers.get_mut(&wid) {
@@ -91,7 +91,7 @@ impl Core {
         tracing::info!("releasing allocation {:?} of {}/{}", a.job, a.pool.0, a.pool.1);
         a.state = AllocState::Releasing;
         if let Some(job) = a.job {
-            slurm::cancel(job);
+            self.launcher.cancel_job(job);
         }
         // One still being requested is cancelled when its grant arrives.
         for wid in a.workers.clone() {
@@ -116,7 +116,7 @@ impl Core {
         let jobs: Vec<u64> = self.cluster.allocs.values().filter_map(|a| a.job).collect();
         if !jobs.is_empty() && !self.cluster.polling {
             self.cluster.polling = true;
-            slurm::poll(jobs, self.inbox.clone());
+            self.launcher.poll_jobs(jobs);
         }
         let mut busy: HashSet<u64> = HashSet::default();
         for i in self.instances.values() {
@@ -184,12 +184,7 @@ impl Core {
         if !self.cluster.ready {
             if !self.cluster.cleaning {
                 self.cluster.cleaning = true;
-                let name = job_name(&self.cfg.paths.data_dir);
-                let inbox = self.inbox.clone();
-                tokio::spawn(async move {
-                    slurm::cancel_leftovers(&name).await;
-                    inbox.send(CoreMsg::Cluster(ClusterEvent::Ready));
-                });
+                self.launcher.cancel_leftovers(job_name(&self.cfg.paths.data_dir));
             }
             return;
         }
@@ -252,7 +247,7 @@ impl Core {
                     idle_since: None,
                 },
             );
-            slurm::request(id, opts.clone(), job_name(&self.cfg.paths.data_dir), self.inbox.clone());
+            self.launcher.request_allocation(id, opts.clone(), job_name(&self.cfg.paths.data_dir));
         }
     }
 
@@ -320,14 +315,11 @@ impl Core {
         Ok(())
     }
 
-    /// At shutdown: stop every worker and give back every allocation.
-    pub(in crate::core) async fn cluster_shutdown(&mut self) {
+    /// At shutdown: stop every worker; the allocations' jobs, to give back.
+    pub(in crate::core) fn cluster_shutdown(&mut self) -> Vec<u64> {
         for w in self.cluster.workers.values() {
             let _ = w.tx.send(ToWorker::Stop);
         }
-        let jobs: Vec<u64> = self.cluster.allocs.values().filter_map(|a| a.job).collect();
-        if !jobs.is_empty() {
-            slurm::cancel_now(&jobs).await;
-        }
+        self.cluster.allocs.values().filter_map(|a| a.job).collect()
     }
 }

@@ -1,7 +1,12 @@
 //! What reaches the core: every event (a connection, a request, an instance's output, a
-//! timer, a commit) is a [`CoreMsg`] in one unbounded inbox, handled in arrival order.
+//! timer, a commit, Slurm) is a [`CoreMsg`] in one unbounded inbox, handled in arrival
+//! order.
 
-use super::*;
+use super::{ConnId, InstEvent, InstId, Outbox, Sid};
+use soam_proto::worker::FromWorker;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 pub enum CoreMsg {
     Connected {
@@ -69,11 +74,11 @@ pub enum CoreMsg {
     Cluster(ClusterEvent),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
     /// A holder vanished; if nobody reopened by now, run the disconnect action.
     Disconnect { sid: Sid, generation: u64 },
-    /// The instance's one method timer (set for `at`) fired: see `head_timer`.
+    /// The instance's one method timer (set for `at`) fired: see `core::head_timer`.
     MethodTimeout { inst: InstId, at: Instant },
     /// taskCleanupPeriod is over: stop the instance if it still runs the ended work.
     Cleanup { inst: InstId, sid: Sid },
@@ -81,6 +86,52 @@ pub enum Timer {
     SuspendGrace { sid: Sid, generation: u64 },
     /// reclaimGracePeriod is over for an instance given back by a session.
     ReclaimGrace { inst: InstId, sid: Sid },
+}
+
+/// What Slurm and the workers tell the core (all Slurm I/O is in `crate::slurm`).
+pub enum ClusterEvent {
+    /// The agent's leftover jobs from an earlier life are cancelled: requests may go.
+    Ready,
+    AllocQueued {
+        alloc: u64,
+        job: u64,
+    },
+    AllocGranted {
+        alloc: u64,
+        job: u64,
+        nodes: Vec<String>,
+        cpus: u32,
+    },
+    /// `queued`: Slurm had given it a job id (then revoked or ended it): a failure of
+    /// that job, asked again for; otherwise Slurm refused the request itself.
+    AllocFailed {
+        alloc: u64,
+        why: String,
+        queued: bool,
+    },
+    WorkerMsg {
+        worker: u64,
+        msg: FromWorker,
+    },
+    WorkerGone {
+        worker: u64,
+        why: String,
+        /// Slurm ended its job or lost its node: not the worker's own failure.
+        slurm_lost: bool,
+    },
+    /// squeue's view of our jobs (`None`: it could not tell).
+    Polled(Option<Vec<JobStatus>>),
+}
+
+/// One job's line of `squeue`.
+#[derive(Debug, Clone)]
+pub struct JobStatus {
+    pub job: u64,
+    /// PENDING, RUNNING, COMPLETING...
+    pub state: String,
+    /// Why it waits (Resources, Priority, ...), "None" when running.
+    pub reason: String,
+    pub time_left_s: Option<u64>,
 }
 
 /// The one way into the core.
