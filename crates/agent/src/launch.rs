@@ -107,7 +107,9 @@ impl Launcher for Real {
             let mut r = self.rendezvous.lock().unwrap_or_else(|e| e.into_inner());
             match &*r {
                 Some(r) => r.clone(),
-                None => r.insert(slurm::Rendezvous::open(self.worker_host.as_deref(), self.worker_port)?).clone(),
+                None => r
+                    .insert(slurm::Rendezvous::open(self.worker_host.as_deref(), self.worker_port)?)
+                    .clone(),
             }
         };
         Ok(slurm::start_worker(worker, job, node, cpus, rdv, self.inbox.clone()))

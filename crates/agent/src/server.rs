@@ -250,7 +250,6 @@ impl StagedWriter for OutboxInner {
         drop(order);
         self.direct.drained.notify_one();
     }
-
 }
 
 impl Outbox {
@@ -288,10 +287,15 @@ impl Outbox {
     pub fn send_encoded(&self, id: u64, frame: Vec<u8>) -> bool {
         let size = frame.len();
         if size <= DIRECT_MAX && self.queued.load(Ordering::SeqCst) == 0 && !self.tx.is_closed() {
-            let staged = turn::stage(self.key(), size, || self.writer(), |parts| {
-                self.direct.inflight.answered(id);
-                parts.buf.extend_from_slice(&frame);
-            });
+            let staged = turn::stage(
+                self.key(),
+                size,
+                || self.writer(),
+                |parts| {
+                    self.direct.inflight.answered(id);
+                    parts.buf.extend_from_slice(&frame);
+                },
+            );
             if staged.is_some() {
                 return true;
             }
@@ -307,19 +311,24 @@ impl Outbox {
     /// keep aside.
     fn stage(&self, f: AgentFrame, size: usize) -> Option<AgentFrame> {
         let mut f = Some(f);
-        let kept = turn::stage(self.key(), size, || self.writer(), |parts| {
-            let g = self.direct.prepare(f.take()?);
-            let start = parts.buf.len();
-            encode_or_refuse(parts, &g);
-            if !parts.big.is_empty() {
-                // A payload kept aside after all (the size is an estimate): the writer
-                // sends those. Preparing twice changes nothing.
-                parts.buf.truncate(start);
-                parts.big.clear();
-                return Some(g);
-            }
-            None
-        });
+        let kept = turn::stage(
+            self.key(),
+            size,
+            || self.writer(),
+            |parts| {
+                let g = self.direct.prepare(f.take()?);
+                let start = parts.buf.len();
+                encode_or_refuse(parts, &g);
+                if !parts.big.is_empty() {
+                    // A payload kept aside after all (the size is an estimate): the writer
+                    // sends those. Preparing twice changes nothing.
+                    parts.buf.truncate(start);
+                    parts.big.clear();
+                    return Some(g);
+                }
+                None
+            },
+        );
         match kept {
             Some(back) => back,
             None => f,

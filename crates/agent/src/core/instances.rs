@@ -98,8 +98,7 @@ impl Core {
                 payload,
             } => self.reply(iid, kind, status, task, attempt, payload),
             InstEvent::Output(bytes) => {
-                let parsed =
-                    crate::ports::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
+                let parsed = crate::ports::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
                 if let Err(e) = parsed {
                     self.kill(iid, KillReason::Failed(format!("it sent a malformed message ({e})")));
                 }

@@ -45,6 +45,9 @@ mod shares;
 mod tasks;
 mod views;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::AgentConfig;
 use crate::ports::{CoreMsg, Inbox, InstCmd, InstEvent, InstId, Launcher, Outbox, Timer};
 use blob::Blob;

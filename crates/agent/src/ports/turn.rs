@@ -82,7 +82,12 @@ fn same(a: &Arc<dyn StagedWriter>, key: *const ()) -> bool {
 /// `size` more bytes may be staged for it: not outside the core's turn, not past the
 /// turn's direct writes, not over [`STAGE_MAX`]. `writer` gives the connection's writer
 /// the first time it stages in a turn. None: nothing was staged.
-pub fn stage<R>(key: *const (), size: usize, writer: impl FnOnce() -> Arc<dyn StagedWriter>, fill: impl FnOnce(&mut Parts) -> R) -> Option<R> {
+pub fn stage<R>(
+    key: *const (),
+    size: usize,
+    writer: impl FnOnce() -> Arc<dyn StagedWriter>,
+    fill: impl FnOnce(&mut Parts) -> R,
+) -> Option<R> {
     STAGED.with(|st| {
         let mut st = st.borrow_mut();
         let at = match st.conns.iter().position(|(w, _)| same(w, key)) {

@@ -247,7 +247,8 @@ impl Core {
                     idle_since: None,
                 },
             );
-            self.launcher.request_allocation(id, opts.clone(), job_name(&self.cfg.paths.data_dir));
+            self.launcher
+                .request_allocation(id, opts.clone(), job_name(&self.cfg.paths.data_dir));
         }
     }
 
