@@ -1,5 +1,5 @@
 //! man/ and completions/ must equal a fresh generation from the clap definitions
-//! (regenerate with `cargo run -p soam-cli --bin soam-docgen`).
+//! (regenerate with `cargo run -p soam-lab --bin soam-docgen`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +23,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 #[test]
 fn man_pages_and_completions_are_current() {
     let fresh = tempfile::tempdir().unwrap();
-    soam_cli::docs::generate(&fresh.path().join("man"), &fresh.path().join("completions")).unwrap();
+    soam_cli::docs::generate(soam_lab::commands(), &fresh.path().join("man"), &fresh.path().join("completions")).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for dir in ["man", "completions"] {
         let want = files(&fresh.path().join(dir));
@@ -32,12 +32,12 @@ fn man_pages_and_completions_are_current() {
         let have_names: Vec<&String> = have.keys().collect();
         assert_eq!(
             have_names, want_names,
-            "{dir}/ has other files than a fresh generation; run cargo run -p soam-cli --bin soam-docgen"
+            "{dir}/ has other files than a fresh generation; run cargo run -p soam-lab --bin soam-docgen"
         );
         for (name, bytes) in &want {
             assert!(
                 have[name] == *bytes,
-                "{dir}/{name} is out of date; run cargo run -p soam-cli --bin soam-docgen"
+                "{dir}/{name} is out of date; run cargo run -p soam-lab --bin soam-docgen"
             );
         }
     }
@@ -73,8 +73,9 @@ fn man_synopses_name_option_values() {
 }
 
 /// `cargo install --path .` installs the bin targets of the `soam` package: the
-/// commands people run (the agent, the commands, the benchmark, the cluster worker and
-/// the example service), never the docs generator.
+/// commands people run (the agent, the commands, the cluster worker and the example
+/// service), never the lab's benchmark or docs generator (`cargo install --path
+/// crates/lab` installs those).
 #[test]
 fn cargo_install_installs_only_the_user_facing_commands() {
     let o = std::process::Command::new(env!("CARGO"))
@@ -98,7 +99,6 @@ fn cargo_install_installs_only_the_user_facing_commands() {
         [
             "soam-echo-service",
             "soam-worker",
-            "soambench",
             "soamcontrol",
             "soamd",
             "soamreg",
@@ -131,7 +131,7 @@ fn no_command_or_argument_has_an_empty_description() {
         }
     }
     let mut missing = Vec::new();
-    for mut c in soam_cli::docs::commands() {
+    for mut c in soam_lab::commands() {
         c.build();
         walk(&c, "", &mut missing);
     }
@@ -195,7 +195,7 @@ fn every_subcommand_has_examples_and_every_page_see_also() {
         }
     }
     let mut missing = Vec::new();
-    for c in soam_cli::docs::commands() {
+    for c in soam_lab::commands() {
         walk(&c, "", &mut missing);
     }
     assert!(missing.is_empty(), "no examples: {missing:#?}");

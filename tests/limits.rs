@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use soam_cli::attack;
+use soam_lab::attack;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

@@ -117,7 +117,7 @@ fn the_agent_killed_while_a_large_listing_is_sent_loses_nothing() {
 /// them (`ListSessionsAhead`, protocol 5).
 #[test]
 fn session_pages_walk_every_open_session_once_in_order() {
-    use soam_cli::attack;
+    use soam_lab::attack;
     use soam_proto::msg::{AgentFrame, Reply, Request, SessionQuery};
     let env = Env::new();
     for app in ["b", "a"] {
@@ -213,7 +213,7 @@ fn session_pages_walk_every_open_session_once_in_order() {
 /// and as JSON, with the tag filter applied on every page.
 #[test]
 fn a_listing_of_many_pages_shows_every_session_once_in_order() {
-    use soam_cli::attack;
+    use soam_lab::attack;
     use soam_proto::msg::{AgentFrame, CreateSession, Reply, Request};
     use std::io::Write;
     let env = Env::new();

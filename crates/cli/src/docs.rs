@@ -1,13 +1,13 @@
 //! Man pages and shell completions, generated from the clap definitions so they never
-//! drift: `soam-docgen` writes them into `man/` and `completions/`, and a test checks
-//! the committed files equal a fresh generation.
+//! drift: `soam-docgen` (crates/lab, which adds soambench's) writes them into `man/`
+//! and `completions/`, and a test checks the committed files equal a fresh generation.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Every command, as clap describes it.
+/// Every command of this crate, as clap describes it, with its examples.
 pub fn commands() -> Vec<clap::Command> {
     [
         crate::soamd::Args::command(),
@@ -16,21 +16,20 @@ pub fn commands() -> Vec<clap::Command> {
         crate::soamview::Args::command(),
         crate::soamcontrol::Args::command(),
         crate::session::Args::command(),
-        crate::soambench::Args::command(),
     ]
     .into_iter()
     .map(crate::common::with_examples)
     .collect()
 }
 
-/// Writes `NAME.1` (and `NAME-SUB.1` for subcommands) into `man_dir`, and bash, zsh and
-/// fish completions into `completion_dir`.
-pub fn generate(man_dir: &Path, completion_dir: &Path) -> std::io::Result<()> {
+/// Writes `NAME.1` (and `NAME-SUB.1` for subcommands) of `commands` into `man_dir`, and
+/// bash, zsh and fish completions into `completion_dir`.
+pub fn generate(commands: Vec<clap::Command>, man_dir: &Path, completion_dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(man_dir)?;
     for shell in ["bash", "zsh", "fish"] {
         std::fs::create_dir_all(completion_dir.join(shell))?;
     }
-    for cmd in commands() {
+    for cmd in commands {
         let mut c = cmd.clone().disable_help_subcommand(true);
         c.build();
         man_pages(c, man_dir)?;

@@ -16,19 +16,14 @@ macro_rules! outln {
 }
 
 pub mod agentlog;
-pub mod attack;
-pub mod bare;
-pub mod bench_python;
 pub mod cells;
 pub mod changed;
 pub mod common;
 pub mod complete;
 pub mod docs;
-pub mod floor;
 pub mod output;
 pub mod rows;
 pub mod session;
-pub mod soambench;
 pub mod soamcontrol;
 pub mod soamd;
 pub mod soamreg;

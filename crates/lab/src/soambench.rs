@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
     name = "soambench",
     version,
     about = "Measure soam against SPEC section 12 (throughput, latency, memory, restart, soamview)",
-    after_help = crate::common::exit::after_help("Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)\n  soambench --python   # the Python package's figures beside the Rust client's")
+    after_help = soam_cli::common::exit::after_help("Examples:\n  soambench            # full sizes, a table\n  soambench --json     # one JSON object with the SPEC keys\n  soambench --quick    # small sizes (CI)\n  soambench --python   # the Python package's figures beside the Rust client's")
 )]
 pub struct Args {
     /// One JSON object with the SPEC section 12 keys
@@ -379,7 +379,7 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
         "journal_write_tasks_per_s": (total / write_s).round(),
         "journal_replay_tasks_per_s": (total / replay_s).round(),
     });
-    crate::outln!("{}", serde_json::to_string_pretty(&out)?);
+    soam_cli::outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -639,7 +639,7 @@ fn attack(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize) -> anyhow::
         "maximal_frames_peak_above_baseline_mib": mib(frames_peak.saturating_sub(base2)),
         "throughput_under_maximal_frames_tasks_per_s": under_frames.round(),
     });
-    crate::outln!("{}", serde_json::to_string_pretty(&out)?);
+    soam_cli::outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -654,9 +654,9 @@ pub fn main() -> i32 {
         },
         _ => {}
     }
-    crate::complete::from_env(<Args as clap::CommandFactory>::command);
+    soam_cli::complete::from_env(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
-    crate::common::init_logging(0);
+    soam_cli::common::init_logging(0);
     match bench(&args) {
         Ok(()) => 0,
         Err(e) => {
@@ -883,7 +883,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
             .into_iter()
             .map(|(k, _, v)| (k, json!((v * 1000.0).round() / 1000.0)))
             .collect();
-        crate::outln!("{}", serde_json::Value::Object(m));
+        soam_cli::outln!("{}", serde_json::Value::Object(m));
     } else {
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);
@@ -891,7 +891,7 @@ fn scale(agent: &Agent, rt: &tokio::runtime::Runtime, sessions: usize, tasks: us
         for (k, label, v) in figures {
             t.add_row([label, format!("{v:.3}"), k]);
         }
-        crate::outln!("{t}");
+        soam_cli::outln!("{t}");
     }
     Ok(())
 }
@@ -939,7 +939,7 @@ fn big(agent: &mut Agent, rt: &tokio::runtime::Runtime, tasks: usize, json: bool
             .iter()
             .map(|(k, v)| (k.to_string(), json!((v * 1000.0).round() / 1000.0)))
             .collect();
-        crate::outln!("{}", serde_json::Value::Object(m));
+        soam_cli::outln!("{}", serde_json::Value::Object(m));
     } else {
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);
@@ -947,7 +947,7 @@ fn big(agent: &mut Agent, rt: &tokio::runtime::Runtime, tasks: usize, json: bool
         for (k, v) in figures {
             t.add_row([k.to_string(), format!("{v:.3}")]);
         }
-        crate::outln!(
+        soam_cli::outln!(
             "{t}\n({tasks} tasks; peak RSS is the agent's VmHWM after the run, the restart's the highest of 3; restart median of 3)"
         );
     }
@@ -1304,7 +1304,7 @@ fn print_figures(figures: &[Figure], json: bool, size_note: &str) -> anyhow::Res
         for (k, v, _, _) in figures {
             m.insert((*k).into(), json!((v * 1000.0).round() / 1000.0));
         }
-        crate::outln!("{}", serde_json::Value::Object(m));
+        soam_cli::outln!("{}", serde_json::Value::Object(m));
     } else {
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);
@@ -1323,7 +1323,7 @@ fn print_figures(figures: &[Figure], json: bool, size_note: &str) -> anyhow::Res
                 },
             ]);
         }
-        crate::outln!("{t}\n({size_note})");
+        soam_cli::outln!("{t}\n({size_note})");
     }
     Ok(())
 }

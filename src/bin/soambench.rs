@@ -1,4 +1,0 @@
-//! Thin entry point; the command lives in `soam_cli::soambench`.
-fn main() {
-    std::process::exit(soam_cli::soambench::main())
-}
