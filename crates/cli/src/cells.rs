@@ -4,10 +4,20 @@
 //! (Building a JSON object per row, and later a value and a string per cell, were most
 //! of `soamview session`'s time over 10,000 sessions.)
 
-use crate::output::Kind;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 use std::fmt::Write as _;
+
+/// How a column's value becomes a table cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Shown as it is (strings escaped, null empty, booleans yes/no).
+    Text,
+    /// A time (`output::Time`): the cell is local time with age, from the `NAME_ms` field beside it.
+    Time,
+    /// An array, joined with commas (an empty string shows as `""`).
+    List,
+}
 
 /// The cells of a page of rows, `cols` to a row, their text in one buffer.
 #[derive(Debug, Default, Clone)]
@@ -169,7 +179,7 @@ pub fn push_row<R: Serialize, S: AsRef<str>>(grid: &mut Grid, row: &R, cols: &Co
     grid.end_row(at as usize);
 }
 
-/// One cell being written: what a row's [`crate::output::Row::field`] writes the
+/// One cell being written: what a row's `output::Row::field` writes the
 /// value of one of its fields to, through the very writer `push_row` uses, so a cell
 /// reads the same whichever way it was made.
 pub struct Cell<'a> {

@@ -21,7 +21,7 @@ impl Conn {
     /// older than this command's).
     pub async fn connect(&self, client_name: &str) -> anyhow::Result<Client> {
         let opts = self.options(client_name);
-        crate::session::sync::replay_quietly(&opts).await;
+        crate::replay::replay_quietly(&opts).await;
         Ok(Client::connect(&opts).await?)
     }
 
@@ -31,7 +31,7 @@ impl Conn {
     pub async fn connect_running(&self, client_name: &str) -> anyhow::Result<Client> {
         let mut opts = self.options(client_name);
         opts.autostart = false;
-        crate::session::sync::replay_quietly(&opts).await;
+        crate::replay::replay_quietly(&opts).await;
         Ok(Client::connect(&opts).await?)
     }
 }
@@ -178,7 +178,7 @@ where
     };
     match rt.block_on(body) {
         Ok(code) => code,
-        Err(e) if crate::output::is_broken_pipe(&e) => 0,
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             let msg = format!("{e:#}");
             // The reason may quote a profile or another user's names: escaped.
@@ -212,4 +212,16 @@ pub fn init_logging(verbose: u8) {
         .with_ansi(stderr_colour())
         .with_target(false)
         .try_init();
+}
+
+/// Whether an error is stdout's reader having gone (`soamview task X | head -1`): the
+/// command then ends quietly, as Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
 }

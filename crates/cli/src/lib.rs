@@ -22,6 +22,7 @@ pub mod common;
 pub mod complete;
 pub mod docs;
 pub mod output;
+pub mod replay;
 pub mod rows;
 pub mod session;
 pub mod soamcontrol;

@@ -24,16 +24,7 @@ const PLAIN_ROWS: usize = 1000;
 /// loses no width to it.
 const GAP: usize = 2;
 
-/// How a column's value becomes a table cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Shown as it is (strings escaped, null empty, booleans yes/no).
-    Text,
-    /// A [`Time`]: the cell is local time with age, from the `NAME_ms` field beside it.
-    Time,
-    /// An array, joined with commas (an empty string shows as `""`).
-    List,
-}
+pub use crate::cells::Kind;
 
 /// One column a view can show.
 #[derive(Debug, Clone, Copy)]
@@ -566,18 +557,6 @@ impl<W: Write> Paged<W> {
         self.out.write_all(text.as_bytes())?;
         if last { self.out.flush() } else { Ok(()) }
     }
-}
-
-/// Whether an error is stdout's reader having gone (`soamview task X | head -1`): the
-/// command then ends quietly, as Unix tools do.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .and_then(|j| j.io_error_kind())
-                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 #[cfg(test)]

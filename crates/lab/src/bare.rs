@@ -51,7 +51,7 @@ impl Bare {
             ack: Vec::new(),
             out: Vec::new(),
         };
-        let id = bare.send(crate::soambench::create_request(app, None, true))?;
+        let id = bare.send(crate::rounds::create_request(app, None, true))?;
         loop {
             if let AgentFrame::Reply { id: got, result } = bare.frame()?
                 && got == id

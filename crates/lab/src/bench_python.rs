@@ -126,7 +126,7 @@ pub fn figures(
     rt: &tokio::runtime::Runtime,
     sizes: &Sizes,
     say: &dyn Fn(&str),
-) -> anyhow::Result<Vec<crate::soambench::Figure>> {
+) -> anyhow::Result<Vec<crate::rounds::Figure>> {
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -134,7 +134,7 @@ pub fn figures(
     say("Python client against the Rust client, alternating");
     let (mut py, mut rust) = (Vec::new(), Vec::new());
     for _ in 0..sizes.runs {
-        rust.push(rt.block_on(crate::soambench::throughput(opts, "bench", None, sizes.client_tasks))?);
+        rust.push(rt.block_on(crate::rounds::throughput(opts, "bench", None, sizes.client_tasks))?);
         py.push(key(&run(home, "client", sizes.client_tasks)?, "python_client_tasks_per_s")?);
     }
     let (py_client, rust_client) = (median(&mut py), median(&mut rust));
@@ -154,7 +154,7 @@ pub fn figures(
     for _ in 0..sizes.runs {
         let mut samples = Vec::with_capacity(sizes.latency_rounds);
         rt.block_on(async {
-            let mut l = crate::soambench::Latency::open(opts).await?;
+            let mut l = crate::rounds::Latency::open(opts).await?;
             l.rounds(1, &mut Vec::new()).await?;
             l.rounds(sizes.latency_rounds, &mut samples).await?;
             l.close().await

@@ -6,6 +6,8 @@
 //!   measured against), [`bare`] (a minimal blocking client, to tell the client
 //!   library's share from the agent's) and [`bench_python`] (the Python package's
 //!   figures, SPEC section 13);
+//! - `rounds`: what those measurements are made of (sessions, submits, collects, one-task
+//!   round trips, a reported figure);
 //! - [`attack`]: hostile clients speaking raw frames, for the benchmark's checks and
 //!   the integration tests of limits and views.
 //!
@@ -16,6 +18,7 @@ pub mod attack;
 pub mod bare;
 pub mod bench_python;
 pub mod floor;
+mod rounds;
 pub mod soambench;
 
 /// Every documented command: the product's ([`soam_cli::docs::commands`]) and soambench.

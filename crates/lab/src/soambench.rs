@@ -7,13 +7,13 @@
 //! on small sizes (CI checks it completes and prints valid JSON, never its speed).
 
 use crate::floor::{Percentiles, percentiles};
+use crate::rounds::{Figure, Latency, collect, collect_one, create, create_request, median, session_ref, submit, throughput};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Parser;
 use serde_json::json;
-use soam_client::{Client, ConnectOptions, Dedup};
-use soam_proto::msg::{CreateSession, Event, Reply, Request, SessionAction};
-use soam_proto::{SessionKey, SessionRef};
+use soam_client::{Client, ConnectOptions};
+use soam_proto::msg::{Event, Reply, Request, SessionAction};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -229,83 +229,6 @@ fn rss_mib(pid: u32) -> f64 {
     crate::attack::mem_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn session_ref(app: &str, id: u64) -> SessionRef {
-    SessionRef {
-        app: app.into(),
-        key: SessionKey::Id(id),
-    }
-}
-
-/// A plain session of `app` (of type `stype`, or its default).
-pub(crate) fn create_request(app: &str, stype: Option<&str>, attach: bool) -> Request {
-    Request::CreateSession(CreateSession {
-        app: app.into(),
-        session_type: stype.map(String::from),
-        name: None,
-        tag: None,
-        common_data: Bytes::new(),
-        direct: false,
-        attach,
-    })
-}
-
-async fn create(c: &Client, app: &str, stype: Option<&str>, attach: bool) -> anyhow::Result<u64> {
-    match c.call(create_request(app, stype, attach)).await? {
-        Reply::Session(s) => Ok(s.id),
-        _ => bail!("unexpected reply"),
-    }
-}
-
-async fn submit(c: &Client, s: &SessionRef, n: usize) -> anyhow::Result<()> {
-    let replies: Vec<_> = soam_client::batches(vec![Bytes::new(); n], 16_384)
-        .into_iter()
-        .map(|tasks| c.send(Request::Submit { session: s.clone(), tasks }))
-        .collect();
-    for r in replies {
-        r.await?;
-    }
-    Ok(())
-}
-
-/// Collects `n` distinct outputs, acknowledging each batch.
-async fn collect(c: &mut Client, s: &SessionRef, n: usize) -> anyhow::Result<()> {
-    let mut seen = Dedup::default();
-    let mut got = 0;
-    while got < n {
-        match c.next_event().await {
-            Some(Event::Outputs { outputs, .. }) => {
-                let ids: Vec<u64> = outputs.iter().map(|o| o.task).collect();
-                got += ids.iter().filter(|&&t| seen.first(t)).count();
-                c.notify(Request::Ack {
-                    session: s.clone(),
-                    tasks: ids,
-                })?;
-            }
-            Some(Event::Ended { reason, .. }) => bail!("session ended: {reason}"),
-            None => bail!("connection lost"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// One session of `n` no-op tasks, start to close: tasks per second.
-pub(crate) async fn throughput(opts: &ConnectOptions, app: &str, stype: Option<&str>, n: usize) -> anyhow::Result<f64> {
-    let mut c = Client::connect(opts).await?;
-    let t0 = Instant::now();
-    let id = create(&c, app, stype, true).await?;
-    let s = session_ref(app, id);
-    submit(&c, &s, n).await?;
-    collect(&mut c, &s, n).await?;
-    c.call(Request::Close { session: s }).await?;
-    Ok(n as f64 / t0.elapsed().as_secs_f64())
-}
-
 /// As `throughput`, through the session library (`soam_client::session`): batches
 /// under request ids (`atomic`: one submission, staged and accepted whole), outputs
 /// through `next`, acknowledged.
@@ -383,43 +306,6 @@ fn client(agent: &Agent, rt: &tokio::runtime::Runtime, tasks: usize, runs: usize
     Ok(())
 }
 
-/// One task at a time through a session of the no-op service, on a warm instance.
-pub(crate) struct Latency {
-    c: Client,
-    s: SessionRef,
-}
-
-impl Latency {
-    pub(crate) async fn open(opts: &ConnectOptions) -> anyhow::Result<Latency> {
-        let c = Client::connect(opts).await?;
-        let id = create(&c, "bench", None, true).await?;
-        Ok(Latency {
-            c,
-            s: session_ref("bench", id),
-        })
-    }
-
-    /// `n` round trips (submit, output, acknowledge), each one's time in µs.
-    pub(crate) async fn rounds(&mut self, n: usize, samples: &mut Vec<f64>) -> anyhow::Result<()> {
-        for _ in 0..n {
-            let t0 = Instant::now();
-            let reply = self.c.send(Request::Submit {
-                session: self.s.clone(),
-                tasks: vec![Bytes::new()],
-            });
-            collect_one(&mut self.c, &self.s).await?;
-            reply.await?;
-            samples.push(t0.elapsed().as_secs_f64() * 1e6);
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn close(self) -> anyhow::Result<()> {
-        self.c.call(Request::Close { session: self.s }).await?;
-        Ok(())
-    }
-}
-
 /// `count` tasks of `size` bytes through the echo service and back, after one task to
 /// start its instance: MB/s each way.
 async fn payload(opts: &ConnectOptions, count: usize, size: usize) -> anyhow::Result<f64> {
@@ -445,23 +331,6 @@ async fn payload(opts: &ConnectOptions, count: usize, size: usize) -> anyhow::Re
     }
     c.call(Request::Close { session: s }).await?;
     Ok((count * size) as f64 / secs / 1e6)
-}
-
-async fn collect_one(c: &mut Client, s: &SessionRef) -> anyhow::Result<()> {
-    loop {
-        match c.next_event().await {
-            Some(Event::Outputs { outputs, .. }) => {
-                c.notify(Request::Ack {
-                    session: s.clone(),
-                    tasks: outputs.iter().map(|o| o.task).collect(),
-                })?;
-                return Ok(());
-            }
-            Some(Event::Ended { reason, .. }) => bail!("session ended: {reason}"),
-            None => bail!("connection lost"),
-            _ => {}
-        }
-    }
 }
 
 /// A suspended session holding `n` pending tasks; returns its id.
@@ -1121,9 +990,6 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     );
     print_figures(&figures, args.json, &size_note)
 }
-
-/// One row of the results: key, value, target (empty: none), whether it is met.
-pub(crate) type Figure = (&'static str, f64, &'static str, bool);
 
 /// Latency and 1 MiB payloads, soam's and the floor's on the same run.
 /// Round trips of the latency phase, floor and soam each, before any is measured.

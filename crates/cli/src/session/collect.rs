@@ -320,7 +320,7 @@ impl Collector {
             // Written and acknowledged before this batch: what a closed output leaves done.
             let written_before = self.written;
             let closed = |e: anyhow::Error| {
-                if crate::output::is_broken_pipe(&e) {
+                if crate::common::is_broken_pipe(&e) {
                     Ok(Stop::OutputClosed {
                         written: written_before,
                         total: until.mine.map(|(_, _, n)| n),

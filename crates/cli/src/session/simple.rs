@@ -1,6 +1,6 @@
 //! The one-request subcommands: create, detach, close, abort, update.
 
-use super::{CreateArgs, SessionArg, UpdateArgs, sync};
+use super::{CreateArgs, SessionArg, UpdateArgs};
 use crate::common::Conn;
 use anyhow::Context;
 use soam_client::ClientError;
@@ -58,7 +58,7 @@ async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &st
     let name = format!("soamsession {}", how.as_str());
     let opts = conn.options(&name);
     let sent = async {
-        sync::replay_quietly(&opts).await;
+        crate::replay::replay_quietly(&opts).await;
         let client = soam_client::Client::connect(&opts).await?;
         let req = match how {
             Release::Detach => Request::Detach { session: session.clone() },

@@ -55,7 +55,7 @@ pub async fn submit(conn: &Conn, a: SubmitArgs) -> anyhow::Result<i32> {
     }
     let opts = conn.options("soamsession submit");
     // What was journalled before goes first, in its order.
-    super::sync::replay_quietly(&opts).await;
+    crate::replay::replay_quietly(&opts).await;
     let cfg = a.resilience.config(opts.clone(), a.direct);
     let total = inputs.len() as u64;
     let target = match (&a.app, &a.session) {

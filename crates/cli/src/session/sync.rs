@@ -1,10 +1,10 @@
 //! `soamsession sync`: carry out what the offline journal holds (`--list` shows it,
-//! `--drop N` removes an entry); and the quiet replay every command runs once it
-//! reaches the agent.
+//! `--drop N` removes an entry). The quiet replay every command runs once it reaches
+//! the agent is `crate::replay`.
 
 use crate::common::{Conn, exit};
-use soam_client::ConnectOptions;
-use soam_client::journal::{self, Entry, Journal, Outcome};
+use crate::replay::report;
+use soam_client::journal::{self, Journal, Outcome};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -53,42 +53,6 @@ fn entry_json(seq: u64, e: &journal::Entry) -> serde_json::Value {
         }
     }
     o
-}
-
-/// One line for an entry carried out or refused.
-fn report(seq: u64, entry: &Entry, outcome: &Outcome) -> String {
-    let what = entry.describe();
-    match outcome {
-        Outcome::Submitted { session, tasks } if tasks.count == 0 => format!("#{seq} {what}: session {session}, no tasks"),
-        Outcome::Submitted { session, tasks } => format!(
-            "#{seq} {what}: session {session}, tasks {} to {}; collect them with: soamsession reopen {session}",
-            tasks.first,
-            tasks.first + tasks.count - 1
-        ),
-        Outcome::Released { session, how } => format!("#{seq} {what}: done ({} {session})", how.as_str()),
-        Outcome::Refused(why) => format!(
-            "#{seq} {what}: refused: {}; kept (see soamsession sync --list, drop it with --drop {seq})",
-            soam_proto::text::escape(why)
-        ),
-    }
-}
-
-/// Replays the journal if there is one, telling the user on stderr what became of each
-/// entry. Entries refused before wait for an explicit `sync`. Never fails the command
-/// that called it: the journal stays for the next contact.
-pub async fn replay_quietly(opts: &ConnectOptions) {
-    if !journal::exists(opts) {
-        return;
-    }
-    match journal::replay(opts, false).await {
-        Ok(Some(r)) => {
-            for (seq, entry, outcome) in &r.done {
-                eprintln!("soam journal: {}", report(*seq, entry, outcome));
-            }
-        }
-        Ok(None) => {}
-        Err(e) => eprintln!("soam journal: {e}"),
-    }
 }
 
 pub async fn sync(conn: &Conn, a: SyncArgs) -> anyhow::Result<i32> {
