@@ -9,7 +9,7 @@
 //! A worker's traffic does not go through the step's stdio: Slurm's I/O connection
 //! between srun and slurmstepd is a TCP stream without `TCP_NODELAY`, and a service's
 //! request/reply pattern over it settles now and then into Nagle's algorithm waiting
-//! for delayed acknowledgements, ~88 ms a round trip instead of ~1 ms (measured; see
+//! for delayed acknowledgements, a round trip many times slower (figures in
 //! docs/cluster.md). So each worker connects back to the agent over TCP (the
 //! [`Rendezvous`]), with `TCP_NODELAY`, and proves who it is with a 128-bit token the
 //! agent gave only to that worker's srun, through the environment (readable by the

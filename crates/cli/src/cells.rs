@@ -23,9 +23,9 @@ pub enum Kind {
 #[derive(Debug, Default, Clone)]
 pub struct Grid {
     text: String,
-    /// Each cell's place in `text`, row after row. (Not its width as well: 10,000 rows
-    /// of ten cells are 0.8 MB of spans instead of 1.2, a hundred page faults fewer for
-    /// `soamview session`; a cell's width is its length but on `wide_rows`.)
+    /// Each cell's place in `text`, row after row. (Not its width as well: a third
+    /// smaller, so fewer page faults for a large `soamview session`; a cell's width is
+    /// its length but on `wide_rows`.)
     spans: Vec<Span>,
     cols: usize,
     /// Rows with a cell that is not ASCII, in order (usually none): only their cells
@@ -260,7 +260,7 @@ impl<S: AsRef<str>> ser::SerializeStruct for &mut Picker<'_, '_, S> {
     // Inlined into each row's derived `serialize`, so that a field no column shows
     // (most of them, in a default table) costs a comparison, not a call: out of line,
     // each field's call saved and restored every register of a body that had its
-    // value's cell writing inlined, about 50 instructions for a field not shown.
+    // value's cell writing inlined, for every field not shown.
     #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         let at = self.field;

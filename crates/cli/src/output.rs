@@ -139,8 +139,8 @@ pub fn rfc3339(ms: u64) -> String {
 
 /// Milliseconds since the epoch as RFC 3339 in UTC with milliseconds; the number itself
 /// where jiff cannot represent the instant. jiff's RFC 3339 printer (its `Display` with
-/// a precision), not `strftime`, which parses its format anew for every time: that
-/// was 18% of `soamview session --json`'s instructions over 10,000 sessions.
+/// a precision), not `strftime`, which parses its format anew for every time, a large
+/// share of a big `soamview session --json` (docs/benchmarks.md).
 struct Rfc3339(u64);
 
 impl std::fmt::Display for Rfc3339 {

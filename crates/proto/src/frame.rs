@@ -172,8 +172,8 @@ impl Rows {
     /// Appends a session's row: the very bytes postcard gives for it as an item of a
     /// list (test `session_pages_encode_alike`), written field by field. The agent encodes every
     /// row of a listing, and through serde each integer was a call that made its varint
-    /// in a buffer of its own and then appended it: a fifth of the agent's time on a
-    /// page of 1,000 sessions (docs/benchmarks.md).
+    /// in a buffer of its own and then appended it, a large share of the agent's time on
+    /// a page of sessions (docs/benchmarks.md).
     pub fn push_session(&mut self, r: &crate::msg::SessionInfoRef<'_>) {
         let o = &mut self.buf;
         let text_len = |t: Option<&str>| t.map_or(0, str::len);

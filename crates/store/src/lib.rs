@@ -237,8 +237,8 @@ impl Store {
     }
 
     /// As [`Store::open`], each stored task handed to `convert` as it is read, so that
-    /// only what the caller keeps of it is ever held: with 10,000,000 tasks, every
-    /// record decoded first and converted after was a peak of 1.7 GB.
+    /// only what the caller keeps of it is ever held: every record decoded first and
+    /// converted after held a store's tasks twice over at the peak (docs/benchmarks.md).
     pub fn open_with<T: Send>(
         path: &Path,
         cache_bytes: usize,

@@ -5,15 +5,16 @@
 //! (pointer and length) costs 16 bytes a field where this costs 8, and `Option<Blob>`
 //! is still 8. `thin-vec`'s `ThinVec<u8>` has the same layout but fills itself a byte at
 //! a time (its `From<&[T]>` and `extend_from_slice` clone element by element), which
-//! halved the rate of 1 MiB payloads; this copies with `memcpy`. Empty blobs share one
+//! slowed large payloads (docs/benchmarks.md, "Big sessions"); this
+//! copies with `memcpy`. Empty blobs share one
 //! static header and allocate nothing.
 //!
 //! A large payload (at least [`SHARE_MIN`] bytes, 64 KiB) is not copied at all: the blob points
 //! to a boxed [`Bytes`] instead (the pointer's low bit says which), so the buffer the
 //! payload arrived in is the one the core keeps and the one it sends on, from the
 //! client's frame to the service's pipe and from the service's reply to the client.
-//! Each copy of a 1 MiB payload was a megabyte of fresh pages to fault in; the box's
-//! few dozen bytes are nothing next to the payload.
+//! Each copy of a large payload is as many fresh pages to fault in; the box's few dozen
+//! bytes are nothing next to the payload.
 
 use bytes::Bytes;
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};

@@ -167,8 +167,8 @@ impl Core {
 }
 
 /// Tasks submitted after which a pause in submits hands freed memory back (`tick`): a
-/// 1,000,000-task submit otherwise left 15-25 MiB of freed frames held by the
-/// allocator (docs/benchmarks.md, "Memory a large submit leaves").
+/// large submit otherwise leaves its freed frames held by the allocator
+/// (docs/benchmarks.md, "Memory a large submit leaves").
 const TRIM_AFTER_TASKS: u64 = 65_536;
 
 /// Decides, tick by tick, when memory freed by submits is handed back: once submits

@@ -3,9 +3,8 @@
 //!
 //! Every reply makes the next queued method the head, and that method's timeout counts
 //! from then. A timer for every head put one sleeping task into the runtime for every
-//! task run, each living as long as the timeout: with `invoke: {timeout: 60}`, a million
-//! no-op tasks left about 540 MiB of them in the agent and took twice as long as
-//! without a timeout (docs/benchmarks.md, "Method timeouts"). Instead an instance keeps
+//! task run, each living as long as the timeout: with a long `invoke` timeout, memory
+//! and time grew with the tasks run (docs/benchmarks.md, "Method timeouts"). Instead an instance keeps
 //! its head's deadline and one timer. A timer that fires before the head's deadline (the
 //! head changed meanwhile) is set again for that deadline; only a deadline earlier than
 //! the pending timer's (a method with a shorter timeout) starts another, and the timer

@@ -60,7 +60,8 @@ use soam_store::{Loaded, Store, Write};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 // FxHash: these maps are keyed by the agent's own small integers (and names clients
 // already had to register), looked up several times per task; SipHash's resistance to
-// chosen keys buys nothing here and cost a fifth of the core's instructions.
+// chosen keys buys nothing here, and its hashing was a large share of the core's
+// instructions (docs/benchmarks.md, "What bounds each figure, and what moved it").
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -18,7 +18,7 @@ impl Core {
     /// whether it is accepted or refused.
     pub(super) fn take_staged(&mut self, conn: ConnId, r: &SessionRef) -> Result<Vec<Bytes>, Failure> {
         // Most submits come with nothing staged: then the session is not looked up here
-        // as well as in `submit` (about 400 instructions each, docs/benchmarks.md).
+        // as well as in `submit`, a lookup paid on every round trip (docs/benchmarks.md).
         if self.conns.get(&conn).is_none_or(|c| c.staged.is_empty()) {
             return Ok(Vec::new());
         }
