@@ -102,7 +102,7 @@ impl Core {
         }
         for iid in retire {
             if let Some(i) = self.instances.get_mut(&iid) {
-                i.retire = true;
+                i.retire();
             }
         }
         // Its policy or maxSlots may have changed how its sessions compete.
@@ -147,7 +147,7 @@ impl Core {
         }
         self.apps.remove(&app);
         for i in self.instances.values_mut().filter(|i| i.app == app) {
-            i.retire = true;
+            i.retire();
         }
         self.needs_schedule = true;
         self.reply_after(conn, id, vec![Write::DeleteApp(app)], Reply::Ok);

@@ -31,12 +31,12 @@ impl Core {
             while outputs.len() < room {
                 let Some(tid) = s.undelivered.pop_first() else { break };
                 let t = &s.tasks[(tid - 1) as usize];
-                let data = t.result.as_ref().map(Blob::to_bytes).unwrap_or_default();
+                let data = t.result().map(Blob::to_bytes).unwrap_or_default();
                 total += data.len() + 32;
                 outputs.push(soam_proto::msg::TaskOutput {
                     task: tid,
-                    state: t.state,
-                    attempts: t.attempts,
+                    state: t.state(),
+                    attempts: t.attempts(),
                     data,
                 });
                 s.unacked.insert(tid);
@@ -96,12 +96,7 @@ impl Core {
         let mut acked = Vec::with_capacity(tasks.len());
         for tid in tasks {
             if s.unacked.remove(&tid) {
-                let t = &mut s.tasks[(tid - 1) as usize];
-                t.delivered = true;
-                // Failure messages are small and wanted by views and history.
-                if discard && t.state == TaskState::Done {
-                    t.result = None;
-                }
+                s.delivered((tid - 1) as usize, discard);
                 acked.push(tid);
             }
         }

@@ -21,7 +21,7 @@ fn early(inst: &Instance) -> bool {
 /// the SessionEnter's reply: measured in `soambench --scale` (docs/benchmarks.md, "Early
 /// invokes").
 fn ready_for(inst: &Instance, sid: Sid) -> bool {
-    inst.entered == Some(sid) || (inst.bound == Some(sid) && early(inst))
+    inst.entered() == Some(sid) || (inst.bound() == Some(sid) && early(inst))
 }
 
 impl Core {
@@ -96,8 +96,8 @@ impl Core {
     pub(super) fn dispatch(&mut self, iid: InstId) {
         let node = self.instances[&iid].worker.map_or(0, |w| self.worker_node(w));
         let inst = &self.instances[&iid];
-        let Some(sid) = inst.bound else { return };
-        if !ready_for(inst, sid) || inst.release || inst.kill.is_some() || inst.updating > 0 {
+        let Some(sid) = inst.bound() else { return };
+        if !ready_for(inst, sid) || inst.releasing() || inst.killed().is_some() || inst.updating > 0 {
             return;
         }
         let Some(s) = self.sessions.get_mut(&sid) else { return };
@@ -124,19 +124,13 @@ impl Core {
         let mut msgs = Vec::with_capacity(n);
         let mut expects = Vec::with_capacity(n);
         for _ in 0..n {
-            let Some(idx) = s.pending.pop_front() else { break };
-            let idx = idx as usize;
-            s.set_state(idx, TaskState::Running);
-            let t = &mut s.tasks[idx];
-            t.attempts += 1;
-            t.started_ms = now;
-            t.node = node;
+            let Some((idx, attempt)) = s.start_next(now, node) else { break };
             msgs.push(OutMsg {
                 kind: Kind::Invoke,
                 session: s.id,
                 task: idx as u64 + 1,
-                attempt: t.attempts,
-                payload: t.input.to_bytes(),
+                attempt,
+                payload: s.tasks[idx].input().to_bytes(),
             });
             self.next_seq += 1;
             let seq = self.next_seq;
@@ -144,7 +138,7 @@ impl Core {
                 kind: Kind::Invoke,
                 sid,
                 task: idx as u64 + 1,
-                attempt: t.attempts,
+                attempt,
                 seq,
                 sent: Instant::now(),
                 alone: false,
@@ -175,31 +169,7 @@ impl Core {
         pid: Option<u32>,
         worker: Option<u64>,
     ) {
-        self.instances.insert(
-            iid,
-            Instance {
-                app: app.to_string(),
-                service,
-                run_uid,
-                worker,
-                tx,
-                pid,
-                bound: None,
-                entered: None,
-                early_invokes: false,
-                expect: VecDeque::new(),
-                invokes: 0,
-                release: false,
-                updating: 0,
-                retire: false,
-                kill: None,
-                head_timer: Default::default(),
-                idle_since: Instant::now(),
-                last_reply: Instant::now(),
-                round_trip_ns: 0,
-                task_ns: 0,
-            },
-        );
+        self.instances.insert(iid, Instance::new(app, service, run_uid, worker, tx, pid));
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
     }
 
@@ -225,18 +195,18 @@ impl Core {
         s.bound += 1;
         let (session, common) = (s.id, s.common_data.clone());
         let inst = self.instances.get_mut(&iid).unwrap();
-        inst.bound = Some(sid);
+        inst.bind(sid);
         let flags = if early(inst) { wire::ENTER_EARLY } else { 0 };
         self.send_flagged(iid, Kind::SessionEnter, sid, session, flags, common);
     }
 
     pub(super) fn destroy_instance(&mut self, iid: InstId) {
         let Some(inst) = self.instances.get_mut(&iid) else { return };
-        if inst.kill.is_some() {
+        if inst.killed().is_some() {
             return;
         }
-        inst.kill = Some(KillReason::Retire);
-        inst.retire = true;
+        inst.kill(KillReason::Retire);
+        inst.retire();
         self.send_method(iid, Kind::DestroyService, 0, 0, Bytes::new());
     }
 }

@@ -110,25 +110,12 @@ impl Core {
             self.by_name.remove(&(s.app.clone(), n.clone()));
         }
         let now = now_ms();
-        for idx in 0..s.tasks.len() {
-            if !s.tasks[idx].state.is_ended() {
-                s.set_state(idx, TaskState::Canceled);
-                s.tasks[idx].ended_ms = now;
-                // No message each: nobody can fetch a task of an ended session.
-                s.tasks[idx].result = None;
-            }
-        }
+        s.cancel_open(now);
         let period = s.stype.task_cleanup_period_ms;
         let (mut cleanup, mut leave) = (Vec::new(), Vec::new());
         for (&iid, inst) in self.instances.iter_mut() {
-            if inst.bound == Some(sid) {
-                inst.bound = None;
-                inst.release = false;
-                if inst.entered == Some(sid) {
-                    inst.entered = None;
-                    leave.push(iid);
-                }
-                inst.idle_since = Instant::now();
+            if inst.bound() == Some(sid) && inst.unbind() == Some((sid, true)) {
+                leave.push(iid);
             }
             if inst.expect.iter().any(|e| e.runs_task_of(sid)) {
                 cleanup.push(iid);

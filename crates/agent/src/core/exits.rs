@@ -14,9 +14,7 @@ impl Core {
     pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {
         let Some(inst) = self.instances.get_mut(&iid) else { return };
         // A deliberate reason never downgrades a failure already being reported.
-        if !matches!(inst.kill, Some(KillReason::Failed(_))) {
-            inst.kill = Some(reason);
-        }
+        inst.kill(reason);
         let _ = inst.tx.send(InstCmd::Kill);
     }
 
@@ -24,7 +22,7 @@ impl Core {
     /// service, so what it was running is requeued without counting a retry.
     pub(super) fn exited(&mut self, iid: InstId, why: String, lost: bool) {
         let Some(inst) = self.instances.remove(&iid) else { return };
-        let reason = inst.kill.clone();
+        let reason = inst.killed().cloned();
         tracing::debug!(
             "instance {iid} (pid {:?}) of {}/{} gone: {why}",
             inst.pid,
@@ -37,7 +35,7 @@ impl Core {
             Some(KillReason::Failed(m)) => Some(m.clone()),
             Some(_) => None,
         };
-        if let Some(sid) = inst.bound
+        if let Some(sid) = inst.bound()
             && let Some(s) = self.sessions.get_mut(&sid)
         {
             s.bound = s.bound.saturating_sub(1);
@@ -57,7 +55,7 @@ impl Core {
                 Kind::SessionEnter | Kind::SessionUpdate | Kind::CreateService => {
                     if let Some(m) = failed {
                         let sid = if e.kind == Kind::CreateService {
-                            inst.bound.unwrap_or(0)
+                            inst.bound().unwrap_or(0)
                         } else {
                             e.sid
                         };
@@ -141,7 +139,7 @@ impl Core {
                 let overdue = self
                     .instances
                     .get(&inst)
-                    .is_some_and(|i| i.bound == Some(sid) && i.release && i.invokes > 0);
+                    .is_some_and(|i| i.bound() == Some(sid) && i.releasing() && i.invokes > 0);
                 if overdue {
                     self.kill(inst, KillReason::Requeue);
                 }
@@ -204,7 +202,7 @@ fn idle_instances(instances: &HashMap<InstId, Instance>, bound: bool, now: Insta
     instances
         .iter()
         .filter(|(_, i)| {
-            i.bound.is_some() == bound && i.expect.is_empty() && i.kill.is_none() && now.duration_since(i.idle_since) >= idle_for
+            i.bound().is_some() == bound && i.expect.is_empty() && i.killed().is_none() && now.duration_since(i.idle_since) >= idle_for
         })
         .map(|(&id, _)| id)
         .collect()

@@ -102,7 +102,7 @@ impl Core {
         let keep = |t: &Task| match s.stype.persist_task_history {
             TaskHistory::None => false,
             TaskHistory::All => true,
-            TaskHistory::Error => t.state == TaskState::Error,
+            TaskHistory::Error => t.state() == TaskState::Error,
         };
         let tasks = s
             .tasks
@@ -111,13 +111,13 @@ impl Core {
             .filter(|(_, t)| keep(t))
             .map(|(i, t)| HistoryTask {
                 task: i as u64 + 1,
-                state: t.state.as_str().into(),
-                attempts: t.attempts,
-                submitted_ms: t.submitted_ms,
-                started_ms: (t.started_ms > 0).then_some(t.started_ms),
-                ended_ms: (t.ended_ms > 0).then_some(t.ended_ms),
-                error: (t.state == TaskState::Error)
-                    .then(|| t.result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned()))
+                state: t.state().as_str().into(),
+                attempts: t.attempts(),
+                submitted_ms: t.submitted_ms(),
+                started_ms: (t.started_ms() > 0).then_some(t.started_ms()),
+                ended_ms: (t.ended_ms() > 0).then_some(t.ended_ms()),
+                error: (t.state() == TaskState::Error)
+                    .then(|| t.result().map(|r| String::from_utf8_lossy(r).into_owned()))
                     .flatten(),
             })
             .collect();

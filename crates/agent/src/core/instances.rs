@@ -4,88 +4,10 @@
 //! `expect` queue. A reply for a task that no longer runs with that attempt (killed,
 //! requeued, its session ended) is dropped.
 
+pub(super) use super::inst::{Expect, Instance, KillReason};
 use super::*;
 use soam_profile::FailureAction;
 use soam_service::wire::Status;
-
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Expect {
-    pub(super) kind: Kind,
-    pub(super) sid: Sid,
-    pub(super) task: u64,
-    /// An Invoke's attempt; what a SessionEnter was sent with in that field
-    /// (`wire::ENTER_EARLY` or 0), which its reply handling reads back.
-    pub(super) attempt: u32,
-    pub(super) seq: u64,
-    /// When it was sent, to measure service time.
-    pub(super) sent: Instant,
-    /// Sent to an idle instance: its reply took one round trip plus its own run, no
-    /// wait behind others.
-    pub(super) alone: bool,
-    /// An Invoke sent early behind a SessionEnter that then failed: the service answers
-    /// it unrun and its task was requeued already, so its reply only clears the queue.
-    pub(super) void: bool,
-}
-
-impl Expect {
-    /// An attempt of a task of `sid` that is (or may be) running here.
-    pub(super) fn runs_task_of(&self, sid: Sid) -> bool {
-        self.kind == Kind::Invoke && !self.void && self.sid == sid
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(super) enum KillReason {
-    /// A method overran its timeout: the method at the head failed with this message.
-    Failed(String),
-    /// Suspend or reclaim: what it was running goes back to pending, no retry counted.
-    Requeue,
-    /// taskCleanupPeriod ran out on work whose session or task already ended.
-    Cleanup,
-    /// Retired (profile changed, idle, shutdown).
-    Retire,
-}
-
-pub(super) struct Instance {
-    pub(super) app: String,
-    pub(super) service: Arc<Service>,
-    /// The uid its process runs as; it serves only sessions whose processes run so.
-    pub(super) run_uid: u32,
-    /// The cluster worker it runs on; `None`: a local process of the agent's.
-    pub(super) worker: Option<u64>,
-    pub(super) tx: crate::ports::InstLink,
-    pub(super) pid: Option<u32>,
-    /// The session it serves now (SessionEnter sent or done).
-    pub(super) bound: Option<Sid>,
-    /// SessionEnter succeeded for this session.
-    pub(super) entered: Option<Sid>,
-    /// Its service announced early invokes (`wire::features::EARLY_INVOKES`) in its
-    /// CreateService reply: see `Core::ready_for`.
-    pub(super) early_invokes: bool,
-    /// What it was asked and has not answered, in order: the head is running.
-    pub(super) expect: VecDeque<Expect>,
-    pub(super) invokes: usize,
-    /// Given back by its session: finish what is queued, then unbind.
-    pub(super) release: bool,
-    /// SessionUpdates sent and not yet answered: no task is sent meanwhile, so none
-    /// runs on common data the service may fail to take.
-    pub(super) updating: u32,
-    /// Stop it as soon as it is idle.
-    pub(super) retire: bool,
-    pub(super) kill: Option<KillReason>,
-    /// The running method's timeout: its deadline and the instance's one timer.
-    pub(super) head_timer: super::head_timer::HeadTimer,
-    pub(super) idle_since: Instant,
-    /// When its last reply came: a queued task starts no earlier than that.
-    pub(super) last_reply: Instant,
-    /// About the time from sending a task to an idle instance to its reply (ns): the
-    /// round trip to the process and one run. Work queued on an instance covers it too, else a remote
-    /// instance waits for its next tasks a round trip after each batch (see `dispatch`).
-    pub(super) round_trip_ns: u64,
-    /// Its own measured task time (ns, a moving average over every session it served):
-    /// a session it has just entered that has no measure yet starts from it.
-    pub(super) task_ns: u64,
-}
 
 impl Core {
     pub(super) fn instance_event(&mut self, iid: InstId, ev: InstEvent) {
@@ -168,7 +90,7 @@ impl Core {
                 }
                 if status != Status::Success && control.create_service.on_failure != FailureAction::Succeed {
                     let msg = format!("CreateService failed: {}", message());
-                    if let Some(sid) = self.instances[&iid].bound {
+                    if let Some(sid) = self.instances[&iid].bound() {
                         self.bind_failure(sid, &msg, status, control.create_service.on_failure);
                     }
                     self.kill(iid, KillReason::Cleanup);
@@ -179,7 +101,7 @@ impl Core {
                 if status != Status::Success && e.attempt & soam_service::wire::ENTER_EARLY != 0 {
                     self.void_early_invokes(iid, e.sid);
                 }
-                let bound = self.instances[&iid].bound;
+                let bound = self.instances[&iid].bound();
                 if bound != Some(e.sid) && status == Status::Success {
                     // Its session ended (or let it go) while SessionEnter was under way:
                     // tell the service it left, so every Enter has its Leave.
@@ -187,7 +109,7 @@ impl Core {
                     self.send_method(iid, Kind::SessionLeave, e.sid, session, Bytes::new());
                 } else if bound == Some(e.sid) {
                     if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
-                        self.instances.get_mut(&iid).unwrap().entered = Some(e.sid);
+                        self.instances.get_mut(&iid).unwrap().enter(e.sid);
                         if status == Status::Success {
                             let _ = self.drive(e.sid, lifecycle::Event::Bound);
                         }
@@ -212,7 +134,7 @@ impl Core {
                     // current data), counted with SessionEnter failures.
                     // Not counted where the instance no longer serves the session (its
                     // SessionEnter failed first, which counted).
-                    if inst.bound == Some(e.sid) {
+                    if inst.bound() == Some(e.sid) {
                         self.unbind(iid);
                         self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, action);
                     }
@@ -225,7 +147,7 @@ impl Core {
         }
         self.arm_head(iid);
         if let Some(inst) = self.instances.get(&iid)
-            && inst.release
+            && inst.releasing()
             && inst.invokes == 0
         {
             self.unbind(iid);
@@ -254,7 +176,7 @@ impl Core {
         let s = self.sessions.get(&e.sid)?;
         let idx = (e.task - 1) as usize;
         let t = s.tasks.get(idx)?;
-        (t.state == TaskState::Running && t.attempts == e.attempt).then_some(idx)
+        (t.state() == TaskState::Running && t.attempts() == e.attempt).then_some(idx)
     }
 
     fn invoke_done(&mut self, e: Expect, status: Status, payload: Bytes, action: FailureAction) {
@@ -273,15 +195,12 @@ impl Core {
             FailureAction::Succeed => self.end_task(sid, idx, TaskState::Done, Bytes::new()),
             FailureAction::Fail => self.end_task(sid, idx, TaskState::Error, message),
             FailureAction::Retry => {
-                let t = &mut s.tasks[idx];
-                t.failures += 1;
-                if t.failures > s.stype.task_retry_limit {
+                if s.count_failure(idx) > s.stype.task_retry_limit {
                     self.end_task(sid, idx, TaskState::Error, message);
                 } else {
-                    let attempts = t.attempts;
+                    let attempts = s.tasks[idx].attempts();
                     tracing::debug!("task {}:{} attempt {attempts} failed; retrying", s.addr(), idx + 1);
-                    s.set_state(idx, TaskState::Pending);
-                    s.pending.push_back(idx as u32);
+                    s.retry(idx);
                     self.persist_tasks(sid, [idx as u64 + 1]);
                 }
             }
@@ -290,10 +209,7 @@ impl Core {
 
     /// Back to pending without counting a retry (suspend, reclaim, lost instance).
     pub(super) fn requeue(&mut self, sid: Sid, idx: usize) {
-        let s = self.sessions.get_mut(&sid).unwrap();
-        s.set_state(idx, TaskState::Pending);
-        s.tasks[idx].attempts = s.tasks[idx].attempts.saturating_sub(1);
-        s.pending.push_front(idx as u32);
+        self.sessions.get_mut(&sid).unwrap().requeue(idx);
     }
 
     /// SessionEnter/SessionUpdate (or CreateService for a bound instance) failed.

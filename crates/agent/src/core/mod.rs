@@ -1,16 +1,20 @@
 //! The session manager: one task that owns every application, session, task, connection
 //! and service instance, so no state is shared and no lock is taken.
 //!
-//! Data flow: connections, instance I/O tasks, timers and the ticker post [`CoreMsg`]s to
-//! the [`Inbox`]. The loop takes a message, then every other message already waiting,
-//! and only then schedules once and flushes outputs once, so bursts are handled in
-//! batches (many tasks per dispatch, many outputs per frame). Anything that must be
+//! Data flow: connections, instance I/O tasks, timers, Slurm and the store's commit
+//! callbacks post [`CoreMsg`]s to the [`Inbox`] (`crate::ports`). `crate::reactor` runs
+//! the core in turns: [`Core::handle`] for a message and every other one already
+//! waiting, then [`Core::end_turn`], which schedules once and flushes outputs once, so
+//! bursts are handled in batches (many tasks per dispatch, many outputs per frame). The
+//! core writes to connections and instances through their ports and asks its
+//! [`Launcher`] for every other effect; it spawns nothing itself. Anything that must be
 //! durable before the client hears of it goes to the store with a callback that sends
 //! the reply after the commit.
 //!
 //! Submodules by role:
-//! - what the core holds: `session` (sessions and tasks), `lifecycle` (a session's
-//!   state machine, pure), `messages` (what reaches the inbox), `blob`, `once`;
+//! - what the core holds: `session` (sessions), `task` (a task's states and the only
+//!   writes to them), `inst` (an instance's serving and ending states, the same way),
+//!   `lifecycle` (a session's state machine, pure), `blob`, `once`;
 //! - answering clients: `requests` (dispatch, permissions, replies after commits), then
 //!   one file per area: `apps`, `sessions`, `tasks`, `views` (with `session_list`, the
 //!   paged session listing), `history`;
@@ -32,6 +36,7 @@ mod effects;
 mod exits;
 mod head_timer;
 mod history;
+mod inst;
 mod instances;
 mod lifecycle;
 mod once;
@@ -42,6 +47,7 @@ mod session;
 mod session_list;
 mod sessions;
 mod shares;
+mod task;
 mod tasks;
 mod views;
 
@@ -70,7 +76,7 @@ use tokio::sync::watch;
 use instances::{Expect, Instance, KillReason};
 pub(crate) use persist::recovered_task;
 pub(crate) use requests::{Failure, did_you_mean};
-use session::{Session, Staged, Task, boxed};
+use session::{Session, Staged, Task};
 
 pub use crate::ports::{ConnId, Sid};
 

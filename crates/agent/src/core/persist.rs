@@ -24,25 +24,25 @@ impl Core {
     pub(super) fn task_record(s: &Session, idx: usize) -> TaskRecord {
         let t = &s.tasks[idx];
         TaskRecord {
-            state: match t.state {
+            state: match t.state() {
                 // A running attempt is not a state to recover: it runs again.
                 TaskState::Pending | TaskState::Running => StoredTaskState::Pending,
                 TaskState::Done => StoredTaskState::Done,
                 TaskState::Error => StoredTaskState::Error,
                 TaskState::Canceled => StoredTaskState::Canceled,
             },
-            attempts: if t.state == TaskState::Running {
-                t.attempts.saturating_sub(1)
+            attempts: if t.state() == TaskState::Running {
+                t.attempts().saturating_sub(1)
             } else {
-                t.attempts
+                t.attempts()
             },
-            failures: t.failures,
-            input: t.input.to_bytes(),
-            result: t.result.as_ref().map(Blob::to_bytes),
-            delivered: t.delivered,
-            submitted_ms: t.submitted_ms,
-            started_ms: t.started_ms,
-            ended_ms: t.ended_ms,
+            failures: t.failures(),
+            input: t.input().to_bytes(),
+            result: t.result().map(Blob::to_bytes),
+            delivered: t.delivered(),
+            submitted_ms: t.submitted_ms(),
+            started_ms: t.started_ms(),
+            ended_ms: t.ended_ms(),
         }
     }
 
@@ -114,7 +114,7 @@ impl Core {
         for (sid, tid) in ends {
             let Some(s) = self.sessions.get_mut(&sid) else { continue };
             s.persisting = s.persisting.saturating_sub(1);
-            if s.tasks[(tid - 1) as usize].state.is_ended() {
+            if s.tasks[(tid - 1) as usize].state().is_ended() {
                 s.undelivered.insert(tid);
             }
             self.dirty.insert(sid);
@@ -195,24 +195,13 @@ impl Core {
             // most of a restart).
             let n = (rec.next_task.max(1) - 1) as usize;
             s.tasks = Vec::with_capacity(n);
-            for (tid, mut t) in stored {
+            for (tid, t) in stored {
                 let idx = (tid - 1) as usize;
                 if idx >= n || idx < s.tasks.len() {
                     continue;
                 }
                 s.fill_lost(idx);
-                let state = std::mem::replace(&mut t.state, TaskState::Canceled);
-                // Counted canceled first, so `set_state` below moves it where it belongs.
-                s.counts.canceled += 1;
-                s.tasks.push(t);
-                s.set_state(idx, state);
-                match state {
-                    TaskState::Pending => s.pending.push_back(idx as u32),
-                    _ if !s.tasks[idx].delivered && s.tasks[idx].result.is_some() => {
-                        s.undelivered.insert(tid);
-                    }
-                    _ => {}
-                }
+                s.add_recovered(t);
             }
             s.fill_lost(n);
             // RECONNECTION_IN_PROGRESS if a client held it: that client has
@@ -238,7 +227,7 @@ impl Core {
     }
 
     fn abort_found(&mut self, rec: &SessionRecord, stored: &soam_store::Chunks<Task>, why: &str, writes: &mut Vec<Write>) {
-        let count = |st: TaskState| stored.iter().filter(|(_, t)| t.state == st).count() as u64;
+        let count = |st: TaskState| stored.iter().filter(|(_, t)| t.state() == st).count() as u64;
         let priority = self
             .apps
             .get(&rec.app)
@@ -279,24 +268,7 @@ impl Core {
 }
 
 /// A stored task as the agent holds it, made as the store reads it (see
-/// [`soam_store::Store::open_with`]): the record itself is never kept.
+/// [`soam_store::Store::open_with`]).
 pub(crate) fn recovered_task(t: TaskRecord) -> Task {
-    Task {
-        input: boxed(t.input),
-        result: t.result.map(boxed),
-        state: match t.state {
-            StoredTaskState::Pending => TaskState::Pending,
-            StoredTaskState::Done => TaskState::Done,
-            StoredTaskState::Error => TaskState::Error,
-            StoredTaskState::Canceled => TaskState::Canceled,
-        },
-        attempts: t.attempts,
-        failures: t.failures,
-        delivered: t.delivered,
-        // Not stored: node names are this agent life's.
-        node: 0,
-        submitted_ms: t.submitted_ms,
-        started_ms: t.started_ms,
-        ended_ms: t.ended_ms,
-    }
+    Task::recovered(t)
 }

@@ -216,7 +216,7 @@ impl Core {
         //    SessionLeave/SessionEnter between them.
         sc.held.clear();
         for (&iid, i) in &self.instances {
-            if let (Some(sid), false, None) = (i.bound, i.release, &i.kill) {
+            if let (Some(sid), false, None) = (i.bound(), i.releasing(), &i.killed()) {
                 // By session; in each, the busiest first: those past the share go back.
                 sc.held.push((sid, Reverse(i.invokes), iid));
             }
@@ -246,7 +246,7 @@ impl Core {
             let have = self
                 .instances
                 .values()
-                .filter(|i| i.bound == Some(sid) && !i.release && i.kill.is_none())
+                .filter(|i| i.bound() == Some(sid) && !i.releasing() && i.killed().is_none())
                 .count() as u32;
             for _ in have..share {
                 if !self.acquire(sid) {
@@ -265,7 +265,7 @@ impl Core {
         let idle_retired: Vec<InstId> = self
             .instances
             .iter()
-            .filter(|(_, i)| i.retire && i.bound.is_none() && i.expect.is_empty() && i.kill.is_none())
+            .filter(|(_, i)| i.retiring() && i.bound().is_none() && i.expect.is_empty() && i.killed().is_none())
             .map(|(&id, _)| id)
             .collect();
         for iid in idle_retired {
@@ -281,7 +281,7 @@ impl Core {
             self.unbind(iid);
             return;
         }
-        inst.release = true;
+        inst.release();
         if let Some(ms) = grace {
             self.after(ms, Timer::ReclaimGrace { inst: iid, sid });
         }
@@ -290,10 +290,7 @@ impl Core {
     /// Detaches an instance from its session (SessionLeave if it had entered).
     pub(super) fn unbind(&mut self, iid: InstId) {
         let inst = self.instances.get_mut(&iid).unwrap();
-        let Some(sid) = inst.bound.take() else { return };
-        inst.release = false;
-        inst.idle_since = Instant::now();
-        let entered = inst.entered.take() == Some(sid);
+        let Some((sid, entered)) = inst.unbind() else { return };
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.bound = s.bound.saturating_sub(1);
         }
@@ -301,7 +298,7 @@ impl Core {
             let session = self.sessions.get(&sid).map(|s| s.id).unwrap_or(0);
             self.send_method(iid, Kind::SessionLeave, sid, session, Bytes::new());
         }
-        if self.instances[&iid].retire {
+        if self.instances[&iid].retiring() {
             self.needs_schedule = true;
         }
     }
@@ -317,7 +314,7 @@ impl Core {
         // An instance still owing its last session's SessionLeave is free: the next
         // SessionEnter queues behind the Leave on the same pipe, so the move between
         // sessions costs one wake-up of the service, not two round trips in turn.
-        let idle = |i: &Instance| i.bound.is_none() && i.invokes == 0 && i.kill.is_none() && !i.retire;
+        let idle = |i: &Instance| i.bound().is_none() && i.invokes == 0 && i.killed().is_none() && !i.retiring();
         // An instance runs as one user and serves only that user's sessions.
         let found = self
             .instances

@@ -1,7 +1,8 @@
-//! What the core keeps per session and per task. A session's lifecycle state is its
-//! `life` (see `lifecycle`); the rest is its tasks, their queues and counts, and what
-//! its holder has been sent.
+//! What the core keeps per session. A session's lifecycle state is its `life` (see
+//! `lifecycle`); its tasks and how they move are `task`'s; the rest is the queues and
+//! counts of its tasks and what its holder has been sent.
 
+pub(super) use super::task::{Counts, Task};
 use super::*;
 
 /// One session's staged tasks on one connection.
@@ -13,79 +14,6 @@ pub(super) struct Staged {
     /// Why a part was refused: the rest of the submission, already on its way, is
     /// refused too, up to and including its `Submit`.
     pub(super) refused: Option<Failure>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Task {
-    pub(super) input: Blob,
-    /// Output (done) or message (error, canceled) until discarded.
-    pub(super) result: Option<Blob>,
-    pub(super) state: TaskState,
-    /// Attempts started (SOAM_ATTEMPT of the latest one).
-    pub(super) attempts: u32,
-    /// Failed attempts that count against taskRetryLimit.
-    pub(super) failures: u32,
-    pub(super) delivered: bool,
-    /// Where its latest attempt ran: a cluster node's index (see `Core::node_name`),
-    /// 0 for the agent's host. Two bytes that fit in the padding.
-    pub(super) node: u16,
-    pub(super) submitted_ms: u64,
-    pub(super) started_ms: u64,
-    pub(super) ended_ms: u64,
-}
-
-// Ten million tasks are held at once: every byte here is 10 MB there.
-const _: () = assert!(std::mem::size_of::<Task>() <= 56);
-
-impl Task {
-    pub(super) fn new(input: Bytes, now: u64) -> Task {
-        Task {
-            input: boxed(input),
-            result: None,
-            state: TaskState::Pending,
-            attempts: 0,
-            failures: 0,
-            delivered: false,
-            node: 0,
-            submitted_ms: now,
-            started_ms: 0,
-            ended_ms: 0,
-        }
-    }
-
-    /// Stands in for a task the store lost, so later ids keep their place.
-    pub(super) fn canceled_placeholder() -> Task {
-        Task {
-            state: TaskState::Canceled,
-            result: Some(Blob::from(&b"lost from the store"[..])),
-            ..Task::new(Bytes::new(), 0)
-        }
-    }
-}
-
-pub(super) fn boxed(b: Bytes) -> Blob {
-    Blob::from_bytes(b)
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Counts {
-    pub(super) pending: u64,
-    pub(super) running: u64,
-    pub(super) done: u64,
-    pub(super) error: u64,
-    pub(super) canceled: u64,
-}
-
-impl Counts {
-    pub(super) fn slot(&mut self, s: TaskState) -> &mut u64 {
-        match s {
-            TaskState::Pending => &mut self.pending,
-            TaskState::Running => &mut self.running,
-            TaskState::Done => &mut self.done,
-            TaskState::Error => &mut self.error,
-            TaskState::Canceled => &mut self.canceled,
-        }
-    }
 }
 
 pub(super) struct Session {
@@ -167,21 +95,6 @@ impl Session {
     pub(super) fn addr(&self) -> String {
         format!("{}:{}", self.app, self.id)
     }
-    pub(super) fn set_state(&mut self, idx: usize, to: TaskState) {
-        let from = self.tasks[idx].state;
-        *self.counts.slot(from) -= 1;
-        *self.counts.slot(to) += 1;
-        self.tasks[idx].state = to;
-    }
-
-    /// Canceled placeholders up to `len` tasks, for ids the store lost (recovery).
-    pub(super) fn fill_lost(&mut self, len: usize) {
-        while self.tasks.len() < len {
-            self.tasks.push(Task::canceled_placeholder());
-            self.counts.canceled += 1;
-        }
-    }
-
     pub(super) fn runnable(&self) -> bool {
         self.life.runnable()
     }

@@ -194,7 +194,7 @@ impl Core {
                 .tasks
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.delivered && t.result.is_some())
+                .filter(|(_, t)| t.delivered() && t.result().is_some())
                 .map(|(i, _)| i as u64 + 1)
                 .collect();
             s.undelivered.extend(kept);
@@ -248,7 +248,7 @@ impl Core {
         let bound: Vec<InstId> = self
             .instances
             .iter()
-            .filter(|(_, i)| i.bound == Some(sid) && i.kill.is_none())
+            .filter(|(_, i)| i.bound() == Some(sid) && i.killed().is_none())
             .map(|(&id, _)| id)
             .collect();
         for iid in bound {

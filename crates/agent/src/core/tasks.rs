@@ -139,15 +139,10 @@ impl Core {
         let count = inputs.len() as u64;
         let recoverable = s.stype.recoverable;
         for input in inputs {
-            let idx = s.tasks.len() as u32;
-            s.tasks.push(Task::new(input, now));
             // A recoverable session's tasks run once committed (`accepted`): a submit
             // the store could not keep is refused and none of it runs.
-            if !recoverable {
-                s.pending.push_back(idx);
-            }
+            s.add_task(input, now, !recoverable);
         }
-        s.counts.pending += count;
         self.tasks_held += count;
         self.needs_schedule = !recoverable;
         let _ = self.drive(sid, lifecycle::Event::Work);
@@ -204,7 +199,7 @@ impl Core {
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         for tid in first..first + count {
             let idx = (tid - 1) as u32;
-            if s.tasks.get(idx as usize).is_some_and(|t| t.state == TaskState::Pending) {
+            if s.tasks.get(idx as usize).is_some_and(|t| t.state() == TaskState::Pending) {
                 s.pending.push_back(idx);
             }
         }
@@ -219,12 +214,8 @@ impl Core {
         s.remembered.forget_first(first);
         for tid in first..first + count {
             let idx = (tid - 1) as usize;
-            if s.tasks.get(idx).is_some_and(|t| t.state == TaskState::Pending) {
-                s.set_state(idx, TaskState::Canceled);
-                let t = &mut s.tasks[idx];
-                t.ended_ms = now_ms();
-                t.delivered = true;
-                t.result = Some(boxed(Bytes::from(format!("not accepted: {why}"))));
+            if s.tasks.get(idx).is_some_and(|t| t.state() == TaskState::Pending) {
+                s.refuse(idx, why, now_ms());
             }
         }
         self.dirty.insert(sid);
@@ -245,10 +236,9 @@ impl Core {
             ));
         }
         let idx = (r.task - 1) as usize;
-        let state = s.tasks[idx].state;
+        let state = s.tasks[idx].state();
         match (action, state) {
             (TaskAction::Kill, TaskState::Pending) => {
-                s.pending.retain(|&i| i as usize != idx);
                 self.end_task(sid, idx, TaskState::Canceled, Bytes::from_static(b"killed by an administrator"));
             }
             (TaskAction::Kill, TaskState::Running) => {
@@ -258,21 +248,11 @@ impl Core {
             (TaskAction::Kill, s) => return Err(format!("task {}:{} has already ended ({s})", r.session, r.task).into()),
             (TaskAction::Requeue, TaskState::Pending) => return Err(format!("task {}:{} is already pending", r.session, r.task).into()),
             (TaskAction::Requeue, TaskState::Running) => {
-                s.set_state(idx, TaskState::Pending);
-                s.tasks[idx].attempts = s.tasks[idx].attempts.saturating_sub(1);
-                s.pending.push_front(idx as u32);
+                s.requeue(idx);
                 self.cleanup_running(sid, r.task);
             }
             (TaskAction::Requeue, _) => {
-                let tid = r.task;
-                s.undelivered.remove(&tid);
-                s.unacked.remove(&tid);
-                let t = &mut s.tasks[idx];
-                t.result = None;
-                t.failures = 0;
-                t.delivered = false;
-                s.set_state(idx, TaskState::Pending);
-                s.pending.push_back(idx as u32);
+                s.rerun(idx);
                 self.persist_tasks(sid, [r.task]);
             }
         }
@@ -299,10 +279,7 @@ impl Core {
     /// Moves a task to an end state and queues its output for the holder.
     pub(super) fn end_task(&mut self, sid: Sid, idx: usize, state: TaskState, result: Bytes) {
         let Some(s) = self.sessions.get_mut(&sid) else { return };
-        s.set_state(idx, state);
-        let t = &mut s.tasks[idx];
-        t.ended_ms = now_ms();
-        t.result = Some(boxed(result));
+        s.finish(idx, state, result, now_ms());
         if s.stype.recoverable {
             // Delivered once committed (see persist::commit_ends).
             s.persisting += 1;

@@ -43,27 +43,25 @@ impl Core {
                 return Ok((out, Some(i as u64)));
             }
             scanned += 1;
-            if state.is_some_and(|st| st != t.state) {
+            if state.is_some_and(|st| st != t.state()) {
                 continue;
             }
-            let error = (matches!(t.state, TaskState::Error | TaskState::Canceled))
-                .then(|| t.result.as_ref().map(|r| view_error(r)))
+            let error = (matches!(t.state(), TaskState::Error | TaskState::Canceled))
+                .then(|| t.result().map(|r| view_error(r)))
                 .flatten();
             bytes += 128 + error.as_ref().map_or(0, String::len);
             out.push(TaskInfo {
                 task: i as u64 + 1,
-                state: t.state,
-                attempts: t.attempts,
-                submitted_ms: t.submitted_ms,
-                started_ms: (t.started_ms > 0).then_some(t.started_ms),
-                ended_ms: (t.ended_ms > 0).then_some(t.ended_ms),
-                input_bytes: t.input.len() as u64,
-                output_bytes: (t.state == TaskState::Done)
-                    .then(|| t.result.as_ref().map(|r| r.len() as u64))
-                    .flatten(),
+                state: t.state(),
+                attempts: t.attempts(),
+                submitted_ms: t.submitted_ms(),
+                started_ms: (t.started_ms() > 0).then_some(t.started_ms()),
+                ended_ms: (t.ended_ms() > 0).then_some(t.ended_ms()),
+                input_bytes: t.input().len() as u64,
+                output_bytes: (t.state() == TaskState::Done).then(|| t.result().map(|r| r.len() as u64)).flatten(),
                 error,
-                delivered: t.delivered,
-                node: self.node_name(t.node),
+                delivered: t.delivered(),
+                node: self.node_name(t.node()),
             });
         }
         Ok((out, None))

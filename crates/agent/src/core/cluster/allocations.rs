@@ -121,7 +121,7 @@ impl Core {
         let mut busy: HashSet<u64> = HashSet::default();
         for i in self.instances.values() {
             if let Some(w) = i.worker
-                && (i.bound.is_some() || !i.expect.is_empty())
+                && (i.bound().is_some() || !i.expect.is_empty())
             {
                 busy.insert(w);
             }
@@ -163,8 +163,8 @@ impl Core {
         let draining: HashSet<u64> = self.cluster.workers.iter().filter(|(_, w)| w.draining).map(|(&id, _)| id).collect();
         for i in self.instances.values_mut() {
             if i.worker.is_some_and(|w| draining.contains(&w)) {
-                i.retire = true;
-                i.release = i.bound.is_some();
+                i.retire();
+                i.release();
             }
         }
         for id in release {
