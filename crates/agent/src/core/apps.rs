@@ -1,8 +1,14 @@
 //! Requests about applications: register (and update), unregister, enable, disable.
 
+use super::failure::Failure;
 use super::requests::R;
-use super::*;
-use soam_proto::msg::Reply;
+use super::{App, Core, now_ms};
+use crate::ports::{ConnId, Sid};
+use soam_profile::Profile;
+use soam_proto::msg::{ErrorKind, Reply, SessionState};
+use soam_store::Write;
+use soam_store::records::AppRecord;
+use std::sync::Arc;
 
 impl Core {
     /// Makes a parsed profile the application's own: its services and session types

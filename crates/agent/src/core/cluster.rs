@@ -15,12 +15,14 @@
 //! worker whose job has less than [`DRAIN_MARGIN_S`] left takes no new sessions and
 //! its instances retire once idle.
 
-use super::*;
-use crate::ports::{ClusterEvent, JobStatus, WorkerTx};
-use soam_profile::{Launcher, SlurmOptions};
-use soam_proto::msg::AllocInfo;
+use super::Core;
+use crate::ports::{ClusterEvent, InstEvent, InstId, JobStatus, WorkerTx};
+use rustc_hash::FxHashMap as HashMap;
+use soam_profile::{Launcher, Service, SlurmOptions};
 use soam_proto::worker::{FromWorker, ServiceSpec, ToWorker};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 mod allocations;
 

@@ -5,8 +5,11 @@
 //! discardResultsOnDelivery). Delivery is at least once: what a holder never
 //! acknowledged goes to the next holder.
 
-use super::*;
+use super::blob::Blob;
+use super::{Core, DELIVERY_WINDOW, lifecycle};
+use crate::ports::ConnId;
 use soam_proto::addr::SessionRef;
+use soam_proto::msg::{AgentFrame, Event};
 
 impl Core {
     /// Sends queued outputs to holders and tells them when their session is drained.

@@ -3,9 +3,15 @@
 //! cover about `PIPELINE_TARGET_NS` of its measured task time), and starting, binding
 //! and stopping instance processes. What to bind to whom is decided in `sched`.
 
-use super::*;
-use crate::ports::{InstLink, OutMsg, Owner};
+use super::inst::{Expect, Instance, KillReason};
+use super::{Core, PIPELINE, PIPELINE_TARGET_NS, method_control, now_ms};
+use crate::ports::{InstId, InstLink, OutMsg, Owner, Sid, Timer};
+use bytes::Bytes;
+use soam_profile::Service;
 use soam_service::wire;
+use soam_service::wire::Kind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Tasks may go to the instance behind a SessionEnter still under way: its service
 /// refuses them unrun should that SessionEnter fail. Not where a failed SessionEnter

@@ -4,8 +4,16 @@
 //! (persisting the record, becoming a candidate for slots, arming timers, telling
 //! clients, ending the session). Handlers never set a session's state themselves.
 
+use super::inst::KillReason;
 use super::lifecycle::{Effect, Event, Refused};
-use super::*;
+use super::{Core, now_ms};
+use crate::ports::{ConnId, InstId, Sid, Timer};
+use bytes::Bytes;
+use soam_proto::msg::SessionState;
+use soam_service::wire::Kind;
+use soam_store::Write;
+use soam_store::records::HistoryRecord;
+use std::time::Instant;
 
 impl Core {
     /// Applies `ev` to the session and carries out what it asks. A session that is gone

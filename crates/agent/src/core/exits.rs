@@ -7,8 +7,13 @@
 //! everything queued behind it goes back to pending without counting a retry.
 
 use super::head_timer::Fired;
-use super::*;
-use soam_service::wire::Status;
+use super::inst::{Instance, KillReason};
+use super::{Core, lifecycle, method_control};
+use crate::ports::{InstCmd, InstId, Timer};
+use bytes::Bytes;
+use rustc_hash::FxHashMap as HashMap;
+use soam_service::wire::{Kind, Status};
+use std::time::{Duration, Instant};
 
 impl Core {
     pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {

@@ -3,10 +3,14 @@
 //! latest ended sessions are kept in memory; task rows are read from the store, off the
 //! core, only when asked for.
 
-use super::*;
+use super::Core;
+use super::failure::Failure;
+use super::session::Session;
+use super::task::Task;
+use crate::ports::ConnId;
 use soam_proto::addr::SessionRef;
-use soam_proto::msg::{PAGE_ROWS, Reply, SessionInfo, TaskInfo, VIEW_ERROR_BYTES};
-use soam_store::records::HistoryTask;
+use soam_proto::msg::{AgentFrame, ErrorKind, PAGE_ROWS, Reply, SessionInfo, SessionState, TaskInfo, TaskState, VIEW_ERROR_BYTES};
+use soam_store::records::{HistoryRecord, HistoryTask};
 
 impl Core {
     pub(super) fn list_history(&self, conn: ConnId, app: Option<String>) -> Result<Reply, Failure> {

@@ -4,10 +4,14 @@
 //! `expect` queue. A reply for a task that no longer runs with that attempt (killed,
 //! requeued, its session ended) is dropped.
 
-pub(super) use super::inst::{Expect, Instance, KillReason};
-use super::*;
+use super::inst::{Expect, KillReason};
+use super::{Core, lifecycle};
+use crate::ports::{InstEvent, InstId, Sid};
+use bytes::Bytes;
 use soam_profile::FailureAction;
-use soam_service::wire::Status;
+use soam_proto::msg::TaskState;
+use soam_service::wire::{Kind, Status};
+use std::time::Instant;
 
 impl Core {
     pub(super) fn instance_event(&mut self, iid: InstId, ev: InstEvent) {

@@ -34,6 +34,7 @@ mod delivery;
 mod dispatch;
 mod effects;
 mod exits;
+mod failure;
 mod head_timer;
 mod history;
 mod inst;
@@ -55,28 +56,27 @@ mod views;
 mod tests;
 
 use crate::config::AgentConfig;
-use crate::ports::{CoreMsg, Inbox, InstCmd, InstEvent, InstId, Launcher, Outbox, Timer};
-use blob::Blob;
-use bytes::Bytes;
+use crate::ports::{CoreMsg, Inbox, InstCmd, InstEvent, InstId, Launcher, Outbox};
 use soam_profile::{Profile, Service, SessionType};
-use soam_proto::msg::{AgentFrame, ErrorKind, Event, SessionState, TaskState};
+use soam_proto::msg::{AgentFrame, Event, SessionState};
 use soam_service::wire::Kind;
 use soam_store::records::{AppRecord, HistoryRecord};
-use soam_store::{Loaded, Store, Write};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use soam_store::{Loaded, Store};
+use std::collections::{BTreeMap, VecDeque};
 // FxHash: these maps are keyed by the agent's own small integers (and names clients
 // already had to register), looked up several times per task; SipHash's resistance to
 // chosen keys buys nothing here, and its hashing was a large share of the core's
 // instructions (docs/benchmarks.md, "What bounds each figure, and what moved it").
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-use instances::{Expect, Instance, KillReason};
+pub(crate) use failure::did_you_mean;
+use inst::Instance;
 pub(crate) use persist::recovered_task;
-pub(crate) use requests::{Failure, did_you_mean};
-use session::{Session, Staged, Task};
+use session::{Session, Staged};
+use task::Task;
 
 pub use crate::ports::{ConnId, Sid};
 

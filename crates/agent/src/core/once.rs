@@ -9,9 +9,14 @@
 //! (`not_accepted`, `Unsaved`), and the repeat is told it was not saved. Ids are kept
 //! while the session is open, the latest [`REMEMBER`] submits per session.
 
-use super::*;
-use soam_proto::msg::{Reply, RequestId};
+use super::Core;
+use super::failure::Failure;
+use crate::ports::{ConnId, CoreMsg, Sid};
+use rustc_hash::FxHashMap as HashMap;
+use soam_proto::msg::{ErrorKind, Reply, RequestId};
+use soam_store::Write;
 use soam_store::records::RequestRecord;
+use std::collections::VecDeque;
 
 /// Submit ids a session remembers: far more than a client has in flight at once.
 pub(super) const REMEMBER: usize = 4096;

@@ -17,8 +17,15 @@
 //! Non-recoverable sessions write only their session record (so a restart can end them
 //! with history) and never pay for the rest.
 
-use super::*;
-use soam_store::records::{SessionRecord, StoredSessionState, StoredTaskState, TaskRecord};
+use super::blob::Blob;
+use super::session::Session;
+use super::task::Task;
+use super::{Core, lifecycle, now_ms};
+use crate::ports::{CoreMsg, Sid};
+use rustc_hash::FxHashMap as HashMap;
+use soam_proto::msg::{SessionState, TaskState};
+use soam_store::Write;
+use soam_store::records::{HistoryRecord, SessionRecord, StoredSessionState, StoredTaskState, TaskRecord};
 
 impl Core {
     pub(super) fn task_record(s: &Session, idx: usize) -> TaskRecord {

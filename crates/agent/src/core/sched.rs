@@ -14,11 +14,18 @@
 //! when the scheduler meets it without work.
 
 use super::cluster::{self, Pool};
+use super::inst::Instance;
+use super::session::Session;
 use super::shares::{self, AppUsed, Cand, Key};
-use super::*;
-use soam_profile::Policy;
+use super::{App, Core};
+use crate::ports::{InstId, Sid, Timer};
+use bytes::Bytes;
+use rustc_hash::FxHashMap as HashMap;
+use soam_profile::{Policy, Service};
+use soam_service::wire::Kind;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One pool's candidates.
 #[derive(Default)]

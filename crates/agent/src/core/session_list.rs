@@ -2,10 +2,13 @@
 //! order from where the last page ended, encoded here row by row (borrowed from the
 //! sessions) into the reply frame; listings with history go as ordinary replies.
 
+use super::Core;
+use super::failure::Failure;
 use super::history::history_info;
-use super::*;
+use super::session::Session;
+use crate::ports::{ConnId, Sid};
 use soam_proto::frame::{self, FrameError, PageKind};
-use soam_proto::msg::{PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionInfoRef, SessionQuery};
+use soam_proto::msg::{ErrorKind, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, SessionInfoRef, SessionQuery};
 
 use super::views::Page;
 

@@ -2,10 +2,16 @@
 //! suspend and resume. What they do to a session's state goes through the lifecycle
 //! (`Core::drive`); what they check comes first, so a refused request leaves no trace.
 
+use super::failure::Failure;
 use super::requests::R;
-use super::*;
+use super::session::Session;
+use super::{Core, lifecycle};
+use crate::ports::{ConnId, CoreMsg, InstId, Sid};
+use bytes::Bytes;
 use soam_proto::addr::{SessionRef, check_session_name};
-use soam_proto::msg::{CreateSession, Reply, SessionAction};
+use soam_proto::msg::{CreateSession, ErrorKind, Reply, SessionAction, SessionState};
+use soam_service::wire::Kind;
+use soam_store::Write;
 
 impl Core {
     /// Puts a new or recovered session in the table and every index that finds it (by

@@ -9,17 +9,16 @@
 //!     └────────────────── rerun (an admin's requeue) ────────────┘
 //! ```
 //!
-//! Every transition is a method of [`Session`] here, because a task's state is also
-//! counted in its session ([`Counts`]) and its pending queue; each checks (in debug
-//! builds, which every test runs) that the move is one [`may_follow`] allows. Other
-//! modules read a task through its accessors and never write it.
+//! Every transition is a method of [`Task`] here, each checked (in debug builds, which
+//! every test runs) against [`may_follow`]; a session calls them through its own
+//! methods (`session.rs`), which keep its [`Counts`] and its pending queue in step.
+//! Other modules read a task through its accessors and never write it.
 //!
 //! The state is the protocol's [`TaskState`] beside the data, not an enum carrying its
 //! data: ten million tasks are held at once, and an enum whose ended variant carried
 //! the result, both times and the node would not fit the 56 bytes a task takes now.
 
 use super::blob::Blob;
-use super::session::Session;
 use bytes::Bytes;
 use soam_proto::msg::TaskState;
 use soam_store::records::{StoredTaskState, TaskRecord};
@@ -160,143 +159,90 @@ impl Counts {
     }
 }
 
-impl Session {
-    /// Moves task `idx` to `to`, counted; the only write of a task's state.
-    fn move_task(&mut self, idx: usize, to: TaskState) -> &mut Task {
-        let t = &mut self.tasks[idx];
-        debug_assert!(
-            may_follow(t.state, to),
-            "task {} of {}:{}: {} may not become {}",
-            idx + 1,
-            self.app,
-            self.id,
-            t.state,
-            to
-        );
-        *self.counts.slot(t.state) -= 1;
-        *self.counts.slot(to) += 1;
-        t.state = to;
-        t
+impl Counts {
+    /// A task moved from `from` to `to`.
+    pub(super) fn moved(&mut self, from: TaskState, to: TaskState) {
+        *self.slot(from) -= 1;
+        *self.slot(to) += 1;
+    }
+}
+
+impl Task {
+    /// The only write of a task's state; returns the state it left.
+    fn go(&mut self, to: TaskState) -> TaskState {
+        debug_assert!(may_follow(self.state, to), "a {} task may not become {}", self.state, to);
+        std::mem::replace(&mut self.state, to)
     }
 
-    /// Adds a submitted task, pending; `queued`: at the back of the queue now (a
-    /// recoverable session's join it once committed, `Core::accepted`).
-    pub(super) fn add_task(&mut self, input: Bytes, now: u64, queued: bool) {
-        let idx = self.tasks.len() as u32;
-        self.tasks.push(Task::new(input, now));
-        if queued {
-            self.pending.push_back(idx);
-        }
-        self.counts.pending += 1;
-    }
-
-    /// Adds a task the store kept, in the state it was stored in: pending ones join the
-    /// queue, ended ones not yet delivered wait for the holder.
-    pub(super) fn add_recovered(&mut self, t: Task) {
-        let tid = self.tasks.len() as u64 + 1;
-        *self.counts.slot(t.state) += 1;
-        match t.state {
-            TaskState::Pending => self.pending.push_back(tid as u32 - 1),
-            _ if !t.delivered && t.result.is_some() => {
-                self.undelivered.insert(tid);
-            }
-            _ => {}
-        }
-        self.tasks.push(t);
-    }
-
-    /// Canceled placeholders up to `len` tasks, for ids the store lost (recovery).
-    pub(super) fn fill_lost(&mut self, len: usize) {
-        while self.tasks.len() < len {
-            self.tasks.push(Task::canceled_placeholder());
-            self.counts.canceled += 1;
-        }
-    }
-
-    /// Starts the next pending task, on `node`: its index and the attempt it starts.
-    pub(super) fn start_next(&mut self, now: u64, node: u16) -> Option<(usize, u32)> {
-        let idx = self.pending.pop_front()? as usize;
-        let t = self.move_task(idx, TaskState::Running);
-        t.attempts += 1;
-        t.started_ms = now;
-        t.node = node;
-        Some((idx, t.attempts))
+    /// Pending -> Running on `node`: the attempt it starts.
+    pub(super) fn start(&mut self, now: u64, node: u16) -> u32 {
+        self.go(TaskState::Running);
+        self.attempts += 1;
+        self.started_ms = now;
+        self.node = node;
+        self.attempts
     }
 
     /// A running attempt failed in a way that counts against taskRetryLimit; how many
-    /// have failed so far. (Then [`Session::retry`] or [`Session::finish`].)
-    pub(super) fn count_failure(&mut self, idx: usize) -> u32 {
-        let t = &mut self.tasks[idx];
-        t.failures += 1;
-        t.failures
+    /// have failed so far.
+    pub(super) fn count_failure(&mut self) -> u32 {
+        self.failures += 1;
+        self.failures
     }
 
-    /// A failed attempt is run again: back of the queue.
-    pub(super) fn retry(&mut self, idx: usize) {
-        self.move_task(idx, TaskState::Pending);
-        self.pending.push_back(idx as u32);
+    /// Running -> Pending after a counted failure.
+    pub(super) fn retry(&mut self) {
+        self.go(TaskState::Pending);
     }
 
-    /// A running attempt is taken back (suspend, reclaim, a lost node, an admin's
-    /// requeue): not counted as an attempt, first in the queue.
-    pub(super) fn requeue(&mut self, idx: usize) {
-        let t = self.move_task(idx, TaskState::Pending);
-        t.attempts = t.attempts.saturating_sub(1);
-        self.pending.push_front(idx as u32);
+    /// Running -> Pending, the attempt not counted (suspend, reclaim, a lost node).
+    pub(super) fn take_back(&mut self) {
+        self.go(TaskState::Pending);
+        self.attempts = self.attempts.saturating_sub(1);
     }
 
-    /// An ended task is run again from scratch (an admin's requeue).
-    pub(super) fn rerun(&mut self, idx: usize) {
-        let tid = idx as u64 + 1;
-        self.undelivered.remove(&tid);
-        self.unacked.remove(&tid);
-        let t = self.move_task(idx, TaskState::Pending);
-        t.result = None;
-        t.failures = 0;
-        t.delivered = false;
-        self.pending.push_back(idx as u32);
+    /// Ended -> Pending, from scratch (an admin's requeue).
+    pub(super) fn rerun(&mut self) {
+        self.go(TaskState::Pending);
+        self.result = None;
+        self.failures = 0;
+        self.delivered = false;
     }
 
-    /// Ends a task (running, or pending for a kill) in `state` with `result`. A pending
-    /// one leaves the queue.
-    pub(super) fn finish(&mut self, idx: usize, state: TaskState, result: Bytes, now: u64) {
-        debug_assert!(matches!(state, TaskState::Done | TaskState::Error | TaskState::Canceled));
-        if self.tasks[idx].state == TaskState::Pending {
-            self.pending.retain(|&i| i as usize != idx);
-        }
-        let t = self.move_task(idx, state);
-        t.ended_ms = now;
-        t.result = Some(boxed(result));
+    /// Running (or pending, for a kill) -> `state`, an end, with `result`; the state it
+    /// left.
+    pub(super) fn finish(&mut self, state: TaskState, result: Bytes, now: u64) -> TaskState {
+        debug_assert!(state.is_ended());
+        let from = self.go(state);
+        self.ended_ms = now;
+        self.result = Some(boxed(result));
+        from
     }
 
-    /// A pending task whose submit could not be committed: canceled with why, and
-    /// counted as delivered (its client was told in the submit's reply).
-    pub(super) fn refuse(&mut self, idx: usize, why: &str, now: u64) {
-        let t = self.move_task(idx, TaskState::Canceled);
-        t.ended_ms = now;
-        t.delivered = true;
-        t.result = Some(boxed(Bytes::from(format!("not accepted: {why}"))));
+    /// Pending -> Canceled: its submit could not be committed; counted as delivered
+    /// (its client was told in the submit's reply).
+    pub(super) fn refuse(&mut self, why: &str, now: u64) {
+        self.go(TaskState::Canceled);
+        self.ended_ms = now;
+        self.delivered = true;
+        self.result = Some(boxed(Bytes::from(format!("not accepted: {why}"))));
     }
 
-    /// The session ended: every task not ended is canceled, with no message each
-    /// (nobody can fetch a task of an ended session).
-    pub(super) fn cancel_open(&mut self, now: u64) {
-        for idx in 0..self.tasks.len() {
-            if !self.tasks[idx].state.is_ended() {
-                let t = self.move_task(idx, TaskState::Canceled);
-                t.ended_ms = now;
-                t.result = None;
-            }
-        }
+    /// Not ended -> Canceled with no message (its session ended: nobody can fetch it);
+    /// the state it left.
+    pub(super) fn cancel(&mut self, now: u64) -> TaskState {
+        let from = self.go(TaskState::Canceled);
+        self.ended_ms = now;
+        self.result = None;
+        from
     }
 
-    /// The holder acknowledged task `idx`'s output; with `discard`, a done task's
-    /// output is let go (failure messages are small and wanted by views and history).
-    pub(super) fn delivered(&mut self, idx: usize, discard: bool) {
-        let t = &mut self.tasks[idx];
-        t.delivered = true;
-        if discard && t.state == TaskState::Done {
-            t.result = None;
+    /// The holder acknowledged its output; with `discard`, a done task's output is let
+    /// go (failure messages are small and wanted by views and history).
+    pub(super) fn delivered_now(&mut self, discard: bool) {
+        self.delivered = true;
+        if discard && self.state == TaskState::Done {
+            self.result = None;
         }
     }
 }

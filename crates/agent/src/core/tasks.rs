@@ -2,10 +2,16 @@
 //! session's tasks run once committed), acknowledge outputs, kill and requeue; `end_task`
 //! is where every task end passes, whatever caused it.
 
+use super::failure::Failure;
 use super::requests::R;
-use super::*;
+use super::session::Staged;
+use super::{Core, lifecycle, now_ms};
+use crate::ports::{ConnId, CoreMsg, InstId, Sid, Timer};
+use bytes::Bytes;
 use soam_proto::addr::{SessionRef, TaskRef};
-use soam_proto::msg::{Reply, TaskAction};
+use soam_proto::msg::{ErrorKind, Reply, TaskAction, TaskState};
+use soam_service::wire::Kind;
+use soam_store::Write;
 
 /// Input bytes one connection may hold staged (one submission accepted whole).
 const STAGE_BYTES_PER_CONN: usize = 1 << 30;

@@ -1,10 +1,13 @@
 //! What `soamview` and `soamcontrol agent status` show, built from live state (and the
 //! in-memory history), never from the store: a view costs no disk access.
 
+use super::Core;
+use super::failure::Failure;
 use super::history::view_error;
-use super::*;
+use super::session::Session;
+use crate::ports::{ConnId, Sid};
 use soam_proto::addr::SessionRef;
-use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, TaskInfo};
+use soam_proto::msg::{AgentStatus, AppInfo, PAGE_BYTES, PAGE_ROWS, Reply, SessionInfo, TaskInfo, TaskState};
 
 /// A page of rows and where the next one starts (`None`: this was the last).
 pub(super) type Page<T, C> = Result<(Vec<T>, Option<C>), Failure>;

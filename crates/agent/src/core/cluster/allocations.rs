@@ -3,8 +3,15 @@
 //! (`cluster_tick`), workers that went and allocations that end early, and what
 //! `soamview cluster` lists.
 
-use super::*;
-
+use super::{Alloc, AllocState, DRAIN_MARGIN_S, EARLY_END, EARLY_ENDS_LIMIT, RETRY_AFTER, Worker, job_name, pool_of};
+use crate::core::Core;
+use crate::core::cluster::Pool;
+use crate::ports::{InstId, Sid};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use soam_profile::Launcher;
+use soam_proto::msg::{AllocInfo, SessionState};
+use soam_proto::worker::ToWorker;
+use std::time::Instant;
 impl Core {
     pub(in crate::core) fn worker_gone(&mut self, worker: u64, why: String, slurm_lost: bool) {
         let Some(w) = self.cluster.workers.remove(&worker) else { return };
