@@ -142,8 +142,11 @@ fn tables_fit_the_terminal_and_show_local_times_with_ages() {
 fn shutdown_returns_once_the_agent_has_stopped() {
     let mut env = Env::new();
     let pid = env.agent_pid();
-    let out = env.ok("soamcontrol", &["agent", "shutdown"]);
-    assert_eq!(out.trim(), format!("agent stopped (pid {pid})"));
+    let o = env.run("soamcontrol", &["agent", "shutdown"]);
+    assert!(o.status.success());
+    // A confirmation, on stderr as every command's (stdout stays for data).
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), format!("agent stopped (pid {pid})"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
     // It has exited already (waiting only to be reaped by us, its parent).
     let mut child = env.agent.take().unwrap();
     assert!(child.try_wait().unwrap().is_some(), "the agent still runs after shutdown returned");
@@ -193,21 +196,22 @@ fn text_written_to_a_closed_pipe_ends_every_command_quietly() {
     assert!(o.status.success());
     let open = env.ok("soamsession", &["create", "--app", "a"]);
     let open = format!("a:{}", open.trim());
-    for args in [
-        vec!["soamcontrol", "agent", "status"],
-        vec!["soamcontrol", "agent", "log"],
-        vec!["soamcontrol", "app", "disable", "a"],
-        vec!["soamcontrol", "app", "enable", "a"],
-        vec!["soamreg", profile],
-        vec!["soamview", "app"],
-        vec!["soamview", "session", "-a"],
-        vec!["soamview", "history", "a"],
-        vec!["soamview", "task", open.as_str()],
-        vec!["soamsession", "create", "--app", "a"],
+    // Commands that only confirm write nothing to stdout: their one line is on stderr.
+    for (args, said) in [
+        (vec!["soamcontrol", "agent", "status"], ""),
+        (vec!["soamcontrol", "agent", "log"], ""),
+        (vec!["soamcontrol", "app", "disable", "a"], "application 'a' disabled\n"),
+        (vec!["soamcontrol", "app", "enable", "a"], "application 'a' enabled\n"),
+        (vec!["soamreg", profile], "updated application 'a'\n"),
+        (vec!["soamview", "app"], ""),
+        (vec!["soamview", "session", "-a"], ""),
+        (vec!["soamview", "history", "a"], ""),
+        (vec!["soamview", "task", open.as_str()], ""),
+        (vec!["soamsession", "create", "--app", "a"], ""),
     ] {
         let o = env.to_closed_pipe(args[0], &args[1..]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!((o.status.code(), err.as_ref()), (Some(0), ""), "{args:?}");
+        assert_eq!((o.status.code(), err.as_ref()), (Some(0), said), "{args:?}");
     }
     // Outputs that could not be written stay in the session, and the one line says so.
     let o = env.to_closed_pipe("soamsession", &["submit", "--app", "a", "--task", "y"]);

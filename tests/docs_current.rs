@@ -177,7 +177,7 @@ fn the_readme_s_using_it_runs_as_written() {
     assert!(out.lines().any(|l| l == "100"), "{out}");
     let results = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 20, "{results}");
-    assert!(out.contains("agent stopped"), "{out}");
+    assert!(err.contains("agent stopped"), "{err}");
 }
 
 /// Every subcommand's --help (and man page) has examples of its own, and every man page

@@ -59,8 +59,11 @@ fn register_view_update_unregister() {
     // With -f: the session of the changed type ends, the other is untouched.
     let o = env.run("soamreg", &["-f", p.to_str().unwrap()]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("warning: session a:{id}")));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "updated application 'a'\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("warning: session a:{id}")));
+    // The confirmation is on stderr with the warnings; stdout is for what scripts read.
+    assert!(err.ends_with("updated application 'a'\n"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
     assert!(env.session("a", id.parse().unwrap()).is_none());
     assert!(env.session("a", other.parse().unwrap()).is_some());
     let new_id = env.ok("soamsession", &["create", "--app", "a", "--type", "T"]).trim().to_string();

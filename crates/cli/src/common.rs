@@ -225,3 +225,10 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
                 .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+/// Says on stderr what a command did ("session A:1 suspended"): every command confirms
+/// there, so stdout carries only what a script reads (ids, tables, `--json` objects).
+pub fn confirm(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -167,7 +167,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(word, changed::app(&client, &app).await?)?;
                 } else {
-                    crate::outln!("application '{app}' {word}");
+                    crate::common::confirm(format_args!("application '{app}' {word}"));
                 }
             }
             What::Session { action } => {
@@ -186,7 +186,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print_session(word, changed::session(&client, &session).await?.as_ref())?;
                 } else {
-                    crate::outln!("session {session} {word}");
+                    crate::common::confirm(format_args!("session {session} {word}"));
                 }
             }
             What::Task { action } => {
@@ -204,7 +204,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(word, changed::task(&client, &task).await?)?;
                 } else {
-                    crate::outln!("task {}:{} {word}", task.session, task.task);
+                    crate::common::confirm(format_args!("task {}:{} {word}", task.session, task.task));
                 }
             }
             What::Cluster {
@@ -215,7 +215,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print("released", serde_json::json!({ "job_id": job }))?;
                 } else {
-                    crate::outln!("allocation {job} released");
+                    crate::common::confirm(format_args!("allocation {job} released"));
                 }
             }
             What::Agent {
@@ -260,9 +260,9 @@ pub fn main() -> i32 {
                 if json {
                     changed::print(if stopped { "stopped" } else { "stopping" }, serde_json::json!({ "pid": pid }))?;
                 } else if stopped {
-                    crate::outln!("agent stopped (pid {pid})");
+                    crate::common::confirm(format_args!("agent stopped (pid {pid})"));
                 } else {
-                    crate::outln!("agent stopping (pid {pid})");
+                    crate::common::confirm(format_args!("agent stopping (pid {pid})"));
                 }
             }
         }

@@ -64,7 +64,7 @@ pub fn main() -> i32 {
                 let app = crate::changed::app(&client, &app).await?;
                 crate::changed::print(word, Registered { app, warnings })?;
             } else {
-                crate::outln!("{word} application '{app}'");
+                crate::common::confirm(format_args!("{word} application '{app}'"));
             }
         }
         Ok(0)

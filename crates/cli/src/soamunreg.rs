@@ -39,7 +39,7 @@ pub fn main() -> i32 {
         if args.json {
             crate::changed::print("unregistered", serde_json::json!({ "app": args.app }))?;
         } else {
-            crate::outln!("unregistered application '{}'", args.app);
+            crate::common::confirm(format_args!("unregistered application '{}'", args.app));
         }
         Ok(0)
     })

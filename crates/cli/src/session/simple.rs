@@ -73,7 +73,7 @@ async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &st
             if a.json {
                 crate::changed::print_session(done, crate::changed::session(&client, &session).await?.as_ref())?;
             } else {
-                eprintln!("session {session} {done}{more}");
+                crate::common::confirm(format_args!("session {session} {done}{more}"));
             }
             Ok(0)
         }
@@ -103,6 +103,6 @@ pub async fn update(conn: &Conn, a: UpdateArgs) -> anyhow::Result<i32> {
             data,
         })
         .await?;
-    eprintln!("session {} common data updated", a.session);
+    crate::common::confirm(format_args!("session {} common data updated", a.session));
     Ok(0)
 }
