@@ -400,3 +400,39 @@ fn a_reader_that_goes_away_leaves_the_rest_undelivered_and_says_how_to_collect_i
     );
     assert!(env.session("a", 1).is_none(), "closed by the reopen that took the rest");
 }
+
+/// With --json, an error is one JSON object on stderr (kind, message, exit) beside the
+/// exit code, a usage error too; without it, one line of text.
+#[test]
+fn errors_are_json_when_json_was_asked_for() {
+    let env = Env::new();
+    let o = env.run("soamview", &["task", "nosuch:1", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err: serde_json::Value = serde_json::from_slice(&o.stderr).expect("one JSON object on stderr");
+    assert_eq!(err["error"]["kind"], "unknown-app", "{err}");
+    assert_eq!(err["error"]["exit"], 1);
+    assert!(err["error"]["message"].as_str().unwrap().contains("nosuch"), "{err}");
+    let o = env.run("soamview", &["session", "--state", "bogus", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_slice(&o.stderr).expect("one JSON object on stderr");
+    assert_eq!(
+        (err["error"]["kind"].as_str(), err["error"]["exit"].as_i64()),
+        (Some("usage"), Some(2)),
+        "{err}"
+    );
+    assert!(err["error"]["message"].as_str().unwrap().contains("bogus"), "{err}");
+    // No agent: its own kind.
+    let o = env
+        .cmd("soamcontrol")
+        .args(["agent", "status", "--json"])
+        .env("SOAM_SOCKET", env.path("nobody.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let err: serde_json::Value = serde_json::from_slice(&o.stderr).expect("one JSON object on stderr");
+    assert_eq!(err["error"]["kind"], "no-agent", "{err}");
+    // Without --json: the plain line.
+    let e = env.fails("soamview", &["task", "nosuch:1"]);
+    assert!(e.starts_with("soamview: unknown application 'nosuch'"), "{e}");
+}

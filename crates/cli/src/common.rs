@@ -78,9 +78,28 @@ fn give(mut cmd: clap::Command, path: &str, examples: &[String]) -> clap::Comman
 }
 
 /// Parses the command line of `A`, with [`with_examples`] applied to its `--help`.
+/// With `--json` on the command line, a usage error is one JSON object on stderr (as
+/// every other error then is, see [`run`]), still with exit 2.
 pub fn parse<A: clap::Parser>() -> A {
-    let matches = with_examples(A::command()).get_matches();
-    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let matches = with_examples(A::command()).try_get_matches().unwrap_or_else(|e| usage_exit(e));
+    A::from_arg_matches(&matches).unwrap_or_else(|e| usage_exit(e))
+}
+
+fn usage_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let asked_for = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if asked_for || !json_asked(std::env::args()) {
+        e.exit()
+    }
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("bad usage");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let o = serde_json::json!({ "error": { "kind": "usage", "message": line, "exit": exit::USAGE } });
+    eprintln!("{o}");
+    std::process::exit(exit::USAGE)
 }
 
 /// Bad usage found after parsing (an unknown column name, say): exit 2, as clap's own.
@@ -181,10 +200,40 @@ where
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             let msg = format!("{e:#}");
-            // The reason may quote a profile or another user's names: escaped.
-            eprintln!("{name}: {}", soam_proto::text::escape(msg.lines().next().unwrap_or("failed")));
-            exit::code(&e)
+            let line = msg.lines().next().unwrap_or("failed");
+            let code = exit::code(&e);
+            if json_asked(std::env::args()) {
+                // A program asked for JSON: the error is JSON too, one object on stderr.
+                let o = serde_json::json!({ "error": { "kind": error_kind(&e), "message": line, "exit": code } });
+                eprintln!("{o}");
+            } else {
+                // The reason may quote a profile or another user's names: escaped.
+                eprintln!("{name}: {}", soam_proto::text::escape(line));
+            }
+            code
         }
+    }
+}
+
+/// Whether the command line asked for JSON (`--json` or `--jsonl`; clap has accepted it
+/// by the time an error is printed), before any `--` that ends the options.
+fn json_asked(args: impl Iterator<Item = String>) -> bool {
+    args.skip(1).take_while(|a| a != "--").any(|a| a == "--json" || a == "--jsonl")
+}
+
+/// What kind of failure ended a command, as its JSON error says: the agent's refusal
+/// kind (`unknown-app`, `limit`, ... see docs/usage.md), `usage`, `no-agent` (none
+/// answers), `lost` (the connection broke), or `failed` (anything else).
+fn error_kind(e: &anyhow::Error) -> &'static str {
+    use soam_client::ClientError;
+    if e.chain().any(|c| c.is::<UsageError>()) {
+        return "usage";
+    }
+    match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
+        Some(ClientError::Refused { kind, .. }) => kind.as_str(),
+        Some(ClientError::NoAgent(_)) => "no-agent",
+        Some(ClientError::Lost(_)) => "lost",
+        None => "failed",
     }
 }
 

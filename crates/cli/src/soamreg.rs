@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
-    let args = Args::parse();
+    let args: Args = crate::common::parse();
     run("soamreg", async move {
         let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
         let path = std::path::absolute(&args.file).with_context(|| format!("cannot resolve {}", args.file.display()))?;

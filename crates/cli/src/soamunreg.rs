@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
-    let args = Args::parse();
+    let args: Args = crate::common::parse();
     run("soamunreg", async move {
         let client = args.conn.connect("soamunreg").await?;
         client
