@@ -436,3 +436,34 @@ fn errors_are_json_when_json_was_asked_for() {
     let e = env.fails("soamview", &["task", "nosuch:1"]);
     assert!(e.starts_with("soamview: unknown application 'nosuch'"), "{e}");
 }
+
+/// `--state` takes a state in any case, and the count columns' headers (`PEND`, `ERR`)
+/// for the task states they count.
+#[test]
+fn state_filters_take_any_case_and_the_headers_a_table_shows() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    let id = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
+    let s = format!("a:{id}");
+    env.ok("soamcontrol", &["session", "suspend", &s]);
+    let o = env.run(
+        "soamsession",
+        &["submit", "--session", &s, "--task", "x", "--task", "y", "--detach"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for state in ["pending", "PEND", "Pending", "pend"] {
+        let v = env.json("soamview", &["task", &s, "--state", state]);
+        assert_eq!(v.as_array().unwrap().len(), 2, "--state {state}");
+    }
+    for state in ["ERR", "error", "canc", "Run"] {
+        let v = env.json("soamview", &["task", &s, "--state", state]);
+        assert_eq!(v.as_array().unwrap().len(), 0, "--state {state}");
+    }
+    let v = env.json("soamview", &["session", "--state", "SUSPENDED"]);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    // A misspelling is clap's usage error, which names the value meant.
+    let o = env.run("soamview", &["task", &s, "--state", "pendng"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("a similar value exists: 'pending'"), "{e}");
+}

@@ -54,8 +54,8 @@ pub enum What {
         /// Include ended sessions
         #[arg(short, long)]
         all: bool,
-        /// Only sessions in this state
-        #[arg(long, value_name = "S", value_enum)]
+        /// Only sessions in this state (any case)
+        #[arg(long, value_name = "S", value_enum, ignore_case = true)]
         state: Option<SessionState>,
         /// Only detached, idle sessions with output nobody collected
         #[arg(long)]
@@ -69,8 +69,8 @@ pub enum What {
         /// APP:ID or APP:NAME
         #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
         session: SessionRef,
-        /// Only tasks in this state
-        #[arg(long, value_name = "S", value_enum)]
+        /// Only tasks in this state (any case; the count columns' headers too: pend, run, err, canc)
+        #[arg(long, value_name = "S", value_enum, ignore_case = true)]
         state: Option<TaskState>,
     },
     /// Slurm allocations: pending (with Slurm's reason) or running, their nodes and slots

@@ -356,7 +356,7 @@ pub struct TaskOutput {
 }
 
 macro_rules! lower_enum {
-    ($name:ident { $($(#[$doc:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+    ($name:ident { $($(#[$doc:meta])* $variant:ident => $text:literal $(| $alias:literal)*),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name { $($(#[$doc])* $variant),* }
         impl $name {
@@ -374,14 +374,15 @@ macro_rules! lower_enum {
                 Self::ALL
             }
             fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-                Some(clap::builder::PossibleValue::new(self.as_str()))
+                let v = clap::builder::PossibleValue::new(self.as_str());
+                Some(match self { $($name::$variant => v.aliases([$($alias),*] as [&str; _]),)* })
             }
         }
         impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s.to_ascii_lowercase().as_str() {
-                    $($text => Ok($name::$variant),)*
+                    $($text $(| $alias)* => Ok($name::$variant),)*
                     _ => Err(format!("unknown {} '{}'; valid: {}", stringify!($name), s,
                         [$($text),*].join(", "))),
                 }
@@ -424,12 +425,14 @@ impl SessionState {
     }
 }
 
+// The short forms are the count columns' headers (PEND, RUN, ERR, CANC), so that what
+// a table shows can be typed back (`--state err`).
 lower_enum!(TaskState {
-    Pending => "pending",
-    Running => "running",
+    Pending => "pending" | "pend",
+    Running => "running" | "run",
     Done => "done",
-    Error => "error",
-    Canceled => "canceled",
+    Error => "error" | "err",
+    Canceled => "canceled" | "canc" | "cancelled",
 });
 
 impl TaskState {
