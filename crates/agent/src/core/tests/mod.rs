@@ -200,8 +200,17 @@ impl H {
         Self::open(tempfile::tempdir().unwrap())
     }
 
+    /// A core whose agent settings `set` changes first (limits, say).
+    fn with(set: impl FnOnce(&mut AgentConfig)) -> H {
+        Self::open_with(tempfile::tempdir().unwrap(), set)
+    }
+
     /// A core over the store in `dir` (a fresh one, or one a dropped core left).
     fn open(dir: tempfile::TempDir) -> H {
+        Self::open_with(dir, |_| {})
+    }
+
+    fn open_with(dir: tempfile::TempDir, set: impl FnOnce(&mut AgentConfig)) -> H {
         let paths = soam_proto::paths::Paths {
             socket: dir.path().join("soamd.sock"),
             data_dir: dir.path().join("data"),
@@ -211,6 +220,7 @@ impl H {
         let mut cfg = AgentConfig::with_paths(paths);
         // One slot: one instance at a time, so which task runs where is plain.
         cfg.slots = 1;
+        set(&mut cfg);
         let (store, loaded) = soam_store::Store::open_with(&cfg.paths.store(), 1 << 20, super::recovered_task).unwrap();
         let (inbox, rx) = crate::ports::inbox();
         let fake = Arc::new(Fake::default());

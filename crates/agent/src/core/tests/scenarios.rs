@@ -210,6 +210,43 @@ fn a_create_over_max_sessions_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_submit_over_max_stored_tasks_is_refused_whole_and_changes_nothing() {
+    let mut h = H::with(|cfg| cfg.max_stored_tasks = Some(3));
+    h.connect(1);
+    h.register(1, &profile(""));
+    let s = h.create(1, "app", "").unwrap();
+    h.submit(1, &s, &["a", "b"]);
+    let calls = h.calls();
+    let r = h.ask(
+        1,
+        Request::Submit {
+            session: sref(&s),
+            tasks: vec![Bytes::from("c"), Bytes::from("d")],
+        },
+    );
+    let e = r.unwrap_err();
+    assert!(e.contains("maxStoredTasks"), "{e}");
+    let info = h.session(1, &s);
+    assert_eq!(
+        (info.pending + info.running, info.done),
+        (2, 0),
+        "none of the refused submit was added"
+    );
+    assert_eq!(h.calls(), calls, "the refused submit asked for something");
+    // What still fits is accepted, under the next ids.
+    let r = h.ask(
+        1,
+        Request::Submit {
+            session: sref(&s),
+            tasks: vec![Bytes::from("c")],
+        },
+    );
+    assert!(matches!(r, Ok(Reply::Submitted { first: 3, count: 1 })), "{r:?}");
+    h.serve(echo);
+    assert_eq!(h.outputs(1, &s).len(), 3);
+}
+
+#[test]
 fn an_instance_that_exits_fails_its_running_task_and_requeues_the_rest() {
     let mut h = H::new();
     h.connect(1);
