@@ -183,6 +183,30 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("soamd.yaml:2") && err.contains("slotz"), "{err}");
+    // A bad value: the profiles' form, with the key's range, and the agent not started.
+    for (yaml, said) in [
+        (
+            "slots: 2\nlogKeep: 101\n",
+            "soamd.yaml:2: logKeep: '101' is not valid (valid: 0 to 100)",
+        ),
+        ("slots: many\n", "soamd.yaml:1: slots: 'many' is not valid (valid: 1 to 100000)"),
+        ("shared: yes\n", "soamd.yaml:1: shared: 'yes' is not valid (valid: true | false)"),
+        (
+            "maxConnections: 0\n",
+            "soamd.yaml:1: maxConnections: '0' is not valid (valid: 1 or more)",
+        ),
+        (
+            "workerPort: 70000\n",
+            "soamd.yaml:1: workerPort: '70000' is not valid (valid: 0 to 65535)",
+        ),
+    ] {
+        std::fs::write(env.path("soamd.yaml"), yaml).unwrap();
+        let o = env.cmd("soamd").env("SOAM_HOME", env.home.path()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{yaml}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.trim().ends_with(said), "{yaml}: {err}");
+    }
 }
 
 #[test]

@@ -41,8 +41,8 @@ pub struct AgentConfig {
     pub log_keep: u32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The config file's values, checked (see [`read_file`]).
+#[derive(Debug, Default)]
 struct FileConfig {
     slots: Option<u32>,
     shared: Option<bool>,
@@ -59,6 +59,91 @@ struct FileConfig {
     worker_port: Option<u16>,
     log_max_bytes: Option<u64>,
     log_keep: Option<u32>,
+}
+
+/// The file as written: every value as its text and line, so that a bad one is refused
+/// in the profiles' form (`FILE:LINE: key: 'value' is not valid (valid: RANGE)`) rather
+/// than in the YAML reader's words.
+type Raw = Option<serde_saphyr::Spanned<String>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    slots: Raw,
+    shared: Raw,
+    instance_idle_timeout: Raw,
+    max_stored_sessions: Raw,
+    max_stored_tasks: Raw,
+    max_store_bytes: Raw,
+    store_cache_bytes: Raw,
+    admin_group: Raw,
+    max_connections: Raw,
+    max_connections_per_user: Raw,
+    handshake_timeout_ms: Raw,
+    worker_host: Raw,
+    worker_port: Raw,
+    log_max_bytes: Raw,
+    log_keep: Raw,
+}
+
+/// Checks each key of `raw` against its range.
+fn checked(raw: RawConfig, file: &Path) -> Result<FileConfig, String> {
+    let bad = |key: &str, v: &serde_saphyr::Spanned<String>, valid: &str| {
+        format!(
+            "{}:{}: {key}: '{}' is not valid (valid: {valid})",
+            file.display(),
+            v.referenced.line(),
+            v.value
+        )
+    };
+    fn num<T: TryFrom<u64>>(
+        key: &str,
+        v: &Raw,
+        lo: u64,
+        hi: u64,
+        bad: &dyn Fn(&str, &serde_saphyr::Spanned<String>, &str) -> String,
+    ) -> Result<Option<T>, String> {
+        let Some(v) = v else { return Ok(None) };
+        let valid = if hi >= u64::from(u32::MAX) {
+            format!("{lo} or more")
+        } else {
+            format!("{lo} to {hi}")
+        };
+        v.value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| bad(key, v, &valid))
+    }
+    let flag = |key: &str, v: &Raw| -> Result<Option<bool>, String> {
+        let Some(v) = v else { return Ok(None) };
+        match v.value.trim() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(bad(key, v, "true | false")),
+        }
+    };
+    let text = |v: Raw| v.map(|v| v.value);
+    Ok(FileConfig {
+        slots: num("slots", &raw.slots, 1, 100_000, &bad)?,
+        shared: flag("shared", &raw.shared)?,
+        instance_idle_timeout: num("instanceIdleTimeout", &raw.instance_idle_timeout, 0, u64::MAX, &bad)?,
+        max_stored_sessions: num("maxStoredSessions", &raw.max_stored_sessions, 0, u64::MAX, &bad)?,
+        max_stored_tasks: num("maxStoredTasks", &raw.max_stored_tasks, 0, u64::MAX, &bad)?,
+        max_store_bytes: num("maxStoreBytes", &raw.max_store_bytes, 0, u64::MAX, &bad)?,
+        store_cache_bytes: num("storeCacheBytes", &raw.store_cache_bytes, 0, usize::MAX as u64, &bad)?,
+        admin_group: text(raw.admin_group),
+        max_connections: num("maxConnections", &raw.max_connections, 1, u32::MAX as u64, &bad)?,
+        max_connections_per_user: num("maxConnectionsPerUser", &raw.max_connections_per_user, 1, u32::MAX as u64, &bad)?,
+        handshake_timeout_ms: num("handshakeTimeoutMs", &raw.handshake_timeout_ms, 0, u64::MAX, &bad)?,
+        worker_host: text(raw.worker_host),
+        worker_port: num("workerPort", &raw.worker_port, 0, 65_535, &bad)?,
+        log_max_bytes: num("logMaxBytes", &raw.log_max_bytes, 4096, u64::MAX, &bad)?,
+        log_keep: num("logKeep", &raw.log_keep, 0, 100, &bad)?,
+    })
 }
 
 /// What the command line said (None = not given).
@@ -113,27 +198,11 @@ impl AgentConfig {
         }
         let d = AgentConfig::with_paths(paths);
         let admin_gid = fc.admin_group.as_deref().map(crate::identity::group_gid).transpose()?;
+        // The file's values were checked as it was read (`checked`).
         let max_connections = fc.max_connections.unwrap_or(d.max_connections);
         let max_connections_per_user = fc.max_connections_per_user.unwrap_or(d.max_connections_per_user);
-        for (name, v) in [
-            ("maxConnections", max_connections),
-            ("maxConnectionsPerUser", max_connections_per_user),
-        ] {
-            if v == 0 {
-                return Err(format!("{}: {name}: 0 is out of range (valid: 1 or more)", file.display()));
-            }
-        }
         let log_max_bytes = fc.log_max_bytes.unwrap_or(d.log_max_bytes);
-        if log_max_bytes < 4096 {
-            return Err(format!(
-                "{}: logMaxBytes: {log_max_bytes} is out of range (valid: 4096 or more)",
-                file.display()
-            ));
-        }
         let log_keep = fc.log_keep.unwrap_or(d.log_keep);
-        if log_keep > 100 {
-            return Err(format!("{}: logKeep: {log_keep} is out of range (valid: 0 to 100)", file.display()));
-        }
         Ok(AgentConfig {
             log_max_bytes,
             log_keep,
@@ -193,11 +262,21 @@ fn read_file(path: &Path, required: bool) -> Result<FileConfig, String> {
     }
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok(FileConfig::default()),
-        Ok(text) => serde_saphyr::from_str(&text).map_err(|e| {
-            let line = e.location().map(|l| l.line()).unwrap_or(0);
-            let msg = e.to_string();
-            format!("{}:{line}: {}", path.display(), msg.lines().next().unwrap_or("invalid config"))
-        }),
+        Ok(text) => {
+            let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| {
+                let line = e.location().map(|l| l.line()).unwrap_or(0);
+                let msg = e.to_string();
+                let msg = msg.lines().next().unwrap_or("invalid config");
+                // The reader's own "error: line L column C: " repeats what FILE:LINE says.
+                let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+                let msg = match msg.split_once(": ") {
+                    Some((at, rest)) if at.starts_with("line ") => rest,
+                    _ => msg,
+                };
+                format!("{}:{line}: {msg}", path.display())
+            })?;
+            checked(raw, path)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
         Err(e) => Err(format!("cannot read config {}: {e}", path.display())),
     }

@@ -8,6 +8,53 @@ use crate::model::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Every whole-number attribute and its valid range, as the seed gives them: what
+/// `validate` checks, and what a reader names when a value is not a number at all.
+const RANGES: &[(&str, i64, i64)] = &[
+    ("maxSlots", 1, 100_000),
+    ("maxSessions", 0, 1_000_000),
+    ("transientDisconnectionTimeout", 0, 31_536_000),
+    ("timeout", 0, 31_536_000),
+    ("priority", 1, 10_000),
+    ("minServices", 0, 10_000),
+    ("sessionRetryLimit", 0, u32::MAX as i64),
+    ("taskRetryLimit", 0, u32::MAX as i64),
+    ("taskGracePeriod", 0, i64::MAX),
+    ("reclaimGracePeriod", -1, i64::MAX),
+    ("suspendGracePeriod", 0, i64::MAX),
+    ("taskCleanupPeriod", 0, i64::MAX),
+    ("idleTimeout", 0, i64::MAX),
+    ("nodes", 1, 10_000),
+    ("cpusPerNode", 1, 100_000),
+    ("maxAllocations", 1, 10_000),
+    ("idleRelease", 0, 31_536_000),
+];
+
+/// The valid range of whole-number attribute `key`.
+pub fn int_range(key: &str) -> Option<(i64, i64)> {
+    RANGES
+        .iter()
+        .find(|(k, ..)| k.eq_ignore_ascii_case(key))
+        .map(|&(_, lo, hi)| (lo, hi))
+}
+
+/// A range as errors say it: `1 to 10000`, `0 or more`.
+pub fn range_text(lo: i64, hi: i64) -> String {
+    if hi >= u32::MAX as i64 {
+        format!("{lo} or more")
+    } else {
+        format!("{lo} to {hi}")
+    }
+}
+
+/// `(valid: ...)` for a value of `key` that is not a whole number.
+pub fn not_a_number(key: &str) -> String {
+    match int_range(key) {
+        Some((lo, hi)) => format!("is not valid (valid: {})", range_text(lo, hi)),
+        None => "is not a whole number (valid: a whole number)".to_string(),
+    }
+}
+
 /// A value and the line it came from (1-based; 0 when unknown).
 #[derive(Debug, Clone)]
 pub struct L<T> {
@@ -99,14 +146,12 @@ impl Ctx<'_> {
     }
 
     fn int(&self, v: &Option<L<i64>>, name: &str, lo: i64, hi: i64, default: i64) -> Result<i64, ProfileError> {
+        // The readers name this range when a value is not a number at all.
+        debug_assert_eq!(int_range(name), Some((lo, hi)), "RANGES disagrees with the check of {name}");
         match v {
             None => Ok(default),
             Some(L { v, line }) if *v < lo || *v > hi => {
-                let range = if hi == i64::MAX {
-                    format!("{lo} or more")
-                } else {
-                    format!("{lo} to {hi}")
-                };
+                let range = range_text(lo, hi);
                 Err(self.err(*line, format!("{name}: {v} is out of range (valid: {range})")))
             }
             Some(L { v, .. }) => Ok(*v),

@@ -76,7 +76,7 @@ impl X<'_> {
             .trim()
             .parse::<i64>()
             .map(|v| Some(l(v, line)))
-            .map_err(|_| self.err(line, format!("{}: '{}' is not a whole number", a.key, a.value)))
+            .map_err(|_| self.err(line, format!("{}: '{}' {}", a.key, a.value, not_a_number(&a.key))))
     }
     fn bool(&self, a: &Attr, line: u64) -> Result<Option<L<bool>>, ProfileError> {
         match a.value.trim().to_ascii_lowercase().as_str() {

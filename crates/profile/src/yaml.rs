@@ -105,8 +105,9 @@ struct RawType {
 /// in the YAML library's terms ("invalid i64"): the key and value are read from the
 /// error's line. `None` when the error is of another kind or the line is no `key: value`.
 fn type_error(text: &str, line: u64, msg: &str) -> Option<String> {
-    let expected = if msg.starts_with("invalid i64") || msg.starts_with("invalid u64") || msg.contains("integer") {
-        "is not a whole number (valid: a whole number)"
+    let number = msg.starts_with("invalid i64") || msg.starts_with("invalid u64") || msg.contains("integer");
+    let expected = if number {
+        ""
     } else if msg.contains("bool") {
         "is not valid (valid: true | false)"
     } else if msg.contains("sequence") {
@@ -122,6 +123,10 @@ fn type_error(text: &str, line: u64, msg: &str) -> Option<String> {
     let value = value.split(" #").next().unwrap_or("").trim();
     if key.is_empty() || key.contains(' ') {
         return None;
+    }
+    if number {
+        // The attribute's range, as its check would say it.
+        return Some(format!("{key}: '{value}' {}", not_a_number(key)));
     }
     Some(format!("{key}: '{value}' {expected}"))
 }

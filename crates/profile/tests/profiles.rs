@@ -105,6 +105,9 @@ fn xml_profile_reads_like_yaml() {
     let bad = xml.replace("priority=\"7\"", "priority=\"70000\"");
     let e = parse(&bad, Path::new("/q/p.xml")).unwrap_err().to_string();
     assert_eq!(e, "/q/p.xml:9: priority: 70000 is out of range (valid: 1 to 10000)");
+    let bad = xml.replace("priority=\"7\"", "priority=\"high\"");
+    let e = parse(&bad, Path::new("/q/p.xml")).unwrap_err().to_string();
+    assert_eq!(e, "/q/p.xml:9: priority: 'high' is not valid (valid: 1 to 10000)");
     let bad = xml.replace("<Env", "<Envv");
     let e = parse(&bad, Path::new("/q/p.xml")).unwrap_err().to_string();
     assert!(e.starts_with("/q/p.xml:5: unknown element <Envv>"), "{e}");
@@ -298,7 +301,10 @@ fn a_program_that_cannot_be_found_is_a_warning() {
 #[test]
 fn wrongly_typed_values_name_the_key_and_what_is_valid() {
     let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    priority: high\n"));
-    assert_eq!(e, "/p/app.yaml:7: priority: 'high' is not a whole number (valid: a whole number)");
+    // The range is the attribute's own, as an out-of-range number gets it.
+    assert_eq!(e, "/p/app.yaml:7: priority: 'high' is not valid (valid: 1 to 10000)");
+    let e = err(&format!("{MIN}sessionTypes:\n  - name: T\n    taskRetryLimit: lots\n"));
+    assert_eq!(e, "/p/app.yaml:7: taskRetryLimit: 'lots' is not valid (valid: 0 or more)");
     let e = err("application: a\nservices:\n  - name: s\n    default: maybe   # not a bool\n    command: [\"sh\"]\n");
     assert_eq!(e, "/p/app.yaml:4: default: 'maybe' is not valid (valid: true | false)");
     let e = err("application: a\nservices:\n  - name: s\n    command: sh\n");
