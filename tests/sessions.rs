@@ -341,25 +341,63 @@ fn progress_bar_on_a_terminal_only_and_watch_redraws() {
         String::from_utf8_lossy(&o.stderr)
     );
 
-    // --watch redraws until interrupted.
-    let mut child = env
-        .cmd("soamview")
-        .args(["app", "--watch"])
+    // --watch into a pipe: blocks, each after its time and a blank line, no escapes,
+    // until interrupted.
+    let seen = watched(&env, &["app", "--watch=0.2"], |seen| seen.matches("\n\n").count() >= 2);
+    assert!(!seen.contains('\x1b'), "escape codes into a pipe: {seen:?}");
+    let blocks: Vec<&str> = seen.split("\n\n").collect();
+    for b in &blocks[..2] {
+        let mut lines = b.lines();
+        let stamp = lines.next().unwrap();
+        assert!(stamp.starts_with("20") && stamp.len() >= 19, "a block starts with its time: {b:?}");
+        assert!(lines.next().unwrap().starts_with("APP"), "{b:?}");
+    }
+    // With --json: one JSON document a line.
+    let seen = watched(&env, &["app", "--watch=0.2", "--json"], |seen| seen.matches('\n').count() >= 2);
+    for line in seen.lines().take(2) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each round one JSON line");
+        assert!(v.is_array(), "{line}");
+    }
+    // On a terminal: a redraw under a line with the interval and the time.
+    let mut term = env
+        .script("soamview app --watch=0.2")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut out = term.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&seen).matches("\x1b[2J").count() < 2 {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "soamview --watch on a terminal stopped by itself");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("Every 0.2s: 20") && seen.contains("APP"), "{seen:?}");
+    // The terminal goes with `script`: soamview ends with it.
+    term.kill().unwrap();
+    term.wait().unwrap();
+    // An interval out of range is bad usage.
+    let o = env.run("soamview", &["app", "--watch=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("valid: 0.1 to 86400 seconds"));
+}
+
+/// Runs `soamview ARGS` (a --watch) into a pipe until `enough` holds for what it wrote,
+/// then interrupts it as Ctrl-C would, by its PID; what it wrote.
+fn watched(env: &Env, args: &[&str], enough: impl Fn(&str) -> bool) -> String {
+    let mut child = env.cmd("soamview").args(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    // Read until the second frame begins, then interrupt.
-    while String::from_utf8_lossy(&seen).matches("\x1b[2J").count() < 2 {
+    while !enough(&String::from_utf8_lossy(&seen)) {
         let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-        assert!(n > 0, "soamview --watch stopped by itself");
+        assert!(n > 0, "soamview {args:?} stopped by itself");
         seen.extend_from_slice(&buf[..n]);
     }
-    assert!(String::from_utf8_lossy(&seen).contains("APP"));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert!(child.wait().unwrap().success(), "Ctrl-C ends --watch cleanly");
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 #[test]

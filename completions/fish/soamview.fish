@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_soamview_global_optspecs
-    string join \n json o/columns= no-header watch socket= h/help V/version
+    string join \n json o/columns= no-header watch= socket= h/help V/version
 end
 
 function __fish_soamview_needs_command
@@ -25,10 +25,10 @@ function __fish_soamview_using_subcommand
 end
 
 complete -c soamview -n "__fish_soamview_needs_command" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_needs_command" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_needs_command" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_needs_command" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_needs_command" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_needs_command" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_needs_command" -s V -l version -d 'Print version'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "app" -d 'Registered applications'
@@ -38,12 +38,12 @@ complete -c soamview -n "__fish_soamview_needs_command" -f -a "cluster" -d 'Slur
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s l -l long -d 'Long listing: limits, source file, registration time'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s p -l profile -d 'Print the registered profile text'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l state -d 'Only sessions in this state (any case)' -r -f -a "open\t''
 suspended\t''
@@ -52,12 +52,12 @@ closed\t''
 aborted\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l tag -d 'Only sessions with this tag' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s a -l all -d 'Include ended sessions'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l orphaned -d 'Only detached, idle sessions with output nobody collected'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l state -d 'Only tasks in this state (any case; the count columns\' headers too: pend, run, err, canc)' -r -f -a "pending\t''
 running\t''
@@ -65,23 +65,23 @@ done\t''
 error\t''
 canceled\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_using_subcommand task" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l tag -d 'Only sessions with this tag' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand history" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l no-header -d 'Leave out the table\'s header line'
-complete -c soamview -n "__fish_soamview_using_subcommand history" -l watch -d 'Redraw every second until interrupted'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster history help" -f -a "app" -d 'Registered applications'
 complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster history help" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'

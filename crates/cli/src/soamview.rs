@@ -25,9 +25,11 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub table: TableArgs,
-    /// Redraw every second until interrupted
-    #[arg(long, global = true)]
-    pub watch: bool,
+    /// Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw
+    /// under a line with the time; into a pipe or file blocks separated by a blank line,
+    /// each after its time, and with --json one JSON document a line (JSON Lines)
+    #[arg(long, global = true, value_name = "SECONDS", num_args = 0..=1, require_equals = true, default_missing_value = "1", value_parser = watch_interval)]
+    pub watch: Option<f64>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -91,22 +93,55 @@ pub fn main() -> i32 {
     let args: Args = crate::common::parse();
     run("soamview", async move {
         let client = args.conn.connect("soamview").await?;
-        loop {
-            // JSON stays plain JSON under --watch: one document a second, no escapes.
-            if args.watch && !args.json {
-                let mut o = std::io::stdout();
-                o.write_all(b"\x1b[2J\x1b[H")?;
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        // One listener for the whole run: a Ctrl-C that comes while a round is being
+        // shown is kept for the wait after it, not lost between two waits.
+        let mut interrupt = match args.watch {
+            Some(_) => Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?),
+            None => None,
+        };
+        for round in 0u64.. {
+            if let Some(every) = args.watch {
+                watch_header(every, round, terminal, args.json)?;
             }
             view(&client, &args).await?;
-            if !args.watch {
-                return Ok(0);
-            }
+            let Some(every) = args.watch else { return Ok(0) };
+            std::io::stdout().flush()?;
+            let Some(interrupt) = interrupt.as_mut() else { return Ok(0) };
             tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(0),
+                _ = tokio::time::sleep(std::time::Duration::from_secs_f64(every)) => {}
+                _ = interrupt.recv() => return Ok(0),
             }
         }
+        Ok(0)
     })
+}
+
+/// `--watch`'s interval: a tenth of a second to a day.
+fn watch_interval(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| (0.1..=86_400.0).contains(v))
+        .ok_or_else(|| format!("'{s}' is not valid (valid: 0.1 to 86400 seconds)"))
+}
+
+/// What goes before each round of `--watch`. A terminal is cleared and gets a line with
+/// the time; a pipe or file gets no escape codes: each block after a blank line and
+/// its time. JSON gets nothing, so that each round is one JSON line.
+fn watch_header(every: f64, round: u64, terminal: bool, json: bool) -> std::io::Result<()> {
+    if json {
+        return Ok(());
+    }
+    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z");
+    let mut o = std::io::stdout().lock();
+    if terminal {
+        write!(o, "\x1b[H\x1b[2JEvery {every}s: {now}\n\n")
+    } else {
+        if round > 0 {
+            writeln!(o)?;
+        }
+        writeln!(o, "{now}")
+    }
 }
 
 /// Sessions with `tag`, when one was asked for (a filter of the client's: the
