@@ -15,7 +15,7 @@ use bytes::Bytes;
 use soam_profile::{Service, SlurmOptions};
 use soam_proto::addr::SessionRef;
 use soam_proto::msg::{AgentFrame, CreateSession, Event, Reply, Request, SessionInfo, SessionQuery, TaskOutput};
-use soam_proto::worker::ToWorker;
+use soam_proto::worker::{FromWorker, ToWorker};
 use soam_service::wire::{Kind, Status, features};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -535,6 +535,31 @@ impl H {
 
     fn cluster(&mut self, ev: ClusterEvent) {
         self.turn([CoreMsg::Cluster(ev)]);
+    }
+
+    /// Worker `worker` of `job` says hello from `node` (2 CPUs).
+    fn worker_up(&mut self, worker: u64, node: &str, job: u64) {
+        let msg = FromWorker::Hello {
+            token: String::new(),
+            node: node.into(),
+            cpus: 2,
+            job,
+            pid: 1,
+        };
+        self.cluster(ClusterEvent::WorkerMsg { worker, msg });
+    }
+
+    /// `conn` opens (takes) `session`: how many outputs wait for it.
+    fn reopen(&mut self, conn: ConnId, session: &str) -> u64 {
+        let req = Request::OpenSession {
+            session: sref(session),
+            direct: false,
+            all: false,
+        };
+        match self.ask(conn, req) {
+            Ok(Reply::Opened { to_deliver, .. }) => to_deliver,
+            other => panic!("an open answered {other:?}"),
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 
 use super::*;
 use soam_proto::msg::{SessionAction, SessionState, TaskState};
-use soam_proto::worker::FromWorker;
 
 fn echo(_: &OutMsg) -> Answer {
     Answer::Echo
@@ -155,15 +154,7 @@ fn disconnect_suspend_suspends_until_a_client_opens_it_again() {
     h.fire(|t| matches!(t, Timer::SuspendGrace { .. }));
     assert!(h.killed(inst));
     h.exit(inst, "killed by the agent");
-    let r = h.ask(
-        2,
-        Request::OpenSession {
-            session: sref(&s),
-            direct: false,
-            all: false,
-        },
-    );
-    assert!(matches!(r, Ok(Reply::Opened { .. })), "{r:?}");
+    h.reopen(2, &s);
     assert_eq!(h.session(2, &s).state, SessionState::Open, "a reopen resumes it");
     let invoked = h.serve(echo);
     assert_eq!(invoked, vec![(1, 1)], "the stopped attempt is not counted");
@@ -178,15 +169,7 @@ fn disconnect_continue_keeps_the_work_running_for_a_later_holder() {
     h.serve(echo);
     let info = h.session(2, &s);
     assert_eq!((info.done, info.undelivered), (1, 1), "done, kept for whoever opens it");
-    let r = h.ask(
-        2,
-        Request::OpenSession {
-            session: sref(&s),
-            direct: false,
-            all: false,
-        },
-    );
-    assert!(matches!(r, Ok(Reply::Opened { to_deliver: 1, .. })), "{r:?}");
+    assert_eq!(h.reopen(2, &s), 1, "its output is waiting for the new holder");
     h.until("the kept output", |h| !h.conns[&2].frames.lock().unwrap().is_empty());
     assert_eq!(done(&h.outputs(2, &s)), vec![(1, TaskState::Done, 1, "a".into())]);
 }
@@ -295,15 +278,7 @@ fn a_recoverable_session_comes_back_after_a_restart_and_its_tasks_run() {
     h.connect(1);
     let info = h.session(1, &s);
     assert_eq!((info.state, info.pending), (SessionState::Reconnecting, 2), "{info:?}");
-    let r = h.ask(
-        1,
-        Request::OpenSession {
-            session: sref(&s),
-            direct: false,
-            all: false,
-        },
-    );
-    assert!(matches!(r, Ok(Reply::Opened { .. })), "{r:?}");
+    h.reopen(1, &s);
     assert_eq!(h.session(1, &s).state, SessionState::Open);
     h.serve(echo);
     h.until("both outputs", |h| {
@@ -345,14 +320,7 @@ fn a_slurm_allocation_lost_mid_task_requeues_it_uncounted_and_asks_again() {
         job: 77,
         node: "n1".into()
     }));
-    let hello = FromWorker::Hello {
-        token: String::new(),
-        node: "n1".into(),
-        cpus: 2,
-        job: 77,
-        pid: 1,
-    };
-    h.cluster(ClusterEvent::WorkerMsg { worker: 0, msg: hello });
+    h.worker_up(0, "n1", 77);
     assert_eq!(h.started().len(), 1, "an instance starts on the worker");
     assert!(h.calls().contains(&Call::StartRemote(h.started()[0])));
     h.serve(hold_invokes);
@@ -372,14 +340,7 @@ fn a_slurm_allocation_lost_mid_task_requeues_it_uncounted_and_asks_again() {
         nodes: vec!["n2".into()],
         cpus: 2,
     });
-    let hello = FromWorker::Hello {
-        token: String::new(),
-        node: "n2".into(),
-        cpus: 2,
-        job: 78,
-        pid: 2,
-    };
-    h.cluster(ClusterEvent::WorkerMsg { worker: 1, msg: hello });
+    h.worker_up(1, "n2", 78);
     let invoked = h.serve(echo);
     assert_eq!(invoked, vec![(1, 1)], "the lost attempt is not counted");
     assert_eq!(done(&h.outputs(1, &s)), vec![(1, TaskState::Done, 1, "a".into())]);
