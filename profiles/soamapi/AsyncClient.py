@@ -5,17 +5,7 @@ import sys
 import threading
 
 import soamapi
-
-
-class MyMessage(soamapi.Message):
-    def __init__(self, text=""):
-        self.text = text
-
-    def on_serialize(self, stream):
-        stream.write_string(self.text)
-
-    def on_deserialize(self, stream):
-        self.text = stream.read_string()
+from MyMessage import MyMessage
 
 
 class MySessionCallback(soamapi.SessionCallback):

@@ -5,17 +5,7 @@ ValueError (the client receives it through get_exception())."""
 import os
 
 import soamapi
-
-
-class MyMessage(soamapi.Message):
-    def __init__(self, text=""):
-        self.text = text
-
-    def on_serialize(self, stream):
-        stream.write_string(self.text)
-
-    def on_deserialize(self, stream):
-        self.text = stream.read_string()
+from MyMessage import MyMessage
 
 
 class EchoServiceContainer(soamapi.ServiceContainer):
