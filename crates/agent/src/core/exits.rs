@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 impl Core {
     pub(super) fn kill(&mut self, iid: InstId, reason: KillReason) {
         let Some(inst) = self.instances.get_mut(&iid) else { return };
-        // A deliberate reason never downgrades a failure already being reported.
         inst.kill(reason);
         let _ = inst.tx.send(InstCmd::Kill);
     }

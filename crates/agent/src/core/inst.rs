@@ -213,8 +213,9 @@ impl Instance {
         self.retire = true;
     }
 
-    /// It is being stopped for `reason`; the first reason given stands, except that a
-    /// method's failure is what its exit reports.
+    /// It is being stopped for `reason`. A later reason replaces an earlier one, but a
+    /// deliberate reason never replaces a method's failure: that is what its exit must
+    /// report.
     pub(super) fn kill(&mut self, reason: KillReason) {
         if !matches!(self.kill, Some(KillReason::Failed(_))) {
             self.kill = Some(reason);

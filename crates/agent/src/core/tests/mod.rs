@@ -78,6 +78,9 @@ struct Fake {
     instances: Instances,
     /// What each worker was sent.
     workers: Mutex<BTreeMap<u64, mpsc::UnboundedReceiver<ToWorker>>>,
+    /// Why no worker can be started, when a test says so (as a rendezvous that cannot
+    /// listen).
+    no_workers: Mutex<Option<String>>,
 }
 
 impl Fake {
@@ -132,6 +135,9 @@ impl Launcher for Fake {
             job,
             node: node.into(),
         });
+        if let Some(why) = self.no_workers.lock().unwrap().clone() {
+            return Err(why);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         self.workers.lock().unwrap().insert(worker, rx);
         Ok(tx)

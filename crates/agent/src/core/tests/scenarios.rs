@@ -295,11 +295,7 @@ fn a_recoverable_session_comes_back_after_a_restart_and_its_tasks_run() {
 fn a_slurm_allocation_lost_mid_task_requeues_it_uncounted_and_asks_again() {
     let mut h = H::new();
     h.connect(1);
-    let p = profile("").replace(
-        "    command: [\"/bin/true\"]\n",
-        "    command: [\"/bin/true\"]\n    launcher: slurm\n    slurm:\n      nodes: 1\n      cpusPerNode: 2\n",
-    );
-    h.register(1, &p);
+    h.register(1, &slurm_profile());
     let s = h.create(1, "app", "").unwrap();
     h.submit(1, &s, &["a"]);
     assert_eq!(
@@ -344,4 +340,39 @@ fn a_slurm_allocation_lost_mid_task_requeues_it_uncounted_and_asks_again() {
     let invoked = h.serve(echo);
     assert_eq!(invoked, vec![(1, 1)], "the lost attempt is not counted");
     assert_eq!(done(&h.outputs(1, &s)), vec![(1, TaskState::Done, 1, "a".into())]);
+}
+
+/// The test profile with its service on Slurm: one node of 2 CPUs an allocation.
+fn slurm_profile() -> String {
+    profile("").replace(
+        "    command: [\"/bin/true\"]\n",
+        "    command: [\"/bin/true\"]\n    launcher: slurm\n    slurm:\n      nodes: 1\n      cpusPerNode: 2\n",
+    )
+}
+
+#[test]
+fn workers_that_cannot_be_started_give_the_allocation_back_and_say_why() {
+    let mut h = H::new();
+    *h.fake.no_workers.lock().unwrap() = Some("cannot listen for cluster workers on port 1: denied".into());
+    h.connect(1);
+    h.register(1, &slurm_profile());
+    let s = h.create(1, "app", "").unwrap();
+    h.submit(1, &s, &["a"]);
+    h.cluster(ClusterEvent::Ready);
+    h.cluster(ClusterEvent::AllocGranted {
+        alloc: 0,
+        job: 77,
+        nodes: vec!["n1".into()],
+        cpus: 2,
+    });
+    assert!(
+        h.calls().contains(&Call::Cancel(77)),
+        "the allocation is given back: {:?}",
+        h.calls()
+    );
+    assert!(h.started().is_empty());
+    // The session can get no capacity: it ends, saying why.
+    let info = h.session(1, &s);
+    assert_eq!(info.state, SessionState::Aborted, "{info:?}");
+    assert!(info.reason.as_deref().unwrap_or("").contains("cannot listen"), "{info:?}");
 }
