@@ -358,7 +358,9 @@ fn progress_bar_on_a_terminal_only_and_watch_redraws() {
         let v: serde_json::Value = serde_json::from_str(line).expect("each round one JSON line");
         assert!(v.is_array(), "{line}");
     }
-    // On a terminal: a redraw under a line with the interval and the time.
+    // On a terminal: a redraw under a line with the interval and the time, without
+    // flicker: the screen is cleared once, then each round goes to the top-left corner
+    // and overwrites the last (each line's old tail erased, then what is below).
     let mut term = env
         .script("soamview app --watch=0.2")
         .stdout(std::process::Stdio::piped())
@@ -367,13 +369,26 @@ fn progress_bar_on_a_terminal_only_and_watch_redraws() {
     let mut out = term.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    while String::from_utf8_lossy(&seen).matches("\x1b[2J").count() < 2 {
+    while String::from_utf8_lossy(&seen).matches("\x1b[J").count() < 3 {
         let n = std::io::Read::read(&mut out, &mut buf).unwrap();
         assert!(n > 0, "soamview --watch on a terminal stopped by itself");
         seen.extend_from_slice(&buf[..n]);
     }
     let seen = String::from_utf8_lossy(&seen);
-    assert!(seen.contains("Every 0.2s: 20") && seen.contains("APP"), "{seen:?}");
+    assert!(seen.starts_with("\x1b[H\x1b[2J"), "the first round clears the screen: {seen:?}");
+    assert_eq!(seen.matches("\x1b[2J").count(), 1, "later rounds are not blanked first: {seen:?}");
+    let rounds: Vec<&str> = seen.split("\x1b[H").skip(1).collect();
+    assert!(rounds.len() >= 3, "{seen:?}");
+    for r in &rounds[..3] {
+        assert!(r.trim_start_matches("\x1b[2J").starts_with("Every 0.2s: 20"), "{r:?}");
+        assert!(r.contains("APP") && r.ends_with("\x1b[J"), "{r:?}");
+        for line in r.trim_end_matches("\x1b[J").split('\n') {
+            assert!(
+                line.trim_end_matches('\r').ends_with("\x1b[K"),
+                "each line erases its old tail: {line:?}"
+            );
+        }
+    }
     // The terminal goes with `script`: soamview ends with it.
     term.kill().unwrap();
     term.wait().unwrap();

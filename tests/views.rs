@@ -310,3 +310,38 @@ fn a_terminal_of_no_size_gets_whole_columns() {
     assert!(text.contains("a-rather-long-session-name"), "{text}");
     assert!(text.lines().any(|l| l.contains("NAME") && l.contains("STATE")), "{text}");
 }
+
+/// `--sort` by any name a column goes by, each one either way, in tables and JSON
+/// alike; a name no column has is a usage error with the nearest.
+#[test]
+fn listings_sort_by_any_column_name_either_way() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", ""));
+    for name in ["b", "c", "a"] {
+        env.ok("soamsession", &["create", "--app", "a", "--name", name]);
+    }
+    env.ok("soamcontrol", &["session", "suspend", "a:1"]);
+    let ids = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["session"];
+        all.extend_from_slice(args);
+        let v = env.json("soamview", &all);
+        v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(ids(&[]), [1, 2, 3], "the agent's order without --sort");
+    assert_eq!(ids(&["--sort", "name"]), [3, 1, 2]);
+    assert_eq!(ids(&["--sort", "-id"]), [3, 2, 1]);
+    assert_eq!(ids(&["--sort=STATE,-ID"]), [3, 2, 1]);
+    assert_eq!(ids(&["--sort", "state,id"]), [2, 3, 1]);
+    // A time by its `_ms` key: newest first (two made in one millisecond keep id order).
+    let v = env.json("soamview", &["session", "--sort", "-created_ms"]);
+    let made: Vec<u64> = v.as_array().unwrap().iter().map(|r| r["created_ms"].as_u64().unwrap()).collect();
+    assert!(made.windows(2).all(|w| w[0] >= w[1]), "{made:?}");
+    // The table, by its header's name in another case: rows in that order.
+    let table = env.ok("soamview", &["session", "--sort", "Name", "-o", "id,name", "--no-header"]);
+    let firsts: Vec<&str> = table.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(firsts, ["3", "1", "2"], "{table}");
+    let o = env.run("soamview", &["session", "--sort", "nmae"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown column 'nmae'; did you mean 'name'?"), "{err}");
+}

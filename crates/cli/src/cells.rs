@@ -116,6 +116,27 @@ impl Grid {
     pub fn row(&self, row: usize) -> impl Iterator<Item = &str> {
         (0..self.cols).map(move |c| self.cell(row, c))
     }
+
+    /// The same rows in the order `order` gives (row numbers of this grid): a sorted
+    /// listing is written in arrival order, then put in order once it is whole.
+    pub fn permuted(&self, order: &[usize]) -> Grid {
+        let mut g = Grid::new(self.cols);
+        g.text.reserve(self.text.len());
+        g.spans.reserve(self.spans.len());
+        for &r in order {
+            let start = g.text.len();
+            for c in 0..self.cols {
+                let at = g.text.len();
+                g.text.push_str(self.cell(r, c));
+                g.spans.push(Span {
+                    start: at as u32,
+                    end: g.text.len() as u32,
+                });
+            }
+            g.end_row(start);
+        }
+        g
+    }
 }
 
 /// Where a cell's text lies in its grid's buffer.

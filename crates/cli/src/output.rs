@@ -161,6 +161,70 @@ pub struct TableArgs {
     /// Leave out the table's header line
     #[arg(long, global = true)]
     pub no_header: bool,
+    /// Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one
+    /// from the largest; empty values last. Tables and --json alike. Without it, the
+    /// agent's order (by id)
+    #[arg(long, value_name = "[-]COL,...", value_delimiter = ',', allow_hyphen_values = true, global = true)]
+    pub sort: Vec<String>,
+}
+
+/// A column by any name a user sees: its JSON key (a time's also with `_ms`) or its table
+/// header, in any case.
+fn find_col<R: Row>(name: &str) -> Option<Col> {
+    R::COLUMNS
+        .iter()
+        .find(|c| {
+            c.name.eq_ignore_ascii_case(name)
+                || c.title.is_some_and(|t| t.eq_ignore_ascii_case(name))
+                || (c.kind == Kind::Time && name.to_ascii_lowercase().strip_suffix("_ms") == Some(c.name))
+        })
+        .copied()
+}
+
+/// The usage error for a column name that is none of `R`'s: the valid ones, and the
+/// nearest.
+fn unknown_col<R: Row>(name: &str) -> anyhow::Error {
+    let valid: Vec<&str> = R::COLUMNS.iter().map(|c| c.name).collect();
+    let names = R::COLUMNS.iter().flat_map(|c| [Some(c.name), c.title]).flatten();
+    let hint = crate::common::did_you_mean(name, names)
+        .map(|m| format!("; did you mean '{}'?", m.to_ascii_lowercase()))
+        .unwrap_or_default();
+    anyhow::Error::new(crate::common::UsageError(format!(
+        "unknown column '{name}'{hint} (valid: {}, or all)",
+        valid.join(", ")
+    )))
+}
+
+/// The field a column's value is in: its name, or `NAME_ms` for a time (whose shown
+/// text is local time; the number sorts and the cell is drawn from it).
+fn col_key(c: &Col) -> String {
+    match c.kind {
+        Kind::Time => format!("{}_ms", c.name),
+        _ => c.name.to_string(),
+    }
+}
+
+/// Orders two values of one sort column: numbers as numbers, text as text, lists by
+/// their text, and an empty value (null, missing) after every other whichever the
+/// direction.
+fn cmp_values(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>, desc: bool) -> std::cmp::Ordering {
+    use serde_json::Value as V;
+    use std::cmp::Ordering;
+    let a = a.filter(|v| !v.is_null());
+    let b = b.filter(|v| !v.is_null());
+    let o = match (a, b) {
+        (None, None) => return Ordering::Equal,
+        (None, Some(_)) => return Ordering::Greater,
+        (Some(_), None) => return Ordering::Less,
+        (Some(V::Number(x)), Some(V::Number(y))) => match (x.as_u64(), y.as_u64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
+        },
+        (Some(V::String(x)), Some(V::String(y))) => x.cmp(y),
+        (Some(V::Bool(x)), Some(V::Bool(y))) => x.cmp(y),
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    };
+    if desc { o.reverse() } else { o }
 }
 
 /// The chosen columns of one view and how to draw them.
@@ -185,6 +249,8 @@ pub struct Layout {
     plan: std::cell::RefCell<crate::cells::Plan>,
     /// Each column's number in the row type's [`Row::FIELDS`], when it has them all.
     fields: Option<Vec<usize>>,
+    /// `--sort`: the field of each sort column, and whether it sorts from the largest.
+    sort: Vec<(String, bool)>,
 }
 
 /// The terminal's width on stdout, where it reports one. A terminal that reports 0
@@ -197,52 +263,41 @@ fn terminal_columns() -> Option<u16> {
     (ok && ws.ws_col > 0).then_some(ws.ws_col)
 }
 
+/// The terminal's height on stdout, where it reports one (see [`terminal_columns`]).
+pub fn terminal_rows() -> Option<u16> {
+    // SAFETY: as in `terminal_columns`.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_row > 0).then_some(ws.ws_row)
+}
+
 impl Layout {
     /// The columns `args` chose among `R`'s, or `default` when it chose none; an unknown
     /// column is an error that lists the valid ones.
     pub fn new<R: Row>(args: &TableArgs, default: &[&str]) -> anyhow::Result<Layout> {
-        // A column by any name a user sees: its JSON key (a time's also with `_ms`) or its
-        // table header, in any case.
-        let find = |name: &str| {
-            R::COLUMNS
-                .iter()
-                .find(|c| {
-                    c.name.eq_ignore_ascii_case(name)
-                        || c.title.is_some_and(|t| t.eq_ignore_ascii_case(name))
-                        || (c.kind == Kind::Time && name.to_ascii_lowercase().strip_suffix("_ms") == Some(c.name))
-                })
-                .copied()
-        };
         let cols: Vec<Col> = if args.columns.iter().any(|c| c == "all") {
             R::COLUMNS.to_vec()
         } else if args.columns.is_empty() {
-            default.iter().filter_map(|n| find(n)).collect()
+            default.iter().filter_map(|n| find_col::<R>(n)).collect()
         } else {
             args.columns
                 .iter()
-                .map(|n| {
-                    find(n.trim()).ok_or_else(|| {
-                        let valid: Vec<&str> = R::COLUMNS.iter().map(|c| c.name).collect();
-                        let names = R::COLUMNS.iter().flat_map(|c| [Some(c.name), c.title]).flatten();
-                        let hint = crate::common::did_you_mean(n.trim(), names)
-                            .map(|m| format!("; did you mean '{}'?", m.to_ascii_lowercase()))
-                            .unwrap_or_default();
-                        anyhow::Error::new(crate::common::UsageError(format!(
-                            "unknown column '{n}'{hint} (valid: {}, or all)",
-                            valid.join(", ")
-                        )))
-                    })
-                })
+                .map(|n| find_col::<R>(n.trim()).ok_or_else(|| unknown_col::<R>(n.trim())))
                 .collect::<anyhow::Result<_>>()?
         };
-        let kinds = cols.iter().map(|c| c.kind).collect();
-        let keys: Vec<String> = cols
+        let sort = args
+            .sort
             .iter()
-            .map(|c| match c.kind {
-                Kind::Time => format!("{}_ms", c.name),
-                _ => c.name.to_string(),
+            .map(|n| {
+                let n = n.trim();
+                let (name, desc) = n.strip_prefix('-').map_or((n, false), |n| (n, true));
+                find_col::<R>(name)
+                    .map(|c| (col_key(&c), desc))
+                    .ok_or_else(|| unknown_col::<R>(name))
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
+        let kinds = cols.iter().map(|c| c.kind).collect();
+        let keys: Vec<String> = cols.iter().map(col_key).collect();
         let fields = keys.iter().map(|k| R::FIELDS.iter().position(|f| *f == k.as_str())).collect();
         let out = std::io::stdout();
         Ok(Layout {
@@ -257,6 +312,7 @@ impl Layout {
             shown: Default::default(),
             plan: Default::default(),
             fields,
+            sort,
         })
     }
 
@@ -450,7 +506,7 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 /// whole listing does (a table's cells are held until then); longer ones stream as
 /// they arrive: JSON as one array written row by row, tables in the plain layout, whose
 /// columns widen if a later page has wider cells.
-pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
+pub struct Paged<W: Write> {
     json: bool,
     layout: Layout,
     out: W,
@@ -466,18 +522,15 @@ pub struct Paged<W: Write = std::io::BufWriter<std::io::Stdout>> {
     /// What a table with no rows says (with a header; without one it says nothing, so
     /// that `| wc -l` counts rows).
     empty: String,
+    /// With `--sort`: each row's sort values, in arrival order (its table cells are in
+    /// `grid`, its JSON in `json_rows`), held until the listing is whole.
+    sort_keys: Vec<Vec<serde_json::Value>>,
+    json_rows: Vec<Vec<u8>>,
 }
 
 /// Table rows held before any is written: a listing up to this long prints as one
 /// table, its columns as wide as its widest cells, even when it came in many pages.
 const HOLD_ROWS: usize = 20_000;
-
-impl Paged {
-    /// To stdout.
-    pub fn new(layout: Layout, json: bool) -> Paged {
-        Paged::to(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), layout, json)
-    }
-}
 
 impl<W: Write> Paged<W> {
     pub fn to(out: W, layout: Layout, json: bool) -> Paged<W> {
@@ -490,6 +543,8 @@ impl<W: Write> Paged<W> {
             grid: Grid::new(layout.cols.len()),
             layout,
             empty: "(none)".into(),
+            sort_keys: Vec::new(),
+            json_rows: Vec::new(),
         }
     }
 
@@ -502,6 +557,9 @@ impl<W: Write> Paged<W> {
     /// Writes one page; `last` when no more follow. Rows may be made as they are
     /// taken (an iterator), so a page's rows need not be held together.
     pub fn page<R: Row>(&mut self, rows: impl IntoIterator<Item = R>, last: bool) -> anyhow::Result<()> {
+        if !self.layout.sort.is_empty() {
+            return self.sorted_page(rows, last);
+        }
         if self.json {
             if self.pages == 0 {
                 self.out.write_all(b"[")?;
@@ -548,6 +606,63 @@ impl<W: Write> Paged<W> {
         if last {
             self.out.flush()?;
         }
+        Ok(())
+    }
+
+    /// [`Paged::page`] with `--sort`: rows are held (a sorted listing cannot start before
+    /// its last row is known), then written in order as one listing.
+    fn sorted_page<R: Row>(&mut self, rows: impl IntoIterator<Item = R>, last: bool) -> anyhow::Result<()> {
+        for r in rows {
+            let v = serde_json::to_value(&r)?;
+            self.sort_keys.push(
+                self.layout
+                    .sort
+                    .iter()
+                    .map(|(k, _)| v.get(k).cloned().unwrap_or_default())
+                    .collect(),
+            );
+            if self.json {
+                // The row itself, not `v`: a `Value`'s keys come out in another order.
+                self.json_rows.push(serde_json::to_vec(&r)?);
+            } else {
+                self.layout.fill(&mut self.grid, &r);
+            }
+        }
+        self.pages += 1;
+        if !last {
+            return Ok(());
+        }
+        let mut order: Vec<usize> = (0..self.sort_keys.len()).collect();
+        let dirs: Vec<bool> = self.layout.sort.iter().map(|(_, d)| *d).collect();
+        // Stable: rows equal in every sort column keep the agent's order.
+        order.sort_by(|&a, &b| {
+            let (ka, kb) = (&self.sort_keys[a], &self.sort_keys[b]);
+            dirs.iter()
+                .enumerate()
+                .map(|(i, &d)| cmp_values(ka.get(i), kb.get(i), d))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        if self.json {
+            self.out.write_all(b"[")?;
+            for (n, &i) in order.iter().enumerate() {
+                if n > 0 {
+                    self.out.write_all(b",")?;
+                }
+                self.out.write_all(&self.json_rows[i])?;
+            }
+            self.out.write_all(b"]\n")?;
+        } else if order.is_empty() {
+            if self.layout.header {
+                self.out.write_all(self.empty.as_bytes())?;
+                self.out.write_all(b"\n")?;
+            }
+        } else {
+            let grid = self.grid.permuted(&order);
+            self.layout.render(&grid, &mut self.out)?;
+        }
+        self.rows = order.len();
+        self.out.flush()?;
         Ok(())
     }
 
@@ -735,7 +850,7 @@ mod tests {
     fn unknown_columns_are_refused_with_the_valid_ones() {
         let args = TableArgs {
             columns: vec!["task".into(), "stat".into()],
-            no_header: false,
+            ..TableArgs::default()
         };
         let e = Layout::new::<T>(&args, &[]).unwrap_err();
         assert_eq!(
@@ -746,12 +861,12 @@ mod tests {
         // Any name a user sees: the JSON key or the header, any case; a time also as `_ms`.
         let args = TableArgs {
             columns: vec!["TASK".into(), "State".into(), "at_MS".into()],
-            no_header: false,
+            ..TableArgs::default()
         };
         assert_eq!(Layout::new::<T>(&args, &[]).unwrap().keys, ["task", "state", "at_ms"]);
         let args = TableArgs {
             columns: vec!["é_ms".into(), "xé".into()],
-            no_header: false,
+            ..TableArgs::default()
         };
         assert!(Layout::new::<T>(&args, &[]).is_err(), "refused, never a panic");
     }

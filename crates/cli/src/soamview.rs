@@ -101,10 +101,19 @@ pub fn main() -> i32 {
             None => None,
         };
         for round in 0u64.. {
-            if let Some(every) = args.watch {
-                watch_header(every, round, terminal, args.json)?;
+            match args.watch {
+                // A terminal's round is drawn whole over the last one (see `redraw`).
+                Some(every) if terminal && !args.json => {
+                    let mut frame = Vec::new();
+                    view(&client, &args, &mut frame).await?;
+                    redraw(every, round, &frame)?;
+                }
+                Some(_) => {
+                    watch_header(round, args.json)?;
+                    view(&client, &args, &mut std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())).await?;
+                }
+                None => view(&client, &args, &mut std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())).await?,
             }
-            view(&client, &args).await?;
             let Some(every) = args.watch else { return Ok(0) };
             std::io::stdout().flush()?;
             let Some(interrupt) = interrupt.as_mut() else { return Ok(0) };
@@ -125,23 +134,45 @@ fn watch_interval(s: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("'{s}' is not valid (valid: 0.1 to 86400 seconds)"))
 }
 
-/// What goes before each round of `--watch`. A terminal is cleared and gets a line with
-/// the time; a pipe or file gets no escape codes: each block after a blank line and
-/// its time. JSON gets nothing, so that each round is one JSON line.
-fn watch_header(every: f64, round: u64, terminal: bool, json: bool) -> std::io::Result<()> {
+/// What goes before each round of `--watch` into a pipe or file: no escape codes, each
+/// block after a blank line and its time. JSON gets nothing, so that each round is one
+/// JSON line.
+fn watch_header(round: u64, json: bool) -> std::io::Result<()> {
     if json {
         return Ok(());
     }
-    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z");
     let mut o = std::io::stdout().lock();
-    if terminal {
-        write!(o, "\x1b[H\x1b[2JEvery {every}s: {now}\n\n")
-    } else {
-        if round > 0 {
-            writeln!(o)?;
-        }
-        writeln!(o, "{now}")
+    if round > 0 {
+        writeln!(o)?;
     }
+    writeln!(o, "{}", jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z"))
+}
+
+/// Draws one round of `--watch` on a terminal without flicker: the screen is cleared
+/// only before the first; later rounds go to the top-left corner and overwrite the last
+/// one line by line, each line's old tail erased after it and the old lines below the
+/// new ones erased at the end, all in one write, so the screen is never blank between
+/// rounds. A view taller than the terminal is cut to its height (its last line not
+/// ended, so the screen does not scroll), as `watch(1)` does.
+fn redraw(every: f64, round: u64, view: &[u8]) -> std::io::Result<()> {
+    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S %Z");
+    let head = format!("Every {every}s: {now}\n");
+    let height = crate::output::terminal_rows().map_or(usize::MAX, usize::from);
+    let mut frame = Vec::with_capacity(view.len() + 1024);
+    frame.extend_from_slice(if round == 0 { b"\x1b[H\x1b[2J" } else { b"\x1b[H" });
+    let text = String::from_utf8_lossy(view);
+    let lines = head.lines().chain(std::iter::once("")).chain(text.lines());
+    for (i, line) in lines.take(height).enumerate() {
+        if i > 0 {
+            frame.extend_from_slice(b"\n");
+        }
+        frame.extend_from_slice(line.as_bytes());
+        frame.extend_from_slice(b"\x1b[K");
+    }
+    frame.extend_from_slice(b"\x1b[J");
+    let mut o = std::io::stdout().lock();
+    o.write_all(&frame)?;
+    o.flush()
 }
 
 /// Sessions with `tag`, when one was asked for (a filter of the client's: the
@@ -151,14 +182,14 @@ fn tagged<'a>(list: impl IntoIterator<Item = SessionInfoRef<'a>>, tag: &'a Optio
 }
 
 /// Prints the view asked for, page by page as the agent sends them.
-async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
+async fn view(client: &Client, args: &Args, sink: &mut dyn Write) -> anyhow::Result<()> {
     let json = args.json;
     // Tables show one line of a task's error; JSON all of it.
     let one_line = !json;
     match &args.what {
         What::App { app, long, profile } => {
             let default = if *long { rows::APP_LONG } else { rows::APP_DEFAULT };
-            let mut out = Paged::new(Layout::new::<AppRow>(&args.table, default)?, json);
+            let mut out = Paged::to(&mut *sink, Layout::new::<AppRow>(&args.table, default)?, json);
             soam_client::each_page(
                 async |from| client.app_page(app.clone(), from).await,
                 |apps, last| {
@@ -184,7 +215,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             .await?;
         }
         What::Cluster => {
-            let mut out = Paged::new(Layout::new::<AllocRow>(&args.table, rows::ALLOC_DEFAULT)?, json);
+            let mut out = Paged::to(&mut *sink, Layout::new::<AllocRow>(&args.table, rows::ALLOC_DEFAULT)?, json);
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {
                 anyhow::bail!("unexpected reply")
             };
@@ -203,7 +234,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
                 (true, None) => "(none)".to_string(),
                 (true, Some(s)) => format!("(none is {s})"),
             };
-            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::SESSION_DEFAULT)?, json).when_empty(empty);
+            let mut out = Paged::to(&mut *sink, Layout::new::<SessionRow>(&args.table, rows::SESSION_DEFAULT)?, json).when_empty(empty);
             let q = SessionQuery {
                 app: app.clone(),
                 all: *all,
@@ -218,7 +249,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             .await?;
         }
         What::Task { session, state } => {
-            let mut out = Paged::new(Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
+            let mut out = Paged::to(&mut *sink, Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
             soam_client::each_page(
                 async |from| client.task_page(session, *state, false, from.unwrap_or(0)).await,
                 |list, last| out.page(list.iter().map(|t| TaskRow::new(t, one_line)), last),
@@ -226,7 +257,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             .await?;
         }
         What::History { target: Some(t), .. } if t.contains(':') => {
-            let mut out = Paged::new(Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
+            let mut out = Paged::to(&mut *sink, Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
             let session: SessionRef = t.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             soam_client::each_page(
                 async |from| client.task_page(&session, None, true, from.unwrap_or(0)).await,
@@ -235,7 +266,7 @@ async fn view(client: &Client, args: &Args) -> anyhow::Result<()> {
             .await?;
         }
         What::History { target, tag } => {
-            let mut out = Paged::new(Layout::new::<SessionRow>(&args.table, rows::HISTORY_DEFAULT)?, json);
+            let mut out = Paged::to(&mut *sink, Layout::new::<SessionRow>(&args.table, rows::HISTORY_DEFAULT)?, json);
             let Reply::Sessions(list) = client.call(Request::History { app: target.clone() }).await? else {
                 anyhow::bail!("unexpected reply")
             };
