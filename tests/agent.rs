@@ -199,6 +199,10 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
             "workerPort: 70000\n",
             "soamd.yaml:1: workerPort: '70000' is not valid (valid: 0 to 65535)",
         ),
+        (
+            "maxRecordBytes: 1\nmaxStoreBytes: 1\n",
+            "soamd.yaml:2: maxStoreBytes: the old name of maxRecordBytes, which is given too (valid: only maxRecordBytes)",
+        ),
     ] {
         std::fs::write(env.path("soamd.yaml"), yaml).unwrap();
         let o = env.cmd("soamd").env("SOAM_HOME", env.home.path()).output().unwrap();
@@ -210,9 +214,9 @@ fn config_file_idle_instances_stop_and_limits_refuse_clearly() {
 }
 
 #[test]
-fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
+fn max_record_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     let mut env = Env::empty();
-    std::fs::write(env.path("soamd.yaml"), "maxStoreBytes: 3000000\n").unwrap();
+    std::fs::write(env.path("soamd.yaml"), "maxRecordBytes: 3000000\n").unwrap();
     env.start_agent();
     env.register(
         "p.yaml",
@@ -230,7 +234,7 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
         "soamsession",
         &["submit", "--session", &sess, "--input-file", mb.to_str().unwrap(), "--detach"],
     );
-    assert!(e.contains("maxStoreBytes limit (3000000 bytes)"), "{e}");
+    assert!(e.contains("maxRecordBytes limit (3000000 bytes)"), "{e}");
     assert_eq!(env.json("soamview", &["task", &sess]).as_array().unwrap().len(), 0);
     // 100 KiB tasks until the store is full.
     let big = "x".repeat(100 * 1024);
@@ -248,7 +252,7 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
         accepted += 5;
         assert!(accepted < 1000, "the limit never applied");
     };
-    assert!(err.contains("maxStoreBytes limit (3000000 bytes)"), "{err}");
+    assert!(err.contains("maxRecordBytes limit (3000000 bytes)"), "{err}");
     assert!(accepted > 0);
     // Nothing accepted is lost, and the store stays usable.
     let tasks = env.json("soamview", &["task", &sess]);
@@ -259,8 +263,21 @@ fn max_store_bytes_refuses_clearly_and_keeps_what_was_accepted() {
     let held = store.stored_bytes();
     drop(store);
     assert!(held <= 3_000_000 && held > (accepted * 100 * 1024) as u64, "{held}");
+    // The key's first name still works, read as maxRecordBytes, and the log says so.
+    std::fs::write(env.path("soamd.yaml"), "slots: 2\nmaxStoreBytes: 3000000\n").unwrap();
     env.start_agent();
     assert_eq!(env.session("a", id.parse().unwrap()).unwrap()["pending"], accepted as u64);
+    let err = env.fails_with(
+        6,
+        "soamsession",
+        &["submit", "--session", &sess, "--input-file", f.to_str().unwrap(), "--detach"],
+    );
+    assert!(err.contains("maxRecordBytes limit (3000000 bytes)"), "{err}");
+    let log = env.ok("soamcontrol", &["agent", "log"]);
+    assert!(
+        log.contains("soamd.yaml:2: maxStoreBytes is the old name of maxRecordBytes, read as it"),
+        "{log}"
+    );
     env.ok("soamsession", &["abort", &sess]);
     env.ok("soamview", &["history", "a"]);
 }

@@ -66,3 +66,44 @@ fn history_is_there_as_soon_as_the_session_ended() {
         assert_eq!(h.as_array().map(Vec::len), Some(5000), "try {id}");
     }
 }
+
+/// Names of ended sessions: one that fits several is refused with the list, each of
+/// them reachable as NAME@N or by id; `soamview task` of an ended session shows the
+/// task history kept for it; a command given a name says which id it meant.
+#[test]
+fn each_ended_session_of_a_shared_name_is_reachable_and_names_show_their_id() {
+    let env = Env::new();
+    env.register("p.yaml", &Env::behave_profile("a", "", TYPES));
+    for (id, task) in [(1, "one"), (2, "two")] {
+        env.ok("soamsession", &["create", "--app", "a", "--type", "All", "--name", "n"]);
+        let addr = format!("a:{id}");
+        env.ok("soamsession", &["submit", "--session", &addr, "--task", task]);
+        env.ok("soamsession", &["close", &addr]);
+    }
+    let e = env.fails("soamview", &["history", "a:n"]);
+    assert_eq!(
+        e,
+        "soamview: a:n names 2 ended sessions, newest first: a:2 (@2, closed), a:1 (@1, closed); \
+         name one by its id, or as a:n@N (1 the oldest)"
+    );
+    let first = env.json("soamview", &["history", "a:n@1"]);
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    let second = env.json("soamview", &["task", "a:n@2"]);
+    assert_eq!((second[0]["task"].as_u64(), second[0]["state"].as_str()), (Some(1), Some("done")));
+    assert_ne!(first[0]["submitted_ms"], serde_json::Value::Null);
+    // `soamview task` of an ended session by id: its kept history, --state applied.
+    assert_eq!(env.json("soamview", &["task", "a:1"]), first);
+    assert_eq!(env.json("soamview", &["task", "a:1", "--state", "error"]), serde_json::json!([]));
+    let e = env.fails("soamview", &["history", "a:n@3"]);
+    assert_eq!(e, "soamview: session a:n@3 is not in history");
+    // An open session of that name: acts name it with its id.
+    env.ok("soamsession", &["create", "--app", "a", "--name", "n"]);
+    let o = env.run("soamcontrol", &["session", "suspend", "a:n"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "session a:3 (n) suspended\n");
+    let o = env.run("soamsession", &["close", "a:n"]);
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("session a:3 (n) closed"), "{o:?}");
+    // Now three ended ones share it.
+    assert!(env.fails("soamview", &["history", "a:n"]).contains("names 3 ended sessions"));
+    assert_eq!(env.json("soamview", &["history", "a:n@3"]).as_array().unwrap().len(), 0);
+}

@@ -59,7 +59,7 @@ _soamview() {
 
     case "${cmd}" in
         soamview)
-            opts="-o -h -V --json --columns --no-header --watch --socket --help --version app session task cluster history help"
+            opts="-o -h -V --json --columns --no-header --sort --watch --socket --help --version app session task cluster history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,10 @@ _soamview() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -89,7 +93,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__app)
-            opts="-l -p -o -h --long --profile --json --columns --no-header --watch --socket --help"
+            opts="-l -p -o -h --long --profile --json --columns --no-header --sort --watch --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,6 +104,10 @@ _soamview() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -119,7 +127,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__cluster)
-            opts="-o -h --json --columns --no-header --watch --socket --help"
+            opts="-o -h --json --columns --no-header --sort --watch --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +138,10 @@ _soamview() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -247,7 +259,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__history)
-            opts="-o -h --tag --json --columns --no-header --watch --socket --help"
+            opts="-o -h --tag --json --columns --no-header --sort --watch --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +274,10 @@ _soamview() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -281,7 +297,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__session)
-            opts="-a -o -h --all --state --orphaned --tag --json --columns --no-header --watch --socket --help"
+            opts="-a -o -h --all --state --orphaned --tag --json --columns --no-header --sort --watch --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,6 +319,10 @@ _soamview() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sort)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --watch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -319,7 +339,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__task)
-            opts="-o -h --state --json --columns --no-header --watch --socket --help"
+            opts="-o -h --state --json --columns --no-header --sort --watch --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +354,10 @@ _soamview() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

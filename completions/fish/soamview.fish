@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_soamview_global_optspecs
-    string join \n json o/columns= no-header watch= socket= h/help V/version
+    string join \n json o/columns= no-header sort= watch= socket= h/help V/version
 end
 
 function __fish_soamview_needs_command
@@ -25,6 +25,7 @@ function __fish_soamview_using_subcommand
 end
 
 complete -c soamview -n "__fish_soamview_needs_command" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_needs_command" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_needs_command" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
@@ -38,6 +39,7 @@ complete -c soamview -n "__fish_soamview_needs_command" -f -a "cluster" -d 'Slur
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand app" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s l -l long -d 'Long listing: limits, source file, registration time'
@@ -52,6 +54,7 @@ closed\t''
 aborted\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l tag -d 'Only sessions with this tag' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand session" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s a -l all -d 'Include ended sessions'
@@ -65,12 +68,14 @@ done\t''
 error\t''
 canceled\t''"
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand task" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
@@ -78,6 +83,7 @@ complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l no-header 
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l tag -d 'Only sessions with this tag' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand history" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'

@@ -17,9 +17,9 @@ pub struct AgentConfig {
     pub max_stored_tasks: Option<u64>,
     /// Bound on redb's page cache.
     pub store_cache_bytes: usize,
-    /// Size the store file may reach; recoverable submissions and new sessions beyond it
-    /// are refused.
-    pub max_store_bytes: Option<u64>,
+    /// Bytes of records the store may hold (`maxRecordBytes`); recoverable submissions
+    /// and new sessions beyond it are refused.
+    pub max_record_bytes: Option<u64>,
     /// Members of this group (by gid) are admins of a shared agent, as are root and the
     /// agent's own user.
     pub admin_gid: Option<u32>,
@@ -39,7 +39,122 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// Rotated log files kept beside it (`soamd.log.1` ..).
     pub log_keep: u32,
+    /// What the config file said that still works but should change (an old key's
+    /// name): logged once the log is open.
+    pub notes: Vec<String>,
 }
+
+/// One key of `soamd.yaml`, as soamd.yaml(5) describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigKey {
+    pub key: &'static str,
+    /// The values it takes, as a refusal names them (a test holds the two together).
+    pub valid: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn k(key: &'static str, valid: &'static str, default: &'static str, meaning: &'static str) -> ConfigKey {
+    ConfigKey {
+        key,
+        valid,
+        default,
+        meaning,
+    }
+}
+
+/// Every key the agent's config file takes, in the order the page lists them.
+pub const KEYS: &[ConfigKey] = &[
+    k(
+        "slots",
+        "1 to 100000",
+        "the number of CPUs",
+        "Service instances that may run at once, one per slot. SOAM_SLOTS and soamd --slots win over it.",
+    ),
+    k(
+        "shared",
+        "true | false",
+        "false",
+        "One agent for every user of the host: its socket open to all, each session owned by the uid that made it \
+         (docs/security.md). soamd --shared sets it too.",
+    ),
+    k(
+        "instanceIdleTimeout",
+        "0 or more",
+        "60",
+        "Seconds a service instance with no work waits before it is stopped. SOAM_INSTANCE_IDLE_TIMEOUT wins over it.",
+    ),
+    k(
+        "maxStoredSessions",
+        "0 or more",
+        "no limit",
+        "Open sessions held at once; a create beyond it is refused.",
+    ),
+    k(
+        "maxStoredTasks",
+        "0 or more",
+        "no limit",
+        "Tasks held in open sessions; a submission that would pass it is refused whole.",
+    ),
+    k(
+        "maxRecordBytes",
+        "0 or more",
+        "no limit",
+        "Bytes of records the store may hold (keys and values, counted by every commit); a new session, or a \
+         recoverable submission that could pass it, is refused whole. Outputs of accepted tasks and history are \
+         always written. It bounds the records, not the file: the file is larger by the store's pages and free \
+         space (docs/usage.md). maxStoreBytes, its first name, is still read as it, with a warning in the log.",
+    ),
+    k(
+        "storeCacheBytes",
+        "0 or more",
+        "16777216 (16 MiB)",
+        "The store's page cache in memory.",
+    ),
+    k(
+        "adminGroup",
+        "a group name or gid",
+        "none",
+        "Members of this group are admins of a shared agent, as are root and the agent's own user.",
+    ),
+    k(
+        "maxConnections",
+        "1 or more",
+        "1024",
+        "Connections served at once; more are refused, so descriptors stay for admins and recovery.",
+    ),
+    k(
+        "maxConnectionsPerUser",
+        "1 or more",
+        "64",
+        "Connections one uid may hold at once in a shared agent.",
+    ),
+    k(
+        "handshakeTimeoutMs",
+        "0 or more",
+        "10000",
+        "Milliseconds a new connection has to say hello before it is closed.",
+    ),
+    k(
+        "workerHost",
+        "a host name or address",
+        "this host's name",
+        "Where cluster workers connect back to (docs/cluster.md). SOAM_WORKER_HOST wins over it.",
+    ),
+    k(
+        "workerPort",
+        "0 to 65535",
+        "0 (any free port)",
+        "The TCP port cluster workers connect back to. SOAM_WORKER_PORT wins over it.",
+    ),
+    k(
+        "logMaxBytes",
+        "4096 or more",
+        "10485760 (10 MiB)",
+        "The log file is rotated once it reaches this size.",
+    ),
+    k("logKeep", "0 to 100", "3", "Rotated log files kept beside it (soamd.log.1 ...)."),
+];
 
 /// The config file's values, checked (see [`read_file`]).
 #[derive(Debug, Default)]
@@ -49,7 +164,9 @@ struct FileConfig {
     instance_idle_timeout: Option<u64>,
     max_stored_sessions: Option<u64>,
     max_stored_tasks: Option<u64>,
-    max_store_bytes: Option<u64>,
+    max_record_bytes: Option<u64>,
+    /// The line `maxStoreBytes` (the key's old name) was read from, when it was.
+    old_record_key: Option<u64>,
     store_cache_bytes: Option<usize>,
     admin_group: Option<String>,
     max_connections: Option<u32>,
@@ -74,6 +191,9 @@ struct RawConfig {
     instance_idle_timeout: Raw,
     max_stored_sessions: Raw,
     max_stored_tasks: Raw,
+    max_record_bytes: Raw,
+    /// `maxRecordBytes` under its first name, which said it bounded the file: read as
+    /// `maxRecordBytes`, so a config written for an earlier release still works.
     max_store_bytes: Raw,
     store_cache_bytes: Raw,
     admin_group: Raw,
@@ -133,7 +253,18 @@ fn checked(raw: RawConfig, file: &Path) -> Result<FileConfig, String> {
         instance_idle_timeout: num("instanceIdleTimeout", &raw.instance_idle_timeout, 0, u64::MAX, &bad)?,
         max_stored_sessions: num("maxStoredSessions", &raw.max_stored_sessions, 0, u64::MAX, &bad)?,
         max_stored_tasks: num("maxStoredTasks", &raw.max_stored_tasks, 0, u64::MAX, &bad)?,
-        max_store_bytes: num("maxStoreBytes", &raw.max_store_bytes, 0, u64::MAX, &bad)?,
+        max_record_bytes: match (&raw.max_record_bytes, &raw.max_store_bytes) {
+            (Some(_), Some(old)) => {
+                return Err(format!(
+                    "{}:{}: maxStoreBytes: the old name of maxRecordBytes, which is given too (valid: only maxRecordBytes)",
+                    file.display(),
+                    old.referenced.line()
+                ));
+            }
+            (None, Some(_)) => num("maxStoreBytes", &raw.max_store_bytes, 0, u64::MAX, &bad)?,
+            _ => num("maxRecordBytes", &raw.max_record_bytes, 0, u64::MAX, &bad)?,
+        },
+        old_record_key: raw.max_store_bytes.as_ref().map(|v| v.referenced.line()),
         store_cache_bytes: num("storeCacheBytes", &raw.store_cache_bytes, 0, usize::MAX as u64, &bad)?,
         admin_group: text(raw.admin_group),
         max_connections: num("maxConnections", &raw.max_connections, 1, u32::MAX as u64, &bad)?,
@@ -176,7 +307,7 @@ impl AgentConfig {
             max_stored_sessions: None,
             max_stored_tasks: None,
             store_cache_bytes: 16 << 20,
-            max_store_bytes: None,
+            max_record_bytes: None,
             admin_gid: None,
             max_connections: 1024,
             max_connections_per_user: 64,
@@ -185,6 +316,7 @@ impl AgentConfig {
             worker_port: 0,
             log_max_bytes: 10 << 20,
             log_keep: 3,
+            notes: Vec::new(),
         }
     }
 
@@ -213,7 +345,18 @@ impl AgentConfig {
                 .unwrap_or(d.instance_idle_timeout_s),
             max_stored_sessions: fc.max_stored_sessions,
             max_stored_tasks: fc.max_stored_tasks,
-            max_store_bytes: fc.max_store_bytes,
+            max_record_bytes: fc.max_record_bytes,
+            notes: fc
+                .old_record_key
+                .map(|line| {
+                    format!(
+                        "{}:{line}: maxStoreBytes is the old name of maxRecordBytes, read as it: it bounds the bytes of \
+                         records the store holds, not the file (rename the key to keep this warning away)",
+                        file.display()
+                    )
+                })
+                .into_iter()
+                .collect(),
             store_cache_bytes: fc.store_cache_bytes.unwrap_or(d.store_cache_bytes),
             admin_gid,
             max_connections,
@@ -279,5 +422,31 @@ fn read_file(path: &Path, required: bool) -> Result<FileConfig, String> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
         Err(e) => Err(format!("cannot read config {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// soamd.yaml(5) lists every key the file takes, and each key's values as a refusal
+    /// names them.
+    #[test]
+    fn the_documented_keys_are_the_file_s_keys_with_their_ranges() {
+        let unknown = serde_saphyr::from_str::<RawConfig>("nope: 1").map(|_| ()).unwrap_err().to_string();
+        let list = unknown.split("expected one of ").nth(1).and_then(|l| l.lines().next()).unwrap_or_default();
+        // The old name is documented with the key it is read as.
+        let mut expected: Vec<&str> = list.split(", ").filter(|k| *k != "maxStoreBytes").collect();
+        let mut documented: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
+        expected.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(documented, expected, "{unknown}");
+        for key in KEYS {
+            let raw: RawConfig = serde_saphyr::from_str(&format!("{}: 'not valid'", key.key)).unwrap();
+            match checked(raw, Path::new("soamd.yaml")) {
+                Ok(_) => assert!(["adminGroup", "workerHost"].contains(&key.key), "{} took anything", key.key),
+                Err(e) => assert!(e.ends_with(&format!("(valid: {})", key.valid)), "{}: {e}", key.key),
+            }
+        }
     }
 }

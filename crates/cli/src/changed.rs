@@ -40,6 +40,45 @@ pub fn addresses(r: &SessionRef, s: &SessionInfoRef<'_>) -> bool {
         }
 }
 
+/// `r` as the id of the open session it names now, with how to show it
+/// (`a:7 (nightly)`): a command given a name (or a tag) acts on that id and says which
+/// session the name meant. An id, or a name no open session answers to, stays as it is
+/// (the agent then says why it cannot act).
+pub async fn by_id(client: &Client, r: &SessionRef) -> Result<(SessionRef, String), soam_client::ClientError> {
+    let SessionKey::Name(n) = &r.key else {
+        return Ok((r.clone(), r.to_string()));
+    };
+    let q = SessionQuery {
+        app: Some(r.app.clone()),
+        all: false,
+        state: None,
+        orphaned: false,
+    };
+    // Open names are unique; a tag stands for a session only when one has it.
+    let (mut named, mut tagged) = (None, Vec::new());
+    soam_client::each_session_page(client, &q, |list, _| {
+        for s in list.iter().filter(|s| addresses(r, s)) {
+            if s.name == Some(n.as_str()) {
+                named = Some(s.id);
+            } else {
+                tagged.push(s.id);
+            }
+        }
+        Ok::<_, soam_client::ClientError>(())
+    })
+    .await?;
+    Ok(match (named, tagged.as_slice()) {
+        (Some(id), _) | (None, &[id]) => (
+            SessionRef {
+                app: r.app.clone(),
+                key: SessionKey::Id(id),
+            },
+            format!("{}:{id} ({n})", r.app),
+        ),
+        _ => (r.clone(), r.to_string()),
+    })
+}
+
 /// A session as it is now, open or ended: the agent's record, which [`print_session`]
 /// prints as the row `soamview session --json` shows (not as it is).
 pub async fn session(client: &Client, r: &SessionRef) -> anyhow::Result<Option<SessionInfo>> {

@@ -139,7 +139,7 @@ pub mod exit {
     pub const TASKS_FAILED: i32 = 4;
     /// The agent refused: the session, application or act belongs to someone else.
     pub const PERMISSION: i32 = 5;
-    /// The agent refused: a limit (maxSessions, maxStoredTasks, maxStoreBytes, sizes).
+    /// The agent refused: a limit (maxSessions, maxStoredTasks, maxRecordBytes, sizes).
     pub const LIMIT: i32 = 6;
     /// Ctrl-C: the session was left running, detached.
     pub const INTERRUPTED: i32 = 130;

@@ -29,6 +29,7 @@ pub fn generate(commands: Vec<clap::Command>, man_dir: &Path, completion_dir: &P
     for shell in ["bash", "zsh", "fish"] {
         std::fs::create_dir_all(completion_dir.join(shell))?;
     }
+    file_pages(man_dir)?;
     for cmd in commands {
         let mut c = cmd.clone().disable_help_subcommand(true);
         c.build();
@@ -199,19 +200,12 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
     if let Some((parent, _)) = me.rsplit_once('-') {
         see.push(format!("{parent}(1)"));
     }
-    for c in [
-        "soamd",
-        "soamreg",
-        "soamunreg",
-        "soamview",
-        "soamcontrol",
-        "soamsession",
-        "soambench",
-    ] {
+    for c in COMMANDS {
         if c != me && !me.starts_with(&format!("{c}-")) {
             see.push(format!("{c}(1)"));
         }
     }
+    see.extend(["soam-profile(5)".to_string(), "soamd.yaml(5)".to_string()]);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(format!(
         "{}; docs/usage.md and docs/python.md in the soam checkout",
@@ -233,4 +227,170 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
         page.push('\n');
     }
     std::fs::write(dir.join(man.get_filename()), page)
+}
+
+/// The commands every page's SEE ALSO names.
+const COMMANDS: [&str; 7] = [
+    "soamd",
+    "soamreg",
+    "soamunreg",
+    "soamview",
+    "soamcontrol",
+    "soamsession",
+    "soambench",
+];
+
+/// A profile as a new user writes one, for soam-profile(5)'s EXAMPLES.
+const PROFILE_YAML: &str = "application: sampleApp
+consumer:
+  policy: proportion
+  maxSessions: 100
+services:
+  - name: echo
+    command: [\"python3\", \"services/echo.py\"]
+    env: {LOG_LEVEL: info}
+    control:
+      invoke: {timeout: 600, onFailure: retry}
+sessionTypes:
+  - name: \"\"
+  - name: Nightly
+    priority: 10
+    recoverable: true
+    onClientDisconnect: continue
+    persistTaskHistory: error";
+
+/// The same in Symphony's form.
+const PROFILE_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>
+<Profile xmlns=\"http://www.platform.com/Symphony/Profile/Application\">
+  <Consumer applicationName=\"sampleApp\" policy=\"R_Proportion\" maxSessions=\"100\"/>
+  <SessionTypes>
+    <Type name=\"Nightly\" priority=\"10\" recoverable=\"true\"
+          abortSessionIfClientDisconnect=\"false\" persistTaskHistory=\"error\"/>
+  </SessionTypes>
+  <Service name=\"echo\">
+    <osTypes>
+      <osType name=\"all\" startCmd=\"python3 services/echo.py\">
+        <env name=\"LOG_LEVEL\">info</env>
+      </osType>
+    </osTypes>
+    <Control>
+      <Method name=\"Invoke\">
+        <Timeout duration=\"600\"/>
+        <Exception type=\"failure\" actionOnWorkload=\"retry\"/>
+      </Method>
+    </Control>
+  </Service>
+</Profile>";
+
+const CONFIG_YAML: &str = "slots: 8
+shared: true
+adminGroup: soamadm
+maxStoredTasks: 10000000
+maxRecordBytes: 4294967296
+logKeep: 5";
+
+/// The two files' pages: soam-profile(5), from the profile reader's own table of
+/// attributes (`soam_profile::reference`), and soamd.yaml(5), from the agent's
+/// (`soam_agent::config::KEYS`), so each range and default on them is the one the
+/// reader uses.
+fn file_pages(dir: &Path) -> std::io::Result<()> {
+    use roff::{Roff, bold, italic, roman};
+    let version = env!("CARGO_PKG_VERSION");
+    let entry = |roff: &mut Roff, key: &str, xml: &str, valid: &str, default: &str, meaning: &str| {
+        roff.control("TP", []);
+        let mut head = vec![bold(key.to_string())];
+        if !xml.is_empty() {
+            head.push(roman(" (XML: "));
+            head.push(bold(xml.to_string()));
+            head.push(roman(")"));
+        }
+        roff.text(head);
+        roff.text([
+            roman(format!("{meaning} ")),
+            italic("Valid:"),
+            roman(format!(" {valid}. ")),
+            italic("Default:"),
+            roman(format!(" {default}.")),
+        ]);
+    };
+    let see_also = |roff: &mut Roff, other: &str| {
+        roff.control("SH", ["SEE ALSO"]);
+        let mut see: Vec<String> = COMMANDS.iter().map(|c| format!("{c}(1)")).collect();
+        see.push(other.to_string());
+        roff.text([roman(format!(
+            "{}; docs/usage.md and docs/symphony-xml.md in the soam checkout",
+            see.join(", ")
+        ))]);
+    };
+    let example = |roff: &mut Roff, text: &str| {
+        roff.control("nf", []);
+        for line in text.lines() {
+            roff.text([roman(line)]);
+        }
+        roff.control("fi", []);
+    };
+
+    let mut p = Roff::default();
+    p.control("TH", ["soam-profile", "5", "", &format!("soam {version}"), "File Formats"]);
+    p.control("SH", ["NAME"]);
+    p.text([roman("soam-profile - an application profile for soam, in YAML or Symphony XML")]);
+    p.control("SH", ["SYNOPSIS"]);
+    p.text([bold("soamreg"), roman(" "), italic("FILE")]);
+    p.control("SH", ["DESCRIPTION"]);
+    p.text([roman(
+        "An application profile names an application, the services that run its tasks and the session types \
+         its sessions are created with. soamreg reads it as YAML, or as a Symphony application profile when the \
+         text starts with <. A Symphony profile registers unchanged: what soam uses is read, what it has no use \
+         for is skipped with a warning naming it and its line, and an element soam does not know at all is an \
+         error. A value out of range is refused as FILE:LINE: key: 'value' is not valid (valid: RANGE), and \
+         nothing is registered. Times are in the units each attribute gives.",
+    )]);
+    for place in soam_profile::reference::Place::ALL {
+        p.control("SH", [place.title()]);
+        p.text([roman(place.where_written())]);
+        for a in soam_profile::reference::ATTRIBUTES.iter().filter(|a| a.place == place) {
+            entry(&mut p, a.key, a.xml, &a.valid(), a.default, a.meaning);
+        }
+    }
+    p.control("SH", ["EXAMPLES"]);
+    p.text([roman("A profile in YAML:")]);
+    example(&mut p, PROFILE_YAML);
+    p.text([roman("The same application as a Symphony profile:")]);
+    example(&mut p, PROFILE_XML);
+    p.text([roman("Register it, and print it back as registered:")]);
+    example(&mut p, "soamreg sampleApp.yaml\nsoamview app sampleApp -p");
+    see_also(&mut p, "soamd.yaml(5)");
+    std::fs::write(dir.join("soam-profile.5"), p.render())?;
+
+    let mut c = Roff::default();
+    c.control("TH", ["soamd.yaml", "5", "", &format!("soam {version}"), "File Formats"]);
+    c.control("SH", ["NAME"]);
+    c.text([roman("soamd.yaml - the soam agent's configuration file")]);
+    c.control("SH", ["SYNOPSIS"]);
+    c.text([
+        italic("$XDG_CONFIG_HOME/soam/soamd.yaml"),
+        roman(", "),
+        italic("$SOAM_HOME/soamd.yaml"),
+        roman(", or "),
+        bold("soamd --config"),
+        roman(" "),
+        italic("FILE"),
+    ]);
+    c.control("SH", ["DESCRIPTION"]);
+    c.text([roman(
+        "A YAML mapping of the keys below, all optional; a missing file is an empty one (unless named by \
+         --config). It is read when soamd starts. The environment variables named below win over the file, and \
+         soamd's flags over both. An unknown key, or a value out of range, is refused as \
+         FILE:LINE: key: 'value' is not valid (valid: RANGE), and the agent does not start. The file and its \
+         folder must belong to the agent's user or root and not be writable by others.",
+    )]);
+    c.control("SH", ["KEYS"]);
+    for k in soam_agent::config::KEYS {
+        entry(&mut c, k.key, "", k.valid, k.default, k.meaning);
+    }
+    c.control("SH", ["EXAMPLES"]);
+    c.text([roman("A shared agent with eight slots and bounded storage:")]);
+    example(&mut c, CONFIG_YAML);
+    see_also(&mut c, "soam-profile(5)");
+    std::fs::write(dir.join("soamd.yaml.5"), c.render())
 }

@@ -177,6 +177,7 @@ pub fn main() -> i32 {
                     SessionCmd::Resume { session } => (session, SessionAction::Resume, "resumed"),
                     SessionCmd::Kill { session } => (session, SessionAction::Kill, "killed"),
                 };
+                let (session, shown) = changed::by_id(&client, &session).await?;
                 client
                     .call(Request::SessionControl {
                         session: session.clone(),
@@ -186,7 +187,7 @@ pub fn main() -> i32 {
                 if json {
                     changed::print_session(word, changed::session(&client, &session).await?.as_ref())?;
                 } else {
-                    crate::common::confirm(format_args!("session {session} {word}"));
+                    crate::common::confirm(format_args!("session {shown} {word}"));
                 }
             }
             What::Task { action } => {

@@ -99,6 +99,9 @@ pub fn main() -> i32 {
             return 1;
         }
     }
+    for note in &cfg.notes {
+        tracing::warn!("{note}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

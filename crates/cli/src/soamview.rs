@@ -250,11 +250,28 @@ async fn view(client: &Client, args: &Args, sink: &mut dyn Write) -> anyhow::Res
         }
         What::Task { session, state } => {
             let mut out = Paged::to(&mut *sink, Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);
-            soam_client::each_page(
+            let open = soam_client::each_page(
                 async |from| client.task_page(session, *state, false, from.unwrap_or(0)).await,
                 |list, last| out.page(list.iter().map(|t| TaskRow::new(t, one_line)), last),
             )
-            .await?;
+            .await;
+            // An ended session (refused before any row was printed): the task history kept
+            // for it, as `soamview history APP:ID` shows it, the state filtered here (the
+            // agent's history pages take none).
+            let ended = |e: &anyhow::Error| {
+                e.downcast_ref::<soam_client::ClientError>().and_then(|c| c.kind()) == Some(soam_proto::msg::ErrorKind::Ended)
+            };
+            match open {
+                Err(e) if ended(&e) => {
+                    let keep = |t: &&soam_proto::msg::TaskInfo| state.is_none_or(|s| t.state == s);
+                    soam_client::each_page(
+                        async |from| client.task_page(session, None, true, from.unwrap_or(0)).await,
+                        |list, last| out.page(list.iter().filter(keep).map(|t| TaskRow::new(t, one_line)), last),
+                    )
+                    .await?;
+                }
+                r => r?,
+            }
         }
         What::History { target: Some(t), .. } if t.contains(':') => {
             let mut out = Paged::to(&mut *sink, Layout::new::<TaskRow>(&args.table, rows::TASK_DEFAULT)?, json);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Every whole-number attribute and its valid range, as the seed gives them: what
 /// `validate` checks, and what a reader names when a value is not a number at all.
-const RANGES: &[(&str, i64, i64)] = &[
+pub(crate) const RANGES: &[(&str, i64, i64)] = &[
     ("maxSlots", 1, 100_000),
     ("maxSessions", 0, 1_000_000),
     ("transientDisconnectionTimeout", 0, 31_536_000),

@@ -8,6 +8,7 @@
 
 mod draft;
 mod model;
+pub mod reference;
 mod xml;
 mod yaml;
 

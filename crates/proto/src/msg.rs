@@ -398,7 +398,7 @@ lower_enum!(ErrorKind {
     UnknownType => "unknown-type",
     /// Malformed or out-of-range input: a profile, a name, a task too large.
     Invalid => "invalid",
-    /// A configured limit (maxStoredTasks, maxStoreBytes, maxSessions, staging).
+    /// A configured limit (maxStoredTasks, maxRecordBytes, maxSessions, staging).
     Limit => "limit",
     Permission => "permission",
     /// The store cannot be written; nothing was changed.

@@ -24,7 +24,7 @@
 //! - 1: `meta` table; every row starts with its record's version byte.
 //! - 2: `meta` also holds `stored_bytes`, the bytes of every row's key and value as
 //!   [`row_bytes`] counts them, kept by every commit in the same transaction. It is what
-//!   `maxStoreBytes` limits. A new format because a format-1 release would write rows
+//!   `maxRecordBytes` (first named `maxStoreBytes`) limits. A new format because a format-1 release would write rows
 //!   without counting them; it now refuses the file instead. Migrating from 1 counts
 //!   every row once.
 //! - 3: a `requests` table: the request ids (`Request::Once`) each open session was

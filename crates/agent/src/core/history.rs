@@ -8,7 +8,7 @@ use super::failure::Failure;
 use super::session::Session;
 use super::task::Task;
 use crate::ports::ConnId;
-use soam_proto::addr::SessionRef;
+use soam_proto::addr::{SessionKey, SessionRef};
 use soam_proto::msg::{AgentFrame, ErrorKind, PAGE_ROWS, Reply, SessionInfo, SessionState, TaskInfo, TaskState, VIEW_ERROR_BYTES};
 use soam_store::records::{HistoryRecord, HistoryTask};
 
@@ -26,37 +26,22 @@ impl Core {
     /// Task history is on disk only: read it on a blocking thread, reply from there.
     /// `page`: (from, limit) for a `TaskHistoryPage`; `None` for the whole history.
     pub(super) fn task_history(&self, conn: ConnId, id: u64, r: &SessionRef, page: Option<(u64, u32)>) {
-        use soam_proto::addr::SessionKey;
-        let found = self.history.iter().find(|h| {
-            h.session.app == r.app
-                && match &r.key {
-                    SessionKey::Id(i) => h.session.id == *i,
-                    SessionKey::Name(n) => h.session.name.as_deref() == Some(n.as_str()),
-                }
-        });
         let Some(out) = self.conns.get(&conn).map(|c| c.out.clone()) else {
             return;
         };
-        let h = match found {
-            Some(h) if self.visible(conn, h.session.owner_uid) => h,
-            Some(_) => {
-                let _ = out.send(AgentFrame::Failed {
-                    id,
-                    kind: ErrorKind::Permission,
-                    message: format!("session {r} belongs to another user"),
-                });
-                return;
-            }
-            None => {
-                let (kind, why) = if self.lookup(conn, r).is_ok() {
-                    (ErrorKind::Invalid, "has not ended (see soamview task)")
-                } else {
-                    (ErrorKind::UnknownSession, "is not in history")
+        let h = match self.ended_one(conn, r) {
+            Ok(h) => h,
+            Err(f) => {
+                let f = match f.kind {
+                    ErrorKind::UnknownSession if self.lookup(conn, r).is_ok() => {
+                        Failure::new(ErrorKind::Invalid, format!("session {r} has not ended (see soamview task)"))
+                    }
+                    _ => f,
                 };
                 let _ = out.send(AgentFrame::Failed {
                     id,
-                    kind,
-                    message: format!("session {r} {why}"),
+                    kind: f.kind,
+                    message: f.message,
                 });
                 return;
             }
@@ -99,6 +84,69 @@ impl Core {
         self.store.barrier(Box::new(move |_| {
             launcher.run_blocking(Box::new(read));
         }));
+    }
+
+    /// The kept ended sessions `r` names, newest first: by id, that one; by name, every
+    /// one with that name; failing that, `NAME@N` names the Nth of NAME's (1 the oldest),
+    /// so each of several ended sessions that shared a name can be reached by it.
+    /// `N` counts the sessions kept in history, so it moves when the oldest are dropped;
+    /// an id never does.
+    pub(super) fn ended_named(&self, r: &SessionRef) -> Vec<&HistoryRecord> {
+        let of_app = || self.history.iter().filter(|h| h.session.app == r.app);
+        let named = |n: &str| -> Vec<&HistoryRecord> { of_app().filter(|h| h.session.name.as_deref() == Some(n)).collect() };
+        match &r.key {
+            SessionKey::Id(id) => of_app().filter(|h| h.session.id == *id).collect(),
+            SessionKey::Name(n) => {
+                let exact = named(n);
+                if !exact.is_empty() {
+                    return exact;
+                }
+                let Some((base, nth)) = n.rsplit_once('@').and_then(|(b, k)| Some((b, k.parse::<usize>().ok()?))) else {
+                    return exact;
+                };
+                let all = named(base);
+                // `all` is newest first; @1 is the oldest.
+                nth.checked_sub(1)
+                    .and_then(|i| all.len().checked_sub(i + 1))
+                    .map(|i| vec![all[i]])
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The one ended session `r` names that this connection may see: refused when none
+    /// is kept, when it is another user's, or when a name fits several (they are listed,
+    /// with how to name each).
+    pub(super) fn ended_one(&self, conn: ConnId, r: &SessionRef) -> Result<&HistoryRecord, Failure> {
+        let all = self.ended_named(r);
+        let mine: Vec<&HistoryRecord> = all.iter().copied().filter(|h| self.visible(conn, h.session.owner_uid)).collect();
+        match (mine.as_slice(), all.is_empty()) {
+            ([h], _) => Ok(h),
+            ([], true) => Err(Failure::new(ErrorKind::UnknownSession, format!("session {r} is not in history"))),
+            ([], false) => Err(Failure::new(ErrorKind::Permission, format!("session {r} belongs to another user"))),
+            (many, _) => {
+                const SHOWN: usize = 10;
+                let n = many.len();
+                let list: Vec<String> = many
+                    .iter()
+                    .enumerate()
+                    .take(SHOWN)
+                    .map(|(i, h)| format!("{}:{} (@{}, {})", h.session.app, h.session.id, n - i, h.session.state))
+                    .collect();
+                let more = if n > SHOWN {
+                    format!(" and {} older", n - SHOWN)
+                } else {
+                    String::new()
+                };
+                Err(Failure::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "{r} names {n} ended sessions, newest first: {}{more}; name one by its id, or as {r}@N (1 the oldest)",
+                        list.join(", ")
+                    ),
+                ))
+            }
+        }
     }
 
     pub(super) fn history_record(&self, s: &Session, state: SessionState, reason: &str, ended: u64) -> HistoryRecord {

@@ -188,7 +188,7 @@ pub struct Core {
     /// refused with it, and `soamcontrol agent status` shows it.
     store_fault: Option<String>,
     /// Bytes accepted submits will add to the store, until their commit is done: the
-    /// store counts only what is committed, and `maxStoreBytes` must hold for both.
+    /// store counts only what is committed, and `maxRecordBytes` must hold for both.
     store_reserved: u64,
     /// Open sessions by the request id that created them, so a repeated create
     /// (`Request::Once`) finds its session instead of making another.

@@ -198,14 +198,7 @@ impl Core {
             },
         };
         let Some(sid) = sid else {
-            let ended = self.history.iter().any(|h| {
-                h.session.app == r.app
-                    && match &r.key {
-                        SessionKey::Id(id) => h.session.id == *id,
-                        SessionKey::Name(n) => h.session.name.as_deref() == Some(n),
-                    }
-            });
-            return Err(if ended {
+            return Err(if !self.ended_named(r).is_empty() {
                 Failure::new(ErrorKind::Ended, format!("session {r} has ended (see soamview history {})", r.app))
             } else {
                 Failure::new(ErrorKind::UnknownSession, format!("no session {r}"))

@@ -158,17 +158,17 @@ impl Core {
         }
     }
 
-    /// Refuses what would take the store past `maxStoreBytes`: the bytes of records it
+    /// Refuses what would take the store past `maxRecordBytes`: the bytes of records it
     /// holds (counted by every commit), what accepted submits are still committing, and
     /// at most `incoming` more.
     pub(super) fn check_store_bytes(&self, incoming: u64) -> Result<(), Failure> {
-        let Some(limit) = self.cfg.max_store_bytes else { return Ok(()) };
+        let Some(limit) = self.cfg.max_record_bytes else { return Ok(()) };
         let held = self.store.stored_bytes() + self.store_reserved;
         if held + incoming > limit {
             return Err(Failure::new(
                 ErrorKind::Limit,
                 format!(
-                    "the store holds {held} bytes of records; accepting {incoming} more would pass its maxStoreBytes limit ({limit} bytes)"
+                    "the store holds {held} bytes of records; accepting {incoming} more would pass its maxRecordBytes limit ({limit} bytes)"
                 ),
             ));
         }

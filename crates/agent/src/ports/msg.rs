@@ -43,7 +43,7 @@ pub enum CoreMsg {
     /// A session's creation could not be committed; its client was told so.
     Unsaved(Sid),
     /// Tasks `first..first+count` of a recoverable session are committed: they may run.
-    /// `reserved`: what the submit held against `maxStoreBytes`, now counted by the
+    /// `reserved`: what the submit held against `maxRecordBytes`, now counted by the
     /// store (or never written), so released.
     Accepted {
         sid: Sid,

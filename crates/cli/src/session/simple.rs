@@ -60,20 +60,21 @@ async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &st
     let sent = async {
         crate::replay::replay_quietly(&opts).await;
         let client = soam_client::Client::connect(&opts).await?;
+        let (target, shown) = crate::changed::by_id(&client, &session).await?;
         let req = match how {
-            Release::Detach => Request::Detach { session: session.clone() },
-            Release::Close => Request::Close { session: session.clone() },
-            Release::Abort => Request::Abort { session: session.clone() },
+            Release::Detach => Request::Detach { session: target.clone() },
+            Release::Close => Request::Close { session: target.clone() },
+            Release::Abort => Request::Abort { session: target.clone() },
         };
         client.call(req).await?;
-        Ok::<_, ClientError>(client)
+        Ok::<_, ClientError>((client, target, shown))
     };
     match sent.await {
-        Ok(client) => {
+        Ok((client, target, shown)) => {
             if a.json {
-                crate::changed::print_session(done, crate::changed::session(&client, &session).await?.as_ref())?;
+                crate::changed::print_session(done, crate::changed::session(&client, &target).await?.as_ref())?;
             } else {
-                crate::common::confirm(format_args!("session {session} {done}{more}"));
+                crate::common::confirm(format_args!("session {shown} {done}{more}"));
             }
             Ok(0)
         }
@@ -97,12 +98,8 @@ async fn release(conn: &Conn, a: SessionArg, how: Release, done: &str, more: &st
 pub async fn update(conn: &Conn, a: UpdateArgs) -> anyhow::Result<i32> {
     let data = read_common(Some(&a.common_data))?;
     let client = conn.connect("soamsession update").await?;
-    client
-        .call(Request::UpdateCommonData {
-            session: a.session.clone(),
-            data,
-        })
-        .await?;
-    crate::common::confirm(format_args!("session {} common data updated", a.session));
+    let (session, shown) = crate::changed::by_id(&client, &a.session).await?;
+    client.call(Request::UpdateCommonData { session, data }).await?;
+    crate::common::confirm(format_args!("session {shown} common data updated"));
     Ok(0)
 }

@@ -243,7 +243,7 @@ class Session:
         order). A submission whose answer was lost with the connection is sent again under
         the same request id once the agent is back, and accepted once.
 
-        Raises :class:`soam.LimitReached` (``maxStoredTasks``, ``maxStoreBytes``),
+        Raises :class:`soam.LimitReached` (``maxStoredTasks``, ``maxRecordBytes``),
         :class:`soam.StoreFault`, :class:`soam.InvalidRequest` (an input too large),
         :class:`soam.TakenOver`, :class:`soam.SessionEnded`.
 

@@ -65,7 +65,7 @@ class InvalidRequest(SoamError, ValueError):
 
 class LimitReached(SoamError):
     """A configured limit refused the request (maxSessions, maxStoredTasks,
-    maxStoreBytes); nothing already accepted was lost."""
+    maxRecordBytes); nothing already accepted was lost."""
 
 
 class PermissionDenied(SoamError, PermissionError):
