@@ -203,10 +203,13 @@ fn listings_larger_than_a_message_arrive_in_pages() {
         p.push_str(&line.repeat(1000));
         env.register(&format!("app{i:02}.yaml"), &p);
     }
-    let text = env.ok("soamview", &["app", "-p"]);
+    let o = env.run("soamview", &["app", "-p"]);
+    assert!(o.status.success());
+    let (text, said) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(text.len() > 20_000_000, "{} bytes", text.len());
     for i in 0..20 {
-        assert!(text.contains(&format!("# app{i:02} (")), "app{i:02} missing");
+        assert!(text.contains(&format!("application: app{i:02}\n")), "app{i:02} missing");
+        assert!(said.contains(&format!("# app{i:02} (")), "app{i:02}'s header missing");
     }
     let apps = env.json("soamview", &["app"]);
     assert_eq!(apps.as_array().unwrap().len(), 20);

@@ -39,14 +39,10 @@ fn register_view_update_unregister() {
     let table = env.ok("soamview", &["app", "-o", "app,session_types", "--no-header"]);
     assert_eq!(table.split_whitespace().collect::<Vec<_>>(), ["a", "\"\",T"]);
     assert_eq!(apps[0]["source"], p.to_str().unwrap());
-    assert_eq!(
-        env.ok("soamview", &["app", "a", "-p"])
-            .lines()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        yaml.trim_end()
-    );
+    // The profile exactly as registered on stdout; which application it is on stderr.
+    let o = env.run("soamview", &["app", "a", "-p"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), yaml);
+    assert_eq!(String::from_utf8_lossy(&o.stderr), format!("# a ({})\n", p.display()));
     // An open session of type T.
     let id = env.ok("soamsession", &["create", "--app", "a", "--type", "T"]).trim().to_string();
     let other = env.ok("soamsession", &["create", "--app", "a"]).trim().to_string();
@@ -173,7 +169,77 @@ fn control_and_bidi_characters_are_escaped_when_printed() {
     // no raw controls): shown with it made visible.
     let yaml = format!("{}# evil \u{202e}txt.exe\n", Env::behave_profile("b", "", ""));
     env.register("b.yaml", &yaml);
-    let shown = env.ok("soamview", &["app", "b", "-p"]);
+    let (_, shown) = env.in_terminal(200, "soamview app b -p");
     assert!(shown.contains("# evil \\u{202e}txt.exe"), "{shown}");
     assert!(!shown.contains('\u{202e}'));
+    // Into a pipe or a file: the text exactly as registered, so it registers again.
+    assert_eq!(env.ok("soamview", &["app", "b", "-p"]), yaml);
+}
+
+/// The real Symphony profiles (../shared/symphony-profiles/), as the scripts that
+/// deploy them use soam: `-u/-x` accepted, a profile printed by `soamview app -p`
+/// registers again unchanged, a byte order mark is read past, `echo Y | soamcontrol app
+/// enable` works, and IBM's stock <Control> block is one warning (`-v` lists its parts).
+#[test]
+fn symphony_scripts_run_as_written_with_the_real_profiles() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/symphony-profiles");
+    let Ok(list) = std::fs::read_dir(&dir) else {
+        skip("../shared/symphony-profiles is not beside this checkout");
+        return;
+    };
+    let mut files: Vec<_> = list
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let env = Env::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let o = env.run("soamreg", &[f.to_str().unwrap(), "-f", "-u", "Admin", "-x", "Admin"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {err}");
+        assert!(
+            err.starts_with("soamreg: note: -u/-x (Symphony's user and password) are not used"),
+            "{name}: {err}"
+        );
+        let control: Vec<&str> = err.lines().filter(|l| l.contains("<Control>")).collect();
+        assert_eq!(control.len(), 1, "{name}: the stock <Control> block is one warning: {err}");
+        assert!(control[0].contains("soamreg -v lists them"), "{}", control[0]);
+        let warnings = err.lines().filter(|l| l.starts_with("soamreg: warning:")).count();
+        assert!(warnings <= 8, "{name}: {warnings} warnings: {err}");
+        // -v: each part the folded warning stands for, with its line.
+        let o = env.run("soamreg", &["-v", f.to_str().unwrap(), "-f"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("soamreg: note: ")).collect();
+        assert!(notes.len() >= 10, "{name}: {err}");
+        assert!(
+            notes.iter().any(|n| n.contains("<Exit>")) && notes.iter().all(|n| n.contains(&format!("{name}:"))),
+            "{err}"
+        );
+    }
+    // `soamview app NAME -p > f.xml; soamreg f.xml -f`: the printed profile is the file,
+    // byte for byte, and registers again.
+    let original = std::fs::read_to_string(dir.join("akida-AkidaGenericService.xml")).unwrap();
+    let printed = env.ok("soamview", &["app", "AkidaGenericService", "-p", "-u", "Admin", "-x", "Admin"]);
+    assert_eq!(printed, original);
+    let again = env.path("f.xml");
+    std::fs::write(&again, &printed).unwrap();
+    env.ok("soamreg", &[again.to_str().unwrap(), "-f"]);
+    assert_eq!(env.ok("soamview", &["app", "AkidaGenericService", "-p"]), original);
+    // A byte order mark (a profile saved by a Windows editor) is read past, in XML and YAML.
+    let bom = env.path("bom.xml");
+    std::fs::write(&bom, format!("\u{feff}{original}")).unwrap();
+    env.ok("soamreg", &[bom.to_str().unwrap(), "-f"]);
+    let yaml = env.path("bom.yaml");
+    std::fs::write(&yaml, format!("\u{feff}{}", Env::behave_profile("b", "", ""))).unwrap();
+    env.ok("soamreg", &[yaml.to_str().unwrap()]);
+    // Symphony's scripts answer a prompt soam never asks.
+    env.ok("soamcontrol", &["app", "disable", "b", "-u", "Admin", "-x", "Admin"]);
+    let o = env.run_stdin("soamcontrol", &["app", "enable", "b", "-u", "Admin", "-x", "Admin"], "Y\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.json("soamview", &["app", "b"])[0]["state"], "enabled");
+    let o = env.run("soamunreg", &["b", "-u", "Admin", "-x", "Admin"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-u/-x (Symphony's user and password) are not used"));
 }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_soamview_global_optspecs
-    string join \n json o/columns= no-header sort= watch= socket= h/help V/version
+    string join \n json o/columns= no-header sort= watch= socket= u/user= x/password= h/help V/version
 end
 
 function __fish_soamview_needs_command
@@ -28,6 +28,8 @@ complete -c soamview -n "__fish_soamview_needs_command" -s o -l columns -d 'Tabl
 complete -c soamview -n "__fish_soamview_needs_command" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_needs_command" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_needs_command" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_needs_command" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_needs_command" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_needs_command" -s h -l help -d 'Print help'
@@ -42,6 +44,8 @@ complete -c soamview -n "__fish_soamview_using_subcommand app" -s o -l columns -
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand app" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand app" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s l -l long -d 'Long listing: limits, source file, registration time'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -s p -l profile -d 'Print the registered profile text'
 complete -c soamview -n "__fish_soamview_using_subcommand app" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
@@ -57,6 +61,8 @@ complete -c soamview -n "__fish_soamview_using_subcommand session" -s o -l colum
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand session" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand session" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_using_subcommand session" -s a -l all -d 'Include ended sessions'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l orphaned -d 'Only detached, idle sessions with output nobody collected'
 complete -c soamview -n "__fish_soamview_using_subcommand session" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
@@ -71,6 +77,8 @@ complete -c soamview -n "__fish_soamview_using_subcommand task" -s o -l columns 
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand task" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand task" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand task" -s h -l help -d 'Print help'
@@ -78,6 +86,8 @@ complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s o -l colum
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s h -l help -d 'Print help'
@@ -86,6 +96,8 @@ complete -c soamview -n "__fish_soamview_using_subcommand history" -s o -l colum
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand history" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand history" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -s h -l help -d 'Print help'

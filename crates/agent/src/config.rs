@@ -434,7 +434,11 @@ mod tests {
     #[test]
     fn the_documented_keys_are_the_file_s_keys_with_their_ranges() {
         let unknown = serde_saphyr::from_str::<RawConfig>("nope: 1").map(|_| ()).unwrap_err().to_string();
-        let list = unknown.split("expected one of ").nth(1).and_then(|l| l.lines().next()).unwrap_or_default();
+        let list = unknown
+            .split("expected one of ")
+            .nth(1)
+            .and_then(|l| l.lines().next())
+            .unwrap_or_default();
         // The old name is documented with the key it is read as.
         let mut expected: Vec<&str> = list.split(", ").filter(|k| *k != "maxStoreBytes").collect();
         let mut documented: Vec<&str> = KEYS.iter().map(|k| k.key).collect();

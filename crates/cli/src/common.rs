@@ -12,6 +12,28 @@ pub struct Conn {
     pub socket: Option<PathBuf>,
 }
 
+/// Symphony's `-u USER -x PASSWORD`, which scripts written for Symphony pass to its
+/// commands: accepted so that such a script runs, and not used (the agent knows a user by
+/// the uid of the connecting process).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SymphonyLogin {
+    /// Symphony's user name: accepted for Symphony's scripts and not used (the agent knows you by your uid)
+    #[arg(short = 'u', long = "user", value_name = "USER", global = true)]
+    pub user: Option<String>,
+    /// Symphony's password: accepted for Symphony's scripts and not used
+    #[arg(short = 'x', long = "password", value_name = "PASSWORD", global = true)]
+    pub password: Option<String>,
+}
+
+impl SymphonyLogin {
+    /// Says, once, that a user name or password given is not used.
+    pub fn note(&self, cmd: &str) {
+        if self.user.is_some() || self.password.is_some() {
+            eprintln!("{cmd}: note: -u/-x (Symphony's user and password) are not used: the agent knows you by your uid");
+        }
+    }
+}
+
 impl Conn {
     pub fn options(&self, client_name: &str) -> ConnectOptions {
         ConnectOptions::from_env(client_name, self.socket.clone())

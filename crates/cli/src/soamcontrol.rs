@@ -24,6 +24,8 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub conn: Conn,
+    #[command(flatten)]
+    pub login: crate::common::SymphonyLogin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +150,7 @@ pub enum AgentCmd {
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args: Args = crate::common::parse();
+    args.login.note("soamcontrol");
     run("soamcontrol", async move {
         let json = args.json;
         // Each act connects for itself: reading the log must work with no agent.

@@ -23,11 +23,14 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub conn: Conn,
+    #[command(flatten)]
+    pub login: crate::common::SymphonyLogin,
 }
 
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args: Args = crate::common::parse();
+    args.login.note("soamunreg");
     run("soamunreg", async move {
         let client = args.conn.connect("soamunreg").await?;
         client

@@ -32,6 +32,8 @@ pub struct Args {
     pub watch: Option<f64>,
     #[command(flatten)]
     pub conn: Conn,
+    #[command(flatten)]
+    pub login: crate::common::SymphonyLogin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +93,7 @@ pub enum What {
 pub fn main() -> i32 {
     crate::complete::from_env(<Args as clap::CommandFactory>::command);
     let args: Args = crate::common::parse();
+    args.login.note("soamview");
     run("soamview", async move {
         let client = args.conn.connect("soamview").await?;
         let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -194,18 +197,22 @@ async fn view(client: &Client, args: &Args, sink: &mut dyn Write) -> anyhow::Res
                 async |from| client.app_page(app.clone(), from).await,
                 |apps, last| {
                     if *profile {
+                        // The text exactly as registered, so that it round-trips through
+                        // `soamreg -f`; which application it is goes to stderr. On a
+                        // terminal control characters are escaped (a profile is another
+                        // user's text in a shared agent).
                         use soam_proto::text::{escape, escape_lines};
-                        let text: String = apps
-                            .iter()
-                            .map(|a| {
-                                format!(
-                                    "# {} ({})\n{}\n",
-                                    escape(&a.name),
-                                    escape(&a.source),
-                                    escape_lines(a.profile.trim_end())
-                                )
-                            })
-                            .collect();
+                        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                        let mut text = String::new();
+                        for a in apps.iter() {
+                            eprintln!("# {} ({})", escape(&a.name), escape(&a.source));
+                            if terminal {
+                                text.push_str(&escape_lines(a.profile.trim_end()));
+                                text.push('\n');
+                            } else {
+                                text.push_str(&a.profile);
+                            }
+                        }
                         Ok(out.raw(&text, last)?)
                     } else {
                         out.page(apps.iter().map(AppRow::from), last)

@@ -78,6 +78,9 @@ pub struct Draft {
     /// (line, what): parts of the text that were read but are not used, for the
     /// person registering the profile.
     pub warnings: Vec<(u64, String)>,
+    /// (line, what): parts read but not used that one warning stands for (see
+    /// `Profile::notes`).
+    pub notes: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -293,6 +296,7 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
         services,
         session_types,
         warnings,
+        notes: d.notes.iter().map(|(line, w)| format!("{file}:{line}: {w}")).collect(),
     })
 }
 

@@ -41,6 +41,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
             message: format!("the profile is {} bytes; the limit is {MAX_PROFILE_BYTES} bytes", text.len()),
         });
     }
+    // A byte order mark (editors on Windows write one) says nothing a reader needs.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let draft = if text.trim_start().starts_with('<') {
         xml::read(text, &file)
     } else {

@@ -14,6 +14,9 @@ pub struct Profile {
     /// `FILE:LINE: what` for each part of the text read but not used, and each
     /// service whose program cannot be found now: shown by `soamreg`, never fatal.
     pub warnings: Vec<String>,
+    /// `FILE:LINE: what` for each part not used that a warning stands for, folded (the
+    /// stock `<Control>` settings): listed by `soamreg -v`.
+    pub notes: Vec<String>,
 }
 
 impl Profile {

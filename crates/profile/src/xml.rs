@@ -143,6 +143,9 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
     let mut os = OsChoice::default();
     // An `<env name=...>` whose value is its text.
     let mut env_text: Option<(String, String)> = None;
+    // The `<Control>` blocks' first and last lines: what is not used in them is folded
+    // into one warning (see `fold_control`).
+    let mut controls: Vec<(u64, u64)> = Vec::new();
     loop {
         let pos = r.buffer_position();
         let ev = r
@@ -158,7 +161,11 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
             Event::Start(e) => (e.clone(), false),
             Event::Empty(e) => (e.clone(), true),
             Event::End(_) => {
-                stack.pop();
+                if stack.pop().as_deref() == Some("Control")
+                    && let Some(c) = controls.last_mut()
+                {
+                    c.1 = line;
+                }
                 if skipping.is_some_and(|depth| stack.len() <= depth) {
                     skipping = None;
                 }
@@ -237,7 +244,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                     }
                 }
             }
-            ("Profile", "SessionTypes") | ("Service", "Control") | ("Service", "osTypes") => {}
+            ("Service", "Control") => controls.push((line, line)),
+            ("Profile", "SessionTypes") | ("Service", "osTypes") => {}
             ("Profile", "Service") => {
                 let mut sv = DraftService {
                     line,
@@ -426,5 +434,35 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
             stack.push(name);
         }
     }
+    fold_control(&mut d, &controls);
     Ok(d)
+}
+
+/// Every real Symphony profile carries IBM's stock `<Control>` block, whose `<Exit>`,
+/// `<Return>`, `actionOnSI` and the like soam does not act on: about twenty warnings a
+/// profile that would bury the one that matters. They become one warning, and each is
+/// kept as a note that `soamreg -v` lists.
+fn fold_control(d: &mut Draft, controls: &[(u64, u64)]) {
+    let inside = |line: u64| controls.iter().any(|&(a, b)| (a..=b).contains(&line));
+    let (folded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut d.warnings).into_iter().partition(|(l, _)| inside(*l));
+    d.warnings = kept;
+    if let Some(&(first, _)) = folded.first() {
+        let last = controls.iter().map(|c| c.1).max().unwrap_or(first);
+        let n = folded.len();
+        let blocks = controls.len();
+        let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
+        let (bs, b_lines) = if blocks == 1 {
+            ("", format!("lines {first}-{last}"))
+        } else {
+            ("s", format!("{blocks} blocks, lines {first}-{last}"))
+        };
+        d.warnings.push((
+            first,
+            format!(
+                "<Control>{bs} ({b_lines}): {n} setting{s} soam does not act on (<Exit>, <Return>, actionOnSI, ...) ignored; soamreg -v lists {them}"
+            ),
+        ));
+        d.notes = folded;
+        d.warnings.sort_by_key(|w| w.0);
+    }
 }

@@ -158,6 +158,7 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
     });
     Ok(Draft {
         warnings: Vec::new(),
+        notes: Vec::new(),
         application: c(raw.application),
         policy: c(consumer.policy),
         max_slots: c(consumer.max_slots),

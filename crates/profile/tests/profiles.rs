@@ -234,16 +234,16 @@ fn a_symphony_profile_registers_with_what_soam_skips_named() {
     let t = prof.session_type("RecoverableSession").unwrap();
     assert!(t.recoverable && t.priority == 10);
     let w = prof.warnings.join("\n");
-    for skipped in [
-        "'consumerId'",
-        "<SOAM>",
-        "'packageName'",
-        "method 'Register'",
-        "<Exit>",
-        "'controlCode'",
-    ] {
+    for skipped in ["'consumerId'", "<SOAM>", "'packageName'", "<Control> (lines 41-56): 8 settings"] {
         assert!(w.contains(skipped), "{skipped} not in:\n{w}");
     }
+    // What <Control> holds that soam does not act on: one warning, each part a note.
+    let n = prof.notes.join("\n");
+    for skipped in ["method 'Register'", "<Exit>", "'controlCode'"] {
+        assert!(n.contains(skipped), "{skipped} not in:\n{n}");
+    }
+    assert!(!w.contains("method 'Register'") && !w.contains("'controlCode'"), "{w}");
+    assert_eq!(prof.notes.len(), 8, "{n}");
     // One warning per element, each at its line.
     assert!(
         w.contains("symphony.xml:9: <Consumer> attributes 'consumerId', 'taskHighWaterMark'"),
