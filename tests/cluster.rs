@@ -418,3 +418,30 @@ fn a_worker_that_cannot_connect_back_says_why() {
         log.contains("cannot connect back to the agent at nosuch.invalid:").then_some(())
     });
 }
+
+/// On a node, `${SOAM_HOME}` is the node's (the worker fills it in: a workDir under it
+/// is made there), and `${SOAM_DEPLOY_DIR}` the folder the agent says the service's
+/// files are in.
+#[test]
+fn variables_are_filled_in_on_the_node() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let p = env.register(
+        "v.yaml",
+        &format!(
+            "application: v\nservices:\n  - name: s\n    command: [\"python3\", \"{}\"]\n    workDir: \"${{SOAM_HOME}}/node-work\"\n    env: {{WHERE: \"${{SOAM_DEPLOY_DIR}}/x\"}}\n    launcher: slurm\n    slurm: {{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", maxAllocations: 1}}\n",
+            behave_py()
+        ),
+    );
+    let out = env.ok(
+        "soamsession",
+        &["submit", "--app", "v", "--task", "cwd", "--task", "env:WHERE", "--ordered"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    // The nodes of slurm-local.sh share this host's files, and the worker its environment.
+    let work = env.path("data/home/node-work");
+    assert_eq!(lines, [work.display().to_string(), format!("{}/x", p.parent().unwrap().display())]);
+    assert!(work.is_dir());
+}

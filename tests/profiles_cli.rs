@@ -243,3 +243,123 @@ fn symphony_scripts_run_as_written_with_the_real_profiles() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("-u/-x (Symphony's user and password) are not used"));
 }
+
+/// The real Symphony profiles run as their authors wrote them: `${SOAM_DEPLOY_DIR}` in
+/// their command is the folder their files are in, `${SOAM_HOME}/work` is a folder made
+/// for the instance, variables in `env` values are expanded, and a name nothing defines
+/// is warned of at registration and named in the failure, never passed on.
+#[test]
+fn real_symphony_profiles_run_with_their_variables() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/symphony-profiles");
+    if !dir.is_dir() {
+        skip("../shared/symphony-profiles is not beside this checkout");
+        return;
+    }
+    let env = Env::new();
+    let deploy = env.path("deploy");
+    std::fs::create_dir_all(&deploy).unwrap();
+    // The scripts the akida profiles start, here starting the test service.
+    for script in ["run_cpu_service.sh", "run_akida_service.sh"] {
+        let p = deploy.join(script);
+        std::fs::write(&p, format!("#!/bin/sh\nexec python3 {}\n", behave_py())).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::copy(behave_py(), deploy.join("svc.py")).unwrap();
+    let mut apps = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".xml") {
+            continue;
+        }
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        if name.starts_with("scaler") {
+            // A template: its setup script fills these in before soamreg.
+            for (k, v) in [
+                ("@APPLICATION@", "scaler"),
+                ("@SERVICE@", "ScalerService"),
+                ("@PYTHON@", "python3"),
+                ("@SERVICE_MODULE@", "svc.py"),
+                ("@LIBRARY_DIRECTORY@", "/opt/scaler/lib"),
+                ("@BYTECODE_DIRECTORY@", "/opt/scaler/bytecode"),
+                ("@CONSUMER@", "/scaler"),
+                ("@SOAM_VERSION@", "7.3.2"),
+            ] {
+                text = text.replace(k, v);
+            }
+        }
+        let copy = deploy.join(&name);
+        std::fs::write(&copy, &text).unwrap();
+        let o = env.run("soamreg", &[copy.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {err}");
+        assert!(!err.contains("program") && !err.contains("not defined"), "{name}: {err}");
+        apps.push(err.lines().last().unwrap().split('\'').nth(1).unwrap().to_string());
+    }
+    assert_eq!(apps.len(), 5, "{apps:?}");
+    for app in &apps {
+        let out = env.ok("soamsession", &["submit", "--app", app, "--task", "hello"]);
+        assert_eq!(out, "hello\n", "{app}");
+    }
+    // The scaler profile: workDir ${SOAM_HOME}/work made for it, PYTHONPATH expanded.
+    let out = env.ok(
+        "soamsession",
+        &[
+            "submit",
+            "--app",
+            "scaler",
+            "--task",
+            "cwd",
+            "--task",
+            "env:PYTHONPATH",
+            "--ordered",
+        ],
+    );
+    let work = env.path("data/home/work");
+    assert!(work.is_dir(), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], work.display().to_string());
+    // The agent puts soam's own Python package first (docs/python.md).
+    assert!(
+        lines[1].ends_with(&format!(":{}:/opt/scaler/lib:/opt/scaler/bytecode", deploy.display())),
+        "{out}"
+    );
+    // A name nothing defines: a warning at registration, the instance's failure names it.
+    let p = env.path("u.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "application: u\nservices:\n  - name: s\n    command: [\"python3\", \"{}\"]\n    env: {{X: \"${{NOT_DEFINED_ANYWHERE}}\"}}\n",
+            behave_py()
+        ),
+    )
+    .unwrap();
+    let o = env.run("soamreg", &[p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("service 's': ${NOT_DEFINED_ANYWHERE} in its env is not defined"),
+        "{err}"
+    );
+    let o = env.run("soamsession", &["submit", "--app", "u", "--task", "x"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("${NOT_DEFINED_ANYWHERE} in its env X is not defined"),
+        "{err}"
+    );
+    // A workDir that cannot be made: said so.
+    std::fs::write(
+        &p,
+        format!(
+            "application: w\nservices:\n  - name: s\n    command: [\"python3\", \"{}\"]\n    workDir: /proc/no/such\n",
+            behave_py()
+        ),
+    )
+    .unwrap();
+    env.ok("soamreg", &[p.to_str().unwrap()]);
+    let o = env.run("soamsession", &["submit", "--app", "w", "--task", "x"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("its workDir /proc/no/such does not exist and cannot be created"),
+        "{err}"
+    );
+}

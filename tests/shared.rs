@@ -46,6 +46,8 @@ fn start(env: &mut Env, shared: bool) {
     let mut c = Command::new(bin("soamd"));
     c.args(["--slots", "2"])
         .env("SOAM_HOME", env.home.path())
+        // Something of root's that no user's instance may read through a profile.
+        .env("SOAM_TEST_AGENT_SECRET", "root-only")
         .stdout(Stdio::null())
         .stderr(log);
     if shared {
@@ -334,4 +336,44 @@ fn folders_are_private_and_a_planted_one_is_refused() {
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("soamd.yaml is writable by other users"), "{}", stderr(&o));
+}
+
+/// A shared agent's environment is root's: `${NAME}` in a profile never reads it for
+/// another user's instance (the instance fails naming the variable), while the agent's
+/// own user's instances may.
+#[test]
+fn a_profile_cannot_read_the_shared_agent_s_environment_for_a_user() {
+    if !other_uids_can_run() {
+        return;
+    }
+    let mut env = open_home();
+    start(&mut env, true);
+    let p = env.path("p.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "application: a\nservices:\n  - name: s\n    command: [\"python3\", \"{}\"]\n    env: {{LEAK: \"${{SOAM_TEST_AGENT_SECRET}}\"}}\n",
+            behave_py()
+        ),
+    )
+    .unwrap();
+    let o = env.run("soamreg", &[p.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("${SOAM_TEST_AGENT_SECRET} in its env is not defined (soam defines SOAM_DEPLOY_DIR, SOAM_HOME, EGO_SHARED_TOP; or set it in the service's env)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_nobody(&env, "soamsession", &["submit", "--app", "a", "--task", "env:LEAK"]);
+    assert!(!o.status.success());
+    assert!(!stdout(&o).contains("root-only") && !stderr(&o).contains("root-only"), "{o:?}");
+    assert!(
+        stderr(&o).contains("${SOAM_TEST_AGENT_SECRET} in its env LEAK is not defined"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        env.ok("soamsession", &["submit", "--app", "a", "--task", "env:LEAK"]),
+        "root-only\n"
+    );
 }

@@ -10,6 +10,7 @@
   peek:S          answers "next-waiting" if another request was already waiting in its
                   pipe (or came within S seconds), else "next-not-waiting"
   whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
+  cwd             answers the folder it runs in
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter (and SessionUpdate) fail; common data
 "update-fails-once:PATH..." makes a SessionUpdate to it fail unless PATH exists (creating
@@ -166,6 +167,8 @@ def main():
                 groups = ",".join(str(g) for g in sorted(os.getgroups()))
                 out = ("%d %d %s %s %d" % (os.getuid(), os.getgid(), groups,
                                            os.environ.get("HOME", ""), os.getpid())).encode()
+            elif text == "cwd":
+                out = os.getcwd().encode()
             else:
                 out = common + payload
         wr.write(struct.pack("<I", HEADER.size + len(out)))

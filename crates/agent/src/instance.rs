@@ -10,6 +10,7 @@ use crate::ports::{EventSink, InstCmd, InstEvent, InstId, InstanceIn, OutMsg, Ow
 use bytes::Bytes;
 use soam_profile::{Mode, Service};
 use soam_service::wire::{self, Kind, Message, Status};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -169,15 +170,93 @@ fn python_path(cmd: &mut std::process::Command, svc: &Service) {
     }
 }
 
+/// Makes `cmd` start in `dir`, creating it (and the folders above it) first if it does
+/// not exist: as the instance's user, after `run_as` switched to them (this is
+/// registered after it), so that a profile can have no folder made that its user could
+/// not make. The paths are made before the fork; the child only calls mkdir and chdir,
+/// which are async-signal-safe.
+fn in_work_dir(cmd: &mut std::process::Command, dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let mut made: Vec<std::ffi::CString> = dir
+        .ancestors()
+        .filter_map(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok())
+        .collect();
+    made.reverse();
+    let Some(target) = made.last().cloned() else { return };
+    // SAFETY: mkdir, chdir and errno are async-signal-safe; the closure owns its paths.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::chdir(target.as_ptr()) == 0 {
+                return Ok(());
+            }
+            for p in &made {
+                libc::mkdir(p.as_ptr(), 0o755);
+            }
+            if libc::chdir(target.as_ptr()) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Why an instance of `svc` could not start, in words: a workDir that could not be
+/// made is named as such rather than as the program's failure.
+fn start_failure(svc: &Service, e: &std::io::Error) -> String {
+    if !svc.work_dir.is_dir() {
+        return format!(
+            "cannot start service '{}': its workDir {} does not exist and cannot be created ({e})",
+            svc.name,
+            svc.work_dir.display()
+        );
+    }
+    format!("cannot start service '{}' ({}): {e}", svc.name, svc.command[0])
+}
+
+/// What `${SOAM_HOME}` (and `${EGO_SHARED_TOP}`) are for an instance run as `owner`: a
+/// folder of that user's soam data on this host (for the agent's own user, the agent's
+/// data folder), made when a workDir under it is.
+fn soam_home(owner: &Owner) -> PathBuf {
+    match owner {
+        Some(who) => who.home.join(".local/share/soam/home"),
+        None => soam_proto::paths::Paths::from_env().data_dir.join("home"),
+    }
+}
+
+/// Set in a cluster worker: there the agent has already put in every variable but
+/// `SOAM_HOME` and `EGO_SHARED_TOP`, and the worker's environment (which may be the
+/// shared agent's, root's) is never read.
+pub static IN_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `svc` with its `${NAME}`s expanded for an instance run as `owner` on this host
+/// (soam_profile::vars): the agent's environment is read only for its own user's
+/// instances, never for another user's.
+pub fn ready(svc: &Arc<Service>, owner: &Owner) -> Result<Arc<Service>, String> {
+    let has_vars = |t: &str| t.contains("${");
+    let any = svc.command.iter().any(|a| has_vars(a)) || has_vars(&svc.work_dir.to_string_lossy()) || svc.env.values().any(|v| has_vars(v));
+    if !any {
+        return Ok(svc.clone());
+    }
+    let known = soam_profile::vars::Known {
+        deploy_dir: Some(svc.deploy_dir.clone()),
+        soam_home: Some(soam_home(owner)),
+        environment: owner.is_none() && !IN_WORKER.load(std::sync::atomic::Ordering::Relaxed),
+        env: &svc.env,
+    };
+    svc.expanded(&known).map(Arc::new)
+}
+
 fn base_command(svc: &Service, app: &str, owner: &Owner) -> Command {
     let argv = &svc.command;
     let mut std_cmd = std::process::Command::new(&argv[0]);
     run_as(&mut std_cmd, owner);
+    in_work_dir(&mut std_cmd, &svc.work_dir);
     std_cmd.envs(&svc.env);
     python_path(&mut std_cmd, svc);
     let mut cmd = Command::from(std_cmd);
     cmd.args(&argv[1..])
-        .current_dir(&svc.work_dir)
         .env("SOAM_APP", app)
         .env("SOAM_SERVICE", &svc.name)
         .stdin(Stdio::piped())
@@ -198,6 +277,13 @@ pub fn spawn(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: Event
 pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: EventSink, replies: Replies) -> Spawned {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tx = InstTx::new(tx);
+    let svc = match ready(&svc, &owner) {
+        Ok(s) => s,
+        Err(why) => {
+            sink(id, InstEvent::Exited { why });
+            return Spawned { tx, pid: None };
+        }
+    };
     match svc.mode {
         Mode::Persistent => {
             let mut cmd = base_command(&svc, app, &owner);
@@ -216,7 +302,7 @@ pub fn spawn_with(id: InstId, app: &str, svc: Arc<Service>, owner: Owner, sink: 
                     Spawned { tx, pid }
                 }
                 Err(e) => {
-                    let why = format!("cannot start service '{}' ({}): {e}", svc.name, svc.command[0]);
+                    let why = start_failure(&svc, &e);
                     sink(id, InstEvent::Exited { why });
                     Spawned { tx, pid: None }
                 }
@@ -533,10 +619,10 @@ fn exec_thread(
             }
             let mut cmd = std::process::Command::new(&argv[0]);
             run_as(&mut cmd, owner);
+            in_work_dir(&mut cmd, &svc.work_dir);
             cmd.envs(&svc.env);
             python_path(&mut cmd, svc);
             cmd.args(&argv[1..])
-                .current_dir(&svc.work_dir)
                 .env("SOAM_APP", app)
                 .env("SOAM_SERVICE", &svc.name)
                 .env("SOAM_SESSION", m.session.to_string())
@@ -549,7 +635,7 @@ fn exec_thread(
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
-                    sink(id, reply(Status::Failure, Bytes::from(format!("cannot start '{}': {e}", argv[0]))));
+                    sink(id, reply(Status::Failure, Bytes::from(start_failure(svc, &e))));
                     continue;
                 }
             };
@@ -624,6 +710,7 @@ mod tests {
                 out.display().to_string(),
             ],
             work_dir: dir.path().to_path_buf(),
+            deploy_dir: dir.path().to_path_buf(),
             env: Default::default(),
             launcher: soam_profile::Launcher::Local,
             control: Default::default(),

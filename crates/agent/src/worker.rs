@@ -64,6 +64,8 @@ fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
         mode: if spec.exec { Mode::Exec } else { Mode::Persistent },
         command: spec.command,
         work_dir: spec.work_dir.into(),
+        // The agent put in what it stands for before sending the spec.
+        deploy_dir: std::path::PathBuf::new(),
         env: spec.env.into_iter().collect(),
         launcher: Launcher::Local,
         control: Control::default(),
@@ -108,6 +110,7 @@ fn connect() -> Result<(TcpStream, TcpStream), String> {
 
 /// Serves the agent until told to stop or cut off.
 pub async fn run() -> Result<(), String> {
+    crate::instance::IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
     let job = env_u64("SLURM_JOB_ID").unwrap_or(0);
     let (input, output) = connect()?;
     let (out_tx, out_rx) = mpsc::unbounded_channel::<FromWorker>();

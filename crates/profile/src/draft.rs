@@ -310,6 +310,11 @@ fn missing_program(s: &Service) -> Option<String> {
         return None;
     }
     let prog = &s.command[0];
+    if prog.contains("${") {
+        // Known only where the instance starts; a name nothing defines is warned of
+        // on its own (`Service::undefined`).
+        return None;
+    }
     let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if prog.contains('/') {
         let p = if Path::new(prog).is_absolute() {
@@ -367,11 +372,15 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
         return Err(c.err(command.line, "command: empty (valid: a list, program first)"));
     }
     let mut cmd = command.v.clone();
-    // "./svc" and "services/echo.py" are the profile's own files; "python3" is looked up on PATH.
-    if cmd[0].contains('/') {
+    // "./svc" and "services/echo.py" are the profile's own files; "python3" is looked up
+    // on PATH; "${SOAM_DEPLOY_DIR}/svc" is where the variable says when the instance starts.
+    if cmd[0].contains('/') && !cmd[0].starts_with("${") {
         cmd[0] = resolve(base, &cmd[0]).display().to_string();
     }
-    let work_dir = resolve(base, s.work_dir.as_ref().map(|w| w.v.as_str()).unwrap_or("."));
+    let work_dir = match s.work_dir.as_ref().map(|w| w.v.as_str()).unwrap_or(".") {
+        w if w.starts_with("${") => PathBuf::from(w),
+        w => resolve(base, w),
+    };
     let launcher = match c.choice(&s.launcher, "launcher", &[("local", false), ("slurm", true)], false)? {
         false if slurm_given(s) > 0 => {
             return Err(c.err(
@@ -408,6 +417,7 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
         mode,
         command: cmd,
         work_dir,
+        deploy_dir: base.to_path_buf(),
         env: s.env.iter().cloned().collect::<BTreeMap<_, _>>(),
         launcher,
         control,

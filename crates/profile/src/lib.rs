@@ -9,6 +9,7 @@
 mod draft;
 mod model;
 pub mod reference;
+pub mod vars;
 mod xml;
 mod yaml;
 

@@ -131,8 +131,11 @@ pub struct Service {
     /// Program and arguments; a relative program path containing `/` is resolved
     /// against the profile's folder.
     pub command: Vec<String>,
-    /// Absolute.
+    /// Absolute, or starting with a `${NAME}` that says where (see `vars`).
     pub work_dir: PathBuf,
+    /// What `${SOAM_DEPLOY_DIR}` is: the folder the service's files are in, which is
+    /// the profile's folder (service packages are not there yet).
+    pub deploy_dir: PathBuf,
     pub env: BTreeMap<String, String>,
     pub launcher: Launcher,
     pub control: Control,

@@ -205,7 +205,8 @@ pub const ATTRIBUTES: &[Attr] = &[
         "none: required",
         None,
         "The program and its arguments. A relative path with a / is the profile's own file (resolved against its \
-         folder); a bare name is looked up on the agent's PATH.",
+         folder); a bare name is looked up on the agent's PATH. ${NAME} is expanded when an instance starts \
+         (SOAM_DEPLOY_DIR, SOAM_HOME, EGO_SHARED_TOP, the service's env; docs/symphony-xml.md).",
     ),
     a(
         Service,
@@ -214,7 +215,7 @@ pub const ATTRIBUTES: &[Attr] = &[
         "a folder (relative to the profile's folder)",
         "the profile's folder",
         None,
-        "The folder instances start in.",
+        "The folder instances start in, made if it does not exist. ${NAME} is expanded as in command.",
     ),
     a(
         Service,
@@ -223,7 +224,8 @@ pub const ATTRIBUTES: &[Attr] = &[
         "a mapping NAME: value",
         "none",
         None,
-        "Variables set for the service's processes, beside the agent's environment.",
+        "Variables set for the service's processes, beside the agent's environment. ${NAME} in a value is \
+         expanded as in command.",
     ),
     a(
         Service,

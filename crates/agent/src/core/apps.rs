@@ -40,6 +40,18 @@ impl Core {
         };
         let name = profile.application.clone();
         let mut warnings = profile.warnings.clone();
+        // A variable nothing will define: said now, not first when an instance fails.
+        // A shared agent's environment is root's, and never read for users' instances.
+        for svc in &profile.services {
+            for (var, place) in svc.undefined(!self.cfg.shared) {
+                warnings.push(format!(
+                    "{path}: service '{}': ${{{var}}} in its {place} is not defined (soam defines {}; or set it in the service's env{}); its instances will fail to start",
+                    svc.name,
+                    soam_profile::vars::DEFINED.join(", "),
+                    if self.cfg.shared { "" } else { " or the agent's environment" }
+                ));
+            }
+        }
         let created = !self.apps.contains_key(&name);
         if self.apps.contains_key(&name) {
             // Sessions whose type or service the update removes or changes.

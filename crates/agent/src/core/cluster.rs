@@ -183,20 +183,36 @@ impl Core {
         let iid = self.next_inst;
         self.next_inst += 1;
         let wtx = self.cluster.workers[&worker].tx.clone();
-        let spec = ServiceSpec {
-            name: service.name.clone(),
-            exec: service.mode == soam_profile::Mode::Exec,
-            command: service.command.clone(),
-            work_dir: service.work_dir.display().to_string(),
-            env: service.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        // What only this host knows is put in here (the package's folder, and for the
+        // agent's own user its environment); what the node knows (SOAM_HOME) is left for
+        // the worker to fill in where the instance runs.
+        let known = soam_profile::vars::Known {
+            deploy_dir: Some(service.deploy_dir.clone()),
+            soam_home: None,
+            environment: run_uid == self.agent_uid,
+            env: &service.env,
         };
-        let _ = wtx.send(ToWorker::Start {
-            inst: iid,
-            app: app.to_string(),
-            service: spec,
-        });
+        let ready = service.expanded(&known);
+        if let Ok(svc) = &ready {
+            let spec = ServiceSpec {
+                name: svc.name.clone(),
+                exec: svc.mode == soam_profile::Mode::Exec,
+                command: svc.command.clone(),
+                work_dir: svc.work_dir.display().to_string(),
+                env: svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            };
+            let _ = wtx.send(ToWorker::Start {
+                inst: iid,
+                app: app.to_string(),
+                service: spec,
+            });
+        }
         let tx = self.launcher.start_remote(iid, wtx);
         self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
+        if let Err(why) = ready {
+            // Never sent with a variable left as written: it ends as one that failed to start.
+            self.instance_event(iid, InstEvent::Exited { why });
+        }
         iid
     }
 
