@@ -101,6 +101,7 @@ fn cargo_install_installs_only_the_user_facing_commands() {
             "soam-worker",
             "soamcontrol",
             "soamd",
+            "soamdeploy",
             "soamreg",
             "soamsession",
             "soamunreg",

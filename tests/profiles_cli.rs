@@ -95,17 +95,29 @@ fn symphony_xml_profile_is_accepted() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }
 
-/// `profiles/symphony.xml`, a Symphony profile as Symphony users have it, registers
-/// unchanged: soamreg names what soam skips, and its sessions run.
+/// `profiles/symphony.xml`, a Symphony profile as Symphony users have it, deployed as
+/// its comment says: its service package built from profiles/services/echo.py and
+/// deployed, the profile registered unchanged (soamreg names what soam skips), and its
+/// sessions run from the package's folder.
 #[test]
 fn the_example_symphony_profile_registers_and_runs() {
     let env = Env::new();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/symphony.xml");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let archive = env.path("echo.tgz");
+    let o = std::process::Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C"])
+        .arg(root.join("profiles/services"))
+        .arg("echo.py")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    env.ok("soamdeploy", &["add", "EchoServicePackage", "--package", archive.to_str().unwrap()]);
+    let path = root.join("profiles/symphony.xml");
     let o = env.run("soamreg", &[path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("soamreg: warning: ") && err.contains("symphony.xml:13: <SOAM>"),
+        err.contains("soamreg: warning: ") && err.contains("symphony.xml:17: <SOAM>"),
         "{err}"
     );
     let out = env.run_stdin(
@@ -245,7 +257,7 @@ fn symphony_scripts_run_as_written_with_the_real_profiles() {
 }
 
 /// The real Symphony profiles run as their authors wrote them: `${SOAM_DEPLOY_DIR}` in
-/// their command is the folder their files are in, `${SOAM_HOME}/work` is a folder made
+/// their command is their service package's folder (deployed with soamdeploy), `${SOAM_HOME}/work` is a folder made
 /// for the instance, variables in `env` values are expanded, and a name nothing defines
 /// is warned of at registration and named in the failure, never passed on.
 #[test]
@@ -265,6 +277,27 @@ fn real_symphony_profiles_run_with_their_variables() {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     std::fs::copy(behave_py(), deploy.join("svc.py")).unwrap();
+    // Their service package, deployed under each name their packageName gives.
+    let archive = env.path("package.tar.gz");
+    let o = std::process::Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C", deploy.to_str().unwrap(), "."])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for name in [
+        "AkidaGenericServicePackage.v1",
+        "ShardInferenceServicePackage.v1",
+        "ShardSegmentServicePackage.v1",
+        "ShardStitchServicePackage.v1",
+        "ScalerService",
+    ] {
+        env.ok("soamdeploy", &["add", name, "-p", archive.to_str().unwrap()]);
+    }
+    let sha = env.json("soamdeploy", &["view", "ScalerService"])[0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unpacked = env.path(&format!("data/deploy/{sha}"));
     let mut apps = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
@@ -321,7 +354,7 @@ fn real_symphony_profiles_run_with_their_variables() {
     assert_eq!(lines[0], work.display().to_string());
     // The agent puts soam's own Python package first (docs/python.md).
     assert!(
-        lines[1].ends_with(&format!(":{}:/opt/scaler/lib:/opt/scaler/bytecode", deploy.display())),
+        lines[1].ends_with(&format!(":{}:/opt/scaler/lib:/opt/scaler/bytecode", unpacked.display())),
         "{out}"
     );
     // A name nothing defines: a warning at registration, the instance's failure names it.

@@ -377,3 +377,36 @@ fn a_profile_cannot_read_the_shared_agent_s_environment_for_a_user() {
         "root-only\n"
     );
 }
+
+/// Deploying and removing service packages are admin acts in a shared agent; any user
+/// may list them.
+#[test]
+fn service_packages_are_deployed_by_admins_only() {
+    if !other_uids_can_run() {
+        return;
+    }
+    let mut env = open_home();
+    start(&mut env, true);
+    let archive = env.path("p.tgz");
+    let o = Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C"])
+        .arg(std::path::Path::new(&behave_py()).parent().unwrap())
+        .arg("behave.py")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = as_nobody(&env, "soamdeploy", &["add", "p", "--package", archive.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("deploying a service package refused: in this shared agent that is for admins"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok("soamdeploy", &["add", "p", "--package", archive.to_str().unwrap()]);
+    let o = as_nobody(&env, "soamdeploy", &["remove", "p"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let o = as_nobody(&env, "soamdeploy", &["view", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"package\":\"p\""), "{}", stdout(&o));
+}

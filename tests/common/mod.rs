@@ -16,6 +16,7 @@ pub fn bin(name: &str) -> PathBuf {
     match name {
         "soamd" => PathBuf::from(env!("CARGO_BIN_EXE_soamd")),
         "soamreg" => PathBuf::from(env!("CARGO_BIN_EXE_soamreg")),
+        "soamdeploy" => PathBuf::from(env!("CARGO_BIN_EXE_soamdeploy")),
         "soamunreg" => PathBuf::from(env!("CARGO_BIN_EXE_soamunreg")),
         "soamview" => PathBuf::from(env!("CARGO_BIN_EXE_soamview")),
         "soamcontrol" => PathBuf::from(env!("CARGO_BIN_EXE_soamcontrol")),

@@ -711,6 +711,7 @@ mod tests {
             ],
             work_dir: dir.path().to_path_buf(),
             deploy_dir: dir.path().to_path_buf(),
+            package: None,
             env: Default::default(),
             launcher: soam_profile::Launcher::Local,
             control: Default::default(),

@@ -66,6 +66,7 @@ fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
         work_dir: spec.work_dir.into(),
         // The agent put in what it stands for before sending the spec.
         deploy_dir: std::path::PathBuf::new(),
+        package: None,
         env: spec.env.into_iter().collect(),
         launcher: Launcher::Local,
         control: Control::default(),

@@ -13,6 +13,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::soamd::Args::command(),
         crate::soamreg::Args::command(),
         crate::soamunreg::Args::command(),
+        crate::soamdeploy::Args::command(),
         crate::soamview::Args::command(),
         crate::soamcontrol::Args::command(),
         crate::session::Args::command(),
@@ -230,10 +231,11 @@ fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
 }
 
 /// The commands every page's SEE ALSO names.
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "soamd",
     "soamreg",
     "soamunreg",
+    "soamdeploy",
     "soamview",
     "soamcontrol",
     "soamsession",

@@ -27,6 +27,7 @@ pub mod rows;
 pub mod session;
 pub mod soamcontrol;
 pub mod soamd;
+pub mod soamdeploy;
 pub mod soamreg;
 pub mod soamunreg;
 pub mod soamview;

@@ -391,3 +391,49 @@ pub const ALLOC_DEFAULT: &[&str] = &[
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
 pub struct StatusRow(pub AgentStatus);
+
+/// A deployed service package (`soamdeploy view`): its current version.
+#[derive(Debug, Serialize)]
+pub struct PackageRow {
+    pub package: String,
+    /// The current version: the first characters of its SHA-256.
+    pub version: String,
+    pub sha256: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub archive_bytes: u64,
+    pub versions: u32,
+    pub added: Time,
+    pub added_ms: u64,
+}
+
+impl Row for PackageRow {
+    const COLUMNS: &'static [Col] = &[
+        text_col("package"),
+        col("version"),
+        col("sha256"),
+        col("files"),
+        col("bytes"),
+        col("archive_bytes"),
+        col("versions"),
+        time_col("added"),
+    ];
+}
+
+pub const PACKAGE_DEFAULT: &[&str] = &["package", "version", "files", "bytes", "versions", "added"];
+
+impl From<&soam_proto::msg::PackageInfo> for PackageRow {
+    fn from(p: &soam_proto::msg::PackageInfo) -> PackageRow {
+        PackageRow {
+            package: p.name.clone(),
+            version: p.sha256.chars().take(12).collect(),
+            sha256: p.sha256.clone(),
+            files: p.files,
+            bytes: p.bytes,
+            archive_bytes: p.archive_bytes,
+            versions: p.versions,
+            added: Time(p.added_ms),
+            added_ms: p.added_ms,
+        }
+    }
+}

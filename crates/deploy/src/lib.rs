@@ -33,11 +33,11 @@ pub enum PackageError {
     LinkOut(String),
     #[error("'{0}' is a {1}, which a package may not hold (valid: files, folders, links inside it)")]
     Kind(String, &'static str),
-    #[error("it holds more than {MAX_UNPACKED_BYTES} bytes once unpacked")]
+    #[error("it holds more bytes once unpacked than a package may (the limit is {MAX_UNPACKED_BYTES})")]
     TooLarge,
     #[error("it is over {MAX_ARCHIVE_BYTES} bytes")]
     ArchiveTooLarge,
-    #[error("it holds more than {MAX_FILES} files")]
+    #[error("it holds more files than a package may (the limit is {MAX_FILES})")]
     TooManyFiles,
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -160,14 +160,29 @@ fn link_inside(at: &Path, target: &Path) -> bool {
     true
 }
 
+/// How much an archive may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub bytes: u64,
+    pub files: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            bytes: MAX_UNPACKED_BYTES,
+            files: MAX_FILES as u64,
+        }
+    }
+}
+
 /// Keeps count of what an archive has unpacked, refusing past the limits.
-#[derive(Default)]
-struct Count(Contents);
+struct Count(Contents, Limits);
 
 impl Count {
     fn entry(&mut self) -> Result<(), PackageError> {
         self.0.files += 1;
-        if self.0.files > MAX_FILES as u64 {
+        if self.0.files > self.1.files {
             return Err(PackageError::TooManyFiles);
         }
         Ok(())
@@ -185,10 +200,10 @@ impl Count {
             .create_new(true)
             .mode(mode.map_or(0o644, |m| m & 0o755))
             .open(to)?;
-        let left = MAX_UNPACKED_BYTES - self.0.bytes;
+        let left = self.1.bytes.saturating_sub(self.0.bytes);
         let n = std::io::copy(&mut from.take(left + 1), &mut out)?;
         self.0.bytes += n;
-        if self.0.bytes > MAX_UNPACKED_BYTES {
+        if self.0.bytes > self.1.bytes {
             return Err(PackageError::TooLarge);
         }
         Ok(())
@@ -200,11 +215,16 @@ impl Count {
 /// Nothing is left behind when it fails. When `into` exists already (another unpacked
 /// the same version first), that one is kept.
 pub fn unpack(archive: &Path, into: &Path) -> Result<Contents, PackageError> {
+    unpack_within(archive, into, Limits::default())
+}
+
+/// [`unpack`] within other limits.
+pub fn unpack_within(archive: &Path, into: &Path, limits: Limits) -> Result<Contents, PackageError> {
     let parent = into.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let tmp = parent.join(format!(".unpack-{}", random_suffix()));
     std::fs::create_dir(&tmp)?;
-    let done = unpack_into(archive, &tmp);
+    let done = unpack_into(archive, &tmp, limits);
     let result = done.and_then(|c| match std::fs::rename(&tmp, into) {
         Ok(()) => Ok(c),
         Err(_) if into.is_dir() => Ok(c),
@@ -216,21 +236,20 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<Contents, PackageError> {
     result
 }
 
-fn unpack_into(archive: &Path, dir: &Path) -> Result<Contents, PackageError> {
+fn unpack_into(archive: &Path, dir: &Path, limits: Limits) -> Result<Contents, PackageError> {
     let mut magic = [0u8; 4];
     let n = std::fs::File::open(archive)?.read(&mut magic)?;
     match &magic[..n] {
-        [0x1f, 0x8b, ..] => unpack_tar_gz(archive, dir),
-        [b'P', b'K', 3, 4] => unpack_zip(archive, dir),
+        [0x1f, 0x8b, ..] => unpack_tar_gz(archive, dir, Count(Contents::default(), limits)),
+        [b'P', b'K', 3, 4] => unpack_zip(archive, dir, Count(Contents::default(), limits)),
         _ => Err(PackageError::NotAnArchive),
     }
 }
 
-fn unpack_tar_gz(archive: &Path, dir: &Path) -> Result<Contents, PackageError> {
+fn unpack_tar_gz(archive: &Path, dir: &Path, mut count: Count) -> Result<Contents, PackageError> {
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(archive)?);
     let mut tar = tar::Archive::new(gz);
     let damaged = |e: std::io::Error| PackageError::Damaged(e.to_string());
-    let mut count = Count::default();
     for entry in tar.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -267,13 +286,12 @@ fn unpack_tar_gz(archive: &Path, dir: &Path) -> Result<Contents, PackageError> {
     Ok(count.0)
 }
 
-fn unpack_zip(archive: &Path, dir: &Path) -> Result<Contents, PackageError> {
+fn unpack_zip(archive: &Path, dir: &Path, mut count: Count) -> Result<Contents, PackageError> {
     let damaged = |e: zip::result::ZipError| PackageError::Damaged(e.to_string());
     let mut zip = zip::ZipArchive::new(std::fs::File::open(archive)?).map_err(damaged)?;
-    if zip.len() > MAX_FILES {
+    if zip.len() as u64 > count.1.files {
         return Err(PackageError::TooManyFiles);
     }
-    let mut count = Count::default();
     for i in 0..zip.len() {
         let mut f = zip.by_index(i).map_err(damaged)?;
         let name = f.name().to_string();
@@ -441,6 +459,17 @@ mod tests {
             assert!(e.contains(said), "{e} (wanted {said})");
             assert_eq!(left(&d), Vec::<String>::new(), "{said}");
         }
+    }
+
+    #[test]
+    fn too_many_files_or_bytes_are_refused_whatever_the_headers_say() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        std::fs::write(&a, tar_gz(&[("a", b"12345"), ("b", b"12345"), ("c", b"1")], None)).unwrap();
+        let small = |bytes, files| unpack_within(&a, &d.path().join("cache/x"), Limits { bytes, files });
+        assert!(small(100, 2).unwrap_err().to_string().contains("more files"));
+        assert!(small(10, 100).unwrap_err().to_string().contains("more bytes"));
+        assert_eq!(small(11, 3).unwrap(), Contents { files: 3, bytes: 11 });
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub struct DraftService {
     pub mode: Option<L<String>>,
     pub command: Option<L<Vec<String>>>,
     pub work_dir: Option<L<String>>,
+    pub package: Option<L<String>>,
     pub env: Vec<(String, String)>,
     pub launcher: Option<L<String>>,
     /// Where a `slurm:` block was given (0: none), so one under a local launcher can be
@@ -418,6 +419,13 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
         command: cmd,
         work_dir,
         deploy_dir: base.to_path_buf(),
+        package: match &s.package {
+            Some(p) => {
+                c.name(p, "packageName", false)?;
+                Some(p.v.clone())
+            }
+            None => None,
+        },
         env: s.env.iter().cloned().collect::<BTreeMap<_, _>>(),
         launcher,
         control,

@@ -133,9 +133,12 @@ pub struct Service {
     pub command: Vec<String>,
     /// Absolute, or starting with a `${NAME}` that says where (see `vars`).
     pub work_dir: PathBuf,
-    /// What `${SOAM_DEPLOY_DIR}` is: the folder the service's files are in, which is
-    /// the profile's folder (service packages are not there yet).
+    /// What `${SOAM_DEPLOY_DIR}` is for a service without a package: the profile's
+    /// folder (the agent puts in the package's folder for one with a package).
     pub deploy_dir: PathBuf,
+    /// The service package its files come from (`packageName`, deployed with
+    /// `soamdeploy add`).
+    pub package: Option<String>,
     pub env: BTreeMap<String, String>,
     pub launcher: Launcher,
     pub control: Control,

@@ -229,6 +229,16 @@ pub const ATTRIBUTES: &[Attr] = &[
     ),
     a(
         Service,
+        "package",
+        "packageName",
+        "a package name (1-256 printable characters)",
+        "none",
+        None,
+        "The service package its files come from (soamdeploy add NAME --package FILE): ${SOAM_DEPLOY_DIR} is \
+         the folder its current version is unpacked in on the host where an instance starts.",
+    ),
+    a(
+        Service,
         "launcher",
         "",
         "local | slurm",

@@ -258,6 +258,7 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "mode" => sv.mode = s(a, line),
                         "command" | "startCmd" => sv.command = Some(l(a.value.split_whitespace().map(String::from).collect(), line)),
                         "workDir" => sv.work_dir = s(a, line),
+                        "packageName" | "package" => sv.package = s(a, line),
                         "launcher" => sv.launcher = s(a, line),
                         "partition" => sv.partition = s(a, line),
                         "account" => sv.account = s(a, line),

@@ -38,6 +38,7 @@ struct RawService {
     mode: S<String>,
     command: S<Vec<String>>,
     work_dir: S<String>,
+    package: S<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     launcher: S<String>,
@@ -195,6 +196,7 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                     mode: c(s.mode),
                     command: c(s.command),
                     work_dir: c(s.work_dir),
+                    package: c(s.package),
                     env: s.env.into_iter().collect(),
                     launcher: c(s.launcher),
                     slurm_line,

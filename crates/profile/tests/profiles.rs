@@ -226,15 +226,16 @@ fn a_symphony_profile_registers_with_what_soam_skips_named() {
     assert_eq!(prof.consumer.policy, Policy::Proportion);
     let s = &prof.services[0];
     assert_eq!(s.name, "EchoService");
-    assert_eq!(s.command, vec!["python3", "services/echo.py"]);
-    assert!(s.work_dir.ends_with("profiles/."), "{:?}", s.work_dir);
+    assert_eq!(s.command, vec!["python3", "${SOAM_DEPLOY_DIR}/echo.py"]);
+    assert_eq!(s.work_dir, Path::new("${SOAM_HOME}/work"));
+    assert_eq!(s.package.as_deref(), Some("EchoServicePackage"));
     assert_eq!(s.env.get("ECHO_GREETING").map(String::as_str), Some("hello from symphony.xml"));
     assert_eq!(s.control.invoke.timeout_s, 300);
     assert_eq!(s.control.invoke.on_failure, FailureAction::Retry);
     let t = prof.session_type("RecoverableSession").unwrap();
     assert!(t.recoverable && t.priority == 10);
     let w = prof.warnings.join("\n");
-    for skipped in ["'consumerId'", "<SOAM>", "'packageName'", "<Control> (lines 41-56): 8 settings"] {
+    for skipped in ["'consumerId'", "<SOAM>", "<Control> (lines 45-60): 8 settings"] {
         assert!(w.contains(skipped), "{skipped} not in:\n{w}");
     }
     // What <Control> holds that soam does not act on: one warning, each part a note.
@@ -246,7 +247,7 @@ fn a_symphony_profile_registers_with_what_soam_skips_named() {
     assert_eq!(prof.notes.len(), 8, "{n}");
     // One warning per element, each at its line.
     assert!(
-        w.contains("symphony.xml:9: <Consumer> attributes 'consumerId', 'taskHighWaterMark'"),
+        w.contains("symphony.xml:13: <Consumer> attributes 'consumerId', 'taskHighWaterMark'"),
         "{w}"
     );
     assert!(!w.contains("description"), "{w}");

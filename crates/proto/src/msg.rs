@@ -178,6 +178,25 @@ pub enum Request {
         from: Option<(String, u64)>,
         limit: u32,
     },
+    // Protocol 6.
+    /// Bytes of a service package, appended to this connection's upload (begun by the
+    /// first); gone with the connection unless a `DeployPackage` takes them.
+    PackageChunk {
+        data: Bytes,
+    },
+    /// Deploys this connection's upload as the current version of package `name`
+    /// (`soamdeploy add`), answered with [`Reply::Packages`] holding it.
+    DeployPackage {
+        name: String,
+    },
+    /// Removes package `name` and its versions (`soamdeploy remove`).
+    RemovePackage {
+        name: String,
+    },
+    /// Deployed packages (`soamdeploy view`), or one: [`Reply::Packages`].
+    ListPackages {
+        name: Option<String>,
+    },
 }
 
 /// A client-chosen request id (random, 128 bits): see [`Request::Once`].
@@ -300,6 +319,24 @@ pub enum Reply {
         next: Option<(String, u64)>,
         sessions: Vec<SessionInfo>,
     },
+    // Protocol 6.
+    Packages(Vec<PackageInfo>),
+}
+
+/// A deployed service package's current version, as `soamdeploy view` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PackageInfo {
+    pub name: String,
+    /// The current version's SHA-256, in hex.
+    pub sha256: String,
+    /// The archive's size.
+    pub archive_bytes: u64,
+    /// Files (and folders and links) and bytes once unpacked.
+    pub files: u64,
+    pub bytes: u64,
+    pub added_ms: u64,
+    /// Versions kept, the current one included.
+    pub versions: u32,
 }
 
 /// One Slurm allocation of the agent's (or a refusal of one), as `soamview cluster`

@@ -81,7 +81,7 @@ fn fixed<T: for<'de> Deserialize<'de>>(name: &str, pinned: &[&str]) {
 fn the_wire_layout_is_pinned() {
     assert_eq!(
         (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-        (2, 5),
+        (2, 6),
         "a new protocol version: re-pin this test's layouts"
     );
     grows_at_end::<Request>(
@@ -120,6 +120,11 @@ fn the_wire_layout_is_pinned() {
             "Once",
             // 5
             "ListSessionsAhead",
+            // 6
+            "PackageChunk",
+            "DeployPackage",
+            "RemovePackage",
+            "ListPackages",
         ],
     );
     grows_at_end::<Reply>(
@@ -142,6 +147,8 @@ fn the_wire_layout_is_pinned() {
             "Staged",
             // 5
             "SessionsAhead",
+            // 6
+            "Packages",
         ],
     );
     grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended"]);
@@ -262,5 +269,9 @@ fn the_wire_layout_is_pinned() {
             "busy",
             "time_left_s",
         ],
+    );
+    fixed::<PackageInfo>(
+        "PackageInfo",
+        &["name", "sha256", "archive_bytes", "files", "bytes", "added_ms", "versions"],
     );
 }

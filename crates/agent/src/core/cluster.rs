@@ -16,7 +16,7 @@
 //! its instances retire once idle.
 
 use super::Core;
-use crate::ports::{ClusterEvent, InstEvent, InstId, JobStatus, WorkerTx};
+use crate::ports::{ClusterEvent, CoreMsg, InstEvent, InstId, JobStatus, WorkerTx};
 use rustc_hash::FxHashMap as HashMap;
 use soam_profile::{Launcher, Service, SlurmOptions};
 use soam_proto::worker::{FromWorker, ServiceSpec, ToWorker};
@@ -186,13 +186,15 @@ impl Core {
         // What only this host knows is put in here (the package's folder, and for the
         // agent's own user its environment); what the node knows (SOAM_HOME) is left for
         // the worker to fill in where the instance runs.
-        let known = soam_profile::vars::Known {
-            deploy_dir: Some(service.deploy_dir.clone()),
-            soam_home: None,
-            environment: run_uid == self.agent_uid,
-            env: &service.env,
-        };
-        let ready = service.expanded(&known);
+        let ready = self.with_package(&service).and_then(|svc| {
+            let known = soam_profile::vars::Known {
+                deploy_dir: Some(svc.deploy_dir.clone()),
+                soam_home: None,
+                environment: run_uid == self.agent_uid,
+                env: &svc.env,
+            };
+            svc.expanded(&known)
+        });
         if let Ok(svc) = &ready {
             let spec = ServiceSpec {
                 name: svc.name.clone(),
@@ -210,8 +212,12 @@ impl Core {
         let tx = self.launcher.start_remote(iid, wtx);
         self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
         if let Err(why) = ready {
-            // Never sent with a variable left as written: it ends as one that failed to start.
-            self.instance_event(iid, InstEvent::Exited { why });
+            // Never sent with a variable left as written: it ends as one that failed to
+            // start, in the next turn (whoever asked for it is about to use it).
+            self.inbox.send(CoreMsg::Instance {
+                inst: iid,
+                ev: InstEvent::Exited { why },
+            });
         }
         iid
     }

@@ -5,7 +5,7 @@
 
 use super::inst::{Expect, Instance, KillReason};
 use super::{Core, PIPELINE, PIPELINE_TARGET_NS, method_control, now_ms};
-use crate::ports::{InstId, InstLink, OutMsg, Owner, Sid, Timer};
+use crate::ports::{CoreMsg, InstEvent, InstId, InstLink, NeverStarted, OutMsg, Owner, Sid, Timer};
 use bytes::Bytes;
 use soam_profile::Service;
 use soam_service::wire;
@@ -157,9 +157,29 @@ impl Core {
     pub(super) fn start_instance(&mut self, app: &str, service: Arc<Service>, run_uid: u32, owner: Owner) -> InstId {
         let iid = self.next_inst;
         self.next_inst += 1;
-        let (tx, pid) = self.launcher.start_instance(iid, app, service.clone(), owner);
+        // The instance keeps the service as the profile has it (updates compare it);
+        // what it starts is that with its package's folder put in.
+        let (tx, pid, why, deployed) = match self.with_package(&service) {
+            Ok(ready) => {
+                let deployed = service.package.as_ref().map(|_| ready.deploy_dir.clone());
+                let (tx, pid) = self.launcher.start_instance(iid, app, ready, owner);
+                (tx, pid, None, deployed)
+            }
+            Err(why) => (Box::new(NeverStarted) as InstLink, None, Some(why), None),
+        };
         tracing::debug!("instance {iid} of {app}/{} started as uid {run_uid} (pid {pid:?})", service.name);
         self.add_instance(iid, app, service, run_uid, tx, pid, None);
+        if let Some(i) = self.instances.get_mut(&iid) {
+            i.deployed = deployed;
+        }
+        if let Some(why) = why {
+            // Ended as a message of the next turn, as a process that fails to start is:
+            // whoever asked for this instance is about to use it.
+            self.inbox.send(CoreMsg::Instance {
+                inst: iid,
+                ev: InstEvent::Exited { why },
+            });
+        }
         iid
     }
 

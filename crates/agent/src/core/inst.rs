@@ -110,6 +110,9 @@ pub(super) struct Instance {
     /// Its own measured task time (ns, a moving average over every session it served):
     /// a session it has just entered that has no measure yet starts from it.
     pub(super) task_ns: u64,
+    /// The service package version (its folder) it started from: an idle instance of
+    /// an older version than the current one takes no new session.
+    pub(super) deployed: Option<std::path::PathBuf>,
 }
 
 impl Instance {
@@ -133,6 +136,7 @@ impl Instance {
             last_reply: Instant::now(),
             round_trip_ns: 0,
             task_ns: 0,
+            deployed: None,
         }
     }
 

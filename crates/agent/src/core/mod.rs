@@ -41,6 +41,7 @@ mod inst;
 mod instances;
 mod lifecycle;
 mod once;
+mod packages;
 mod persist;
 mod requests;
 mod sched;
@@ -131,6 +132,9 @@ struct Conn {
     /// Tasks sent with `Stage`, per session, waiting for the `Submit` that accepts them
     /// with its own (all or none); gone with the connection.
     staged: HashMap<Sid, Staged>,
+    /// A service package being uploaded (`PackageChunk`), to its job; gone with the
+    /// connection, which ends the job and removes what it wrote.
+    upload: Option<std::sync::mpsc::Sender<packages::UploadMsg>>,
 }
 
 pub struct Core {
@@ -193,6 +197,8 @@ pub struct Core {
     /// Open sessions by the request id that created them, so a repeated create
     /// (`Request::Once`) finds its session instead of making another.
     created: HashMap<u128, Sid>,
+    /// Deployed service packages (`soamdeploy`).
+    packages: packages::Packages,
 }
 
 impl Core {
@@ -205,6 +211,7 @@ impl Core {
         launcher: Arc<dyn Launcher>,
         shutdown: watch::Sender<bool>,
     ) -> Core {
+        let cfg_data_dir = cfg.paths.data_dir.clone();
         let mut core = Core {
             cfg,
             store,
@@ -238,6 +245,7 @@ impl Core {
             store_fault: None,
             store_reserved: 0,
             created: HashMap::default(),
+            packages: packages::Packages::open(&cfg_data_dir),
         };
         let health = core.inbox.clone();
         core.store
@@ -337,6 +345,7 @@ impl Core {
                         label,
                         held: HashSet::default(),
                         staged: HashMap::default(),
+                        upload: None,
                     },
                 );
             }

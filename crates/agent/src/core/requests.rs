@@ -85,6 +85,14 @@ impl Core {
             Request::Status => Ok(Reply::Status(self.status())),
             Request::ListCluster => Ok(Reply::Cluster(self.list_cluster())),
             Request::ReleaseAllocation { job } => self.release_job(job).map(|_| Reply::Ok).map_err(Failure::from),
+            Request::PackageChunk { data } => self.package_chunk(conn, data),
+            Request::DeployPackage { name } => match self.deploy_package(conn, id, name) {
+                // The upload's job answers once the package is checked and unpacked.
+                Ok(()) => return,
+                Err(f) => Err(f),
+            },
+            Request::RemovePackage { name } => self.remove_package(&name),
+            Request::ListPackages { name } => self.list_packages(name),
             Request::Ping => Ok(Reply::Ok),
             Request::Shutdown => {
                 self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
@@ -276,6 +284,8 @@ fn admin_act(req: &Request) -> Option<&'static str> {
         Request::SetAppEnabled { enabled: false, .. } => "disabling an application",
         Request::Shutdown => "shutting the agent down",
         Request::ReleaseAllocation { .. } => "releasing an allocation",
+        Request::PackageChunk { .. } | Request::DeployPackage { .. } => "deploying a service package",
+        Request::RemovePackage { .. } => "removing a service package",
         _ => return None,
     })
 }

@@ -322,11 +322,16 @@ impl Core {
         // SessionEnter queues behind the Leave on the same pipe, so the move between
         // sessions costs one wake-up of the service, not two round trips in turn.
         let idle = |i: &Instance| i.bound().is_none() && i.invokes == 0 && i.killed().is_none() && !i.retiring();
+        // A package's new version reaches new sessions: an instance started from an older
+        // one finishes what it serves and takes nothing new (read only for services that
+        // have a package).
+        let current = service.package.as_ref().and_then(|p| self.packages.current_dir(p));
+        let current_version = |i: &Instance| service.package.is_none() || i.worker.is_some() || i.deployed == current;
         // An instance runs as one user and serves only that user's sessions.
         let found = self
             .instances
             .iter()
-            .filter(|(_, i)| idle(i) && i.app == app && i.run_uid == run_uid && Arc::ptr_eq(&i.service, &service))
+            .filter(|(_, i)| idle(i) && i.app == app && i.run_uid == run_uid && Arc::ptr_eq(&i.service, &service) && current_version(i))
             .map(|(&id, _)| id)
             .min();
         let pool = cluster::pool_of(&app, &service);

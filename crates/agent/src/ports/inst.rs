@@ -62,6 +62,20 @@ pub trait InstanceIn: Send + Sync {
 
 pub type InstLink = Box<dyn InstanceIn>;
 
+/// The link of an instance that never started (its package is not deployed, say): it
+/// takes nothing. The core records the instance and ends it at once with the reason,
+/// as it ends any instance that could not start.
+pub struct NeverStarted;
+
+impl InstanceIn for NeverStarted {
+    fn send(&self, _: InstCmd) -> bool {
+        false
+    }
+    fn is_closed(&self) -> bool {
+        true
+    }
+}
+
 /// Calls `f` with each whole service-protocol message in `bytes` and its payload.
 pub fn each_message(bytes: &Bytes, mut f: impl FnMut(&Message, Bytes)) -> std::io::Result<()> {
     let mut at = 0;

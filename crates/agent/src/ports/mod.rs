@@ -21,7 +21,7 @@ mod launcher;
 mod msg;
 pub mod turn;
 
-pub use inst::{EventSink, InstCmd, InstEvent, InstLink, InstanceIn, OutMsg, Owner, each_message};
+pub use inst::{EventSink, InstCmd, InstEvent, InstLink, InstanceIn, NeverStarted, OutMsg, Owner, each_message};
 pub use launcher::{Launcher, WorkerTx};
 pub use msg::{ClusterEvent, CoreMsg, Inbox, JobStatus, Timer, inbox};
 
