@@ -445,3 +445,57 @@ fn variables_are_filled_in_on_the_node() {
     assert_eq!(lines, [work.display().to_string(), format!("{}/x", p.parent().unwrap().display())]);
     assert!(work.is_dir());
 }
+
+/// A service package on Slurm: each node's worker is sent the package over its
+/// connection and starts the service from its own copy (its node's cache, on its own
+/// disk), not from the agent's folder.
+#[test]
+fn a_package_reaches_each_node_over_the_worker_connection() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("pkg");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    let run = src.join("bin/run.sh");
+    std::fs::write(&run, "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/../behave.py\"\n").unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::copy(behave_py(), src.join("behave.py")).unwrap();
+    let archive = env.path("pkg.tgz");
+    let o = Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    env.ok("soamdeploy", &["add", "pkg", "--package", archive.to_str().unwrap()]);
+    let sha = env.json("soamdeploy", &["view", "pkg"])[0]["sha256"].as_str().unwrap().to_string();
+    env.register(
+        "k.yaml",
+        "application: k\nservices:\n  - name: s\n    package: pkg\n    command: [\"${SOAM_DEPLOY_DIR}/bin/run.sh\"]\n    env: {DEPLOYED: \"${SOAM_DEPLOY_DIR}\"}\n    launcher: slurm\n    slurm: {partition: local, nodes: 3, cpusPerNode: 1, timeLimit: \"10\", maxAllocations: 1}\n",
+    );
+    let input: String = (0..6).map(|_| "env:DEPLOYED\n").collect();
+    let o = env.run_stdin("soamsession", &["submit", "--app", "k"], &input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    // SAFETY: getuid has no preconditions.
+    let cache = std::env::temp_dir().join(format!("soam-deploy-{}", unsafe { libc::getuid() }));
+    let mut nodes = std::collections::BTreeSet::new();
+    for line in out.lines() {
+        let dir = std::path::Path::new(line);
+        let node = dir
+            .strip_prefix(&cache)
+            .ok()
+            .and_then(|r| r.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        assert!(
+            node.is_some() && dir.ends_with(format!("deploy/{sha}")),
+            "{line} is not a node's own copy"
+        );
+        assert!(dir.join("bin/run.sh").is_file(), "{line}");
+        nodes.insert(node.unwrap());
+    }
+    assert!(nodes.iter().all(|n| ["n1", "n2", "n3"].contains(&n.as_str())), "{nodes:?}");
+    for n in &nodes {
+        let _ = std::fs::remove_dir_all(cache.join(n).join("deploy").join(&sha));
+    }
+}

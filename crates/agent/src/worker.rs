@@ -57,6 +57,62 @@ fn cpus() -> u32 {
         .max(1)
 }
 
+/// Where this node keeps the package versions it was sent: on its own disk (the
+/// temporary folder), per user and per node, so that nodes sharing a home never share
+/// (or race on) a cache.
+fn package_cache() -> std::path::PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("soam-deploy-{uid}")).join(node_name())
+}
+
+/// Package versions being received, and why a version could not be unpacked here.
+#[derive(Default)]
+struct Received {
+    uploads: HashMap<String, soam_deploy::Upload>,
+    failed: HashMap<String, String>,
+}
+
+impl Received {
+    fn chunk(&mut self, sha: String, data: &[u8], last: bool) {
+        let cache = package_cache();
+        if self.failed.contains_key(&sha) || cache.join("deploy").join(&sha).is_dir() {
+            return;
+        }
+        let up = match self.uploads.entry(sha.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => match soam_deploy::Upload::new(&cache.join("packages")) {
+                Ok(u) => v.insert(u),
+                Err(e) => {
+                    self.failed.insert(sha, e.to_string());
+                    return;
+                }
+            },
+        };
+        if let Err(e) = up.write(data) {
+            self.uploads.remove(&sha);
+            self.failed.insert(sha, e.to_string());
+            return;
+        }
+        if !last {
+            return;
+        }
+        let Some(up) = self.uploads.remove(&sha) else { return };
+        let done = up.finish(&cache.join("packages")).and_then(|(got, _, archive)| {
+            let unpacked = if got == sha {
+                soam_deploy::unpack(&archive, &cache.join("deploy").join(&sha)).map(|_| ())
+            } else {
+                Err(soam_deploy::PackageError::Damaged(format!("it arrived as {got}")))
+            };
+            let _ = std::fs::remove_file(&archive);
+            unpacked
+        });
+        if let Err(e) = done {
+            self.failed.insert(sha, e.to_string());
+        }
+    }
+}
+
 fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
     Service {
         name: spec.name,
@@ -64,8 +120,13 @@ fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
         mode: if spec.exec { Mode::Exec } else { Mode::Persistent },
         command: spec.command,
         work_dir: spec.work_dir.into(),
-        // The agent put in what it stands for before sending the spec.
-        deploy_dir: std::path::PathBuf::new(),
+        // Its package's copy on this node; without one, the agent put in what it
+        // stands for before sending the spec.
+        deploy_dir: spec
+            .package
+            .as_ref()
+            .map(|sha| package_cache().join("deploy").join(sha))
+            .unwrap_or_default(),
         package: None,
         env: spec.env.into_iter().collect(),
         launcher: Launcher::Local,
@@ -153,6 +214,7 @@ pub async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut insts: HashMap<u64, instance::InstTx> = HashMap::new();
+    let mut received = Received::default();
     // When Slurm ends the step (scancel, time limit, node down) every process of it
     // gets SIGTERM at once: an instance or task may report dying of it before this
     // worker has handled its own. Such reports wait a moment here; if the worker is
@@ -170,9 +232,17 @@ pub async fn run() -> Result<(), String> {
             }
             req = req_rx.recv() => match req {
                 Some(ToWorker::Start { inst, app, service: spec }) => {
+                    let unpack_failed = spec.package.as_ref().and_then(|sha| received.failed.get(sha).map(|e| (sha.clone(), e.clone())));
+                    if let Some((sha, e)) = unpack_failed {
+                        let why = format!("service '{}': its package version {} cannot be unpacked on {}: {e}", spec.name, &sha[..sha.len().min(12)], node_name());
+                        let _ = out_tx.send(FromWorker::Exited { inst, why });
+                        continue;
+                    }
                     let spawned = instance::spawn_with(inst, &app, Arc::new(service(spec)), None, sink.clone(), Replies::Raw);
                     insts.insert(inst, spawned.tx);
                 }
+                // Unpacked here, before the next message: a Start after it finds it.
+                Some(ToWorker::PackageChunk { sha256, data, last }) => received.chunk(sha256, &data, last),
                 Some(ToWorker::Input { inst, bytes }) => {
                     if let Some(tx) = insts.get(&inst) {
                         let _ = tx.send(InstCmd::Raw(bytes));

@@ -23,6 +23,10 @@ pub struct ServiceSpec {
     pub command: Vec<String>,
     pub work_dir: String,
     pub env: Vec<(String, String)>,
+    /// The SHA-256 of the service package version its files come from: the worker
+    /// starts it from its own unpacked copy (sent before with `PackageChunk`s), which
+    /// is `${SOAM_DEPLOY_DIR}` there.
+    pub package: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +47,14 @@ pub enum ToWorker {
     },
     /// Stop taking work: stop every instance, end the job, exit.
     Stop,
+    /// A piece of a service package version, in order; with `last` the worker checks
+    /// it is whole (its SHA-256) and unpacks it into its node's cache, before it reads
+    /// the next message (so a `Start` sent after it finds it there).
+    PackageChunk {
+        sha256: String,
+        data: Bytes,
+        last: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -75,6 +75,10 @@ struct Worker {
     tx: WorkerTx,
     /// Said hello: its instances may start.
     up: bool,
+    /// Package versions sent to it (it unpacks each before its next message).
+    packages: std::collections::HashSet<String>,
+    /// A package version is being sent to it.
+    sending: bool,
     draining: bool,
     started: Instant,
 }
@@ -154,7 +158,31 @@ impl Core {
     }
 
     /// The least loaded live worker of the pool with a CPU to spare.
-    pub(super) fn free_worker(&self, pool: &Pool) -> Option<u64> {
+    /// A worker of `pool` with a CPU free for an instance of `service`, which has its
+    /// package's current version; the pool's workers that lack it are sent it (they
+    /// serve once it is there).
+    pub(super) fn free_worker_for(&mut self, pool: &Pool, service: &Service) -> Option<u64> {
+        let sha = service.package.as_ref().and_then(|p| self.packages.current_sha(p));
+        if let Some(sha) = &sha {
+            let lacking: Vec<u64> = self
+                .cluster
+                .workers
+                .iter()
+                .filter(|(_, w)| w.up && !w.draining && !w.sending && !w.packages.contains(sha))
+                .filter(|(_, w)| self.cluster.allocs.get(&w.alloc).is_some_and(|a| &a.pool == pool))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in lacking {
+                let w = self.cluster.workers.get_mut(&id).expect("listed");
+                w.sending = true;
+                let job = self.packages.send_to_worker(id, sha.clone(), w.tx.clone(), self.inbox.clone());
+                self.launcher.run_blocking(job);
+            }
+        }
+        self.free_worker(pool, sha.as_deref())
+    }
+
+    pub(super) fn free_worker(&self, pool: &Pool, needs: Option<&str>) -> Option<u64> {
         let mut load: HashMap<u64, u32> = HashMap::default();
         for i in self.instances.values() {
             if let Some(w) = i.worker {
@@ -166,6 +194,7 @@ impl Core {
             .iter()
             .filter(|(_, w)| {
                 w.up && !w.draining
+                    && needs.is_none_or(|sha| w.packages.contains(sha))
                     && self
                         .cluster
                         .allocs
@@ -186,9 +215,11 @@ impl Core {
         // What only this host knows is put in here (the package's folder, and for the
         // agent's own user its environment); what the node knows (SOAM_HOME) is left for
         // the worker to fill in where the instance runs.
+        let sha = service.package.as_ref().and_then(|p| self.packages.current_sha(p));
         let ready = self.with_package(&service).and_then(|svc| {
             let known = soam_profile::vars::Known {
-                deploy_dir: Some(svc.deploy_dir.clone()),
+                // A package's folder is the node's own copy: the worker puts it in.
+                deploy_dir: if sha.is_some() { None } else { Some(svc.deploy_dir.clone()) },
                 soam_home: None,
                 environment: run_uid == self.agent_uid,
                 env: &svc.env,
@@ -202,6 +233,7 @@ impl Core {
                 command: svc.command.clone(),
                 work_dir: svc.work_dir.display().to_string(),
                 env: svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                package: sha.clone(),
             };
             let _ = wtx.send(ToWorker::Start {
                 inst: iid,
@@ -272,6 +304,8 @@ impl Core {
                             cpus,
                             tx,
                             up: false,
+                            packages: Default::default(),
+                            sending: false,
                             draining: false,
                             started: Instant::now(),
                         },
@@ -305,6 +339,21 @@ impl Core {
                 FromWorker::Exited { inst, why } => self.instance_event(inst, InstEvent::Exited { why }),
             },
             ClusterEvent::WorkerGone { worker, why, slurm_lost } => self.worker_gone(worker, why, slurm_lost),
+            ClusterEvent::PackageSent { worker, sha256, error } => {
+                if let Some(e) = error {
+                    // Its instances then fail to start on that node, saying the folder
+                    // is not there; not sent again and again.
+                    tracing::error!(
+                        "package version {} could not be sent to worker {worker}: {e}",
+                        super::packages::short(&sha256)
+                    );
+                }
+                if let Some(w) = self.cluster.workers.get_mut(&worker) {
+                    w.sending = false;
+                    w.packages.insert(sha256);
+                }
+                self.needs_schedule = true;
+            }
             ClusterEvent::Polled(rows) => {
                 self.cluster.polling = false;
                 let Some(rows) = rows else { return };

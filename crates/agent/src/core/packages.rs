@@ -84,6 +84,49 @@ impl Packages {
         })
     }
 
+    /// The SHA-256 of `name`'s current version.
+    pub fn current_sha(&self, name: &str) -> Option<String> {
+        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.current(name).map(|v| v.sha256.clone())
+    }
+
+    /// Sends version `sha` to a worker on a blocking thread, in pieces, then says so to
+    /// the core (`ClusterEvent::PackageSent`).
+    pub fn send_to_worker(
+        &self,
+        worker: u64,
+        sha: String,
+        tx: crate::ports::WorkerTx,
+        inbox: crate::ports::Inbox,
+    ) -> Box<dyn FnOnce() + Send> {
+        let path = self.dir.join(format!("{sha}.pkg"));
+        Box::new(move || {
+            use std::io::Read;
+            let sent = (|| -> std::io::Result<()> {
+                let mut f = std::fs::File::open(&path)?;
+                let mut buf = vec![0u8; 4 << 20];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    let last = n < buf.len();
+                    let data = Bytes::copy_from_slice(&buf[..n]);
+                    let _ = tx.send(soam_proto::worker::ToWorker::PackageChunk {
+                        sha256: sha.clone(),
+                        data,
+                        last,
+                    });
+                    if last {
+                        return Ok(());
+                    }
+                }
+            })();
+            inbox.send(crate::ports::CoreMsg::Cluster(crate::ports::ClusterEvent::PackageSent {
+                worker,
+                sha256: sha,
+                error: sent.err().map(|e| e.to_string()),
+            }));
+        })
+    }
+
     /// The folder of `name`'s current version on this host.
     pub fn current_dir(&self, name: &str) -> Option<PathBuf> {
         let index = self.index.lock().unwrap_or_else(|e| e.into_inner());

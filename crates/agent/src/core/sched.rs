@@ -345,7 +345,7 @@ impl Core {
                         let local = self.instances.values().filter(|i| i.worker.is_none()).count() as u32;
                         (local < self.cfg.slots).then_some(None)
                     }
-                    Some(p) => self.free_worker(p).map(Some),
+                    Some(p) => self.free_worker_for(p, &service).map(Some),
                 };
                 match fresh {
                     Some(None) => self.start_instance(&app, service, run_uid, owner),

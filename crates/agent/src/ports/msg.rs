@@ -121,6 +121,13 @@ pub enum ClusterEvent {
     },
     /// squeue's view of our jobs (`None`: it could not tell).
     Polled(Option<Vec<JobStatus>>),
+    /// A package version is on its way to a worker, whole and in order, ahead of any
+    /// Start sent after this (or could not be read: `error`).
+    PackageSent {
+        worker: u64,
+        sha256: String,
+        error: Option<String>,
+    },
 }
 
 /// One job's line of `squeue`.
