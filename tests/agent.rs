@@ -363,3 +363,60 @@ fn a_json_that_cannot_be_honoured_is_refused() {
     let err = env.fails_with(2, "soamcontrol", &["agent", "log", "--json"]);
     assert!(err.contains("agent log has no --json form"), "{err}");
 }
+
+/// The agent's child processes: its service instances.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let text = std::fs::read_to_string(t.unwrap().path().join("children")).unwrap_or_default();
+        out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out.sort_unstable();
+    out
+}
+
+/// `preStartApplication` with `numOfSlotsForPreloadedServices`: instances are started
+/// when the application is registered, before any session, the first task is served
+/// by one of them, and the idle reaper leaves them.
+#[test]
+fn pre_started_services_are_ready_before_the_first_session_and_kept() {
+    let mut env = Env::empty();
+    std::fs::write(env.path("soamd.yaml"), "slots: 4\ninstanceIdleTimeout: 1\n").unwrap();
+    env.start_agent();
+    let p = env.path("pre.xml");
+    std::fs::write(
+        &p,
+        format!(
+            "<Profile>\n  <Consumer applicationName=\"pre\" preStartApplication=\"true\" numOfSlotsForPreloadedServices=\"2\"/>\n  <Service name=\"s\">\n    <osTypes><osType name=\"all\" startCmd=\"python3 {}\"><env name=\"BEHAVE_CREATE_SLEEP\">0.5</env></osType></osTypes>\n  </Service>\n</Profile>\n",
+            behave_py()
+        ),
+    )
+    .unwrap();
+    let o = env.run("soamreg", &[p.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("preStartApplication"),
+        "read, not warned of: {o:?}"
+    );
+    let agent = env.agent_pid();
+    let before = wait_for(15, "two pre-started instances", || {
+        let c = children(agent);
+        (c.len() == 2).then_some(c)
+    });
+    assert_eq!(env.json("soamview", &["session"]), serde_json::json!([]));
+    let pid: u32 = env
+        .ok("soamsession", &["submit", "--app", "pre", "--task", "pid"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(before.contains(&pid), "{pid} not one of {before:?}");
+    // Past the idle timeout (1 s) the same two are there: kept, not reaped and restarted.
+    let t0 = env.json("soamcontrol", &["agent", "status"])["uptime_s"].as_u64().unwrap();
+    wait_for(15, "three seconds of the agent's clock", || {
+        (env.json("soamcontrol", &["agent", "status"])["uptime_s"].as_u64().unwrap() >= t0 + 3).then_some(())
+    });
+    assert_eq!(children(agent), before);
+    // A profile without it pre-starts nothing.
+    env.register("q.yaml", &Env::behave_profile("q", "", ""));
+    assert_eq!(children(agent), before);
+}

@@ -11,6 +11,7 @@
                   pipe (or came within S seconds), else "next-not-waiting"
   whoami          answers "uid gid groups HOME pid" (groups comma-separated, sorted)
   cwd             answers the folder it runs in
+Environment BEHAVE_CREATE_SLEEP=S makes CreateService take S seconds.
   anything else   answers common data + input
 Common data "fail-enter" makes SessionEnter (and SessionUpdate) fail; common data
 "update-fails-once:PATH..." makes a SessionUpdate to it fail unless PATH exists (creating
@@ -66,6 +67,8 @@ def main():
         status, out = 0, b""
         if kind == CREATE and early:
             attempt = 1  # the features it announces
+        if kind == CREATE and os.environ.get("BEHAVE_CREATE_SLEEP"):
+            time.sleep(float(os.environ["BEHAVE_CREATE_SLEEP"]))
         if kind == ENTER:
             refused = None
         if kind == INVOKE and refused is not None and refused[0] == session:

@@ -14,6 +14,7 @@ pub(crate) const RANGES: &[(&str, i64, i64)] = &[
     ("maxSlots", 1, 100_000),
     ("maxSessions", 0, 1_000_000),
     ("transientDisconnectionTimeout", 0, 31_536_000),
+    ("numOfSlotsForPreloadedServices", 1, 10_000),
     ("timeout", 0, 31_536_000),
     ("priority", 1, 10_000),
     ("minServices", 0, 10_000),
@@ -73,6 +74,8 @@ pub struct Draft {
     pub max_slots: Option<L<i64>>,
     pub max_sessions: Option<L<i64>>,
     pub transient_disconnection_timeout: Option<L<i64>>,
+    pub pre_start: Option<L<bool>>,
+    pub preloaded: Option<L<i64>>,
     pub services: Vec<DraftService>,
     pub session_types: Vec<DraftType>,
     /// (line, what): parts of the text that were read but are not used, for the
@@ -235,6 +238,14 @@ pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileErr
             31_536_000,
             30,
         )? as u64,
+        preload: match d.pre_start.as_ref().map(|b| b.v) {
+            Some(true) => c.int(&d.preloaded, "numOfSlotsForPreloadedServices", 1, 10_000, 1)? as u32,
+            // Symphony reads the count only with preStartApplication="true"; checked all the same.
+            _ => {
+                c.int(&d.preloaded, "numOfSlotsForPreloadedServices", 1, 10_000, 1)?;
+                0
+            }
+        },
     };
 
     if d.services.is_empty() {

@@ -53,6 +53,9 @@ pub struct Consumer {
     /// Open sessions allowed at once; 0 = no limit.
     pub max_sessions: u32,
     pub transient_disconnection_timeout_s: u64,
+    /// Instances of its default service kept started ahead of any session
+    /// (`preStartApplication` with `numOfSlotsForPreloadedServices`); 0: none.
+    pub preload: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

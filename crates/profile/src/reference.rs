@@ -171,6 +171,26 @@ pub const ATTRIBUTES: &[Attr] = &[
          onClientDisconnect applies.",
     ),
     a(
+        Consumer,
+        "preStartApplication",
+        "",
+        "true | false",
+        "false",
+        Some("false"),
+        "Whether instances of the application's default service are started when it is registered or enabled, \
+         ahead of its first session, and kept ready (numOfSlotsForPreloadedServices of them). They run as the \
+         agent's own user, so in a shared agent they serve its sessions only.",
+    ),
+    a(
+        Consumer,
+        "numOfSlotsForPreloadedServices",
+        "",
+        "",
+        "1",
+        Some("1"),
+        "How many instances preStartApplication keeps ready.",
+    ),
+    a(
         Service,
         "name",
         "",

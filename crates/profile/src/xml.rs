@@ -239,6 +239,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         "maxSlots" => d.max_slots = x.int(a, line)?,
                         "maxSessions" => d.max_sessions = x.int(a, line)?,
                         "transientDisconnectionTimeout" => d.transient_disconnection_timeout = x.int(a, line)?,
+                        "preStartApplication" => d.pre_start = x.bool(a, line)?,
+                        "numOfSlotsForPreloadedServices" => d.preloaded = x.int(a, line)?,
                         "description" => {}
                         _ => unused("<Consumer>", a),
                     }

@@ -28,6 +28,8 @@ struct RawConsumer {
     max_slots: S<i64>,
     max_sessions: S<i64>,
     transient_disconnection_timeout: S<i64>,
+    pre_start_application: S<bool>,
+    num_of_slots_for_preloaded_services: S<i64>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +158,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         max_slots: None,
         max_sessions: None,
         transient_disconnection_timeout: None,
+        pre_start_application: None,
+        num_of_slots_for_preloaded_services: None,
     });
     Ok(Draft {
         warnings: Vec::new(),
@@ -165,6 +169,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         max_slots: c(consumer.max_slots),
         max_sessions: c(consumer.max_sessions),
         transient_disconnection_timeout: c(consumer.transient_disconnection_timeout),
+        pre_start: c(consumer.pre_start_application),
+        preloaded: c(consumer.num_of_slots_for_preloaded_services),
         services: raw
             .services
             .into_iter()

@@ -126,6 +126,7 @@ impl Core {
         // Its policy or maxSlots may have changed how its sessions compete.
         self.want_app(&name);
         self.needs_schedule = true;
+        self.preload_apps();
         self.reply_after(
             conn,
             id,
@@ -179,6 +180,9 @@ impl Core {
         self.store.submit(vec![Write::PutApp(a.record.clone())], None);
         self.want_app(&app);
         self.needs_schedule = true;
+        if enabled {
+            self.preload_apps();
+        }
         Ok(Reply::Ok)
     }
 }

@@ -88,6 +88,7 @@ impl Core {
         let now = Instant::now();
         self.tick_sessions(now);
         self.retire_idle_instances(now);
+        self.preload_apps();
         if self.trim.tick() {
             self.launcher.trim_memory();
         }
@@ -162,7 +163,18 @@ impl Core {
             self.unbind(id);
         }
         let stale = idle_instances(&self.instances, false, now, idle_for);
+        // Pre-started instances are kept: as many of an application's as it pre-starts.
+        let mut live: HashMap<String, u32> = HashMap::default();
+        for i in self.instances.values().filter(|i| i.killed().is_none()) {
+            *live.entry(i.app.clone()).or_default() += 1;
+        }
         for id in stale {
+            let app = self.instances[&id].app.clone();
+            let n = live.entry(app.clone()).or_default();
+            if *n <= self.keep_for(&app) {
+                continue;
+            }
+            *n -= 1;
             self.destroy_instance(id);
         }
     }

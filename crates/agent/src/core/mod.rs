@@ -43,6 +43,7 @@ mod lifecycle;
 mod once;
 mod packages;
 mod persist;
+mod preload;
 mod requests;
 mod sched;
 mod session;
