@@ -176,3 +176,68 @@ fn a_full_disk_refuses_writes_keeps_what_was_acknowledged_and_recovers_without_a
     let new = env.ok("soamsession", &["create", "--app", "a"]);
     assert_eq!(new.trim(), "2", "session ids go on");
 }
+
+/// A service package on a full disk: an upload that does not fit, and an archive that
+/// fits but does not unpack, are refused in one line with nothing left on disk; once
+/// there is room, a package deploys.
+#[test]
+fn a_package_that_does_not_fit_is_refused_and_leaves_nothing() {
+    let mut env = Env::empty();
+    let Some(_mount) = tmpfs(&env.path("data"), "16m") else { return };
+    env.start_agent();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let tar = |name: &str| {
+        let archive = env.path(name);
+        let o = Command::new("tar")
+            .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        archive
+    };
+    // 20 MB that does not compress: the upload itself does not fit.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..20 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("noise.bin"), &noise).unwrap();
+    let big = tar("big.tgz");
+    std::fs::remove_file(src.join("noise.bin")).unwrap();
+    // 20 MB of zeros: a small archive that does not fit once unpacked.
+    std::fs::write(src.join("zeros.bin"), vec![0u8; 20 * 1024 * 1024]).unwrap();
+    let bomb = tar("zeros.tgz");
+    std::fs::remove_file(src.join("zeros.bin")).unwrap();
+    let left = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(env.path(dir))
+            .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    for archive in [&big, &bomb] {
+        let o = env.run("soamdeploy", &["add", "p", "--package", archive.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("package 'p' refused: ") && err.contains("No space left on device"),
+            "{err}"
+        );
+        assert!(
+            left("data/packages").iter().all(|f| f == "index.json"),
+            "{:?}",
+            left("data/packages")
+        );
+        assert_eq!(left("data/deploy"), Vec::<String>::new());
+    }
+    assert_eq!(env.json("soamdeploy", &["view"]), serde_json::json!([]));
+    // Room enough for a small one.
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\n").unwrap();
+    let small = tar("small.tgz");
+    env.ok("soamdeploy", &["add", "p", "--package", small.to_str().unwrap()]);
+    assert_eq!(env.json("soamdeploy", &["view"])[0]["files"], 2);
+}
