@@ -499,3 +499,44 @@ fn a_package_reaches_each_node_over_the_worker_connection() {
         let _ = std::fs::remove_dir_all(cache.join(n).join("deploy").join(&sha));
     }
 }
+
+/// The example deployment, profiles/symphony.xml, on Slurm: its package built and
+/// deployed, the profile registered with its service moved to the cluster (Slurm
+/// settings as attributes of <Service>, as docs/symphony-xml.md allows), and its tasks
+/// answered from the nodes' own copies of the package.
+#[test]
+fn the_example_deployment_runs_on_the_cluster() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let archive = env.path("echo.tgz");
+    let o = Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C"])
+        .arg(root.join("profiles/services"))
+        .arg("echo.py")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    env.ok("soamdeploy", &["add", "EchoServicePackage", "--package", archive.to_str().unwrap()]);
+    let xml = std::fs::read_to_string(root.join("profiles/symphony.xml")).unwrap().replace(
+        "<Service name=\"EchoService\"",
+        "<Service name=\"EchoService\" launcher=\"slurm\" partition=\"local\" nodes=\"3\" cpusPerNode=\"1\" timeLimit=\"10\" maxAllocations=\"1\"",
+    );
+    assert!(xml.contains("launcher=\"slurm\""));
+    let p = env.path("symphony.xml");
+    std::fs::write(&p, xml).unwrap();
+    env.ok("soamreg", &[p.to_str().unwrap()]);
+    let o = env.run_stdin(
+        "soamsession",
+        &["submit", "--app", "symphonyApp", "--type", "DefaultSession", "--ordered"],
+        "a\nb\nc\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\nb\nc\n");
+    // Served by the allocation's instances (the service runs nowhere else).
+    let rows = env.json("soamview", &["cluster"]);
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["app"], "symphonyApp");
+}
