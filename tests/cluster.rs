@@ -495,8 +495,23 @@ fn a_package_reaches_each_node_over_the_worker_connection() {
         nodes.insert(node.unwrap());
     }
     assert!(nodes.iter().all(|n| ["n1", "n2", "n3"].contains(&n.as_str())), "{nodes:?}");
+    // A new version reaches the next session: the idle instances on the nodes, started
+    // from the first, take none of it.
+    std::fs::write(src.join("VERSION"), "2").unwrap();
+    let o = Command::new("tar")
+        .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    env.ok("soamdeploy", &["add", "pkg", "--package", archive.to_str().unwrap()]);
+    let sha2 = env.json("soamdeploy", &["view", "pkg"])[0]["sha256"].as_str().unwrap().to_string();
+    assert_ne!(sha2, sha);
+    let out = env.ok("soamsession", &["submit", "--app", "k", "--task", "env:DEPLOYED"]);
+    assert!(out.trim().ends_with(&format!("deploy/{sha2}")), "{out}");
     for n in &nodes {
-        let _ = std::fs::remove_dir_all(cache.join(n).join("deploy").join(&sha));
+        for v in [&sha, &sha2] {
+            let _ = std::fs::remove_dir_all(cache.join(n).join("deploy").join(v));
+        }
     }
 }
 

@@ -215,8 +215,7 @@ impl Core {
         // What only this host knows is put in here (the package's folder, and for the
         // agent's own user its environment); what the node knows (SOAM_HOME) is left for
         // the worker to fill in where the instance runs.
-        let sha = service.package.as_ref().and_then(|p| self.packages.current_sha(p));
-        let ready = self.with_package(&service).and_then(|svc| {
+        let ready = self.with_package(&service).and_then(|(svc, sha)| {
             let known = soam_profile::vars::Known {
                 // A package's folder is the node's own copy: the worker puts it in.
                 deploy_dir: if sha.is_some() { None } else { Some(svc.deploy_dir.clone()) },
@@ -224,9 +223,9 @@ impl Core {
                 environment: run_uid == self.agent_uid,
                 env: &svc.env,
             };
-            svc.expanded(&known)
+            Ok((svc.expanded(&known)?, sha))
         });
-        if let Ok(svc) = &ready {
+        if let Ok((svc, sha)) = &ready {
             let spec = ServiceSpec {
                 name: svc.name.clone(),
                 exec: svc.mode == soam_profile::Mode::Exec,
@@ -243,6 +242,9 @@ impl Core {
         }
         let tx = self.launcher.start_remote(iid, wtx);
         self.add_instance(iid, app, service, run_uid, tx, None, Some(worker));
+        if let (Ok((_, sha)), Some(i)) = (&ready, self.instances.get_mut(&iid)) {
+            i.deployed = sha.clone();
+        }
         if let Err(why) = ready {
             // Never sent with a variable left as written: it ends as one that failed to
             // start, in the next turn (whoever asked for it is about to use it).

@@ -160,10 +160,9 @@ impl Core {
         // The instance keeps the service as the profile has it (updates compare it);
         // what it starts is that with its package's folder put in.
         let (tx, pid, why, deployed) = match self.with_package(&service) {
-            Ok(ready) => {
-                let deployed = service.package.as_ref().map(|_| ready.deploy_dir.clone());
+            Ok((ready, version)) => {
                 let (tx, pid) = self.launcher.start_instance(iid, app, ready, owner);
-                (tx, pid, None, deployed)
+                (tx, pid, None, version)
             }
             Err(why) => (Box::new(NeverStarted) as InstLink, None, Some(why), None),
         };

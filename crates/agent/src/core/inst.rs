@@ -110,9 +110,9 @@ pub(super) struct Instance {
     /// Its own measured task time (ns, a moving average over every session it served):
     /// a session it has just entered that has no measure yet starts from it.
     pub(super) task_ns: u64,
-    /// The service package version (its folder) it started from: an idle instance of
-    /// an older version than the current one takes no new session.
-    pub(super) deployed: Option<std::path::PathBuf>,
+    /// The service package version (its SHA-256) it started from, here or on a node: an
+    /// idle instance of an older version than the current one takes no new session.
+    pub(super) deployed: Option<String>,
 }
 
 impl Instance {

@@ -127,12 +127,6 @@ impl Packages {
         })
     }
 
-    /// The folder of `name`'s current version on this host.
-    pub fn current_dir(&self, name: &str) -> Option<PathBuf> {
-        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        index.current(name).map(|v| self.cache.join(&v.sha256))
-    }
-
     /// The upload job: writes chunks until told to deploy, then deploys and answers.
     fn upload_job(self, rx: mpsc::Receiver<UploadMsg>) {
         let mut upload = Upload::new(&self.dir).map_err(PackageError::from);
@@ -290,15 +284,22 @@ impl Core {
         Ok(Reply::Packages(list))
     }
 
-    /// `service` as an instance on this host starts it: with its package's current
-    /// folder as `${SOAM_DEPLOY_DIR}`, or why it cannot start (no such package).
-    pub(super) fn with_package(&self, service: &Arc<Service>) -> Result<Arc<Service>, String> {
-        let Some(name) = &service.package else { return Ok(service.clone()) };
-        match self.packages.current_dir(name) {
-            Some(dir) => Ok(Arc::new(Service {
-                deploy_dir: dir,
-                ..(**service).clone()
-            })),
+    /// `service` as an instance on this host starts it, with the version of its package
+    /// it starts from (recorded on the instance, so that a newer one reaches new
+    /// sessions): its package's current folder as `${SOAM_DEPLOY_DIR}`; or why it cannot
+    /// start (no such package).
+    pub(super) fn with_package(&self, service: &Arc<Service>) -> Result<(Arc<Service>, Option<String>), String> {
+        let Some(name) = &service.package else {
+            return Ok((service.clone(), None));
+        };
+        match self.packages.current_sha(name) {
+            Some(sha) => Ok((
+                Arc::new(Service {
+                    deploy_dir: self.packages.cache.join(&sha),
+                    ..(**service).clone()
+                }),
+                Some(sha),
+            )),
             None => Err(format!(
                 "service '{}': its package '{name}' is not deployed (soamdeploy add {name} --package FILE)",
                 service.name

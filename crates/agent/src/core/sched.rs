@@ -325,8 +325,8 @@ impl Core {
         // A package's new version reaches new sessions: an instance started from an older
         // one finishes what it serves and takes nothing new (read only for services that
         // have a package).
-        let current = service.package.as_ref().and_then(|p| self.packages.current_dir(p));
-        let current_version = |i: &Instance| service.package.is_none() || i.worker.is_some() || i.deployed == current;
+        let current = service.package.as_ref().and_then(|p| self.packages.current_sha(p));
+        let current_version = |i: &Instance| i.deployed == current;
         // An instance runs as one user and serves only that user's sessions.
         let found = self
             .instances
