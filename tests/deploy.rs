@@ -116,8 +116,11 @@ fn bad_archives_are_refused_in_one_line_and_leave_nothing() {
             "import io, sys, tarfile\nt = tarfile.open(sys.argv[1], 'w:gz')\ni = tarfile.TarInfo('ok')\ni.size = 1\nt.addfile(i, io.BytesIO(b'1'))\ni = tarfile.TarInfo('{name}')\n{kind}\nt.addfile(i, io.BytesIO(b'x'))\nt.close()\n"
         )
     };
+    let empty = env.path("empty.tgz");
+    std::fs::write(&empty, "").unwrap();
     let cases = [
         (text, "not an archive (valid: tar.gz or zip)"),
+        (empty, "not an archive (valid: tar.gz or zip)"),
         (
             crafted(&env, "dots.tgz", &entry("../../evil", "i.size = 1")),
             "'../../evil' would be written outside the package's folder",
@@ -159,6 +162,10 @@ fn bad_archives_are_refused_in_one_line_and_leave_nothing() {
     assert_eq!(left("data/deploy"), Vec::<String>::new());
     assert_eq!(left("data/packages"), Vec::<String>::new());
     assert_eq!(env.json("soamdeploy", &["view"]), serde_json::json!([]));
+    assert_eq!(
+        env.fails("soamdeploy", &["view", "bad"]),
+        "soamdeploy: no package 'bad' is deployed"
+    );
     // A file that cannot be read is the command's own error.
     let o = env.run("soamdeploy", &["add", "x", "-p", "/no/such.tgz"]);
     assert_eq!(o.status.code(), Some(1));

@@ -79,16 +79,23 @@ pub fn main() -> i32 {
                 let mut file = std::fs::File::open(package).with_context(|| format!("cannot read {}", package.display()))?;
                 let client = args.conn.connect("soamdeploy").await?;
                 let mut buf = vec![0u8; CHUNK];
+                let mut first = true;
                 loop {
                     let n = file.read(&mut buf).with_context(|| format!("cannot read {}", package.display()))?;
-                    if n == 0 {
+                    // An empty file is still sent (as one empty piece): the agent then
+                    // says what it is not, rather than that nothing came.
+                    if n == 0 && !first {
                         break;
                     }
+                    first = false;
                     client
                         .call(Request::PackageChunk {
                             data: bytes::Bytes::copy_from_slice(&buf[..n]),
                         })
                         .await?;
+                    if n == 0 {
+                        break;
+                    }
                 }
                 let Reply::Packages(list) = client.call(Request::DeployPackage { name: name.clone() }).await? else {
                     anyhow::bail!("unexpected reply")
