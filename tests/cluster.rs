@@ -455,20 +455,9 @@ fn a_package_reaches_each_node_over_the_worker_connection() {
         return;
     }
     let env = Env::new();
-    let src = env.path("pkg");
-    std::fs::create_dir_all(src.join("bin")).unwrap();
-    let run = src.join("bin/run.sh");
-    std::fs::write(&run, "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/../behave.py\"\n").unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::copy(behave_py(), src.join("behave.py")).unwrap();
+    let src = service_package(&env.path("pkg"));
     let archive = env.path("pkg.tgz");
-    let o = Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    env.ok("soamdeploy", &["add", "pkg", "--package", archive.to_str().unwrap()]);
-    let sha = env.json("soamdeploy", &["view", "pkg"])[0]["sha256"].as_str().unwrap().to_string();
+    let sha = env.deploy("pkg", &tar_gz(&archive, &src, &["."]));
     env.register(
         "k.yaml",
         "application: k\nservices:\n  - name: s\n    package: pkg\n    command: [\"${SOAM_DEPLOY_DIR}/bin/run.sh\"]\n    env: {DEPLOYED: \"${SOAM_DEPLOY_DIR}\"}\n    launcher: slurm\n    slurm: {partition: local, nodes: 3, cpusPerNode: 1, timeLimit: \"10\", maxAllocations: 1}\n",
@@ -498,13 +487,7 @@ fn a_package_reaches_each_node_over_the_worker_connection() {
     // A new version reaches the next session: the idle instances on the nodes, started
     // from the first, take none of it.
     std::fs::write(src.join("VERSION"), "2").unwrap();
-    let o = Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    env.ok("soamdeploy", &["add", "pkg", "--package", archive.to_str().unwrap()]);
-    let sha2 = env.json("soamdeploy", &["view", "pkg"])[0]["sha256"].as_str().unwrap().to_string();
+    let sha2 = env.deploy("pkg", &tar_gz(&archive, &src, &["."]));
     assert_ne!(sha2, sha);
     let out = env.ok("soamsession", &["submit", "--app", "k", "--task", "env:DEPLOYED"]);
     assert!(out.trim().ends_with(&format!("deploy/{sha2}")), "{out}");
@@ -526,15 +509,10 @@ fn the_example_deployment_runs_on_the_cluster() {
     }
     let env = Env::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let archive = env.path("echo.tgz");
-    let o = Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C"])
-        .arg(root.join("profiles/services"))
-        .arg("echo.py")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    env.ok("soamdeploy", &["add", "EchoServicePackage", "--package", archive.to_str().unwrap()]);
+    env.deploy(
+        "EchoServicePackage",
+        &tar_gz(&env.path("echo.tgz"), &root.join("profiles/services"), &["echo.py"]),
+    );
     let xml = std::fs::read_to_string(root.join("profiles/symphony.xml")).unwrap().replace(
         "<Service name=\"EchoService\"",
         "<Service name=\"EchoService\" launcher=\"slurm\" partition=\"local\" nodes=\"3\" cpusPerNode=\"1\" timeLimit=\"10\" maxAllocations=\"1\"",

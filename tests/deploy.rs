@@ -9,20 +9,9 @@ use std::path::PathBuf;
 
 /// A package folder holding `run.sh` (which starts the test service) and `VERSION`.
 fn package(env: &Env, name: &str, version: &str) -> PathBuf {
-    let dir = env.path(&format!("src-{name}-{version}"));
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    let run = dir.join("bin/run.sh");
-    std::fs::write(&run, "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/../behave.py\"\n").unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::copy(behave_py(), dir.join("behave.py")).unwrap();
+    let dir = service_package(&env.path(&format!("src-{name}-{version}")));
     std::fs::write(dir.join("VERSION"), version).unwrap();
-    let archive = env.path(&format!("{name}-{version}.tar.gz"));
-    let o = std::process::Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C", dir.to_str().unwrap(), "."])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    archive
+    tar_gz(&env.path(&format!("{name}-{version}.tar.gz")), &dir, &["."])
 }
 
 fn profile(env: &Env) {

@@ -103,15 +103,10 @@ fn symphony_xml_profile_is_accepted() {
 fn the_example_symphony_profile_registers_and_runs() {
     let env = Env::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let archive = env.path("echo.tgz");
-    let o = std::process::Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C"])
-        .arg(root.join("profiles/services"))
-        .arg("echo.py")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    env.ok("soamdeploy", &["add", "EchoServicePackage", "--package", archive.to_str().unwrap()]);
+    env.deploy(
+        "EchoServicePackage",
+        &tar_gz(&env.path("echo.tgz"), &root.join("profiles/services"), &["echo.py"]),
+    );
     let path = root.join("profiles/symphony.xml");
     let o = env.run("soamreg", &[path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -278,12 +273,7 @@ fn real_symphony_profiles_run_with_their_variables() {
     }
     std::fs::copy(behave_py(), deploy.join("svc.py")).unwrap();
     // Their service package, deployed under each name their packageName gives.
-    let archive = env.path("package.tar.gz");
-    let o = std::process::Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C", deploy.to_str().unwrap(), "."])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+    let archive = tar_gz(&env.path("package.tar.gz"), &deploy, &["."]);
     for name in [
         "AkidaGenericServicePackage.v1",
         "ShardInferenceServicePackage.v1",

@@ -387,14 +387,9 @@ fn service_packages_are_deployed_by_admins_only() {
     }
     let mut env = open_home();
     start(&mut env, true);
-    let archive = env.path("p.tgz");
-    let o = Command::new("tar")
-        .args(["-czf", archive.to_str().unwrap(), "-C"])
-        .arg(std::path::Path::new(&behave_py()).parent().unwrap())
-        .arg("behave.py")
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let behave = behave_py();
+    let services = std::path::Path::new(&behave).parent().unwrap();
+    let archive = tar_gz(&env.path("p.tgz"), services, &["behave.py"]);
     std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = as_nobody(&env, "soamdeploy", &["add", "p", "--package", archive.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));

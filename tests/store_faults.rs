@@ -187,15 +187,7 @@ fn a_package_that_does_not_fit_is_refused_and_leaves_nothing() {
     env.start_agent();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
-    let tar = |name: &str| {
-        let archive = env.path(name);
-        let o = Command::new("tar")
-            .args(["-czf", archive.to_str().unwrap(), "-C", src.to_str().unwrap(), "."])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{o:?}");
-        archive
-    };
+    let tar = |name: &str| tar_gz(&env.path(name), &src, &["."]);
     // 20 MB that does not compress: the upload itself does not fit.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let noise: Vec<u8> = (0..20 * 1024 * 1024)

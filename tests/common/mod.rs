@@ -495,3 +495,37 @@ pub fn tasks_behind_a_failed_early_enter_run_once(env: &Env, service_keys: &str,
         assert_eq!(row["attempts"], 1, "a refused, unrun attempt counted: {row}");
     }
 }
+
+/// Writes `archive`, a tar.gz (by the system's tar) of `what` (names in `dir`, `.` for
+/// all of it): a service package as users make one.
+pub fn tar_gz(archive: &Path, dir: &Path, what: &[&str]) -> PathBuf {
+    let o = Command::new("tar")
+        .arg("-czf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .args(what)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    archive.to_path_buf()
+}
+
+/// A package's folder `dir`: `bin/run.sh`, which starts the test service (behave.py)
+/// copied beside it.
+pub fn service_package(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let run = dir.join("bin/run.sh");
+    std::fs::write(&run, "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/../behave.py\"\n").unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::copy(behave_py(), dir.join("behave.py")).unwrap();
+    dir.to_path_buf()
+}
+
+impl Env {
+    /// `soamdeploy add NAME --package ARCHIVE`; the version's SHA-256.
+    pub fn deploy(&self, name: &str, archive: &Path) -> String {
+        self.ok("soamdeploy", &["add", name, "--package", archive.to_str().unwrap()]);
+        self.json("soamdeploy", &["view", name])[0]["sha256"].as_str().unwrap().to_string()
+    }
+}
