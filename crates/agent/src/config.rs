@@ -224,11 +224,8 @@ fn checked(raw: RawConfig, file: &Path) -> Result<FileConfig, String> {
         bad: &dyn Fn(&str, &serde_saphyr::Spanned<String>, &str) -> String,
     ) -> Result<Option<T>, String> {
         let Some(v) = v else { return Ok(None) };
-        let valid = if hi >= u64::from(u32::MAX) {
-            format!("{lo} or more")
-        } else {
-            format!("{lo} to {hi}")
-        };
+        // Said as a profile's ranges are.
+        let valid = soam_profile::range_text(lo as i64, hi.min(i64::MAX as u64) as i64);
         v.value
             .trim()
             .parse::<u64>()

@@ -13,7 +13,7 @@ pub mod vars;
 mod xml;
 mod yaml;
 
-pub use draft::slurm_minutes;
+pub use draft::{range_text, slurm_minutes};
 pub use model::*;
 
 use std::path::Path;
