@@ -163,7 +163,11 @@ impl Core {
             self.unbind(id);
         }
         let stale = idle_instances(&self.instances, false, now, idle_for);
-        // Pre-started instances are kept: as many of an application's as it pre-starts.
+        if stale.is_empty() {
+            return;
+        }
+        // Pre-started instances are kept: as many of an application's as it pre-starts
+        // (counted only when an instance is due to go).
         let mut live: HashMap<String, u32> = HashMap::default();
         for i in self.instances.values().filter(|i| i.killed().is_none()) {
             *live.entry(i.app.clone()).or_default() += 1;

@@ -7,7 +7,6 @@
 //! free: sessions' own instances come first.
 
 use super::Core;
-use crate::ports::InstId;
 use soam_profile::Launcher;
 use std::sync::Arc;
 
@@ -24,7 +23,7 @@ impl Core {
             })
             .collect();
         for (app, service, want) in wanted {
-            let have = self.preloaded(&app, &service).len() as u32;
+            let have = self.preloaded(&app, &service);
             for _ in have..want {
                 let local = self.instances.values().filter(|i| i.worker.is_none()).count() as u32;
                 if local >= self.cfg.slots {
@@ -36,11 +35,11 @@ impl Core {
         }
     }
 
-    /// The live instances that count towards `app`'s pre-started ones.
-    pub(super) fn preloaded(&self, app: &str, service: &Arc<soam_profile::Service>) -> Vec<InstId> {
+    /// How many live instances count towards `app`'s pre-started ones.
+    fn preloaded(&self, app: &str, service: &Arc<soam_profile::Service>) -> u32 {
         self.instances
-            .iter()
-            .filter(|(_, i)| {
+            .values()
+            .filter(|i| {
                 i.app == app
                     && i.worker.is_none()
                     && i.run_uid == self.agent_uid
@@ -48,8 +47,7 @@ impl Core {
                     && !i.retiring()
                     && Arc::ptr_eq(&i.service, service)
             })
-            .map(|(&id, _)| id)
-            .collect()
+            .count() as u32
     }
 
     /// How many of `app`'s instances the idle reaper must leave (its pre-started count,
