@@ -179,4 +179,64 @@ mod tests {
         assert_eq!(expand("${A}:${B}", &look).unwrap_err(), "B");
         assert_eq!(refs("${A}/${B}:${").collect::<Vec<_>>(), ["A", "B"]);
     }
+
+    fn service(command: &str, work_dir: &str, env: &[(&str, &str)]) -> Service {
+        let text = format!("application: a\nservices:\n  - name: s\n    command: [\"{command}\"]\n    workDir: \"{work_dir}\"\n");
+        let mut s = crate::parse(&text, std::path::Path::new("/p/a.yaml")).unwrap().services.remove(0);
+        s.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        s
+    }
+
+    fn known<'a>(s: &'a Service, environment: bool) -> Known<'a> {
+        Known {
+            deploy_dir: Some("/deploy".into()),
+            soam_home: Some("/home/u/soam".into()),
+            environment,
+            env: &s.env,
+        }
+    }
+
+    #[test]
+    fn a_service_expands_from_soam_s_names_and_its_own_env_only_where_allowed() {
+        let s = service(
+            "${SOAM_DEPLOY_DIR}/run",
+            "${EGO_SHARED_TOP}/work",
+            &[("A", "${SOAM_HOME}/a"), ("B", "${A}:x")],
+        );
+        let e = s.expanded(&known(&s, false)).unwrap();
+        assert_eq!(e.command, ["/deploy/run"]);
+        assert_eq!(e.work_dir, std::path::Path::new("/home/u/soam/work"));
+        assert_eq!(e.env["B"], "/home/u/soam/a:x");
+        // An entry naming itself ends as not defined, never as a loop.
+        let s = service("/bin/x", "/", &[("L", "${L}")]);
+        let err = s.expanded(&known(&s, false)).unwrap_err();
+        assert!(err.starts_with("service 's': ${L} in its env L is not defined"), "{err}");
+        assert_eq!(s.undefined(false), [("L".to_string(), "env")]);
+        // The process's environment only where it is the instance's user's own.
+        let s = service("/bin/x", "/", &[("P", "${PATH}")]);
+        assert!(
+            s.expanded(&known(&s, false))
+                .unwrap_err()
+                .contains("${PATH} in its env P is not defined")
+        );
+        assert_eq!(s.expanded(&known(&s, true)).unwrap().env["P"], std::env::var("PATH").unwrap());
+        assert!(s.undefined(true).is_empty());
+        // A workDir that names nothing absolute once expanded.
+        let s = service("/bin/x", "${E}w", &[("E", "")]);
+        let err = s.expanded(&known(&s, false)).unwrap_err();
+        assert_eq!(err, "service 's': its workDir w is not an absolute path once expanded");
+        // Left for the node: kept as written.
+        let s = service("${SOAM_DEPLOY_DIR}/run", "${SOAM_HOME}/w", &[]);
+        let later = Known {
+            deploy_dir: None,
+            soam_home: None,
+            environment: false,
+            env: &s.env,
+        };
+        let e = s.expanded(&later).unwrap();
+        assert_eq!(
+            (e.command[0].as_str(), e.work_dir.to_str().unwrap()),
+            ("${SOAM_DEPLOY_DIR}/run", "${SOAM_HOME}/w")
+        );
+    }
 }
