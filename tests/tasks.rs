@@ -265,9 +265,9 @@ fn an_instance_moving_between_sessions_gets_its_enter_behind_its_leave() {
 /// sized by the instance's task time, instead of one task and a round trip to measure its
 /// own: the service finds the second task already waiting while it runs the first. On a
 /// loaded machine the instance's tasks may measure over the 2 ms a batch covers (then a
-/// batch is one task, rightly): so sessions are tried for up to a minute (CI once had
-/// ten in a row measure over it, beside its heaviest tests), where without the
-/// instance's measure none would ever find it.
+/// batch is one task, rightly): so it runs alone (.config/nextest.toml; CI once had 58
+/// in a row measure over it beside the million-task listing), and sessions are still
+/// tried for up to a minute, where without the instance's measure none would ever find it.
 #[test]
 fn a_new_session_starts_with_a_batch_sized_by_the_instance() {
     let env = Env::with_slots(1);
