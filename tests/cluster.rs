@@ -533,3 +533,41 @@ fn the_example_deployment_runs_on_the_cluster() {
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
     assert_eq!(rows[0]["app"], "symphonyApp");
 }
+
+/// `actionOnSI="blockHost"` on a Slurm node: the node is listed as blocked, the
+/// application's work goes to another node (its next allocation leaves the node out),
+/// and enabling the application lifts the block.
+#[test]
+fn a_blocked_node_is_left_out_until_the_application_is_enabled_again() {
+    if !slurm_up() {
+        return;
+    }
+    let env = Env::new();
+    let coded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/coded.py");
+    env.register(
+        "b.yaml",
+        &format!(
+            "application: b\nservices:\n  - name: s\n    command: [\"python3\", \"{}\"]\n    launcher: slurm\n    slurm: {{partition: local, nodes: 1, cpusPerNode: 1, timeLimit: \"10\", maxAllocations: 2}}\n    control:\n      invoke:\n        on:\n          - {{event: return, controlCode: 9, actionOnSI: blockHost}}\n",
+            coded.display()
+        ),
+    );
+    let first = env.ok("soamsession", &["submit", "--app", "b", "--task", "code:9:node"]);
+    let first = first.trim();
+    assert!(first.starts_with('n'), "{first}");
+    let blocked = |env: &Env| -> Vec<String> {
+        let v = env.json("soamview", &["cluster"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "blocked" && r["app"] == "b")
+            .flat_map(|r| r["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(blocked(&env), [first.to_string()]);
+    for _ in 0..3 {
+        let next = env.ok("soamsession", &["submit", "--app", "b", "--task", "node"]);
+        assert_ne!(next.trim(), first, "a blocked node ran the application's work");
+    }
+    env.ok("soamcontrol", &["app", "enable", "b"]);
+    assert!(blocked(&env).is_empty());
+}

@@ -373,7 +373,7 @@ async fn persistent(
             let body = Bytes::from(body);
             match wire::parse(&body) {
                 Ok(m) => {
-                    let payload = body.slice(wire::HEADER..);
+                    let payload = body.slice(wire::payload_at(&body)..);
                     crate::trace::mark(crate::trace::Step::ReplyRead);
                     reader_sink(
                         id,
@@ -382,6 +382,7 @@ async fn persistent(
                             status: m.status,
                             task: m.task,
                             attempt: m.attempt,
+                            code: m.code,
                             payload,
                         },
                     );
@@ -485,6 +486,7 @@ fn encode_all(buf: &mut Vec<u8>, msgs: &[OutMsg], mut big: Option<&mut Vec<(usiz
             session: m.session,
             task: m.task,
             attempt: m.attempt,
+            code: 0,
             payload: &m.payload,
         };
         bytes += 4 + wire::HEADER + m.payload.len();
@@ -607,6 +609,7 @@ fn exec_thread(
                 status,
                 task: m.task,
                 attempt: m.attempt,
+                code: 0,
                 payload,
             };
             if m.kind != Kind::Invoke {

@@ -136,7 +136,7 @@ fn service(spec: soam_proto::worker::ServiceSpec) -> Service {
 
 /// An exec task's result as the service-protocol reply a persistent service would
 /// have written.
-fn encoded_reply(kind: wire::Kind, status: Status, task: u64, attempt: u32, payload: &[u8]) -> bytes::Bytes {
+fn encoded_reply(kind: wire::Kind, status: Status, task: u64, attempt: u32, code: i32, payload: &[u8]) -> bytes::Bytes {
     let mut out = Vec::with_capacity(4 + wire::HEADER + payload.len());
     wire::encode(
         &mut out,
@@ -146,6 +146,7 @@ fn encoded_reply(kind: wire::Kind, status: Status, task: u64, attempt: u32, payl
             session: 0,
             task,
             attempt,
+            code,
             payload,
         },
     );
@@ -261,9 +262,9 @@ pub async fn run() -> Result<(), String> {
                     let _ = out_tx.send(FromWorker::Output { inst, bytes });
                 }
                 // Exec tasks' results, which the worker produced itself.
-                Some((inst, InstEvent::Reply { kind, status, task, attempt, payload })) => {
+                Some((inst, InstEvent::Reply { kind, status, task, attempt, code, payload })) => {
                     let signalled = status != Status::Success && by_signal(&payload);
-                    let m = FromWorker::Output { inst, bytes: encoded_reply(kind, status, task, attempt, &payload) };
+                    let m = FromWorker::Output { inst, bytes: encoded_reply(kind, status, task, attempt, code, &payload) };
                     if signalled {
                         held.push((tokio::time::Instant::now() + HOLD, m));
                     } else {

@@ -113,8 +113,39 @@ pub struct DraftService {
     pub control: Vec<DraftMethod>,
 }
 
-/// (method, timeout seconds, onFailure) of one `control` entry.
-pub type DraftMethod = (L<String>, Option<L<i64>>, Option<L<String>>);
+/// One `control` entry (YAML) or `<Method>` (XML).
+#[derive(Debug)]
+pub struct DraftMethod {
+    pub name: L<String>,
+    pub timeout: Option<L<i64>>,
+    /// YAML's `onFailure` (and `<Method onFailure>`): the workload action of a failure,
+    /// an exit and a timeout alike.
+    pub on_failure: Option<L<String>>,
+    /// `<Timeout>`'s own actions: XML keeps its duration in `timeout`.
+    pub rules: Vec<DraftRule>,
+}
+
+impl DraftMethod {
+    pub fn new(name: L<String>) -> DraftMethod {
+        DraftMethod {
+            name,
+            timeout: None,
+            on_failure: None,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One `<Return>`, `<Exception>`, `<Exit>` or `<Timeout>` (XML), or an entry of a
+/// method's `on:` list (YAML).
+#[derive(Debug)]
+pub struct DraftRule {
+    pub line: u64,
+    pub event: L<String>,
+    pub code: Option<L<i64>>,
+    pub workload: Option<L<String>>,
+    pub instance: Option<L<String>>,
+}
 
 #[derive(Debug, Default)]
 pub struct DraftType {
@@ -196,6 +227,106 @@ const FAILURE_ACTIONS: &[(&str, FailureAction)] = &[
     ("fail", FailureAction::Fail),
     ("succeed", FailureAction::Succeed),
 ];
+
+const INSTANCE_ACTIONS: &[(&str, InstanceAction)] = &[
+    ("keepAlive", InstanceAction::KeepAlive),
+    ("restartService", InstanceAction::RestartService),
+    ("blockHost", InstanceAction::BlockHost),
+];
+
+const EVENTS: &[(&str, MethodEvent)] = &[
+    ("return", MethodEvent::Return),
+    ("failure", MethodEvent::Failure),
+    ("fatal", MethodEvent::Fatal),
+    ("exit", MethodEvent::Exit),
+    ("timeout", MethodEvent::Timeout),
+];
+
+/// A method's control from its entry: the stock actions, then `onFailure` for a
+/// failure, an exit and a timeout alike, then each rule, whose parts left out are what
+/// the event does with code 0 so far.
+fn method_control(c: &Ctx, m: &DraftMethod) -> Result<MethodControl, ProfileError> {
+    let mut out = MethodControl {
+        timeout_s: c.int(&m.timeout, "timeout", 0, 31_536_000, 0)? as u64,
+        ..MethodControl::default()
+    };
+    let method = m.name.v.to_ascii_lowercase();
+    let no_workload = matches!(method.as_str(), "sessionleave" | "destroyservice");
+    if let Some(f) = &m.on_failure {
+        if no_workload {
+            return Err(c.err(
+                f.line,
+                format!("onFailure: {} has no task or session to act on (valid: only timeout)", m.name.v),
+            ));
+        }
+        let w = c.choice(&m.on_failure, "onFailure", FAILURE_ACTIONS, FailureAction::Retry)?;
+        for ev in [MethodEvent::Failure, MethodEvent::Exit, MethodEvent::Timeout] {
+            out.on[ev as usize].workload = w;
+        }
+    }
+    let base = out.on;
+    let mut seen: Vec<(MethodEvent, i64)> = Vec::new();
+    for r in &m.rules {
+        let event = c.choice(&Some(r.event.clone()), "event", EVENTS, MethodEvent::Return)?;
+        let carries_code = matches!(event, MethodEvent::Return | MethodEvent::Failure | MethodEvent::Fatal);
+        let code = match &r.code {
+            Some(L { line, .. }) if !carries_code => {
+                return Err(c.err(
+                    *line,
+                    format!(
+                        "controlCode: {} carries no control code (valid: only return, failure and fatal)",
+                        event.as_str()
+                    ),
+                ));
+            }
+            Some(L { v, line }) if *v < i32::MIN as i64 || *v > i32::MAX as i64 => {
+                return Err(c.err(
+                    *line,
+                    format!("controlCode: {v} is out of range (valid: {} to {})", i32::MIN, i32::MAX),
+                ));
+            }
+            Some(L { v, .. }) => *v,
+            None => 0,
+        };
+        if seen.contains(&(event, code)) {
+            return Err(c.err(
+                r.line,
+                format!(
+                    "{} with control code {code} is given twice for {} (valid: once)",
+                    event.as_str(),
+                    m.name.v
+                ),
+            ));
+        }
+        seen.push((event, code));
+        if no_workload && let Some(w) = &r.workload {
+            return Err(c.err(w.line, format!("actionOnWorkload: {} has no task or session to act on", m.name.v)));
+        }
+        let mut a = base[event as usize];
+        a.workload = c.choice(&r.workload, "actionOnWorkload", FAILURE_ACTIONS, a.workload)?;
+        a.instance = c.choice(&r.instance, "actionOnSI", INSTANCE_ACTIONS, a.instance)?;
+        if matches!(event, MethodEvent::Exit | MethodEvent::Timeout) && a.instance == InstanceAction::KeepAlive {
+            let line = r.instance.as_ref().map_or(r.line, |i| i.line);
+            return Err(c.err(
+                line,
+                format!(
+                    "actionOnSI: an instance cannot be kept after {} (valid: restartService | blockHost)",
+                    if event == MethodEvent::Exit {
+                        "its process exited"
+                    } else {
+                        "a timeout: it is stopped"
+                    }
+                ),
+            ));
+        }
+        if code == 0 {
+            out.on[event as usize] = a;
+        } else {
+            out.codes.push((event, code as i32, a));
+        }
+    }
+    Ok(out)
+}
 
 pub fn validate(d: Draft, file: &str, base: &Path) -> Result<Profile, ProfileError> {
     let c = Ctx { file };
@@ -404,8 +535,8 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
         true => Launcher::Slurm(slurm_options(c, s)?),
     };
     let mut control = Control::default();
-    for (method, timeout, action) in &s.control {
-        let slot = match method.v.to_ascii_lowercase().as_str() {
+    for m in &s.control {
+        let slot = match m.name.v.to_ascii_lowercase().as_str() {
             "createservice" => &mut control.create_service,
             "sessionenter" => &mut control.session_enter,
             "invoke" => &mut control.invoke,
@@ -413,15 +544,12 @@ fn service(c: &Ctx, s: &DraftService, base: &Path) -> Result<Service, ProfileErr
             "sessionleave" => &mut control.session_leave,
             "destroyservice" => &mut control.destroy_service,
             _ => {
-                return Err(c.err(method.line, format!(
+                return Err(c.err(m.name.line, format!(
                     "control: unknown method '{}' (valid: createService | sessionEnter | invoke | sessionUpdate | sessionLeave | destroyService)",
-                    method.v)));
+                    m.name.v)));
             }
         };
-        *slot = MethodControl {
-            timeout_s: c.int(timeout, "timeout", 0, 31_536_000, 0)? as u64,
-            on_failure: c.choice(action, "onFailure", FAILURE_ACTIONS, FailureAction::Retry)?,
-        };
+        *slot = method_control(c, m)?;
     }
     Ok(Service {
         name: name.v.clone(),

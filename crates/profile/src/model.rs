@@ -100,23 +100,130 @@ pub enum FailureAction {
     Succeed,
 }
 
+/// What happens to a service instance after an event of a method (Symphony's
+/// `actionOnSI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MethodControl {
-    /// Seconds the method may take; 0 = no limit.
-    pub timeout_s: u64,
-    pub on_failure: FailureAction,
+pub enum InstanceAction {
+    /// It goes on serving.
+    KeepAlive,
+    /// It is stopped; a new one starts when one is wanted.
+    RestartService,
+    /// It is stopped, and no instance of its application starts on its host again until
+    /// the application is enabled again (`soamcontrol app enable`) or re-registered.
+    BlockHost,
 }
 
-impl Default for MethodControl {
-    fn default() -> Self {
-        MethodControl {
-            timeout_s: 0,
-            on_failure: FailureAction::Retry,
+impl InstanceAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceAction::KeepAlive => "keepAlive",
+            InstanceAction::RestartService => "restartService",
+            InstanceAction::BlockHost => "blockHost",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How a method can end, as `<Control>` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodEvent {
+    /// It answered success (`<Return>`).
+    Return = 0,
+    /// It answered a retryable failure (`<Exception type="failure">`).
+    Failure = 1,
+    /// It answered a fatal failure (`<Exception type="fatal">`).
+    Fatal = 2,
+    /// Its process ended while it ran (`<Exit>`).
+    Exit = 3,
+    /// It ran over its timeout (`<Timeout>`).
+    Timeout = 4,
+}
+
+impl MethodEvent {
+    pub const ALL: [MethodEvent; 5] = [
+        MethodEvent::Return,
+        MethodEvent::Failure,
+        MethodEvent::Fatal,
+        MethodEvent::Exit,
+        MethodEvent::Timeout,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodEvent::Return => "return",
+            MethodEvent::Failure => "failure",
+            MethodEvent::Fatal => "fatal",
+            MethodEvent::Exit => "exit",
+            MethodEvent::Timeout => "timeout",
+        }
+    }
+}
+
+/// What an event does to the work in hand and to the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub workload: FailureAction,
+    pub instance: InstanceAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodControl {
+    /// Seconds the method may take; 0 = no limit.
+    pub timeout_s: u64,
+    /// Each event's action with control code 0 (or none), by [`MethodEvent`] as index.
+    pub on: [Action; 5],
+    /// Actions for other control codes a service answers with: (event, code, action);
+    /// only `Return`, `Failure` and `Fatal` carry codes.
+    pub codes: Vec<(MethodEvent, i32, Action)>,
+}
+
+impl MethodControl {
+    /// What `event` with control `code` does. A code the profile gives no action for
+    /// acts as code 0 of the same event.
+    pub fn action(&self, event: MethodEvent, code: i32) -> Action {
+        if code != 0
+            && let Some((_, _, a)) = self.codes.iter().find(|(e, c, _)| *e == event && *c == code)
+        {
+            return *a;
+        }
+        self.on[event as usize]
+    }
+
+    /// Whether a method succeeds exactly when its service answers success, whatever
+    /// code it gives: no code makes a success fail, and no failure counts as success.
+    pub fn success_is_the_reply(&self) -> bool {
+        let all = |ev: MethodEvent| std::iter::once(self.on[ev as usize]).chain(self.codes.iter().filter(move |c| c.0 == ev).map(|c| c.2));
+        all(MethodEvent::Return).all(|a| a.workload == FailureAction::Succeed)
+            && all(MethodEvent::Failure)
+                .chain(all(MethodEvent::Fatal))
+                .all(|a| a.workload != FailureAction::Succeed)
+    }
+
+    /// The workload action of a retryable failure (YAML's `onFailure`).
+    pub fn on_failure(&self) -> FailureAction {
+        self.on[MethodEvent::Failure as usize].workload
+    }
+}
+
+impl Default for MethodControl {
+    /// Symphony's stock `<Control>` block, which real profiles carry: a return
+    /// succeeds, a failure is retried and a fatal failure fails, with the instance kept;
+    /// an exit or a timeout is retried on a new instance.
+    fn default() -> Self {
+        let a = |workload, instance| Action { workload, instance };
+        MethodControl {
+            timeout_s: 0,
+            on: [
+                a(FailureAction::Succeed, InstanceAction::KeepAlive),
+                a(FailureAction::Retry, InstanceAction::KeepAlive),
+                a(FailureAction::Fail, InstanceAction::KeepAlive),
+                a(FailureAction::Retry, InstanceAction::RestartService),
+                a(FailureAction::Retry, InstanceAction::RestartService),
+            ],
+            codes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Control {
     pub create_service: MethodControl,
     pub session_enter: MethodControl,

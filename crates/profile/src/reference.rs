@@ -347,17 +347,36 @@ pub const ATTRIBUTES: &[Attr] = &[
         "",
         "0 (no limit)",
         Some("0"),
-        "Seconds the method may take. A method that runs longer fails: its instance is stopped and replaced.",
+        "Seconds the method may take. A method that runs longer is stopped: its instance goes and the \
+         timeout's action (onFailure, or on: event timeout) decides what becomes of its work.",
     ),
     a(
         Method,
         "onFailure",
-        "<Exception type=\"failure\" actionOnWorkload=...>",
+        "",
         "retry | fail | succeed",
         "retry",
         Some("retry"),
-        "What a failure of the method does to its task: retried (up to taskRetryLimit), failed, or done with \
-         the failure as its output.",
+        "What a failure of the method, an exit of its process or its timeout does to its task (or session \
+         binding): retried (up to taskRetryLimit), failed, or done with an empty output. A fatal failure \
+         fails. XML: <Method onFailure=...>; Symphony's own elements are under on.",
+    ),
+    a(
+        Method,
+        "on",
+        "<Return>, <Exception>, <Exit>, <Timeout>",
+        "a list of {event, controlCode, actionOnWorkload, actionOnSI}",
+        "Symphony's stock block",
+        None,
+        "What each way the method can end does, as Symphony's <Control> block says it. event: return | failure \
+         | fatal (each with a controlCode, default 0, that the service answers with; a code given no entry acts \
+         as 0) | exit | timeout. actionOnWorkload: succeed | retry | fail. actionOnSI: keepAlive (the instance \
+         goes on), restartService (it goes once it has answered what it was sent) or blockHost (the same, and \
+         the application starts no instance on that host until it is enabled again); an exit or a timeout \
+         cannot keep its instance. Left out: a return succeeds, a failure is retried and a fatal failure fails \
+         with the instance kept; an exit or a timeout is retried on a new instance. XML: <Return \
+         controlCode=N actionOnWorkload=... actionOnSI=...>, <Exception type=failure|fatal controlCode=N ...>, \
+         <Exit ...>, <Timeout duration=S ...> in the <Method>.",
     ),
     a(
         SessionType,

@@ -218,8 +218,8 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
         let parent = stack.last().map(String::as_str).unwrap_or("");
         let attrs = x.attrs(&e, line)?;
         // Attributes soam has no use for, by element: one warning per element.
-        let mut not_used: Vec<(&'static str, String)> = Vec::new();
-        let mut unused = |what: &'static str, a: &Attr| not_used.push((what, a.key.clone()));
+        let mut not_used: Vec<(String, String)> = Vec::new();
+        let mut unused = |what: &str, a: &Attr| not_used.push((what.to_string(), a.key.clone()));
         let mut skip_this = false;
         match (parent, name.as_str()) {
             ("", "Profile") => {
@@ -346,34 +346,54 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                         .push((line, format!("method '{}' has no counterpart in soam (ignored)", m.v)));
                     skip_this = true;
                 } else if let Some(sv) = d.services.last_mut() {
-                    sv.control.push((m, t, f));
+                    let mut dm = DraftMethod::new(m);
+                    dm.timeout = t;
+                    dm.on_failure = f;
+                    sv.control.push(dm);
                 }
             }
-            ("Method", "Timeout") => {
+            ("Method", event @ ("Timeout" | "Exit" | "Return" | "Exception")) => {
+                let method = d
+                    .services
+                    .last()
+                    .and_then(|sv| sv.control.last())
+                    .map(|m| m.name.v.clone())
+                    .unwrap_or_default();
+                // SessionLeave and DestroyService serve no task or session: Symphony's
+                // stock block gives them none, and one given is not used.
+                let no_workload = matches!(method.as_str(), "SessionLeave" | "DestroyService");
+                let mut rule = DraftRule {
+                    line,
+                    event: l(event.to_ascii_lowercase(), line),
+                    code: None,
+                    workload: None,
+                    instance: None,
+                };
+                let mut duration = None;
+                let what = format!("<{event}> of {method}");
                 for a in &attrs {
-                    match a.key.as_str() {
-                        "duration" => {
-                            let t = x.int(a, line)?;
-                            if let Some(c) = d.services.last_mut().and_then(|sv| sv.control.last_mut()) {
-                                c.1 = t;
+                    match (event, a.key.as_str()) {
+                        ("Timeout", "duration") => duration = Some(x.int(a, line)?),
+                        ("Exception", "type") => {
+                            rule.event = match a.value.as_str() {
+                                "failure" | "fatal" => l(a.value.clone(), line),
+                                v => return Err(x.err(line, format!("<Exception type>: '{v}' is not valid (valid: failure | fatal)"))),
                             }
                         }
-                        _ => unused("<Timeout>", a),
+                        ("Return" | "Exception", "controlCode") => rule.code = x.int(a, line)?,
+                        (_, "actionOnWorkload") if !no_workload => rule.workload = s(a, line),
+                        (_, "actionOnSI") => rule.instance = s(a, line),
+                        _ => unused(&what, a),
                     }
                 }
-            }
-            ("Method", "Exception") => {
-                let failure = attrs.iter().any(|a| a.key == "type" && a.value == "failure");
-                for a in &attrs {
-                    match a.key.as_str() {
-                        "type" => {}
-                        "actionOnWorkload" if failure => {
-                            if let Some(c) = d.services.last_mut().and_then(|sv| sv.control.last_mut()) {
-                                c.2 = s(a, line);
-                            }
-                        }
-                        _ => unused(if failure { "<Exception type=\"failure\">" } else { "<Exception>" }, a),
+                if event == "Exception" && rule.event.v == "exception" {
+                    return Err(x.err(line, "<Exception>: type missing (valid: failure | fatal)"));
+                }
+                if let Some(m) = d.services.last_mut().and_then(|sv| sv.control.last_mut()) {
+                    if let Some(t) = duration {
+                        m.timeout = t;
                     }
+                    m.rules.push(rule);
                 }
             }
             ("SessionTypes", "Type") => {
@@ -441,12 +461,16 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
     Ok(d)
 }
 
-/// Every real Symphony profile carries IBM's stock `<Control>` block, whose `<Exit>`,
-/// `<Return>`, `actionOnSI` and the like soam does not act on: about twenty warnings a
-/// profile that would bury the one that matters. They become one warning, and each is
+/// Every real Symphony profile carries IBM's stock `<Control>` block, parts of which
+/// soam has no counterpart for (the `Register` method, a workload action for a method
+/// that serves no work): warnings that, where there are several, would bury the one
+/// that matters. They become one warning, and each is
 /// kept as a note that `soamreg -v` lists.
 fn fold_control(d: &mut Draft, controls: &[(u64, u64)]) {
     let inside = |line: u64| controls.iter().any(|&(a, b)| (a..=b).contains(&line));
+    if d.warnings.iter().filter(|(l, _)| inside(*l)).count() < 2 {
+        return;
+    }
     let (folded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut d.warnings).into_iter().partition(|(l, _)| inside(*l));
     d.warnings = kept;
     if let Some(&(first, _)) = folded.first() {
@@ -462,7 +486,7 @@ fn fold_control(d: &mut Draft, controls: &[(u64, u64)]) {
         d.warnings.push((
             first,
             format!(
-                "<Control>{bs} ({b_lines}): {n} setting{s} soam does not act on (<Exit>, <Return>, actionOnSI, ...) ignored; soamreg -v lists {them}"
+                "<Control>{bs} ({b_lines}): {n} setting{s} soam has no counterpart for ignored (method 'Register', ...); soamreg -v lists {them}"
             ),
         ));
         d.notes = folded;

@@ -79,6 +79,19 @@ struct RawControl {
 struct RawMethod {
     timeout: S<i64>,
     on_failure: S<String>,
+    on: Option<Vec<Spanned<RawRule>>>,
+}
+
+/// One entry of a method's `on:` list: Symphony's `<Return>`, `<Exception>`, `<Exit>`
+/// and `<Timeout>` in one shape.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    event: Spanned<String>,
+    control_code: S<i64>,
+    action_on_workload: S<String>,
+    #[serde(rename = "actionOnSI")]
+    action_on_si: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -191,7 +204,28 @@ pub fn read(text: &str, file: &str) -> Result<Draft, ProfileError> {
                     ] {
                         if let Some(m) = m {
                             let mline = m.referenced.line();
-                            control.push((l(name.to_string(), mline), c(m.value.timeout), c(m.value.on_failure)));
+                            let m = m.value;
+                            control.push(DraftMethod {
+                                name: l(name.to_string(), mline),
+                                timeout: c(m.timeout),
+                                on_failure: c(m.on_failure),
+                                rules: m
+                                    .on
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|r| {
+                                        let line = r.referenced.line();
+                                        let r = r.value;
+                                        DraftRule {
+                                            line,
+                                            event: l(r.event.value, r.event.referenced.line()),
+                                            code: c(r.control_code),
+                                            workload: c(r.action_on_workload),
+                                            instance: c(r.action_on_si),
+                                        }
+                                    })
+                                    .collect(),
+                            });
                         }
                     }
                 }

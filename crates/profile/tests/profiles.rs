@@ -93,13 +93,14 @@ fn xml_profile_reads_like_yaml() {
     assert_eq!(prof.consumer.max_sessions, 2);
     assert_eq!(prof.services[0].mode, Mode::Exec);
     assert_eq!(prof.services[0].command, vec!["/bin/cat", "-"]);
-    assert_eq!(
-        prof.services[0].control.invoke,
-        MethodControl {
-            timeout_s: 5,
-            on_failure: FailureAction::Fail
-        }
-    );
+    // soam's own onFailure: a failure, an exit and a timeout alike.
+    let invoke = &prof.services[0].control.invoke;
+    assert_eq!(invoke.timeout_s, 5);
+    for ev in [MethodEvent::Failure, MethodEvent::Exit, MethodEvent::Timeout] {
+        assert_eq!(invoke.action(ev, 0).workload, FailureAction::Fail, "{ev:?}");
+    }
+    assert_eq!(invoke.action(MethodEvent::Fatal, 0).workload, FailureAction::Fail);
+    assert_eq!(invoke.action(MethodEvent::Return, 0).workload, FailureAction::Succeed);
     let t = prof.session_type("Long").unwrap();
     assert_eq!((t.priority, t.task_retry_limit, t.discard_results_on_delivery), (7, 1, false));
     let bad = xml.replace("priority=\"7\"", "priority=\"70000\"");
@@ -231,20 +232,29 @@ fn a_symphony_profile_registers_with_what_soam_skips_named() {
     assert_eq!(s.package.as_deref(), Some("EchoServicePackage"));
     assert_eq!(s.env.get("ECHO_GREETING").map(String::as_str), Some("hello from symphony.xml"));
     assert_eq!(s.control.invoke.timeout_s, 300);
-    assert_eq!(s.control.invoke.on_failure, FailureAction::Retry);
+    assert_eq!(s.control.invoke.on_failure(), FailureAction::Retry);
     let t = prof.session_type("RecoverableSession").unwrap();
     assert!(t.recoverable && t.priority == 10);
     let w = prof.warnings.join("\n");
-    for skipped in ["'consumerId'", "<SOAM>", "<Control> (lines 45-60): 8 settings"] {
+    for skipped in [
+        "'consumerId'",
+        "<SOAM>",
+        "symphony.xml:45: method 'Register' has no counterpart in soam (ignored)",
+    ] {
         assert!(w.contains(skipped), "{skipped} not in:\n{w}");
     }
-    // What <Control> holds that soam does not act on: one warning, each part a note.
-    let n = prof.notes.join("\n");
-    for skipped in ["method 'Register'", "<Exit>", "'controlCode'"] {
-        assert!(n.contains(skipped), "{skipped} not in:\n{n}");
-    }
-    assert!(!w.contains("method 'Register'") && !w.contains("'controlCode'"), "{w}");
-    assert_eq!(prof.notes.len(), 8, "{n}");
+    // The rest of the stock <Control> block is acted on: nothing else of it is left over.
+    assert_eq!(prof.warnings.len(), 3, "{w}");
+    assert!(prof.notes.is_empty(), "{:?}", prof.notes);
+    let invoke = &s.control.invoke;
+    assert_eq!(
+        invoke.action(MethodEvent::Fatal, 0),
+        Action {
+            workload: FailureAction::Fail,
+            instance: InstanceAction::KeepAlive
+        }
+    );
+    assert_eq!(invoke.action(MethodEvent::Exit, 0).instance, InstanceAction::RestartService);
     // One warning per element, each at its line.
     assert!(
         w.contains("symphony.xml:13: <Consumer> attributes 'consumerId', 'taskHighWaterMark'"),
@@ -317,5 +327,89 @@ fn wrongly_typed_values_name_the_key_and_what_is_valid() {
     assert_eq!(
         e,
         "/p/app.yaml:3: maxSessions: '[1]' is not a single value (valid: one value, not a list or map)"
+    );
+}
+
+/// A method's `on:` list (YAML) says what Symphony's <Return>, <Exception>, <Exit> and
+/// <Timeout> say, with the same names; what cannot be is refused at its line.
+#[test]
+fn control_codes_and_instance_actions_in_yaml_and_their_errors() {
+    let yaml = |on: &str| {
+        format!(
+            "application: a\nservices:\n  - name: s\n    command: [\"/bin/true\"]\n    control:\n      invoke:\n        onFailure: fail\n        on:\n{on}"
+        )
+    };
+    let text = yaml(
+        "          - {event: return, controlCode: 5, actionOnWorkload: fail}\n          - {event: failure, controlCode: 3, actionOnSI: blockHost}\n          - {event: exit, actionOnSI: blockHost}\n",
+    );
+    let p = parse(&text, Path::new("/p.yaml")).unwrap();
+    let inv = &p.services[0].control.invoke;
+    let act = |workload, instance| Action { workload, instance };
+    assert_eq!(
+        inv.action(MethodEvent::Return, 5),
+        act(FailureAction::Fail, InstanceAction::KeepAlive)
+    );
+    assert_eq!(
+        inv.action(MethodEvent::Return, 6),
+        act(FailureAction::Succeed, InstanceAction::KeepAlive)
+    );
+    // A part left out is what the event does so far: onFailure's fail here.
+    assert_eq!(
+        inv.action(MethodEvent::Failure, 3),
+        act(FailureAction::Fail, InstanceAction::BlockHost)
+    );
+    assert_eq!(
+        inv.action(MethodEvent::Exit, 0),
+        act(FailureAction::Fail, InstanceAction::BlockHost)
+    );
+    assert!(!inv.success_is_the_reply(), "code 5 fails a success");
+    assert!(p.services[0].control.session_enter.success_is_the_reply());
+
+    let refused = |on: &str| parse(&yaml(on), Path::new("/p.yaml")).unwrap_err().to_string();
+    assert_eq!(
+        refused("          - {event: exit, actionOnSI: keepAlive}\n"),
+        "/p.yaml:9: actionOnSI: an instance cannot be kept after its process exited (valid: restartService | blockHost)"
+    );
+    assert_eq!(
+        refused("          - {event: timeout, controlCode: 2}\n"),
+        "/p.yaml:9: controlCode: timeout carries no control code (valid: only return, failure and fatal)"
+    );
+    assert_eq!(
+        refused("          - {event: return, controlCode: 2}\n          - {event: return, controlCode: 2, actionOnWorkload: fail}\n"),
+        "/p.yaml:10: return with control code 2 is given twice for invoke (valid: once)"
+    );
+    assert_eq!(
+        refused("          - {event: returned}\n"),
+        "/p.yaml:9: event: 'returned' is not valid (valid: return | failure | fatal | exit | timeout)"
+    );
+    assert_eq!(
+        refused("          - {event: fatal, actionOnSI: reboot}\n"),
+        "/p.yaml:9: actionOnSI: 'reboot' is not valid (valid: keepAlive | restartService | blockHost)"
+    );
+    // XML: the same elements, and a workload action for a method that serves none is
+    // named, not acted on.
+    let xml = r#"<Profile><Consumer applicationName="x"/><Service name="s" command="/bin/true"><Control>
+      <Method name="SessionLeave"><Exit actionOnSI="blockHost" actionOnWorkload="retry"/></Method>
+      <Method name="Invoke"><Exception type="oops"/></Method>
+    </Control></Service></Profile>"#;
+    let e = parse(xml, Path::new("/p.xml")).unwrap_err().to_string();
+    assert_eq!(e, "/p.xml:3: <Exception type>: 'oops' is not valid (valid: failure | fatal)");
+    let ok = parse(
+        &xml.replace("type=\"oops\"", "type=\"fatal\" controlCode=\"8\" actionOnWorkload=\"retry\""),
+        Path::new("/p.xml"),
+    )
+    .unwrap();
+    let s = &ok.services[0];
+    assert_eq!(
+        s.control.session_leave.action(MethodEvent::Exit, 0).instance,
+        InstanceAction::BlockHost
+    );
+    assert_eq!(s.control.invoke.action(MethodEvent::Fatal, 8).workload, FailureAction::Retry);
+    assert!(
+        ok.warnings
+            .iter()
+            .any(|w| w.contains("/p.xml:2: <Exit> of SessionLeave attribute 'actionOnWorkload' is not used by soam")),
+        "{:?}",
+        ok.warnings
     );
 }

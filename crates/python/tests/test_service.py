@@ -62,6 +62,22 @@ def test_a_pipelined_burst_is_answered_in_order_with_the_hooks() -> None:
     assert all(x[2] == 7 for x in r if x[0] == 3)
 
 
+def test_control_codes_go_first_in_the_reply_flagged_in_its_status() -> None:
+    r = run_service(
+        frame(1, payload=b"app")
+        + frame(3, 1, 1, 1, b"code:-7")
+        + frame(3, 1, 2, 1, b"failcode:3")
+        + frame(3, 1, 3, 1, b"plain")
+        + frame(6)
+    )
+    coded, failed, plain = r[1], r[2], r[3]
+    # Status 0x80 | outcome, then the code (i32 LE) before the reply's own payload.
+    assert coded[1] == 0x80 and struct.unpack_from("<i", coded[5])[0] == -7 and coded[5][4:] == b"coded"
+    assert failed[1] == 0x81 and struct.unpack_from("<i", failed[5])[0] == 3 and failed[5][4:] == b"coded"
+    # A code is the one reply's: the next one carries none.
+    assert plain[1] == 0 and plain[5] == b"plain"
+
+
 def test_a_request_cut_short_ends_the_service_quietly() -> None:
     r = run_service(frame(1, payload=b"app") + frame(3, 1, 1, 1, b"abc")[:10])
     assert [x[0] for x in r] == [1]

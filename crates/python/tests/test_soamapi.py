@@ -194,6 +194,34 @@ def test_failures_embed_the_service_s_exception(app: Agent) -> None:
     conn.close()
 
 
+def test_control_codes_from_the_contexts_act_as_the_profile_says(agent: Agent, tmp_path) -> None:
+    import soamapi
+
+    control = (
+        "    control:\n      invoke:\n        on:\n"
+        "          - {event: return, controlCode: 5, actionOnWorkload: fail}\n"
+        "          - {event: failure, controlCode: 3, actionOnWorkload: fail}\n"
+    )
+    agent.register("coded.yaml", profile("coded", "container.py", types="    taskRetryLimit: 2\n", env=control))
+    conn = soamapi.connect("coded", soamapi.DefaultSecurityCallback("Guest", "Guest"))
+    s = new_session(conn)
+    coded, plain = tmp_path / "coded.log", tmp_path / "plain.log"
+    hs = {send(s, t).get_id(): t for t in ["code:5:no", "code:0:yes", f"failcode:3:{coded}", f"failcode:0:{plain}"]}
+    outs = []
+    while len(outs) < 4:
+        outs += s.fetch_task_output(4, 60)
+    by = {hs[o.get_id()]: o for o in outs}
+    assert not by["code:5:no"].is_successful()
+    assert "control code 5" in str(by["code:5:no"].get_exception())
+    assert texts([by["code:0:yes"]]) == {int(by["code:0:yes"].get_id()): "yes"}
+    # Code 3's failure fails at once; code 0's is retried to the limit (2 retries).
+    assert not by[f"failcode:3:{coded}"].is_successful()
+    assert coded.read_text().count("attempt") == 1
+    assert plain.read_text().count("attempt") == 3
+    s.close()
+    conn.close()
+
+
 def test_byte_array_messages_and_common_data(app: Agent) -> None:
     import soamapi
 

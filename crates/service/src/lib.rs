@@ -58,6 +58,14 @@ pub trait Service {
     fn session_leave(&mut self, _session: u64) -> Result<(), Failure> {
         Ok(())
     }
+    /// The control code of the method that just ran, asked once after each method
+    /// (success or failure): a service that sets one keeps it in a field while the
+    /// method runs and hands it over here, leaving 0 for the next. The profile's
+    /// `<Return controlCode=N>` and `<Exception controlCode=N>` say what it does
+    /// (docs/service-protocol.md); 0, the default, is what no code means.
+    fn control_code(&mut self) -> i32 {
+        0
+    }
     fn destroy_service(&mut self) -> Result<(), Failure> {
         Ok(())
     }
@@ -117,6 +125,7 @@ pub fn serve<S: Service, R: Read, W: Write>(mut svc: S, input: R, output: W) -> 
             session: msg.session,
             task: msg.task,
             attempt,
+            code: svc.control_code(),
             payload: &payload,
         };
         wire::write(&mut out, &reply)?;
@@ -168,6 +177,7 @@ mod tests {
             session,
             task,
             attempt,
+            code: 0,
             payload: b"",
         };
         let early = wire::ENTER_EARLY;
@@ -218,6 +228,7 @@ mod tests {
                     session: 1,
                     task: i as u64 + 1,
                     attempt: 2,
+                    code: 0,
                     payload: p,
                 },
             )
@@ -234,5 +245,57 @@ mod tests {
         let c = wire::read(&mut r, &mut buf).unwrap().unwrap();
         assert_eq!(c.payload, b"\xff\x00");
         assert!(wire::read(&mut r, &mut buf).unwrap().is_none());
+    }
+
+    /// Answers each input's first byte as its control code, success or failure.
+    struct Coded(i32);
+    impl Service for Coded {
+        fn invoke(&mut self, _t: &TaskContext, input: &[u8]) -> Result<Vec<u8>, Failure> {
+            self.0 = input[0] as i32 - 100;
+            if input[1] == b'f' {
+                return Err(Failure::Retry("failed".into()));
+            }
+            Ok(input[2..].to_vec())
+        }
+        fn control_code(&mut self) -> i32 {
+            std::mem::take(&mut self.0)
+        }
+    }
+
+    #[test]
+    fn a_control_code_goes_with_its_one_reply_and_reads_back() {
+        let mut req = Vec::new();
+        for (i, p) in [&b"\x5fsout"[..], b"\x67f", b"\x64sx"].iter().enumerate() {
+            let m = Message {
+                kind: Kind::Invoke,
+                status: Status::Success,
+                session: 1,
+                task: i as u64 + 1,
+                attempt: 1,
+                code: 0,
+                payload: p,
+            };
+            wire::write(&mut req, &m).unwrap();
+        }
+        let mut out = Vec::new();
+        serve(Coded(0), &req[..], &mut out).unwrap();
+        // Flagged in the status byte, the code (i32 LE) before the payload.
+        assert_eq!(out[5], wire::CODED);
+        assert_eq!(&out[26..30], &(-5i32).to_le_bytes());
+        let (mut r, mut buf) = (&out[..], Vec::new());
+        let a = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!((a.status, a.code, a.payload), (Status::Success, -5, &b"out"[..]));
+        let b = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!((b.status, b.code, b.payload), (Status::Failure, 3, &b"failed"[..]));
+        // Code 0 is no code: the reply is as the protocol's first version had it.
+        let c = wire::read(&mut r, &mut buf).unwrap().unwrap();
+        assert_eq!((c.status, c.code, c.payload), (Status::Success, 0, &b"x"[..]));
+        assert!(wire::read(&mut r, &mut buf).unwrap().is_none());
+        // A flagged reply too short to hold its code is refused, not read past.
+        let mut short = vec![0u8; wire::HEADER + 2];
+        short[0] = Kind::Invoke as u8;
+        short[1] = wire::CODED;
+        assert!(wire::parse(&short).is_err());
+        assert_eq!(wire::payload_at(&out[4..]), wire::HEADER + 4);
     }
 }

@@ -11,8 +11,15 @@ proptest! {
     #[test]
     fn arbitrary_bodies_parse_or_fail(body in proptest::collection::vec(any::<u8>(), 0..256)) {
         if let Ok(m) = wire::parse(&body) {
-            prop_assert!(body.len() >= HEADER);
-            prop_assert_eq!(m.payload.len(), body.len() - HEADER);
+            // The payload is what follows the header and, when flagged, the control code.
+            let coded = body[1] & wire::CODED != 0;
+            let before = HEADER + if coded { 4 } else { 0 };
+            prop_assert!(body.len() >= before);
+            prop_assert_eq!(m.payload.len(), body.len() - wire::payload_at(&body));
+            prop_assert_eq!(wire::payload_at(&body), before);
+            if !coded {
+                prop_assert_eq!(m.code, 0);
+            }
         }
     }
 
@@ -32,7 +39,7 @@ proptest! {
     ) {
         let mut stream = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
-            wire::encode(&mut stream, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64, attempt: 0, payload: p });
+            wire::encode(&mut stream, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64, attempt: 0, code: 0, payload: p });
         }
         // Well-formed messages read back exactly.
         let mut r = &stream[..];
@@ -66,7 +73,7 @@ proptest! {
         let mut stream = Vec::new();
         let mut ends = vec![0];
         for (i, p) in payloads.iter().enumerate() {
-            wire::encode(&mut stream, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64, attempt: 1, payload: p });
+            wire::encode(&mut stream, &Message { kind: Kind::Invoke, status: Status::Success, session: 1, task: i as u64, attempt: 1, code: 0, payload: p });
             ends.push(stream.len());
         }
         let cut = cut.index(stream.len() + 1);

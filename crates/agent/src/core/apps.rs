@@ -21,6 +21,8 @@ impl Core {
             .map(|t| (t.name.clone(), Arc::new(t.clone())))
             .collect();
         let name = profile.application.clone();
+        // Registered again: its hosts are tried again (as enabling it again does).
+        self.unblock(&name);
         self.apps.insert(
             name.clone(),
             App {
@@ -181,6 +183,8 @@ impl Core {
         self.want_app(&app);
         self.needs_schedule = true;
         if enabled {
+            // As Symphony does: enabling an application unblocks its hosts.
+            self.unblock(&app);
             self.preload_apps();
         }
         Ok(Reply::Ok)

@@ -134,6 +134,11 @@ impl Core {
         i as u16 + 1
     }
 
+    /// The node a worker runs on, once it said.
+    pub(super) fn worker_host(&self, worker: u64) -> Option<String> {
+        self.cluster.workers.get(&worker).map(|w| w.node.clone()).filter(|n| !n.is_empty())
+    }
+
     pub(super) fn node_name(&self, node: u16) -> Option<String> {
         (node > 0)
             .then(|| self.cluster.node_names.get(node as usize - 1).cloned())
@@ -195,6 +200,7 @@ impl Core {
             .filter(|(_, w)| {
                 w.up && !w.draining
                     && needs.is_none_or(|sha| w.packages.contains(sha))
+                    && !self.blocked.contains(&pool.0, &w.node)
                     && self
                         .cluster
                         .allocs

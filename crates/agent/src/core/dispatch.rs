@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Tasks may go to the instance behind a SessionEnter still under way: its service
-/// refuses them unrun should that SessionEnter fail. Not where a failed SessionEnter
-/// counts as entered (`onFailure: succeed`): the tasks must then run, and the service
-/// cannot know that.
+/// refuses them unrun should that SessionEnter fail. Not where the profile decides
+/// otherwise than the reply's status (a failed SessionEnter that counts as entered, or
+/// a control code that fails a successful one): the service cannot know that.
 fn early(inst: &Instance) -> bool {
-    inst.early_invokes && inst.service.control.session_enter.on_failure != soam_profile::FailureAction::Succeed
+    inst.early_invokes && inst.service.control.session_enter.success_is_the_reply()
 }
 
 /// The instance may be sent the session's tasks: it entered the session, or is entering

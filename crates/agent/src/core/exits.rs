@@ -12,7 +12,8 @@ use super::{Core, lifecycle, method_control};
 use crate::ports::{InstCmd, InstId, Timer};
 use bytes::Bytes;
 use rustc_hash::FxHashMap as HashMap;
-use soam_service::wire::{Kind, Status};
+use soam_profile::{InstanceAction, MethodEvent};
+use soam_service::wire::Kind;
 use std::time::{Duration, Instant};
 
 impl Core {
@@ -33,10 +34,13 @@ impl Core {
             inst.app,
             inst.service.name
         );
+        // What the method it was running met: its process ended (`<Exit>`; a broken
+        // protocol counts so) or its timeout (`<Timeout>`).
         let head_failed = match &reason {
             _ if lost => None,
-            None => Some(why.clone()),
-            Some(KillReason::Failed(m)) => Some(m.clone()),
+            None => Some((MethodEvent::Exit, why.clone())),
+            Some(KillReason::Failed(m)) => Some((MethodEvent::Exit, m.clone())),
+            Some(KillReason::TimedOut(m)) => Some((MethodEvent::Timeout, m.clone())),
             Some(_) => None,
         };
         if let Some(sid) = inst.bound()
@@ -44,28 +48,40 @@ impl Core {
         {
             s.bound = s.bound.saturating_sub(1);
         }
-        let control = inst.service.control;
+        let control = &inst.service.control;
         for (k, e) in inst.expect.iter().enumerate() {
             let failed = if k == 0 { head_failed.clone() } else { None };
+            let Some((event, m)) = failed else {
+                if e.kind == Kind::Invoke
+                    && !e.void
+                    && let Some(idx) = self.live_task(e)
+                {
+                    self.requeue(e.sid, idx);
+                }
+                continue;
+            };
+            let action = method_control(control, e.kind).action(event, 0);
+            if action.instance == InstanceAction::BlockHost {
+                let host = self.host_of(inst.worker);
+                self.block_host(
+                    &inst.app,
+                    host,
+                    format!("{} of service '{}': {m}", e.kind.name(), inst.service.name),
+                );
+            }
             match e.kind {
                 Kind::Invoke if e.void => {}
                 Kind::Invoke => {
                     let Some(idx) = self.live_task(e) else { continue };
-                    match failed {
-                        Some(m) => self.task_failed(e.sid, idx, Bytes::from(m), control.invoke.on_failure),
-                        None => self.requeue(e.sid, idx),
-                    }
+                    self.task_failed(e.sid, idx, Bytes::from(m), action.workload);
                 }
                 Kind::SessionEnter | Kind::SessionUpdate | Kind::CreateService => {
-                    if let Some(m) = failed {
-                        let sid = if e.kind == Kind::CreateService {
-                            inst.bound().unwrap_or(0)
-                        } else {
-                            e.sid
-                        };
-                        let action = method_control(&control, e.kind).on_failure;
-                        self.bind_failure(sid, &format!("{} failed: {m}", e.kind.name()), Status::Failure, action);
-                    }
+                    let sid = if e.kind == Kind::CreateService {
+                        inst.bound().unwrap_or(0)
+                    } else {
+                        e.sid
+                    };
+                    self.bind_failure(sid, &format!("{} failed: {m}", e.kind.name()), action.workload);
                 }
                 Kind::SessionLeave | Kind::DestroyService => {}
             }
@@ -122,7 +138,7 @@ impl Core {
                     (Fired::Expired, Some((_, kind))) => {
                         let secs = method_control(&i.service.control, kind).timeout_s;
                         let msg = format!("{} timed out after {secs} s", kind.name());
-                        self.kill(inst, KillReason::Failed(msg));
+                        self.kill(inst, KillReason::TimedOut(msg));
                     }
                     (Fired::Again(at), _) => self.at(at, Timer::MethodTimeout { inst, at }),
                     _ => {}

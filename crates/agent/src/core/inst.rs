@@ -63,8 +63,11 @@ impl Expect {
 
 #[derive(Debug, Clone)]
 pub(super) enum KillReason {
-    /// A method overran its timeout: the method at the head failed with this message.
+    /// The service broke the protocol: the method at the head failed with this
+    /// message, as if its process had exited (`<Exit>`).
     Failed(String),
+    /// The method at the head overran its timeout (`<Timeout>`), saying so.
+    TimedOut(String),
     /// Suspend or reclaim: what it was running goes back to pending, no retry counted.
     Requeue,
     /// taskCleanupPeriod ran out on work whose session or task already ended.
@@ -221,7 +224,7 @@ impl Instance {
     /// deliberate reason never replaces a method's failure: that is what its exit must
     /// report.
     pub(super) fn kill(&mut self, reason: KillReason) {
-        if !matches!(self.kill, Some(KillReason::Failed(_))) {
+        if !matches!(self.kill, Some(KillReason::Failed(_) | KillReason::TimedOut(_))) {
             self.kill = Some(reason);
         }
     }

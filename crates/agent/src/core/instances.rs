@@ -5,10 +5,11 @@
 //! requeued, its session ended) is dropped.
 
 use super::inst::{Expect, KillReason};
+use super::method_control;
 use super::{Core, lifecycle};
 use crate::ports::{InstEvent, InstId, Sid};
 use bytes::Bytes;
-use soam_profile::FailureAction;
+use soam_profile::{FailureAction, InstanceAction, MethodEvent};
 use soam_proto::msg::TaskState;
 use soam_service::wire::{Kind, Status};
 use std::time::Instant;
@@ -21,10 +22,13 @@ impl Core {
                 status,
                 task,
                 attempt,
+                code,
                 payload,
-            } => self.reply(iid, kind, status, task, attempt, payload),
+            } => self.reply(iid, kind, (status, code), task, attempt, payload),
             InstEvent::Output(bytes) => {
-                let parsed = crate::ports::each_message(&bytes, |m, payload| self.reply(iid, m.kind, m.status, m.task, m.attempt, payload));
+                let parsed = crate::ports::each_message(&bytes, |m, payload| {
+                    self.reply(iid, m.kind, (m.status, m.code), m.task, m.attempt, payload)
+                });
                 if let Err(e) = parsed {
                     self.kill(iid, KillReason::Failed(format!("it sent a malformed message ({e})")));
                 }
@@ -34,7 +38,9 @@ impl Core {
         self.needs_schedule = true;
     }
 
-    fn reply(&mut self, iid: InstId, kind: Kind, status: Status, task: u64, attempt: u32, payload: Bytes) {
+    /// `answer`: the reply's status and control code.
+    fn reply(&mut self, iid: InstId, kind: Kind, answer: (Status, i32), task: u64, attempt: u32, payload: Bytes) {
+        let (status, code) = answer;
         let Some(inst) = self.instances.get_mut(&iid) else { return };
         let Some(e) = inst.expect.pop_front() else {
             self.kill(
@@ -85,18 +91,32 @@ impl Core {
                 inst.idle_since = now;
             }
         }
-        let control = self.instances[&iid].service.control;
-        let message = || String::from_utf8_lossy(&payload).into_owned();
+        // What the profile says this answer does (`<Return>`, `<Exception>`): to the
+        // work in hand, and to the instance.
+        let event = match status {
+            Status::Success => MethodEvent::Return,
+            Status::Failure => MethodEvent::Failure,
+            Status::Fatal => MethodEvent::Fatal,
+        };
+        let action = method_control(&self.instances[&iid].service.control, kind).action(event, code);
+        let failed = action.workload != FailureAction::Succeed;
+        // Why the method failed: the service's message, or the code that made a success fail.
+        let why = || match status {
+            Status::Success => format!("{} returned control code {code}", kind.name()),
+            _ => format!("{} failed: {}", kind.name(), String::from_utf8_lossy(&payload)),
+        };
         match kind {
             Kind::CreateService => {
                 if status == Status::Success {
                     self.instances.get_mut(&iid).unwrap().early_invokes = attempt & soam_service::wire::features::EARLY_INVOKES != 0;
                 }
-                if status != Status::Success && control.create_service.on_failure != FailureAction::Succeed {
-                    let msg = format!("CreateService failed: {}", message());
+                if failed {
                     if let Some(sid) = self.instances[&iid].bound() {
-                        self.bind_failure(sid, &msg, status, control.create_service.on_failure);
+                        self.bind_failure(sid, &why(), action.workload);
                     }
+                    // An instance whose CreateService failed cannot serve: it goes,
+                    // whatever actionOnSI says, and blocks its host if that says so.
+                    self.instance_action(iid, action.instance, kind, event, code);
                     self.kill(iid, KillReason::Cleanup);
                     return;
                 }
@@ -112,27 +132,21 @@ impl Core {
                     let session = self.sessions.get(&e.sid).map(|s| s.id).unwrap_or(0);
                     self.send_method(iid, Kind::SessionLeave, e.sid, session, Bytes::new());
                 } else if bound == Some(e.sid) {
-                    if status == Status::Success || control.session_enter.on_failure == FailureAction::Succeed {
+                    if !failed {
                         self.instances.get_mut(&iid).unwrap().enter(e.sid);
                         if status == Status::Success {
                             let _ = self.drive(e.sid, lifecycle::Event::Bound);
                         }
                     } else {
                         self.unbind(iid);
-                        self.bind_failure(
-                            e.sid,
-                            &format!("SessionEnter failed: {}", message()),
-                            status,
-                            control.session_enter.on_failure,
-                        );
+                        self.bind_failure(e.sid, &why(), action.workload);
                     }
                 }
             }
             Kind::SessionUpdate => {
                 let inst = self.instances.get_mut(&iid).unwrap();
                 inst.updating = inst.updating.saturating_sub(1);
-                let action = control.session_update.on_failure;
-                if status != Status::Success && action != FailureAction::Succeed {
+                if failed {
                     // The service may hold the old common data, or none: it runs no more
                     // of the session's tasks. Retried as a new bind (SessionEnter with the
                     // current data), counted with SessionEnter failures.
@@ -140,14 +154,17 @@ impl Core {
                     // SessionEnter failed first, which counted).
                     if inst.bound() == Some(e.sid) {
                         self.unbind(iid);
-                        self.bind_failure(e.sid, &format!("SessionUpdate failed: {}", message()), status, action);
+                        self.bind_failure(e.sid, &why(), action.workload);
                     }
                 }
                 self.needs_schedule = true;
             }
             Kind::Invoke if e.void => {}
-            Kind::Invoke => self.invoke_done(e, status, payload, control.invoke.on_failure),
+            Kind::Invoke => self.invoke_done(e, (status, code), payload, action.workload),
             Kind::SessionLeave | Kind::DestroyService => {}
+        }
+        if action.instance != InstanceAction::KeepAlive {
+            self.instance_action(iid, action.instance, kind, event, code);
         }
         self.arm_head(iid);
         if let Some(inst) = self.instances.get(&iid)
@@ -183,12 +200,37 @@ impl Core {
         (t.state() == TaskState::Running && t.attempts() == e.attempt).then_some(idx)
     }
 
-    fn invoke_done(&mut self, e: Expect, status: Status, payload: Bytes, action: FailureAction) {
+    /// A task's answer, and what the profile says it does (`<Return>`, `<Exception>`).
+    fn invoke_done(&mut self, e: Expect, answer: (Status, i32), payload: Bytes, action: FailureAction) {
         let Some(idx) = self.live_task(&e) else { return };
-        match status {
-            Status::Success => self.end_task(e.sid, idx, TaskState::Done, payload),
-            Status::Failure => self.task_failed(e.sid, idx, payload, action),
-            Status::Fatal => self.end_task(e.sid, idx, TaskState::Error, payload),
+        match (answer, action) {
+            ((Status::Success, _), FailureAction::Succeed) => self.end_task(e.sid, idx, TaskState::Done, payload),
+            // A success its control code makes a failure: the code is the message.
+            ((Status::Success, code), action) => {
+                let why = Bytes::from(format!("the service returned control code {code}"));
+                self.task_failed(e.sid, idx, why, action)
+            }
+            (_, action) => self.task_failed(e.sid, idx, payload, action),
+        }
+    }
+
+    /// `actionOnSI` of what an instance answered: stop it once it has answered what it
+    /// was sent (`restartService`), and never start its application on its host again
+    /// until the application is enabled again (`blockHost`).
+    fn instance_action(&mut self, iid: InstId, what: InstanceAction, kind: Kind, event: MethodEvent, code: i32) {
+        let Some(inst) = self.instances.get(&iid) else { return };
+        if what == InstanceAction::BlockHost {
+            let (app, host) = (inst.app.clone(), self.host_of(inst.worker));
+            let method = kind.name();
+            let why = format!(
+                "{method} of service '{}' answered {} with control code {code}",
+                inst.service.name,
+                event.as_str()
+            );
+            self.block_host(&app, host, why);
+        }
+        if what != InstanceAction::KeepAlive {
+            self.restart_instance(iid);
         }
     }
 
@@ -216,12 +258,12 @@ impl Core {
         self.sessions.get_mut(&sid).unwrap().requeue(idx);
     }
 
-    /// SessionEnter/SessionUpdate (or CreateService for a bound instance) failed.
-    pub(super) fn bind_failure(&mut self, sid: Sid, msg: &str, status: Status, action: FailureAction) {
+    /// SessionEnter/SessionUpdate (or CreateService for a bound instance) failed, and
+    /// the profile says `action` for how it failed.
+    pub(super) fn bind_failure(&mut self, sid: Sid, msg: &str, action: FailureAction) {
         let ev = lifecycle::Event::BindFailed {
             msg: msg.to_string(),
             action,
-            fatal: status == Status::Fatal,
         };
         let _ = self.drive(sid, ev);
     }

@@ -68,8 +68,9 @@ pub(super) enum Event {
     /// SessionEnter succeeded on an instance.
     Bound,
     /// SessionEnter, SessionUpdate or a bound instance's CreateService failed, and the
-    /// method's failure action is `action`. `fatal`: the service said not to retry.
-    BindFailed { msg: String, action: FailureAction, fatal: bool },
+    /// method's failure action is `action` (the profile's for how it failed: a fatal
+    /// failure's is `fail` unless the profile says otherwise).
+    BindFailed { msg: String, action: FailureAction },
     /// Task `task` ended in error.
     TaskFailed { task: u64 },
     /// Closed or aborted by a client, an admin, or the agent. `tell_holder`: its holder
@@ -325,10 +326,9 @@ impl Life {
                 }
             }
             Event::Bound => self.last_failure = None,
-            Event::BindFailed { msg, action, fatal } => match action {
+            Event::BindFailed { msg, action } => match action {
                 FailureAction::Succeed => {}
                 FailureAction::Fail => self.end(SessionState::Aborted, &msg, true, &mut fx),
-                FailureAction::Retry if fatal => self.end(SessionState::Aborted, &msg, true, &mut fx),
                 FailureAction::Retry => {
                     self.bind_failures += 1;
                     let (n, limit) = (self.bind_failures, rules.session_retry_limit);

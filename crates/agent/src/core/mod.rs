@@ -24,11 +24,14 @@
 //!   instances, starting and stopping them), `instances` (what services reply), `exits`
 //!   (instances stopped, dead or overrunning; timers and the ticker), `head_timer`
 //!   (the running method's timeout, one timer per instance),
-//!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers);
+//!   `delivery` (outputs to holders), `cluster` (Slurm allocations and workers),
+//!   `blocked` (hosts an application may no longer start on, `actionOnSI="blockHost"`),
+//!   `packages` and `preload` (service packages; instances started ahead);
 //! - durability: `persist` (what is written when, and recovery).
 
 mod apps;
 mod blob;
+mod blocked;
 mod cluster;
 mod delivery;
 mod dispatch;
@@ -90,14 +93,14 @@ pub fn now_ms() -> u64 {
 }
 
 /// The profile's timeout and failure action for one service method.
-fn method_control(c: &soam_profile::Control, kind: Kind) -> soam_profile::MethodControl {
+fn method_control(c: &soam_profile::Control, kind: Kind) -> &soam_profile::MethodControl {
     match kind {
-        Kind::CreateService => c.create_service,
-        Kind::SessionEnter => c.session_enter,
-        Kind::Invoke => c.invoke,
-        Kind::SessionUpdate => c.session_update,
-        Kind::SessionLeave => c.session_leave,
-        Kind::DestroyService => c.destroy_service,
+        Kind::CreateService => &c.create_service,
+        Kind::SessionEnter => &c.session_enter,
+        Kind::Invoke => &c.invoke,
+        Kind::SessionUpdate => &c.session_update,
+        Kind::SessionLeave => &c.session_leave,
+        Kind::DestroyService => &c.destroy_service,
     }
 }
 
@@ -175,6 +178,10 @@ pub struct Core {
     identities: HashMap<u32, Arc<crate::identity::RunAs>>,
     /// Slurm allocations and their workers (services with `launcher: slurm`).
     cluster: cluster::Cluster,
+    /// Hosts applications may no longer start services on (`actionOnSI="blockHost"`).
+    blocked: blocked::Blocked,
+    /// This machine's name, as blocks and listings name it.
+    local_host: String,
     /// Per pool, the sessions that may have work, in the order slots are offered: what
     /// the scheduler reads instead of every session.
     wants: sched::Wants,
@@ -236,6 +243,11 @@ impl Core {
             next_seq: 1,
             identities: HashMap::default(),
             cluster: cluster::Cluster::default(),
+            blocked: blocked::Blocked::default(),
+            local_host: nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "localhost".into()),
             wants: Default::default(),
             scratch: Default::default(),
             history: loaded.history.into(),

@@ -280,6 +280,20 @@ impl Core {
         }
     }
 
+    /// The instance takes nothing new, and goes once it has answered what it was sent
+    /// (`actionOnSI="restartService"`; a new one starts when one is wanted).
+    pub(super) fn restart_instance(&mut self, iid: InstId) {
+        let Some(inst) = self.instances.get_mut(&iid) else { return };
+        if inst.killed().is_some() {
+            return;
+        }
+        inst.retire();
+        if let Some(sid) = inst.bound() {
+            self.release(iid, sid);
+        }
+        self.needs_schedule = true;
+    }
+
     /// The session gives the instance back: it finishes what it has queued, then leaves.
     fn release(&mut self, iid: InstId, sid: Sid) {
         let grace = self.sessions.get(&sid).and_then(|s| s.stype.reclaim_grace_period_ms);
@@ -343,7 +357,7 @@ impl Core {
                 let fresh = match &pool {
                     None => {
                         let local = self.instances.values().filter(|i| i.worker.is_none()).count() as u32;
-                        (local < self.cfg.slots).then_some(None)
+                        (local < self.cfg.slots && !self.local_blocked(&app)).then_some(None)
                     }
                     Some(p) => self.free_worker_for(p, &service).map(Some),
                 };

@@ -31,6 +31,8 @@ pub enum InstEvent {
         status: Status,
         task: u64,
         attempt: u32,
+        /// Its control code (`wire::CODED`), 0 if it gives none.
+        code: i32,
         payload: Bytes,
     },
     /// Whole service-protocol replies, as the service wrote them (a worker's relay).
@@ -88,7 +90,7 @@ pub fn each_message(bytes: &Bytes, mut f: impl FnMut(&Message, Bytes)) -> std::i
             return Err(std::io::Error::other("service messages cut inside a message"));
         };
         let m = wire::parse(body)?;
-        f(&m, bytes.slice(at + 4 + wire::HEADER..at + 4 + len));
+        f(&m, bytes.slice(at + 4 + wire::payload_at(body)..at + 4 + len));
         at += 4 + len;
     }
     Ok(())

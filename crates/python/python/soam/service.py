@@ -27,6 +27,12 @@ session type's ``taskRetryLimit``), :class:`FatalError` (the task fails at once)
 other exception (a retryable failure whose message is the traceback). What a hook prints
 goes to stderr, which the agent keeps in its log: stdout carries the protocol.
 
+Control codes (Symphony's): a hook calls ``self.set_control_code(N)``, or raises
+``RetryableError(text, control_code=N)`` / ``FatalError(...)``, and the profile's
+``<Return controlCode="N">`` or ``<Exception controlCode="N">`` (YAML: the method's
+``on:`` list) says what that answer does to the task and to the instance. No code is
+code 0. The code goes with the hook's one reply (docs/service-protocol.md).
+
 :meth:`Service.run` reads requests in large chunks and answers a burst of pipelined
 requests with one write, so a Python service keeps up with the agent's pipelining.
 """
@@ -43,6 +49,9 @@ __all__ = ["Service", "RetryableError", "FatalError", "Output", "MAX_PAYLOAD"]
 
 CREATE_SERVICE, SESSION_ENTER, INVOKE, SESSION_UPDATE, SESSION_LEAVE, DESTROY_SERVICE = range(1, 7)
 SUCCESS, FAILURE, FATAL = 0, 1, 2
+#: In a reply's status: the payload starts with a control code (i32 LE).
+CODED = 0x80
+_CODE = struct.Struct("<i")
 
 #: The largest payload a reply may carry (an output over it fails its task with a message).
 MAX_PAYLOAD = 15 * 1024 * 1024
@@ -58,11 +67,21 @@ Output = Union[bytes, bytearray, memoryview, str, None]
 class RetryableError(Exception):
     """Raised by a hook: this attempt failed and may be retried (``onFailure`` of the
     method's ``control`` decides; for ``invoke`` the default retries up to
-    ``taskRetryLimit``). Its text is the failure message the client sees."""
+    ``taskRetryLimit``). Its text is the failure message the client sees;
+    ``control_code`` goes with it (the profile's ``<Exception controlCode=N>``)."""
+
+    def __init__(self, *args: object, control_code: int = 0) -> None:
+        super().__init__(*args)
+        self.control_code = control_code
 
 
 class FatalError(Exception):
-    """Raised by a hook: fail at once, never retry. Its text is the failure message."""
+    """Raised by a hook: fail at once, never retry (unless the profile says otherwise
+    for its control code). Its text is the failure message."""
+
+    def __init__(self, *args: object, control_code: int = 0) -> None:
+        super().__init__(*args)
+        self.control_code = control_code
 
 
 def _message(e: BaseException) -> bytes:
@@ -83,6 +102,16 @@ class Service:
     #: The task being invoked and its attempt number (from 1).
     task_id: int = 0
     attempt: int = 0
+    #: The control code the running hook's reply carries (see :meth:`set_control_code`).
+    control_code: int = 0
+
+    def set_control_code(self, code: int) -> None:
+        """Gives the running hook's reply control code ``code`` (a 32-bit signed
+        integer): the profile's ``<Return controlCode=...>`` (or ``<Exception>``, if
+        the hook then raises) says what it does. Reset to 0 after each reply."""
+        if not -(2**31) <= code < 2**31:
+            raise ValueError(f"a control code is a 32-bit signed integer, not {code}")
+        self.control_code = code
 
     def on_create_service(self) -> None:
         """Once, when the instance starts. A failure here stops the instance."""
@@ -170,10 +199,16 @@ class Service:
                             status, r = FATAL, (f"the output of {len(r)} bytes is over the {MAX_PAYLOAD} bytes a service may return").encode()
                     except FatalError as e:
                         status, r = FATAL, self.failure_message(e)
+                        self._code_of(e)
                     except Exception as e:
                         status, r = FAILURE, self.failure_message(e)
+                        self._code_of(e)
                 else:
                     r, status = self._control(kind, session, payload)
+                if self.control_code:
+                    r = _CODE.pack(self.control_code) + r
+                    status |= CODED
+                    self.control_code = 0
                 out.append(pack(head + len(r), kind, status, session, task, attempt))
                 out.append(r)
                 if kind == DESTROY_SERVICE:
@@ -207,10 +242,18 @@ class Service:
             else:
                 return f"unknown request kind {kind}".encode(), FATAL
         except FatalError as e:
+            self._code_of(e)
             return self.failure_message(e), FATAL
         except Exception as e:
+            self._code_of(e)
             return self.failure_message(e), FAILURE
         return b"", SUCCESS
+
+    def _code_of(self, e: BaseException) -> None:
+        """An exception's own control code, if it has one, is the reply's."""
+        code = getattr(e, "control_code", 0)
+        if isinstance(code, int) and code and -(2**31) <= code < 2**31:
+            self.control_code = code
 
 
 def _write(fd: int, b: bytes) -> None:

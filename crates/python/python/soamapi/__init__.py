@@ -706,18 +706,36 @@ def connect(application: str, security_callback: Optional[DefaultSecurityCallbac
 # Services
 
 
-class ServiceContext:
-    def __init__(self, app: str) -> None:
+class _Coded:
+    """``set_control_code(code)``, which every context has: the hook's reply carries
+    ``code``, and the profile's ``<Return controlCode=...>`` (or ``<Exception>``, if the
+    hook raises) says what it does (docs/service-protocol.md)."""
+
+    __slots__ = ()
+    _svc: "_service.Service"
+
+    def set_control_code(self, code: int) -> None:
+        self._svc.set_control_code(code)
+
+
+class ServiceContext(_Coded):
+    __slots__ = ("_app", "_svc")
+
+    def __init__(self, app: str, svc: "_service.Service") -> None:
         self._app = app
+        self._svc = svc
 
     def get_application_name(self) -> str:
         return self._app
 
 
-class SessionContext:
-    def __init__(self, session_id: int, common_data: bytes) -> None:
+class SessionContext(_Coded):
+    __slots__ = ("_id", "_data", "_svc")
+
+    def __init__(self, session_id: int, common_data: bytes, svc: "_service.Service") -> None:
         self._id = session_id
         self._data = common_data
+        self._svc = svc
 
     def get_session_id(self) -> str:
         return str(self._id)
@@ -726,15 +744,16 @@ class SessionContext:
         _deserialize(message, self._data)
 
 
-class TaskContext:
-    __slots__ = ("_input", "_output", "_task", "_session", "_attempt")
+class TaskContext(_Coded):
+    __slots__ = ("_input", "_output", "_task", "_session", "_attempt", "_svc")
 
-    def __init__(self, data: bytes, task: int, session: int, attempt: int) -> None:
+    def __init__(self, data: bytes, task: int, session: int, attempt: int, svc: "_service.Service") -> None:
         self._input = data
         self._output = b""
         self._task = task
         self._session = session
         self._attempt = attempt
+        self._svc = svc
 
     def populate_task_input(self, message: Message) -> None:
         _deserialize(message, self._input)
@@ -761,7 +780,9 @@ class ServiceContainer:
     ``FailureException`` fails the task so that it is retried, ``FatalException`` fails it
     at once, any other exception is a failure like ``FailureException``; the client's
     ``get_exception().get_embedded_exception()`` is the exception raised, with the
-    service's traceback as its ``service_traceback``."""
+    service's traceback as its ``service_traceback``. A hook may give its answer a
+    control code with ``context.set_control_code(N)``: the profile's ``<Control>``
+    block says what each code does, as in Symphony."""
 
     def on_create_service(self, service_context: ServiceContext) -> None:
         pass
@@ -797,13 +818,13 @@ class _Adapter(_service.Service):
         return traceback.format_exc().encode("utf-8", "replace")
 
     def on_create_service(self) -> None:
-        self.c.on_create_service(ServiceContext(self.app))
+        self.c.on_create_service(ServiceContext(self.app, self))
 
     def on_session_enter(self, common_data: bytes) -> None:
-        self.c.on_session_enter(SessionContext(self.session_id, common_data))
+        self.c.on_session_enter(SessionContext(self.session_id, common_data, self))
 
     def on_session_update(self, common_data: bytes) -> None:
-        self.c.on_session_update(SessionContext(self.session_id, common_data))
+        self.c.on_session_update(SessionContext(self.session_id, common_data, self))
 
     def on_session_leave(self) -> None:
         self.c.on_session_leave()
@@ -812,7 +833,7 @@ class _Adapter(_service.Service):
         self.c.on_destroy_service()
 
     def on_invoke(self, data: bytes) -> bytes:
-        ctx = TaskContext(data, self.task_id, self.session_id, self.attempt)
+        ctx = TaskContext(data, self.task_id, self.session_id, self.attempt, self)
         self.c.on_invoke(ctx)
         return ctx._output
 

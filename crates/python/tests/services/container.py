@@ -4,6 +4,8 @@
   attempt               answers the attempt number
   common                answers the session's common data (a DefaultTextMessage)
   bytes:N               answers a byte array of N bytes 0..255 (a "B" array message)
+  code:N:TEXT           answers TEXT with control code N (task_context.set_control_code)
+  failcode:N:PATH       appends a line to PATH, then raises FailureException with code N
   anything else         answers it upper-cased
 """
 import array
@@ -58,6 +60,17 @@ class Container(soamapi.ServiceContainer):
             raise ValueError("bad value 'oops'")
         if t.text == "custom":
             raise CustomError("a class of the service's own")
+        if t.text.startswith("code:"):
+            _, code, rest = t.text.split(":", 2)
+            task_context.set_control_code(int(code))
+            task_context.set_task_output(Text(rest))
+            return
+        if t.text.startswith("failcode:"):
+            _, code, path = t.text.split(":", 2)
+            with open(path, "a") as f:
+                f.write("attempt\n")
+            task_context.set_control_code(int(code))
+            raise soamapi.FailureException("coded failure")
         if t.text == "attempt":
             out = Text(str(task_context.get_attempt()))
         elif t.text == "common":

@@ -6,6 +6,8 @@
   sleep:S     sleeps S seconds, answers "slept"
   hooks       answers the hooks seen so far, comma-separated
   info        answers "APP SESSION TASK ATTEMPT"
+  code:N      answers "coded" with control code N (set_control_code)
+  failcode:N  RetryableError("coded", control_code=N)
   anything else: common data + input
 """
 import time
@@ -44,6 +46,11 @@ class Hooks(Service):
             return "slept"
         if data == b"hooks":
             return ",".join(self.seen)
+        if data.startswith(b"code:"):
+            self.set_control_code(int(data[5:]))
+            return "coded"
+        if data.startswith(b"failcode:"):
+            raise RetryableError("coded", control_code=int(data[9:]))
         if data == b"info":
             return f"{self.app} {self.session_id} {self.task_id} {self.attempt}"
         return self.common_data + data

@@ -153,7 +153,13 @@ impl Core {
             if left.is_some_and(|l| l < DRAIN_MARGIN_S) {
                 drain.extend(a.workers.iter().copied());
             }
-            if a.workers.iter().any(|w| busy.contains(w)) || wanted.contains(&a.pool) || a.workers.iter().any(|w| !up.contains(w)) {
+            let busy_now = a.workers.iter().any(|w| busy.contains(w));
+            // Every node of it is blocked for its application (`blockHost`): it can serve
+            // nothing more, so it goes once idle, without waiting for idleRelease.
+            let blocked_out = !a.nodes.is_empty() && a.nodes.iter().all(|n| self.blocked.contains(&a.pool.0, n));
+            if blocked_out && !busy_now {
+                release.push(id);
+            } else if busy_now || wanted.contains(&a.pool) || a.workers.iter().any(|w| !up.contains(w)) {
                 a.idle_since = None;
             } else if now.duration_since(*a.idle_since.get_or_insert(now)).as_secs() >= a.opts.idle_release_s {
                 release.push(id);
@@ -206,11 +212,14 @@ impl Core {
                 .and_then(|a| a.profile.consumer.max_slots)
                 .unwrap_or(u32::MAX) as u64;
             let want = want.min(cap);
+            // What is held for the pool, but allocations whose every node is blocked for
+            // the application: they will serve nothing more (and are being given back).
             let held: Vec<&Alloc> = self
                 .cluster
                 .allocs
                 .values()
                 .filter(|a| a.pool == pool && a.state != AllocState::Releasing)
+                .filter(|a| a.nodes.is_empty() || !a.nodes.iter().all(|n| self.blocked.contains(&pool.0, n)))
                 .collect();
             if held.iter().any(|a| matches!(a.state, AllocState::Requested | AllocState::Pending))
                 || held.len() as u32 >= opts.max_allocations
@@ -254,8 +263,13 @@ impl Core {
                     idle_since: None,
                 },
             );
-            self.launcher
-                .request_allocation(id, opts.clone(), job_name(&self.cfg.paths.data_dir));
+            // Nodes blocked for the application (`blockHost`) are left out of it.
+            let mut asked = opts.clone();
+            let blocked: Vec<&str> = self.blocked.hosts(&pool.0).map(String::as_str).collect();
+            if !blocked.is_empty() {
+                asked.extra_args.push(format!("--exclude={}", blocked.join(",")));
+            }
+            self.launcher.request_allocation(id, asked, job_name(&self.cfg.paths.data_dir));
         }
     }
 
@@ -294,6 +308,19 @@ impl Core {
                 }
             })
             .collect();
+        for (app, host, why) in self.blocked.all() {
+            out.push(AllocInfo {
+                job_id: None,
+                app: app.clone(),
+                service: String::new(),
+                state: "blocked".into(),
+                reason: format!("{why}; soamcontrol app enable {app} lifts it"),
+                nodes: vec![host.clone()],
+                slots: 0,
+                busy: 0,
+                time_left_s: None,
+            });
+        }
         for (pool, why) in &self.cluster.refused {
             out.push(AllocInfo {
                 job_id: None,

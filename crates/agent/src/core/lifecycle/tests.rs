@@ -228,7 +228,6 @@ fn bind_failures_are_retried_up_to_the_limit_then_abort() {
         let ev = Event::BindFailed {
             msg: "SessionEnter failed: no".into(),
             action: FailureAction::Retry,
-            fatal: false,
         };
         life.on(ev, &rules).unwrap()
     };
@@ -246,22 +245,11 @@ fn bind_failures_are_retried_up_to_the_limit_then_abort() {
 }
 
 #[test]
-fn a_fatal_or_failing_bind_aborts_at_once_and_succeed_ignores_it() {
-    for (action, fatal, ends) in [
-        (FailureAction::Retry, true, true),
-        (FailureAction::Fail, false, true),
-        (FailureAction::Succeed, false, false),
-    ] {
+fn a_failing_bind_aborts_at_once_and_succeed_ignores_it() {
+    for (action, ends) in [(FailureAction::Fail, true), (FailureAction::Succeed, false)] {
         let mut life = Life::new();
-        let fx = on(
-            &mut life,
-            Event::BindFailed {
-                msg: "x".into(),
-                action,
-                fatal,
-            },
-        );
-        assert_eq!(finish_of(&fx).is_some(), ends, "{action:?} fatal {fatal}");
+        let fx = on(&mut life, Event::BindFailed { msg: "x".into(), action });
+        assert_eq!(finish_of(&fx).is_some(), ends, "{action:?}");
         assert_eq!(life.state().is_ended(), ends);
     }
 }

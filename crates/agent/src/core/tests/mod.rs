@@ -502,6 +502,7 @@ impl H {
                             status,
                             task: m.task,
                             attempt,
+                            code: 0,
                             payload,
                         };
                         replies.push(CoreMsg::Instance { inst: id, ev });
