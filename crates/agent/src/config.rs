@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// Rotated log files kept beside it (`soamd.log.1` ..).
     pub log_keep: u32,
+    /// Where Prometheus metrics are served (`metricsAddress`); `None`: nowhere.
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// What the config file said that still works but should change (an old key's
     /// name): logged once the log is open.
     pub notes: Vec<String>,
@@ -154,6 +156,14 @@ pub const KEYS: &[ConfigKey] = &[
         "The log file is rotated once it reaches this size.",
     ),
     k("logKeep", "0 to 100", "3", "Rotated log files kept beside it (soamd.log.1 ...)."),
+    k(
+        "metricsAddress",
+        "PORT or ADDRESS:PORT",
+        "none (no metrics served)",
+        "Where the agent serves Prometheus metrics over HTTP, at /metrics (docs/usage.md, Metrics). A port alone \
+         is on the loopback address (127.0.0.1); any other address is served as written, with a warning in the \
+         log, since whoever reaches it sees every application's figures (docs/security.md).",
+    ),
 ];
 
 /// The config file's values, checked (see [`read_file`]).
@@ -176,6 +186,7 @@ struct FileConfig {
     worker_port: Option<u16>,
     log_max_bytes: Option<u64>,
     log_keep: Option<u32>,
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// The file as written: every value as its text and line, so that a bad one is refused
@@ -204,6 +215,7 @@ struct RawConfig {
     worker_port: Raw,
     log_max_bytes: Raw,
     log_keep: Raw,
+    metrics_address: Raw,
 }
 
 /// Checks each key of `raw` against its range.
@@ -271,7 +283,20 @@ fn checked(raw: RawConfig, file: &Path) -> Result<FileConfig, String> {
         worker_port: num("workerPort", &raw.worker_port, 0, 65_535, &bad)?,
         log_max_bytes: num("logMaxBytes", &raw.log_max_bytes, 4096, u64::MAX, &bad)?,
         log_keep: num("logKeep", &raw.log_keep, 0, 100, &bad)?,
+        metrics_address: match &raw.metrics_address {
+            None => None,
+            Some(v) => Some(metrics_address(&v.value).ok_or_else(|| bad("metricsAddress", v, "PORT or ADDRESS:PORT"))?),
+        },
     })
+}
+
+/// `metricsAddress`: `PORT` (loopback) or `ADDRESS:PORT` (`[::1]:9464` for IPv6).
+fn metrics_address(v: &str) -> Option<std::net::SocketAddr> {
+    let v = v.trim();
+    match v.parse::<u16>() {
+        Ok(port) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => v.parse().ok(),
+    }
 }
 
 /// What the command line said (None = not given).
@@ -313,6 +338,7 @@ impl AgentConfig {
             worker_port: 0,
             log_max_bytes: 10 << 20,
             log_keep: 3,
+            metrics_address: None,
             notes: Vec::new(),
         }
     }
@@ -361,6 +387,7 @@ impl AgentConfig {
             handshake_timeout_ms: fc.handshake_timeout_ms.unwrap_or(d.handshake_timeout_ms),
             worker_host: std::env::var("SOAM_WORKER_HOST").ok().filter(|h| !h.is_empty()).or(fc.worker_host),
             worker_port: env_num("SOAM_WORKER_PORT")?.or(fc.worker_port).unwrap_or(d.worker_port),
+            metrics_address: fc.metrics_address,
             ..d
         })
     }

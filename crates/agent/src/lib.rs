@@ -13,6 +13,7 @@ pub mod identity;
 pub mod instance;
 mod launch;
 pub mod logfile;
+pub mod metrics;
 pub mod ports;
 pub mod pylib;
 mod reactor;
@@ -230,6 +231,11 @@ pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::Un
     fs::set_permissions(&paths.socket, fs::Permissions::from_mode(mode))
         .map_err(|e| AgentError::Setup(format!("cannot set the mode of {}: {e}", paths.socket.display())))?;
 
+    // Before any client is served, so that an address that cannot be had stops the start.
+    let metrics_listener = match cfg.metrics_address {
+        Some(addr) => Some(metrics::bind(addr).await.map_err(AgentError::Setup)?),
+        None => None,
+    };
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let (inbox, rx) = ports::inbox();
     let t0 = std::time::Instant::now();
@@ -247,6 +253,20 @@ pub async fn start_on(cfg: AgentConfig, activated: Option<std::os::unix::net::Un
         cfg.slots
     );
 
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!("metrics served at http://{addr}/metrics");
+        if !l.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            tracing::warn!("metrics are served beyond this host ({addr}): anyone who reaches it sees every application's figures");
+        }
+        let (inbox, mut stop) = (inbox.clone(), shutdown.subscribe());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = metrics::serve(l, inbox) => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
     let ctx = std::sync::Arc::new(server::Ctx::new(&cfg, agent_uid));
     let done = tokio::spawn(async move {
         let mut next_conn = 1u64;

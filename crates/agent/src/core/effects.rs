@@ -119,6 +119,7 @@ impl Core {
         }
         let now = now_ms();
         s.cancel_open(now);
+        self.count_ended(&s, state);
         let period = s.stype.task_cleanup_period_ms;
         let (mut cleanup, mut leave) = (Vec::new(), Vec::new());
         for (&iid, inst) in self.instances.iter_mut() {

@@ -43,6 +43,7 @@ mod history;
 mod inst;
 mod instances;
 mod lifecycle;
+mod metrics;
 mod once;
 mod packages;
 mod persist;
@@ -180,6 +181,8 @@ pub struct Core {
     cluster: cluster::Cluster,
     /// Hosts applications may no longer start services on (`actionOnSI="blockHost"`).
     blocked: blocked::Blocked,
+    /// What ended sessions counted, per application (`metricsAddress`).
+    tallies: metrics::Counters,
     /// This machine's name, as blocks and listings name it.
     local_host: String,
     /// Per pool, the sessions that may have work, in the order slots are offered: what
@@ -244,6 +247,7 @@ impl Core {
             identities: HashMap::default(),
             cluster: cluster::Cluster::default(),
             blocked: blocked::Blocked::default(),
+            tallies: metrics::Counters::default(),
             local_host: nix::unistd::gethostname()
                 .ok()
                 .map(|h| h.to_string_lossy().into_owned())
@@ -372,6 +376,9 @@ impl Core {
             CoreMsg::Instance { inst, ev } => self.instance_event(inst, ev),
             CoreMsg::Timer(t) => self.timer(t),
             CoreMsg::Tick => self.tick(),
+            CoreMsg::Metrics(reply) => {
+                let _ = reply.send(self.metrics());
+            }
             CoreMsg::Persisted(ends) => self.persisted(ends),
             CoreMsg::Accepted {
                 sid,

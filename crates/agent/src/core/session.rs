@@ -42,6 +42,8 @@ pub(super) struct Session {
     /// Indexes into `tasks`, in dispatch order.
     pub(super) pending: VecDeque<u32>,
     pub(super) counts: Counts,
+    /// What its tasks did, for monitoring (`metrics`): joins its application's at its end.
+    pub(super) tally: crate::metrics::Tally,
     /// Ended tasks whose output the current holder has not been sent yet.
     pub(super) undelivered: BTreeSet<u64>,
     /// Sent to the current holder, not yet acknowledged.
@@ -71,6 +73,7 @@ impl Session {
             self.pending.push_back(idx);
         }
         self.counts.pending += 1;
+        self.tally.submitted += 1;
     }
 
     /// Adds a task the store kept, in the state it was stored in: pending ones join the
@@ -113,6 +116,7 @@ impl Session {
     pub(super) fn retry(&mut self, idx: usize) {
         self.tasks[idx].retry();
         self.counts.moved(TaskState::Running, TaskState::Pending);
+        self.tally.retried += 1;
         self.pending.push_back(idx as u32);
     }
 
@@ -138,11 +142,14 @@ impl Session {
     /// Ends a task (running, or pending for a kill) in `state` with `result`. A pending
     /// one leaves the queue.
     pub(super) fn finish(&mut self, idx: usize, state: TaskState, result: Bytes, now: u64) {
+        let t = &self.tasks[idx];
+        let times = (t.state() == TaskState::Running).then(|| (t.submitted_ms(), t.started_ms(), now));
         let from = self.tasks[idx].finish(state, result, now);
         if from == TaskState::Pending {
             self.pending.retain(|&i| i as usize != idx);
         }
         self.counts.moved(from, state);
+        self.tally.ended(state, times);
     }
 
     /// A pending task whose submit could not be committed (see `Task::refuse`).
@@ -191,6 +198,7 @@ impl Session {
             tasks: Vec::new(),
             pending: VecDeque::new(),
             counts: Counts::default(),
+            tally: Default::default(),
             undelivered: BTreeSet::new(),
             unacked: BTreeSet::new(),
             bound: 0,

@@ -134,6 +134,7 @@ impl Core {
                 owner_uid,
             );
             self.add_session(sid, s);
+            self.count_created(&c.app);
             Ok(sid)
         })();
         match result {

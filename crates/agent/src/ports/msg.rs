@@ -38,6 +38,8 @@ pub enum CoreMsg {
     },
     Timer(Timer),
     Tick,
+    /// A scrape of `/metrics` (`crate::metrics`): the core answers with what it counts.
+    Metrics(tokio::sync::oneshot::Sender<crate::metrics::Snapshot>),
     /// These task ends (recoverable sessions) are committed: their outputs may go out.
     Persisted(Vec<(Sid, u64)>),
     /// A session's creation could not be committed; its client was told so.

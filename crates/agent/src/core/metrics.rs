@@ -1,0 +1,85 @@
+//! What the agent counts for monitoring (`metricsAddress`, docs/usage.md "Metrics"):
+//! tasks submitted, done, failed and retried, how long tasks waited and ran, sessions
+//! created and ended. Counting costs the hot path a few integer additions on state the
+//! core already holds: each session keeps its own [`Tally`] (its tasks' transitions
+//! write it, `session.rs`), and a session's tally joins its application's when it ends.
+//! A scrape asks the core for a [`Snapshot`] (open sessions' tallies added to the
+//! applications'), which the HTTP side (`crate::metrics`, where the types are) writes
+//! as Prometheus text.
+
+use super::Core;
+use super::session::Session;
+use crate::metrics::{AppCounters, Snapshot};
+use soam_proto::msg::SessionState;
+use std::collections::BTreeMap;
+
+/// Per application: what ended sessions' tasks did, and sessions created and ended.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    apps: BTreeMap<String, AppCounters>,
+}
+
+impl Counters {
+    fn app(&mut self, app: &str) -> &mut AppCounters {
+        if !self.apps.contains_key(app) {
+            self.apps.insert(app.to_string(), AppCounters::default());
+        }
+        self.apps.get_mut(app).expect("inserted")
+    }
+}
+
+impl Core {
+    /// A session was created (not a recovered one).
+    pub(super) fn count_created(&mut self, app: &str) {
+        self.tallies.app(app).sessions_created += 1;
+    }
+
+    /// A session ended in `state`: its tasks' tally joins its application's.
+    pub(super) fn count_ended(&mut self, s: &Session, state: SessionState) {
+        let a = self.tallies.app(&s.app);
+        a.tasks.add(&s.tally);
+        *a.sessions_ended.entry(state.as_str()).or_default() += 1;
+    }
+
+    /// What `/metrics` shows now.
+    pub(super) fn metrics(&self) -> Snapshot {
+        let mut out = Snapshot {
+            store_bytes: self.store.stored_bytes(),
+            store_degraded: self.store_fault.is_some(),
+            connections: self.conns.len() as u64,
+            uptime_s: self.started.elapsed().as_secs(),
+            version: soam_proto::SOAM_VERSION,
+            ..Snapshot::default()
+        };
+        for name in self.apps.keys() {
+            out.apps.entry(name.clone()).or_default();
+        }
+        for (name, c) in &self.tallies.apps {
+            out.apps.entry(name.clone()).or_default().counters = c.clone();
+        }
+        for s in self.sessions.values() {
+            let a = out.apps.entry(s.app.clone()).or_default();
+            a.counters.tasks.add(&s.tally);
+            *a.sessions.entry(s.life.state().as_str()).or_default() += 1;
+            a.pending += s.counts.pending;
+            a.running += s.counts.running;
+        }
+        for i in self.instances.values() {
+            let a = out.apps.entry(i.app.clone()).or_default();
+            if i.bound().is_some() || i.invokes > 0 {
+                a.busy_instances += 1;
+            } else {
+                a.idle_instances += 1;
+            }
+        }
+        for a in self.list_cluster() {
+            match a.state.as_str() {
+                // Not allocations: a host blocked for an application, Slurm's refusal.
+                "blocked" => out.apps.entry(a.app).or_default().blocked_hosts += 1,
+                "refused" => {}
+                _ => *out.allocations.entry(a.state).or_default() += 1,
+            }
+        }
+        out
+    }
+}
