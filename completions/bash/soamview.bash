@@ -22,6 +22,9 @@ _soamview() {
             soamview,cluster)
                 cmd="soamview__subcmd__cluster"
                 ;;
+            soamview,events)
+                cmd="soamview__subcmd__events"
+                ;;
             soamview,help)
                 cmd="soamview__subcmd__help"
                 ;;
@@ -39,6 +42,9 @@ _soamview() {
                 ;;
             soamview__subcmd__help,cluster)
                 cmd="soamview__subcmd__help__subcmd__cluster"
+                ;;
+            soamview__subcmd__help,events)
+                cmd="soamview__subcmd__help__subcmd__events"
                 ;;
             soamview__subcmd__help,help)
                 cmd="soamview__subcmd__help__subcmd__help"
@@ -59,7 +65,7 @@ _soamview() {
 
     case "${cmd}" in
         soamview)
-            opts="-o -u -x -h -V --json --columns --no-header --sort --watch --socket --user --password --help --version app session task cluster history help"
+            opts="-o -u -x -h -V --json --columns --no-header --sort --watch --socket --user --password --help --version app session task cluster events history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,8 +214,58 @@ _soamview() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        soamview__subcmd__events)
+            opts="-f -o -u -x -h --follow --json --columns --no-header --sort --watch --socket --user --password --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         soamview__subcmd__help)
-            opts="app session task cluster history help"
+            opts="app session task cluster events history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +293,20 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__help__subcmd__cluster)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamview__subcmd__help__subcmd__events)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

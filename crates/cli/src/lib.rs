@@ -21,6 +21,7 @@ pub mod changed;
 pub mod common;
 pub mod complete;
 pub mod docs;
+pub mod events;
 pub mod output;
 pub mod replay;
 pub mod rows;

@@ -15,7 +15,7 @@ use std::io::Write;
     name = "soamview",
     version,
     about = "Show applications, sessions, tasks and history",
-    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session -a -o id,state,err --no-header\n  soamview session --orphaned\n  soamview session --watch\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview history sampleApp:3\n  soamview cluster --json")
+    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session -a -o id,state,err --no-header\n  soamview session --orphaned\n  soamview session --watch\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview history sampleApp:3\n  soamview cluster --json\n  soamview events sampleApp --follow\n  soamview events sampleApp:3 --follow --json")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -79,6 +79,18 @@ pub enum What {
     },
     /// Slurm allocations: pending (with Slurm's reason) or running, their nodes and slots
     Cluster,
+    /// Changes as they happen: sessions and tasks changing state, instances starting and
+    /// ending, Slurm allocations; a line each, or JSON Lines with --json. Without
+    /// --follow, the open sessions' states now
+    Events {
+        /// An application, or APP:ID / APP:NAME for one session (default: all you may see)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::sessions))]
+        target: Option<String>,
+        /// The open sessions' states now, then every change as it happens, until
+        /// interrupted (a reader too slow for them is told how many it missed)
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Ended sessions; with APP:ID, that session's kept task history
     History {
         /// An application, or APP:ID / APP:NAME for one session's tasks
@@ -95,7 +107,15 @@ pub fn main() -> i32 {
     let args: Args = crate::common::parse();
     args.login.note("soamview");
     run("soamview", async move {
-        let client = args.conn.connect("soamview").await?;
+        let mut client = args.conn.connect("soamview").await?;
+        if let What::Events { target, follow } = &args.what {
+            if args.watch.is_some() {
+                return Err(
+                    crate::common::UsageError("--watch does not go with events: --follow shows each change as it happens".into()).into(),
+                );
+            }
+            return crate::events::run(&mut client, target.as_deref(), *follow, args.json).await;
+        }
         let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
         // One listener for the whole run: a Ctrl-C that comes while a round is being
         // shown is kept for the wait after it, not lost between two waits.
@@ -221,6 +241,8 @@ async fn view(client: &Client, args: &Args, sink: &mut dyn Write) -> anyhow::Res
             )
             .await?;
         }
+        // Streamed by `events::run` (see `main`), never a view.
+        What::Events { .. } => anyhow::bail!("soamview events is not a listing"),
         What::Cluster => {
             let mut out = Paged::to(&mut *sink, Layout::new::<AllocRow>(&args.table, rows::ALLOC_DEFAULT)?, json);
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {

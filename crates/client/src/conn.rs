@@ -244,6 +244,11 @@ impl Client {
         self.events.recv().await
     }
 
+    /// Events already received and not yet taken with [`Client::next_event`].
+    pub fn events_waiting(&self) -> usize {
+        self.events.len()
+    }
+
     /// Why the connection ended, once it has.
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap().clone()

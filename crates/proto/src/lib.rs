@@ -24,7 +24,7 @@ pub use addr::{SessionKey, SessionRef, TaskRef};
 /// The protocol this release speaks. Bumped when [`msg`] gains something (a request, a
 /// reply, an event, an enum value: always appended) and when a struct in it changes
 /// (which breaks peers: see docs/compatibility.md). `tests/compat.rs` pins the layout.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The oldest client protocol the agent still serves: every message such a client can
 /// send means the same to this release.

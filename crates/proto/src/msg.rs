@@ -197,6 +197,17 @@ pub enum Request {
     ListPackages {
         name: Option<String>,
     },
+    // Protocol 7.
+    /// Events as they happen, for as long as the connection lasts (`soamview events`):
+    /// [`Event::Watched`] for each change of a session's or a task's state, an instance
+    /// started or ended and an allocation's change, narrowed to `app` (and its session
+    /// `session`) when given; [`Event::Dropped`] where the connection fell behind.
+    /// Answered [`Reply::Ok`]. A shared agent sends a user only their own sessions' and
+    /// instances' events (admins get all).
+    Watch {
+        app: Option<String>,
+        session: Option<u64>,
+    },
 }
 
 /// A client-chosen request id (random, 128 bits): see [`Request::Once`].
@@ -377,6 +388,31 @@ pub enum Event {
         state: SessionState,
         reason: String,
     },
+    // Protocol 7.
+    /// Something a [`Request::Watch`] asked for happened.
+    Watched(WatchEvent),
+    /// `count` events were left out here: the connection was too far behind to take
+    /// them (the agent never waits for a watcher).
+    Dropped { count: u64 },
+}
+
+/// One change, as `soamview events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// When, in ms since the epoch.
+    pub time_ms: u64,
+    /// `session`, `task`, `instance` or `allocation`.
+    pub kind: String,
+    /// The application (empty for an allocation of no application).
+    pub app: String,
+    pub session: Option<u64>,
+    pub task: Option<u64>,
+    /// What it became: a session's or task's state; `started` or `ended` for an
+    /// instance; an allocation's state.
+    pub state: String,
+    /// What else is known: why a session ended, a task's attempt, an instance's
+    /// process and host, an allocation's job and nodes.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

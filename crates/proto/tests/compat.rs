@@ -81,7 +81,7 @@ fn fixed<T: for<'de> Deserialize<'de>>(name: &str, pinned: &[&str]) {
 fn the_wire_layout_is_pinned() {
     assert_eq!(
         (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-        (2, 6),
+        (2, 7),
         "a new protocol version: re-pin this test's layouts"
     );
     grows_at_end::<Request>(
@@ -125,6 +125,8 @@ fn the_wire_layout_is_pinned() {
             "DeployPackage",
             "RemovePackage",
             "ListPackages",
+            // 7
+            "Watch",
         ],
     );
     grows_at_end::<Reply>(
@@ -151,7 +153,7 @@ fn the_wire_layout_is_pinned() {
             "Packages",
         ],
     );
-    grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended"]);
+    grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended", "Watched", "Dropped"]);
     grows_at_end::<AgentFrame>("AgentFrame", &["Reply", "Event", "Failed"]);
     grows_at_end::<ErrorKind>(
         "ErrorKind",
@@ -274,4 +276,5 @@ fn the_wire_layout_is_pinned() {
         "PackageInfo",
         &["name", "sha256", "archive_bytes", "files", "bytes", "added_ms", "versions"],
     );
+    fixed::<WatchEvent>("WatchEvent", &["time_ms", "kind", "app", "session", "task", "state", "detail"]);
 }

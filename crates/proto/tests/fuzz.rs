@@ -88,6 +88,7 @@ fn request() -> impl Strategy<Value = Request> {
             req: Box::new(Request::Submit { session, tasks }),
         }),
         Just(Request::ListSessions(SessionQuery::default())),
+        (proptest::option::of(".{0,20}"), proptest::option::of(any::<u64>())).prop_map(|(app, session)| Request::Watch { app, session }),
         Just(Request::Ping),
         Just(Request::Status),
     ]

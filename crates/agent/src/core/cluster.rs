@@ -290,6 +290,13 @@ impl Core {
                 a.idle_since = None;
                 let pool = a.pool.clone();
                 self.cluster.refused.remove(&pool);
+                if self.watching() {
+                    let detail = format!("job {job} for service '{}' on {}", pool.1, nodes.join(","));
+                    self.emit(
+                        super::watchers::event("allocation", &pool.0, None, None, "running", detail),
+                        super::watchers::Whose::Agent,
+                    );
+                }
                 for node in nodes {
                     let wid = self.cluster.next_worker;
                     let tx = match self.launcher.start_worker(wid, job, &node, cpus) {

@@ -151,6 +151,12 @@ impl Core {
                 void: false,
             });
         }
+        if self.watching() {
+            let started: Vec<(usize, u32)> = expects.iter().map(|e| (e.task as usize - 1, e.attempt)).collect();
+            for (idx, attempt) in started {
+                self.emit_task(sid, idx, "running", format!("attempt {attempt} on instance {iid}"));
+            }
+        }
         self.push(iid, expects, msgs);
     }
 
@@ -194,6 +200,15 @@ impl Core {
         pid: Option<u32>,
         worker: Option<u64>,
     ) {
+        if self.watching() {
+            let host = self.host_of(worker);
+            let shown = pid.map_or("-".to_string(), |p| p.to_string());
+            let detail = format!("instance {iid} of service '{}', pid {shown} on {host}", service.name);
+            self.emit(
+                super::watchers::event("instance", app, None, None, "started", detail),
+                super::watchers::Whose::User(run_uid),
+            );
+        }
         self.instances.insert(iid, Instance::new(app, service, run_uid, worker, tx, pid));
         self.send_method(iid, Kind::CreateService, 0, 0, Bytes::from(app.to_string()));
     }

@@ -20,7 +20,13 @@ impl Core {
     /// ignores events (a late timer, a reply after its end).
     pub(super) fn drive(&mut self, sid: Sid, ev: Event) -> Result<(), Refused> {
         let Some(s) = self.sessions.get_mut(&sid) else { return Ok(()) };
+        let before = s.life.state();
         let effects = s.life.on(ev, &s.stype)?;
+        let after = s.life.state();
+        // An end is said with its reason where it is carried out (`finish_session`).
+        if after != before && !after.is_ended() && self.watching() {
+            self.emit_session(sid, after.as_str(), String::new());
+        }
         for e in effects {
             self.carry_out(sid, e);
         }
@@ -104,6 +110,9 @@ impl Core {
     /// The session has ended: pending and running tasks are canceled (running ones get
     /// taskCleanupPeriod), instances are released, history is written.
     fn finish_session(&mut self, sid: Sid, state: SessionState, reason: &str, notify: Option<ConnId>) {
+        if self.watching() {
+            self.emit_session(sid, state.as_str(), reason.to_string());
+        }
         let Some(mut s) = self.sessions.remove(&sid) else { return };
         if let Some(n) = self.open_per_app.get_mut(&s.app) {
             *n = n.saturating_sub(1);
@@ -180,6 +189,7 @@ impl Core {
 
     /// A connection is gone: the sessions it held are without a client.
     pub(super) fn disconnected(&mut self, conn: ConnId) {
+        self.unwatch(conn);
         let Some(c) = self.conns.remove(&conn) else { return };
         for sid in c.held {
             let _ = self.drive(sid, Event::HolderLost(conn));

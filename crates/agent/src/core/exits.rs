@@ -27,6 +27,11 @@ impl Core {
     /// service, so what it was running is requeued without counting a retry.
     pub(super) fn exited(&mut self, iid: InstId, why: String, lost: bool) {
         let Some(inst) = self.instances.remove(&iid) else { return };
+        if self.watching() {
+            let detail = format!("instance {iid} of service '{}': {why}", inst.service.name);
+            let ev = super::watchers::event("instance", &inst.app, None, None, "ended", detail);
+            self.emit(ev, super::watchers::Whose::User(inst.run_uid));
+        }
         let reason = inst.killed().cloned();
         tracing::debug!(
             "instance {iid} (pid {:?}) of {}/{} gone: {why}",

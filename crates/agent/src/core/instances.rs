@@ -248,6 +248,10 @@ impl Core {
                     tracing::debug!("task {}:{} attempt {attempts} failed; retrying", s.addr(), idx + 1);
                     s.retry(idx);
                     self.persist_tasks(sid, [idx as u64 + 1]);
+                    if self.watching() {
+                        let detail = format!("attempt {attempts} failed: {}", super::watchers::brief(&message));
+                        self.emit_task(sid, idx, "pending", detail);
+                    }
                 }
             }
         }

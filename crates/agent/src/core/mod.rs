@@ -57,6 +57,7 @@ mod shares;
 mod task;
 mod tasks;
 mod views;
+mod watchers;
 
 #[cfg(test)]
 mod tests;
@@ -183,6 +184,8 @@ pub struct Core {
     blocked: blocked::Blocked,
     /// What ended sessions counted, per application (`metricsAddress`).
     tallies: metrics::Counters,
+    /// Connections told of changes as they happen (`soamview events`).
+    watchers: watchers::Watchers,
     /// This machine's name, as blocks and listings name it.
     local_host: String,
     /// Per pool, the sessions that may have work, in the order slots are offered: what
@@ -248,6 +251,7 @@ impl Core {
             cluster: cluster::Cluster::default(),
             blocked: blocked::Blocked::default(),
             tallies: metrics::Counters::default(),
+            watchers: watchers::Watchers::default(),
             local_host: nix::unistd::gethostname()
                 .ok()
                 .map(|h| h.to_string_lossy().into_owned())
@@ -372,6 +376,7 @@ impl Core {
                 if let Some(c) = self.conns.get(&conn) {
                     self.dirty.extend(c.held.iter().copied());
                 }
+                self.watcher_writable(conn);
             }
             CoreMsg::Instance { inst, ev } => self.instance_event(inst, ev),
             CoreMsg::Timer(t) => self.timer(t),

@@ -135,6 +135,9 @@ impl Core {
             );
             self.add_session(sid, s);
             self.count_created(&c.app);
+            if self.watching() {
+                self.emit_session(sid, "open", String::new());
+            }
             Ok(sid)
         })();
         match result {

@@ -284,6 +284,14 @@ impl Core {
 
     /// Moves a task to an end state and queues its output for the holder.
     pub(super) fn end_task(&mut self, sid: Sid, idx: usize, state: TaskState, result: Bytes) {
+        if self.watching() {
+            let detail = if state == TaskState::Error {
+                super::watchers::brief(&result)
+            } else {
+                String::new()
+            };
+            self.emit_task(sid, idx, state.as_str(), detail);
+        }
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         s.finish(idx, state, result, now_ms());
         if s.stype.recoverable {

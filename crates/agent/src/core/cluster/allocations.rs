@@ -106,6 +106,14 @@ impl Core {
                 let _ = w.tx.send(ToWorker::Stop);
             }
         }
+        if self.watching()
+            && let Some(a) = self.cluster.allocs.get(&id)
+        {
+            let job = a.job.map_or("not yet granted".to_string(), |j| format!("job {j}"));
+            let detail = format!("{job} for service '{}'", a.pool.1);
+            let ev = crate::core::watchers::event("allocation", &a.pool.0, None, None, "releasing", detail);
+            self.emit(ev, crate::core::watchers::Whose::Agent);
+        }
     }
 
     /// Once a second: poll Slurm, drain jobs near their end, release idle allocations.
@@ -247,6 +255,13 @@ impl Core {
             let id = self.cluster.next_alloc;
             self.cluster.next_alloc += 1;
             tracing::info!("asking Slurm for an allocation for {}/{} ({want} tasks to run)", pool.0, pool.1);
+            if self.watching() {
+                let detail = format!("for service '{}' ({want} tasks to run)", pool.1);
+                self.emit(
+                    crate::core::watchers::event("allocation", &pool.0, None, None, "requested", detail),
+                    crate::core::watchers::Whose::Agent,
+                );
+            }
             self.cluster.allocs.insert(
                 id,
                 Alloc {
