@@ -37,6 +37,9 @@ _soamview() {
             soamview,task)
                 cmd="soamview__subcmd__task"
                 ;;
+            soamview,top)
+                cmd="soamview__subcmd__top"
+                ;;
             soamview__subcmd__help,app)
                 cmd="soamview__subcmd__help__subcmd__app"
                 ;;
@@ -58,6 +61,9 @@ _soamview() {
             soamview__subcmd__help,task)
                 cmd="soamview__subcmd__help__subcmd__task"
                 ;;
+            soamview__subcmd__help,top)
+                cmd="soamview__subcmd__help__subcmd__top"
+                ;;
             *)
                 ;;
         esac
@@ -65,7 +71,7 @@ _soamview() {
 
     case "${cmd}" in
         soamview)
-            opts="-o -u -x -h -V --json --columns --no-header --sort --watch --socket --user --password --help --version app session task cluster events history help"
+            opts="-o -u -x -h -V --json --columns --no-header --sort --watch --socket --user --password --help --version app session task cluster top events history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,7 +271,7 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__help)
-            opts="app session task cluster events history help"
+            opts="app session task cluster top events history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,6 +369,20 @@ _soamview() {
             return 0
             ;;
         soamview__subcmd__help__subcmd__task)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamview__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -499,6 +519,56 @@ _soamview() {
                     COMPREPLY=($(compgen -W "pending running done error canceled" -- "${cur}"))
                     return 0
                     ;;
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        soamview__subcmd__top)
+            opts="-o -u -x -h --json --columns --no-header --sort --watch --socket --user --password --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --columns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -38,6 +38,7 @@ complete -c soamview -n "__fish_soamview_needs_command" -f -a "app" -d 'Register
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "task" -d 'Tasks of one session'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "cluster" -d 'Slurm allocations: pending (with Slurm\'s reason) or running, their nodes and slots'
+complete -c soamview -n "__fish_soamview_needs_command" -f -a "top" -d 'A full-screen live view: sessions with progress and rates, applications\' instances, Slurm allocations and the agent\'s own figures; keys to open a session\'s tasks, suspend, resume and kill (q quits, ? lists the keys)'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "events" -d 'Changes as they happen: sessions and tasks changing state, instances starting and ending, Slurm allocations; a line each, or JSON Lines with --json. Without --follow, the open sessions\' states now'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
 complete -c soamview -n "__fish_soamview_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -92,6 +93,15 @@ complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s x -l passw
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand cluster" -s h -l help -d 'Print help'
+complete -c soamview -n "__fish_soamview_using_subcommand top" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
+complete -c soamview -n "__fish_soamview_using_subcommand top" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand top" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand top" -l socket -d 'Agent socket (default: $XDG_RUNTIME_DIR/soam/soamd.sock, or under $SOAM_HOME)' -r -F
+complete -c soamview -n "__fish_soamview_using_subcommand top" -s u -l user -d 'Symphony\'s user name: accepted for Symphony\'s scripts and not used (the agent knows you by your uid)' -r
+complete -c soamview -n "__fish_soamview_using_subcommand top" -s x -l password -d 'Symphony\'s password: accepted for Symphony\'s scripts and not used' -r
+complete -c soamview -n "__fish_soamview_using_subcommand top" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
+complete -c soamview -n "__fish_soamview_using_subcommand top" -l no-header -d 'Leave out the table\'s header line'
+complete -c soamview -n "__fish_soamview_using_subcommand top" -s h -l help -d 'Print help'
 complete -c soamview -n "__fish_soamview_using_subcommand events" -s o -l columns -d 'Table columns to show, comma-separated (`-o all` for every one); --json always has every field' -r
 complete -c soamview -n "__fish_soamview_using_subcommand events" -l sort -d 'Sort by these columns (any name -o takes), comma-separated; `-COL` sorts that one from the largest; empty values last. Tables and --json alike. Without it, the agent\'s order (by id)' -r
 complete -c soamview -n "__fish_soamview_using_subcommand events" -l watch -d 'Show it again every SECONDS (default 1) until interrupted: on a terminal a redraw under a line with the time; into a pipe or file blocks separated by a blank line, each after its time, and with --json one JSON document a line (JSON Lines)' -r
@@ -112,10 +122,11 @@ complete -c soamview -n "__fish_soamview_using_subcommand history" -s x -l passw
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l json -d 'Print JSON: an array of objects with every field (times as RFC 3339 and *_ms)'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -l no-header -d 'Leave out the table\'s header line'
 complete -c soamview -n "__fish_soamview_using_subcommand history" -s h -l help -d 'Print help'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "app" -d 'Registered applications'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "task" -d 'Tasks of one session'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "cluster" -d 'Slurm allocations: pending (with Slurm\'s reason) or running, their nodes and slots'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "events" -d 'Changes as they happen: sessions and tasks changing state, instances starting and ending, Slurm allocations; a line each, or JSON Lines with --json. Without --follow, the open sessions\' states now'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
-complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster events history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "app" -d 'Registered applications'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "session" -d 'Sessions (open ones; -a adds ended ones from history)'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "task" -d 'Tasks of one session'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "cluster" -d 'Slurm allocations: pending (with Slurm\'s reason) or running, their nodes and slots'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "top" -d 'A full-screen live view: sessions with progress and rates, applications\' instances, Slurm allocations and the agent\'s own figures; keys to open a session\'s tasks, suspend, resume and kill (q quits, ? lists the keys)'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "events" -d 'Changes as they happen: sessions and tasks changing state, instances starting and ending, Slurm allocations; a line each, or JSON Lines with --json. Without --follow, the open sessions\' states now'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "history" -d 'Ended sessions; with APP:ID, that session\'s kept task history'
+complete -c soamview -n "__fish_soamview_using_subcommand help; and not __fish_seen_subcommand_from app session task cluster top events history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -97,6 +97,7 @@ pub struct Snapshot {
     /// Allocations by state.
     pub allocations: BTreeMap<String, u64>,
     pub store_bytes: u64,
+    pub store_commits: u64,
     pub store_degraded: bool,
     pub connections: u64,
     pub uptime_s: u64,
@@ -282,6 +283,12 @@ pub fn families(s: &Snapshot) -> Vec<MetricFamily> {
         "Bytes of the store's records (what maxRecordBytes bounds).",
         GAUGE,
         vec![gauge(&[], s.store_bytes as f64)],
+    ));
+    out.push(family(
+        "soam_store_commits_total",
+        "Store commits (each one a group of writes) since the agent started.",
+        COUNTER,
+        vec![counter(&[], s.store_commits)],
     ));
     out.push(family(
         "soam_store_degraded",

@@ -33,3 +33,4 @@ pub mod soamreg;
 pub mod soamunreg;
 pub mod soamview;
 pub mod soamworker;
+pub mod top;

@@ -15,7 +15,7 @@ use std::io::Write;
     name = "soamview",
     version,
     about = "Show applications, sessions, tasks and history",
-    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session -a -o id,state,err --no-header\n  soamview session --orphaned\n  soamview session --watch\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview history sampleApp:3\n  soamview cluster --json\n  soamview events sampleApp --follow\n  soamview events sampleApp:3 --follow --json")
+    after_help = crate::common::exit::after_help("Examples:\n  soamview app\n  soamview app sampleApp -p\n  soamview session sampleApp --state open\n  soamview session -a -o id,state,err --no-header\n  soamview session --orphaned\n  soamview session --watch\n  soamview task sampleApp:3 --state error --json\n  soamview history sampleApp\n  soamview history sampleApp:3\n  soamview cluster --json\n  soamview top\n  soamview events sampleApp --follow\n  soamview events sampleApp:3 --follow --json")
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -79,6 +79,10 @@ pub enum What {
     },
     /// Slurm allocations: pending (with Slurm's reason) or running, their nodes and slots
     Cluster,
+    /// A full-screen live view: sessions with progress and rates, applications'
+    /// instances, Slurm allocations and the agent's own figures; keys to open a
+    /// session's tasks, suspend, resume and kill (q quits, ? lists the keys)
+    Top,
     /// Changes as they happen: sessions and tasks changing state, instances starting and
     /// ending, Slurm allocations; a line each, or JSON Lines with --json. Without
     /// --follow, the open sessions' states now
@@ -108,6 +112,12 @@ pub fn main() -> i32 {
     args.login.note("soamview");
     run("soamview", async move {
         let mut client = args.conn.connect("soamview").await?;
+        if let What::Top = &args.what {
+            if args.watch.is_some() || args.json {
+                return Err(crate::common::UsageError("soamview top is live already: --watch and --json do not go with it".into()).into());
+            }
+            return crate::top::run(&client).await;
+        }
         if let What::Events { target, follow } = &args.what {
             if args.watch.is_some() {
                 return Err(
@@ -242,7 +252,7 @@ async fn view(client: &Client, args: &Args, sink: &mut dyn Write) -> anyhow::Res
             .await?;
         }
         // Streamed by `events::run` (see `main`), never a view.
-        What::Events { .. } => anyhow::bail!("soamview events is not a listing"),
+        What::Events { .. } | What::Top => anyhow::bail!("soamview events and top are not listings"),
         What::Cluster => {
             let mut out = Paged::to(&mut *sink, Layout::new::<AllocRow>(&args.table, rows::ALLOC_DEFAULT)?, json);
             let Reply::Cluster(list) = client.call(Request::ListCluster).await? else {

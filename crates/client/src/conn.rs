@@ -337,6 +337,29 @@ impl Client {
         }
     }
 
+    /// At most `limit` sessions after `from`, and where the next ones start: a window
+    /// onto a long listing (`soamview top` asks for what its screen shows). Needs an agent
+    /// of protocol 5 or later.
+    pub async fn session_window(
+        &self,
+        query: &SessionQuery,
+        from: Option<(String, u64)>,
+        limit: u32,
+    ) -> Result<(Vec<SessionInfo>, Option<(String, u64)>), ClientError> {
+        let req = Request::ListSessionsAhead {
+            query: query.clone(),
+            from,
+            limit,
+        };
+        match self.send_for(req, true).await? {
+            Answer::Page(page) => {
+                let (rows, next) = page.rows()?;
+                Ok((rows.iter().map(SessionInfoRef::to_owned).collect(), next))
+            }
+            Answer::Reply(other) => Err(unexpected(&other)),
+        }
+    }
+
     /// One page of applications after `from`.
     pub async fn app_page(&self, app: Option<String>, from: Option<String>) -> Result<(Vec<AppInfo>, Option<String>), ClientError> {
         let req = if self.pages() {

@@ -208,6 +208,8 @@ pub enum Request {
         app: Option<String>,
         session: Option<u64>,
     },
+    /// The agent's figures now (`soamview top`): [`Reply::Figures`].
+    Figures,
 }
 
 /// A client-chosen request id (random, 128 bits): see [`Request::Once`].
@@ -332,6 +334,8 @@ pub enum Reply {
     },
     // Protocol 6.
     Packages(Vec<PackageInfo>),
+    // Protocol 7.
+    Figures(AgentFigures),
 }
 
 /// A deployed service package's current version, as `soamdeploy view` shows it.
@@ -394,6 +398,37 @@ pub enum Event {
     /// `count` events were left out here: the connection was too far behind to take
     /// them (the agent never waits for a watcher).
     Dropped { count: u64 },
+}
+
+/// What `soamview top` shows of the agent: counts since it started (rates are their
+/// differences between two asks) and figures now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFigures {
+    pub uptime_s: u64,
+    /// The agent's resident memory.
+    pub rss_bytes: u64,
+    pub connections: u64,
+    /// Store commits since the agent started.
+    pub commits: u64,
+    pub store_bytes: u64,
+    /// Why the store cannot be written, while it cannot.
+    pub store_fault: Option<String>,
+    pub apps: Vec<AppFigures>,
+}
+
+/// One application's part of [`AgentFigures`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppFigures {
+    pub app: String,
+    /// Tasks accepted, and ended done or in error, since the agent started.
+    pub submitted: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub running: u64,
+    pub busy_instances: u64,
+    pub idle_instances: u64,
+    pub open_sessions: u64,
 }
 
 /// One change, as `soamview events` shows it.

@@ -127,6 +127,7 @@ fn the_wire_layout_is_pinned() {
             "ListPackages",
             // 7
             "Watch",
+            "Figures",
         ],
     );
     grows_at_end::<Reply>(
@@ -151,6 +152,8 @@ fn the_wire_layout_is_pinned() {
             "SessionsAhead",
             // 6
             "Packages",
+            // 7
+            "Figures",
         ],
     );
     grows_at_end::<Event>("Event", &["Outputs", "Drained", "TakenOver", "Ended", "Watched", "Dropped"]);
@@ -275,6 +278,32 @@ fn the_wire_layout_is_pinned() {
     fixed::<PackageInfo>(
         "PackageInfo",
         &["name", "sha256", "archive_bytes", "files", "bytes", "added_ms", "versions"],
+    );
+    fixed::<AgentFigures>(
+        "AgentFigures",
+        &[
+            "uptime_s",
+            "rss_bytes",
+            "connections",
+            "commits",
+            "store_bytes",
+            "store_fault",
+            "apps",
+        ],
+    );
+    fixed::<AppFigures>(
+        "AppFigures",
+        &[
+            "app",
+            "submitted",
+            "done",
+            "failed",
+            "pending",
+            "running",
+            "busy_instances",
+            "idle_instances",
+            "open_sessions",
+        ],
     );
     fixed::<WatchEvent>("WatchEvent", &["time_ms", "kind", "app", "session", "task", "state", "detail"]);
 }

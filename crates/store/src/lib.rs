@@ -206,6 +206,8 @@ pub struct Store {
     path: PathBuf,
     /// The committed `stored_bytes`, set by the writer after each commit.
     stored: Arc<AtomicU64>,
+    /// Commits the writer has done since the store was opened.
+    commits: Arc<AtomicU64>,
 }
 
 /// The bytes a row counts for in `stored_bytes`: the text in its key, 8 for each integer
@@ -280,9 +282,11 @@ impl Store {
         let wdb = db.clone();
         let (wpath, cache) = (path.to_path_buf(), cache_bytes);
         let wstored = stored.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let wcommits = commits.clone();
         let thread = std::thread::Builder::new()
             .name("soam-store".into())
-            .spawn(move || Writer::new(wdb, wpath, cache, wstored).run(rx))
+            .spawn(move || Writer::new(wdb, wpath, cache, wstored, wcommits).run(rx))
             .map_err(StoreError::db)?;
         Ok((
             Store {
@@ -291,6 +295,7 @@ impl Store {
                 thread: Some(thread),
                 path: path.to_path_buf(),
                 stored,
+                commits,
             },
             loaded,
         ))
@@ -299,6 +304,11 @@ impl Store {
     /// The bytes of records the store holds, as of the last commit (`row_bytes`).
     pub fn stored_bytes(&self) -> u64 {
         self.stored.load(Ordering::Acquire)
+    }
+
+    /// Commits done since the store was opened (group commits: one per batch of writes).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// A handle for reads from another thread (they block: not on the async reactor).

@@ -20,10 +20,12 @@ pub(crate) struct Writer {
     listener: Option<HealthListener>,
     /// `stored_bytes` as last committed, shared with the [`Store`].
     stored: Arc<AtomicU64>,
+    /// Commits done, shared with the [`Store`] (`Store::commits`).
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
-    pub(crate) fn new(db: Slot, path: PathBuf, cache: usize, stored: Arc<AtomicU64>) -> Writer {
+    pub(crate) fn new(db: Slot, path: PathBuf, cache: usize, stored: Arc<AtomicU64>, commits: Arc<AtomicU64>) -> Writer {
         Writer {
             db,
             path,
@@ -32,6 +34,7 @@ impl Writer {
             kept: Vec::new(),
             listener: None,
             stored,
+            commits,
         }
     }
 
@@ -39,6 +42,7 @@ impl Writer {
     fn apply(&self, db: &Database, batches: &[Batch]) -> Result<(), StoreError> {
         let now = apply(db, batches, self.stored.load(Ordering::Acquire))?;
         self.stored.store(now, Ordering::Release);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

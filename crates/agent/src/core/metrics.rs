@@ -41,10 +41,39 @@ impl Core {
         *a.sessions_ended.entry(state.as_str()).or_default() += 1;
     }
 
+    /// `soamview top`'s figures now (`Request::Figures`).
+    pub(super) fn figures(&self) -> soam_proto::msg::AgentFigures {
+        let snap = self.metrics();
+        soam_proto::msg::AgentFigures {
+            uptime_s: snap.uptime_s,
+            rss_bytes: rss_bytes(),
+            connections: snap.connections,
+            commits: snap.store_commits,
+            store_bytes: snap.store_bytes,
+            store_fault: self.store_fault.clone(),
+            apps: snap
+                .apps
+                .into_iter()
+                .map(|(app, a)| soam_proto::msg::AppFigures {
+                    app,
+                    submitted: a.counters.tasks.submitted,
+                    done: a.counters.tasks.done,
+                    failed: a.counters.tasks.failed,
+                    pending: a.pending,
+                    running: a.running,
+                    busy_instances: a.busy_instances,
+                    idle_instances: a.idle_instances,
+                    open_sessions: a.sessions.values().sum(),
+                })
+                .collect(),
+        }
+    }
+
     /// What `/metrics` shows now.
     pub(super) fn metrics(&self) -> Snapshot {
         let mut out = Snapshot {
             store_bytes: self.store.stored_bytes(),
+            store_commits: self.store.commits(),
             store_degraded: self.store_fault.is_some(),
             connections: self.conns.len() as u64,
             uptime_s: self.started.elapsed().as_secs(),
@@ -82,4 +111,16 @@ impl Core {
         }
         out
     }
+}
+
+/// This process's resident memory (`/proc/self/statm`'s second field, in pages); 0
+/// where it cannot be read.
+fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
 }

@@ -94,6 +94,7 @@ impl Core {
             Request::RemovePackage { name } => self.remove_package(&name),
             Request::ListPackages { name } => self.list_packages(name),
             Request::Watch { app, session } => self.watch(conn, app, session),
+            Request::Figures => Ok(Reply::Figures(self.figures())),
             Request::Ping => Ok(Reply::Ok),
             Request::Shutdown => {
                 self.send(conn, AgentFrame::Reply { id, result: Ok(Reply::Ok) });
