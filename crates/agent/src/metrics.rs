@@ -59,16 +59,12 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// A task ended in `state`; `times`: (submitted, started, ended) in ms if it ran.
-    pub fn ended(&mut self, state: TaskState, times: Option<(u64, u64, u64)>) {
+    /// A task ended in `state`.
+    pub fn ended(&mut self, state: TaskState) {
         match state {
             TaskState::Done => self.done += 1,
             TaskState::Error => self.failed += 1,
-            _ => return,
-        }
-        if let Some((submitted, started, ended)) = times {
-            self.run.observe(ended.saturating_sub(started));
-            self.wait.observe(started.saturating_sub(submitted));
+            _ => {}
         }
     }
 
@@ -398,9 +394,11 @@ mod tests {
             ..Snapshot::default()
         };
         let mut t = Tally::default();
-        t.ended(soam_proto::msg::TaskState::Done, Some((0, 3, 5)));
-        t.ended(soam_proto::msg::TaskState::Done, Some((0, 10, 2_010)));
-        t.ended(soam_proto::msg::TaskState::Error, None);
+        t.ended(TaskState::Done);
+        t.ended(TaskState::Done);
+        t.ended(TaskState::Error);
+        t.run.observe(2);
+        t.run.observe(2_000);
         s.apps.entry("a".into()).or_default().counters.tasks = t;
         s.apps.entry("b".into()).or_default();
         let text = text(&s);

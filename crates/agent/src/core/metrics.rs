@@ -34,16 +34,24 @@ impl Core {
         self.tallies.app(app).sessions_created += 1;
     }
 
-    /// A session ended in `state`: its tasks' tally joins its application's.
+    /// A session ended in `state`: its tasks' tally, with their times, joins its
+    /// application's.
     pub(super) fn count_ended(&mut self, s: &Session, state: SessionState) {
+        let since = self.started_ms();
         let a = self.tallies.app(&s.app);
         a.tasks.add(&s.tally);
+        time_tasks(s, since, &mut a.tasks.run, &mut a.tasks.wait);
         *a.sessions_ended.entry(state.as_str()).or_default() += 1;
+    }
+
+    /// When the agent started, in ms since the epoch.
+    fn started_ms(&self) -> u64 {
+        super::now_ms().saturating_sub(self.started.elapsed().as_millis() as u64)
     }
 
     /// `soamview top`'s figures now (`Request::Figures`).
     pub(super) fn figures(&self) -> soam_proto::msg::AgentFigures {
-        let snap = self.metrics();
+        let snap = self.snapshot(false);
         soam_proto::msg::AgentFigures {
             uptime_s: snap.uptime_s,
             rss_bytes: rss_bytes(),
@@ -71,6 +79,13 @@ impl Core {
 
     /// What `/metrics` shows now.
     pub(super) fn metrics(&self) -> Snapshot {
+        self.snapshot(true)
+    }
+
+    /// The figures now; `times`: with the open sessions' task times (a pass over their
+    /// tasks, which `soamview top` does not need every second).
+    fn snapshot(&self, times: bool) -> Snapshot {
+        let since = self.started_ms();
         let mut out = Snapshot {
             store_bytes: self.store.stored_bytes(),
             store_commits: self.store.commits(),
@@ -89,6 +104,9 @@ impl Core {
         for s in self.sessions.values() {
             let a = out.apps.entry(s.app.clone()).or_default();
             a.counters.tasks.add(&s.tally);
+            if times {
+                time_tasks(s, since, &mut a.counters.tasks.run, &mut a.counters.tasks.wait);
+            }
             *a.sessions.entry(s.life.state().as_str()).or_default() += 1;
             a.pending += s.counts.pending;
             a.running += s.counts.running;
@@ -123,4 +141,17 @@ fn rss_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(0) as u64
+}
+
+/// Adds the times of `s`'s tasks that ended (done or in error) after `since` (ms): from
+/// the start of the attempt that ended each to its end, and from its submission to that
+/// start. Tasks that ended in an earlier life of the agent were counted then.
+fn time_tasks(s: &Session, since: u64, run: &mut crate::metrics::Hist, wait: &mut crate::metrics::Hist) {
+    use soam_proto::msg::TaskState;
+    for t in &s.tasks {
+        if matches!(t.state(), TaskState::Done | TaskState::Error) && t.started_ms() > 0 && t.ended_ms() >= since {
+            run.observe(t.ended_ms().saturating_sub(t.started_ms()));
+            wait.observe(t.started_ms().saturating_sub(t.submitted_ms()));
+        }
+    }
 }

@@ -43,6 +43,8 @@ pub(super) struct Session {
     pub(super) pending: VecDeque<u32>,
     pub(super) counts: Counts,
     /// What its tasks did, for monitoring (`metrics`): joins its application's at its end.
+    /// Only counts: the time histograms are made from the tasks' own times when asked
+    /// (`core::metrics::time_tasks`), which keeps the task path to a few additions.
     pub(super) tally: crate::metrics::Tally,
     /// Ended tasks whose output the current holder has not been sent yet.
     pub(super) undelivered: BTreeSet<u64>,
@@ -142,14 +144,12 @@ impl Session {
     /// Ends a task (running, or pending for a kill) in `state` with `result`. A pending
     /// one leaves the queue.
     pub(super) fn finish(&mut self, idx: usize, state: TaskState, result: Bytes, now: u64) {
-        let t = &self.tasks[idx];
-        let times = (t.state() == TaskState::Running).then(|| (t.submitted_ms(), t.started_ms(), now));
         let from = self.tasks[idx].finish(state, result, now);
         if from == TaskState::Pending {
             self.pending.retain(|&i| i as usize != idx);
         }
         self.counts.moved(from, state);
-        self.tally.ended(state, times);
+        self.tally.ended(state);
     }
 
     /// A pending task whose submit could not be committed (see `Task::refuse`).
