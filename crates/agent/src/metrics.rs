@@ -45,17 +45,15 @@ impl Hist {
     }
 }
 
-/// What a session's tasks did, counted as it happened (never decreases).
+/// What a session's tasks did, counted as it happened (never decreases): four
+/// counters, kept at the end of the session so that the task path's fields stay
+/// together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     pub submitted: u64,
     pub done: u64,
     pub failed: u64,
     pub retried: u64,
-    /// From an attempt's start to its end, for attempts that ended their task.
-    pub run: Hist,
-    /// From submission to the start of the attempt that ended the task.
-    pub wait: Hist,
 }
 
 impl Tally {
@@ -73,14 +71,16 @@ impl Tally {
         self.done += o.done;
         self.failed += o.failed;
         self.retried += o.retried;
-        self.run.add(&o.run);
-        self.wait.add(&o.wait);
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct AppCounters {
     pub tasks: Tally,
+    /// From the start of a task's last attempt to its end (tasks that ended).
+    pub run: Hist,
+    /// From a task's submission to the start of its last attempt.
+    pub wait: Hist,
     pub sessions_created: u64,
     /// By the state each ended in.
     pub sessions_ended: BTreeMap<&'static str, u64>,
@@ -260,13 +260,13 @@ pub fn families(s: &Snapshot) -> Vec<MetricFamily> {
             "soam_task_run_seconds",
             "Time from the start of a task's last attempt to its end.",
             HISTOGRAM,
-            per_app(&|app, a| vec![histogram(&[("app", app)], &a.counters.tasks.run)]),
+            per_app(&|app, a| vec![histogram(&[("app", app)], &a.counters.run)]),
         ),
         family(
             "soam_task_queue_wait_seconds",
             "Time from a task's submission to the start of its last attempt.",
             HISTOGRAM,
-            per_app(&|app, a| vec![histogram(&[("app", app)], &a.counters.tasks.wait)]),
+            per_app(&|app, a| vec![histogram(&[("app", app)], &a.counters.wait)]),
         ),
     ];
     let allocations: Vec<proto::Metric> = ["requested", "pending", "running", "releasing"]
@@ -397,9 +397,10 @@ mod tests {
         t.ended(TaskState::Done);
         t.ended(TaskState::Done);
         t.ended(TaskState::Error);
-        t.run.observe(2);
-        t.run.observe(2_000);
-        s.apps.entry("a".into()).or_default().counters.tasks = t;
+        let a = s.apps.entry("a".into()).or_default();
+        a.counters.tasks = t;
+        a.counters.run.observe(2);
+        a.counters.run.observe(2_000);
         s.apps.entry("b".into()).or_default();
         let text = text(&s);
         assert!(text.contains("soam_tasks_done_total{app=\"a\"} 2\n"), "{text}");

@@ -40,7 +40,7 @@ impl Core {
         let since = self.started_ms();
         let a = self.tallies.app(&s.app);
         a.tasks.add(&s.tally);
-        time_tasks(s, since, &mut a.tasks.run, &mut a.tasks.wait);
+        time_tasks(s, since, &mut a.run, &mut a.wait);
         *a.sessions_ended.entry(state.as_str()).or_default() += 1;
     }
 
@@ -105,7 +105,7 @@ impl Core {
             let a = out.apps.entry(s.app.clone()).or_default();
             a.counters.tasks.add(&s.tally);
             if times {
-                time_tasks(s, since, &mut a.counters.tasks.run, &mut a.counters.tasks.wait);
+                time_tasks(s, since, &mut a.counters.run, &mut a.counters.wait);
             }
             *a.sessions.entry(s.life.state().as_str()).or_default() += 1;
             a.pending += s.counts.pending;

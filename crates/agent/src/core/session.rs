@@ -42,10 +42,6 @@ pub(super) struct Session {
     /// Indexes into `tasks`, in dispatch order.
     pub(super) pending: VecDeque<u32>,
     pub(super) counts: Counts,
-    /// What its tasks did, for monitoring (`metrics`): joins its application's at its end.
-    /// Only counts: the time histograms are made from the tasks' own times when asked
-    /// (`core::metrics::time_tasks`), which keeps the task path to a few additions.
-    pub(super) tally: crate::metrics::Tally,
     /// Ended tasks whose output the current holder has not been sent yet.
     pub(super) undelivered: BTreeSet<u64>,
     /// Sent to the current holder, not yet acknowledged.
@@ -63,6 +59,10 @@ pub(super) struct Session {
     pub(super) candidate: bool,
     /// The latest request ids it was given tasks under, so a repeat is not accepted twice.
     pub(super) remembered: once::Remembered,
+    /// What its tasks did, for monitoring (`metrics`): joins its application's at its end.
+    /// Only counts: the time histograms are made from the tasks' own times when asked
+    /// (`core::metrics::time_tasks`), which keeps the task path to a few additions.
+    pub(super) tally: crate::metrics::Tally,
 }
 
 impl Session {
