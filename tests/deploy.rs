@@ -160,3 +160,30 @@ fn bad_archives_are_refused_in_one_line_and_leave_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /no/such.tgz"));
 }
+
+/// A package index the agent cannot read (a disk error, a hand edit) does not stop it:
+/// it starts with no package deployed, says why in its log, and keeps the unreadable
+/// file aside for a person rather than letting the next deploy overwrite it.
+#[test]
+fn an_unreadable_package_index_is_kept_aside_and_the_agent_serves() {
+    let mut env = Env::new();
+    profile(&env);
+    let v1 = package(&env, "pkg", "v1");
+    env.ok("soamdeploy", &["add", "pkg", "--package", v1.to_str().unwrap()]);
+    env.stop_agent(libc::SIGTERM);
+    std::fs::write(env.path("data/packages/index.json"), b"{not json").unwrap();
+    env.start_agent();
+    assert_eq!(env.json("soamdeploy", &["view"]).as_array().unwrap().len(), 0);
+    let log = std::fs::read_to_string(env.path("data/soamd.log")).unwrap();
+    assert!(log.contains("the package index cannot be read"), "{log}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(env.path("data/packages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("index.json.unreadable-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), b"{not json");
+    // Deployed again, it runs.
+    env.ok("soamdeploy", &["add", "pkg", "--package", v1.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(deployed(&env).join("VERSION")).unwrap(), "v1");
+}

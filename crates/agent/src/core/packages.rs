@@ -43,7 +43,14 @@ impl Packages {
         let dir = data.join("packages");
         let cache = data.join("deploy");
         let index = Index::load(&dir).unwrap_or_else(|e| {
-            tracing::error!("the package index cannot be read ({e}); no package is deployed until one is added");
+            // Kept aside, not overwritten by the next deploy: what it held may still be
+            // read by a person (the archives it listed stay in the folder).
+            let kept = dir.join(format!("index.json.unreadable-{}", super::now_ms()));
+            let aside = match std::fs::rename(dir.join("index.json"), &kept) {
+                Ok(()) => format!("; it is kept as {}", kept.display()),
+                Err(_) => String::new(),
+            };
+            tracing::error!("the package index cannot be read ({e}){aside}; no package is deployed until one is added again");
             Index::default()
         });
         for (name, versions) in &index.packages {
