@@ -113,16 +113,6 @@ pub enum InstanceAction {
     BlockHost,
 }
 
-impl InstanceAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceAction::KeepAlive => "keepAlive",
-            InstanceAction::RestartService => "restartService",
-            InstanceAction::BlockHost => "blockHost",
-        }
-    }
-}
-
 /// How a method can end, as `<Control>` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodEvent {
@@ -139,13 +129,6 @@ pub enum MethodEvent {
 }
 
 impl MethodEvent {
-    pub const ALL: [MethodEvent; 5] = [
-        MethodEvent::Return,
-        MethodEvent::Failure,
-        MethodEvent::Fatal,
-        MethodEvent::Exit,
-        MethodEvent::Timeout,
-    ];
     pub fn as_str(self) -> &'static str {
         match self {
             MethodEvent::Return => "return",
@@ -195,11 +178,6 @@ impl MethodControl {
             && all(MethodEvent::Failure)
                 .chain(all(MethodEvent::Fatal))
                 .all(|a| a.workload != FailureAction::Succeed)
-    }
-
-    /// The workload action of a retryable failure (YAML's `onFailure`).
-    pub fn on_failure(&self) -> FailureAction {
-        self.on[MethodEvent::Failure as usize].workload
     }
 }
 

@@ -485,9 +485,7 @@ fn fold_control(d: &mut Draft, controls: &[(u64, u64)]) {
         };
         d.warnings.push((
             first,
-            format!(
-                "<Control>{bs} ({b_lines}): {n} setting{s} soam has no counterpart for ignored (method 'Register', ...); soamreg -v lists {them}"
-            ),
+            format!("<Control>{bs} ({b_lines}): {n} setting{s} soam has no counterpart for ignored; soamreg -v lists {them}"),
         ));
         d.notes = folded;
         d.warnings.sort_by_key(|w| w.0);

@@ -232,7 +232,7 @@ fn a_symphony_profile_registers_with_what_soam_skips_named() {
     assert_eq!(s.package.as_deref(), Some("EchoServicePackage"));
     assert_eq!(s.env.get("ECHO_GREETING").map(String::as_str), Some("hello from symphony.xml"));
     assert_eq!(s.control.invoke.timeout_s, 300);
-    assert_eq!(s.control.invoke.on_failure(), FailureAction::Retry);
+    assert_eq!(s.control.invoke.action(MethodEvent::Failure, 0).workload, FailureAction::Retry);
     let t = prof.session_type("RecoverableSession").unwrap();
     assert!(t.recoverable && t.priority == 10);
     let w = prof.warnings.join("\n");
@@ -412,4 +412,27 @@ fn control_codes_and_instance_actions_in_yaml_and_their_errors() {
         "{:?}",
         ok.warnings
     );
+}
+
+/// Several warnings from inside <Control> blocks are folded into one, each kept as a
+/// note (`soamreg -v`); a single one stays as it is (see the real profiles' Register).
+#[test]
+fn several_control_warnings_fold_into_one_with_notes() {
+    let xml = r#"<Profile><Consumer applicationName="x"/><Service name="s" command="/bin/true">
+    <Control>
+      <Method name="Register"><Timeout duration="60"/></Method>
+      <Method name="Invoke" retries="2"><Exit actionOnSI="restartService" when="always"/></Method>
+    </Control></Service></Profile>"#;
+    let p = parse(xml, Path::new("/p.xml")).unwrap();
+    let control: Vec<&String> = p.warnings.iter().filter(|w| w.contains("<Control>")).collect();
+    assert_eq!(control.len(), 1, "{:?}", p.warnings);
+    assert!(
+        control[0].starts_with("/p.xml:3: <Control> (lines 3-5): 3 settings soam has no counterpart for ignored"),
+        "{}",
+        control[0]
+    );
+    assert!(control[0].ends_with("soamreg -v lists them"), "{}", control[0]);
+    assert_eq!(p.notes.len(), 3, "{:?}", p.notes);
+    assert!(p.notes.iter().any(|n| n.contains("method 'Register'")), "{:?}", p.notes);
+    assert!(p.notes.iter().any(|n| n.contains("'when'")), "{:?}", p.notes);
 }
