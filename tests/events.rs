@@ -126,6 +126,11 @@ fn sessions_tasks_and_instances_are_told_as_they_happen() {
     assert_eq!(now, "", "no open session, nothing to say");
     let e = env.fails_with(2, "soamview", &["events", "a:1", "--watch"]);
     assert!(e.contains("--follow"), "{e}");
+    // What cannot be watched is refused in one line, as any view refuses it.
+    let e = env.fails("soamview", &["events", "b", "--follow"]);
+    assert!(e.contains("unknown application 'b'"), "{e}");
+    let e = env.fails("soamview", &["events", "a:nosuch", "--follow"]);
+    assert!(e.contains("no open session of 'a' is named 'nosuch'"), "{e}");
 }
 
 /// A watcher that reads nothing: the agent runs a large batch at full speed, drops the

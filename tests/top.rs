@@ -68,6 +68,14 @@ impl Tmux {
         panic!("the screen never showed {text:?}:\n{last}");
     }
 
+    /// `q` ends the program: its terminal goes.
+    fn quits(&self) {
+        self.keys(&["q"]);
+        wait_for(15, "soamview top to quit", || {
+            (!self.run(&["has-session", "-t", "top"]).status.success()).then_some(())
+        });
+    }
+
     fn keys(&self, keys: &[&str]) {
         for k in keys {
             let o = self.run(&["send-keys", "-t", "top", k]);
@@ -194,10 +202,7 @@ fn top_shows_sessions_and_acts_on_keys_in_a_real_terminal() {
     let filtered = t.wait("filter: gam");
     assert!(!filtered.contains("alpha"), "{filtered}");
     // q quits: the terminal's program ends.
-    t.keys(&["q"]);
-    wait_for(15, "soamview top to quit", || {
-        (!t.run(&["has-session", "-t", "top"]).status.success()).then_some(())
-    });
+    t.quits();
     env.ok("soamsession", &["close", &format!("a:{alpha}")]);
     env.ok("soamsession", &["close", &format!("a:{gamma}")]);
 }
@@ -218,8 +223,5 @@ fn a_small_terminal_is_told_so_and_colours_come_without_no_color() {
     t.wait("applications and instances");
     let raw = t.screen(true);
     assert!(colored(&raw), "no colour without NO_COLOR:\n{raw:?}");
-    t.keys(&["q"]);
-    wait_for(15, "soamview top to quit", || {
-        (!t.run(&["has-session", "-t", "top"]).status.success()).then_some(())
-    });
+    t.quits();
 }
