@@ -19,12 +19,14 @@ impl Core {
     /// Applies `ev` to the session and carries out what it asks. A session that is gone
     /// ignores events (a late timer, a reply after its end).
     pub(super) fn drive(&mut self, sid: Sid, ev: Event) -> Result<(), Refused> {
+        // Read only while someone watches (`watchers`): drive runs for every bind.
+        let watching = self.watching();
         let Some(s) = self.sessions.get_mut(&sid) else { return Ok(()) };
-        let before = s.life.state();
+        let before = watching.then(|| s.life.state());
         let effects = s.life.on(ev, &s.stype)?;
         let after = s.life.state();
         // An end is said with its reason where it is carried out (`finish_session`).
-        if after != before && !after.is_ended() && self.watching() {
+        if before.is_some_and(|b| b != after) && !after.is_ended() {
             self.emit_session(sid, after.as_str(), String::new());
         }
         for e in effects {
